@@ -1,0 +1,44 @@
+/**
+ * @kvmgr/core — the shared vocabulary of kvmgr: KV geometry, errors, request metadata, the
+ * interfaces the modules meet through, KV events, metric names and the seeded PRNG.
+ */
+export { KvmgrError, isKvmgrError, invalidArgument, describeValue } from './errors.js';
+export type { KvmgrErrorCode, KvmgrErrorOptions } from './errors.js';
+export {
+  requirePositiveInt,
+  requireNonNegativeInt,
+  requireNonNegativeNumber,
+  requirePositiveNumber,
+  requireInRange,
+  requireOneOf,
+} from './validate.js';
+export {
+  TIERS,
+  DTYPE_BITS,
+  createKVCacheSpec,
+  createKVCacheSchema,
+  blocksForTokens,
+  validateCapability,
+} from './kv-cache-spec.js';
+export type {
+  Tier,
+  KVDtype,
+  KVCacheSpec,
+  KVCacheSpecInput,
+  KVCacheSchema,
+  KVCacheGroup,
+  InstanceRole,
+  DeviceKind,
+  CapabilityDescriptor,
+} from './kv-cache-spec.js';
+export { KiB, MiB, GiB, US_PER_MS, US_PER_S, msToUs, usToMs, transferTimeUs } from './units.js';
+export { VLLM_METRICS, SGLANG_METRICS, LMDEPLOY_METRICS, TGI_METRICS, KVMGR_METRICS } from './metrics.js';
+export { createRng } from './rng.js';
+export type { Rng } from './rng.js';
+export type * from './request.js';
+export type * from './prefix-cache.js';
+export type * from './kv-pool.js';
+export type * from './eviction.js';
+export type * from './lifetime.js';
+export type * from './engine.js';
+export type * from './events.js';
