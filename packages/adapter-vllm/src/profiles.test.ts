@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { KVMGR_DEFAULT_PROFILE, VLLM_DEFAULT_PROFILE, VLLM_PROFILES, VLLM_SMALL_GPU_PROFILE } from './index.js';
+
+describe('vLLM profiles', () => {
+  it('vllm-default carries vLLM v1 H100 defaults', () => {
+    expect(VLLM_DEFAULT_PROFILE).toMatchObject({
+      blockSize: 16,
+      maxNumBatchedTokens: 8192,
+      maxNumSeqs: 1024,
+      chunkedPrefill: true,
+      preemptionMode: 'recompute',
+      victimSelector: 'vllm',
+      cacheEviction: 'lru',
+      schedulerPipeline: 'vllm-default',
+      router: 'round-robin',
+    });
+    expect(VLLM_SMALL_GPU_PROFILE).toMatchObject({ maxNumBatchedTokens: 2048, maxNumSeqs: 256 });
+  });
+
+  it('kvmgr-default keeps vLLM geometry and swaps the decisions', () => {
+    expect(KVMGR_DEFAULT_PROFILE.blockSize).toBe(VLLM_DEFAULT_PROFILE.blockSize);
+    expect(KVMGR_DEFAULT_PROFILE.schedulerPipeline).toBe('kvmgr-default');
+    expect(KVMGR_DEFAULT_PROFILE.router).not.toBe('round-robin');
+  });
+
+  it('registry is keyed by profile name and frozen', () => {
+    for (const [name, p] of Object.entries(VLLM_PROFILES)) expect(p.name).toBe(name);
+    expect(Object.isFrozen(VLLM_PROFILES)).toBe(true);
+    expect(Object.isFrozen(VLLM_DEFAULT_PROFILE)).toBe(true);
+  });
+});

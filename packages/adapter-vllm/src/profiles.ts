@@ -1,0 +1,69 @@
+/**
+ * vLLM engine profiles as data.
+ *
+ * Facts (vLLM v1, 0.11–0.15): block size 16; chunked prefill on with `max_num_batched_tokens`
+ * 8192 and `max_num_seqs` 1024 on H100-class servers (2048/256 elsewhere); prefix caching on
+ * with an LRU free-block queue; recompute-only preemption of the most recently admitted running
+ * request; the last prompt token is never served from cache; FCFS waiting queue.
+ *
+ * @see vllm-project/vllm:vllm/engine/arg_utils.py (usage-context defaults)
+ * @see vllm-project/vllm:vllm/v1/core/sched/scheduler.py
+ */
+import type { EngineProfile } from '@kvmgr/core';
+
+/** vLLM's defaults on an H100-class server. */
+export const VLLM_DEFAULT_PROFILE: EngineProfile = Object.freeze({
+  name: 'vllm-default',
+  engine: 'vllm',
+  description: 'vLLM v1 defaults: FCFS, chunked prefill 8192 tokens / 1024 seqs, LRU prefix cache, recompute-preempt newest, round-robin routing',
+  blockSize: 16,
+  maxNumBatchedTokens: 8192,
+  maxNumSeqs: 1024,
+  chunkedPrefill: true,
+  prefixCaching: true,
+  preemptionMode: 'recompute',
+  victimSelector: 'vllm',
+  cacheEviction: 'lru',
+  schedulerPipeline: 'vllm-default',
+  router: 'round-robin',
+  gpuMemoryUtilization: 0.9,
+});
+
+/** vLLM's defaults on smaller GPUs (token budget 2048, 256 seqs). */
+export const VLLM_SMALL_GPU_PROFILE: EngineProfile = Object.freeze({
+  ...VLLM_DEFAULT_PROFILE,
+  name: 'vllm-small-gpu',
+  description: 'vLLM v1 defaults below H100 class: chunked prefill 2048 tokens / 256 seqs',
+  maxNumBatchedTokens: 2048,
+  maxNumSeqs: 256,
+});
+
+/** SGLang's defaults (for baselines): radix cache, LPM scheduling, retract fewest-generated. */
+export const SGLANG_DEFAULT_PROFILE: EngineProfile = Object.freeze({
+  name: 'sglang-default',
+  engine: 'sglang',
+  description: 'SGLang defaults: longest-prefix-match (FCFS above 128 waiting), radix cache with LRU leaves, retract fewest-generated',
+  blockSize: 1,
+  maxNumBatchedTokens: 8192,
+  maxNumSeqs: 1024,
+  chunkedPrefill: true,
+  prefixCaching: true,
+  preemptionMode: 'recompute',
+  victimSelector: 'sglang',
+  cacheEviction: 'lru',
+  schedulerPipeline: 'sglang-default',
+  router: 'round-robin',
+  gpuMemoryUtilization: 0.88,
+});
+
+/** kvmgr's best profile on a vLLM engine: our pipeline, eviction policy and routing. */
+export const KVMGR_DEFAULT_PROFILE: EngineProfile = Object.freeze({
+  ...VLLM_DEFAULT_PROFILE,
+  name: 'kvmgr-default',
+  engine: 'kvmgr',
+  description: 'kvmgr on vLLM: kvmgr-default scheduler pipeline, SLO-aware preemption, kvmgr eviction policy, KV- and prefix-aware routing',
+  victimSelector: 'slo-aware',
+  cacheEviction: 's3fifo',
+  schedulerPipeline: 'kvmgr-default',
+  router: 'kvmgr-default',
+});
