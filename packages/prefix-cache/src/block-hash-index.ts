@@ -1,0 +1,408 @@
+import {
+  type EvictionEntryInfo,
+  type EvictionPolicy,
+  type KvEvent,
+  KvmgrError,
+  type PrefixCache,
+  type PrefixCacheStats,
+  type PrefixEvictResult,
+  type PrefixInsertResult,
+  type PrefixMatch,
+  type PrefixMatchOptions,
+  type PrefixNodeHandle,
+  invalidArgument,
+  requireNonNegativeInt,
+  requirePositiveInt,
+} from '@kvmgr/core';
+import { HashTable64 } from './hash-table64.js';
+import { hashNamespace, hashOut, hashPage, toBigHash } from './hash64.js';
+import { LruPolicy } from './lru-policy.js';
+import type { PrefixInsertOptions } from './radix-prefix-cache.js';
+import { requireU32Blocks, requireU32Keys } from './validate-keys.js';
+
+/** Options of {@link BlockHashIndex}. */
+export interface BlockHashIndexOptions {
+  /** Keys per block (the engine block size for token ids; 1 for block keys). @default 16 */
+  readonly pageSize?: number;
+  /** Eviction order over entry ids (one entry per block). @default new LruPolicy() */
+  readonly policy?: EvictionPolicy;
+  /** Initial entry capacity (grows by doubling). @default 1024 */
+  readonly initialBlocks?: number;
+}
+
+/**
+ * Engine-style prefix cache: a map from the chained 64-bit hash of each full block (hash of the
+ * parent block's hash and the block's keys, seeded by the namespace) to the block, as vLLM's
+ * `BlockPool.cached_block_hash_to_block`. A match hashes the prompt block by block and stops at
+ * the first miss. Same interface and semantics as {@link RadixPrefixCache} (locks, pins,
+ * tail-first eviction, KV events with the same hashes); it is the in-run baseline of the
+ * benchmarks and the structure for consumers that only have block hashes.
+ *
+ * Matching trusts the 64-bit hash, as engines do (no key comparison).
+ *
+ * @see vllm-project/vllm:vllm/v1/core/block_pool.py
+ * @see vllm-project/vllm:vllm/v1/core/kv_cache_utils.py (hash_block_tokens)
+ */
+export class BlockHashIndex implements PrefixCache {
+  /** Keys per block. */
+  readonly pageSize: number;
+  /** Receives KV events; undefined = none. */
+  onEvent: ((event: KvEvent) => void) | undefined = undefined;
+
+  private readonly policy: EvictionPolicy;
+  private readonly table: HashTable64;
+  private readonly seeds = new Map<string, Uint32Array>();
+  private cap: number;
+  private parent: Int32Array;
+  private hashHi: Uint32Array;
+  private hashLo: Uint32Array;
+  private block: Uint32Array;
+  private firstChild: Int32Array;
+  private nextSib: Int32Array;
+  private prevSib: Int32Array;
+  private lockRef: Int32Array;
+  private pinRef: Int32Array;
+  private lastAccess: Float64Array;
+  private live: Uint8Array;
+  private freeIds: number[] = [];
+  private highId = 0;
+  private clock = 0;
+  private readonly info: { nowUs: number; size: number } = { nowUs: 0, size: 1 };
+
+  private nQueries = 0;
+  private nQueryKeys = 0;
+  private nHitKeys = 0;
+  private nInsertedKeys = 0;
+  private nEvictedKeys = 0;
+  private nEntries = 0;
+  private nEvictable = 0;
+
+  /**
+   * @param options - see {@link BlockHashIndexOptions}.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when `pageSize` or `initialBlocks` is not a positive integer.
+   */
+  constructor(options: BlockHashIndexOptions = {}) {
+    this.pageSize = requirePositiveInt('pageSize', options.pageSize ?? 16);
+    const n = requirePositiveInt('initialBlocks', options.initialBlocks ?? 1024);
+    this.policy = options.policy ?? new LruPolicy(n);
+    this.table = new HashTable64(n);
+    this.cap = n;
+    this.parent = new Int32Array(n);
+    this.hashHi = new Uint32Array(n);
+    this.hashLo = new Uint32Array(n);
+    this.block = new Uint32Array(n);
+    this.firstChild = new Int32Array(n);
+    this.nextSib = new Int32Array(n);
+    this.prevSib = new Int32Array(n);
+    this.lockRef = new Int32Array(n);
+    this.pinRef = new Int32Array(n);
+    this.lastAccess = new Float64Array(n);
+    this.live = new Uint8Array(n);
+  }
+
+  /** Blocks that {@link evict} could remove now. */
+  get evictablePages(): number {
+    return this.nEvictable;
+  }
+
+  /** Blocks cached, all namespaces. */
+  get cachedPages(): number {
+    return this.nEntries;
+  }
+
+  /** Counters; `nodes` counts blocks (one entry each). */
+  get stats(): PrefixCacheStats {
+    return {
+      queries: this.nQueries,
+      queryKeys: this.nQueryKeys,
+      hitKeys: this.nHitKeys,
+      insertedKeys: this.nInsertedKeys,
+      evictedKeys: this.nEvictedKeys,
+      cachedKeys: this.nEntries * this.pageSize,
+      nodes: this.nEntries,
+      metadataBytes: this.cap * (10 * 4 + 8 + 1) + this.table.bytes + (this.policy instanceof LruPolicy ? this.cap * 9 : 0),
+    };
+  }
+
+  private seedOf(namespace: string): Uint32Array {
+    let s = this.seeds.get(namespace);
+    if (s === undefined) {
+      hashNamespace(namespace);
+      s = Uint32Array.of(hashOut[0] as number, hashOut[1] as number);
+      this.seeds.set(namespace, s);
+    }
+    return s;
+  }
+
+  private grow(): void {
+    const cap = this.cap * 2;
+    const g = <T extends Int32Array | Uint32Array | Float64Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const r = make(cap);
+      r.set(a as never);
+      return r;
+    };
+    this.parent = g(this.parent, (n) => new Int32Array(n));
+    this.hashHi = g(this.hashHi, (n) => new Uint32Array(n));
+    this.hashLo = g(this.hashLo, (n) => new Uint32Array(n));
+    this.block = g(this.block, (n) => new Uint32Array(n));
+    this.firstChild = g(this.firstChild, (n) => new Int32Array(n));
+    this.nextSib = g(this.nextSib, (n) => new Int32Array(n));
+    this.prevSib = g(this.prevSib, (n) => new Int32Array(n));
+    this.lockRef = g(this.lockRef, (n) => new Int32Array(n));
+    this.pinRef = g(this.pinRef, (n) => new Int32Array(n));
+    this.lastAccess = g(this.lastAccess, (n) => new Float64Array(n));
+    this.live = g(this.live, (n) => new Uint8Array(n));
+    this.cap = cap;
+  }
+
+  private touchPath(e: number, t: number): void {
+    for (let n = e; n !== -1; n = this.parent[n] as number) {
+      this.lastAccess[n] = t;
+      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
+        this.info.nowUs = t;
+        this.policy.touch(n, this.info);
+      }
+    }
+  }
+
+  private infoFor(e: number): EvictionEntryInfo {
+    this.info.nowUs = this.lastAccess[e] as number;
+    return this.info;
+  }
+
+  /**
+   * Hashes `keys` block by block and returns the cached leading blocks.
+   * @param keys - u32 keys; a trailing partial block is never matched.
+   * @param options - `namespace` (@default ''), `touch` (@default true), `nowUs`.
+   * @returns matched length (keys), block handles, and the last matched entry (-1 when none).
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when a key is not a u32.
+   */
+  match(keys: ArrayLike<number>, options?: PrefixMatchOptions): PrefixMatch {
+    requireU32Keys('keys', keys);
+    const P = this.pageSize;
+    const end = keys.length - (keys.length % P);
+    const seed = this.seedOf(options?.namespace ?? '');
+    let hi = seed[0] as number;
+    let lo = seed[1] as number;
+    const blocks: number[] = [];
+    let node = -1;
+    let pos = 0;
+    while (pos < end) {
+      hashPage(hi, lo, keys, pos, P);
+      hi = hashOut[0] as number;
+      lo = hashOut[1] as number;
+      const e = this.table.get(hi, lo);
+      if (e < 0) break;
+      blocks.push(this.block[e] as number);
+      node = e;
+      pos += P;
+    }
+    if (options?.touch ?? true) {
+      this.nQueries++;
+      this.nQueryKeys += keys.length;
+      this.nHitKeys += pos;
+      if (node >= 0) this.touchPath(node, options?.nowUs ?? ++this.clock);
+    }
+    return { matchedLength: pos, blocks, node };
+  }
+
+  /**
+   * Caches the full blocks of `keys` (one handle per block). Same contract as
+   * {@link RadixPrefixCache.insert}.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` (bad key or block, too few blocks, partial block
+   *   with `partialPage: 'error'`); nothing is changed then.
+   */
+  insert(keys: ArrayLike<number>, blocks: ArrayLike<number>, options?: PrefixInsertOptions): PrefixInsertResult {
+    requireU32Keys('keys', keys);
+    const P = this.pageSize;
+    if (options?.partialPage === 'error' && keys.length % P !== 0) {
+      throw invalidArgument('keys.length', keys.length, `a multiple of pageSize ${P}`);
+    }
+    const end = keys.length - (keys.length % P);
+    const pages = end / P;
+    requireU32Blocks('blocks', blocks, Math.min(pages, blocks?.length ?? 0));
+    if (blocks.length < pages) {
+      throw invalidArgument('blocks.length', blocks.length, `>= ${pages} (one block per full page of ${P} keys)`);
+    }
+    const seed = this.seedOf(options?.namespace ?? '');
+    let hi = seed[0] as number;
+    let lo = seed[1] as number;
+    const duplicateBlocks: number[] = [];
+    const adoptedBlocks: number[] = [];
+    let node = -1;
+    let pos = 0;
+    let existingLength = -1;
+    let storedHashes: bigint[] | undefined;
+    let parentHash: bigint | null = null;
+    const t = options?.nowUs ?? ++this.clock;
+    for (let i = 0; i < pages; i++, pos += P) {
+      const phi = hi;
+      const plo = lo;
+      hashPage(hi, lo, keys, pos, P);
+      hi = hashOut[0] as number;
+      lo = hashOut[1] as number;
+      const given = blocks[i] as number;
+      let e = existingLength < 0 ? this.table.get(hi, lo) : -1;
+      if (e >= 0) {
+        if (this.block[e] !== given) duplicateBlocks.push(given);
+      } else {
+        if (existingLength < 0) {
+          existingLength = pos;
+          if (this.onEvent) {
+            storedHashes = [];
+            parentHash = node < 0 ? null : toBigHash(phi, plo);
+          }
+        }
+        if (this.freeIds.length > 0) e = this.freeIds.pop() as number;
+        else {
+          if (this.highId === this.cap) this.grow();
+          e = this.highId++;
+        }
+        this.parent[e] = node;
+        this.hashHi[e] = hi;
+        this.hashLo[e] = lo;
+        this.block[e] = given;
+        this.firstChild[e] = -1;
+        this.prevSib[e] = -1;
+        this.lockRef[e] = 0;
+        this.pinRef[e] = 0;
+        this.lastAccess[e] = t;
+        this.live[e] = 1;
+        if (node >= 0) {
+          const f = this.firstChild[node] as number;
+          this.nextSib[e] = f;
+          if (f !== -1) this.prevSib[f] = e;
+          this.firstChild[node] = e;
+        } else this.nextSib[e] = -1;
+        this.table.set(hi, lo, e);
+        this.policy.insert(e, this.infoFor(e));
+        this.nEntries++;
+        this.nEvictable++;
+        adoptedBlocks.push(given);
+        storedHashes?.push(toBigHash(hi, lo));
+      }
+      node = e;
+    }
+    if (existingLength < 0) existingLength = end;
+    this.nInsertedKeys += end - existingLength;
+    if (node >= 0) this.touchPath(node, t);
+    if (storedHashes && storedHashes.length > 0 && this.onEvent) {
+      const tokenIds: number[] = [];
+      for (let i = existingLength; i < end; i++) tokenIds.push(keys[i] as number);
+      this.onEvent({ type: 'BlockStored', blockHashes: storedHashes, parentBlockHash: parentHash, tokenIds, blockSize: P });
+    }
+    return { existingLength, adoptedBlocks, duplicateBlocks, node };
+  }
+
+  private requireHandle(e: PrefixNodeHandle, op: string): void {
+    if (!Number.isInteger(e) || e < 0 || e >= this.highId || this.live[e] !== 1) {
+      throw new KvmgrError('KVMGR_UNKNOWN_HANDLE', `${op}: entry ${String(e)} is not a live entry of this index`, {
+        details: { node: e },
+      });
+    }
+  }
+
+  private addRef(e: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (e === -1) return;
+    this.requireHandle(e, op);
+    for (let n = e; n !== -1; n = this.parent[n] as number) {
+      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
+        this.policy.remove(n);
+        this.nEvictable--;
+      }
+      refs[n] = (refs[n] as number) + 1;
+    }
+  }
+
+  private dropRef(e: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (e === -1) return;
+    this.requireHandle(e, op);
+    if (refs[e] === 0) {
+      throw new KvmgrError('KVMGR_INVALID_STATE', `${op}: entry ${e} has no reference left to release`, { details: { node: e } });
+    }
+    for (let n = e; n !== -1; n = this.parent[n] as number) {
+      refs[n] = (refs[n] as number) - 1;
+      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
+        this.policy.insert(n, this.infoFor(n));
+        this.nEvictable++;
+      }
+    }
+  }
+
+  /** Protects the chain up to entry `e` (reference counted); -1 is a no-op. @throws `KVMGR_UNKNOWN_HANDLE`. */
+  lock(e: PrefixNodeHandle): void {
+    this.addRef(e, this.lockRef, 'lock');
+  }
+
+  /** Releases one lock. @throws `KVMGR_UNKNOWN_HANDLE`, `KVMGR_INVALID_STATE` when not locked. */
+  unlock(e: PrefixNodeHandle): void {
+    this.dropRef(e, this.lockRef, 'unlock');
+  }
+
+  /** Pins the chain up to entry `e` (reference counted). @throws `KVMGR_UNKNOWN_HANDLE`. */
+  pin(e: PrefixNodeHandle): void {
+    this.addRef(e, this.pinRef, 'pin');
+  }
+
+  /** Releases one pin. @throws `KVMGR_UNKNOWN_HANDLE`, `KVMGR_INVALID_STATE` when not pinned. */
+  unpin(e: PrefixNodeHandle): void {
+    this.dropRef(e, this.pinRef, 'unpin');
+  }
+
+  /**
+   * Evicts exactly `min(numPages, evictablePages)` blocks in the policy's order, children before
+   * parents, and emits one `BlockRemoved`.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when `numPages` is not a non-negative integer.
+   */
+  evict(numPages: number): PrefixEvictResult {
+    requireNonNegativeInt('numPages', numPages);
+    const freed: number[] = [];
+    const hashes: bigint[] | undefined = this.onEvent ? [] : undefined;
+    let remaining = numPages;
+    while (remaining > 0) {
+      const v = this.policy.victim();
+      if (v < 0) break;
+      if (v >= this.highId || this.live[v] !== 1 || this.lockRef[v] !== 0 || this.pinRef[v] !== 0) {
+        this.policy.remove(v);
+        continue;
+      }
+      let leaf = v;
+      while (this.firstChild[leaf] !== -1) leaf = this.firstChild[leaf] as number;
+      freed.push(this.block[leaf] as number);
+      hashes?.push(toBigHash(this.hashHi[leaf] as number, this.hashLo[leaf] as number));
+      const p = this.parent[leaf] as number;
+      const prev = this.prevSib[leaf] as number;
+      const next = this.nextSib[leaf] as number;
+      if (prev === -1) {
+        if (p !== -1) this.firstChild[p] = next;
+      } else this.nextSib[prev] = next;
+      if (next !== -1) this.prevSib[next] = prev;
+      this.table.delete(this.hashHi[leaf] as number, this.hashLo[leaf] as number);
+      this.policy.remove(leaf);
+      this.live[leaf] = 0;
+      this.freeIds.push(leaf);
+      this.nEntries--;
+      this.nEvictable--;
+      remaining--;
+    }
+    this.nEvictedKeys += freed.length * this.pageSize;
+    if (hashes && hashes.length > 0 && this.onEvent) this.onEvent({ type: 'BlockRemoved', blockHashes: hashes });
+    return { blocks: freed, evictedKeys: freed.length * this.pageSize };
+  }
+
+  /** Drops every entry and emits `AllBlocksCleared`. @returns the block handles held. */
+  clear(): PrefixEvictResult {
+    const blocks: number[] = [];
+    for (let e = 0; e < this.highId; e++) if (this.live[e] === 1) blocks.push(this.block[e] as number);
+    const evictedKeys = this.nEntries * this.pageSize;
+    this.live.fill(0);
+    this.freeIds = [];
+    this.highId = 0;
+    this.table.clear();
+    this.policy.clear();
+    this.nEntries = 0;
+    this.nEvictable = 0;
+    this.onEvent?.({ type: 'AllBlocksCleared' });
+    return { blocks, evictedKeys };
+  }
+}

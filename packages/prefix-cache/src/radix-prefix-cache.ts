@@ -1,0 +1,807 @@
+import {
+  type EvictionEntryInfo,
+  type EvictionPolicy,
+  type KvEvent,
+  KvmgrError,
+  type PrefixCache,
+  type PrefixCacheStats,
+  type PrefixEvictResult,
+  type PrefixInsertResult,
+  type PrefixMatch,
+  type PrefixMatchOptions,
+  type PrefixNodeHandle,
+  invalidArgument,
+  requireNonNegativeInt,
+  requirePositiveInt,
+} from '@kvmgr/core';
+import { ChildTable } from './child-table.js';
+import { hashKeys32, hashNamespace, hashOut, hashPage, toBigHash } from './hash64.js';
+import { LruPolicy } from './lru-policy.js';
+import { requireU32Blocks, requireU32Keys } from './validate-keys.js';
+
+/** Options of {@link RadixPrefixCache}. */
+export interface RadixPrefixCacheOptions {
+  /**
+   * Keys per page (= the engine block size when keys are token ids; 1 when each key is a whole
+   * block). Edges split only at page boundaries and one block handle is kept per page.
+   * @default 16
+   */
+  readonly pageSize?: number;
+  /**
+   * Eviction order over node ids. The cache tracks every evictable node (unlocked, unpinned) and
+   * touches a matched path from its deepest node up to the root, so with a recency policy a
+   * parent is never older than its children and the victim is a leaf. A non-leaf victim evicts
+   * its subtree, deepest pages first. The `info` object passed to `insert`/`touch` is reused:
+   * read it, do not keep it.
+   * @default new LruPolicy()
+   */
+  readonly policy?: EvictionPolicy;
+  /** Initial node capacity (arrays grow by doubling). @default 1024 */
+  readonly initialNodes?: number;
+}
+
+/** Options of {@link RadixPrefixCache.insert} and {@link BlockHashIndex.insert}. */
+export interface PrefixInsertOptions extends PrefixMatchOptions {
+  /**
+   * What to do with keys after the last full page: `'ignore'` caches the full pages only (as
+   * engines cache full blocks only); `'error'` throws `KVMGR_INVALID_ARGUMENT`.
+   * @default 'ignore'
+   */
+  readonly partialPage?: 'ignore' | 'error';
+}
+
+const ROOT = 2;
+const LIVE = 1;
+const FREE = 0;
+const EMPTY = new Uint32Array(0);
+const EMPTY_BLOCKS: number[] = [];
+const HAS_BUFFER = typeof Buffer === 'function' && typeof Buffer.from === 'function';
+
+/** A byte view of a `Uint32Array` query for native comparison; undefined for other arrays. */
+function queryBytes(keys: ArrayLike<number>): Buffer | undefined {
+  return HAS_BUFFER && keys instanceof Uint32Array && keys.length >= 64 ? Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength) : undefined;
+}
+/** Rough V8 cost of one typed-array view object, bytes (for the metadata estimate). */
+const VIEW_BYTES = 72;
+
+/**
+ * Page-aligned radix-tree prefix cache over unsigned 32-bit key sequences (token ids, or one key
+ * per block with `pageSize` 1), with namespaces, reference-counted locks, pins, a pluggable
+ * eviction policy and vLLM-style KV events.
+ *
+ * Nodes live in typed arrays indexed by node id; each edge keeps its keys, one block handle per
+ * page and one chained 64-bit block hash per page. Children are found through one open-addressing
+ * table keyed by (parent, first page): the key itself when `pageSize` is 1, else a 32-bit hash of
+ * the page checked against the stored page, so siblings that share their first token but differ
+ * inside the first page stay apart. Eviction removes pages from the tail of leaves, so with the
+ * built-in LRU it is exactly block-level LRU in which every block of a request is touched.
+ *
+ * @example
+ * ```ts
+ * const cache = new RadixPrefixCache({ pageSize: 4 });
+ * cache.insert([1, 2, 3, 4, 5, 6, 7, 8], [10, 11]);
+ * cache.match([1, 2, 3, 4, 9, 9, 9, 9]).blocks; // [10]
+ * ```
+ * @see sgl-project/sglang:python/sglang/srt/mem_cache/radix_cache.py
+ * @see vllm-project/vllm:vllm/v1/core/kv_cache_utils.py
+ */
+export class RadixPrefixCache implements PrefixCache {
+  /** Keys per page. */
+  readonly pageSize: number;
+  /** Receives KV events (`BlockStored`, `BlockRemoved`, `AllBlocksCleared`); undefined = none. */
+  onEvent: ((event: KvEvent) => void) | undefined = undefined;
+
+  private readonly policy: EvictionPolicy;
+  private readonly table: ChildTable;
+  private readonly roots = new Map<string, number>();
+  private cap: number;
+  private parent: Int32Array;
+  private childKey: Uint32Array;
+  private firstChild: Int32Array;
+  private nextSib: Int32Array;
+  private prevSib: Int32Array;
+  private lockRef: Int32Array;
+  private pinRef: Int32Array;
+  private lastAccess: Float64Array;
+  private state: Uint8Array;
+  private edgeKeys: Uint32Array[] = [];
+  private edgeBlocks: Uint32Array[] = [];
+  /**
+   * Two u32 per page: hi, lo of the chained block hash; empty until needed (computed at insert
+   * when `onEvent` is set, else on the first event that needs them). Roots hold their seed.
+   */
+  private edgeHashes: Uint32Array[] = [];
+  /** Byte views of `edgeKeys` for native `Buffer#compare` (created on first use). */
+  private edgeBufs: (Buffer | undefined)[] = [];
+  private freeIds: number[] = [];
+  private highId = 0;
+  private clock = 0;
+  private readonly info: { nowUs: number; size: number } = { nowUs: 0, size: 0 };
+
+  private nQueries = 0;
+  private nQueryKeys = 0;
+  private nHitKeys = 0;
+  private nInsertedKeys = 0;
+  private nEvictedKeys = 0;
+  private nCachedKeys = 0;
+  private nNodes = 0;
+  private nEvictablePages = 0;
+
+  /**
+   * @param options - see {@link RadixPrefixCacheOptions}.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when `pageSize` or `initialNodes` is not a
+   *   positive integer.
+   */
+  constructor(options: RadixPrefixCacheOptions = {}) {
+    this.pageSize = requirePositiveInt('pageSize', options.pageSize ?? 16);
+    const n = requirePositiveInt('initialNodes', options.initialNodes ?? 1024);
+    this.policy = options.policy ?? new LruPolicy(n);
+    this.table = new ChildTable(n);
+    this.cap = n;
+    this.parent = new Int32Array(n);
+    this.childKey = new Uint32Array(n);
+    this.firstChild = new Int32Array(n);
+    this.nextSib = new Int32Array(n);
+    this.prevSib = new Int32Array(n);
+    this.lockRef = new Int32Array(n);
+    this.pinRef = new Int32Array(n);
+    this.lastAccess = new Float64Array(n);
+    this.state = new Uint8Array(n);
+  }
+
+  /** Pages that {@link evict} could remove now (in unlocked, unpinned nodes). */
+  get evictablePages(): number {
+    return this.nEvictablePages;
+  }
+
+  /** Pages cached, all namespaces. */
+  get cachedPages(): number {
+    return this.nCachedKeys / this.pageSize;
+  }
+
+  /**
+   * Counters; `metadataBytes` estimates the typed arrays, views and tables held. O(nodes): read it
+   * for reports, not on every engine step.
+   */
+  get stats(): PrefixCacheStats {
+    let edgeBytes = 0;
+    for (let id = 0; id < this.highId; id++) {
+      if (this.state[id] !== LIVE) continue;
+      const k = this.edgeKeys[id] as Uint32Array;
+      const b = this.edgeBlocks[id] as Uint32Array;
+      const h = this.edgeHashes[id] as Uint32Array;
+      edgeBytes += (k.length + b.length + h.length) * 4 + (this.edgeBufs[id] ? 4 : 3) * VIEW_BYTES;
+    }
+    // 7 int32/uint32 arrays + 1 float64 + 1 uint8 per node slot, 3 JS array slots, LRU 9 bytes
+    const nodeBytes = this.cap * (7 * 4 + 8 + 1 + 3 * 8);
+    return {
+      queries: this.nQueries,
+      queryKeys: this.nQueryKeys,
+      hitKeys: this.nHitKeys,
+      insertedKeys: this.nInsertedKeys,
+      evictedKeys: this.nEvictedKeys,
+      cachedKeys: this.nCachedKeys,
+      nodes: this.nNodes,
+      metadataBytes: edgeBytes + nodeBytes + this.table.bytes + (this.policy instanceof LruPolicy ? this.cap * 9 : 0),
+    };
+  }
+
+  // ---------------------------------------------------------------- node storage
+
+  private grow(): void {
+    const cap = this.cap * 2;
+    const gi = (a: Int32Array): Int32Array => {
+      const r = new Int32Array(cap);
+      r.set(a);
+      return r;
+    };
+    this.parent = gi(this.parent);
+    this.firstChild = gi(this.firstChild);
+    this.nextSib = gi(this.nextSib);
+    this.prevSib = gi(this.prevSib);
+    this.lockRef = gi(this.lockRef);
+    this.pinRef = gi(this.pinRef);
+    const ck = new Uint32Array(cap);
+    ck.set(this.childKey);
+    this.childKey = ck;
+    const la = new Float64Array(cap);
+    la.set(this.lastAccess);
+    this.lastAccess = la;
+    const st = new Uint8Array(cap);
+    st.set(this.state);
+    this.state = st;
+    this.cap = cap;
+  }
+
+  private alloc(): number {
+    let id: number;
+    if (this.freeIds.length > 0) id = this.freeIds.pop() as number;
+    else {
+      if (this.highId === this.cap) this.grow();
+      id = this.highId++;
+    }
+    this.firstChild[id] = -1;
+    this.nextSib[id] = -1;
+    this.prevSib[id] = -1;
+    this.lockRef[id] = 0;
+    this.pinRef[id] = 0;
+    return id;
+  }
+
+  private rootOf(namespace: string, create: boolean): number {
+    const r = this.roots.get(namespace);
+    if (r !== undefined || !create) return r ?? -1;
+    const id = this.alloc();
+    this.state[id] = ROOT;
+    this.parent[id] = -1;
+    hashNamespace(namespace);
+    this.edgeKeys[id] = EMPTY;
+    this.edgeBlocks[id] = EMPTY;
+    this.edgeHashes[id] = Uint32Array.of(hashOut[0] as number, hashOut[1] as number);
+    this.roots.set(namespace, id);
+    return id;
+  }
+
+  private pageKey(keys: ArrayLike<number>, pos: number): number {
+    return this.pageSize === 1 ? (keys[pos] as number) : hashKeys32(keys, pos, this.pageSize);
+  }
+
+  /** Child of `node` whose first page equals keys[pos .. pos+pageSize); -1 when none. */
+  private findChild(node: number, keys: ArrayLike<number>, pos: number): number {
+    const P = this.pageSize;
+    const table = this.table;
+    if (P === 1) {
+      const s = table.findSlot(node, keys[pos] as number, -1);
+      return s < 0 ? -1 : table.childAt(s);
+    }
+    const ck = hashKeys32(keys, pos, P);
+    let s = table.findSlot(node, ck, -1);
+    while (s >= 0) {
+      const c = table.childAt(s);
+      const ek = this.edgeKeys[c] as Uint32Array;
+      let i = 0;
+      while (i < P && ek[i] === keys[pos + i]) i++;
+      if (i === P) return c;
+      s = table.findSlot(node, ck, s + 1);
+    }
+    return -1;
+  }
+
+  private linkChild(p: number, c: number): void {
+    const f = this.firstChild[p] as number;
+    this.nextSib[c] = f;
+    this.prevSib[c] = -1;
+    if (f !== -1) this.prevSib[f] = c;
+    this.firstChild[p] = c;
+  }
+
+  private unlinkChild(p: number, c: number): void {
+    const prev = this.prevSib[c] as number;
+    const next = this.nextSib[c] as number;
+    if (prev === -1) this.firstChild[p] = next;
+    else this.nextSib[prev] = next;
+    if (next !== -1) this.prevSib[next] = prev;
+  }
+
+  private isEvictable(id: number): boolean {
+    return this.lockRef[id] === 0 && this.pinRef[id] === 0;
+  }
+
+  private infoFor(id: number): EvictionEntryInfo {
+    this.info.nowUs = this.lastAccess[id] as number;
+    this.info.size = (this.edgeBlocks[id] as Uint32Array).length;
+    return this.info;
+  }
+
+  /** Splits node `c` after `m` keys (page aligned, 0 < m < edge length); returns the new upper node. */
+  private split(c: number, m: number): number {
+    const P = this.pageSize;
+    const p = this.parent[c] as number;
+    const id = this.alloc();
+    const oldKey = this.childKey[c] as number;
+    this.state[id] = LIVE;
+    this.parent[id] = p;
+    this.childKey[id] = oldKey;
+    this.table.setChildAt(this.table.slotOfChild(p, oldKey, c), id);
+    // id takes c's place among p's children
+    const prev = this.prevSib[c] as number;
+    const next = this.nextSib[c] as number;
+    this.prevSib[id] = prev;
+    this.nextSib[id] = next;
+    if (prev === -1) this.firstChild[p] = id;
+    else this.nextSib[prev] = id;
+    if (next !== -1) this.prevSib[next] = id;
+    this.firstChild[id] = c;
+    this.prevSib[c] = -1;
+    this.nextSib[c] = -1;
+    this.parent[c] = id;
+    const ek = this.edgeKeys[c] as Uint32Array;
+    const eb = this.edgeBlocks[c] as Uint32Array;
+    const eh = this.edgeHashes[c] as Uint32Array;
+    const mp = m / P;
+    this.edgeKeys[id] = ek.subarray(0, m);
+    this.edgeBlocks[id] = eb.subarray(0, mp);
+    this.edgeHashes[id] = eh.subarray(0, 2 * mp);
+    this.edgeKeys[c] = ek.subarray(m);
+    this.edgeBlocks[c] = eb.subarray(mp);
+    this.edgeHashes[c] = eh.subarray(2 * mp);
+    this.edgeBufs[c] = undefined;
+    this.edgeBufs[id] = undefined;
+    const newKey = this.pageKey(this.edgeKeys[c] as Uint32Array, 0);
+    this.childKey[c] = newKey;
+    this.table.add(id, newKey, c);
+    this.lockRef[id] = this.lockRef[c] as number;
+    this.pinRef[id] = this.pinRef[c] as number;
+    this.lastAccess[id] = this.lastAccess[c] as number;
+    if (this.isEvictable(id)) {
+      // keep the eviction order: the new parent sits just above its child
+      if (this.policy instanceof LruPolicy) this.policy.insertAfter(id, c);
+      else this.policy.insert(id, this.infoFor(id));
+    }
+    this.nNodes++;
+    return id;
+  }
+
+  /**
+   * Keys of edge `c` that match `keys` from `pos` (page aligned, ≥ one page). With a byte view
+   * `qb` of the query, a whole-edge match is one native `Buffer#compare` (memcmp), several times
+   * faster than a JS loop over 2K keys; a partial match falls back to the loop.
+   */
+  private matchedInEdge(c: number, keys: ArrayLike<number>, pos: number, end: number, qb: Buffer | undefined): number {
+    const ek = this.edgeKeys[c] as Uint32Array;
+    const P = this.pageSize;
+    const limit = Math.min(ek.length, end - pos);
+    if (qb !== undefined && limit >= 64) {
+      let eb = this.edgeBufs[c];
+      if (eb === undefined) {
+        eb = Buffer.from(ek.buffer, ek.byteOffset, ek.byteLength);
+        this.edgeBufs[c] = eb;
+      }
+      if (eb.compare(qb, pos * 4, (pos + limit) * 4, 0, limit * 4) === 0) return limit - (limit % P);
+    }
+    let m = P; // the first page matched in findChild
+    while (m < limit && ek[m] === keys[pos + m]) m++;
+    return m - (m % P);
+  }
+
+  private touchPath(node: number, t: number): void {
+    const policy = this.policy;
+    for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
+      this.lastAccess[n] = t;
+      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
+        this.info.nowUs = t;
+        this.info.size = (this.edgeBlocks[n] as Uint32Array).length;
+        policy.touch(n, this.info);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /**
+   * Finds the longest cached page-aligned prefix of `keys`.
+   *
+   * @param keys - u32 keys (token ids, or block keys when `pageSize` is 1); a trailing partial
+   *   page is never matched.
+   * @param options - `namespace` (@default ''), `touch` (count as an access for eviction order
+   *   and stats, @default true), `nowUs` (access time, µs; @default an internal counter).
+   * @returns `matchedLength` (keys, a multiple of `pageSize`), one block handle per matched page,
+   *   and the deepest matched node (`-1` when nothing matched). A match that ends inside an edge
+   *   splits it there, so the returned node covers exactly the matched prefix.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when a key is not an integer in [0, 2^32).
+   */
+  match(keys: ArrayLike<number>, options?: PrefixMatchOptions): PrefixMatch {
+    requireU32Keys('keys', keys);
+    const touch = options?.touch ?? true;
+    const root = this.rootOf(options?.namespace ?? '', false);
+    const P = this.pageSize;
+    const end = keys.length - (keys.length % P);
+    let blocks: number[] = EMPTY_BLOCKS;
+    let node = root;
+    let pos = 0;
+    const qb = queryBytes(keys);
+    if (root >= 0) {
+      while (pos < end) {
+        const c = this.findChild(node, keys, pos);
+        if (c < 0) break;
+        const m = this.matchedInEdge(c, keys, pos, end, qb);
+        const eb = this.edgeBlocks[c] as Uint32Array;
+        // sized once at the first hit (cheaper than growing by push for 2K-page matches)
+        if (pos === 0) blocks = new Array<number>(end / P);
+        for (let i = 0, np = m / P, b0 = pos / P; i < np; i++) blocks[b0 + i] = eb[i] as number;
+        pos += m;
+        node = m < (this.edgeKeys[c] as Uint32Array).length ? this.split(c, m) : c;
+        if (node !== c) break;
+      }
+    }
+    if (touch) {
+      this.nQueries++;
+      this.nQueryKeys += keys.length;
+      this.nHitKeys += pos;
+      if (pos > 0) this.touchPath(node, options?.nowUs ?? ++this.clock);
+    }
+    if (pos === 0) return { matchedLength: 0, blocks: [], node: -1 };
+    blocks.length = pos / P;
+    return { matchedLength: pos, blocks, node };
+  }
+
+  /**
+   * Caches the full pages of `keys`, one block handle per page, sharing the longest cached
+   * prefix and splitting an edge at the page where the new keys diverge. The whole path is
+   * touched.
+   *
+   * @param keys - u32 keys; see {@link PrefixInsertOptions.partialPage} for a trailing partial page.
+   * @param blocks - block handles (u32), one per full page of `keys`; extra entries are ignored.
+   * @param options - `namespace` (@default ''), `nowUs`, `partialPage` (@default 'ignore').
+   * @returns `existingLength` (keys already cached), `adoptedBlocks` (handles of the new pages,
+   *   now owned by the cache), `duplicateBlocks` (handles given for pages already cached under a
+   *   different handle: the caller frees them; a handle equal to the cached one is in neither
+   *   list) and the node at the end of the path (`-1` when no full page was given).
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when a key or block is not a u32, when fewer
+   *   blocks than full pages are given, or when `partialPage` is 'error' and `keys.length` is not
+   *   a multiple of `pageSize`. Nothing is changed then.
+   */
+  insert(keys: ArrayLike<number>, blocks: ArrayLike<number>, options?: PrefixInsertOptions): PrefixInsertResult {
+    requireU32Keys('keys', keys);
+    const P = this.pageSize;
+    if (options?.partialPage === 'error' && keys.length % P !== 0) {
+      throw invalidArgument('keys.length', keys.length, `a multiple of pageSize ${P}`);
+    }
+    const end = keys.length - (keys.length % P);
+    const pages = end / P;
+    requireU32Blocks('blocks', blocks, Math.min(pages, blocks?.length ?? 0));
+    if (blocks.length < pages) {
+      throw invalidArgument('blocks.length', blocks.length, `>= ${pages} (one block per full page of ${P} keys)`);
+    }
+    const duplicateBlocks: number[] = [];
+    const adoptedBlocks: number[] = [];
+    if (pages === 0) return { existingLength: 0, adoptedBlocks, duplicateBlocks, node: -1 };
+    const root = this.rootOf(options?.namespace ?? '', true);
+    const qb = queryBytes(keys);
+    let node = root;
+    let pos = 0;
+    while (pos < end) {
+      const c = this.findChild(node, keys, pos);
+      if (c < 0) break;
+      const m = this.matchedInEdge(c, keys, pos, end, qb);
+      const eb = this.edgeBlocks[c] as Uint32Array;
+      for (let i = 0, np = m / P, b0 = pos / P; i < np; i++) {
+        const given = blocks[b0 + i] as number;
+        if (given !== eb[i]) duplicateBlocks.push(given);
+      }
+      pos += m;
+      if (m < (this.edgeKeys[c] as Uint32Array).length) {
+        node = this.split(c, m);
+        break;
+      }
+      node = c;
+    }
+    const existingLength = pos;
+    if (pos < end) node = this.addLeaf(node, keys, blocks, pos, end, adoptedBlocks);
+    this.nInsertedKeys += end - existingLength;
+    this.touchPath(node, options?.nowUs ?? ++this.clock);
+    return { existingLength, adoptedBlocks, duplicateBlocks, node };
+  }
+
+  private addLeaf(
+    parent: number,
+    keys: ArrayLike<number>,
+    blocks: ArrayLike<number>,
+    pos: number,
+    end: number,
+    adopted: number[],
+  ): number {
+    const P = this.pageSize;
+    const len = end - pos;
+    const np = len / P;
+    const id = this.alloc();
+    const ek = new Uint32Array(len);
+    if (keys instanceof Uint32Array) ek.set(keys.subarray(pos, end));
+    else for (let i = 0; i < len; i++) ek[i] = keys[pos + i] as number;
+    const eb = new Uint32Array(np);
+    const b0 = pos / P;
+    for (let i = 0; i < np; i++) {
+      const b = blocks[b0 + i] as number;
+      eb[i] = b;
+      adopted.push(b);
+    }
+    this.state[id] = LIVE;
+    this.parent[id] = parent;
+    const ck = this.pageKey(ek, 0);
+    this.childKey[id] = ck;
+    this.table.add(parent, ck, id);
+    this.linkChild(parent, id);
+    this.edgeKeys[id] = ek;
+    this.edgeBlocks[id] = eb;
+    this.edgeHashes[id] = EMPTY;
+    this.edgeBufs[id] = undefined;
+    this.lastAccess[id] = this.clock;
+    this.policy.insert(id, this.infoFor(id));
+    this.nNodes++;
+    this.nCachedKeys += len;
+    this.nEvictablePages += np;
+    if (this.onEvent) {
+      const eh = this.hashesOf(id);
+      const ph = this.edgeHashes[parent] as Uint32Array;
+      const blockHashes: bigint[] = [];
+      for (let i = 0; i < np; i++) blockHashes.push(toBigHash(eh[2 * i] as number, eh[2 * i + 1] as number));
+      this.onEvent({
+        type: 'BlockStored',
+        blockHashes,
+        parentBlockHash: this.state[parent] === ROOT ? null : toBigHash(ph[ph.length - 2] as number, ph[ph.length - 1] as number),
+        tokenIds: Array.from(ek),
+        blockSize: P,
+      });
+    }
+    return id;
+  }
+
+  /** The chained block hashes of node `id`, computing them (and missing ancestors') on demand. */
+  private hashesOf(id: number): Uint32Array {
+    const have = this.edgeHashes[id] as Uint32Array;
+    if (have.length !== 0) return have;
+    const path: number[] = [];
+    let n = id;
+    while (this.state[n] === LIVE && (this.edgeHashes[n] as Uint32Array).length === 0) {
+      path.push(n);
+      n = this.parent[n] as number;
+    }
+    const P = this.pageSize;
+    let ph = this.edgeHashes[n] as Uint32Array; // a root's seed or an ancestor with hashes
+    for (let k = path.length - 1; k >= 0; k--) {
+      const v = path[k] as number;
+      const ek = this.edgeKeys[v] as Uint32Array;
+      const np = ek.length / P;
+      const eh = new Uint32Array(2 * np);
+      let hi = ph[ph.length - 2] as number;
+      let lo = ph[ph.length - 1] as number;
+      for (let i = 0; i < np; i++) {
+        hashPage(hi, lo, ek, i * P, P);
+        hi = hashOut[0] as number;
+        lo = hashOut[1] as number;
+        eh[2 * i] = hi;
+        eh[2 * i + 1] = lo;
+      }
+      this.edgeHashes[v] = eh;
+      ph = eh;
+    }
+    return this.edgeHashes[id] as Uint32Array;
+  }
+
+  private requireHandle(node: PrefixNodeHandle, op: string): void {
+    if (!Number.isInteger(node) || node < 0 || node >= this.highId || this.state[node] !== LIVE) {
+      throw new KvmgrError('KVMGR_UNKNOWN_HANDLE', `${op}: node ${String(node)} is not a live node of this cache`, {
+        details: { node },
+      });
+    }
+  }
+
+  private addRef(node: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (node === -1) return;
+    this.requireHandle(node, op);
+    for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
+      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
+        this.policy.remove(n);
+        this.nEvictablePages -= (this.edgeBlocks[n] as Uint32Array).length;
+      }
+      refs[n] = (refs[n] as number) + 1;
+    }
+  }
+
+  private dropRef(node: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (node === -1) return;
+    this.requireHandle(node, op);
+    if (refs[node] === 0) {
+      throw new KvmgrError('KVMGR_INVALID_STATE', `${op}: node ${node} has no reference left to release`, {
+        details: { node },
+      });
+    }
+    for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
+      refs[n] = (refs[n] as number) - 1;
+      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
+        this.policy.insert(n, this.infoFor(n));
+        this.nEvictablePages += (this.edgeBlocks[n] as Uint32Array).length;
+      }
+    }
+  }
+
+  /**
+   * Protects the path root→`node` from eviction (one reference per call, counted on every node
+   * of the path). `-1` is a no-op.
+   * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` when `node` is not a live node.
+   */
+  lock(node: PrefixNodeHandle): void {
+    this.addRef(node, this.lockRef, 'lock');
+  }
+
+  /**
+   * Releases one {@link lock} reference on root→`node`; nodes that become evictable re-enter the
+   * policy as most recently used. `-1` is a no-op.
+   * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` for a dead handle, `KVMGR_INVALID_STATE` when the
+   *   node is not locked (nothing changes).
+   */
+  unlock(node: PrefixNodeHandle): void {
+    this.dropRef(node, this.lockRef, 'unlock');
+  }
+
+  /**
+   * Pins root→`node` (e.g. a system prompt): never evicted until unpinned. Reference counted.
+   * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` when `node` is not a live node.
+   */
+  pin(node: PrefixNodeHandle): void {
+    this.addRef(node, this.pinRef, 'pin');
+  }
+
+  /**
+   * Releases one {@link pin} reference.
+   * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` for a dead handle, `KVMGR_INVALID_STATE` when the
+   *   node is not pinned (nothing changes).
+   */
+  unpin(node: PrefixNodeHandle): void {
+    this.dropRef(node, this.pinRef, 'unpin');
+  }
+
+  /** Keys (tokens or block keys) from the root to the end of `node`. @throws `KVMGR_UNKNOWN_HANDLE`. */
+  nodeDepth(node: PrefixNodeHandle): number {
+    this.requireHandle(node, 'nodeDepth');
+    let d = 0;
+    for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) d += (this.edgeKeys[n] as Uint32Array).length;
+    return d;
+  }
+
+  /**
+   * Evicts exactly `min(numPages, evictablePages)` pages in the policy's order, always from the
+   * tail of a leaf (a leaf whose last page goes is removed, and its parent may become a leaf).
+   * Emits one `BlockRemoved` with the removed pages' hashes.
+   *
+   * @param numPages - pages to free (non-negative integer).
+   * @returns the freed block handles (caller returns them to its pool) and the keys removed.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when `numPages` is not a non-negative integer.
+   */
+  evict(numPages: number): PrefixEvictResult {
+    requireNonNegativeInt('numPages', numPages);
+    const P = this.pageSize;
+    const freed: number[] = [];
+    const hashes: bigint[] | undefined = this.onEvent ? [] : undefined;
+    let remaining = numPages;
+    while (remaining > 0) {
+      const v = this.policy.victim();
+      if (v < 0) break;
+      if (v >= this.highId || this.state[v] !== LIVE || !this.isEvictable(v)) {
+        this.policy.remove(v); // a policy that kept a stale key
+        continue;
+      }
+      let leaf = v;
+      while (this.firstChild[leaf] !== -1) leaf = this.firstChild[leaf] as number;
+      const eb = this.edgeBlocks[leaf] as Uint32Array;
+      const eh = hashes ? this.hashesOf(leaf) : EMPTY;
+      const pages = eb.length;
+      const k = Math.min(pages, remaining);
+      for (let i = pages - 1; i >= pages - k; i--) {
+        freed.push(eb[i] as number);
+        if (hashes) hashes.push(toBigHash(eh[2 * i] as number, eh[2 * i + 1] as number));
+      }
+      if (k === pages) this.removeLeaf(leaf);
+      else this.trimLeaf(leaf, pages - k);
+      remaining -= k;
+      this.nEvictedKeys += k * P;
+      this.nCachedKeys -= k * P;
+      this.nEvictablePages -= k;
+    }
+    if (hashes && hashes.length > 0 && this.onEvent) this.onEvent({ type: 'BlockRemoved', blockHashes: hashes });
+    return { blocks: freed, evictedKeys: freed.length * P };
+  }
+
+  private trimLeaf(leaf: number, keepPages: number): void {
+    const P = this.pageSize;
+    const ek = this.edgeKeys[leaf] as Uint32Array;
+    // copy when the kept part is small, so the evicted tail's memory is released
+    const shrink = <T extends Uint32Array>(a: T, n: number): Uint32Array =>
+      n * 2 < a.buffer.byteLength / 4 ? a.slice(0, n) : a.subarray(0, n);
+    this.edgeKeys[leaf] = shrink(ek, keepPages * P);
+    this.edgeBlocks[leaf] = shrink(this.edgeBlocks[leaf] as Uint32Array, keepPages);
+    const eh = this.edgeHashes[leaf] as Uint32Array;
+    this.edgeHashes[leaf] = eh.length === 0 ? EMPTY : shrink(eh, 2 * keepPages);
+    this.edgeBufs[leaf] = undefined;
+  }
+
+  private removeLeaf(leaf: number): void {
+    const p = this.parent[leaf] as number;
+    this.table.removeSlot(this.table.slotOfChild(p, this.childKey[leaf] as number, leaf));
+    this.unlinkChild(p, leaf);
+    this.policy.remove(leaf);
+    this.state[leaf] = FREE;
+    this.edgeKeys[leaf] = EMPTY;
+    this.edgeBlocks[leaf] = EMPTY;
+    this.edgeHashes[leaf] = EMPTY;
+    this.edgeBufs[leaf] = undefined;
+    this.freeIds.push(leaf);
+    this.nNodes--;
+  }
+
+  /**
+   * Drops every entry of every namespace (locks and pins included; all handles become invalid)
+   * and emits `AllBlocksCleared`.
+   * @returns the block handles the cache held.
+   */
+  clear(): PrefixEvictResult {
+    const blocks: number[] = [];
+    for (let id = 0; id < this.highId; id++) {
+      if (this.state[id] === LIVE) for (const b of this.edgeBlocks[id] as Uint32Array) blocks.push(b);
+    }
+    const evictedKeys = this.nCachedKeys;
+    this.state.fill(FREE);
+    this.edgeKeys = [];
+    this.edgeBlocks = [];
+    this.edgeHashes = [];
+    this.edgeBufs = [];
+    this.freeIds = [];
+    this.highId = 0;
+    this.roots.clear();
+    this.table.clear();
+    this.policy.clear();
+    this.nCachedKeys = 0;
+    this.nNodes = 0;
+    this.nEvictablePages = 0;
+    this.onEvent?.({ type: 'AllBlocksCleared' });
+    return { blocks, evictedKeys };
+  }
+
+  /**
+   * Checks the structure (for tests and debugging): edges page aligned and non-empty, one block
+   * and one hash per page, siblings' first pages distinct, child table and sibling lists agree,
+   * lock/pin counts monotone along paths, counters consistent.
+   * @throws KvmgrError `KVMGR_VERIFY_FAILED` naming the first broken invariant.
+   */
+  verify(): void {
+    const fail = (msg: string): never => {
+      throw new KvmgrError('KVMGR_VERIFY_FAILED', `RadixPrefixCache: ${msg}`);
+    };
+    const P = this.pageSize;
+    let cached = 0;
+    let nodes = 0;
+    let evictable = 0;
+    let tracked = 0;
+    for (let id = 0; id < this.highId; id++) {
+      if (this.state[id] !== LIVE) continue;
+      nodes++;
+      const ek = this.edgeKeys[id] as Uint32Array;
+      const eb = this.edgeBlocks[id] as Uint32Array;
+      const eh = this.edgeHashes[id] as Uint32Array;
+      if (ek.length === 0 || ek.length % P !== 0) fail(`node ${id} edge length ${ek.length} not a positive multiple of ${P}`);
+      if (eb.length * P !== ek.length || (eh.length !== 0 && eh.length !== 2 * eb.length)) fail(`node ${id} has ${eb.length} blocks for ${ek.length} keys`);
+      cached += ek.length;
+      const p = this.parent[id] as number;
+      if (this.state[p] === FREE) fail(`node ${id} has a dead parent ${p}`);
+      if (this.childKey[id] !== this.pageKey(ek, 0)) fail(`node ${id} child key mismatch`);
+      if (this.table.slotOfChild(p, this.childKey[id] as number, id) < 0) fail(`node ${id} missing from the child table`);
+      if ((this.lockRef[id] as number) < 0 || (this.pinRef[id] as number) < 0) fail(`node ${id} negative reference`);
+      if (this.state[p] === LIVE && ((this.lockRef[p] as number) < (this.lockRef[id] as number) || (this.pinRef[p] as number) < (this.pinRef[id] as number))) {
+        fail(`node ${id} holds more references than its parent ${p}`);
+      }
+      if (this.isEvictable(id)) {
+        evictable += eb.length;
+        if (!this.policy.has(id)) fail(`evictable node ${id} not tracked by the policy`);
+        tracked++;
+      } else if (this.policy.has(id)) fail(`protected node ${id} tracked by the policy`);
+    }
+    for (let id = 0; id < this.highId; id++) {
+      if (this.state[id] === FREE) continue;
+      const seen = new Map<string, number>();
+      let count = 0;
+      for (let c = this.firstChild[id] as number; c !== -1; c = this.nextSib[c] as number) {
+        count++;
+        if (this.parent[c] !== id) fail(`child ${c} of ${id} has parent ${this.parent[c]}`);
+        const first = Array.from((this.edgeKeys[c] as Uint32Array).subarray(0, P)).join(',');
+        if (seen.has(first)) fail(`siblings ${seen.get(first)} and ${c} share their first page`);
+        seen.set(first, c);
+      }
+      if (count > nodes) fail('sibling list cycle');
+    }
+    if (this.table.size !== nodes) fail(`child table holds ${this.table.size} entries for ${nodes} nodes`);
+    if (cached !== this.nCachedKeys) fail(`cachedKeys ${this.nCachedKeys} != ${cached}`);
+    if (nodes !== this.nNodes) fail(`nodes ${this.nNodes} != ${nodes}`);
+    if (evictable !== this.nEvictablePages) fail(`evictablePages ${this.nEvictablePages} != ${evictable}`);
+    if (tracked !== this.policy.size) fail(`policy tracks ${this.policy.size} keys, expected ${tracked}`);
+  }
+}
