@@ -1,0 +1,202 @@
+/**
+ * Turns two runs (baseline and candidate) into what `kvmgr replay` prints and writes: the
+ * side-by-side table, `report.json`, `requests.csv` and the `report.html` chart spec.
+ */
+import type { ChartSeries, HtmlReport } from './report-html.js';
+import type { RunRequestRow, RunResult, RunSummary } from './run-result.js';
+import { fmtDelta, fmtNum, formatTable } from './table.js';
+
+/** How the replay was set up, echoed in every output. */
+export interface ReplaySetup {
+  readonly trace: string;
+  readonly model: string;
+  readonly gpu: string;
+  readonly instances: number;
+  readonly rateScale: number;
+  readonly sloTtftMs: number;
+  readonly sloTpotMs: number;
+  readonly seed: number;
+}
+
+interface Row {
+  readonly label: string;
+  readonly get: (s: RunSummary) => number;
+  readonly digits: number;
+  /** true when larger is better (for the "better" column). */
+  readonly higherIsBetter: boolean;
+}
+
+const ROWS: readonly Row[] = [
+  { label: 'prefix hit rate (%)', get: (s) => s.hitRate * 100, digits: 1, higherIsBetter: true },
+  { label: 'TTFT p50 (ms)', get: (s) => s.ttftP50Ms, digits: 1, higherIsBetter: false },
+  { label: 'TTFT p99 (ms)', get: (s) => s.ttftP99Ms, digits: 1, higherIsBetter: false },
+  { label: 'TPOT p50 (ms)', get: (s) => s.tpotP50Ms, digits: 2, higherIsBetter: false },
+  { label: 'TPOT p99 (ms)', get: (s) => s.tpotP99Ms, digits: 2, higherIsBetter: false },
+  { label: 'E2E p50 (ms)', get: (s) => s.e2eP50Ms, digits: 1, higherIsBetter: false },
+  { label: 'E2E p99 (ms)', get: (s) => s.e2eP99Ms, digits: 1, higherIsBetter: false },
+  { label: 'throughput (req/s)', get: (s) => s.throughputReqPerS, digits: 3, higherIsBetter: true },
+  { label: 'throughput (output tok/s)', get: (s) => s.throughputTokPerS, digits: 1, higherIsBetter: true },
+  { label: 'goodput (req/s)', get: (s) => s.goodputReqPerS, digits: 3, higherIsBetter: true },
+  { label: 'SLO attainment (%)', get: (s) => s.sloAttainment * 100, digits: 1, higherIsBetter: true },
+  { label: 'preemptions', get: (s) => s.preemptions, digits: 0, higherIsBetter: false },
+  { label: 're-prefill rate (%)', get: (s) => s.reprefillRate * 100, digits: 2, higherIsBetter: false },
+  { label: 'KV utilization (%)', get: (s) => s.kvUtilization * 100, digits: 1, higherIsBetter: true },
+  { label: 'rejected requests', get: (s) => s.rejected, digits: 0, higherIsBetter: false },
+];
+
+/** The side-by-side table (baseline, candidate, change). */
+export function comparisonRows(a: RunResult, b: RunResult): string[][] {
+  return ROWS.map((r) => {
+    const va = r.get(a.summary);
+    const vb = r.get(b.summary);
+    return [r.label, fmtNum(va, r.digits), fmtNum(vb, r.digits), fmtDelta(va, vb)];
+  });
+}
+
+/** The terminal text of a replay: setup, table, and a one-line verdict on goodput and TTFT p99. */
+export function formatComparison(setup: ReplaySetup, a: RunResult, b: RunResult): string {
+  const header = ['metric', a.label, b.label, 'change'];
+  const lines = [
+    `trace ${setup.trace} | ${a.summary.requests} requests | ${setup.instances} × ${setup.model} on ${setup.gpu} | rate ×${setup.rateScale} | SLO TTFT ${setup.sloTtftMs} ms, TPOT ${setup.sloTpotMs} ms | seed ${setup.seed}`,
+    '',
+    formatTable(header, comparisonRows(a, b)),
+    '',
+    verdict(a, b),
+  ];
+  return lines.join('\n');
+}
+
+function ratio(a: number, b: number): string {
+  if (!(a > 0)) return b > 0 ? 'from 0' : 'n/a';
+  return `${(b / a).toFixed(2)}×`;
+}
+
+/** One line: goodput ratio and TTFT p99 change of the candidate against the baseline. */
+export function verdict(a: RunResult, b: RunResult): string {
+  return `${b.label} vs ${a.label}: goodput ${ratio(a.summary.goodputReqPerS, b.summary.goodputReqPerS)} (${fmtNum(a.summary.goodputReqPerS, 3)} → ${fmtNum(b.summary.goodputReqPerS, 3)} req/s), TTFT p99 ${fmtDelta(a.summary.ttftP99Ms, b.summary.ttftP99Ms)} (${fmtNum(a.summary.ttftP99Ms, 0)} → ${fmtNum(b.summary.ttftP99Ms, 0)} ms), hit rate ${fmtNum(a.summary.hitRate * 100, 1)}% → ${fmtNum(b.summary.hitRate * 100, 1)}%`;
+}
+
+const CSV_COLUMNS = [
+  'run',
+  'request_id',
+  'instance',
+  'arrival_ms',
+  'first_token_ms',
+  'finish_ms',
+  'prompt_tokens',
+  'output_tokens',
+  'cached_tokens',
+  'ttft_ms',
+  'tpot_ms',
+  'e2e_ms',
+  'preemptions',
+  'reprefill_tokens',
+  'slo_met',
+  'rejected_reason',
+] as const;
+
+function csvCell(v: string | number | boolean | undefined): string {
+  if (v === undefined) return '';
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(3);
+  const s = String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** `requests.csv`: one line per request per run. */
+export function requestsCsv(runs: readonly RunResult[]): string {
+  const out: string[] = [CSV_COLUMNS.join(',')];
+  for (const run of runs) {
+    for (const r of run.requests) {
+      out.push(
+        [
+          run.label,
+          r.requestId,
+          r.instance,
+          r.arrivalMs,
+          r.firstTokenMs,
+          r.finishMs,
+          r.promptTokens,
+          r.outputTokens,
+          r.cachedTokens,
+          r.ttftMs,
+          r.tpotMs,
+          r.e2eMs,
+          r.preemptions,
+          r.reprefillTokens,
+          r.sloMet,
+          r.rejectedReason,
+        ]
+          .map(csvCell)
+          .join(','),
+      );
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Empirical CDF as at most `maxPoints` `[value, fraction]` points. */
+export function cdfPoints(values: readonly number[], maxPoints = 200): Array<[number, number]> {
+  const v = values.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (v.length === 0) return [];
+  const pts: Array<[number, number]> = [];
+  const step = Math.max(1, Math.floor(v.length / maxPoints));
+  for (let i = 0; i < v.length; i += step) pts.push([v[i] as number, (i + 1) / v.length]);
+  pts.push([v[v.length - 1] as number, 1]);
+  return pts;
+}
+
+function series(runs: readonly RunResult[], pick: (r: RunResult) => Array<[number, number]>): ChartSeries[] {
+  return runs.map((r) => ({ name: r.label, points: pick(r) }));
+}
+
+function values(rows: readonly RunRequestRow[], key: 'ttftMs' | 'tpotMs'): number[] {
+  const out: number[] = [];
+  for (const r of rows) {
+    const v = r[key];
+    if (v !== undefined) out.push(v);
+  }
+  return out;
+}
+
+/** The HTML report: the table, then TTFT/TPOT CDFs, throughput, KV utilization and hit rate over time. */
+export function replayHtml(setup: ReplaySetup, a: RunResult, b: RunResult): HtmlReport {
+  const runs = [a, b];
+  const over = (pick: (r: RunResult) => readonly number[], scale = 1) =>
+    series(runs, (r) => r.timeseries.tSec.map((t, i) => [t, (pick(r)[i] ?? 0) * scale] as [number, number]));
+  return {
+    title: `kvmgr replay: ${b.label} vs ${a.label}`,
+    subtitle: [
+      `trace: ${setup.trace} (${a.summary.requests} requests), ${setup.instances} × ${setup.model} on ${setup.gpu}, rate ×${setup.rateScale}, seed ${setup.seed}`,
+      `SLOs: TTFT ≤ ${setup.sloTtftMs} ms and TPOT ≤ ${setup.sloTpotMs} ms. ${verdict(a, b)}`,
+    ],
+    tables: [{ title: 'Side by side', header: ['metric', a.label, b.label, 'change'], rows: comparisonRows(a, b) }],
+    charts: [
+      { id: 'ttft-cdf', title: 'TTFT CDF', xLabel: 'TTFT (ms)', yLabel: 'fraction of requests', step: true, logX: true, series: series(runs, (r) => cdfPoints(values(r.requests, 'ttftMs'))) },
+      { id: 'tpot-cdf', title: 'TPOT CDF', xLabel: 'TPOT (ms)', yLabel: 'fraction of requests', step: true, series: series(runs, (r) => cdfPoints(values(r.requests, 'tpotMs'))) },
+      { id: 'throughput', title: 'Throughput over time', xLabel: 'time (s)', yLabel: 'output tokens/s', series: over((r) => r.timeseries.throughputTokPerS) },
+      { id: 'kv-utilization', title: 'KV utilization over time', xLabel: 'time (s)', yLabel: 'GPU KV used (%)', series: over((r) => r.timeseries.kvUtilization, 100) },
+      { id: 'hit-rate', title: 'Prefix hit rate over time', xLabel: 'time (s)', yLabel: 'hit rate (%)', series: over((r) => r.timeseries.hitRate, 100) },
+    ],
+  };
+}
+
+/** `report.json`: setup, both summaries, the goodput/TTFT verdict, wall times. */
+export function replayJson(setup: ReplaySetup, a: RunResult, b: RunResult): string {
+  const run = (r: RunResult) => ({ label: r.label, profile: r.profile, pipeline: r.pipeline, router: r.router, wallS: r.wallS, summary: r.summary, timeseries: r.timeseries });
+  return `${JSON.stringify(
+    {
+      kind: 'kvmgr.replay',
+      version: 1,
+      setup,
+      baseline: run(a),
+      candidate: run(b),
+      comparison: {
+        goodputRatio: a.summary.goodputReqPerS > 0 ? b.summary.goodputReqPerS / a.summary.goodputReqPerS : null,
+        ttftP99Change: a.summary.ttftP99Ms > 0 ? (b.summary.ttftP99Ms - a.summary.ttftP99Ms) / a.summary.ttftP99Ms : null,
+        hitRateDelta: b.summary.hitRate - a.summary.hitRate,
+      },
+    },
+    null,
+    2,
+  )}\n`;
+}

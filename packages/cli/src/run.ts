@@ -1,0 +1,214 @@
+/**
+ * The shared layer of replay, ab and sweep: merges defaults, a `--config` file and flags;
+ * loads the trace (format from its extension and header); runs one simulated replay and maps
+ * the simulator's result onto {@link RunResult}.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { KvmgrError } from '@kvmgr/core';
+import { type ReplayResult, type Trace, loadAzureTrace, loadLengthCsv, loadMooncakeTrace, runReplay } from '@kvmgr/sim';
+import { type RunConfig, loadRunConfig } from './config.js';
+import { parseDurationMs } from './parse.js';
+import { BUNDLED_TRACE, DEFAULTS } from './program.js';
+import type { Progress } from './progress.js';
+import type { RunResult, RunTimeseries } from './run-result.js';
+
+/** Options after defaults, config file and flags are merged. */
+export interface ResolvedRunOptions {
+  readonly trace: string;
+  readonly traceLabel: string;
+  readonly lenient: boolean;
+  readonly limit: number | undefined;
+  readonly model: string;
+  readonly gpu: string;
+  readonly tp: number;
+  readonly instances: number;
+  readonly rateScale: number;
+  readonly sloTtftMs: number;
+  readonly sloTpotMs: number;
+  readonly seed: number;
+  readonly progress: boolean;
+  /** The config file's values (for command-specific keys). */
+  readonly config: RunConfig;
+}
+
+/** Flags common to replay/ab/sweep as commander hands them over. */
+export interface RunFlags {
+  trace?: string;
+  lenient?: boolean;
+  limit?: number;
+  model?: string;
+  gpu?: string;
+  tp?: number;
+  instances?: number;
+  rateScale?: number;
+  sloTtft?: string;
+  sloTpot?: string;
+  seed?: number;
+  config?: string;
+  progress?: boolean;
+}
+
+/**
+ * Merges defaults ← config file ← flags and validates the result.
+ * @throws KvmgrError `KVMGR_NOT_FOUND` for a missing trace or config, `KVMGR_BAD_CONFIG`,
+ *   `KVMGR_INVALID_ARGUMENT` for SLOs without units.
+ */
+export function resolveRunOptions(flags: RunFlags): ResolvedRunOptions {
+  const config = flags.config ? loadRunConfig(flags.config) : {};
+  const trace = flags.trace ?? config.trace ?? BUNDLED_TRACE;
+  if (!existsSync(trace)) throw new KvmgrError('KVMGR_NOT_FOUND', `--trace ${trace}: no such file`);
+  const sloTtft = flags.sloTtft ?? config.sloTtft ?? DEFAULTS.sloTtft;
+  const sloTpot = flags.sloTpot ?? config.sloTpot ?? DEFAULTS.sloTpot;
+  return {
+    trace,
+    traceLabel: trace === BUNDLED_TRACE ? 'bundled Mooncake conversation sample' : basename(trace),
+    lenient: flags.lenient ?? config.lenient ?? false,
+    limit: flags.limit ?? config.limit,
+    model: flags.model ?? config.model ?? DEFAULTS.model,
+    gpu: flags.gpu ?? config.gpu ?? DEFAULTS.gpu,
+    tp: flags.tp ?? config.tp ?? DEFAULTS.tp,
+    instances: flags.instances ?? config.instances ?? DEFAULTS.instances,
+    rateScale: flags.rateScale ?? config.rateScale ?? DEFAULTS.rateScale,
+    sloTtftMs: parseDurationMs('--slo-ttft', sloTtft),
+    sloTpotMs: parseDurationMs('--slo-tpot', sloTpot),
+    seed: flags.seed ?? config.seed ?? DEFAULTS.seed,
+    progress: flags.progress !== false,
+    config,
+  };
+}
+
+/**
+ * Loads a trace: `.jsonl` → Mooncake; `.csv` with a `TIMESTAMP` header → Azure; `.csv` with
+ * `num_prefill_tokens` → length-only, with Poisson arrivals at 1 request/s (scale with
+ * `--rate-scale`).
+ * @throws KvmgrError `KVMGR_BAD_TRACE` naming file, line and reason; `KVMGR_INVALID_ARGUMENT`
+ *   for an unknown format.
+ */
+export function loadTrace(opts: ResolvedRunOptions): Trace {
+  const common = { lenient: opts.lenient, ...(opts.limit === undefined ? {} : { limit: opts.limit }) };
+  if (opts.trace.endsWith('.jsonl')) return loadMooncakeTrace(opts.trace, common);
+  if (opts.trace.endsWith('.csv')) {
+    const head = readFileSync(opts.trace, 'utf8').slice(0, 200).split(/\r?\n/)[0] ?? '';
+    if (head.startsWith('TIMESTAMP')) return loadAzureTrace(opts.trace, common);
+    if (head.includes('num_prefill_tokens')) return loadLengthCsv(opts.trace, { ...common, arrivals: { kind: 'poisson', ratePerSec: 1 }, seed: opts.seed });
+    throw new KvmgrError('KVMGR_BAD_TRACE', `${opts.trace}:1: unknown CSV header ${JSON.stringify(head)}; expected TIMESTAMP,ContextTokens,GeneratedTokens or num_prefill_tokens,num_decode_tokens,…`);
+  }
+  throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--trace ${opts.trace}: expected a .jsonl (Mooncake) or .csv (Azure, length-only) file`);
+}
+
+/** What varies between the runs of one command. */
+export interface RunVariant {
+  readonly label: string;
+  readonly profile: string;
+  readonly pipeline?: string | undefined;
+  readonly router?: string | undefined;
+  readonly rateScale?: number;
+}
+
+/** Runs one replay of `trace` and maps it to a {@link RunResult}. */
+export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVariant, progress: Progress): RunResult {
+  const started = performance.now();
+  progress.start(variant.label, trace.requests.length);
+  let res: ReplayResult;
+  try {
+    res = runReplay({
+      trace,
+      model: opts.model,
+      gpu: opts.gpu,
+      tp: opts.tp,
+      instances: opts.instances,
+      profile: variant.profile,
+      ...(variant.pipeline ? { pipeline: variant.pipeline } : {}),
+      ...(variant.router ? { router: variant.router } : {}),
+      rateScale: variant.rateScale ?? opts.rateScale,
+      slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
+      seed: opts.seed,
+      onProgress: (p) => progress.update(p.done),
+    });
+  } finally {
+    progress.stop();
+  }
+  if (res.violations.length > 0) {
+    throw new KvmgrError('KVMGR_VERIFY_FAILED', `simulation of ${variant.label} broke conservation: ${res.violations.slice(0, 3).join('; ')}`);
+  }
+  return toRunResult(variant.label, res, (performance.now() - started) / 1000);
+}
+
+function timeseries(res: ReplayResult): RunTimeseries {
+  const buckets = new Map<number, { tok: number; kv: number; hit: number; hitN: number; n: number }>();
+  for (const s of res.timeseries) {
+    let b = buckets.get(s.tMs);
+    if (!b) {
+      b = { tok: 0, kv: 0, hit: 0, hitN: 0, n: 0 };
+      buckets.set(s.tMs, b);
+    }
+    b.tok += s.outputTokPerSec;
+    b.kv += s.kvUtilGpu;
+    b.n++;
+    if (Number.isFinite(s.hitRate) && s.finished + s.running > 0) {
+      b.hit += s.hitRate;
+      b.hitN++;
+    }
+  }
+  const keys = [...buckets.keys()].sort((a, b) => a - b);
+  const tSec: number[] = [];
+  const throughputTokPerS: number[] = [];
+  const kvUtilization: number[] = [];
+  const hitRate: number[] = [];
+  for (const k of keys) {
+    const b = buckets.get(k) as { tok: number; kv: number; hit: number; hitN: number; n: number };
+    tSec.push(k / 1000);
+    throughputTokPerS.push(b.tok);
+    kvUtilization.push(b.kv / b.n);
+    hitRate.push(b.hitN > 0 ? b.hit / b.hitN : Number.NaN);
+  }
+  return { tSec, throughputTokPerS, kvUtilization, hitRate };
+}
+
+/** Maps the simulator's result onto the CLI's {@link RunResult}. */
+export function toRunResult(label: string, res: ReplayResult, wallS: number): RunResult {
+  const s = res.summary;
+  return {
+    label,
+    profile: res.config.profile,
+    pipeline: res.config.scheduler,
+    router: res.config.router,
+    wallS,
+    summary: {
+      requests: s.requests,
+      finished: s.finished,
+      rejected: s.rejected,
+      durationS: s.durationS,
+      hitRate: s.hitRate,
+      ttftP50Ms: s.ttftMs.p50,
+      ttftP99Ms: s.ttftMs.p99,
+      tpotP50Ms: s.tpotMs.p50,
+      tpotP99Ms: s.tpotMs.p99,
+      e2eP50Ms: s.e2eMs.p50,
+      e2eP99Ms: s.e2eMs.p99,
+      throughputReqPerS: s.throughputRps,
+      throughputTokPerS: s.outputTokPerSec,
+      goodputReqPerS: s.goodputRps,
+      sloAttainment: s.sloAttainment,
+      preemptions: s.preemptions,
+      reprefillRate: s.reprefillRate,
+      kvUtilization: s.kvUtilization,
+    },
+    requests: res.requests.map((r) => ({
+      requestId: r.requestId,
+      instance: r.instance,
+      arrivalMs: r.arrivalMs,
+      ...(r.rejectedReason
+        ? { rejectedReason: r.rejectedReason }
+        : { firstTokenMs: r.firstTokenMs, finishMs: r.finishMs, ttftMs: r.ttftMs, tpotMs: r.tpotMs, e2eMs: r.e2eMs }),
+      promptTokens: r.promptTokens,
+      outputTokens: r.outputTokens,
+      cachedTokens: r.cachedTokens,
+      preemptions: r.preemptions,
+      reprefillTokens: r.reprefillTokens,
+      sloMet: r.sloMet,
+    })),
+    timeseries: timeseries(res),
+  };
+}
