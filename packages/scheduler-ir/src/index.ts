@@ -1,0 +1,46 @@
+/**
+ * @kvmgr/scheduler-ir — a scheduling IR for LLM engine steps with MLIR-style passes, textual
+ * pipelines, a verifier, engine presets, lowerings and an A/B harness.
+ */
+export type * from './ir.js';
+export { PassManager, formatReproducer } from './pass-manager.js';
+export type {
+  PassInfo,
+  PassInstrumentation,
+  PassManagerOptions,
+  PassStatistics,
+  PassTiming,
+  Reproducer,
+} from './pass-manager.js';
+export { PassRegistry } from './registry.js';
+export { ANCHORS } from './pass.js';
+export type { Anchor, PassContext, PassDefinition, PassRun, SchedAnalyses, StatisticSpec } from './pass.js';
+export type { OptionSpec, OptionsSchema, OptionValue, ResolvedOptions } from './options.js';
+export { parsePipeline, printPipeline, pipelineId, renderSpan, stripSpans } from './pipeline-text.js';
+export type { AnchorNode, PassNode, Pipeline, Span } from './pipeline-text.js';
+export {
+  StepIR,
+  blocksFor,
+  DECISION_NONE,
+  DECISION_DEFER,
+  DECISION_REJECT,
+  PREEMPT_NONE,
+  PREEMPT_RECOMPUTE,
+  PREEMPT_SWAP,
+} from './step-ir.js';
+export type { AdmissionAttr, PreemptionAttr, VictimRule } from './step-ir.js';
+export { materialize } from './materialize.js';
+export type { MaterializeCounts } from './materialize.js';
+export { verifyPlan } from './verifier.js';
+export type { InvariantName, Violation } from './verifier.js';
+export { printState, parseState, printPlan, parsePlan, printStepIR } from './text.js';
+export { BUILTIN_PASSES, createDefaultRegistry } from './builtin.js';
+export { PRESETS } from './presets.js';
+export { predictedRemaining } from './passes/predict.js';
+export type { QuantileName } from './passes/predict.js';
+export { vllmLowering } from './lowering.js';
+export type { Lowering, VllmCachedRequestData, VllmNewRequestData, VllmSchedulerOutput } from './lowering.js';
+export { abTest, pairedBootstrap, DEFAULT_AB_METRICS } from './ab.js';
+export type { AbMetric, AbOptions, AbReport, PairedDifference } from './ab.js';
+export { runOpt } from './opt.js';
+export type { RunOptOptions } from './opt.js';

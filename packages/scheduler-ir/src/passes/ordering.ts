@@ -1,0 +1,241 @@
+/**
+ * Ordering passes. Each pushes a new primary order key on its queue (a stable sort: earlier
+ * keys break ties), so `sched.step(fcfs,priority)` is "by priority, then by arrival". The
+ * materializer pops the waiting queue lazily through a heap, so a step sorts only what it admits.
+ */
+import type { SchedRequest } from '../ir.js';
+import type { PassContext, PassDefinition } from '../pass.js';
+import { DECISION_REJECT, type StepIR } from '../step-ir.js';
+import { predictedRemaining, type QuantileName } from './predict.js';
+
+function queueOf(ir: StepIR, ctx: PassContext): { reqs: SchedRequest[]; n: number; key: () => Float64Array } {
+  return ctx.queue === 'running'
+    ? { reqs: ir.state.running, n: ir.nR, key: () => ir.pushRunningKey() }
+    : { reqs: ir.state.waiting, n: ir.nW, key: () => ir.pushWaitingKey() };
+}
+
+/** `fcfs`: first come, first served (by arrival time). */
+export const fcfsPass: PassDefinition = {
+  argument: 'fcfs',
+  summary: 'First come, first served: order by arrival time.',
+  anchors: ['sched.step', 'sched.waiting', 'sched.running'],
+  options: {},
+  statistics: [{ name: 'sorted', description: 'steps whose queue was not already in arrival order' }],
+  create: () => (ir, ctx) => {
+    const { reqs, n, key } = queueOf(ir, ctx);
+    const count = ctx.queue === 'running' ? ir.rKeyCount : ir.wKeyCount;
+    if (count === 0) {
+      let sorted = true;
+      for (let i = 1; i < n; i++) {
+        if (reqs[i]!.arrivalUs < reqs[i - 1]!.arrivalUs) {
+          sorted = false;
+          break;
+        }
+      }
+      // already in arrival order and nothing else ordered it: the index order is FCFS
+      if (sorted) return;
+    }
+    ctx.stats[0]!++;
+    const k = key();
+    for (let i = 0; i < n; i++) k[i] = reqs[i]!.arrivalUs;
+  },
+};
+
+/** `priority{aging-ms}`: higher priority first; waiting time raises priority by 1 per `aging-ms`. */
+export const priorityPass: PassDefinition = {
+  argument: 'priority',
+  summary: 'Order by priority (larger first), aged by waiting time.',
+  anchors: ['sched.step', 'sched.waiting', 'sched.running'],
+  options: {
+    'aging-ms': { type: 'number', default: 0, min: 0, description: 'waiting this long raises priority by 1; 0 = no aging' },
+  },
+  statistics: [],
+  create: (o) => {
+    const agingUs = (o['aging-ms'] as number) * 1000;
+    return (ir, ctx) => {
+      const { reqs, n, key } = queueOf(ir, ctx);
+      const k = key();
+      const now = ir.state.nowUs;
+      for (let i = 0; i < n; i++) {
+        const r = reqs[i]!;
+        k[i] = -(r.priority + (agingUs > 0 ? (now - r.arrivalUs) / agingUs : 0));
+      }
+    };
+  },
+};
+
+function pushStarvationKey(ir: StepIR, starvationUs: number): number {
+  if (starvationUs <= 0) return 0;
+  const k = ir.pushWaitingKey();
+  const now = ir.state.nowUs;
+  let starved = 0;
+  for (let w = 0; w < ir.nW; w++) {
+    const r = ir.state.waiting[w]!;
+    if (now - r.arrivalUs >= starvationUs) {
+      k[w] = r.arrivalUs;
+      starved++;
+    } else k[w] = Number.POSITIVE_INFINITY;
+  }
+  // a constant key orders nothing: drop it so the heap compares fewer keys
+  if (starved === 0) ir.wKeyCount--;
+  return starved;
+}
+
+/** `sjf{quantile,starvation-ms}`: shortest predicted remaining work first. */
+export const sjfPass: PassDefinition = {
+  argument: 'sjf',
+  summary: 'Shortest job first by predicted remaining work (uncached prompt + predicted output).',
+  anchors: ['sched.step', 'sched.waiting'],
+  options: {
+    quantile: { type: 'enum', default: 'p50', values: ['p50', 'p90', 'max'], description: 'prediction quantile' },
+    'fallback-tokens': { type: 'int', default: 256, min: 0, description: 'assumed output when unpredicted' },
+    'starvation-ms': { type: 'number', default: 0, min: 0, description: 'requests waiting this long go first, FCFS; 0 = off' },
+  },
+  statistics: [{ name: 'starved', description: 'waiting requests promoted by the starvation guard' }],
+  create: (o) => {
+    const q = o.quantile as QuantileName;
+    const fb = o['fallback-tokens'] as number;
+    const starvationUs = (o['starvation-ms'] as number) * 1000;
+    return (ir, ctx) => {
+      const k = ir.pushWaitingKey();
+      for (let w = 0; w < ir.nW; w++) {
+        const r = ir.state.waiting[w]!;
+        const prompt = Math.max(0, r.promptTokens - Math.max(r.computedTokens, r.cachedPrefixTokens));
+        k[w] = prompt + predictedRemaining(r, q, fb, ctx.analyses);
+      }
+      ctx.stats[0]! += pushStarvationKey(ir, starvationUs);
+    };
+  },
+};
+
+/**
+ * `prefix-cache-aware{starvation-ms,fcfs-above}`: longest cached prefix first (SGLang LPM), with
+ * a starvation guard; falls back to FCFS when more than `fcfs-above` requests wait.
+ * @see sgl-project/sglang:python/sglang/srt/managers/schedule_policy.py
+ */
+export const prefixCacheAwarePass: PassDefinition = {
+  argument: 'prefix-cache-aware',
+  summary: 'Longest prefix match first, with a starvation guard and an FCFS fallback for long queues.',
+  anchors: ['sched.step', 'sched.waiting'],
+  options: {
+    'starvation-ms': { type: 'number', default: 5000, min: 0, description: 'requests waiting this long go first, FCFS; 0 = off' },
+    'fcfs-above': { type: 'int', default: 0, min: 0, description: 'use FCFS when more requests wait; 0 = never (SGLang: 128)' },
+  },
+  statistics: [
+    { name: 'fcfs-fallbacks', description: 'steps that fell back to FCFS' },
+    { name: 'starved', description: 'waiting requests promoted by the starvation guard' },
+  ],
+  create: (o) => {
+    const starvationUs = (o['starvation-ms'] as number) * 1000;
+    const fcfsAbove = o['fcfs-above'] as number;
+    return (ir, ctx) => {
+      const k = ir.pushWaitingKey();
+      if (fcfsAbove > 0 && ir.nW > fcfsAbove) {
+        ctx.stats[0]!++;
+        for (let w = 0; w < ir.nW; w++) k[w] = ir.state.waiting[w]!.arrivalUs;
+        return;
+      }
+      // one pass over the requests; the starvation key is built only when someone starved
+      const waiting = ir.state.waiting;
+      const oldestAllowed = ir.state.nowUs - starvationUs;
+      let starved = false;
+      for (let w = 0; w < ir.nW; w++) {
+        const r = waiting[w]!;
+        k[w] = -r.cachedPrefixTokens;
+        if (r.arrivalUs <= oldestAllowed) starved = true;
+      }
+      if (starved && starvationUs > 0) ctx.stats[1]! += pushStarvationKey(ir, starvationUs);
+    };
+  },
+};
+
+/**
+ * `slo-aware`: order by TTFT deadline slack (least slack first); optionally reject requests
+ * whose TTFT target cannot be met even if prefilled now.
+ */
+export const sloAwarePass: PassDefinition = {
+  argument: 'slo-aware',
+  summary: 'Least TTFT slack first; early rejection of requests that cannot meet their SLO.',
+  anchors: ['sched.step', 'sched.waiting'],
+  options: {
+    'prefill-us-per-token': { type: 'number', default: 20, min: 0, description: 'estimated prefill cost, µs per uncached token (BLIS β1 ≈ 19.8 on H100)' },
+    'step-us': { type: 'number', default: 6500, min: 0, description: 'estimated fixed cost of a step, µs (BLIS β0)' },
+    'urgent-ms': { type: 'number', default: 0, min: 0, description: 'only slack below this reorders (others keep earlier order); 0 = all' },
+    reject: { type: 'bool', default: false, description: 'reject requests with negative slack' },
+  },
+  statistics: [
+    { name: 'rejected', description: 'requests rejected as SLO-infeasible' },
+    { name: 'urgent', description: 'requests ordered by slack' },
+  ],
+  create: (o) => {
+    const perTok = o['prefill-us-per-token'] as number;
+    const stepUs = o['step-us'] as number;
+    const urgentUs = (o['urgent-ms'] as number) * 1000;
+    const reject = o.reject as boolean;
+    return (ir, ctx) => {
+      const k = ir.pushWaitingKey();
+      const now = ir.state.nowUs;
+      let urgent = 0;
+      for (let w = 0; w < ir.nW; w++) {
+        const r = ir.state.waiting[w]!;
+        if (r.ttftMs === undefined || r.generatedTokens > 0) {
+          k[w] = Number.POSITIVE_INFINITY;
+          continue;
+        }
+        const uncached = Math.max(0, r.promptTokens - Math.max(r.computedTokens, r.cachedPrefixTokens));
+        const slack = r.arrivalUs + r.ttftMs * 1000 - now - stepUs - uncached * perTok;
+        if (reject && slack < 0 && ir.wDecision[w] === 0) {
+          ir.decide(w, DECISION_REJECT, 'slo-infeasible');
+          ctx.stats[0]!++;
+        }
+        if (urgentUs > 0 && slack >= urgentUs) k[w] = Number.POSITIVE_INFINITY;
+        else {
+          k[w] = slack;
+          urgent++;
+        }
+      }
+      ctx.stats[1]! += urgent;
+      if (urgent === 0) ir.wKeyCount--;
+    };
+  },
+};
+
+/**
+ * `batching-efficiency`: groups requests of similar remaining prompt length with the oldest
+ * one (log2 buckets), and reports batching efficiency (scheduled tokens / budget) when it runs
+ * after materialization.
+ */
+export const batchingEfficiencyPass: PassDefinition = {
+  argument: 'batching-efficiency',
+  summary: 'Group similar prompt lengths; report useful tokens / token budget.',
+  anchors: ['sched.step', 'sched.waiting'],
+  options: {
+    group: { type: 'bool', default: true, description: 'reorder waiting requests by length bucket distance to the oldest' },
+  },
+  statistics: [
+    { name: 'steps-measured', description: 'steps measured after materialization' },
+    { name: 'efficiency-sum', description: 'sum of scheduled tokens / budget over measured steps' },
+  ],
+  create: (o) => {
+    const group = o.group as boolean;
+    return (ir, ctx) => {
+      if (ir.materialized) {
+        let tokens = 0;
+        for (let k = 0; k < ir.nSched; k++) {
+          const e = ir.schedOrder[k] as number;
+          tokens += e >= 0 ? (ir.rPreempt[e] === 0 ? (ir.rTokens[e] as number) : 0) : (ir.wTokens[~e] as number);
+        }
+        ctx.stats[0]!++;
+        ctx.stats[1]! += ir.tokenBudget > 0 ? tokens / ir.tokenBudget : 0;
+        return;
+      }
+      if (!group || ir.nW === 0) return;
+      let oldest = 0;
+      for (let w = 1; w < ir.nW; w++) if (ir.state.waiting[w]!.arrivalUs < ir.state.waiting[oldest]!.arrivalUs) oldest = w;
+      const bucket = (r: SchedRequest): number => Math.floor(Math.log2(Math.max(1, r.promptTokens - r.computedTokens)));
+      const head = bucket(ir.state.waiting[oldest]!);
+      const k = ir.pushWaitingKey();
+      for (let w = 0; w < ir.nW; w++) k[w] = Math.abs(bucket(ir.state.waiting[w]!) - head);
+    };
+  },
+};

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { isKvmgrError } from '@kvmgr/core';
+import { PassManager, abTest, createDefaultRegistry, pairedBootstrap, parsePlan, parseState, printPlan, printState, runOpt, vllmLowering } from '../src/index.js';
+import type { SchedState } from '../src/index.js';
+import { decoding, state, waiting } from './fixtures.js';
+
+const registry = createDefaultRegistry();
+
+describe('vllmLowering', () => {
+  it('lowers a plan to vLLM SchedulerOutput shape', () => {
+    const s = state({
+      free: 3,
+      running: [decoding('r1', 20, 13, 10), decoding('r2', 16, 1, 20)],
+      waiting: [waiting('p', { status: 'preempted', promptTokens: 16, generatedTokens: 4, arrivalUs: 0 })],
+    });
+    s.kv.freeBlocks.gpu = 0;
+    const plan = new PassManager({ pipeline: 'vllm-default', registry }).run(s);
+    expect(vllmLowering.lower(s, plan)).toEqual({
+      scheduledNewReqs: [],
+      scheduledCachedReqs: { reqIds: ['r1'], resumedFromPreemption: [false], numComputedTokens: [32], numNewBlocks: [1] },
+      numScheduledTokens: { r1: 1 },
+      totalNumScheduledTokens: 1,
+      preemptedReqIds: ['r2'],
+      rejectedReqIds: [],
+    });
+    s.kv.freeBlocks.gpu = 10;
+    const plan2 = new PassManager({ pipeline: 'vllm-default', registry }).run({ ...s, waiting: [...s.waiting, waiting('n', { promptTokens: 40, arrivalUs: 1 })] });
+    const out = vllmLowering.lower({ ...s, waiting: [...s.waiting, waiting('n', { promptTokens: 40, arrivalUs: 1 })] }, plan2);
+    expect(out.scheduledNewReqs).toEqual([{ reqId: 'n', promptTokenCount: 40, numComputedTokens: 0, numNewBlocks: 3 }]);
+    expect(out.scheduledCachedReqs).toEqual({ reqIds: ['r1', 'r2', 'p'], resumedFromPreemption: [false, false, true], numComputedTokens: [32, 16, 0], numNewBlocks: [1, 1, 2] });
+    expect(out.totalNumScheduledTokens).toBe(1 + 1 + 20 + 40);
+  });
+});
+
+describe('A/B harness', () => {
+  const states: SchedState[] = Array.from({ length: 40 }, (_, i) =>
+    state({
+      free: 50 + (i % 7) * 10,
+      waiting: Array.from({ length: 8 }, (_, j) => waiting(`w${j}`, { promptTokens: 64 + ((i * 7 + j * 13) % 300), cachedPrefixTokens: (j % 3) * 32, arrivalUs: j })),
+    }),
+  );
+
+  it('reports paired differences with seeded bootstrap intervals', () => {
+    const r = abTest({ states, baseline: 'vllm-default', candidate: 'sched.step(prefix-cache-aware{starvation-ms=0},chunked-prefill)', registry, seed: 7, resamples: 500 });
+    expect(r.steps).toBe(40);
+    expect(r.experimentId).toBe(`${r.baseline.id}-${r.candidate.id}`);
+    const cached = r.metrics.find((m) => m.name === 'cachedPromptTokens')!;
+    expect(cached.candidateMean).toBeGreaterThan(cached.baselineMean);
+    expect(cached.meanDiff).toBeCloseTo(cached.candidateMean - cached.baselineMean, 9);
+    expect(cached.ciLow).toBeLessThanOrEqual(cached.meanDiff);
+    expect(cached.ciHigh).toBeGreaterThanOrEqual(cached.meanDiff);
+    expect(cached.significant).toBe(true);
+    // same seed → same report
+    expect(abTest({ states, baseline: 'vllm-default', candidate: 'sched.step(prefix-cache-aware{starvation-ms=0},chunked-prefill)', registry, seed: 7, resamples: 500 })).toEqual(r);
+    const same = abTest({ states, baseline: 'vllm-default', candidate: 'vllm-default', registry });
+    expect(same.metrics.every((m) => m.meanDiff === 0 && m.ciLow === 0 && m.ciHigh === 0 && !m.significant)).toBe(true);
+  });
+
+  it('pairedBootstrap validates its input', () => {
+    expect(pairedBootstrap([1, 2, 3], [2, 3, 4])).toEqual({ meanDiff: 1, ciLow: 1, ciHigh: 1 });
+    expect(() => pairedBootstrap([1], [1, 2])).toThrow(/candidate.length/);
+    expect(() => pairedBootstrap([1], [1], { confidence: 1 })).toThrow(/confidence/);
+    expect(() => abTest({ states: [], baseline: 'vllm-default', candidate: 'vllm-default', registry })).toThrow(/at least one/);
+  });
+});
+
+describe('text forms and runOpt', () => {
+  it('plans round-trip; bad state text names the field', () => {
+    const s = state({ waiting: [waiting('w', { ttftMs: 100, predictedRemainingTokens: 5 })] });
+    const plan = new PassManager({ pipeline: 'kvmgr-default', registry }).run(s);
+    expect(parsePlan(printPlan(plan))).toEqual(plan);
+    const bad = printState(s).replace('"promptTokens":100', '"promptTokens":-1');
+    try {
+      parseState(bad);
+      throw new Error('expected failure');
+    } catch (e) {
+      expect(isKvmgrError(e, 'KVMGR_INVALID_ARGUMENT')).toBe(true);
+      expect((e as Error).message).toBe('state.waiting[0].promptTokens must be a positive integer, got -1');
+    }
+    expect(() => parseState('{')).toThrow(/not valid JSON/);
+  });
+
+  it('runOpt prints IR after each pass, the plan, timing and statistics', () => {
+    const s = state({ running: [decoding('r', 16, 2, 0)], waiting: [waiting('w')] });
+    const out = runOpt({ stateText: `// configuration: whatever\n${printState(s)}`, pipeline: 'vllm-default', printIrAfterAll: true, timing: true, passStatistics: true });
+    expect(out).toContain('// -----// IR Dump After fcfs (sched.step) //----- //');
+    expect(out).toContain('// -----// IR Dump After chunked-prefill (sched.step) //----- //');
+    expect(out).toContain('"op": "sched.step"');
+    expect(out).toContain('// pipeline: sched.step(fcfs,memory-aware-preemption{');
+    expect(out).toContain('{"op":"admit","requestId":"w","reserveBlocks":0}');
+    expect(out).toContain('Execution time report');
+    expect(out).toContain('Pass statistics report');
+    const plain = runOpt({ stateText: printState(s), pipeline: 'vllm-default' });
+    expect(plain).not.toContain('IR Dump');
+    expect(() => runOpt({ stateText: printState(s), pipeline: 'sched.step(bogus)' })).toThrow(/unknown pass "bogus"/);
+  });
+});
