@@ -18,6 +18,9 @@
  *   (double free, unlock below zero, use after close).
  * - `KVMGR_UNAVAILABLE`: a backend, runtime library or resource is not available here.
  * - `KVMGR_NOT_FOUND`: a file or named entry does not exist.
+ * - `KVMGR_OUT_OF_MEMORY`: host or device memory could not be allocated.
+ * - `KVMGR_NATIVE`: a vendor runtime (CUDA, HIP, ACL) reported an error.
+ * - `KVMGR_PASS_FAILED`: a scheduler pass threw while running.
  */
 export type KvmgrErrorCode =
   | 'KVMGR_INVALID_ARGUMENT'
@@ -30,7 +33,10 @@ export type KvmgrErrorCode =
   | 'KVMGR_UNKNOWN_HANDLE'
   | 'KVMGR_INVALID_STATE'
   | 'KVMGR_UNAVAILABLE'
-  | 'KVMGR_NOT_FOUND';
+  | 'KVMGR_NOT_FOUND'
+  | 'KVMGR_OUT_OF_MEMORY'
+  | 'KVMGR_NATIVE'
+  | 'KVMGR_PASS_FAILED';
 
 /** The brand that marks kvmgr errors across copies of this package (`Symbol.for`, realm-wide). */
 const KVMGR_ERROR_BRAND: unique symbol = Symbol.for('@kvmgr/core.KvmgrError') as never;
