@@ -114,6 +114,9 @@ export class LstmPredictor extends BasePredictor {
     this.stats = new Float32Array(this.window * STATIC_DIM);
     this.targets = new Float32Array(this.window);
     tf.setBackend('cpu');
+    // The pure-JS CPU backend is chosen on purpose (tfjs-node downloads binaries at install);
+    // its first-use banner urging tfjs-node would only be noise in CLI output.
+    (tf.backend() as { firstUse?: boolean }).firstUse = false;
     this.model = (() => {
       const seqIn = tf.input({ shape: [this.steps, INPUT_DIM] });
       const statIn = tf.input({ shape: [STATIC_DIM] });
