@@ -1,0 +1,320 @@
+/**
+ * A predictive policy that learns, online, how likely each kind of entry is to be reused and
+ * how soon, and evicts the entry with the lowest expected reuse rate.
+ */
+import { type EvictionEntryInfo, type EvictionPolicy, invalidArgument, requirePositiveInt } from '@kvmgr/core';
+import { SlotTable, requireKey } from './slot-table.js';
+
+/**
+ * Extra facts a prefix cache knows about a block access. All optional; the policy uses the
+ * ones present. {@link BlockAccessInfo} (from the replay harness) is one.
+ */
+export interface PredictiveEntryInfo extends EvictionEntryInfo {
+  /** 0-based position of the block in its prompt. */
+  readonly depth?: number;
+  /** Blocks in the prompt. */
+  readonly promptBlocks?: number;
+  /** Leading blocks of the prompt that were cached at lookup. */
+  readonly matchedBlocks?: number;
+}
+
+/** Options of {@link PredictivePolicy}. */
+export interface PredictiveOptions {
+  /** Evicted keys remembered (with their class and last access) to learn reuse gaps. @default 16384 */
+  readonly historySize?: number;
+  /** Learned score table refresh period, in observations (reuses + expiries). @default 256 */
+  readonly refreshEvery?: number;
+  /**
+   * An external reuse signal: probability in [0, 1] that `key` is reused soon. When given (or
+   * when an access carries `info.reuseProbability`) it becomes one of the class features.
+   * @default undefined
+   */
+  readonly predictReuse?: (key: number, info: PredictiveEntryInfo | undefined) => number;
+  /**
+   * What ages and reuse gaps are measured in: `accesses` (insert/touch calls) or `time`
+   * (milliseconds from `info.nowUs`; accesses without it keep the last time).
+   * @default 'accesses'
+   */
+  readonly timeBase?: 'accesses' | 'time';
+  /** Slots allocated up front. @default 1024 */
+  readonly initialCapacity?: number;
+}
+
+const FEATURE_CLASSES = 48;
+const PROB_CLASSES = 8;
+const CLASSES = FEATURE_CLASSES + PROB_CLASSES;
+const GHOST = CLASSES;
+const BINS = 40;
+
+function binOf(gap: number): number {
+  // log2 bins of the gap: bin 0 = [0, 1), bin b ≥ 1 = [2^(b-1), 2^b)
+  if (gap < 1) return 0;
+  const b = gap < 4294967296 ? 32 - Math.clz32(gap) : 33 + Math.floor(Math.log2(gap / 4294967296));
+  return b < BINS ? b : BINS - 1;
+}
+
+/** Lower edge of each bin (and one past the last), precomputed: refresh reads it per bin. */
+const BIN_LOW = new Float64Array(BINS + 2);
+for (let b = 1; b < BIN_LOW.length; b++) BIN_LOW[b] = 2 ** (b - 1);
+
+function binLow(b: number): number {
+  return BIN_LOW[b] as number;
+}
+
+/**
+ * Predictive eviction. Each access puts the key in one of 48 feature classes built from what
+ * the owner knows — the key's own access count in log2 buckets (0, 1, 2–3, …, 64+; counts
+ * survive eviction through the history of evicted keys), the conversation turn of its prompt
+ * (0, 1, 2+: the most accesses any block past the root had before), and whether it is the
+ * last, partial block of its prompt — or, when a reuse probability is given, in one of 8
+ * classes of it. Keys of a class sit on an LRU list; blocks of one prompt share its start time
+ * and are queued deepest-first so a prompt's suffix is evicted before its prefix. For every
+ * class the policy learns online, from the accesses it sees (never the future), the histogram
+ * of reuse gaps (log2 bins, in accesses or ms) and how many keys left the history unused; from
+ * those it derives, per class and age, the probability P of a further reuse and the expected
+ * time E until it. The victim is the class tail with the smallest P / E — the entry expected
+ * to earn the fewest hits per unit of cache time, a learned stand-in for Belady's
+ * farthest-next-use rule.
+ *
+ * Related work: LeCaR/CACHEUS-style learning, Hawkeye/Glider (learning from Belady in
+ * hardware caches), and LRB (Song et al., "Learning Relaxed Belady for CDN Caching", NSDI
+ * 2020), which likewise predicts next-access distance from access-history features.
+ *
+ * Complexity: O(1) per insert/touch/remove; victim O(classes) = O(56); a table refresh costs
+ * O(classes × bins) every `refreshEvery` observations.
+ *
+ * @see https://www.usenix.org/conference/nsdi20/presentation/song
+ */
+export class PredictivePolicy extends SlotTable implements EvictionPolicy {
+  readonly name: string = 'predictive';
+  private cls: Uint8Array;
+  private count: Uint32Array;
+  private last: Float64Array;
+  private clock = 0;
+  /** Time of the current access: ms from `info.nowUs` when the time base is `time`, else the access count. */
+  private now = 0;
+  private readonly useTime: boolean;
+  private readonly historySize: number;
+  private readonly refreshEvery: number;
+  private readonly predictReuse: ((key: number, info: PredictiveEntryInfo | undefined) => number) | undefined;
+  private readonly gaps = new Float64Array(CLASSES * BINS);
+  private readonly never = new Float64Array(CLASSES);
+  private readonly score = new Float64Array(CLASSES * BINS);
+  private observations = 0;
+  /** Clock at the start of the current prompt (depth 0), and per class the last slot placed. */
+  private groupStart = 0;
+  /** Most accesses any block (past the root) of the current prompt had before: its conversation turn. */
+  private groupTurn = 0;
+
+  private readonly cursor = new Int32Array(CLASSES).fill(-1);
+
+  /**
+   * @param options - see {@link PredictiveOptions}.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a non-positive `historySize`/`refreshEvery`.
+   */
+  constructor(options: PredictiveOptions = {}) {
+    const historySize = requirePositiveInt('options.historySize', options.historySize ?? 16384);
+    const refreshEvery = requirePositiveInt('options.refreshEvery', options.refreshEvery ?? 256);
+    super(CLASSES + 1, options.initialCapacity ?? 1024);
+    this.historySize = historySize;
+    this.refreshEvery = refreshEvery;
+    this.predictReuse = options.predictReuse;
+    this.useTime = (options.timeBase ?? 'accesses') === 'time';
+    this.cls = new Uint8Array(this.cap);
+    this.count = new Uint32Array(this.cap);
+    this.last = new Float64Array(this.cap);
+    this.refresh();
+  }
+
+  protected override onGrow(newCap: number): void {
+    const c = new Uint8Array(newCap);
+    c.set(this.cls);
+    this.cls = c;
+    const n = new Uint32Array(newCap);
+    n.set(this.count);
+    this.count = n;
+    const l = new Float64Array(newCap);
+    l.set(this.last);
+    this.last = l;
+  }
+
+  get size(): number {
+    return this.used - (this.lens[GHOST] as number);
+  }
+
+  private classOf(key: number, info: PredictiveEntryInfo | undefined, priorAccesses: number): number {
+    let p = info?.reuseProbability;
+    if (p === undefined && this.predictReuse !== undefined) p = this.predictReuse(key, info);
+    if (p !== undefined) {
+      if (!(p >= 0 && p <= 1)) throw invalidArgument('reuseProbability', p, 'a number in [0, 1]');
+      return FEATURE_CLASSES + Math.min(PROB_CLASSES - 1, Math.floor(p * PROB_CLASSES));
+    }
+    let c = 0;
+    let turn = 0;
+    if (info !== undefined) {
+      const { depth, promptBlocks } = info;
+      if (depth !== undefined) {
+        // a prompt is one conversation turn: its blocks past the root share the turn number
+        // (the most accesses any of them had before; a block remembered in the history counts,
+        // so a continuation is recognised even when its prefix was evicted)
+        if (depth === 0) this.groupTurn = 0;
+        else if (priorAccesses > this.groupTurn) this.groupTurn = priorAccesses;
+        if (depth > 0 && this.groupTurn > 0) turn = this.groupTurn >= 2 ? 2 : 1;
+        if (promptBlocks !== undefined && depth === promptBlocks - 1) c += 1;
+      }
+    }
+    // own access count in log2 buckets: 0, 1, 2-3, 4-7, ..., 64+
+    const own = priorAccesses < 1 ? 0 : Math.min(7, 32 - Math.clz32(priorAccesses));
+    c += 2 * (own * 3 + turn);
+    return c;
+  }
+
+  private advance(info: PredictiveEntryInfo | undefined): void {
+    if (!this.useTime) this.now = this.clock;
+    else if (info?.nowUs !== undefined && info.nowUs / 1000 > this.now) this.now = info.nowUs / 1000;
+  }
+
+  private observeGap(s: number): void {
+    const gap = this.now - (this.last[s] as number);
+    const i = (this.cls[s] as number) * BINS + binOf(gap);
+    this.gaps[i] = (this.gaps[i] as number) + 1;
+    this.tick();
+  }
+
+  private tick(): void {
+    if (++this.observations % this.refreshEvery === 0) this.refresh();
+  }
+
+  /** Recomputes score[class][ageBin] = P(reuse | age) / E[time to reuse | age]. */
+  private refresh(): void {
+    for (let c = 0; c < CLASSES; c++) {
+      let r = 0;
+      let w = 0;
+      const never = this.never[c] as number;
+      for (let b = BINS - 1; b >= 0; b--) {
+        const g = this.gaps[c * BINS + b] as number;
+        r += g;
+        const age = binLow(b);
+        // a gap in bin b is counted at the bin's midpoint
+        w += (g * (age + binLow(b + 1))) / 2;
+        // weak prior: half a reuse two bins later, half a never
+        const rp = r + 0.5;
+        const p = rp / (rp + never + 0.5);
+        const e = Math.max(1, (w + 0.5 * binLow(b + 2)) / rp - age);
+        this.score[c * BINS + b] = p / e;
+      }
+    }
+  }
+
+  /**
+   * Tracks `key` (a key remembered in the history counts as a reuse for learning). A tracked
+   * key is touched.
+   * @param info - {@link PredictiveEntryInfo}: depth/promptBlocks/matchedBlocks and/or
+   *   `reuseProbability` in [0, 1].
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad key or a reuse probability outside
+   *   [0, 1]; nothing changes then.
+   */
+  insert(key: number, info?: PredictiveEntryInfo): void {
+    requireKey(key);
+    let s = this.slotOf(key);
+    if (s !== -1 && this.list[s] !== GHOST) {
+      this.touch(key, info);
+      return;
+    }
+    const prior = s === -1 ? 0 : (this.count[s] as number);
+    const c = this.classOf(key, info, prior);
+    this.advance(info);
+    if (s === -1) s = this.addKey(key);
+    else {
+      this.observeGap(s);
+      this.unlink(s);
+    }
+    this.count[s] = prior + 1;
+    this.access(s, c, info);
+  }
+
+  /**
+   * Places an accessed key. Blocks of one prompt share its start time, and deeper blocks go
+   * behind shallower ones (toward the tail), so a prompt's suffix is evicted before its prefix:
+   * a block is only useful while every block before it is cached.
+   */
+  private access(s: number, c: number, info: PredictiveEntryInfo | undefined): void {
+    const depth = info?.depth;
+    if (depth === undefined || depth === 0) {
+      this.groupStart = this.now;
+      this.cursor.fill(-1);
+    }
+    this.cls[s] = c;
+    this.clock++;
+    this.unlink(s);
+    const at = this.cursor[c] as number;
+    if (depth !== undefined && at !== -1 && this.list[at] === c) {
+      this.last[s] = this.groupStart;
+      this.insertAfter(at, s);
+    } else {
+      this.last[s] = depth === undefined ? this.now : this.groupStart;
+      this.pushHead(c, s);
+    }
+    this.cursor[c] = s;
+  }
+
+  /**
+   * A reuse of a tracked key: learns its gap and reclassifies it.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a reuse probability outside [0, 1].
+   */
+  touch(key: number, info?: PredictiveEntryInfo): void {
+    const s = this.slotOf(key);
+    if (s === -1 || this.list[s] === GHOST) return;
+    const prior = this.count[s] as number;
+    const c = this.classOf(key, info, prior);
+    this.advance(info);
+    this.observeGap(s);
+    this.count[s] = prior + 1;
+    this.access(s, c, info);
+  }
+
+  /** Evicts a tracked key into the history (it keeps its class and last access for learning). */
+  remove(key: number): void {
+    const s = this.slotOf(key);
+    if (s === -1 || this.list[s] === GHOST) return;
+    this.unlink(s);
+    this.pushHead(GHOST, s);
+    while ((this.lens[GHOST] as number) > this.historySize) {
+      const t = this.tails[GHOST] as number;
+      const c = this.cls[t] as number;
+      this.never[c] = (this.never[c] as number) + 1;
+      this.unlink(t);
+      this.dropSlot(t);
+      this.tick();
+    }
+  }
+
+  victim(): number {
+    let best = -1;
+    let bestScore = Number.POSITIVE_INFINITY;
+    let bestLast = Number.POSITIVE_INFINITY;
+    for (let c = 0; c < CLASSES; c++) {
+      const t = this.tails[c] as number;
+      if (t === -1) continue;
+      const lastAccess = this.last[t] as number;
+      const sc = this.score[c * BINS + binOf(this.now - lastAccess)] as number;
+      if (sc < bestScore || (sc === bestScore && lastAccess < bestLast)) {
+        best = t;
+        bestScore = sc;
+        bestLast = lastAccess;
+      }
+    }
+    return best === -1 ? -1 : (this.keys[best] as number);
+  }
+
+  has(key: number): boolean {
+    const s = this.slotOf(key);
+    return s !== -1 && this.list[s] !== GHOST;
+  }
+
+  /** Forgets tracked keys and the history; the learned statistics are kept. */
+  clear(): void {
+    this.resetTable();
+    this.cursor.fill(-1);
+  }
+}

@@ -1,0 +1,166 @@
+import { type VictimCandidate, type VictimSelector, isKvmgrError } from '@kvmgr/core';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createVictimSelector } from './registry.js';
+import { SglangVictimSelector, SloAwareVictimSelector, VllmVictimSelector } from './victim-selectors.js';
+
+const cand = (id: string, o: Partial<VictimCandidate> = {}): VictimCandidate => ({
+  requestId: id,
+  blocks: 4,
+  promptTokens: 64,
+  computedTokens: 64,
+  generatedTokens: 10,
+  remainingTokens: 100,
+  admittedUs: 0,
+  ...o,
+});
+
+describe('SloAwareVictimSelector', () => {
+  const sel = new SloAwareVictimSelector();
+
+  it('preempts the request with the most SLO slack first', () => {
+    const r = sel.selectVictims([cand('tight', { sloSlackMs: 10 }), cand('loose', { sloSlackMs: 5000 })], 4, 0);
+    expect(r.victims.map((v) => v.requestId)).toEqual(['loose']);
+    expect(r).toMatchObject({ freedBlocks: 4, satisfied: true, shortfallBlocks: 0 });
+  });
+
+  it('protects high priority and near-completion requests', () => {
+    const r = sel.selectVictims(
+      [cand('vip', { priority: 10 }), cand('almost', { remainingTokens: 3 }), cand('plain')],
+      12,
+      0,
+    );
+    // near-completion protection (default 100) outranks priority 10 (weight 1)
+    expect(r.victims.map((v) => v.requestId)).toEqual(['plain', 'vip', 'almost']);
+    expect(sel.selectVictims([cand('vip', { priority: 10 }), cand('plain')], 4, 0).victims[0]?.requestId).toBe('plain');
+  });
+
+  it('prefers victims that are cheap to preempt per freed block', () => {
+    const r = sel.selectVictims([cand('costly', { recomputeCostUs: 400_000 }), cand('cheap', { recomputeCostUs: 1000 })], 1, 0);
+    expect(r.victims.map((v) => v.requestId)).toEqual(['cheap']);
+  });
+
+  it('chooses swap only when it is cheaper than recompute', () => {
+    const r = sel.selectVictims(
+      [cand('a', { recomputeCostUs: 5000, swapCostUs: 1000 }), cand('b', { recomputeCostUs: 1000, swapCostUs: 5000 })],
+      8,
+      0,
+    );
+    expect(Object.fromEntries(r.victims.map((v) => [v.requestId, v.mode]))).toEqual({ a: 'swap', b: 'recompute' });
+    const est = new SloAwareVictimSelector({ swapUsPerBlock: 100 });
+    // recompute estimate: 64 tokens × 19.8 µs = 1267 µs > swap 4 blocks × 100 µs
+    expect(est.modeFor(cand('x'))).toEqual({ mode: 'swap', costUs: 400 });
+  });
+
+  it('reports the shortfall when the candidates cannot free enough', () => {
+    const r = sel.selectVictims([cand('a', { blocks: 3 }), cand('b', { blocks: 0 }), cand('c', { blocks: 2 })], 10, 0);
+    expect(r.victims.map((v) => v.requestId).sort()).toEqual(['a', 'c']);
+    expect(r).toMatchObject({ freedBlocks: 5, satisfied: false, shortfallBlocks: 5 });
+    expect(sel.selectVictims([], 0, 0)).toEqual({ victims: [], freedBlocks: 0, satisfied: true, shortfallBlocks: 0 });
+  });
+
+  it('rejects bad arguments', () => {
+    for (const f of [
+      () => sel.selectVictims([], -1, 0),
+      () => sel.selectVictims([], 1.5, 0),
+      () => sel.selectVictims([], 1, Number.NaN),
+      () => sel.selectVictims([cand('a', { blocks: -2 })], 1, 0),
+      () => new SloAwareVictimSelector({ priorityWeight: -1 }),
+      () => createVictimSelector('lifo'),
+    ]) {
+      expect(f).toThrow();
+      try {
+        f();
+      } catch (e) {
+        expect(isKvmgrError(e, 'KVMGR_INVALID_ARGUMENT')).toBe(true);
+      }
+    }
+  });
+
+  it('greedy property: victims are the lowest-protection prefix that frees enough', () => {
+    const c = fc.record({
+      blocks: fc.integer({ min: 0, max: 20 }),
+      priority: fc.integer({ min: 0, max: 3 }),
+      sloSlackMs: fc.integer({ min: -500, max: 20000 }),
+      remainingTokens: fc.integer({ min: 0, max: 500 }),
+      recomputeCostUs: fc.integer({ min: 0, max: 100000 }),
+    });
+    fc.assert(
+      fc.property(fc.array(c, { maxLength: 60 }), fc.integer({ min: 0, max: 200 }), (raw, need) => {
+        const cs = raw.map((r, i) => cand(`r${i}`, r));
+        const got = sel.selectVictims(cs, need, 0);
+        const order = cs
+          .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))
+          .filter((e) => e.x.blocks > 0)
+          .sort((a, b) => a.s - b.s || a.i - b.i);
+        const want: string[] = [];
+        let freed = 0;
+        for (const e of order) {
+          if (freed >= need) break;
+          want.push(e.x.requestId);
+          freed += e.x.blocks;
+        }
+        expect(got.victims.map((v) => v.requestId)).toEqual(want);
+        expect(got.freedBlocks).toBe(freed);
+        expect(got.satisfied).toBe(freed >= need);
+        expect(got.shortfallBlocks).toBe(Math.max(0, need - freed));
+      }),
+    );
+  });
+});
+
+describe('baseline selectors', () => {
+  const cs = [
+    cand('old', { admittedUs: 1, generatedTokens: 5, blocks: 2 }),
+    cand('new', { admittedUs: 9, generatedTokens: 50, blocks: 2 }),
+    cand('mid', { admittedUs: 5, generatedTokens: 5, promptTokens: 900, blocks: 2 }),
+  ];
+  it('vllm preempts the newest admitted first, by recompute', () => {
+    const r = new VllmVictimSelector().selectVictims(cs, 3, 0);
+    expect(r.victims).toEqual([
+      { requestId: 'new', mode: 'recompute', freedBlocks: 2 },
+      { requestId: 'mid', mode: 'recompute', freedBlocks: 2 },
+    ]);
+    expect(createVictimSelector('vllm').name).toBe('vllm');
+  });
+  it('sglang retracts the fewest generated tokens first (ties: longest prompt)', () => {
+    const r = new SglangVictimSelector().selectVictims(cs, 3, 0);
+    expect(r.victims.map((v) => v.requestId)).toEqual(['mid', 'old']);
+    expect(createVictimSelector('sglang', { mode: 'swap' }).selectVictims(cs, 1, 0).victims[0]?.mode).toBe('swap');
+    expect(new SglangVictimSelector().selectVictims(cs, 100, 0)).toMatchObject({ freedBlocks: 6, satisfied: false, shortfallBlocks: 94 });
+  });
+});
+
+describe('baseline selectors against a sorting reference', () => {
+  it('vllm and sglang take the greedy prefix of their order', () => {
+    const c = fc.record({
+      blocks: fc.integer({ min: 0, max: 20 }),
+      admittedUs: fc.integer({ min: 0, max: 30 }),
+      generatedTokens: fc.integer({ min: 0, max: 10 }),
+      promptTokens: fc.integer({ min: 1, max: 10 }),
+    });
+    fc.assert(
+      fc.property(fc.array(c, { maxLength: 40 }), fc.integer({ min: 0, max: 150 }), (raw, need) => {
+        const cs = raw.map((r, i) => cand(`r${i}`, r));
+        const refs: [VictimSelector, (a: VictimCandidate, b: VictimCandidate) => number][] = [
+          [new VllmVictimSelector(), (a, b) => b.admittedUs - a.admittedUs],
+          [new SglangVictimSelector(), (a, b) => a.generatedTokens - b.generatedTokens || b.promptTokens - a.promptTokens],
+        ];
+        for (const [sel, cmp] of refs) {
+          const order = cs.map((x, i) => ({ x, i })).filter((e) => e.x.blocks > 0);
+          order.sort((a, b) => cmp(a.x, b.x) || a.i - b.i);
+          const want: string[] = [];
+          let freed = 0;
+          for (const e of order) {
+            if (freed >= need) break;
+            want.push(e.x.requestId);
+            freed += e.x.blocks;
+          }
+          const got = sel.selectVictims(cs, need, 0);
+          expect(got.victims.map((v) => v.requestId)).toEqual(want);
+          expect(got.shortfallBlocks).toBe(Math.max(0, need - freed));
+        }
+      }),
+    );
+  });
+});

@@ -1,0 +1,63 @@
+import { isKvmgrError } from '@kvmgr/core';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { blockAccessSequence, createEvictionPolicy, readBlockTrace, replayBlockTrace } from '../src/index.js';
+
+// repo root is two levels up from the package; the shared data sits beside the repo
+const TRACE = join(import.meta.dirname, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
+
+describe('Mooncake conversation trace, block hit ratio with prefix semantics', () => {
+  const requests = readBlockTrace(TRACE);
+  const accesses = blockAccessSequence(requests);
+
+  it('reads every request in arrival order', () => {
+    expect(requests.length).toBe(12031);
+    expect(accesses.length).toBe(288500);
+    for (let i = 1; i < requests.length; i++) {
+      expect((requests[i] as { timestampMs: number }).timestampMs).toBeGreaterThanOrEqual((requests[i - 1] as { timestampMs: number }).timestampMs);
+    }
+  });
+
+  it('LRU at 3k blocks is 0.065 ± 0.005', () => {
+    const r = replayBlockTrace(requests, createEvictionPolicy('lru'), 3000);
+    expect(r.blocks).toBe(288500);
+    expect(Math.abs(r.hitRatio - 0.065)).toBeLessThanOrEqual(0.005);
+    expect(r.hitRatio).toBeCloseTo(0.06503, 5);
+  });
+
+  it('Belady gives the reference upper bound 0.191 / 0.294 / 0.366', () => {
+    for (const [c, want] of [
+      [1000, 0.191],
+      [3000, 0.294],
+      [10000, 0.366],
+    ] as const) {
+      expect(replayBlockTrace(requests, createEvictionPolicy('belady', { accesses }), c).hitRatio).toBeCloseTo(want, 3);
+    }
+  });
+
+  it('predictive (online, no future) beats LRU everywhere and reaches 45% / 48% / 64% / 90% of Belady', () => {
+    const belady = [0.19062, 0.29443, 0.36641, 0.36641];
+    const lru = [0.04447, 0.06503, 0.21116, 0.32571];
+    const want = [0.08491, 0.14147, 0.2339, 0.33078];
+    [1000, 3000, 10000, 30000].forEach((c, i) => {
+      const got = replayBlockTrace(requests, createEvictionPolicy('predictive'), c).hitRatio;
+      expect(got).toBeCloseTo(want[i] as number, 5);
+      expect(got).toBeGreaterThan(lru[i] as number);
+    });
+    expect((want[3] as number) / (belady[3] as number)).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('reports a bad trace row with its line number', () => {
+    const p = join(tmpdir(), `kvmgr-eviction-bad-${process.pid}.jsonl`);
+    writeFileSync(p, '{"timestamp": 0, "hash_ids": [1, 2]}\n{"timestamp": 1, "hash_ids": [-1]}\n');
+    try {
+      readBlockTrace(p);
+      expect.unreachable();
+    } catch (e) {
+      expect(isKvmgrError(e, 'KVMGR_BAD_TRACE')).toBe(true);
+      expect((e as Error).message).toContain(':2:');
+    }
+  });
+});
