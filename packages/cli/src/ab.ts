@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { type PairedDiff, pairedDiffs } from './ab-stats.js';
 import { writeOutputs } from './output.js';
 import { createProgress } from './progress.js';
-import { type RunFlags, type RunVariant, loadTrace, resolveRunOptions, runOnce } from './run.js';
+import { type RunFlags, type RunVariant, loadTrace, resolveRunOptions, runOnce, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
 
 /** Flags of `kvmgr ab`. */
@@ -50,10 +50,14 @@ export async function runAbCommand(flags: AbFlags, _cmd?: Command): Promise<void
   const bSpec = flags.b ?? opts.config.b;
   if (!aSpec || !bSpec) throw new KvmgrError('KVMGR_INVALID_ARGUMENT', 'ab: both --a and --b are required');
   const router = flags.router ?? opts.config.router;
+  const variantA = { ...abVariant(aSpec, router), label: `A: ${aSpec}` };
+  const variantB = { ...abVariant(bSpec, router), label: `B: ${bSpec}` };
+  validateVariant(variantA);
+  validateVariant(variantB);
   const trace = loadTrace(opts);
   const progress = createProgress(opts.progress && process.stderr.isTTY === true);
-  const a = runOnce(opts, trace, { ...abVariant(aSpec, router), label: `A: ${aSpec}` }, progress);
-  const b = runOnce(opts, trace, { ...abVariant(bSpec, router), label: `B: ${bSpec}` }, progress);
+  const a = runOnce(opts, trace, variantA, progress);
+  const b = runOnce(opts, trace, variantB, progress);
   const diffs = pairedDiffs(a, b, { resamples: flags.bootstrap ?? opts.config.bootstrap ?? 2000, seed: opts.seed });
   const lines = [
     `A/B on ${opts.traceLabel} (${trace.requests.length} requests), ${opts.instances} × ${opts.model} on ${opts.gpu}, rate ×${opts.rateScale}, seed ${opts.seed}`,

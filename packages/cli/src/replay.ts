@@ -3,12 +3,15 @@
  * table and writes report.json, requests.csv and report.html (all or nothing).
  */
 import type { Command } from 'commander';
-import { writeOutputs } from './output.js';
+import { removeOutputs, writeOutputs } from './output.js';
 import { DEFAULTS } from './program.js';
 import { createProgress } from './progress.js';
 import { formatComparison, replayHtml, replayJson, requestsCsv } from './replay-report.js';
 import { renderReportHtml } from './report-html.js';
-import { type RunFlags, loadTrace, resolveRunOptions, runOnce } from './run.js';
+import { type RunFlags, type RunVariant, loadTrace, resolveRunOptions, runOnce, validateVariant } from './run.js';
+
+/** The files `kvmgr replay` writes. */
+export const OUTPUT_FILES = ['report.json', 'requests.csv', 'report.html'] as const;
 
 /** Flags of `kvmgr replay`. */
 export interface ReplayFlags extends RunFlags {
@@ -27,11 +30,17 @@ export async function runReplayCommand(flags: ReplayFlags, _cmd?: Command): Prom
   const baseline = flags.baseline ?? cfg.baseline ?? DEFAULTS.baseline;
   const candidate = flags.candidate ?? cfg.candidate ?? DEFAULTS.candidate;
   const out = flags.out ?? cfg.out ?? DEFAULTS.out;
+  const variantA: RunVariant = { label: baseline, profile: baseline, router: flags.baselineRouter ?? cfg.baselineRouter };
+  const variantB: RunVariant = { label: candidate, profile: candidate, pipeline: flags.pipeline ?? cfg.pipeline, router: flags.router ?? cfg.router };
+  validateVariant(variantA);
+  validateVariant(variantB);
   const trace = loadTrace(opts);
+  // Outputs of an earlier run must not pass for this run's if this one fails.
+  removeOutputs(out, OUTPUT_FILES);
   if (trace.skippedRows > 0) process.stderr.write(`kvmgr: skipped ${trace.skippedRows} malformed rows (--lenient); first: ${trace.skippedReasons[0] ?? ''}\n`);
   const progress = createProgress(opts.progress && process.stderr.isTTY === true);
-  const a = runOnce(opts, trace, { label: baseline, profile: baseline, router: flags.baselineRouter ?? cfg.baselineRouter }, progress);
-  const b = runOnce(opts, trace, { label: candidate, profile: candidate, pipeline: flags.pipeline ?? cfg.pipeline, router: flags.router ?? cfg.router }, progress);
+  const a = runOnce(opts, trace, variantA, progress);
+  const b = runOnce(opts, trace, variantB, progress);
   const setup = {
     trace: opts.traceLabel,
     model: opts.model,

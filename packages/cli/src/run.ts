@@ -6,7 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
-import { type ReplayResult, type Trace, loadAzureTrace, loadLengthCsv, loadMooncakeTrace, runReplay } from '@kvmgr/sim';
+import { createRouter } from '@kvmgr/router';
+import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
+import { ENGINE_PROFILES, type ReplayResult, type Trace, createPlanner, loadAzureTrace, loadLengthCsv, loadMooncakeTrace, runReplay } from '@kvmgr/sim';
 import { type RunConfig, loadRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
 import { BUNDLED_TRACE, DEFAULTS } from './program.js';
@@ -106,6 +108,37 @@ export interface RunVariant {
   readonly rateScale?: number;
 }
 
+/**
+ * Checks a variant before any simulation runs: the profile exists, the pipeline parses and names
+ * known passes, the router config is valid. Cheap, so a typo fails in milliseconds, not after the
+ * baseline run.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` (profile), `KVMGR_BAD_PIPELINE`, `KVMGR_BAD_CONFIG`.
+ */
+export function validateVariant(variant: RunVariant): void {
+  const profile = ENGINE_PROFILES[variant.profile];
+  if (profile === undefined) {
+    throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `unknown profile ${JSON.stringify(variant.profile)}; known: ${Object.keys(ENGINE_PROFILES).join(', ')}`);
+  }
+  const pipeline = variant.pipeline ?? profile.scheduler;
+  withContext(`pipeline of ${variant.label}`, () => {
+    if (pipeline === 'builtin-fcfs') createPlanner(pipeline);
+    else new PassManager({ pipeline, registry: createDefaultRegistry() });
+  });
+  withContext(`router of ${variant.label}`, () => createRouter(variant.router ?? profile.router));
+}
+
+/** Re-throws a KvmgrError with `context: ` in front of its message (same code and details). */
+function withContext(context: string, fn: () => unknown): void {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof Error && 'code' in e && typeof e.code === 'string') {
+      throw new KvmgrError(e.code, `${context}: ${e.message}`, { cause: e, details: (e as KvmgrError).details ?? {} });
+    }
+    throw e;
+  }
+}
+
 /** Runs one replay of `trace` and maps it to a {@link RunResult}. */
 export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVariant, progress: Progress): RunResult {
   const started = performance.now();
@@ -135,17 +168,26 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
   return toRunResult(variant.label, res, (performance.now() - started) / 1000);
 }
 
+/** Points per time-series chart: the simulator samples every second; coarser buckets read better. */
+const TARGET_POINTS = 120;
+
 function timeseries(res: ReplayResult): RunTimeseries {
-  const buckets = new Map<number, { tok: number; kv: number; hit: number; hitN: number; n: number }>();
+  let maxMs = 0;
+  for (const s of res.timeseries) if (s.tMs > maxMs) maxMs = s.tMs;
+  const bucketMs = Math.max(1000, Math.ceil(maxMs / TARGET_POINTS / 1000) * 1000);
+  // Per bucket: sum over instances at each sample time, then mean over the bucket's sample times.
+  const buckets = new Map<number, { tok: number; kv: number; kvN: number; hit: number; hitN: number; times: Set<number> }>();
   for (const s of res.timeseries) {
-    let b = buckets.get(s.tMs);
+    const k = Math.floor(s.tMs / bucketMs) * bucketMs;
+    let b = buckets.get(k);
     if (!b) {
-      b = { tok: 0, kv: 0, hit: 0, hitN: 0, n: 0 };
-      buckets.set(s.tMs, b);
+      b = { tok: 0, kv: 0, kvN: 0, hit: 0, hitN: 0, times: new Set() };
+      buckets.set(k, b);
     }
+    b.times.add(s.tMs);
     b.tok += s.outputTokPerSec;
     b.kv += s.kvUtilGpu;
-    b.n++;
+    b.kvN++;
     if (Number.isFinite(s.hitRate) && s.finished + s.running > 0) {
       b.hit += s.hitRate;
       b.hitN++;
@@ -157,10 +199,10 @@ function timeseries(res: ReplayResult): RunTimeseries {
   const kvUtilization: number[] = [];
   const hitRate: number[] = [];
   for (const k of keys) {
-    const b = buckets.get(k) as { tok: number; kv: number; hit: number; hitN: number; n: number };
+    const b = buckets.get(k) as { tok: number; kv: number; kvN: number; hit: number; hitN: number; times: Set<number> };
     tSec.push(k / 1000);
-    throughputTokPerS.push(b.tok);
-    kvUtilization.push(b.kv / b.n);
+    throughputTokPerS.push(b.tok / b.times.size);
+    kvUtilization.push(b.kv / b.kvN);
     hitRate.push(b.hitN > 0 ? b.hit / b.hitN : Number.NaN);
   }
   return { tSec, throughputTokPerS, kvUtilization, hitRate };

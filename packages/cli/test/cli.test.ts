@@ -1,0 +1,84 @@
+/**
+ * End to end: the `kvmgr` executable as a user runs it (a child process on the sources), on a
+ * slice of the bundled trace; then bad inputs, each a one-line error, a non-zero exit and no
+ * output files.
+ */
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { measurePlots } from './screenshot.js';
+
+const BIN = resolve(import.meta.dirname, '../src/bin.ts');
+
+function kvmgr(args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, ['--conditions=@kvmgr/source', '--import', 'tsx', BIN, ...args], {
+    encoding: 'utf8',
+    cwd: resolve(import.meta.dirname, '..'),
+    timeout: 120_000,
+  });
+}
+
+describe('kvmgr replay', () => {
+  it('prints the side-by-side table and writes report.json, requests.csv and a report.html whose plots are drawn', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'kvmgr-replay-'));
+    const r = kvmgr(['replay', '--limit', '400', '--out', out]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    for (const label of ['prefix hit rate (%)', 'TTFT p99 (ms)', 'TPOT p50 (ms)', 'goodput (req/s)', 'SLO attainment (%)', 'preemptions', 're-prefill rate (%)', 'KV utilization (%)']) {
+      expect(r.stdout).toContain(label);
+    }
+    expect(r.stdout).toMatch(/vllm-default\s+kvmgr-default\s+change/);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.kind).toBe('kvmgr.replay');
+    expect(report.baseline.summary.requests).toBe(400);
+    expect(report.candidate.summary.finished + report.candidate.summary.rejected).toBe(400);
+    const csv = readFileSync(join(out, 'requests.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toMatch(/^run,request_id,instance,arrival_ms/);
+    expect(csv).toHaveLength(1 + 2 * 400);
+    const plots = await measurePlots(join(out, 'report.html'), join(out, 'report.png'));
+    expect(plots.map((p) => p.id).sort()).toEqual(['hit-rate', 'kv-utilization', 'throughput', 'tpot-cdf', 'ttft-cdf']);
+    for (const p of plots) {
+      expect(p.inkFraction, p.id).toBeGreaterThan(0.01);
+      expect(p.colours, `${p.id} draws both runs`).toBeGreaterThanOrEqual(2);
+    }
+  });
+});
+
+describe('kvmgr bad input', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmgr-bad-'));
+  const malformed = join(dir, 'bad.jsonl');
+  writeFileSync(
+    malformed,
+    '{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}\n{"timestamp": 5, "input_length": "many", "output_length": 5, "hash_ids": [1]}\n',
+  );
+  const cases: Array<[string, string[], RegExp]> = [
+    ['missing file', ['--trace', join(dir, 'nope.jsonl')], /--trace .*nope\.jsonl: no such file/],
+    ['malformed trace line', ['--trace', malformed], /bad\.jsonl:2/],
+    ['unknown pipeline pass', ['--pipeline', 'sched.step(fcfs,no-such-pass)'], /unknown pass "no-such-pass"/],
+    ['negative rate', ['--rate-scale', '-2'], /--rate-scale: expected a number > 0, got "-2"/],
+    ['SLO without unit', ['--slo-ttft', '500'], /--slo-ttft: expected a duration with a unit/],
+    ['bad router weights', ['--router', 'pa:x'], /pa:x/],
+    ['unknown profile', ['--baseline', 'vllm-defualt'], /unknown profile "vllm-defualt"/],
+  ];
+  it.each(cases)('%s: one-line error, exit 2, no output files', (_name, args, message) => {
+    const out = join(dir, `out-${_name.replace(/\W+/g, '-')}`);
+    const r = kvmgr(['replay', '--out', out, ...args]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    const first = r.stderr.split('\n')[0] ?? '';
+    expect(first).toMatch(/^kvmgr: error: /);
+    expect(first).toMatch(message);
+    expect(existsSync(join(out, 'report.json'))).toBe(false);
+    expect(existsSync(join(out, 'report.html'))).toBe(false);
+  });
+
+  it('--help explains flags with units and defaults', () => {
+    const r = kvmgr(['replay', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('--slo-ttft <duration>');
+    expect(r.stdout).toMatch(/default: 2s/);
+    expect(r.stdout).toMatch(/--rate-scale <x>.*\(default: 1\)/s);
+  });
+});
