@@ -1,6 +1,6 @@
 /**
  * TGI engine profile as data. TGI reserves prompt + `max_new_tokens` at admission and never
- * preempts; it pages KV in blocks (16 tokens with paged attention) and has prefix caching in
+ * preempts (the `tgi-default` scheduler preset does both, so `preemption` never applies); it pages KV in blocks (16 tokens with paged attention) and has prefix caching in
  * v3. Its token budget is `max_batch_prefill_tokens` (default 4096) with
  * `max_batch_total_tokens` derived from memory.
  *
@@ -14,15 +14,14 @@ export const TGI_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   engine: 'tgi',
   description: 'TGI v3 defaults: reserve input + max_new_tokens at admission, never preempt, prefill budget 4096',
   blockSize: 16,
-  maxNumBatchedTokens: 4096,
-  maxNumSeqs: 1024,
-  chunkedPrefill: true,
-  prefixCaching: true,
-  preemptionMode: 'none',
+  tokenBudget: 4096,
+  maxSeqs: 1024,
+  preemption: 'recompute',
   victimSelector: 'vllm',
   cacheEviction: 'lru',
-  schedulerPipeline: 'tgi-default',
+  scheduler: 'tgi-default',
+  lifetimePredictor: 'global-median',
   router: 'round-robin',
-  reserveFullOutput: true,
+  cpuOffloadGiB: 0,
   gpuMemoryUtilization: 0.9,
 });

@@ -5,21 +5,21 @@ describe('vLLM profiles', () => {
   it('vllm-default carries vLLM v1 H100 defaults', () => {
     expect(VLLM_DEFAULT_PROFILE).toMatchObject({
       blockSize: 16,
-      maxNumBatchedTokens: 8192,
-      maxNumSeqs: 1024,
-      chunkedPrefill: true,
-      preemptionMode: 'recompute',
+      tokenBudget: 8192,
+      maxSeqs: 1024,
+      preemption: 'recompute',
       victimSelector: 'vllm',
       cacheEviction: 'lru',
-      schedulerPipeline: 'vllm-default',
+      scheduler: 'vllm-default',
+      cpuOffloadGiB: 0,
       router: 'round-robin',
     });
-    expect(VLLM_SMALL_GPU_PROFILE).toMatchObject({ maxNumBatchedTokens: 2048, maxNumSeqs: 256 });
+    expect(VLLM_SMALL_GPU_PROFILE).toMatchObject({ tokenBudget: 2048, maxSeqs: 256 });
   });
 
   it('kvmgr-default keeps vLLM geometry and swaps the decisions', () => {
     expect(KVMGR_DEFAULT_PROFILE.blockSize).toBe(VLLM_DEFAULT_PROFILE.blockSize);
-    expect(KVMGR_DEFAULT_PROFILE.schedulerPipeline).toBe('kvmgr-default');
+    expect(KVMGR_DEFAULT_PROFILE.scheduler).toBe('kvmgr-default');
     expect(KVMGR_DEFAULT_PROFILE.router).not.toBe('round-robin');
   });
 

@@ -17,15 +17,15 @@ export const VLLM_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   engine: 'vllm',
   description: 'vLLM v1 defaults: FCFS, chunked prefill 8192 tokens / 1024 seqs, LRU prefix cache, recompute-preempt newest, round-robin routing',
   blockSize: 16,
-  maxNumBatchedTokens: 8192,
-  maxNumSeqs: 1024,
-  chunkedPrefill: true,
-  prefixCaching: true,
-  preemptionMode: 'recompute',
+  tokenBudget: 8192,
+  maxSeqs: 1024,
+  preemption: 'recompute',
   victimSelector: 'vllm',
   cacheEviction: 'lru',
-  schedulerPipeline: 'vllm-default',
+  scheduler: 'vllm-default',
+  lifetimePredictor: 'global-median',
   router: 'round-robin',
+  cpuOffloadGiB: 0,
   gpuMemoryUtilization: 0.9,
 });
 
@@ -34,8 +34,8 @@ export const VLLM_SMALL_GPU_PROFILE: EngineProfile = Object.freeze({
   ...VLLM_DEFAULT_PROFILE,
   name: 'vllm-small-gpu',
   description: 'vLLM v1 defaults below H100 class: chunked prefill 2048 tokens / 256 seqs',
-  maxNumBatchedTokens: 2048,
-  maxNumSeqs: 256,
+  tokenBudget: 2048,
+  maxSeqs: 256,
 });
 
 /** SGLang's defaults (for baselines): radix cache, LPM scheduling, retract fewest-generated. */
@@ -44,15 +44,15 @@ export const SGLANG_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   engine: 'sglang',
   description: 'SGLang defaults: longest-prefix-match (FCFS above 128 waiting), radix cache with LRU leaves, retract fewest-generated',
   blockSize: 1,
-  maxNumBatchedTokens: 8192,
-  maxNumSeqs: 1024,
-  chunkedPrefill: true,
-  prefixCaching: true,
-  preemptionMode: 'recompute',
+  tokenBudget: 8192,
+  maxSeqs: 1024,
+  preemption: 'recompute',
   victimSelector: 'sglang',
   cacheEviction: 'lru',
-  schedulerPipeline: 'sglang-default',
+  scheduler: 'sglang-default',
+  lifetimePredictor: 'global-median',
   router: 'round-robin',
+  cpuOffloadGiB: 0,
   gpuMemoryUtilization: 0.88,
 });
 
@@ -64,6 +64,6 @@ export const KVMGR_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   description: 'kvmgr on vLLM: kvmgr-default scheduler pipeline, SLO-aware preemption, kvmgr eviction policy, KV- and prefix-aware routing',
   victimSelector: 'slo-aware',
   cacheEviction: 's3fifo',
-  schedulerPipeline: 'kvmgr-default',
+  scheduler: 'kvmgr-default',
   router: 'kvmgr-default',
 });

@@ -36,36 +36,35 @@ export type EngineKind = 'vllm' | 'sglang' | 'tgi' | 'lmdeploy' | 'kvmgr';
 /**
  * An engine's scheduling and cache defaults as data: what a simulated instance needs to
  * behave like that engine. Adapters publish their engine's profiles; the simulator and CLI
- * read them by name.
+ * read them by name and pass the object along.
  */
 export interface EngineProfile {
   /** Profile name, e.g. `vllm-default`. */
   readonly name: string;
-  readonly engine: EngineKind;
+  /** The engine it describes. */
+  readonly engine?: EngineKind;
   /** One-line description shown by `kvmgr --help` and reports. */
   readonly description: string;
   /** Tokens per KV block. vLLM 16, LMDeploy 64. */
   readonly blockSize: number;
-  /** Token budget per step (chunked prefill). vLLM on H100-class: 8192. */
-  readonly maxNumBatchedTokens: number;
-  /** Max sequences per step. vLLM on H100-class: 1024. */
-  readonly maxNumSeqs: number;
-  /** Whether prompts are split across steps by the token budget. */
-  readonly chunkedPrefill: boolean;
-  /** Whether a prefix cache is kept. */
-  readonly prefixCaching: boolean;
-  /** How running requests are preempted when blocks run out; `none` = never preempt. */
-  readonly preemptionMode: 'recompute' | 'swap' | 'none';
-  /** Request-level victim selector name (`@kvmgr/eviction`): `vllm`, `sglang`, `slo-aware`. */
-  readonly victimSelector: string;
+  /** Token budget per step (chunked prefill, `max_num_batched_tokens`). vLLM on H100-class: 8192. */
+  readonly tokenBudget: number;
+  /** Max sequences per step (`max_num_seqs`). vLLM on H100-class: 1024. */
+  readonly maxSeqs: number;
+  /** How running requests are preempted when blocks run out. */
+  readonly preemption: 'recompute' | 'swap';
   /** Node-level eviction policy of the prefix cache (`@kvmgr/eviction` name), e.g. `lru`. */
   readonly cacheEviction: string;
-  /** Scheduler-IR pipeline (preset name or textual pipeline). */
-  readonly schedulerPipeline: string;
+  /** Scheduler-IR pipeline: a preset name (`vllm-default`) or pipeline text. */
+  readonly scheduler: string;
+  /** Request-level victim selector (`@kvmgr/eviction` name): `vllm`, `sglang`, `slo-aware`. */
+  readonly victimSelector: string;
+  /** Output-length predictor (`@kvmgr/lifetime-predictor` name) injected into the scheduler. */
+  readonly lifetimePredictor: string;
   /** Router preset or config string used in front of a cluster of this profile. */
   readonly router: string;
-  /** Reserve prompt + max output tokens at admission (TGI). @default false */
-  readonly reserveFullOutput?: boolean;
+  /** Host memory for a CPU KV tier per instance, GiB (0 = no offload tier). */
+  readonly cpuOffloadGiB: number;
   /** Fraction of GPU memory the engine takes (weights + KV). vLLM default 0.9. */
   readonly gpuMemoryUtilization: number;
 }
