@@ -1,0 +1,128 @@
+/**
+ * `kvmgr sweep`: arrival-rate scales × profiles, run in parallel worker threads (the
+ * simulator's piscina pool); prints SLO attainment and goodput per point, finds each profile's
+ * goodput knee (the highest rate with ≥ 90% SLO attainment), writes sweep.json and sweep.html.
+ */
+import { readFileSync } from 'node:fs';
+import { KvmgrError } from '@kvmgr/core';
+import { type SweepJob, type TraceSpec, runSweep } from '@kvmgr/sim';
+import type { Command } from 'commander';
+import { type Knee, type SweepPoint, goodputKnee } from './ab-stats.js';
+import { writeOutputs } from './output.js';
+import { createProgress } from './progress.js';
+import { renderReportHtml } from './report-html.js';
+import { type ResolvedRunOptions, type RunFlags, resolveRunOptions, validateVariant } from './run.js';
+import { fmtNum, formatTable } from './table.js';
+
+/** Flags of `kvmgr sweep`. */
+export interface SweepFlags extends RunFlags {
+  rates?: number[];
+  profiles?: string[];
+  workers?: number;
+  out?: string;
+}
+
+/** Default rate scales and profiles. */
+export const SWEEP_DEFAULTS = Object.freeze({ rates: [0.5, 1, 2, 4, 8], profiles: ['vllm-default', 'kvmgr-default'], out: 'kvmgr-sweep', target: 0.9 });
+
+function traceSpec(opts: ResolvedRunOptions): TraceSpec {
+  const options = { lenient: opts.lenient, ...(opts.limit === undefined ? {} : { limit: opts.limit }) };
+  if (opts.trace.endsWith('.jsonl')) return { kind: 'mooncake', path: opts.trace, options };
+  if (opts.trace.endsWith('.csv')) {
+    const head = readFileSync(opts.trace, 'utf8').slice(0, 200).split(/\r?\n/)[0] ?? '';
+    if (head.startsWith('TIMESTAMP')) return { kind: 'azure', path: opts.trace, options };
+    if (head.includes('num_prefill_tokens')) return { kind: 'length-csv', path: opts.trace, options: { ...options, arrivals: { kind: 'poisson', ratePerSec: 1 }, seed: opts.seed } };
+    throw new KvmgrError('KVMGR_BAD_TRACE', `${opts.trace}:1: unknown CSV header ${JSON.stringify(head)}`);
+  }
+  throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--trace ${opts.trace}: expected a .jsonl (Mooncake) or .csv (Azure, length-only) file`);
+}
+
+/** Runs `kvmgr sweep`. */
+export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promise<void> {
+  const opts = resolveRunOptions(flags);
+  const rates = flags.rates ?? opts.config.rates ?? SWEEP_DEFAULTS.rates;
+  const profiles = flags.profiles ?? opts.config.profiles ?? SWEEP_DEFAULTS.profiles;
+  const out = flags.out ?? opts.config.out ?? SWEEP_DEFAULTS.out;
+  for (const p of profiles) validateVariant({ label: p, profile: p });
+  const trace = traceSpec(opts);
+  const jobs: SweepJob[] = [];
+  for (const profile of profiles) {
+    for (const rate of rates) {
+      jobs.push({
+        id: `${profile}@${rate}`,
+        trace,
+        replay: {
+          model: opts.model,
+          gpu: opts.gpu,
+          tp: opts.tp,
+          instances: opts.instances,
+          profile,
+          rateScale: rate * opts.rateScale,
+          slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
+          seed: opts.seed,
+        },
+      });
+    }
+  }
+  const progress = createProgress(opts.progress && process.stderr.isTTY === true);
+  progress.start('sweep', jobs.length);
+  const started = performance.now();
+  let results: Awaited<ReturnType<typeof runSweep>>;
+  try {
+    results = await runSweep(jobs, { ...(flags.workers === undefined ? {} : { threads: flags.workers }), onResult: (_r, done) => progress.update(done) });
+  } finally {
+    progress.stop();
+  }
+  const byProfile = new Map<string, SweepPoint[]>();
+  for (const [i, r] of results.entries()) {
+    const job = jobs[i] as SweepJob;
+    const profile = job.replay.profile as string;
+    const points = byProfile.get(profile) ?? [];
+    points.push({
+      rate: job.replay.rateScale ?? 1,
+      sloAttainment: r.summary.sloAttainment,
+      goodputReqPerS: r.summary.goodputRps,
+      throughputReqPerS: r.summary.throughputRps,
+      ttftP99Ms: r.summary.ttftMs.p99,
+    });
+    byProfile.set(profile, points);
+  }
+  const knees = new Map<string, Knee>();
+  for (const [p, pts] of byProfile) knees.set(p, goodputKnee(pts, SWEEP_DEFAULTS.target));
+  const rows: string[][] = [];
+  for (const [p, pts] of byProfile) {
+    for (const pt of pts) {
+      rows.push([p, `×${pt.rate}`, fmtNum(pt.throughputReqPerS, 3), fmtNum(pt.goodputReqPerS, 3), fmtNum(pt.sloAttainment * 100, 1), fmtNum(pt.ttftP99Ms, 0), knees.get(p)?.rate === pt.rate ? '← knee' : '']);
+    }
+  }
+  const kneeLines = [...knees].map(([p, k]) => `${p}: knee ${k.rate === undefined ? 'not reached (no rate with ≥ 90% SLO attainment)' : `at rate ×${k.rate}, goodput ${fmtNum(k.goodputReqPerS, 3)} req/s`}`);
+  const [first, second] = [...knees.values()];
+  const ratioLine =
+    profiles.length === 2 && first && second && first.goodputReqPerS > 0
+      ? `goodput at the knee: ${profiles[1]} / ${profiles[0]} = ${(second.goodputReqPerS / first.goodputReqPerS).toFixed(2)}×`
+      : '';
+  const header = ['profile', 'rate', 'throughput (req/s)', 'goodput (req/s)', 'SLO attainment (%)', 'TTFT p99 (ms)', ''];
+  const text = [
+    `sweep on ${opts.traceLabel}: ${jobs.length} runs (${profiles.length} profiles × ${rates.length} rates) in ${((performance.now() - started) / 1000).toFixed(1)} s; SLO TTFT ${opts.sloTtftMs} ms, TPOT ${opts.sloTpotMs} ms`,
+    '',
+    formatTable(header, rows),
+    '',
+    ...kneeLines,
+    ...(ratioLine ? [ratioLine] : []),
+  ].join('\n');
+  process.stdout.write(`${text}\n`);
+  const series = (pick: (p: SweepPoint) => number) => [...byProfile].map(([name, pts]) => ({ name, points: pts.map((p) => [p.rate, pick(p)] as [number, number]) }));
+  const html = renderReportHtml({
+    title: 'kvmgr sweep: goodput knee per profile',
+    subtitle: [`trace: ${opts.traceLabel}, ${opts.instances} × ${opts.model} on ${opts.gpu}, seed ${opts.seed}`, ...kneeLines, ...(ratioLine ? [ratioLine] : [])],
+    tables: [{ title: 'Runs', header, rows }],
+    charts: [
+      { id: 'goodput', title: 'Goodput vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'goodput (req/s)', logX: true, series: series((p) => p.goodputReqPerS) },
+      { id: 'attainment', title: 'SLO attainment vs arrival rate (knee: last point ≥ 90%)', xLabel: 'rate scale (× trace rate)', yLabel: 'SLO attainment (%)', logX: true, series: series((p) => p.sloAttainment * 100) },
+      { id: 'ttft-p99', title: 'TTFT p99 vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'TTFT p99 (ms)', logX: true, series: series((p) => p.ttftP99Ms) },
+    ],
+  });
+  const json = { kind: 'kvmgr.sweep', version: 1, trace: opts.traceLabel, seed: opts.seed, target: SWEEP_DEFAULTS.target, points: Object.fromEntries(byProfile), knees: Object.fromEntries(knees) };
+  const written = writeOutputs(out, { 'sweep.json': `${JSON.stringify(json, null, 2)}\n`, 'sweep.html': html });
+  process.stdout.write(`\nwrote ${written.join(', ')}\n`);
+}
