@@ -91,6 +91,14 @@ export function createSuite(): BenchSuite {
         baseline: 'vllm selectVictims 4096 candidates',
         latencySamples: 5000,
       },
+      // many victims (about 18): the partial selection (top 8 kept aside, then a heap) vs a sort
+      { name: 'vllm selectVictims 4096 candidates, 5000 blocks', fn: () => void (sink += vllm.selectVictims(candidates, 5000, 0).freedBlocks), latencySamples: 2000 },
+      {
+        name: 'slo-aware selectVictims 4096 candidates, 5000 blocks',
+        fn: () => void (sink += slo.selectVictims(candidates, 5000, 0).freedBlocks),
+        baseline: 'vllm selectVictims 4096 candidates, 5000 blocks',
+        latencySamples: 2000,
+      },
     ],
     notes: { entries: ENTRIES, keySpace: KEY_SPACE, opsPerCase: BATCH, sink: sink >= 0 ? 'ok' : 'x' },
   };

@@ -109,6 +109,53 @@ describe('SloAwareVictimSelector', () => {
   });
 });
 
+describe('SloAwareVictimSelector partial selection (top-8 kept aside, heap beyond)', () => {
+  it('equals the full sort for many victims, heavy ties and swap/recompute modes', () => {
+    const sel = new SloAwareVictimSelector({ swapUsPerBlock: 50 });
+    const c = fc.record({
+      blocks: fc.integer({ min: 0, max: 6 }),
+      priority: fc.integer({ min: 0, max: 1 }),
+      sloSlackMs: fc.constantFrom(0, 500, 20000),
+      remainingTokens: fc.constantFrom(1, 400),
+      computedTokens: fc.integer({ min: 0, max: 40 }),
+    });
+    fc.assert(
+      fc.property(fc.array(c, { maxLength: 300 }), fc.integer({ min: 0, max: 1200 }), (raw, need) => {
+        const cs = raw.map((r, i) => cand(`r${i}`, r));
+        const got = sel.selectVictims(cs, need, 0);
+        const order = cs
+          .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))
+          .filter((e) => e.x.blocks > 0)
+          .sort((a, b) => a.s - b.s || a.i - b.i);
+        const want: { requestId: string; mode: string; freedBlocks: number }[] = [];
+        let freed = 0;
+        for (const e of order) {
+          if (need === 0 || freed >= need) break;
+          want.push({ requestId: e.x.requestId, mode: sel.modeFor(e.x).mode, freedBlocks: e.x.blocks });
+          freed += e.x.blocks;
+        }
+        expect(got.victims).toEqual(want);
+        expect(got.freedBlocks).toBe(freed);
+        expect(got.shortfallBlocks).toBe(Math.max(0, need - freed));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects fractional blocks anywhere in the list, and leaves the selector usable', () => {
+    const sel = new SloAwareVictimSelector();
+    const cs = [cand('a'), cand('b', { blocks: 2.5 })];
+    try {
+      sel.selectVictims(cs, 1, 0);
+      expect.unreachable();
+    } catch (e) {
+      expect(isKvmgrError(e, 'KVMGR_INVALID_ARGUMENT')).toBe(true);
+      expect((e as Error).message).toContain('candidates[1].blocks');
+    }
+    expect(sel.selectVictims([cand('a')], 1, 0).victims.map((v) => v.requestId)).toEqual(['a']);
+  });
+});
+
 describe('baseline selectors', () => {
   const cs = [
     cand('old', { admittedUs: 1, generatedTokens: 5, blocks: 2 }),

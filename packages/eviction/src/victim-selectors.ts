@@ -56,8 +56,11 @@ function check(candidates: readonly VictimCandidate[], requiredBlocks: number, n
  * When the candidates cannot free enough, every candidate that frees blocks is returned with
  * `satisfied: false` and the `shortfallBlocks`; callers usually defer the request instead.
  *
- * Complexity: O(n) scoring into a reused typed array, then O(n) per victim for the first 8
- * victims and O(n log n) beyond (a sort of the rest).
+ * Complexity: one O(n) scoring pass into a reused typed array that also keeps the 8 lowest
+ * (score, index) pairs aside (an O(8) insertion only when a score beats the current 8th), so
+ * up to 8 victims cost nothing more; past those, a heap is built in O(n) over the rest and
+ * popped in O(log n) per victim: O(n + k log n) for k victims, where the previous version
+ * sorted everything. No per-call allocation beyond the result.
  *
  * @see Abhyankar et al., "InferCept: Efficient Intercept Support for Augmented Large Language
  *   Model Inference", ICML 2024 (https://arxiv.org/abs/2402.01869)
@@ -66,6 +69,9 @@ export class SloAwareVictimSelector implements VictimSelector {
   readonly name: string = 'slo-aware';
   private readonly o: Required<Omit<SloAwareOptions, 'swapUsPerBlock'>> & { swapUsPerBlock: number | undefined };
   private score = new Float64Array(64);
+  private heap = new Int32Array(64);
+  private picked = new Int32Array(64);
+  private readonly top = new TopK();
 
   /**
    * @param options - see {@link SloAwareOptions}.
@@ -119,7 +125,7 @@ export class SloAwareVictimSelector implements VictimSelector {
   selectVictims(candidates: readonly VictimCandidate[], requiredBlocks: number, nowUs: number): VictimSelection {
     check(candidates, requiredBlocks, nowUs);
     const n = candidates.length;
-    if (this.score.length < n) this.score = new Float64Array(n * 2);
+    this.reserve(n);
     const score = this.score;
     const o = this.o;
     const pw = o.priorityWeight;
@@ -131,21 +137,22 @@ export class SloAwareVictimSelector implements VictimSelector {
     const nearProt = o.nearCompletionProtection;
     const rpt = o.recomputeUsPerToken;
     const spb = o.swapUsPerBlock === undefined ? Number.POSITIVE_INFINITY : o.swapUsPerBlock;
-    let available = 0;
-    let first = -1;
-    let firstScore = Number.POSITIVE_INFINITY;
+    const top = this.top;
+    top.n = 0;
+    let kth = Number.POSITIVE_INFINITY;
+    let bad = -1;
     // one pass: the same formula as protectionOf, inlined with hoisted options (hot path)
     for (let i = 0; i < n; i++) {
       const c = candidates[i] as VictimCandidate;
       const b = c.blocks;
-      if ((b | 0) !== b || b < 0) {
-        if (!Number.isSafeInteger(b) || b < 0) throw invalidArgument(`candidates[${i}].blocks`, b, 'a non-negative integer');
-      }
-      if (b === 0) {
+      if (!(b > 0 && Math.trunc(b) === b)) {
+        if (b !== 0) {
+          bad = i;
+          break;
+        }
         score[i] = Number.POSITIVE_INFINITY;
         continue;
       }
-      available += b;
       const rc = c.recomputeCostUs ?? c.computedTokens * rpt;
       const sc = c.swapCostUs ?? b * spb;
       const cost = Math.min(sc, rc);
@@ -154,61 +161,128 @@ export class SloAwareVictimSelector implements VictimSelector {
       let p = pw * (c.priority ?? 0) + (cw * cost) / b - sw * slack;
       if (c.remainingTokens <= nearTok) p += nearProt;
       score[i] = p;
-      if (p < firstScore) {
-        firstScore = p;
-        first = i;
-      }
+      if (p < kth) kth = top.offer(p, i, b);
     }
-    const victims: VictimDecision[] = [];
+    if (bad !== -1) throw invalidArgument(`candidates[${bad}].blocks`, candidates[bad]?.blocks, 'a non-negative integer');
+    const k = this.pick(n, requiredBlocks, candidates);
+    const victims: VictimDecision[] = new Array(k);
+    const picked = this.picked;
     let freed = 0;
-    if (requiredBlocks === 0) return result(victims, 0, 0);
-    const take = (i: number): void => {
+    for (let j = 0; j < k; j++) {
+      const i = picked[j] as number;
       const c = candidates[i] as VictimCandidate;
-      victims.push({ requestId: c.requestId, mode: this.modeFor(c).mode, freedBlocks: c.blocks });
-      freed += c.blocks;
-    };
-    if (available <= requiredBlocks) {
-      // everything goes: order by protection for the caller's benefit
-      const order: number[] = [];
-      for (let i = 0; i < n; i++) if ((score[i] as number) !== Number.POSITIVE_INFINITY) order.push(i);
-      order.sort((x, y) => (score[x] as number) - (score[y] as number) || x - y);
-      for (const i of order) take(i);
-      return result(victims, freed, requiredBlocks);
-    }
-    // few victims are the common case: repeated min scans (O(k·n)); past 8, sort the rest
-    let scans = 0;
-    if (first !== -1) {
-      // the scoring pass already found the first victim
-      score[first] = Number.POSITIVE_INFINITY;
-      take(first);
-      scans++;
-    }
-    while (freed < requiredBlocks && scans < 8) {
-      let best = -1;
-      let bs = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < n; i++) {
-        const v = score[i] as number;
-        if (v < bs) {
-          bs = v;
-          best = i;
-        }
-      }
-      if (best === -1) break;
-      score[best] = Number.POSITIVE_INFINITY;
-      take(best);
-      scans++;
-    }
-    if (freed < requiredBlocks) {
-      const order: number[] = [];
-      for (let i = 0; i < n; i++) if ((score[i] as number) !== Number.POSITIVE_INFINITY) order.push(i);
-      order.sort((x, y) => (score[x] as number) - (score[y] as number) || x - y);
-      for (const i of order) {
-        if (freed >= requiredBlocks) break;
-        take(i);
-      }
+      const b = c.blocks;
+      const swap = (c.swapCostUs ?? b * spb) < (c.recomputeCostUs ?? c.computedTokens * rpt);
+      victims[j] = { requestId: c.requestId, mode: swap ? 'swap' : 'recompute', freedBlocks: b };
+      freed += b;
     }
     return result(victims, freed, requiredBlocks);
   }
+
+  /** Grows the scratch arrays to hold `n` candidates. */
+  private reserve(n: number): void {
+    if (this.score.length >= n) return;
+    const cap = Math.max(64, n * 2);
+    this.score = new Float64Array(cap);
+    this.heap = new Int32Array(cap);
+    this.picked = new Int32Array(cap);
+  }
+
+  /**
+   * Greedy selection by ascending (score, index) over `score[0..n)` (+∞ = not a candidate)
+   * into `picked`, until `required` blocks are covered or nothing is left; returns how many
+   * were picked. Starts from the scoring pass's {@link TopK}; only past those does it build a
+   * heap over the rest.
+   */
+  private pick(n: number, required: number, candidates: readonly VictimCandidate[]): number {
+    const top = this.top;
+    if (required === 0 || top.n === 0) return 0;
+    const score = this.score;
+    const picked = this.picked;
+    // the scoring pass kept the lowest TOP_K aside: the common case needs nothing else
+    let k = 0;
+    let freed = 0;
+    for (let j = 0; j < top.n && freed < required; j++) {
+      picked[k++] = top.i[j] as number;
+      freed += top.b[j] as number;
+    }
+    // fewer than TOP_K kept means there is nobody else
+    if (freed >= required || top.n < TOP_K) return k;
+    for (let j = 0; j < k; j++) score[picked[j] as number] = Number.POSITIVE_INFINITY;
+    // more victims: heapify the rest (O(n)), pop in (score, index) order (O(log n) each)
+    const heap = this.heap;
+    let m = 0;
+    for (let i = 0; i < n; i++) if ((score[i] as number) !== Number.POSITIVE_INFINITY) heap[m++] = i;
+    for (let i = (m >> 1) - 1; i >= 0; i--) siftDown(heap, score, i, m);
+    while (m > 0 && freed < required) {
+      const top = heap[0] as number;
+      picked[k++] = top;
+      freed += (candidates[top] as VictimCandidate).blocks;
+      heap[0] = heap[--m] as number;
+      siftDown(heap, score, 0, m);
+    }
+    return k;
+  }
+}
+
+/** Number of lowest-score candidates the scoring pass keeps aside (most calls need 1 or 2). */
+const TOP_K = 8;
+
+/**
+ * The `TOP_K` smallest (score, index) pairs seen by a scoring pass, sorted ascending; an
+ * insertion costs O(TOP_K) and happens only when a score beats the current K-th (about
+ * K·ln(n) times in a pass over n candidates in random order).
+ */
+class TopK {
+  readonly s = new Float64Array(TOP_K);
+  readonly i = new Int32Array(TOP_K);
+  /** Blocks of each kept candidate. */
+  readonly b = new Float64Array(TOP_K);
+  n = 0;
+
+  /** Inserts (p, i) (caller checked p < the current K-th); returns the new K-th score (+∞ while not full). */
+  offer(p: number, i: number, blocks: number): number {
+    const s = this.s;
+    const idx = this.i;
+    const bl = this.b;
+    // indexes arrive in increasing order, so an equal score ranks after the ones kept
+    let j = this.n < TOP_K ? this.n++ : TOP_K - 1;
+    while (j > 0 && (s[j - 1] as number) > p) {
+      s[j] = s[j - 1] as number;
+      idx[j] = idx[j - 1] as number;
+      bl[j] = bl[j - 1] as number;
+      j--;
+    }
+    s[j] = p;
+    idx[j] = i;
+    bl[j] = blocks;
+    return this.n < TOP_K ? Number.POSITIVE_INFINITY : (s[TOP_K - 1] as number);
+  }
+}
+
+/** Restores the (score, index) min-heap order below position `i` of `heap[0..m)`. */
+function siftDown(heap: Int32Array, score: Float64Array, i: number, m: number): void {
+  const x = heap[i] as number;
+  const sx = score[x] as number;
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= m) break;
+    let y = heap[c] as number;
+    let sy = score[y] as number;
+    if (c + 1 < m) {
+      const z = heap[c + 1] as number;
+      const sz = score[z] as number;
+      if (sz < sy || (sz === sy && z < y)) {
+        c++;
+        y = z;
+        sy = sz;
+      }
+    }
+    if (sx < sy || (sx === sy && x < y)) break;
+    heap[i] = y;
+    i = c;
+  }
+  heap[i] = x;
 }
 
 /** Options of the baseline selectors. */
