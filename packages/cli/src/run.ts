@@ -8,9 +8,10 @@ import { basename } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { ENGINE_PROFILES, type ReplayResult, type Trace, createPlanner, loadAzureTrace, loadLengthCsv, loadMooncakeTrace, runReplay } from '@kvmgr/sim';
+import { type ReplayResult, type Trace, createPlanner, loadAzureTrace, loadLengthCsv, loadMooncakeTrace, runReplay } from '@kvmgr/sim';
 import { type RunConfig, loadRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
+import { getProfile } from './profiles.js';
 import { BUNDLED_TRACE, DEFAULTS } from './program.js';
 import type { Progress } from './progress.js';
 import type { RunResult, RunTimeseries } from './run-result.js';
@@ -115,10 +116,7 @@ export interface RunVariant {
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` (profile), `KVMGR_BAD_PIPELINE`, `KVMGR_BAD_CONFIG`.
  */
 export function validateVariant(variant: RunVariant): void {
-  const profile = ENGINE_PROFILES[variant.profile];
-  if (profile === undefined) {
-    throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `unknown profile ${JSON.stringify(variant.profile)}; known: ${Object.keys(ENGINE_PROFILES).join(', ')}`);
-  }
+  const profile = getProfile(variant.profile);
   const pipeline = variant.pipeline ?? profile.scheduler;
   withContext(`pipeline of ${variant.label}`, () => {
     if (pipeline === 'builtin-fcfs') createPlanner(pipeline);
@@ -151,7 +149,7 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
       gpu: opts.gpu,
       tp: opts.tp,
       instances: opts.instances,
-      profile: variant.profile,
+      profile: getProfile(variant.profile),
       ...(variant.pipeline ? { pipeline: variant.pipeline } : {}),
       ...(variant.router ? { router: variant.router } : {}),
       rateScale: variant.rateScale ?? opts.rateScale,

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { type Knee, type SweepPoint, goodputKnee } from './ab-stats.js';
 import { writeOutputs } from './output.js';
 import { createProgress } from './progress.js';
+import { getProfile } from './profiles.js';
 import { renderReportHtml } from './report-html.js';
 import { type ResolvedRunOptions, type RunFlags, resolveRunOptions, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
@@ -56,7 +57,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
           gpu: opts.gpu,
           tp: opts.tp,
           instances: opts.instances,
-          profile,
+          profile: getProfile(profile),
           rateScale: rate * opts.rateScale,
           slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
           seed: opts.seed,
@@ -76,7 +77,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
   const byProfile = new Map<string, SweepPoint[]>();
   for (const [i, r] of results.entries()) {
     const job = jobs[i] as SweepJob;
-    const profile = job.replay.profile as string;
+    const profile = (job.replay.profile as { name: string }).name;
     const points = byProfile.get(profile) ?? [];
     points.push({
       rate: job.replay.rateScale ?? 1,
