@@ -1,0 +1,12 @@
+import { loadMooncakeTrace, runReplay } from '../src/index.js';
+const n = Number(process.argv[2] ?? 2000);
+const profile = process.argv[3] ?? 'vllm-default';
+const extra = JSON.parse(process.argv[4] ?? '{}');
+const trace = loadMooncakeTrace('../../../shared/traces/mooncake_fast25_conversation_trace.jsonl', { limit: n });
+const t0 = performance.now();
+const res = runReplay({ trace, profile, ...extra });
+const wall = performance.now() - t0;
+const s = res.summary;
+console.log(JSON.stringify({ profile, n, wallMs: Math.round(wall), events: res.events, eventsPerSec: Math.round(res.events / (wall / 1000)), simS: res.simulatedS.toFixed(1), violations: res.violations.slice(0, 3), latency: res.config.latency, gpuBlocks: res.config.gpuBlocks }));
+console.log(JSON.stringify({ finished: s.finished, rejected: s.rejected, hit: s.hitRate.toFixed(3), reprefill: s.reprefillRate.toFixed(3), ttft: [s.ttftMs.mean, s.ttftMs.p50, s.ttftMs.p99].map((x) => x.toFixed(0)), tpot: [s.tpotMs.p50, s.tpotMs.p99].map((x) => x.toFixed(1)), e2e: [s.e2eMs.p50, s.e2eMs.p99].map((x) => x.toFixed(0)), goodput: s.goodputRps.toFixed(3), tput: s.throughputRps.toFixed(3), slo: s.sloAttainment.toFixed(3), pre: s.preemptions, kvu: s.kvUtilization.toFixed(3), frag: s.fragmentation.toFixed(3), evicted: s.evictedBlocks }));
+console.log(s.perInstance.map((i) => `${i.id} fin=${i.finished} busy=${i.busyFraction.toFixed(2)} hit=${i.hitRate.toFixed(2)} planned=${i.plannedSteps}/${i.steps}`).join('\n'));

@@ -1,0 +1,265 @@
+/**
+ * The high-level entry point the CLI calls: replay a trace on a simulated cluster with an engine
+ * profile, and get a summary, per-request rows and per-instance time series.
+ */
+import { createKVCacheSpec, invalidArgument } from '@kvmgr/core';
+import { createEvictionPolicy, createVictimSelector } from '@kvmgr/eviction';
+import { createPredictor } from '@kvmgr/lifetime-predictor';
+import { BlockPool } from '@kvmgr/kv-pool';
+import { cpuKvBlocks, gpuKvBlocks } from './capacity.js';
+import { type InstanceSample, type InstanceSetup, type SimProgress, type SimRouter, routerKeyRatio, simulateCluster } from './engine/cluster.js';
+import type { KvBackend } from './engine/kv-backend.js';
+import { KvManager } from './engine/kv-manager.js';
+import { TieredKvBackend } from './engine/tiered-backend.js';
+import { createModelPredictor } from './engine/model-predictor.js';
+import { createSimRouter } from './engine/routers.js';
+import { createBlisModel, findBlisRow } from './latency/blis.js';
+import { type GpuSpec, getGpuSpec } from './latency/gpu-spec.js';
+import { type ModelSpec, getModelSpec } from './latency/model-spec.js';
+import { type RooflineCalibration, createRooflineModel } from './latency/roofline.js';
+import type { LatencyModel } from './latency/types.js';
+import { type RequestRow, type RunSummary, type SloTargetsMs, buildRows, summarize } from './metrics/summary.js';
+import { createPlanner } from './planner.js';
+import { type EngineProfile, getEngineProfile } from './profiles.js';
+import type { SimRequest, Trace } from './traces/types.js';
+import type { InstanceRole, LifetimeFeatures } from '@kvmgr/core';
+import type { StepPlanner } from './engine/sched-types.js';
+
+/** Options of {@link runReplay}. */
+export interface ReplayOptions {
+  /** The trace (or its requests). */
+  readonly trace: Trace | readonly SimRequest[];
+  /** Model id or architecture. @default 'meta-llama/Llama-3.1-8B-Instruct' */
+  readonly model?: string | ModelSpec;
+  /** GPU name or spec. @default 'H100' */
+  readonly gpu?: string | GpuSpec;
+  /** Tensor-parallel size per instance. @default 1 */
+  readonly tp?: number;
+  /** Number of instances, or their roles (`['prefill', 'decode', 'decode']`). @default 4 */
+  readonly instances?: number | readonly InstanceRole[];
+  /** Profile name (`vllm-default`, `kvmgr-default`) or object. @default 'vllm-default' */
+  readonly profile?: string | EngineProfile;
+  /** Scheduler override: scheduler-IR preset or pipeline text. */
+  readonly pipeline?: string;
+  /** Router override: preset or weight string (`pa:3,qd:2,kv:2`). */
+  readonly router?: string;
+  /** Prefix-cache eviction override (`lru`, `arc`, `s3fifo`, `sieve`, `lfu`, `gdsf`). */
+  readonly eviction?: string;
+  /** Latency backend: `auto` (BLIS row when one exists, else roofline), `blis`, `roofline`, or a model. @default 'auto' */
+  readonly latency?: 'auto' | 'blis' | 'roofline' | LatencyModel;
+  /** Roofline calibration overrides. */
+  readonly roofline?: Partial<RooflineCalibration>;
+  /** Arrival rate multiplier. @default 1 */
+  readonly rateScale?: number;
+  /** Default SLOs for requests without their own. @default { ttftMs: 2000, tpotMs: 100 } */
+  readonly slo?: SloTargetsMs;
+  /** Seed (router ties, synthetic parts). @default 0 */
+  readonly seed?: number;
+  /** GPU KV blocks per instance (overrides the memory-based size). */
+  readonly gpuBlocks?: number;
+  /** CPU-tier blocks per instance (overrides the profile's `cpuOffloadGiB`). */
+  readonly cpuBlocks?: number;
+  /** Time-series interval, ms. @default 1000 */
+  readonly sampleIntervalMs?: number;
+  /** Fixed latency of one host transfer batch, µs. @default 50 */
+  readonly transferBaseUs?: number;
+  /**
+   * KV bookkeeping: `kvmgr` (block-hash cache on `BlockPool`, any eviction policy, own CPU tier)
+   * or `tiered-pool` (`@kvmgr/kv-pool`'s `TieredPool`: LRU, watermark offload to CPU, queued
+   * transfer links; requires eviction `lru`). @default 'kvmgr'
+   */
+  readonly kvBackend?: 'kvmgr' | 'tiered-pool';
+  /** Progress callback. */
+  readonly onProgress?: (p: SimProgress) => void;
+  /** Custom planner (tests, experiments) used instead of the profile's scheduler. */
+  readonly planner?: StepPlanner;
+  /** Custom router used instead of the profile's. */
+  readonly simRouter?: SimRouter;
+}
+
+/** The resolved configuration of a run (for reports). */
+export interface ReplayConfig {
+  readonly profile: string;
+  readonly model: string;
+  readonly gpu: string;
+  readonly tp: number;
+  readonly instances: readonly InstanceRole[];
+  readonly latency: string;
+  readonly scheduler: string;
+  readonly router: string;
+  readonly eviction: string;
+  readonly kvBackend: 'kvmgr' | 'tiered-pool';
+  readonly blockSize: number;
+  readonly tokenBudget: number;
+  readonly maxSeqs: number;
+  readonly preemption: string;
+  readonly gpuBlocks: number;
+  readonly cpuBlocks: number;
+  readonly rateScale: number;
+  readonly seed: number;
+}
+
+/** What {@link runReplay} returns. */
+export interface ReplayResult {
+  readonly config: ReplayConfig;
+  readonly summary: RunSummary;
+  readonly requests: readonly RequestRow[];
+  readonly timeseries: readonly InstanceSample[];
+  /** Conservation violations (empty on a healthy run). */
+  readonly violations: readonly string[];
+  /** Events processed. */
+  readonly events: number;
+  /** Simulated time, s. */
+  readonly simulatedS: number;
+}
+
+/**
+ * Picks the latency model: a BLIS row for model/GPU/TP when one exists (`auto`), else roofline.
+ * @throws KvmgrError `KVMGR_NOT_FOUND` for `blis` without a row.
+ */
+export function resolveLatencyModel(
+  choice: 'auto' | 'blis' | 'roofline',
+  model: ModelSpec,
+  gpu: GpuSpec,
+  tp: number,
+  calibration?: Partial<RooflineCalibration>,
+): LatencyModel {
+  if (choice !== 'roofline') {
+    const row = findBlisRow(model.name, gpu.name, tp);
+    if (row !== undefined) return createBlisModel(row);
+    if (choice === 'blis') return createBlisModel({ model: model.name, gpu: gpu.name, tp });
+  }
+  return createRooflineModel({ model, gpu, tp, ...(calibration === undefined ? {} : { calibration }) });
+}
+
+/** What a server knows about a request at arrival (never its real output length). */
+export function lifetimeFeatures(req: SimRequest): LifetimeFeatures {
+  return {
+    promptTokens: req.promptTokens,
+    maxTokens: req.maxTokens,
+    arrivalMs: req.arrivalUs / 1000,
+    ...(req.hashIds !== undefined && req.hashIds.length > 0 ? { prefixId: req.hashIds[0] as number } : {}),
+    ...(req.tenant === undefined ? {} : { tenant: req.tenant }),
+    ...(req.sessionId === undefined ? {} : { sessionId: req.sessionId }),
+  };
+}
+
+/**
+ * Replays a trace on a simulated cluster.
+ *
+ * @param options - see {@link ReplayOptions}.
+ * @returns summary, per-request rows, time series, resolved config, conservation violations.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown profile/model/GPU/eviction policy,
+ *   a bad rate scale or instance count; `KVMGR_BAD_CONFIG` for a bad router string.
+ */
+export function runReplay(options: ReplayOptions): ReplayResult {
+  const profile = typeof options.profile === 'object' ? options.profile : getEngineProfile(options.profile ?? 'vllm-default');
+  const model = typeof options.model === 'object' ? options.model : getModelSpec(options.model ?? 'meta-llama/Llama-3.1-8B-Instruct');
+  const gpu = typeof options.gpu === 'object' ? options.gpu : getGpuSpec(options.gpu ?? 'H100');
+  const tp = options.tp ?? 1;
+  const roles: InstanceRole[] =
+    typeof options.instances === 'object' ? [...options.instances] : new Array<InstanceRole>(options.instances ?? 4).fill('both');
+  if (roles.length === 0 || !Number.isSafeInteger(roles.length)) throw invalidArgument('instances', options.instances, 'a positive integer or a non-empty list of roles');
+  const rateScale = options.rateScale ?? 1;
+  if (!(rateScale > 0) || !Number.isFinite(rateScale)) throw invalidArgument('rateScale', rateScale, 'a finite number > 0');
+  const seed = options.seed ?? 0;
+  const slo = options.slo ?? { ttftMs: 2000, tpotMs: 100 };
+  const bs = profile.blockSize;
+  const latency =
+    typeof options.latency === 'object' ? options.latency : resolveLatencyModel(options.latency ?? 'auto', model, gpu, tp, options.roofline);
+  const gpuBlocks = options.gpuBlocks ?? gpuKvBlocks(model, gpu, tp, bs, profile.gpuMemoryUtilization);
+  const cpuBlocks = options.cpuBlocks ?? (profile.cpuOffloadGiB > 0 ? cpuKvBlocks(model, tp, bs, profile.cpuOffloadGiB) : 0);
+  const eviction = options.eviction ?? profile.cacheEviction;
+  const backend = options.kvBackend ?? 'kvmgr';
+  if (backend !== 'kvmgr' && backend !== 'tiered-pool') throw invalidArgument('kvBackend', backend, "'kvmgr' or 'tiered-pool'");
+  if (backend === 'tiered-pool' && eviction !== 'lru') {
+    throw invalidArgument('eviction', eviction, "'lru' with kvBackend 'tiered-pool' (its GPU free queue is LRU)");
+  }
+  const schedulerSpec = options.pipeline ?? profile.scheduler;
+  const routerSpec = options.router ?? profile.router;
+  const spec = createKVCacheSpec({
+    blockSize: bs,
+    numLayers: model.numLayers,
+    numKvHeads: Math.max(1, Math.ceil(model.numKvHeads / tp)),
+    headDim: model.headDim,
+    dtype: 'bf16',
+  });
+  // One output-length predictor per run, learning online from finished requests.
+  const predictor = createPredictor(profile.lifetimePredictor);
+  const ids = roles.map((r, i) => `${r === 'both' ? 'inst' : r}-${i}`);
+  const pd = roles.some((r) => r === 'prefill');
+  const setups: InstanceSetup[] = roles.map((role, i) => {
+    const kv: KvBackend =
+      backend === 'tiered-pool'
+        ? new TieredKvBackend({ spec, gpuBlocks, cpuBlocks, hostBytesPerSec: gpu.pcieBytesPerSec, transferBaseUs: options.transferBaseUs ?? 50 })
+        : new KvManager({
+            pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
+            policy: createEvictionPolicy(eviction, { capacity: gpuBlocks, initialCapacity: Math.min(gpuBlocks, 1 << 16) }),
+            blockSize: bs,
+            cpuBlocks,
+            hostBytesPerSec: gpu.pcieBytesPerSec,
+            transferBaseUs: options.transferBaseUs ?? 50,
+          });
+    const planner =
+      options.planner ??
+      createPlanner(schedulerSpec, {
+        preemption: profile.preemption,
+        predictor,
+        victimSelector: createVictimSelector(profile.victimSelector),
+      });
+    return {
+      id: ids[i] as string,
+      role,
+      kv,
+      latency,
+      planner,
+      limits: { tokenBudget: profile.tokenBudget, maxSeqs: profile.maxSeqs },
+      bytesPerBlock: spec.bytesPerBlock,
+    };
+  });
+  const requests = Array.isArray(options.trace) ? (options.trace as readonly SimRequest[]) : (options.trace as Trace).requests;
+  const router =
+    options.simRouter ??
+    createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
+  const res = simulateCluster({
+    requests,
+    instances: setups,
+    router,
+    rateScale,
+    sampleIntervalUs: (options.sampleIntervalMs ?? 1000) * 1000,
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    onFinished(r) {
+      if (!r.embed) predictor.observe(lifetimeFeatures(r.req), r.outputTokens);
+    },
+  });
+  const rows = buildRows(res, slo, latency.outputTokenUs);
+  const summary = summarize(res, rows, slo);
+  return {
+    config: {
+      profile: profile.name,
+      model: model.name,
+      gpu: gpu.name,
+      tp,
+      instances: roles,
+      latency: latency.name,
+      scheduler: setups[0]?.planner.name ?? schedulerSpec,
+      router: router.name,
+      eviction,
+      kvBackend: backend,
+      blockSize: bs,
+      tokenBudget: profile.tokenBudget,
+      maxSeqs: profile.maxSeqs,
+      preemption: profile.preemption,
+      gpuBlocks,
+      cpuBlocks,
+      rateScale,
+      seed,
+    },
+    summary,
+    requests: rows,
+    timeseries: res.samples,
+    violations: res.violations,
+    events: res.events,
+    simulatedS: res.endUs / 1e6,
+  };
+}

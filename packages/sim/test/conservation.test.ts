@@ -1,0 +1,150 @@
+/**
+ * Check 4: conservation. Random small workloads on random configurations: every request
+ * finishes or is rejected with a reason, no block leaks (the pool holds exactly the evictable
+ * cached blocks, and is empty after the cache is cleared), and the prefix cache is accounted.
+ */
+import { createKVCacheSpec } from '@kvmgr/core';
+import { createEvictionPolicy } from '@kvmgr/eviction';
+import { BlockPool } from '@kvmgr/kv-pool';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  KVMGR_DEFAULT_PROFILE,
+  KvManager,
+  TieredKvBackend,
+  VLLM_DEFAULT_PROFILE,
+  createBlisModel,
+  createPlanner,
+  createSimRouter,
+  runReplay,
+  simulateCluster,
+} from '../src/index.js';
+import type { SimRequest } from '../src/traces/types.js';
+
+const latency = createBlisModel({ model: 'meta-llama/llama-3.1-8b-instruct', gpu: 'H100', tp: 1 });
+const spec = createKVCacheSpec({ blockSize: 16, numLayers: 32, numKvHeads: 8, headDim: 128 });
+
+const requestArb = fc.record({
+  arrivalUs: fc.integer({ min: 0, max: 3_000_000 }),
+  prompt: fc.integer({ min: 1, max: 400 }),
+  output: fc.integer({ min: 1, max: 60 }),
+  conv: fc.integer({ min: 0, max: 3 }),
+  embed: fc.boolean(),
+});
+const workloadArb = fc.array(requestArb, { minLength: 1, maxLength: 25 });
+
+interface W {
+  arrivalUs: number;
+  prompt: number;
+  output: number;
+  conv: number;
+  embed: boolean;
+}
+
+function toRequests(ws: readonly W[]): SimRequest[] {
+  return ws
+    .map((w, i) => {
+      const n = Math.ceil(w.prompt / 16);
+      const ids = new Uint32Array(n);
+      for (let b = 0; b < n; b++) ids[b] = w.conv * 1000 + b;
+      return {
+        requestId: `r${i}`,
+        arrivalUs: w.arrivalUs,
+        promptTokens: w.prompt,
+        maxTokens: w.output,
+        outputTokens: w.embed ? 0 : w.output,
+        hashIds: ids,
+        hashBlockTokens: 16,
+        ...(w.embed && i % 5 === 0 ? { kind: 'embed' as const } : {}),
+      };
+    })
+    .sort((a, b) => a.arrivalUs - b.arrivalUs);
+}
+
+describe('conservation', () => {
+  it('every request finishes or is rejected with a reason; no block leaks', () => {
+    fc.assert(
+      fc.property(
+        workloadArb,
+        fc.integer({ min: 8, max: 120 }),
+        fc.constantFrom(0, 40),
+        fc.constantFrom('lru', 's3fifo', 'arc', 'sieve', 'lfu'),
+        fc.constantFrom('vllm-default', 'kvmgr-default', 'builtin-fcfs', 'sglang-default'),
+        fc.constantFrom<'recompute' | 'swap'>('recompute', 'swap'),
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom('kvmgr', 'tiered-pool'),
+        (ws, gpuBlocks, cpuBlocks, eviction, scheduler, preemption, nInst, backend) => {
+          const requests = toRequests(ws);
+          const ids = Array.from({ length: nInst }, (_, i) => `i${i}`);
+          const setups = ids.map((id) => ({
+            id,
+            role: 'both' as const,
+            kv:
+              backend === 'tiered-pool'
+                ? new TieredKvBackend({ spec, gpuBlocks, cpuBlocks })
+                : new KvManager({
+                    pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
+                    policy: createEvictionPolicy(eviction, { capacity: gpuBlocks }),
+                    blockSize: 16,
+                    cpuBlocks,
+                  }),
+            latency,
+            planner: createPlanner(scheduler, { preemption }),
+            limits: { tokenBudget: 256, maxSeqs: 8 },
+            bytesPerBlock: spec.bytesPerBlock,
+          }));
+          const res = simulateCluster({
+            requests,
+            instances: setups,
+            router: createSimRouter(nInst > 1 ? 'kvmgr-default' : 'round-robin', { instanceIds: ids, blockSize: 16, seed: 1 }),
+          });
+          expect(res.violations).toEqual([]);
+          expect(res.states.length).toBe(requests.length);
+          for (const r of res.states) {
+            if (r.finishUs >= 0) {
+              expect(r.generatedTokens).toBe(r.outputTokens);
+              expect(r.firstTokenUs).toBeGreaterThanOrEqual(r.arrivalUs);
+              expect(r.finishUs).toBeGreaterThanOrEqual(r.firstTokenUs);
+            } else expect(r.rejectedReason ?? '').not.toBe('');
+            expect(r.blocks.length).toBe(0);
+          }
+          for (const s of setups) {
+            expect(s.kv.blocksInUse).toBe(0);
+            expect(s.kv.checkConservation()).toBeUndefined();
+            // Every cached block is evictable; clearing the cache frees the whole pool.
+            expect(s.kv.cachedBlocks).toBe(s.kv.evictableBlocks);
+            expect(s.kv.freeBlocks).toBe(gpuBlocks);
+            s.kv.clearCache();
+            expect(s.kv.freeBlocks).toBe(gpuBlocks);
+            expect(s.kv.cachedBlocks).toBe(0);
+            if (s.kv instanceof KvManager) expect(s.kv.pool.numFreeBlocks).toBe(gpuBlocks);
+          }
+        },
+      ),
+      { numRuns: 60, seed: 42 },
+    );
+  });
+
+  it('rejects a prompt that can never fit, with a reason', () => {
+    const res = runReplay({
+      trace: [{ requestId: 'huge', arrivalUs: 0, promptTokens: 10_000, maxTokens: 4, outputTokens: 4 }],
+      instances: 1,
+      gpuBlocks: 100,
+      latency,
+    });
+    expect(res.requests[0]!.rejectedReason).toBe('exceeds-capacity');
+    expect(res.violations).toEqual([]);
+  });
+
+  for (const profile of [VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE]) {
+    it(`conserves requests and blocks under memory pressure (${profile.name})`, () => {
+      const requests = toRequests(
+        Array.from({ length: 40 }, (_, i) => ({ arrivalUs: i * 20_000, prompt: 100 + ((i * 37) % 300), output: 30 + (i % 50), conv: i % 4, embed: false })),
+      );
+      const res = runReplay({ trace: requests, instances: 2, profile, gpuBlocks: 40, latency });
+      expect(res.violations).toEqual([]);
+      expect(res.summary.finished + res.summary.rejected).toBe(40);
+      expect(res.summary.finished).toBe(40);
+    });
+  }
+});

@@ -1,0 +1,21 @@
+/**
+ * Determinism: the same trace, configuration and seed give byte-identical results.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadMooncakeTrace, runReplay } from '../src/index.js';
+import { MOONCAKE } from './paths.js';
+
+const TRACE = MOONCAKE;
+
+describe('determinism', () => {
+  const trace = loadMooncakeTrace(TRACE, { limit: 300 });
+  for (const profile of ['vllm-default', 'kvmgr-default']) {
+    it(`${profile}: two runs are byte-identical`, () => {
+      const run = () => JSON.stringify(runReplay({ trace, profile, rateScale: 4, seed: 7 }), (_k, v) => (typeof v === 'number' && Number.isNaN(v) ? 'NaN' : v));
+      const a = run();
+      const b = run();
+      expect(a.length).toBeGreaterThan(1000);
+      expect(a).toBe(b);
+    });
+  }
+});
