@@ -15,14 +15,14 @@ import type { EngineProfile } from '@kvmgr/core';
 export const VLLM_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   name: 'vllm-default',
   engine: 'vllm',
-  description: 'vLLM v1 defaults: FCFS, chunked prefill 8192 tokens / 1024 seqs, LRU prefix cache, recompute-preempt newest, round-robin routing',
+  description: 'vLLM v1 defaults: FCFS + chunked prefill 8192/1024, LRU prefix eviction, recompute newest, round-robin routing',
   blockSize: 16,
   tokenBudget: 8192,
   maxSeqs: 1024,
   preemption: 'recompute',
-  victimSelector: 'vllm',
   cacheEviction: 'lru',
   scheduler: 'vllm-default',
+  victimSelector: 'vllm',
   lifetimePredictor: 'global-median',
   router: 'round-robin',
   cpuOffloadGiB: 0,
@@ -56,14 +56,38 @@ export const SGLANG_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   gpuMemoryUtilization: 0.88,
 });
 
-/** kvmgr's best profile on a vLLM engine: our pipeline, eviction policy and routing. */
+/**
+ * kvmgr's best profile on a vLLM engine, chosen by A/B in the simulator on the Mooncake
+ * conversation trace (docs/sim.md): the `kvmgr-default` scheduler pipeline (prefix-aware order
+ * with a starvation guard, SLO urgency, admission by the p90 predicted footprint, SLO-aware
+ * victims), prefix-affinity plus predicted-latency routing (`pa:1,pl:3`), LFU prefix eviction,
+ * an EWMA output-length predictor. Same hardware and memory as vLLM: no CPU tier.
+ */
 export const KVMGR_DEFAULT_PROFILE: EngineProfile = Object.freeze({
-  ...VLLM_DEFAULT_PROFILE,
   name: 'kvmgr-default',
   engine: 'kvmgr',
-  description: 'kvmgr on vLLM: kvmgr-default scheduler pipeline, SLO-aware preemption, kvmgr eviction policy, KV- and prefix-aware routing',
-  victimSelector: 'slo-aware',
-  cacheEviction: 's3fifo',
+  description: 'kvmgr: kvmgr-default scheduler pipeline, prefix-affinity + predicted-latency routing, LFU prefix eviction',
+  blockSize: 16,
+  tokenBudget: 8192,
+  maxSeqs: 1024,
+  preemption: 'recompute',
+  cacheEviction: 'lfu',
   scheduler: 'kvmgr-default',
-  router: 'kvmgr-default',
+  victimSelector: 'slo-aware',
+  lifetimePredictor: 'ewma',
+  router: 'pa:1,pl:3',
+  cpuOffloadGiB: 0,
+  gpuMemoryUtilization: 0.9,
+});
+
+/**
+ * `kvmgr-default` plus a 200 GiB host-memory KV tier per instance (`@kvmgr/kv-pool` tiers):
+ * evicted prefixes are offloaded to CPU and reloaded on a hit (transfer time charged). Uses
+ * memory vLLM's defaults leave idle, so it is a separate, opt-in profile.
+ */
+export const KVMGR_OFFLOAD_PROFILE: EngineProfile = Object.freeze({
+  ...KVMGR_DEFAULT_PROFILE,
+  name: 'kvmgr-offload',
+  description: 'kvmgr-default + 200 GiB CPU KV tier per instance (offload evicted prefixes, reload on hit)',
+  cpuOffloadGiB: 200,
 });

@@ -64,7 +64,7 @@ export function buildProgram(): Command {
       ),
   )
     .option('--baseline <profile>', `baseline engine profile: vllm-default, vllm-small-gpu, sglang-default, tgi-default, lmdeploy-default (default: ${DEFAULTS.baseline})`)
-    .option('--candidate <profile>', `candidate profile (default: ${DEFAULTS.candidate})`)
+    .option('--candidate <profile>', `candidate profile: kvmgr-default, kvmgr-offload (adds a 200 GiB CPU KV tier per instance), or any baseline profile (default: ${DEFAULTS.candidate})`)
     .option('--pipeline <pipeline>', "candidate scheduler pipeline: a preset name or a textual pipeline such as 'sched.step(admission{safety=0.9},prefix-cache-aware,chunked-prefill{budget=8192})' (default: the candidate profile's)")
     .option('--router <config>', "candidate router: a preset (kvmgr-default, round-robin, random) or weights such as 'pa:3,qd:2,kv:2' (default: the candidate profile's)")
     .option('--baseline-router <config>', 'baseline router (default: the baseline profile\'s, round-robin for vLLM)')

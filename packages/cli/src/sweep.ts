@@ -97,11 +97,12 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
     }
   }
   const kneeLines = [...knees].map(([p, k]) => `${p}: knee ${k.rate === undefined ? 'not reached (no rate with ≥ 90% SLO attainment)' : `at rate ×${k.rate}, goodput ${fmtNum(k.goodputReqPerS, 3)} req/s`}`);
-  const [first, second] = [...knees.values()];
-  const ratioLine =
-    profiles.length === 2 && first && second && first.goodputReqPerS > 0
-      ? `goodput at the knee: ${profiles[1]} / ${profiles[0]} = ${(second.goodputReqPerS / first.goodputReqPerS).toFixed(2)}×`
-      : '';
+  // Goodput at the knee of every other profile relative to the first one (the baseline).
+  const [baseName, baseKnee] = [...knees][0] ?? ['', { rate: undefined, goodputReqPerS: 0 }];
+  const ratioLines =
+    baseKnee.goodputReqPerS > 0
+      ? [...knees].slice(1).map(([p, k]) => `goodput at the knee: ${p} / ${baseName} = ${(k.goodputReqPerS / baseKnee.goodputReqPerS).toFixed(2)}×`)
+      : [];
   const header = ['profile', 'rate', 'throughput (req/s)', 'goodput (req/s)', 'SLO attainment (%)', 'TTFT p99 (ms)', ''];
   const text = [
     `sweep on ${opts.traceLabel}: ${jobs.length} runs (${profiles.length} profiles × ${rates.length} rates) in ${((performance.now() - started) / 1000).toFixed(1)} s; SLO TTFT ${opts.sloTtftMs} ms, TPOT ${opts.sloTpotMs} ms`,
@@ -109,18 +110,18 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
     formatTable(header, rows),
     '',
     ...kneeLines,
-    ...(ratioLine ? [ratioLine] : []),
+    ...ratioLines,
   ].join('\n');
   process.stdout.write(`${text}\n`);
   const series = (pick: (p: SweepPoint) => number) => [...byProfile].map(([name, pts]) => ({ name, points: pts.map((p) => [p.rate, pick(p)] as [number, number]) }));
   const html = renderReportHtml({
     title: 'kvmgr sweep: goodput knee per profile',
-    subtitle: [`trace: ${opts.traceLabel}, ${opts.instances} × ${opts.model} on ${opts.gpu}, seed ${opts.seed}`, ...kneeLines, ...(ratioLine ? [ratioLine] : [])],
+    subtitle: [`trace: ${opts.traceLabel}, ${opts.instances} × ${opts.model} on ${opts.gpu}, seed ${opts.seed}`, ...kneeLines, ...ratioLines],
     tables: [{ title: 'Runs', header, rows }],
     charts: [
-      { id: 'goodput', title: 'Goodput vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'goodput (req/s)', logX: true, series: series((p) => p.goodputReqPerS) },
-      { id: 'attainment', title: 'SLO attainment vs arrival rate (knee: last point ≥ 90%)', xLabel: 'rate scale (× trace rate)', yLabel: 'SLO attainment (%)', logX: true, series: series((p) => p.sloAttainment * 100) },
-      { id: 'ttft-p99', title: 'TTFT p99 vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'TTFT p99 (ms)', logX: true, series: series((p) => p.ttftP99Ms) },
+      { id: 'goodput', title: 'Goodput vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'goodput (req/s)', series: series((p) => p.goodputReqPerS) },
+      { id: 'attainment', title: 'SLO attainment vs arrival rate (knee: last point ≥ 90%)', xLabel: 'rate scale (× trace rate)', yLabel: 'SLO attainment (%)', series: series((p) => p.sloAttainment * 100) },
+      { id: 'ttft-p99', title: 'TTFT p99 vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'TTFT p99 (ms)', series: series((p) => p.ttftP99Ms) },
     ],
   });
   const json = { kind: 'kvmgr.sweep', version: 1, trace: opts.traceLabel, seed: opts.seed, target: SWEEP_DEFAULTS.target, points: Object.fromEntries(byProfile), knees: Object.fromEntries(knees) };

@@ -82,3 +82,40 @@ describe('kvmgr bad input', () => {
     expect(r.stdout).toMatch(/--rate-scale <x>.*\(default: 1\)/s);
   });
 });
+
+describe('kvmgr ab, sweep, predict eval, ir opt', () => {
+  it('ab prints paired differences with bootstrap intervals', () => {
+    const r = kvmgr(['ab', '--a', 'vllm-default', '--b', 'kvmgr-default', '--limit', '150', '--rate-scale', '3', '--bootstrap', '300']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/metric \(per request\)\s+n\s+mean A\s+mean B\s+B − A\s+95% CI \(bootstrap\)/);
+    expect(r.stdout).toMatch(/TTFT \(ms\)\s+150\s/);
+  });
+
+  it('sweep finds a knee per profile and writes sweep.json and sweep.html', () => {
+    const out = mkdtempSync(join(tmpdir(), 'kvmgr-sweep-'));
+    const r = kvmgr(['sweep', '--limit', '150', '--rates', '1,8', '--workers', '2', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+    expect(Object.keys(json.points).sort()).toEqual(['kvmgr-default', 'vllm-default']);
+    expect(json.points['vllm-default'].map((p: { rate: number }) => p.rate)).toEqual([1, 8]);
+    // at the trace's own rate the SLOs hold, so the knee is at least ×1
+    expect(json.knees['vllm-default'].rate).toBeGreaterThanOrEqual(1);
+    expect(existsSync(join(out, 'sweep.html'))).toBe(true);
+  });
+
+  it('predict eval prints one row per predictor and refuses unknown names', () => {
+    const r = kvmgr(['predict', 'eval', '--trace', resolve(import.meta.dirname, '../data/mooncake-conversation-sample.jsonl'), '--limit', '400', '--predictor', 'ewma']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ewma\s+400\s/m);
+    const bad = kvmgr(['predict', 'eval', '--trace', resolve(import.meta.dirname, '../data/mooncake-conversation-sample.jsonl'), '--predictor', 'oracle']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^kvmgr: error: .*oracle/);
+  });
+
+  it('ir opt runs a pipeline over the example state and reports pass statistics', () => {
+    const r = kvmgr(['ir', 'opt', resolve(import.meta.dirname, '../data/example-state.json'), '--pass-pipeline=sched.step(fcfs,chunked-prefill{budget=4096})', '--pass-statistics']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('"scheduledTokens":4096');
+    expect(r.stdout).toContain('Pass statistics report');
+  });
+});

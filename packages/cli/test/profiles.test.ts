@@ -10,7 +10,7 @@ describe('CLI profiles', () => {
   });
 
   it('knows every engine baseline and names the known ones on a typo', () => {
-    expect(Object.keys(PROFILES).sort()).toEqual(['kvmgr-default', 'lmdeploy-default', 'sglang-default', 'tgi-default', 'vllm-default', 'vllm-small-gpu']);
+    expect(Object.keys(PROFILES).sort()).toEqual(['kvmgr-default', 'kvmgr-offload', 'lmdeploy-default', 'sglang-default', 'tgi-default', 'vllm-default', 'vllm-small-gpu']);
     expect(() => getProfile('vllm-defualt')).toThrow(/unknown profile "vllm-defualt"; known: vllm-default/);
   });
 });
