@@ -2,6 +2,7 @@
  * The `kvmgr` command tree (commander). Each command validates its flags, then calls a thin
  * action over the packages; errors become one line on stderr and a non-zero exit.
  */
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { parseDurationMs, parseNonNegativeInt, parseNumberList, parsePositiveInt, parsePositiveNumber } from './parse.js';
@@ -52,7 +53,7 @@ function addRunOptions(cmd: Command): Command {
 export function buildProgram(): Command {
   const program = new Command('kvmgr')
     .description('KV-cache management for LLM serving: replay real traces through a simulated cluster and compare engine defaults with kvmgr.')
-    .version('0.1.0')
+    .version((createRequire(import.meta.url)('../package.json') as { version: string }).version)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortOptions: false });
 
