@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRng } from '@kvmgr/core';
-import { type EngineProfile, type RooflineCalibration, getGpuSpec, parseHfConfig, resolveLatencyModel, runReplay } from '../src/index.js';
+import { type EngineProfile, type RooflineCalibration, VLLM_DEFAULT_PROFILE, getGpuSpec, parseHfConfig, resolveLatencyModel, runReplay } from '../src/index.js';
 import type { SimRequest } from '../src/traces/types.js';
 import { type LoadStage, parseStages, sharedPrefixStage } from '../src/workload/shared-prefix.js';
 
@@ -76,19 +76,11 @@ for (const e of experiments) {
   const outputTokens = Number(e.output_len);
   const shape = { systemTokens: Math.round(sys * 1.05), promptTokens, outputTokens, groups: 10, promptsPerGroup: 10, seed: 1 };
   const profile: EngineProfile = {
+    ...VLLM_DEFAULT_PROFILE,
     name: 'vllm-0.15.1',
     description: 'vLLM defaults with the experiment limits',
-    blockSize: 16,
     tokenBudget: Number(e.max_num_batched_tokens),
     maxSeqs: Number.parseInt(e.max_num_seqs as string, 10),
-    preemption: 'recompute',
-    cacheEviction: 'lru',
-    scheduler: 'vllm-default',
-    victimSelector: 'vllm',
-    lifetimePredictor: 'global-median',
-    router: 'round-robin',
-    cpuOffloadGiB: 0,
-    gpuMemoryUtilization: 0.9,
   };
   const cpuBlocks = (e.cpu_offload as string).startsWith('true') ? Number(e.cpu_kv_blocks) : 0;
   const stages: LoadStage[] = parseStages(e.stages as string);
