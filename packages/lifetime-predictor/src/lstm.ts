@@ -12,13 +12,25 @@
 import type { LifetimeFeatures } from '@kvmgr/core';
 import { createRng, invalidArgument, requireInRange, requireNonNegativeInt, requirePositiveInt } from '@kvmgr/core';
 import type { Rng } from '@kvmgr/core';
-import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import type * as tf from '@tensorflow/tfjs';
 import { BasePredictor } from './base-predictor.js';
 import type { BasePredictorOptions, Estimate } from './base-predictor.js';
 import { FEATURE_DIM, FeatureEncoder } from './feature-encoder.js';
 import { LstmForward } from './lstm-forward.js';
 import type { LstmWeights } from './lstm-forward.js';
 import { SlidingWindow } from './sliding-window.js';
+
+let tfModule: typeof tf | undefined;
+
+/**
+ * tfjs is loaded on first use (it takes about a second), so importing this package costs
+ * nothing for callers that never build an LSTM.
+ */
+function loadTfjs(): typeof tf {
+  tfModule ??= createRequire(import.meta.url)('@tensorflow/tfjs') as typeof tf;
+  return tfModule;
+}
 
 /** Options of {@link LstmPredictor}. */
 export interface LstmPredictorOptions extends BasePredictorOptions {
@@ -95,6 +107,7 @@ export class LstmPredictor extends BasePredictor {
 
   constructor(options: LstmPredictorOptions = {}) {
     super(options);
+    const tf = loadTfjs();
     this.steps = requirePositiveInt('steps', options.steps ?? 8);
     const units = requirePositiveInt('units', options.units ?? 8);
     const hidden = requirePositiveInt('hidden', options.hidden ?? 16);
@@ -175,6 +188,7 @@ export class LstmPredictor extends BasePredictor {
 
   /** Trains `trainSteps` minibatches on the window now and refreshes the hot-path weights. */
   retrain(): void {
+    const tf = loadTfjs();
     this.sinceFit = 0;
     if (this.count === 0) return;
     const n = this.count;
@@ -222,6 +236,7 @@ export class LstmPredictor extends BasePredictor {
 
   /** The same raw network output computed by tfjs's `model.predict` (slow; for checks). */
   forwardTfjs(features: LifetimeFeatures): number {
+    const tf = loadTfjs();
     this.encode(features);
     return tf.tidy(() => {
       const x = tf.tensor3d(Float32Array.from(this.seqBuf), [1, this.steps, INPUT_DIM]);
