@@ -33,6 +33,8 @@ export { createSimRouter } from './engine/routers.js';
 export type { SimRouterOptions } from './engine/routers.js';
 export { KvManager } from './engine/kv-manager.js';
 export type { KvCounters, KvManagerOptions } from './engine/kv-manager.js';
+export { RadixKvManager } from './engine/radix-kv-manager.js';
+export type { RadixKvManagerOptions } from './engine/radix-kv-manager.js';
 export { EngineInstance } from './engine/instance.js';
 export type { EngineInstanceOptions, InstanceCounters, InstanceHooks, InstanceLimits } from './engine/instance.js';
 export { RequestState } from './engine/request-state.js';

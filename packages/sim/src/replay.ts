@@ -10,6 +10,7 @@ import { cpuKvBlocks, gpuKvBlocks } from './capacity.js';
 import { type InstanceSample, type InstanceSetup, type SimProgress, type SimRouter, routerKeyRatio, simulateCluster } from './engine/cluster.js';
 import type { KvBackend } from './engine/kv-backend.js';
 import { KvManager } from './engine/kv-manager.js';
+import { RadixKvManager } from './engine/radix-kv-manager.js';
 import { TieredKvBackend } from './engine/tiered-backend.js';
 import { createModelPredictor } from './engine/model-predictor.js';
 import { createSimRouter } from './engine/routers.js';
@@ -69,6 +70,14 @@ export interface ReplayOptions {
    * transfer links; requires eviction `lru`). @default 'kvmgr'
    */
   readonly kvBackend?: 'kvmgr' | 'tiered-pool';
+  /**
+   * Prefix index of the `kvmgr` backend: `hash-map` (vLLM-style block-hash map; per-block free
+   * queue order) or `radix` (`@kvmgr/prefix-cache`'s `RadixPrefixCache`, `pageSize` 1 over the
+   * engine-block keys: match / lock / insert / leaf-first `evict` in the order of the eviction
+   * policy over radix nodes; keys must be < 2^32). Not available with `kvBackend: 'tiered-pool'`.
+   * @default 'hash-map'
+   */
+  readonly prefixIndex?: 'hash-map' | 'radix';
   /** Progress callback. */
   readonly onProgress?: (p: SimProgress) => void;
   /** Custom planner (tests, experiments) used instead of the profile's scheduler. */
@@ -89,6 +98,8 @@ export interface ReplayConfig {
   readonly router: string;
   readonly eviction: string;
   readonly kvBackend: 'kvmgr' | 'tiered-pool';
+  /** Present only when `radix` was asked (so default results stay byte-identical). */
+  readonly prefixIndex?: 'radix';
   readonly blockSize: number;
   readonly tokenBudget: number;
   readonly maxSeqs: number;
@@ -150,7 +161,8 @@ export function lifetimeFeatures(req: SimRequest): LifetimeFeatures {
  * @param options - see {@link ReplayOptions}.
  * @returns summary, per-request rows, time series, resolved config, conservation violations.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown profile/model/GPU/eviction policy,
- *   a bad rate scale or instance count; `KVMGR_BAD_CONFIG` for a bad router string.
+ *   a bad rate scale or instance count, an unknown `prefixIndex` or `radix` with `tiered-pool`, a
+ *   block key ≥ 2^32 with `radix`; `KVMGR_BAD_CONFIG` for a bad router string.
  */
 export function runReplay(options: ReplayOptions): ReplayResult {
   const profile = typeof options.profile === 'object' ? options.profile : getEngineProfile(options.profile ?? 'vllm-default');
@@ -175,6 +187,9 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   if (backend === 'tiered-pool' && eviction !== 'lru') {
     throw invalidArgument('eviction', eviction, "'lru' with kvBackend 'tiered-pool' (its GPU free queue is LRU)");
   }
+  const prefixIndex = options.prefixIndex ?? 'hash-map';
+  if (prefixIndex !== 'hash-map' && prefixIndex !== 'radix') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' or 'radix'");
+  if (prefixIndex === 'radix' && backend !== 'kvmgr') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' with kvBackend 'tiered-pool'");
   const schedulerSpec = options.pipeline ?? profile.scheduler;
   const routerSpec = options.router ?? profile.router;
   const spec = createKVCacheSpec({
@@ -192,7 +207,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     const kv: KvBackend =
       backend === 'tiered-pool'
         ? new TieredKvBackend({ spec, gpuBlocks, cpuBlocks, hostBytesPerSec: gpu.pcieBytesPerSec, transferBaseUs: options.transferBaseUs ?? 50 })
-        : new KvManager({
+        : new (prefixIndex === 'radix' ? RadixKvManager : KvManager)({
             pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
             policy: createEvictionPolicy(eviction, { capacity: gpuBlocks, initialCapacity: Math.min(gpuBlocks, 1 << 16) }),
             blockSize: bs,
@@ -246,6 +261,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       router: router.name,
       eviction,
       kvBackend: backend,
+      ...(prefixIndex === 'radix' ? { prefixIndex } : {}),
       blockSize: bs,
       tokenBudget: profile.tokenBudget,
       maxSeqs: profile.maxSeqs,

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import {
   KVMGR_DEFAULT_PROFILE,
   KvManager,
+  RadixKvManager,
   TieredKvBackend,
   VLLM_DEFAULT_PROFILE,
   createBlisModel,
@@ -62,68 +63,86 @@ function toRequests(ws: readonly W[]): SimRequest[] {
 }
 
 describe('conservation', () => {
-  it('every request finishes or is rejected with a reason; no block leaks', () => {
-    fc.assert(
-      fc.property(
-        workloadArb,
-        fc.integer({ min: 8, max: 120 }),
-        fc.constantFrom(0, 40),
-        fc.constantFrom('lru', 's3fifo', 'arc', 'sieve', 'lfu'),
-        fc.constantFrom('vllm-default', 'kvmgr-default', 'builtin-fcfs', 'sglang-default'),
-        fc.constantFrom<'recompute' | 'swap'>('recompute', 'swap'),
-        fc.integer({ min: 1, max: 3 }),
-        fc.constantFrom('kvmgr', 'tiered-pool'),
-        (ws, gpuBlocks, cpuBlocks, eviction, scheduler, preemption, nInst, backend) => {
-          const requests = toRequests(ws);
-          const ids = Array.from({ length: nInst }, (_, i) => `i${i}`);
-          const setups = ids.map((id) => ({
-            id,
-            role: 'both' as const,
-            kv:
-              backend === 'tiered-pool'
-                ? new TieredKvBackend({ spec, gpuBlocks, cpuBlocks })
-                : new KvManager({
-                    pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
-                    policy: createEvictionPolicy(eviction, { capacity: gpuBlocks }),
-                    blockSize: 16,
-                    cpuBlocks,
-                  }),
-            latency,
-            planner: createPlanner(scheduler, { preemption }),
-            limits: { tokenBudget: 256, maxSeqs: 8 },
-            bytesPerBlock: spec.bytesPerBlock,
-          }));
-          const res = simulateCluster({
-            requests,
-            instances: setups,
-            router: createSimRouter(nInst > 1 ? 'kvmgr-default' : 'round-robin', { instanceIds: ids, blockSize: 16, seed: 1 }),
-          });
-          expect(res.violations).toEqual([]);
-          expect(res.states.length).toBe(requests.length);
-          for (const r of res.states) {
-            if (r.finishUs >= 0) {
-              expect(r.generatedTokens).toBe(r.outputTokens);
-              expect(r.firstTokenUs).toBeGreaterThanOrEqual(r.arrivalUs);
-              expect(r.finishUs).toBeGreaterThanOrEqual(r.firstTokenUs);
-            } else expect(r.rejectedReason ?? '').not.toBe('');
-            expect(r.blocks.length).toBe(0);
-          }
-          for (const s of setups) {
-            expect(s.kv.blocksInUse).toBe(0);
-            expect(s.kv.checkConservation()).toBeUndefined();
-            // Every cached block is evictable; clearing the cache frees the whole pool.
-            expect(s.kv.cachedBlocks).toBe(s.kv.evictableBlocks);
-            expect(s.kv.freeBlocks).toBe(gpuBlocks);
-            s.kv.clearCache();
-            expect(s.kv.freeBlocks).toBe(gpuBlocks);
-            expect(s.kv.cachedBlocks).toBe(0);
-            if (s.kv instanceof KvManager) expect(s.kv.pool.numFreeBlocks).toBe(gpuBlocks);
-          }
-        },
-      ),
-      { numRuns: 60, seed: 42 },
-    );
-  });
+  // prefixIndex 'radix': the same workloads with RadixKvManager as the KV bookkeeping (in place of
+  // both KvManager and TieredKvBackend).
+  for (const prefixIndex of ['hash-map', 'radix'] as const) {
+    it(`every request finishes or is rejected with a reason; no block leaks (prefixIndex ${prefixIndex})`, () => {
+      let evicted = 0;
+      let cachedTokens = 0;
+      fc.assert(
+        fc.property(
+          workloadArb,
+          fc.integer({ min: 8, max: 120 }),
+          fc.constantFrom(0, 40),
+          fc.constantFrom('lru', 's3fifo', 'arc', 'sieve', 'lfu'),
+          fc.constantFrom('vllm-default', 'kvmgr-default', 'builtin-fcfs', 'sglang-default'),
+          fc.constantFrom<'recompute' | 'swap'>('recompute', 'swap'),
+          fc.integer({ min: 1, max: 3 }),
+          fc.constantFrom('kvmgr', 'tiered-pool'),
+          (ws, gpuBlocks, cpuBlocks, eviction, scheduler, preemption, nInst, backend) => {
+            const requests = toRequests(ws);
+            const ids = Array.from({ length: nInst }, (_, i) => `i${i}`);
+            const setups = ids.map((id) => ({
+              id,
+              role: 'both' as const,
+              kv:
+                prefixIndex === 'radix'
+                  ? new RadixKvManager({
+                      pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
+                      policy: createEvictionPolicy(eviction, { capacity: gpuBlocks }),
+                      blockSize: 16,
+                      cpuBlocks,
+                    })
+                  : backend === 'tiered-pool'
+                  ? new TieredKvBackend({ spec, gpuBlocks, cpuBlocks })
+                  : new KvManager({
+                      pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
+                      policy: createEvictionPolicy(eviction, { capacity: gpuBlocks }),
+                      blockSize: 16,
+                      cpuBlocks,
+                    }),
+              latency,
+              planner: createPlanner(scheduler, { preemption }),
+              limits: { tokenBudget: 256, maxSeqs: 8 },
+              bytesPerBlock: spec.bytesPerBlock,
+            }));
+            const res = simulateCluster({
+              requests,
+              instances: setups,
+              router: createSimRouter(nInst > 1 ? 'kvmgr-default' : 'round-robin', { instanceIds: ids, blockSize: 16, seed: 1 }),
+            });
+            expect(res.violations).toEqual([]);
+            expect(res.states.length).toBe(requests.length);
+            for (const r of res.states) {
+              if (r.finishUs >= 0) {
+                expect(r.generatedTokens).toBe(r.outputTokens);
+                expect(r.firstTokenUs).toBeGreaterThanOrEqual(r.arrivalUs);
+                expect(r.finishUs).toBeGreaterThanOrEqual(r.firstTokenUs);
+              } else expect(r.rejectedReason ?? '').not.toBe('');
+              expect(r.blocks.length).toBe(0);
+            }
+            for (const s of setups) {
+              expect(s.kv.blocksInUse).toBe(0);
+              expect(s.kv.checkConservation()).toBeUndefined();
+              // Every cached block is evictable; clearing the cache frees the whole pool.
+              expect(s.kv.cachedBlocks).toBe(s.kv.evictableBlocks);
+              expect(s.kv.freeBlocks).toBe(gpuBlocks);
+              s.kv.clearCache();
+              expect(s.kv.freeBlocks).toBe(gpuBlocks);
+              expect(s.kv.cachedBlocks).toBe(0);
+              if (s.kv instanceof KvManager || s.kv instanceof RadixKvManager) expect(s.kv.pool.numFreeBlocks).toBe(gpuBlocks);
+              evicted += s.kv.counters.evictedBlocks;
+            }
+            for (const r of res.states) cachedTokens += Math.max(0, r.cachedTokens);
+          },
+        ),
+        { numRuns: 60, seed: 42 },
+      );
+      // The runs exercise prefix hits and eviction under pressure.
+      expect(evicted).toBeGreaterThan(0);
+      expect(cachedTokens).toBeGreaterThan(0);
+    });
+  }
 
   it('rejects a prompt that can never fit, with a reason', () => {
     const res = runReplay({
@@ -136,12 +155,12 @@ describe('conservation', () => {
     expect(res.violations).toEqual([]);
   });
 
-  for (const profile of [VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE]) {
-    it(`conserves requests and blocks under memory pressure (${profile.name})`, () => {
+  for (const [profile, prefixIndex] of [VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE].flatMap((p) => [[p, 'hash-map'], [p, 'radix']] as const)) {
+    it(`conserves requests and blocks under memory pressure (${profile.name}, prefixIndex ${prefixIndex})`, () => {
       const requests = toRequests(
         Array.from({ length: 40 }, (_, i) => ({ arrivalUs: i * 20_000, prompt: 100 + ((i * 37) % 300), output: 30 + (i % 50), conv: i % 4, embed: false })),
       );
-      const res = runReplay({ trace: requests, instances: 2, profile, gpuBlocks: 40, latency });
+      const res = runReplay({ trace: requests, instances: 2, profile, gpuBlocks: 40, latency, prefixIndex });
       expect(res.violations).toEqual([]);
       expect(res.summary.finished + res.summary.rejected).toBe(40);
       expect(res.summary.finished).toBe(40);

@@ -9,9 +9,16 @@ const TRACE = MOONCAKE;
 
 describe('determinism', () => {
   const trace = loadMooncakeTrace(TRACE, { limit: 300 });
-  for (const profile of ['vllm-default', 'kvmgr-default']) {
-    it(`${profile}: two runs are byte-identical`, () => {
-      const run = () => JSON.stringify(runReplay({ trace, profile, rateScale: 4, seed: 7 }), (_k, v) => (typeof v === 'number' && Number.isNaN(v) ? 'NaN' : v));
+  for (const [profile, prefixIndex] of [
+    ['vllm-default', undefined],
+    ['kvmgr-default', undefined],
+    ['kvmgr-default', 'radix'],
+  ] as const) {
+    it(`${profile}${prefixIndex === undefined ? '' : ` (prefixIndex ${prefixIndex})`}: two runs are byte-identical`, () => {
+      const run = () =>
+        JSON.stringify(runReplay({ trace, profile, rateScale: 4, seed: 7, ...(prefixIndex === undefined ? {} : { prefixIndex }) }), (_k, v) =>
+          typeof v === 'number' && Number.isNaN(v) ? 'NaN' : v,
+        );
       const a = run();
       const b = run();
       expect(a.length).toBeGreaterThan(1000);

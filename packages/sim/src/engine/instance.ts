@@ -482,6 +482,7 @@ export class EngineInstance {
     const bs = kv.blockSize;
     const dur = this.lastStepUs;
     const c = this.counters;
+    const pathIndex = kv.commitPrefix !== undefined;
     c.steps++;
     c.busyUs += dur;
     c.batchUs += dur * this.scheduled.length;
@@ -501,9 +502,13 @@ export class EngineInstance {
           // preemption recompute, which addWork counted already).
           if ((b + 1) * bs > r.maxComputed && b * bs >= before && !kv.hasCached(key)) r.reprefillTokens += bs;
         } else this.seenSet(key);
-        kv.commit(key, r.blocks[b] as number);
+        if (!pathIndex) kv.commit(key, r.blocks[b] as number);
       }
-      if (full > r.committedBlocks) r.committedBlocks = full;
+      if (full > r.committedBlocks) {
+        // A path index (radix) caches the whole prefix [0, full) at once.
+        if (pathIndex) kv.commitPrefix?.(r.keys, full, r.blocks);
+        r.committedBlocks = full;
+      }
       if (r.computedTokens > r.maxComputed) r.maxComputed = r.computedTokens;
       if (r.computedTokens < r.promptTokens + r.generatedTokens) continue;
       if (r.embed) {

@@ -1,8 +1,10 @@
 /**
- * What an engine instance needs from its KV bookkeeping. Two implementations: {@link KvManager}
+ * What an engine instance needs from its KV bookkeeping. Three implementations: {@link KvManager}
  * (vLLM-style block-hash cache over `@kvmgr/kv-pool`'s `BlockPool`, any `@kvmgr/eviction`
- * policy, its own CPU tier) and {@link TieredKvBackend} (`@kvmgr/kv-pool`'s `TieredPool`: LRU
- * free queue, CPU/disk tiers with watermark offload and queued transfer links). Pure types.
+ * policy, its own CPU tier), {@link RadixKvManager} (the same pool and CPU tier with
+ * `@kvmgr/prefix-cache`'s `RadixPrefixCache` as the prefix index) and {@link TieredKvBackend}
+ * (`@kvmgr/kv-pool`'s `TieredPool`: LRU free queue, CPU/disk tiers with watermark offload and
+ * queued transfer links). Pure types.
  */
 import type { BlockId } from '@kvmgr/core';
 import type { KvCounters } from './kv-manager.js';
@@ -41,6 +43,12 @@ export interface KvBackend {
   allocate(n: number, out: BlockId[]): boolean;
   /** Caches a full block under `key`; false when the block or key is taken. */
   commit(key: number, block: BlockId): boolean;
+  /**
+   * Path indexes (radix): caches the prefix `keys[0, to)` held in `blocks[0, to)` at once (the
+   * instance then never calls {@link commit}); may replace duplicate blocks in `blocks` by the
+   * cached ones. Absent on block-hash backends.
+   */
+  commitPrefix?(keys: Float64Array, to: number, blocks: BlockId[]): void;
   /** Reloads keys `[from, from + n)` from a lower tier; transfer µs, or -1 when short. */
   reload(keys: Float64Array, from: number, n: number, out: BlockId[]): number;
   /** Releases a request's blocks (emptied). */
