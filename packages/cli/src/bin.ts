@@ -11,7 +11,6 @@ const INPUT_CODES = new Set(['KVMGR_INVALID_ARGUMENT', 'KVMGR_BAD_TRACE', 'KVMGR
 
 async function main(): Promise<void> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(process.argv);
   } catch (e) {

@@ -34,6 +34,7 @@ export const RunConfigSchema = z
     b: z.string().min(1),
     bootstrap: z.number().int().positive(),
     lenient: z.boolean(),
+    prefixIndex: z.enum(['hash-map', 'radix']),
   })
   .partial()
   .strict();

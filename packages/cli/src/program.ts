@@ -45,6 +45,9 @@ function addRunOptions(cmd: Command): Command {
       return v;
     })
     .option('--seed <n>', `seed of every random choice (same seed, same results) (default: ${DEFAULTS.seed})`, (v) => parseNonNegativeInt('--seed', v))
+    .addOption(
+      new Option('--prefix-index <kind>', "engine prefix index: 'hash-map' (vLLM-style block hashes, per-block free queue) or 'radix' (@kvmgr/prefix-cache radix tree, leaf-first eviction) (default: hash-map)").choices(['hash-map', 'radix']),
+    )
     .option('--config <file>', 'YAML file with any of these options (kebab- or camelCase keys); flags win')
     .option('--no-progress', 'do not draw progress bars (they go to stderr, and only on a terminal)');
 }
@@ -55,7 +58,9 @@ export function buildProgram(): Command {
     .description('KV-cache management for LLM serving: replay real traces through a simulated cluster and compare engine defaults with kvmgr.')
     .version((createRequire(import.meta.url)('../package.json') as { version: string }).version)
     .showHelpAfterError('(run with --help for usage)')
-    .configureHelp({ sortOptions: false });
+    .configureHelp({ sortOptions: false })
+    // Before any subcommand is added, so they inherit it: usage errors throw and bin.ts exits 2.
+    .exitOverride();
 
   addRunOptions(
     program

@@ -30,6 +30,7 @@ export interface ResolvedRunOptions {
   readonly sloTtftMs: number;
   readonly sloTpotMs: number;
   readonly seed: number;
+  readonly prefixIndex: 'hash-map' | 'radix';
   readonly progress: boolean;
   /** The config file's values (for command-specific keys). */
   readonly config: RunConfig;
@@ -48,6 +49,7 @@ export interface RunFlags {
   sloTtft?: string;
   sloTpot?: string;
   seed?: number;
+  prefixIndex?: 'hash-map' | 'radix';
   config?: string;
   progress?: boolean;
 }
@@ -76,6 +78,7 @@ export function resolveRunOptions(flags: RunFlags): ResolvedRunOptions {
     sloTtftMs: parseDurationMs('--slo-ttft', sloTtft),
     sloTpotMs: parseDurationMs('--slo-tpot', sloTpot),
     seed: flags.seed ?? config.seed ?? DEFAULTS.seed,
+    prefixIndex: flags.prefixIndex ?? config.prefixIndex ?? 'hash-map',
     progress: flags.progress !== false,
     config,
   };
@@ -155,6 +158,7 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
       rateScale: variant.rateScale ?? opts.rateScale,
       slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
       seed: opts.seed,
+      prefixIndex: opts.prefixIndex,
       onProgress: (p) => progress.update(p.done),
     });
   } finally {

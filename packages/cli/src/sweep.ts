@@ -61,6 +61,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
           rateScale: rate * opts.rateScale,
           slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
           seed: opts.seed,
+          prefixIndex: opts.prefixIndex,
         },
       });
     }

@@ -74,6 +74,15 @@ describe('kvmgr bad input', () => {
     expect(existsSync(join(out, 'report.html'))).toBe(false);
   });
 
+  it('commander usage errors (bad choice, unknown option) also exit 2', () => {
+    const choice = kvmgr(['replay', '--prefix-index', 'trie']);
+    expect(choice.status).toBe(2);
+    expect(choice.stderr).toMatch(/'trie' is invalid/);
+    const unknown = kvmgr(['replay', '--colour', 'blue']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown option '--colour'/);
+  });
+
   it('--help explains flags with units and defaults', () => {
     const r = kvmgr(['replay', '--help']);
     expect(r.status).toBe(0);
