@@ -16,7 +16,9 @@ export const DECISION_REJECT = 2;
 
 /** How a request's slot is preempted: 0 = not preempted. */
 export const PREEMPT_NONE = 0;
+/** Preempted by recompute: blocks freed, KV recomputed on readmission. */
 export const PREEMPT_RECOMPUTE = 1;
+/** Preempted by swap: blocks moved to the CPU tier and reloaded on readmission. */
 export const PREEMPT_SWAP = 2;
 
 /** Built-in victim orders. */

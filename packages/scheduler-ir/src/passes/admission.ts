@@ -16,6 +16,7 @@ import type { PassDefinition, SchedAnalyses } from '../pass.js';
 import { type AdmissionAttr, blocksFor } from '../step-ir.js';
 import { predictedRemaining, type QuantileName } from './predict.js';
 
+/** The `admission` pass: ADMIT / DEFER / REJECT / PREEMPT from the predicted KV footprint (see the file comment). */
 export const admissionPass: PassDefinition = {
   argument: 'admission',
   summary: 'Admit, defer, reject or preempt from the predicted KV footprint at a quantile plus a margin.',

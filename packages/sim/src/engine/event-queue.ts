@@ -3,10 +3,13 @@
  * so that equal times pop in insertion order (determinism).
  */
 
-/** Event kinds. */
+/** Event kind: a routed request reaches its instance's queue (after the queueing delay). */
 export const EV_ENQUEUE = 0;
+/** Event kind: an instance's running step ends. */
 export const EV_STEP_END = 1;
+/** Event kind: the next turn of a multi-turn session arrives (previous answer + think time). */
 export const EV_SESSION_ARRIVAL = 2;
+/** Event kind: take a time-series sample of every instance. */
 export const EV_SAMPLE = 3;
 
 /** The event heap. */
