@@ -7,7 +7,7 @@
  * queued transfer links). Pure types.
  */
 import type { BlockId } from '@kvmgr/core';
-import type { KvCounters } from './kv-manager.js';
+import type { KvCounters } from './kv-manager-base.js';
 
 /** KV bookkeeping of one simulated instance. */
 export interface KvBackend {

@@ -14,84 +14,35 @@
  *
  * @see vllm-project/vllm:vllm/v1/core/block_pool.py, kv_cache_manager.py
  */
-import type { BlockId, EvictionPolicy, KVPool } from '@kvmgr/core';
+import type { BlockId } from '@kvmgr/core';
 import type { KvBackend } from './kv-backend.js';
-import { KeyLru } from './key-lru.js';
+import type { KvManagerOptions } from './kv-manager-base.js';
+import { KvManagerBase } from './kv-manager-base.js';
 import { KeyTable } from './key-table.js';
 
-/** Counters of a {@link KvManager}. */
-export interface KvCounters {
-  /** GPU cached blocks evicted. */
-  evictedBlocks: number;
-  /** Blocks written to the CPU tier. */
-  offloadedBlocks: number;
-  /** Blocks reloaded from the CPU tier. */
-  reloadedBlocks: number;
-  /** Blocks swapped out by swap preemption. */
-  swappedOutBlocks: number;
-  swappedInBlocks: number;
-}
-
-/** Options of {@link KvManager}. */
-export interface KvManagerOptions {
-  readonly pool: KVPool;
-  readonly policy: EvictionPolicy;
-  /** Tokens per block. */
-  readonly blockSize: number;
-  /** CPU-tier capacity in blocks (0 = no offload tier). @default 0 */
-  readonly cpuBlocks?: number;
-  /** Host link bandwidth (reload, swap), bytes/s. @default 64e9 */
-  readonly hostBytesPerSec?: number;
-  /** Fixed latency of one transfer batch, µs. @default 50 */
-  readonly transferBaseUs?: number;
-}
+export type { KvCounters, KvManagerOptions } from './kv-manager-base.js';
 
 /** KV bookkeeping of one instance. */
-export class KvManager implements KvBackend {
+export class KvManager extends KvManagerBase implements KvBackend {
   readonly kind = 'kvmgr';
-  readonly pool: KVPool;
-  readonly policy: EvictionPolicy;
-  readonly blockSize: number;
-  readonly numBlocks: number;
-  readonly cpuCapacity: number;
-  readonly counters: KvCounters = { evictedBlocks: 0, offloadedBlocks: 0, reloadedBlocks: 0, swappedOutBlocks: 0, swappedInBlocks: 0 };
   /** Requests using each block. */
   readonly userRefs: Int32Array;
-  private readonly blockKey: Float64Array;
   private readonly hasKey: Uint8Array;
   private readonly cache: KeyTable;
-  private readonly cpu: KeyLru;
-  private readonly hostBytesPerSec: number;
-  private readonly transferBaseUs: number;
-  private readonly bytesPerBlock: number;
   private usedByRequests = 0;
   private evictable = 0;
   private readonly parked: Uint8Array;
-  private swappedBlocks = 0;
-  private readonly scratch: Int32Array;
-  /** Current time, µs (set by the instance; passed to the policy). */
-  nowUs = 0;
-  /** Called with the key of each block evicted from the GPU tier (router block index). */
-  onEvict: ((key: number) => void) | undefined;
-  /** Called with the key of each block that became cached. */
-  onStore: ((key: number) => void) | undefined;
 
+  /**
+   * @param options - pool, policy, block size, CPU tier (@default 0 blocks), host bandwidth
+   *   (@default 64e9 B/s), transfer base latency (@default 50 µs).
+   */
   constructor(options: KvManagerOptions) {
-    this.pool = options.pool;
-    this.policy = options.policy;
-    this.blockSize = options.blockSize;
-    this.numBlocks = options.pool.numBlocks;
-    this.cpuCapacity = options.cpuBlocks ?? 0;
-    this.hostBytesPerSec = options.hostBytesPerSec ?? 64e9;
-    this.transferBaseUs = options.transferBaseUs ?? 50;
-    this.bytesPerBlock = options.pool.spec.bytesPerBlock;
+    super(options);
     this.userRefs = new Int32Array(this.numBlocks);
-    this.blockKey = new Float64Array(this.numBlocks);
     this.hasKey = new Uint8Array(this.numBlocks);
-    this.scratch = new Int32Array(this.numBlocks);
     this.cache = new KeyTable(this.numBlocks);
     this.parked = new Uint8Array(this.numBlocks);
-    this.cpu = new KeyLru(this.cpuCapacity);
   }
 
   /** Blocks allocatable now: free in the pool plus cached blocks no request uses. */
@@ -112,11 +63,6 @@ export class KvManager implements KvBackend {
   /** Blocks holding a cached prefix (used or not). */
   get cachedBlocks(): number {
     return this.cache.size;
-  }
-
-  /** Blocks in the CPU tier (offloaded prefixes + swapped requests). */
-  get cpuBlocksUsed(): number {
-    return this.cpu.size + this.swappedBlocks;
   }
 
   /** True when `key` is cached on the GPU. */
@@ -175,7 +121,20 @@ export class KvManager implements KvBackend {
     return true;
   }
 
+  /** Evicts the policy's victim (counted, `onEvict`, offloaded to the CPU tier). */
   private evictOne(): void {
+    const key = this.dropVictim();
+    this.counters.evictedBlocks++;
+    this.onEvict?.(key);
+    this.offload(key);
+  }
+
+  /**
+   * Uncaches the policy's first victim no request uses (victims in use are parked until their
+   * last user leaves) and frees its block. The caller checked `evictable > 0`.
+   * @returns the victim's key.
+   */
+  private dropVictim(): number {
     let v = this.policy.victim();
     while ((this.userRefs[v] as number) > 0) {
       // In use: not evictable now; park it until its last user leaves.
@@ -190,14 +149,7 @@ export class KvManager implements KvBackend {
     this.hasKey[v] = 0;
     this.scratch[0] = v;
     this.pool.free(this.scratch.subarray(0, 1));
-    this.counters.evictedBlocks++;
-    this.onEvict?.(key);
-    if (this.cpuCapacity > 0) this.cpuStore(key);
-  }
-
-  private cpuStore(key: number): void {
-    const had = this.cpu.has(key);
-    if (this.cpu.touch(key, this.cpuCapacity - this.swappedBlocks) && !had) this.counters.offloadedBlocks++;
+    return key;
   }
 
   /**
@@ -215,11 +167,6 @@ export class KvManager implements KvBackend {
     return true;
   }
 
-  /** Transfer time of `blocks` blocks over the host link, µs (base + bytes / bandwidth). */
-  transferUs(blocks: number): number {
-    return blocks <= 0 ? 0 : this.transferBaseUs + ((blocks * this.bytesPerBlock) / this.hostBytesPerSec) * 1e6;
-  }
-
   /**
    * Reloads `n` CPU-tier keys into freshly allocated GPU blocks (appended to `out`) and caches them.
    * @returns the transfer time, µs, or -1 (nothing changed) when the GPU is short of blocks.
@@ -232,18 +179,7 @@ export class KvManager implements KvBackend {
       this.cpu.delete(key);
       this.commit(key, out[start + i] as number);
     }
-    this.counters.reloadedBlocks += n;
-    return this.transferUs(n);
-  }
-
-  /** KV transfers still in flight, µs (none: transfers are charged to the step). */
-  pendingTransferLatency(): number {
-    return 0;
-  }
-
-  /** Offload→reload cycles per second (not tracked here). */
-  kvThrashingRate(): number {
-    return 0;
+    return this.reloaded(n);
   }
 
   /**
@@ -272,57 +208,13 @@ export class KvManager implements KvBackend {
   }
 
   /**
-   * Moves a request's blocks to the CPU tier (swap preemption): releases them on the GPU.
-   * @returns the transfer time, µs.
-   */
-  swapOut(blocks: BlockId[], nowUs: number): number {
-    const n = blocks.length;
-    this.swappedBlocks += n;
-    this.counters.swappedOutBlocks += n;
-    this.release(blocks, nowUs);
-    return this.transferUs(n);
-  }
-
-  /**
-   * Brings `n` swapped blocks back (allocated on the GPU, appended to `out`).
-   * @returns the transfer time, µs, or -1 (nothing changed) when the GPU is short of blocks.
-   */
-  swapIn(n: number, out: BlockId[]): number {
-    if (!this.allocate(n, out)) return -1;
-    this.swappedBlocks -= n;
-    this.counters.swappedInBlocks += n;
-    return this.transferUs(n);
-  }
-
-  /** Whether the CPU tier can hold `n` more swapped blocks. */
-  canSwapOut(n: number): boolean {
-    return this.cpuCapacity - this.swappedBlocks >= n;
-  }
-
-  /** Drops `n` swapped blocks (a swapped request was dropped). */
-  dropSwapped(n: number): void {
-    this.swappedBlocks -= n;
-  }
-
-  /**
    * Evicts every cached block no request uses and clears the CPU tier.
    * @returns blocks evicted.
    */
   clearCache(): number {
     let n = 0;
     while (this.evictable > 0) {
-      let v = this.policy.victim();
-      while ((this.userRefs[v] as number) > 0) {
-        this.policy.remove(v);
-        this.parked[v] = 1;
-        v = this.policy.victim();
-      }
-      this.policy.remove(v);
-      this.evictable--;
-      this.cache.delete(this.blockKey[v] as number);
-      this.hasKey[v] = 0;
-      this.scratch[0] = v;
-      this.pool.free(this.scratch.subarray(0, 1));
+      this.dropVictim();
       n++;
     }
     this.cpu.clear();

@@ -28,13 +28,13 @@
  * @see sgl-project/sglang:python/sglang/srt/mem_cache/radix_cache.py (cache_finished_req,
  *   cache_unfinished_req, evict)
  */
-import type { BlockId, EvictionPolicy, KVPool } from '@kvmgr/core';
+import type { BlockId, EvictionPolicy } from '@kvmgr/core';
 import { KvmgrError } from '@kvmgr/core';
 import { RadixPrefixCache } from '@kvmgr/prefix-cache';
 import type { KvBackend } from './kv-backend.js';
-import { KeyLru } from './key-lru.js';
+import type { KvManagerOptions } from './kv-manager-base.js';
+import { KvManagerBase } from './kv-manager-base.js';
 import { KeyTable } from './key-table.js';
-import type { KvCounters, KvManagerOptions } from './kv-manager.js';
 
 /** Options of {@link RadixKvManager} (the same as {@link KvManagerOptions}; `policy` orders radix nodes). */
 export type RadixKvManagerOptions = KvManagerOptions;
@@ -42,35 +42,19 @@ export type RadixKvManagerOptions = KvManagerOptions;
 const U32_LIMIT = 4294967296;
 
 /** KV bookkeeping of one instance on a `RadixPrefixCache` prefix index. */
-export class RadixKvManager implements KvBackend {
+export class RadixKvManager extends KvManagerBase implements KvBackend {
   readonly kind = 'kvmgr-radix';
-  readonly pool: KVPool;
   /** The eviction policy over radix node ids (owned by {@link cache}). */
-  readonly policy: EvictionPolicy;
+  declare readonly policy: EvictionPolicy;
   /** The prefix index (`pageSize` 1; keys are engine-block keys, handles are block ids). */
   readonly cache: RadixPrefixCache;
-  readonly blockSize: number;
-  readonly numBlocks: number;
-  readonly cpuCapacity: number;
-  readonly counters: KvCounters = { evictedBlocks: 0, offloadedBlocks: 0, reloadedBlocks: 0, swappedOutBlocks: 0, swappedInBlocks: 0 };
-  /** Current time, µs (set by the instance; passed to the cache as access time). */
-  nowUs = 0;
-  onEvict: ((key: number) => void) | undefined;
-  onStore: ((key: number) => void) | undefined;
-  private readonly blockKey: Float64Array;
   private readonly inTree: Uint8Array;
   private readonly keyIndex: KeyTable;
-  private readonly cpu: KeyLru;
-  private readonly hostBytesPerSec: number;
-  private readonly transferBaseUs: number;
-  private readonly bytesPerBlock: number;
   /** Node each request (keyed by its block list) holds locked. */
   private readonly owners = new Map<BlockId[], number>();
   /** u32 copies of the requests' key arrays. */
   private readonly keys32 = new WeakMap<Float64Array, Uint32Array>();
   private privateBlocks = 0;
-  private swappedBlocks = 0;
-  private readonly scratch: Int32Array;
   private readonly matchOpts = { touch: false };
   private readonly accessOpts = { nowUs: 0 };
 
@@ -80,20 +64,10 @@ export class RadixKvManager implements KvBackend {
    *   base latency (@default 50 µs).
    */
   constructor(options: RadixKvManagerOptions) {
-    this.pool = options.pool;
-    this.policy = options.policy;
-    this.blockSize = options.blockSize;
-    this.numBlocks = options.pool.numBlocks;
-    this.cpuCapacity = options.cpuBlocks ?? 0;
-    this.hostBytesPerSec = options.hostBytesPerSec ?? 64e9;
-    this.transferBaseUs = options.transferBaseUs ?? 50;
-    this.bytesPerBlock = options.pool.spec.bytesPerBlock;
+    super(options);
     this.cache = new RadixPrefixCache({ pageSize: 1, policy: options.policy, initialNodes: Math.max(16, Math.min(this.numBlocks + 1, 1 << 16)) });
-    this.blockKey = new Float64Array(this.numBlocks);
     this.inTree = new Uint8Array(this.numBlocks);
     this.keyIndex = new KeyTable(this.numBlocks);
-    this.scratch = new Int32Array(this.numBlocks);
-    this.cpu = new KeyLru(this.cpuCapacity);
   }
 
   /** Blocks allocatable now: free in the pool plus cached blocks on no locked path. */
@@ -112,10 +86,6 @@ export class RadixKvManager implements KvBackend {
 
   get cachedBlocks(): number {
     return this.cache.cachedPages;
-  }
-
-  get cpuBlocksUsed(): number {
-    return this.cpu.size + this.swappedBlocks;
   }
 
   /** True when `key` is cached on the GPU (with prefix-unique keys: its whole path is). */
@@ -202,10 +172,7 @@ export class RadixKvManager implements KvBackend {
       this.inTree[b] = 0;
       this.counters.evictedBlocks++;
       this.onEvict?.(key);
-      if (this.cpuCapacity > 0) {
-        const had = this.cpu.has(key);
-        if (this.cpu.touch(key, this.cpuCapacity - this.swappedBlocks) && !had) this.counters.offloadedBlocks++;
-      }
+      this.offload(key);
     }
     if (freed.length > 0) this.pool.free(freed);
   }
@@ -256,11 +223,6 @@ export class RadixKvManager implements KvBackend {
     this.setOwner(blocks, res.node);
   }
 
-  /** Transfer time of `blocks` blocks over the host link, µs (base + bytes / bandwidth). */
-  transferUs(blocks: number): number {
-    return blocks <= 0 ? 0 : this.transferBaseUs + ((blocks * this.bytesPerBlock) / this.hostBytesPerSec) * 1e6;
-  }
-
   /**
    * Reloads CPU-tier keys `[from, from + n)` into new GPU blocks (appended to `out`, which holds
    * the `from` acquired GPU blocks of the path) and inserts them behind the GPU match.
@@ -271,16 +233,7 @@ export class RadixKvManager implements KvBackend {
     if (!this.allocate(n, out)) return -1;
     for (let i = 0; i < n; i++) this.cpu.delete(keys[from + i] as number);
     this.commitPrefix(keys, from + n, out);
-    this.counters.reloadedBlocks += n;
-    return this.transferUs(n);
-  }
-
-  pendingTransferLatency(): number {
-    return 0;
-  }
-
-  kvThrashingRate(): number {
-    return 0;
+    return this.reloaded(n);
   }
 
   /** Releases a request's blocks: private ones return to the pool (last first), its path is unlocked. */
@@ -300,29 +253,6 @@ export class RadixKvManager implements KvBackend {
       this.cache.unlock(node);
     }
     blocks.length = 0;
-  }
-
-  swapOut(blocks: BlockId[], nowUs: number): number {
-    const n = blocks.length;
-    this.swappedBlocks += n;
-    this.counters.swappedOutBlocks += n;
-    this.release(blocks, nowUs);
-    return this.transferUs(n);
-  }
-
-  swapIn(n: number, out: BlockId[]): number {
-    if (!this.allocate(n, out)) return -1;
-    this.swappedBlocks -= n;
-    this.counters.swappedInBlocks += n;
-    return this.transferUs(n);
-  }
-
-  canSwapOut(n: number): boolean {
-    return this.cpuCapacity - this.swappedBlocks >= n;
-  }
-
-  dropSwapped(n: number): void {
-    this.swappedBlocks -= n;
   }
 
   /** Evicts every evictable cached block (no events, no offload) and clears the CPU tier; returns how many. */
