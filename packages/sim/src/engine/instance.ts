@@ -8,7 +8,7 @@
  * Work per step is proportional to the batch (plus the waiting requests the planner looks at);
  * there is no per-token work.
  */
-import type { InstanceRole } from '@kvmgr/core';
+import type { BlockId, InstanceRole } from '@kvmgr/core';
 import type { LatencyModel, StepWork } from '../latency/types.js';
 import { createStepWork } from '../latency/types.js';
 import type { KvBackend } from './kv-backend.js';
@@ -114,6 +114,8 @@ export class EngineInstance {
   private readonly state: SchedState;
   private readonly scheduled: RequestState[] = [];
   private readonly matchOut = new Int32Array(2);
+  /** Scratch for the blocks a re-admitted swapped request needs beyond its swapped-in KV. */
+  private readonly extraBlocks: BlockId[] = [];
   private readonly lookahead: number;
   private readonly hooks: InstanceHooks;
   private pendingTransferUs = 0;
@@ -424,13 +426,28 @@ export class EngineInstance {
     const total = r.promptTokens + r.generatedTokens;
     if (r.status === 'swapped') {
       const n = r.blocksHeld;
+      // Blocks for the tokens this step computes beyond the swapped-in KV (the rest of a
+      // prefill chunk, or the slot of the next decode token), taken first so that a shortfall
+      // leaves the request swapped with nothing changed.
+      const extra = Math.max(0, Math.ceil(Math.min(end, total) / bs) - n);
+      const more = this.extraBlocks;
+      more.length = 0;
+      if (extra > 0 && !kv.allocate(extra, more)) return false;
       if (r.kvTransferred) {
-        if (!kv.allocate(n, r.blocks)) return false;
+        if (!kv.allocate(n, r.blocks)) {
+          kv.release(more, nowUs);
+          return false;
+        }
       } else {
         const us = kv.swapIn(n, r.blocks);
-        if (us < 0) return false;
+        if (us < 0) {
+          kv.release(more, nowUs);
+          return false;
+        }
         this.pendingTransferUs += us;
       }
+      for (const b of more) r.blocks.push(b);
+      more.length = 0;
       r.kvTransferred = false;
     } else {
       let g = 0;
