@@ -289,33 +289,47 @@ Napi::Value Arena::Buffer(const Napi::CallbackInfo& info) {
   return ab;
 }
 
-// write(blockId, bytes: Uint8Array, byteOffset)
-Napi::Value Arena::Write(const Napi::CallbackInfo& info) {
+// The checked arguments of write/read: `(blockId, bytes: Uint8Array, byteOffset?)`.
+struct BlockAccess {
+  char* at;  // first byte of the range inside the slab
+  Napi::Uint8Array bytes;
+};
+
+// Validates the arguments of `op` ("write" or "read"); `bufName` names the buffer argument in
+// errors. Throws a KVMGR_* error for a closed arena, a bad id, buffer or offset, or a range past
+// the end of the block.
+static BlockAccess CheckBlockAccess(const Napi::CallbackInfo& info, Slab& slab, const char* op, const char* bufName) {
   Napi::Env env = info.Env();
-  Status s = RequireOpen(*slab_, "write");
+  Status s = RequireOpen(slab, op);
   if (!s.ok()) ThrowStatus(env, s);
   size_t id = 0;
   size_t offset = 0;
   if (!ToSize(info[0], &id)) ThrowStatus(env, Invalid("block id must be a non-negative integer"));
-  s = CheckBlock(*slab_, id);
+  s = CheckBlock(slab, id);
   if (!s.ok()) ThrowStatus(env, s);
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowStatus(env, Invalid("data must be a Uint8Array"));
+    ThrowStatus(env, Invalid(std::string(bufName) + " must be a Uint8Array"));
   }
-  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
   if (info.Length() > 2 && !info[2].IsUndefined() && !ToSize(info[2], &offset)) {
     ThrowStatus(env, Invalid("byteOffset must be a non-negative integer"));
   }
-  if (offset > slab_->bytesPerBlock || data.ByteLength() > slab_->bytesPerBlock - offset) {
-    ThrowStatus(env, Invalid("write of " + std::to_string(data.ByteLength()) + " bytes at offset " + std::to_string(offset) +
-                             " exceeds bytesPerBlock " + std::to_string(slab_->bytesPerBlock)));
+  if (offset > slab.bytesPerBlock || bytes.ByteLength() > slab.bytesPerBlock - offset) {
+    ThrowStatus(env, Invalid(std::string(op) + " of " + std::to_string(bytes.ByteLength()) + " bytes at offset " + std::to_string(offset) +
+                             " exceeds bytesPerBlock " + std::to_string(slab.bytesPerBlock)));
   }
-  if (data.ByteLength() == 0) return env.Undefined();
-  char* dst = slab_->Block(id) + offset;
+  return BlockAccess{slab.Block(id) + offset, bytes};
+}
+
+// write(blockId, bytes: Uint8Array, byteOffset)
+Napi::Value Arena::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BlockAccess a = CheckBlockAccess(info, *slab_, "write", "data");
+  if (a.bytes.ByteLength() == 0) return env.Undefined();
   if (!slab_->onDevice) {
-    std::memcpy(dst, data.Data(), data.ByteLength());
+    std::memcpy(a.at, a.bytes.Data(), a.bytes.ByteLength());
   } else {
-    s = slab_->runtime->CopyBatch(slab_->device, CopyKind::kHostToDevice, {CopySegment{dst, data.Data(), data.ByteLength()}}, false);
+    Status s = slab_->runtime->CopyBatch(slab_->device, CopyKind::kHostToDevice, {CopySegment{a.at, a.bytes.Data(), a.bytes.ByteLength()}}, false);
     if (!s.ok()) ThrowStatus(env, s);
   }
   return env.Undefined();
@@ -324,30 +338,12 @@ Napi::Value Arena::Write(const Napi::CallbackInfo& info) {
 // read(blockId, into: Uint8Array, byteOffset)
 Napi::Value Arena::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Status s = RequireOpen(*slab_, "read");
-  if (!s.ok()) ThrowStatus(env, s);
-  size_t id = 0;
-  size_t offset = 0;
-  if (!ToSize(info[0], &id)) ThrowStatus(env, Invalid("block id must be a non-negative integer"));
-  s = CheckBlock(*slab_, id);
-  if (!s.ok()) ThrowStatus(env, s);
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowStatus(env, Invalid("into must be a Uint8Array"));
-  }
-  Napi::Uint8Array into = info[1].As<Napi::Uint8Array>();
-  if (info.Length() > 2 && !info[2].IsUndefined() && !ToSize(info[2], &offset)) {
-    ThrowStatus(env, Invalid("byteOffset must be a non-negative integer"));
-  }
-  if (offset > slab_->bytesPerBlock || into.ByteLength() > slab_->bytesPerBlock - offset) {
-    ThrowStatus(env, Invalid("read of " + std::to_string(into.ByteLength()) + " bytes at offset " + std::to_string(offset) +
-                             " exceeds bytesPerBlock " + std::to_string(slab_->bytesPerBlock)));
-  }
-  if (into.ByteLength() == 0) return env.Undefined();
-  const char* src = slab_->Block(id) + offset;
+  BlockAccess a = CheckBlockAccess(info, *slab_, "read", "into");
+  if (a.bytes.ByteLength() == 0) return env.Undefined();
   if (!slab_->onDevice) {
-    std::memcpy(into.Data(), src, into.ByteLength());
+    std::memcpy(a.bytes.Data(), a.at, a.bytes.ByteLength());
   } else {
-    s = slab_->runtime->CopyBatch(slab_->device, CopyKind::kDeviceToHost, {CopySegment{into.Data(), src, into.ByteLength()}}, false);
+    Status s = slab_->runtime->CopyBatch(slab_->device, CopyKind::kDeviceToHost, {CopySegment{a.bytes.Data(), a.at, a.bytes.ByteLength()}}, false);
     if (!s.ok()) ThrowStatus(env, s);
   }
   return env.Undefined();
