@@ -1,21 +1,12 @@
 import { createKVCacheSpec, isKvmgrError } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../test/code-of.js';
 import { BlockPool } from './block-pool.js';
 import { BookkeepingBackend } from './bookkeeping-backend.js';
 import { runCompaction } from './compaction.js';
 
 const spec = createKVCacheSpec({ numLayers: 2, numKvHeads: 2, headDim: 8 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    if (!isKvmgrError(e)) throw e;
-    return e.code;
-  }
-}
 
 /** The reference model: plain arrays and a map. */
 class Model {

@@ -1,19 +1,10 @@
 import { isKvmgrError } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../test/code-of.js';
 import { BookkeepingBackend } from './bookkeeping-backend.js';
 import { type BlockRun, BuddyAllocator } from './buddy-allocator.js';
 import { runCompaction } from './compaction.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    if (!isKvmgrError(e)) throw e;
-    return e.code;
-  }
-}
 
 describe('BuddyAllocator', () => {
   it('splits a request into the exact powers of two of its size, never rounding up', () => {

@@ -1,17 +1,7 @@
-import { isKvmgrError } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../test/code-of.js';
 import { QuotaAllocator } from './quota-allocator.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    if (!isKvmgrError(e)) throw e;
-    return e.code;
-  }
-}
 
 const consumers = [
   { name: 'llm-kv', minBlocks: 200, maxBlocks: 1000 },

@@ -1,22 +1,13 @@
-import { createKVCacheSpec, isKvmgrError } from '@kvmgr/core';
+import { createKVCacheSpec } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../test/code-of.js';
 import { BookkeepingBackend } from './bookkeeping-backend.js';
 import { TieredPool } from './tiered-pool.js';
 
 // 2 layers × 2 heads × 8 dims × K,V × 2 bytes = 128 B/token, 2048 B per 16-token block
 const spec = createKVCacheSpec({ numLayers: 2, numKvHeads: 2, headDim: 8 });
 const link = { bandwidthBytesPerSec: 2048e3 }; // one block per ms
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    if (!isKvmgrError(e)) throw e;
-    return e.code;
-  }
-}
 
 describe('TieredPool', () => {
   it('offloads cached blocks above the watermark and reloads them on a hit, with transfer times', async () => {
