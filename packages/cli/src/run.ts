@@ -3,12 +3,12 @@
  * loads the trace (format from its extension and header); runs one simulated replay and maps
  * the simulator's result onto {@link RunResult}.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { type ReplayResult, type Trace, createPlanner, loadAzureTrace, loadLengthCsv, loadMooncakeTrace, runReplay } from '@kvmgr/sim';
+import { type ReplayResult, type Trace, type TraceSpec, createPlanner, loadTraceSpec, runReplay } from '@kvmgr/sim';
 import { type RunConfig, loadRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
 import { getProfile } from './profiles.js';
@@ -84,23 +84,47 @@ export function resolveRunOptions(flags: RunFlags): ResolvedRunOptions {
   };
 }
 
+/** First line of a file, reading only its first bytes. */
+function firstLine(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(512);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.toString('utf8', 0, n).split(/\r?\n/)[0] ?? '';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
- * Loads a trace: `.jsonl` → Mooncake; `.csv` with a `TIMESTAMP` header → Azure; `.csv` with
- * `num_prefill_tokens` → length-only, with Poisson arrivals at 1 request/s (scale with
- * `--rate-scale`).
+ * Names the trace's loader from its extension and header: `.jsonl` → Mooncake; `.csv` with a
+ * `TIMESTAMP` header → Azure; `.csv` with `num_prefill_tokens` → length-only, with Poisson
+ * arrivals at 1 request/s (scale with `--rate-scale`). The spec is plain data, so sweeps hand it
+ * to worker threads.
+ * @throws KvmgrError `KVMGR_BAD_TRACE` for an unknown CSV header; `KVMGR_INVALID_ARGUMENT` for an
+ *   unknown extension.
+ */
+export function traceSpec(opts: ResolvedRunOptions): TraceSpec {
+  const options = { lenient: opts.lenient, ...(opts.limit === undefined ? {} : { limit: opts.limit }) };
+  if (opts.trace.endsWith('.jsonl')) return { kind: 'mooncake', path: opts.trace, options };
+  if (opts.trace.endsWith('.csv')) {
+    const head = firstLine(opts.trace);
+    if (head.startsWith('TIMESTAMP')) return { kind: 'azure', path: opts.trace, options };
+    if (head.includes('num_prefill_tokens')) {
+      return { kind: 'length-csv', path: opts.trace, options: { ...options, arrivals: { kind: 'poisson', ratePerSec: 1 }, seed: opts.seed } };
+    }
+    throw new KvmgrError('KVMGR_BAD_TRACE', `${opts.trace}:1: unknown CSV header ${JSON.stringify(head)}; expected TIMESTAMP,ContextTokens,GeneratedTokens or num_prefill_tokens,num_decode_tokens,…`);
+  }
+  throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--trace ${opts.trace}: expected a .jsonl (Mooncake) or .csv (Azure, length-only) file`);
+}
+
+/**
+ * Loads the trace named by {@link traceSpec}.
  * @throws KvmgrError `KVMGR_BAD_TRACE` naming file, line and reason; `KVMGR_INVALID_ARGUMENT`
  *   for an unknown format.
  */
 export function loadTrace(opts: ResolvedRunOptions): Trace {
-  const common = { lenient: opts.lenient, ...(opts.limit === undefined ? {} : { limit: opts.limit }) };
-  if (opts.trace.endsWith('.jsonl')) return loadMooncakeTrace(opts.trace, common);
-  if (opts.trace.endsWith('.csv')) {
-    const head = readFileSync(opts.trace, 'utf8').slice(0, 200).split(/\r?\n/)[0] ?? '';
-    if (head.startsWith('TIMESTAMP')) return loadAzureTrace(opts.trace, common);
-    if (head.includes('num_prefill_tokens')) return loadLengthCsv(opts.trace, { ...common, arrivals: { kind: 'poisson', ratePerSec: 1 }, seed: opts.seed });
-    throw new KvmgrError('KVMGR_BAD_TRACE', `${opts.trace}:1: unknown CSV header ${JSON.stringify(head)}; expected TIMESTAMP,ContextTokens,GeneratedTokens or num_prefill_tokens,num_decode_tokens,…`);
-  }
-  throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--trace ${opts.trace}: expected a .jsonl (Mooncake) or .csv (Azure, length-only) file`);
+  return loadTraceSpec(traceSpec(opts));
 }
 
 /** What varies between the runs of one command. */

@@ -3,16 +3,14 @@
  * simulator's piscina pool); prints SLO attainment and goodput per point, finds each profile's
  * goodput knee (the highest rate with ≥ 90% SLO attainment), writes sweep.json and sweep.html.
  */
-import { readFileSync } from 'node:fs';
-import { KvmgrError } from '@kvmgr/core';
-import { type SweepJob, type TraceSpec, runSweep } from '@kvmgr/sim';
+import { type SweepJob, runSweep } from '@kvmgr/sim';
 import type { Command } from 'commander';
 import { type Knee, type SweepPoint, goodputKnee } from './ab-stats.js';
 import { writeOutputs } from './output.js';
 import { createProgress } from './progress.js';
 import { getProfile } from './profiles.js';
 import { renderReportHtml } from './report-html.js';
-import { type ResolvedRunOptions, type RunFlags, resolveRunOptions, validateVariant } from './run.js';
+import { type RunFlags, resolveRunOptions, traceSpec, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
 
 /** Flags of `kvmgr sweep`. */
@@ -25,18 +23,6 @@ export interface SweepFlags extends RunFlags {
 
 /** Default rate scales and profiles. */
 export const SWEEP_DEFAULTS = Object.freeze({ rates: [0.5, 1, 2, 4, 8], profiles: ['vllm-default', 'kvmgr-default'], out: 'kvmgr-sweep', target: 0.9 });
-
-function traceSpec(opts: ResolvedRunOptions): TraceSpec {
-  const options = { lenient: opts.lenient, ...(opts.limit === undefined ? {} : { limit: opts.limit }) };
-  if (opts.trace.endsWith('.jsonl')) return { kind: 'mooncake', path: opts.trace, options };
-  if (opts.trace.endsWith('.csv')) {
-    const head = readFileSync(opts.trace, 'utf8').slice(0, 200).split(/\r?\n/)[0] ?? '';
-    if (head.startsWith('TIMESTAMP')) return { kind: 'azure', path: opts.trace, options };
-    if (head.includes('num_prefill_tokens')) return { kind: 'length-csv', path: opts.trace, options: { ...options, arrivals: { kind: 'poisson', ratePerSec: 1 }, seed: opts.seed } };
-    throw new KvmgrError('KVMGR_BAD_TRACE', `${opts.trace}:1: unknown CSV header ${JSON.stringify(head)}`);
-  }
-  throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--trace ${opts.trace}: expected a .jsonl (Mooncake) or .csv (Azure, length-only) file`);
-}
 
 /** Runs `kvmgr sweep`. */
 export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promise<void> {
