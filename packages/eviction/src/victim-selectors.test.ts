@@ -142,6 +142,49 @@ describe('SloAwareVictimSelector partial selection (top-8 kept aside, heap beyon
     );
   });
 
+  it('equals the full sort with real-valued scores, negative costs (count as 0) and swap where set', () => {
+    // random doubles: the scoring pass skips most candidates by their lower bound (score
+    // without the cost term); the result must still be exactly the full sort's
+    const sel = new SloAwareVictimSelector();
+    const c = fc.record({
+      blocks: fc.integer({ min: 0, max: 64 }),
+      priority: fc.double({ min: 0, max: 3, noNaN: true }),
+      sloSlackMs: fc.double({ min: -1000, max: 12000, noNaN: true }),
+      remainingTokens: fc.integer({ min: 0, max: 40 }),
+      recomputeCostUs: fc.double({ min: -5000, max: 2e6, noNaN: true }),
+      swapCostUs: fc.option(fc.double({ min: -100, max: 2e5, noNaN: true }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(fc.array(c, { maxLength: 400 }), fc.integer({ min: 0, max: 600 }), (raw, need) => {
+        const cs = raw.map((r, i) => cand(`r${i}`, r));
+        const got = sel.selectVictims(cs, need, 0);
+        const order = cs
+          .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))
+          .filter((e) => e.x.blocks > 0)
+          .sort((a, b) => a.s - b.s || a.i - b.i);
+        const want: string[] = [];
+        let freed = 0;
+        for (const e of order) {
+          if (need === 0 || freed >= need) break;
+          want.push(e.x.requestId);
+          freed += e.x.blocks;
+        }
+        expect(got.victims.map((v) => v.requestId)).toEqual(want);
+        expect(got.freedBlocks).toBe(freed);
+      }),
+      { numRuns: 200 },
+    );
+    // a negative cost counts as zero cost, not as extra protection removed
+    expect(sel.protectionOf(cand('n', { recomputeCostUs: -1e9, sloSlackMs: 0 }))).toBe(0);
+  });
+
+  it('accepts block counts beyond 2^31', () => {
+    const sel = new SloAwareVictimSelector();
+    const r = sel.selectVictims([cand('big', { blocks: 3_000_000_000 }), cand('small', { blocks: 1, priority: 5 })], 2, 0);
+    expect(r.victims.map((v) => v.requestId)).toEqual(['big']);
+    expect(r.freedBlocks).toBe(3_000_000_000);
+  });
+
   it('rejects fractional blocks anywhere in the list, and leaves the selector usable', () => {
     const sel = new SloAwareVictimSelector();
     const cs = [cand('a'), cand('b', { blocks: 2.5 })];

@@ -56,11 +56,15 @@ function check(candidates: readonly VictimCandidate[], requiredBlocks: number, n
  * When the candidates cannot free enough, every candidate that frees blocks is returned with
  * `satisfied: false` and the `shortfallBlocks`; callers usually defer the request instead.
  *
- * Complexity: one O(n) scoring pass into a reused typed array that also keeps the 8 lowest
- * (score, index) pairs aside (an O(8) insertion only when a score beats the current 8th), so
- * up to 8 victims cost nothing more; past those, a heap is built in O(n) over the rest and
- * popped in O(log n) per victim: O(n + k log n) for k victims, where the previous version
- * sorted everything. No per-call allocation beyond the result.
+ * Complexity: one O(n) pass keeps the 8 lowest (score, index) pairs aside (an O(8) insertion
+ * only when a score beats the current 8th). The cost term is never negative, so the rest of
+ * the score is a lower bound: once 8 are kept, a candidate whose bound reaches the 8th score
+ * is skipped without reading its cost fields (branch and bound; on random candidates most
+ * stop there, about half the time of scoring all). Up to 8 victims cost nothing more; past
+ * those, every candidate is scored into a reused typed array, a heap is built in O(n) and
+ * popped in O(log n) per victim: O(n + k log n) for k victims. No per-call allocation beyond
+ * the result. A candidate whose score is +∞ or NaN (e.g. an infinite or NaN cost) is never
+ * picked.
  *
  * @see Abhyankar et al., "InferCept: Efficient Intercept Support for Augmented Large Language
  *   Model Inference", ICML 2024 (https://arxiv.org/abs/2402.01869)
@@ -100,17 +104,24 @@ export class SloAwareVictimSelector implements VictimSelector {
     return sw < rc ? { mode: 'swap', costUs: sw } : { mode: 'recompute', costUs: rc };
   }
 
-  /** Protection score of a candidate (lower = preempted first). */
+  /**
+   * Protection score of a candidate (lower = preempted first): `(priorityWeight · priority −
+   * slackWeightPerS · min(slack, cap) / 1000 + nearCompletionProtection if near completion) +
+   * costWeightPerMsPerBlock · cost / 1000 / blocks`, where cost = the cheaper of recompute and
+   * swap in µs (a negative cost counts as 0). Evaluated in exactly this order everywhere, so
+   * the selection and this method agree to the last bit.
+   */
   protectionOf(c: VictimCandidate): number {
     const o = this.o;
     const rc = c.recomputeCostUs ?? c.computedTokens * o.recomputeUsPerToken;
     const sw = c.swapCostUs ?? (o.swapUsPerBlock === undefined ? Number.POSITIVE_INFINITY : c.blocks * o.swapUsPerBlock);
-    const cost = Math.min(sw, rc);
+    let cost = sw < rc ? sw : rc;
+    if (cost < 0) cost = 0;
     let slack = c.sloSlackMs ?? o.defaultSlackMs;
     if (slack > o.slackCapMs) slack = o.slackCapMs;
-    let p = o.priorityWeight * (c.priority ?? 0) + (o.costWeightPerMsPerBlock * cost) / 1000 / c.blocks - (o.slackWeightPerS * slack) / 1000;
-    if (c.remainingTokens <= o.nearCompletionTokens) p += o.nearCompletionProtection;
-    return p;
+    let base = o.priorityWeight * (c.priority ?? 0) - (o.slackWeightPerS / 1000) * slack;
+    if (c.remainingTokens <= o.nearCompletionTokens) base += o.nearCompletionProtection;
+    return base + ((o.costWeightPerMsPerBlock / 1000) * cost) / c.blocks;
   }
 
   /**
@@ -126,7 +137,6 @@ export class SloAwareVictimSelector implements VictimSelector {
     check(candidates, requiredBlocks, nowUs);
     const n = candidates.length;
     this.reserve(n);
-    const score = this.score;
     const o = this.o;
     const pw = o.priorityWeight;
     const sw = o.slackWeightPerS / 1000;
@@ -141,26 +151,34 @@ export class SloAwareVictimSelector implements VictimSelector {
     top.n = 0;
     let kth = Number.POSITIVE_INFINITY;
     let bad = -1;
-    // one pass: the same formula as protectionOf, inlined with hoisted options (hot path)
+    // One pass, the formula of protectionOf inlined with hoisted options (hot path). The cost
+    // term is ≥ 0, so `base` bounds the score from below: a candidate whose base already
+    // reaches the current 8th-lowest score cannot enter the kept 8 and its cost fields are
+    // never read (branch and bound; most candidates stop there).
     for (let i = 0; i < n; i++) {
       const c = candidates[i] as VictimCandidate;
       const b = c.blocks;
-      if (!(b > 0 && Math.trunc(b) === b)) {
-        if (b !== 0) {
+      if ((b | 0) !== b || b <= 0) {
+        if (b === 0) continue;
+        if (!(Number.isSafeInteger(b) && b > 0)) {
           bad = i;
           break;
         }
-        score[i] = Number.POSITIVE_INFINITY;
-        continue;
+      }
+      let slack = c.sloSlackMs ?? defSlack;
+      if (slack > cap) slack = cap;
+      let base = pw * (c.priority ?? 0) - sw * slack;
+      // the near-completion bonus only raises the bound: test before reading it
+      if (base >= kth) continue;
+      if (c.remainingTokens <= nearTok) {
+        base += nearProt;
+        if (base >= kth) continue;
       }
       const rc = c.recomputeCostUs ?? c.computedTokens * rpt;
       const sc = c.swapCostUs ?? b * spb;
-      const cost = Math.min(sc, rc);
-      let slack = c.sloSlackMs ?? defSlack;
-      if (slack > cap) slack = cap;
-      let p = pw * (c.priority ?? 0) + (cw * cost) / b - sw * slack;
-      if (c.remainingTokens <= nearTok) p += nearProt;
-      score[i] = p;
+      let cost = sc < rc ? sc : rc;
+      if (cost < 0) cost = 0;
+      const p = base + (cw * cost) / b;
       if (p < kth) kth = top.offer(p, i, b);
     }
     if (bad !== -1) throw invalidArgument(`candidates[${bad}].blocks`, candidates[bad]?.blocks, 'a non-negative integer');
@@ -189,7 +207,7 @@ export class SloAwareVictimSelector implements VictimSelector {
   }
 
   /**
-   * Greedy selection by ascending (score, index) over `score[0..n)` (+∞ = not a candidate)
+   * Greedy selection by ascending (score, index) (a score of +∞ or NaN is never picked)
    * into `picked`, until `required` blocks are covered or nothing is left; returns how many
    * were picked. Starts from the scoring pass's {@link TopK}; only past those does it build a
    * heap over the rest.
@@ -208,11 +226,16 @@ export class SloAwareVictimSelector implements VictimSelector {
     }
     // fewer than TOP_K kept means there is nobody else
     if (freed >= required || top.n < TOP_K) return k;
-    for (let j = 0; j < k; j++) score[picked[j] as number] = Number.POSITIVE_INFINITY;
-    // more victims: heapify the rest (O(n)), pop in (score, index) order (O(log n) each)
+    // more victims: score everyone exactly (the first pass skipped most), drop the ones
+    // already picked, heapify the rest (O(n)) and pop in (score, index) order (O(log n) each)
+    for (let i = 0; i < n; i++) {
+      const c = candidates[i] as VictimCandidate;
+      score[i] = c.blocks === 0 ? Number.NaN : this.protectionOf(c);
+    }
+    for (let j = 0; j < k; j++) score[picked[j] as number] = Number.NaN;
     const heap = this.heap;
     let m = 0;
-    for (let i = 0; i < n; i++) if ((score[i] as number) !== Number.POSITIVE_INFINITY) heap[m++] = i;
+    for (let i = 0; i < n; i++) if ((score[i] as number) < Number.POSITIVE_INFINITY) heap[m++] = i;
     for (let i = (m >> 1) - 1; i >= 0; i--) siftDown(heap, score, i, m);
     while (m > 0 && freed < required) {
       const top = heap[0] as number;
