@@ -115,7 +115,7 @@ export class SloAwareVictimSelector implements VictimSelector {
     const o = this.o;
     const rc = c.recomputeCostUs ?? c.computedTokens * o.recomputeUsPerToken;
     const sw = c.swapCostUs ?? (o.swapUsPerBlock === undefined ? Number.POSITIVE_INFINITY : c.blocks * o.swapUsPerBlock);
-    let cost = sw < rc ? sw : rc;
+    let cost = Math.min(sw, rc);
     if (cost < 0) cost = 0;
     let slack = c.sloSlackMs ?? o.defaultSlackMs;
     if (slack > o.slackCapMs) slack = o.slackCapMs;
@@ -176,7 +176,7 @@ export class SloAwareVictimSelector implements VictimSelector {
       }
       const rc = c.recomputeCostUs ?? c.computedTokens * rpt;
       const sc = c.swapCostUs ?? b * spb;
-      let cost = sc < rc ? sc : rc;
+      let cost = Math.min(sc, rc);
       if (cost < 0) cost = 0;
       const p = base + (cw * cost) / b;
       if (p < kth) kth = top.offer(p, i, b);
