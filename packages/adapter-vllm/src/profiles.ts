@@ -59,7 +59,7 @@ export const SGLANG_DEFAULT_PROFILE: EngineProfile = Object.freeze({
 /**
  * kvmgr's best profile on a vLLM engine, chosen by A/B in the simulator on the Mooncake
  * conversation trace (docs/sim.md): the `kvmgr-default` scheduler pipeline (prefix-aware order
- * with a starvation guard, SLO urgency, admission by the p90 predicted footprint, SLO-aware
+ * with a starvation guard, late requests behind on-time ones, admission by the p90 predicted footprint, SLO-aware
  * victims), prefix-affinity plus predicted-latency routing (`pa:1,pl:3`), LFU prefix eviction,
  * an EWMA output-length predictor. Same hardware and memory as vLLM: no CPU tier.
  */

@@ -156,7 +156,7 @@ describe('SloAwareVictimSelector partial selection (top-8 kept aside, heap beyon
     });
     fc.assert(
       fc.property(fc.array(c, { maxLength: 400 }), fc.integer({ min: 0, max: 600 }), (raw, need) => {
-        const cs = raw.map((r, i) => cand(`r${i}`, r));
+        const cs = raw.map(({ swapCostUs, ...r }, i) => cand(`r${i}`, swapCostUs === undefined ? r : { ...r, swapCostUs }));
         const got = sel.selectVictims(cs, need, 0);
         const order = cs
           .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))

@@ -221,6 +221,24 @@ describe('ordering passes', () => {
     expect(plan.ops.filter((o) => o.op === 'admit').map((o) => (o as { requestId: string }).requestId)).toEqual(['tight', 'loose', 'none']);
   });
 
+  it('slo-aware{late=back} puts requests that cannot meet their TTFT behind the on-time ones', () => {
+    const s = state({
+      waiting: [waiting('none'), waiting('late', { ttftMs: 5 }), waiting('loose', { ttftMs: 1000 }), waiting('late2', { ttftMs: 1 }), waiting('tight', { ttftMs: 100 })],
+    });
+    // EDF on the on-time ones, then the no-SLO request, then the late ones in earlier order
+    expect(order('sched.step(slo-aware{late=back})', s)).toEqual(['tight', 'loose', 'none', 'late', 'late2']);
+    // edf=false: on-time requests keep the earlier order (here: index), only the late move
+    expect(order('sched.step(slo-aware{edf=false late=back})', s)).toEqual(['none', 'loose', 'tight', 'late', 'late2']);
+    // an earlier pass still orders the late group among itself
+    expect(order('sched.step(sjf,slo-aware{edf=false late=back})', state({
+      waiting: [waiting('lateLong', { ttftMs: 1, promptTokens: 900 }), waiting('ok', { ttftMs: 1000 }), waiting('lateShort', { ttftMs: 1, promptTokens: 10 })],
+    }))).toEqual(['ok', 'lateShort', 'lateLong']);
+    const pm = new PassManager({ pipeline: 'sched.step(slo-aware{edf=false late=back})', registry });
+    pm.run(s);
+    expect(pm.statistics()[0]!.values).toMatchObject({ late: 2, urgent: 0 });
+    expect(() => new PassManager({ pipeline: 'sched.step(slo-aware{late=sideways})', registry })).toThrow(/late/);
+  });
+
   it('batching-efficiency groups lengths with the oldest request and reports efficiency', () => {
     const s = state({
       waiting: [waiting('long', { promptTokens: 1000, arrivalUs: 0 }), waiting('short', { promptTokens: 20, arrivalUs: 1 }), waiting('long2', { promptTokens: 900, arrivalUs: 2 })],

@@ -241,6 +241,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     instances: setups,
     router,
     rateScale,
+    defaultSlo: slo,
     sampleIntervalUs: (options.sampleIntervalMs ?? 1000) * 1000,
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     onFinished(r) {

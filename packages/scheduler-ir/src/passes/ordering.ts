@@ -150,8 +150,19 @@ export const prefixCacheAwarePass: PassDefinition = {
 };
 
 /**
- * `slo-aware`: order by TTFT deadline slack (least slack first); optionally reject requests
- * whose TTFT target cannot be met even if prefilled now.
+ * `slo-aware{urgent-ms,edf,late,reject}`: order by TTFT deadline slack (least slack first);
+ * optionally reject requests whose TTFT target cannot be met even if prefilled now. With
+ * `edf=false` on-time requests keep the earlier passes' order and only late ones move.
+ *
+ * `late` says where requests with negative slack (already unable to meet their TTFT) go:
+ * `first` (plain earliest-deadline-first: the most late first) or `back` (behind every
+ * request that can still make its deadline, served when capacity allows). EDF alone collapses
+ * under overload — every request is served late because the late ones go first — while
+ * demoting the late keeps the on-time ones on time; this is the deadline-aware overload
+ * control of real-time scheduling, applied to TTFT.
+ * @see Liu & Layland, "Scheduling Algorithms for Multiprogramming in a Hard-Real-Time
+ *   Environment", JACM 1973 (EDF); Haritsa, Livny & Carey, "Earliest Deadline Scheduling for
+ *   Real-Time Database Systems", RTSS 1991 (EDF's overload collapse and its remedies)
  */
 export const sloAwarePass: PassDefinition = {
   argument: 'slo-aware',
@@ -161,25 +172,34 @@ export const sloAwarePass: PassDefinition = {
     'prefill-us-per-token': { type: 'number', default: 20, min: 0, description: 'estimated prefill cost, µs per uncached token (BLIS β1 ≈ 19.8 on H100)' },
     'step-us': { type: 'number', default: 6500, min: 0, description: 'estimated fixed cost of a step, µs (BLIS β0)' },
     'urgent-ms': { type: 'number', default: 0, min: 0, description: 'only slack below this reorders (others keep earlier order); 0 = all' },
+    edf: { type: 'bool', default: true, description: 'order on-time requests by slack (earliest deadline first); false = keep the earlier order' },
+    late: { type: 'enum', default: 'first', values: ['first', 'back'], description: 'requests with negative slack go first (EDF) or behind every on-time request' },
     reject: { type: 'bool', default: false, description: 'reject requests with negative slack' },
   },
   statistics: [
     { name: 'rejected', description: 'requests rejected as SLO-infeasible' },
     { name: 'urgent', description: 'requests ordered by slack' },
+    { name: 'late', description: 'waiting requests with negative slack put behind the on-time ones (late=back)' },
   ],
   create: (o) => {
     const perTok = o['prefill-us-per-token'] as number;
     const stepUs = o['step-us'] as number;
     const urgentUs = (o['urgent-ms'] as number) * 1000;
     const reject = o.reject as boolean;
+    const lateBack = o.late === 'back';
+    const edf = o.edf as boolean;
+    // keys: on-time urgent = slack; not urgent = NOT_URGENT (ties fall to earlier passes);
+    // late with late=back = +∞ (behind everyone, ties fall to earlier passes)
+    const NOT_URGENT = lateBack ? Number.MAX_VALUE : Number.POSITIVE_INFINITY;
     return (ir, ctx) => {
       const k = ir.pushWaitingKey();
       const now = ir.state.nowUs;
       let urgent = 0;
+      let late = 0;
       for (let w = 0; w < ir.nW; w++) {
         const r = ir.state.waiting[w]!;
         if (r.ttftMs === undefined || r.generatedTokens > 0) {
-          k[w] = Number.POSITIVE_INFINITY;
+          k[w] = NOT_URGENT;
           continue;
         }
         const uncached = Math.max(0, r.promptTokens - Math.max(r.computedTokens, r.cachedPrefixTokens));
@@ -188,14 +208,18 @@ export const sloAwarePass: PassDefinition = {
           ir.decide(w, DECISION_REJECT, 'slo-infeasible');
           ctx.stats[0]!++;
         }
-        if (urgentUs > 0 && slack >= urgentUs) k[w] = Number.POSITIVE_INFINITY;
+        if (lateBack && slack < 0) {
+          k[w] = Number.POSITIVE_INFINITY;
+          late++;
+        } else if (!edf || (urgentUs > 0 && slack >= urgentUs)) k[w] = NOT_URGENT;
         else {
           k[w] = slack;
           urgent++;
         }
       }
       ctx.stats[1]! += urgent;
-      if (urgent === 0) ir.wKeyCount--;
+      ctx.stats[2]! += late;
+      if (urgent === 0 && late === 0) ir.wKeyCount--;
     };
   },
 };

@@ -79,6 +79,12 @@ export interface ClusterOptions {
   readonly onFinished?: (r: RequestState, nowUs: number) => void;
   /** Stop accepting arrivals after this simulated time, µs (the rest are rejected `horizon`). */
   readonly horizonUs?: number;
+  /**
+   * SLO targets, ms, of requests that carry none of their own: the scheduler sees them as the
+   * request's deadlines (TTFT slack for `slo-aware`, SLO slack for victim selection), the same
+   * targets the run is judged by. @default none (no deadlines)
+   */
+  readonly defaultSlo?: { readonly ttftMs?: number; readonly tpotMs?: number };
 }
 
 /** One time-series sample of one instance. */
@@ -306,6 +312,8 @@ export function simulateCluster(o: ClusterOptions): ClusterResult {
     const req = reqs[idx] as SimRequest;
     const keys = engineBlockKeys(req, bs);
     const r = new RequestState(idx, req, keys, t);
+    if (r.ttftMs === undefined && o.defaultSlo?.ttftMs !== undefined) r.ttftMs = o.defaultSlo.ttftMs;
+    if (r.tpotMs === undefined && o.defaultSlo?.tpotMs !== undefined) r.tpotMs = o.defaultSlo.tpotMs;
     states[idx] = r;
     if (t > horizon) {
       rejectState(r, 'horizon', t);
