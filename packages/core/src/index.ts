@@ -1,6 +1,7 @@
 /**
  * @kvmgr/core — the shared vocabulary of kvmgr: KV geometry, errors, request metadata, the
- * interfaces the modules meet through, KV events, metric names and the seeded PRNG.
+ * interfaces the modules meet through, KV events, metric names, the seeded PRNG and the Mooncake
+ * trace row reader.
  */
 export { KvmgrError, isKvmgrError, invalidArgument, describeValue } from './errors.js';
 export type { KvmgrErrorCode, KvmgrErrorOptions } from './errors.js';
@@ -34,6 +35,8 @@ export type {
 export { KiB, MiB, GiB, US_PER_MS, US_PER_S, msToUs, usToMs, transferTimeUs } from './units.js';
 export { VLLM_METRICS, SGLANG_METRICS, LMDEPLOY_METRICS, TGI_METRICS, KVMGR_METRICS } from './metrics.js';
 export { createRng } from './rng.js';
+export { MOONCAKE_BLOCK_TOKENS, parseMooncakeRows } from './mooncake-trace.js';
+export type { MooncakeRow, MooncakeBlockRow, MooncakeRowOptions, MooncakeRows } from './mooncake-trace.js';
 export type { Rng } from './rng.js';
 export type * from './request.js';
 export type * from './prefix-cache.js';

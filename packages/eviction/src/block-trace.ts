@@ -2,7 +2,7 @@
  * Block-level prefix-cache replay: the harness behind the hit-ratio table.
  */
 import { readFileSync } from 'node:fs';
-import { type EvictionEntryInfo, type EvictionPolicy, KvmgrError, requirePositiveInt } from '@kvmgr/core';
+import { type EvictionEntryInfo, type EvictionPolicy, parseMooncakeRows, requirePositiveInt } from '@kvmgr/core';
 
 /** One request of a block trace: arrival and its prompt's block ids in order. */
 export interface BlockTraceRequest {
@@ -38,33 +38,18 @@ export interface BlockReplayResult {
 }
 
 /**
- * Reads a Mooncake-style JSONL trace (`timestamp` ms, `hash_ids`) and returns the requests
- * sorted by arrival (stable).
+ * Reads a Mooncake-style JSONL trace (`timestamp` ms, `hash_ids`; `input_length` and
+ * `output_length` optional) and returns the requests sorted by arrival (stable). Rows are read
+ * and validated by core's {@link parseMooncakeRows}; the number of `hash_ids` is not tied to
+ * `input_length`, so block traces of any block size work.
  * @param path - JSONL file.
- * @throws KvmgrError `KVMGR_BAD_TRACE` naming the line of a row that does not parse or lacks
- *   a numeric `timestamp` or an array of u32 `hash_ids`.
+ * @throws KvmgrError `KVMGR_BAD_TRACE` naming the 1-based line (`path:line: reason`) of a row that
+ *   does not parse, lacks a finite `timestamp` >= 0 or an array of u32 `hash_ids`, or has a
+ *   malformed length.
  */
 export function readBlockTrace(path: string): BlockTraceRequest[] {
-  const text = readFileSync(path, 'utf8');
-  const out: BlockTraceRequest[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]?.trim();
-    if (!line) continue;
-    let row: { timestamp?: unknown; hash_ids?: unknown };
-    try {
-      row = JSON.parse(line) as typeof row;
-    } catch (cause) {
-      throw new KvmgrError('KVMGR_BAD_TRACE', `${path}:${i + 1}: not JSON`, { cause, details: { line: i + 1 } });
-    }
-    const ids = row.hash_ids;
-    if (typeof row.timestamp !== 'number' || !Array.isArray(ids) || ids.some((h) => typeof h !== 'number' || h >>> 0 !== h)) {
-      throw new KvmgrError('KVMGR_BAD_TRACE', `${path}:${i + 1}: expected numeric "timestamp" and "hash_ids" of u32 integers`, {
-        details: { line: i + 1 },
-      });
-    }
-    out.push({ timestampMs: row.timestamp, blocks: ids as number[] });
-  }
+  const { rows } = parseMooncakeRows(readFileSync(path, 'utf8'), path, { requireLengths: false, checkBlockCount: false });
+  const out: BlockTraceRequest[] = rows.map((r) => ({ timestampMs: r.timestampMs, blocks: r.hashIds }));
   return out.map((r, i) => ({ r, i })).sort((a, b) => a.r.timestampMs - b.r.timestampMs || a.i - b.i).map((x) => x.r);
 }
 

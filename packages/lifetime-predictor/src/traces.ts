@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { LifetimeFeatures } from '@kvmgr/core';
-import { KvmgrError } from '@kvmgr/core';
+import { KvmgrError, parseMooncakeRows } from '@kvmgr/core';
 
 /** One request of a trace, in arrival order. */
 export interface TraceRecord {
@@ -20,13 +20,6 @@ function badTrace(source: string, line: number, what: string, cause?: unknown): 
     details: { source, line },
     ...(cause === undefined ? {} : { cause }),
   });
-}
-
-function count(source: string, line: number, field: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw badTrace(source, line, `${field} must be a non-negative integer, got ${JSON.stringify(v)}`);
-  }
-  return v;
 }
 
 function cell(source: string, line: number, field: string, v: string | undefined): number {
@@ -56,36 +49,18 @@ function prefixKeys(ids: readonly number[]): Float64Array {
  * least two shared leading blocks (the longest such match wins) is the next turn of that conversation: it gets the earlier
  * request's `sessionId` and `sessionHistory` = the earlier turns' output lengths.
  *
+ * Rows are read and validated by core's {@link parseMooncakeRows}.
+ *
  * @param text - file contents.
  * @param source - name used in errors.
- * @throws KvmgrError `KVMGR_BAD_TRACE` naming the 1-based line of a malformed row.
+ * @throws KvmgrError `KVMGR_BAD_TRACE` naming the 1-based line of a malformed row
+ *   (`source:line: reason`, `details: { source, line, reason }`).
  */
 export function parseMooncakeTrace(text: string, source = 'mooncake'): TraceRecord[] {
   const out: TraceRecord[] = [];
   const byPrefix = new Map<number, { session: string; history: number[] }>();
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = (lines[i] as string).trim();
-    if (raw === '') continue;
-    const ln = i + 1;
-    let row: Record<string, unknown>;
-    try {
-      row = JSON.parse(raw) as Record<string, unknown>;
-    } catch (e) {
-      throw badTrace(source, ln, 'not valid JSON', e);
-    }
-    if (typeof row !== 'object' || row === null) throw badTrace(source, ln, 'expected a JSON object');
-    const ts = row.timestamp;
-    if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0) {
-      throw badTrace(source, ln, `timestamp must be a finite number >= 0, got ${JSON.stringify(ts)}`);
-    }
-    const input = count(source, ln, 'input_length', row.input_length);
-    const output = count(source, ln, 'output_length', row.output_length);
-    const ids = row.hash_ids;
-    if (!Array.isArray(ids) || ids.some((v) => typeof v !== 'number' || !Number.isSafeInteger(v))) {
-      throw badTrace(source, ln, 'hash_ids must be an array of integers');
-    }
-    const h = ids as number[];
+  // Sessions need only the ids, so hash_ids need not match ceil(input_length / 512) here.
+  for (const { timestampMs: ts, inputLength: input, outputLength: output, hashIds: h } of parseMooncakeRows(text, source, { checkBlockCount: false }).rows) {
     const keys = prefixKeys(h);
     let prev: { session: string; history: number[] } | undefined;
     for (let k = h.length; k >= 2 && prev === undefined; k--) prev = byPrefix.get(keys[k] as number);

@@ -7,14 +7,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseMooncakeRows } from '@kvmgr/core';
 import { type MooncakeRecord, replayMooncakePrefixHits } from '../src/mooncake-replay.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const path = resolve(here, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
-const records = readFileSync(path, 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '')
-  .map((l) => JSON.parse(l) as MooncakeRecord);
+const records = parseMooncakeRows(readFileSync(path, 'utf8'), path).rows.map(
+  (r): MooncakeRecord => ({ timestamp: r.timestampMs, input_length: r.inputLength, hash_ids: r.hashIds }),
+);
 for (const capacityBlocks of [Number.POSITIVE_INFINITY, 3000]) {
   const t0 = performance.now();
   const r = replayMooncakePrefixHits(records, { capacityBlocks });

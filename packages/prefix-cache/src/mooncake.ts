@@ -1,7 +1,7 @@
-import { KvmgrError, invalidArgument, requirePositiveInt } from '@kvmgr/core';
+import { KvmgrError, MOONCAKE_BLOCK_TOKENS, invalidArgument, requirePositiveInt } from '@kvmgr/core';
 
-/** Tokens per Mooncake `hash_ids` block. */
-export const MOONCAKE_BLOCK_TOKENS = 512;
+/** Tokens per Mooncake `hash_ids` block (core's constant, re-exported). */
+export { MOONCAKE_BLOCK_TOKENS };
 
 /** Options of {@link mooncakeEngineBlockKeys}. */
 export interface MooncakeKeyOptions {

@@ -29,8 +29,3 @@ export class RowErrors {
 export function splitLines(text: string): string[] {
   return text.split(/\r?\n/);
 }
-
-/** True for a safe integer ≥ min. */
-export function isIntAtLeast(v: unknown, min: number): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
-}
