@@ -1,7 +1,7 @@
 /**
  * @kvmgr/core — the shared vocabulary of kvmgr: KV geometry, errors, request metadata, the
  * interfaces the modules meet through, KV events, metric names, the seeded PRNG and the Mooncake
- * trace row reader.
+ * and Azure trace row readers.
  */
 export { KvmgrError, isKvmgrError, invalidArgument, describeValue } from './errors.js';
 export type { KvmgrErrorCode, KvmgrErrorOptions } from './errors.js';
@@ -37,6 +37,8 @@ export { VLLM_METRICS, SGLANG_METRICS, LMDEPLOY_METRICS, TGI_METRICS, KVMGR_METR
 export { createRng } from './rng.js';
 export { MOONCAKE_BLOCK_TOKENS, parseMooncakeRows } from './mooncake-trace.js';
 export type { MooncakeRow, MooncakeBlockRow, MooncakeRowOptions, MooncakeRows } from './mooncake-trace.js';
+export { parseAzureRows } from './azure-trace.js';
+export type { AzureRow, AzureRowOptions, AzureRows } from './azure-trace.js';
 export type { Rng } from './rng.js';
 export type * from './request.js';
 export type * from './prefix-cache.js';

@@ -1,22 +1,18 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type KvmgrError, isKvmgrError } from './errors.js';
+import { type RowReaderFixture, caught, itHandlesBadRowsByOption, itRejectsEachBadRow } from '../test/trace-rows.js';
 import { parseMooncakeRows } from './mooncake-trace.js';
 
 const TRACE = new URL('../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl', import.meta.url).pathname;
 
-function caught(fn: () => unknown): KvmgrError {
-  try {
-    fn();
-  } catch (e) {
-    if (isKvmgrError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a throw');
-}
-
 const good = '{"timestamp": 5, "input_length": 600, "output_length": 3, "hash_ids": [7, 8]}';
+const fixture: RowReaderFixture = {
+  read: parseMooncakeRows,
+  good,
+  bad: ['{"timestamp": -1}', 'timestamp must be a number of ms >= 0, got -1'],
+  junk: ['x', 'not valid JSON'],
+};
 
 describe('parseMooncakeRows', () => {
   it('reads rows in text order, skipping blank lines, with LF or CRLF endings', () => {
@@ -58,54 +54,13 @@ describe('parseMooncakeRows', () => {
     ['fractional hash id', '{"timestamp": 1, "input_length": 1, "output_length": 1, "hash_ids": [0.5]}', 'hash_ids[0] must be an integer in [0, 2^32), got 0.5'],
     ['wrong block count', '{"timestamp": 6, "input_length": 600, "output_length": 3, "hash_ids": [7]}', 'hash_ids must be 2 integers in [0, 2^32) (ceil(input_length / 512)), got 1 values'],
   ];
-  it.each(cases)('%s: KVMGR_BAD_TRACE naming source and 1-based line', (_name, row, reason) => {
-    const e = caught(() => parseMooncakeRows(`${good}\n\n${row}\n${good}`, 'x.jsonl'));
-    expect(e.code).toBe('KVMGR_BAD_TRACE');
-    expect(e.message).toBe(`x.jsonl:3: ${reason}`);
-    expect(e.details).toEqual({ source: 'x.jsonl', line: 3, reason });
-  });
+  itRejectsEachBadRow(fixture, 'x.jsonl', cases);
 
   it('keeps the SyntaxError as cause of a row that is not JSON', () => {
     expect(caught(() => parseMooncakeRows('nope', 'y')).cause).toBeInstanceOf(SyntaxError);
   });
 
-  it('lenient: skips and counts bad rows, keeping the first 20 reasons', () => {
-    const bad = '{"timestamp": -1}';
-    const text = [good, bad, good, ...Array.from({ length: 25 }, () => 'x')].join('\n');
-    const r = parseMooncakeRows(text, 'z', { lenient: true });
-    expect(r.rows.map((x) => x.line)).toEqual([1, 3]);
-    expect(r.skippedRows).toBe(26);
-    expect(r.skippedReasons).toHaveLength(20);
-    expect(r.skippedReasons[0]).toBe('line 2: timestamp must be a number of ms >= 0, got -1');
-    expect(r.skippedReasons[1]).toBe('line 4: not valid JSON');
-  });
-
-  it('onBadRow replaces the default handling; its throw stops the read', () => {
-    const seen: Array<[number, string]> = [];
-    const r = parseMooncakeRows(`${good}\nx\n${good}`, 'z', { onBadRow: (line, reason) => seen.push([line, reason]) });
-    expect(seen).toEqual([[2, 'not valid JSON']]);
-    expect(r.rows).toHaveLength(2);
-    expect(r.skippedRows).toBe(1);
-    const mine = new Error('mine');
-    expect(() =>
-      parseMooncakeRows(`${good}\nx`, 'z', {
-        onBadRow: () => {
-          throw mine;
-        },
-      }),
-    ).toThrow(mine);
-  });
-
-  it('limit: stops after that many valid rows and reads no further', () => {
-    const text = `${good}\nx\n${good}\n${good}\nnot json either`;
-    expect(parseMooncakeRows(text, 'z', { limit: 2, lenient: true })).toMatchObject({ skippedRows: 1 });
-    expect(parseMooncakeRows(text, 'z', { limit: 2, lenient: true }).rows.map((r) => r.line)).toEqual([1, 3]);
-    expect(parseMooncakeRows(`${good}\nx`, 'z', { limit: 1 }).rows).toHaveLength(1);
-    expect(parseMooncakeRows(text, 'z', { limit: 0 }).rows).toEqual([]);
-    for (const limit of [-1, 1.5, Number.NaN]) {
-      expect(caught(() => parseMooncakeRows(text, 'z', { limit })).code).toBe('KVMGR_INVALID_ARGUMENT');
-    }
-  });
+  itHandlesBadRowsByOption(fixture);
 
   it('requireLengths false: block-only rows, lengths still checked when present', () => {
     const r = parseMooncakeRows('{"timestamp": 0, "hash_ids": [1, 2]}\n{"timestamp": 2, "input_length": 10, "hash_ids": [3]}', 'b', { requireLengths: false });
@@ -127,7 +82,7 @@ describe('parseMooncakeRows', () => {
     expect(caught(() => parseMooncakeRows(row, 'c')).message).toMatch(/^c:1: hash_ids must be 5 integers/);
   });
 
-  it('round-trips random valid rows and never throws anything but KVMGR_BAD_TRACE on random lines', () => {
+  it('round-trips random valid rows', () => {
     const rowArb = fc.record({
       timestamp: fc.oneof(fc.nat(), fc.double({ min: 0, max: 1e9, noNaN: true })),
       output_length: fc.nat(),
@@ -140,16 +95,6 @@ describe('parseMooncakeRows', () => {
         expect(got.rows).toEqual(
           rows.map((r, i) => ({ line: i + 1, timestampMs: r.timestamp, inputLength: r.input_length, outputLength: r.output_length, hashIds: r.hash_ids })),
         );
-      }),
-    );
-    fc.assert(
-      fc.property(fc.string().filter((s) => !s.includes('\n')), (line) => {
-        try {
-          parseMooncakeRows(line, 'p');
-        } catch (e) {
-          expect(isKvmgrError(e, 'KVMGR_BAD_TRACE')).toBe(true);
-          expect((e as KvmgrError).details.line).toBe(1);
-        }
       }),
     );
   });

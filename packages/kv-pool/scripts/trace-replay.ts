@@ -12,7 +12,7 @@
  * capacity = Σ(blocks × 16 × duration) / (span × load).
  */
 import { readFileSync } from 'node:fs';
-import { KvmgrError, createKVCacheSpec } from '@kvmgr/core';
+import { createKVCacheSpec, parseAzureRows } from '@kvmgr/core';
 import { BlockPool } from '../src/block-pool.js';
 import { type BlockRun, BuddyAllocator } from '../src/buddy-allocator.js';
 import { FragmentationSampler, unusableFreeTokens } from '../src/fragmentation.js';
@@ -32,37 +32,16 @@ export function durationUs(r: ReplayRequest): number {
   return STEP_MODEL.beta0 + STEP_MODEL.beta1 * r.promptTokens + r.outputTokens * (STEP_MODEL.beta0 + STEP_MODEL.beta2);
 }
 
-function parseTimestampUs(s: string, line: number): number {
-  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?$/.exec(s.trim());
-  if (!m) throw new KvmgrError('KVMGR_BAD_TRACE', `line ${line}: bad TIMESTAMP ${JSON.stringify(s)}`);
-  const ms = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-  const frac = m[7] ? Number(`0.${m[7]}`) : 0;
-  return ms * 1000 + frac * 1e6;
-}
-
 /**
- * Reads an Azure LLM inference trace (TIMESTAMP, ContextTokens, GeneratedTokens).
+ * Reads an Azure LLM inference trace (TIMESTAMP, ContextTokens, GeneratedTokens) through core's
+ * `parseAzureRows`; arrivals are µs relative to the first row.
  * @param limit - first N rows only.
- * @throws KvmgrError `KVMGR_BAD_TRACE` with the line number of a bad row.
+ * @throws KvmgrError `KVMGR_BAD_TRACE` naming the file and line of a bad row (`path:line: reason`).
  */
 export function loadAzureTrace(path: string, limit = Number.POSITIVE_INFINITY): ReplayRequest[] {
-  const lines = readFileSync(path, 'utf8').split('\n');
-  const header = lines[0]?.trim();
-  if (header !== 'TIMESTAMP,ContextTokens,GeneratedTokens') throw new KvmgrError('KVMGR_BAD_TRACE', `line 1: unexpected header ${JSON.stringify(header)}`);
-  const out: ReplayRequest[] = [];
-  let t0 = Number.NaN;
-  for (let i = 1; i < lines.length && out.length < limit; i++) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    const [ts, c, g] = line.split(',');
-    const t = parseTimestampUs(ts ?? '', i + 1);
-    const prompt = Number(c);
-    const output = Number(g);
-    if (!Number.isSafeInteger(prompt) || prompt < 0 || !Number.isSafeInteger(output) || output < 0) throw new KvmgrError('KVMGR_BAD_TRACE', `line ${i + 1}: bad token counts ${JSON.stringify(line)}`);
-    if (Number.isNaN(t0)) t0 = t;
-    out.push({ arrivalUs: t - t0, promptTokens: prompt, outputTokens: output });
-  }
-  return out;
+  const { rows } = parseAzureRows(readFileSync(path, 'utf8'), path, { limit });
+  const t0 = rows[0]?.timestampUs ?? 0;
+  return rows.map((r) => ({ arrivalUs: r.timestampUs - t0, promptTokens: r.contextTokens, outputTokens: r.generatedTokens }));
 }
 
 /** Options of {@link replayLengths}. */

@@ -1,11 +1,12 @@
 /**
  * Small trace loaders for predictor evaluation: Mooncake JSONL and Azure LLM inference CSV,
- * turned into arrival-ordered `(features, actual output tokens)` records. (The simulator has its
- * own, fuller loaders; these stay local so the package depends on core only.)
+ * turned into arrival-ordered `(features, actual output tokens)` records. Rows are read and
+ * validated by core's `parseMooncakeRows` and `parseAzureRows`; this file keeps only the mapping
+ * (sessions, relative arrivals).
  */
 import { readFileSync } from 'node:fs';
-import type { LifetimeFeatures } from '@kvmgr/core';
-import { KvmgrError, parseMooncakeRows } from '@kvmgr/core';
+import type { AzureRow, LifetimeFeatures } from '@kvmgr/core';
+import { KvmgrError, parseAzureRows, parseMooncakeRows, usToMs } from '@kvmgr/core';
 
 /** One request of a trace, in arrival order. */
 export interface TraceRecord {
@@ -20,12 +21,6 @@ function badTrace(source: string, line: number, what: string, cause?: unknown): 
     details: { source, line },
     ...(cause === undefined ? {} : { cause }),
   });
-}
-
-function cell(source: string, line: number, field: string, v: string | undefined): number {
-  const t = (v ?? '').trim();
-  if (!/^\d+$/.test(t)) throw badTrace(source, line, `${field} must be a non-negative integer, got ${JSON.stringify(v ?? null)}`);
-  return Number(t);
 }
 
 /** Two 32-bit lanes of a polynomial hash folded into one safe integer key. */
@@ -82,36 +77,26 @@ export function parseMooncakeTrace(text: string, source = 'mooncake'): TraceReco
 
 /**
  * Parses an Azure LLM inference trace (CSV `TIMESTAMP,ContextTokens,GeneratedTokens`). The
- * trace has no session or prefix information; `arrivalMs` is relative to the first row.
+ * trace has no session or prefix information; `arrivalMs` is ms relative to the first row
+ * (0 for rows earlier than it).
  *
- * @throws KvmgrError `KVMGR_BAD_TRACE` on a wrong header or a malformed row (1-based line).
+ * Rows are read and validated by core's {@link parseAzureRows}.
+ *
+ * @param text - file contents.
+ * @param source - name used in errors.
+ * @throws KvmgrError `KVMGR_BAD_TRACE` on a wrong header or a malformed row
+ *   (`source:line: reason`, `details: { source, line, reason }`, line 1-based).
  */
 export function parseAzureTrace(text: string, source = 'azure'): TraceRecord[] {
-  const lines = text.split('\n');
-  const header = (lines[0] ?? '').trim().split(',');
-  const ti = header.indexOf('TIMESTAMP');
-  const ci = header.indexOf('ContextTokens');
-  const gi = header.indexOf('GeneratedTokens');
-  if (ti < 0 || ci < 0 || gi < 0) {
-    throw badTrace(source, 1, `header must name TIMESTAMP, ContextTokens, GeneratedTokens, got ${JSON.stringify(lines[0])}`);
-  }
-  const out: TraceRecord[] = [];
-  let t0 = Number.NaN;
-  for (let i = 1; i < lines.length; i++) {
-    const raw = (lines[i] as string).trim();
-    if (raw === '') continue;
-    const ln = i + 1;
-    const cells = raw.split(',');
-    const tsText = (cells[ti] ?? '').trim();
-    const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?$/.exec(tsText);
-    const ms = m === null ? Number.NaN : Date.parse(`${m[1]}T${m[2]}Z`) + (m[3] ? Number(m[3]) * 1000 : 0);
-    if (!Number.isFinite(ms)) throw badTrace(source, ln, `TIMESTAMP is not a date-time: ${JSON.stringify(tsText)}`);
-    const ctx = cell(source, ln, 'ContextTokens', cells[ci]);
-    const gen = cell(source, ln, 'GeneratedTokens', cells[gi]);
-    if (Number.isNaN(t0)) t0 = ms;
-    out.push({ features: { promptTokens: ctx, arrivalMs: Math.max(0, ms - t0) }, actualOutputTokens: gen });
-  }
-  return out;
+  const { rows } = parseAzureRows(text, source);
+  // ms since the epoch first, then the difference: bit for bit the arrivalMs this parser gave
+  // before it read core's rows (it added the fraction × 1000 to whole-second ms; both round the
+  // same exact value to the same double). (µs − µs0) / 1000 differs from it by up to 0.21 µs.
+  const t0 = rows.length === 0 ? 0 : usToMs((rows[0] as AzureRow).timestampUs);
+  return rows.map((r) => ({
+    features: { promptTokens: r.contextTokens, arrivalMs: Math.max(0, usToMs(r.timestampUs) - t0) },
+    actualOutputTokens: r.generatedTokens,
+  }));
 }
 
 /**
