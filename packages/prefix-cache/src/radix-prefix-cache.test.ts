@@ -1,4 +1,5 @@
-import { type KvEvent, isKvmgrError } from '@kvmgr/core';
+import { type EvictionPolicy, type KvEvent, isKvmgrError } from '@kvmgr/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BlockHashIndex } from './block-hash-index.js';
 import { blockHash64 } from './block-hash.js';
@@ -19,7 +20,121 @@ function snapshot(c: RadixPrefixCache): unknown {
   return { s, evictable: c.evictablePages };
 }
 
+/** A plain reference LFU (least count first, then least recently counted): O(n) victim, for tests. */
+class RefLfu implements EvictionPolicy {
+  readonly name = 'ref-lfu';
+  readonly count = new Map<number, number>();
+  private readonly stamp = new Map<number, number>();
+  private clock = 0;
+  get size(): number {
+    return this.count.size;
+  }
+  insert(key: number): void {
+    if (this.count.has(key)) {
+      this.touch(key);
+      return;
+    }
+    this.count.set(key, 1);
+    this.stamp.set(key, ++this.clock);
+  }
+  touch(key: number): void {
+    const c = this.count.get(key);
+    if (c === undefined) return;
+    this.count.set(key, c + 1);
+    this.stamp.set(key, ++this.clock);
+  }
+  remove(key: number): void {
+    this.count.delete(key);
+    this.stamp.delete(key);
+  }
+  victim(): number {
+    let best = -1;
+    for (const [k, c] of this.count) {
+      if (best === -1) best = k;
+      const bc = this.count.get(best) as number;
+      if (c < bc || (c === bc && (this.stamp.get(k) as number) < (this.stamp.get(best) as number))) best = k;
+    }
+    return best;
+  }
+  has(key: number): boolean {
+    return this.count.has(key);
+  }
+  clear(): void {
+    this.count.clear();
+    this.stamp.clear();
+  }
+}
+
 describe('RadixPrefixCache', () => {
+  it('a frequency policy keeps its counts across lock/unlock (locked nodes stay tracked until offered as victims)', () => {
+    const lfu = new RefLfu();
+    const c = new RadixPrefixCache({ pageSize: 1, policy: lfu });
+    const hot = c.insert([1, 2], [1, 2]).node;
+    for (let i = 0; i < 5; i++) c.match([1, 2]);
+    c.lock(hot); // a request runs on the hot prefix
+    c.insert([7, 8], [7, 8]);
+    c.match([7, 8]);
+    c.match([7, 8]);
+    c.unlock(hot);
+    // counts: hot path 1 + 5 matches + release = 7; the other path 3 → the other goes first
+    expect(c.evict(2).blocks).toEqual([8, 7]);
+    expect(c.evict(2).blocks).toEqual([2, 1]);
+    c.verify();
+  });
+
+  it('a node offered as a victim while locked is parked, then re-enters the policy on release', () => {
+    const lfu = new RefLfu();
+    const c = new RadixPrefixCache({ pageSize: 1, policy: lfu });
+    const a = c.insert([1], [1]).node;
+    c.insert([2], [2]);
+    c.match([2]);
+    c.lock(a);
+    expect(c.evict(5).blocks).toEqual([2]); // [1] offered first, parked, [2] evicted
+    expect(lfu.has(a)).toBe(false);
+    c.verify();
+    c.unlock(a);
+    expect(lfu.has(a)).toBe(true);
+    expect(c.evict(5).blocks).toEqual([1]);
+    c.verify();
+  });
+
+  it('random match / insert / lock / unlock / evict with a frequency policy keep every invariant', () => {
+    const op = fc.oneof(
+      fc.record({ k: fc.constant('insert' as const), keys: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 5 }) }),
+      fc.record({ k: fc.constant('match' as const), keys: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 5 }) }),
+      fc.record({ k: fc.constant('lock' as const), keys: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 5 }) }),
+      fc.record({ k: fc.constant('unlock' as const), i: fc.nat() }),
+      fc.record({ k: fc.constant('evict' as const), n: fc.integer({ min: 0, max: 6 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const c = new RadixPrefixCache({ pageSize: 1, initialNodes: 2, policy: new RefLfu() });
+        const locked: { node: number; blocks: Set<number> }[] = [];
+        let nextBlock = 100;
+        for (const o of ops) {
+          if (o.k === 'insert') c.insert(o.keys, o.keys.map(() => nextBlock++));
+          else if (o.k === 'match') c.match(o.keys);
+          else if (o.k === 'lock') {
+            const m = c.match(o.keys);
+            if (m.node !== -1) {
+              c.lock(m.node);
+              locked.push({ node: m.node, blocks: new Set(m.blocks) });
+            }
+          } else if (o.k === 'unlock') {
+            if (locked.length > 0) c.unlock((locked.splice(o.i % locked.length, 1)[0] as { node: number }).node);
+          } else {
+            const before = c.evictablePages;
+            const freed = c.evict(o.n).blocks;
+            expect(freed.length).toBe(Math.min(o.n, before));
+            for (const l of locked) for (const b of freed) expect(l.blocks.has(b)).toBe(false);
+          }
+          c.verify();
+        }
+      }),
+      { numRuns: 300, seed: 11 },
+    );
+  });
+
   it('shares prefixes and splits edges only at page boundaries', () => {
     const c = new RadixPrefixCache({ pageSize: 4 });
     const a = c.insert([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [100, 101, 102]);

@@ -102,6 +102,8 @@ export class RadixPrefixCache implements PrefixCache {
   private prevSib: Int32Array;
   private lockRef: Int32Array;
   private pinRef: Int32Array;
+  /** 1 = protected and taken out of the policy (found as a victim while locked/pinned); 0 = tracked by the policy or free. */
+  private parked: Int32Array;
   private lastAccess: Float64Array;
   private state: Uint8Array;
   private edgeKeys: Uint32Array[] = [];
@@ -145,6 +147,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.prevSib = new Int32Array(n);
     this.lockRef = new Int32Array(n);
     this.pinRef = new Int32Array(n);
+    this.parked = new Int32Array(n);
     this.lastAccess = new Float64Array(n);
     this.state = new Uint8Array(n);
   }
@@ -201,6 +204,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.prevSib = gi(this.prevSib);
     this.lockRef = gi(this.lockRef);
     this.pinRef = gi(this.pinRef);
+    this.parked = gi(this.parked);
     const ck = new Uint32Array(cap);
     ck.set(this.childKey);
     this.childKey = ck;
@@ -225,6 +229,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.prevSib[id] = -1;
     this.lockRef[id] = 0;
     this.pinRef[id] = 0;
+    this.parked[id] = 0;
     return id;
   }
 
@@ -337,7 +342,7 @@ export class RadixPrefixCache implements PrefixCache {
       // keep the eviction order: the new parent sits just above its child
       if (this.policy instanceof LruPolicy) this.policy.insertAfter(id, c);
       else this.policy.insert(id, this.infoFor(id));
-    }
+    } else this.parked[id] = 1; // protected and new: enters the policy when released
     this.nNodes++;
     return id;
   }
@@ -368,7 +373,7 @@ export class RadixPrefixCache implements PrefixCache {
     const policy = this.policy;
     for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
       this.lastAccess[n] = t;
-      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
+      if (this.parked[n] === 0) {
         this.info.nowUs = t;
         this.info.size = (this.edgeBlocks[n] as Uint32Array).length;
         policy.touch(n, this.info);
@@ -580,10 +585,9 @@ export class RadixPrefixCache implements PrefixCache {
     if (node === -1) return;
     this.requireHandle(node, op);
     for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
-      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
-        this.policy.remove(n);
-        this.nEvictablePages -= (this.edgeBlocks[n] as Uint32Array).length;
-      }
+      // the node stays in the policy (frequency policies keep its count); evict() parks it
+      // if the policy offers it while protected
+      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) this.nEvictablePages -= (this.edgeBlocks[n] as Uint32Array).length;
       refs[n] = (refs[n] as number) + 1;
     }
   }
@@ -599,7 +603,11 @@ export class RadixPrefixCache implements PrefixCache {
     for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
       refs[n] = (refs[n] as number) - 1;
       if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
-        this.policy.insert(n, this.infoFor(n));
+        // released: most recently used (a release counts as an access)
+        if (this.parked[n] === 1) {
+          this.parked[n] = 0;
+          this.policy.insert(n, this.infoFor(n));
+        } else this.policy.touch(n, this.infoFor(n));
         this.nEvictablePages += (this.edgeBlocks[n] as Uint32Array).length;
       }
     }
@@ -607,7 +615,9 @@ export class RadixPrefixCache implements PrefixCache {
 
   /**
    * Protects the path root→`node` from eviction (one reference per call, counted on every node
-   * of the path). `-1` is a no-op.
+   * of the path). `-1` is a no-op. The path's nodes stay in the eviction policy (so a frequency
+   * policy keeps their counts); one the policy offers as a victim while protected is taken out
+   * of it ("parked") until released. Amortized O(path length).
    * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` when `node` is not a live node.
    */
   lock(node: PrefixNodeHandle): void {
@@ -615,8 +625,9 @@ export class RadixPrefixCache implements PrefixCache {
   }
 
   /**
-   * Releases one {@link lock} reference on root→`node`; nodes that become evictable re-enter the
-   * policy as most recently used. `-1` is a no-op.
+   * Releases one {@link lock} reference on root→`node`; nodes that become evictable are most
+   * recently used again (the release counts as an access: `touch`, or `insert` for a parked
+   * node). `-1` is a no-op.
    * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` for a dead handle, `KVMGR_INVALID_STATE` when the
    *   node is not locked (nothing changes).
    */
@@ -667,8 +678,15 @@ export class RadixPrefixCache implements PrefixCache {
     while (remaining > 0) {
       const v = this.policy.victim();
       if (v < 0) break;
-      if (v >= this.highId || this.state[v] !== LIVE || !this.isEvictable(v)) {
+      if (v >= this.highId || this.state[v] !== LIVE) {
         this.policy.remove(v); // a policy that kept a stale key
+        continue;
+      }
+      if (!this.isEvictable(v)) {
+        // protected: out of the policy until released (lazy, so unprotected nodes keep their
+        // place and counts across lock/unlock)
+        this.policy.remove(v);
+        this.parked[v] = 1;
         continue;
       }
       let leaf = v;
@@ -710,6 +728,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.table.removeSlot(this.table.slotOfChild(p, this.childKey[leaf] as number, leaf));
     this.unlinkChild(p, leaf);
     this.policy.remove(leaf);
+    this.parked[leaf] = 0;
     this.state[leaf] = FREE;
     this.edgeKeys[leaf] = EMPTY;
     this.edgeBlocks[leaf] = EMPTY;
@@ -779,11 +798,12 @@ export class RadixPrefixCache implements PrefixCache {
       if (this.state[p] === LIVE && ((this.lockRef[p] as number) < (this.lockRef[id] as number) || (this.pinRef[p] as number) < (this.pinRef[id] as number))) {
         fail(`node ${id} holds more references than its parent ${p}`);
       }
+      const has = this.policy.has(id);
+      if (has) tracked++;
       if (this.isEvictable(id)) {
         evictable += eb.length;
-        if (!this.policy.has(id)) fail(`evictable node ${id} not tracked by the policy`);
-        tracked++;
-      } else if (this.policy.has(id)) fail(`protected node ${id} tracked by the policy`);
+        if (!has || this.parked[id] !== 0) fail(`evictable node ${id} not tracked by the policy`);
+      } else if (has === (this.parked[id] === 1)) fail(`protected node ${id} must be either tracked or parked (tracked ${has}, parked ${this.parked[id]})`);
     }
     for (let id = 0; id < this.highId; id++) {
       if (this.state[id] === FREE) continue;
