@@ -113,11 +113,19 @@ export function pairedDiffs(a: RunResult, b: RunResult, options: PairedOptions =
 
 /** One configuration's result at one rate. */
 export interface SweepPoint {
+  /** Rate scale (× the trace's arrival rate). */
   readonly rate: number;
+  /** Fraction of requests meeting both SLOs, 0..1. */
   readonly sloAttainment: number;
   readonly goodputReqPerS: number;
   readonly throughputReqPerS: number;
   readonly ttftP99Ms: number;
+  /** Optional detail written to sweep.json (not used for the knee). */
+  readonly tpotP99Ms?: number;
+  /** Prompt tokens served from the prefix cache / prompt tokens, 0..1. */
+  readonly hitRate?: number;
+  readonly preemptions?: number;
+  readonly rejected?: number;
 }
 
 /** The goodput knee of a configuration. */

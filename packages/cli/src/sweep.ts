@@ -72,6 +72,10 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
       goodputReqPerS: r.summary.goodputRps,
       throughputReqPerS: r.summary.throughputRps,
       ttftP99Ms: r.summary.ttftMs.p99,
+      tpotP99Ms: r.summary.tpotMs.p99,
+      hitRate: r.summary.hitRate,
+      preemptions: r.summary.preemptions,
+      rejected: r.summary.rejected,
     });
     byProfile.set(profile, points);
   }

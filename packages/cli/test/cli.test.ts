@@ -107,6 +107,11 @@ describe('kvmgr ab, sweep, predict eval, ir opt', () => {
     const json = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
     expect(Object.keys(json.points).sort()).toEqual(['kvmgr-default', 'vllm-default']);
     expect(json.points['vllm-default'].map((p: { rate: number }) => p.rate)).toEqual([1, 8]);
+    for (const pt of json.points['kvmgr-default'] as Record<string, number>[]) {
+      expect(Object.keys(pt).sort()).toEqual(['goodputReqPerS', 'hitRate', 'preemptions', 'rate', 'rejected', 'sloAttainment', 'throughputReqPerS', 'tpotP99Ms', 'ttftP99Ms']);
+      expect(pt.hitRate).toBeGreaterThan(0);
+      expect(pt.hitRate).toBeLessThan(1);
+    }
     // at the trace's own rate the SLOs hold, so the knee is at least ×1
     expect(json.knees['vllm-default'].rate).toBeGreaterThanOrEqual(1);
     expect(existsSync(join(out, 'sweep.html'))).toBe(true);
