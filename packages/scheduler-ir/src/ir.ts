@@ -41,6 +41,8 @@ export interface SchedRequest {
   ttftMs?: number;
   /** Time-per-output-token target, ms. */
   tpotMs?: number;
+  /** When the first output token was produced, µs; absent or negative before that. */
+  firstTokenUs?: number;
   /** Predicted remaining output tokens (mean or median). */
   predictedRemainingTokens?: number;
   /** Predicted remaining output tokens at the 90th percentile. */

@@ -7,6 +7,7 @@
  * @see vllm-project/vllm:vllm/v1/core/sched/scheduler.py (`Scheduler.schedule`)
  */
 import type { VictimCandidate } from '@kvmgr/core';
+import type { SchedRequest } from './ir.js';
 import type { SchedAnalyses } from './pass.js';
 import {
   DECISION_DEFER,
@@ -44,6 +45,18 @@ function preemptRunning(ir: StepIR, v: number, selectorMode: 'recompute' | 'swap
   ir.preemptions++;
 }
 
+/**
+ * A running request's slack against its SLO, ms, for victim selection: before its first token,
+ * the time left to its TTFT deadline; after, how far ahead of the TPOT pace it is
+ * (`firstToken + tpot × generated − now`). Empty when the request has no such target.
+ */
+function sloSlack(r: SchedRequest, nowUs: number): { sloSlackMs?: number } {
+  if (r.generatedTokens === 0) return r.ttftMs === undefined ? {} : { sloSlackMs: (r.arrivalUs - nowUs) / 1000 + r.ttftMs };
+  const ft = r.firstTokenUs;
+  if (r.tpotMs === undefined || ft === undefined || ft < 0) return {};
+  return { sloSlackMs: (ft - nowUs) / 1000 + r.tpotMs * r.generatedTokens };
+}
+
 /** Picks the next victim among live running requests (may be `self`); -1 when none. */
 function pickVictim(ir: StepIR, self: number, required: number, analyses: SchedAnalyses): { v: number; mode?: 'recompute' | 'swap' } {
   const running = ir.state.running;
@@ -65,6 +78,7 @@ function pickVictim(ir: StepIR, self: number, required: number, analyses: SchedA
         remainingTokens: r.predictedRemainingTokens ?? Math.max(0, r.maxTokens - r.generatedTokens),
         admittedUs: r.admittedUs,
         priority: r.priority,
+        ...sloSlack(r, ir.state.nowUs),
       });
     }
     const sel = cands.length > 0 ? selector.selectVictims(cands, required, ir.state.nowUs) : undefined;

@@ -32,6 +32,7 @@ function requestJson(r: SchedRequest): Record<string, unknown> {
   };
   if (r.ttftMs !== undefined) o.ttftMs = r.ttftMs;
   if (r.tpotMs !== undefined) o.tpotMs = r.tpotMs;
+  if (r.firstTokenUs !== undefined && r.firstTokenUs >= 0) o.firstTokenUs = r.firstTokenUs;
   if (r.predictedRemainingTokens !== undefined) o.predictedRemainingTokens = r.predictedRemainingTokens;
   if (r.predictedRemainingP90 !== undefined) o.predictedRemainingP90 = r.predictedRemainingP90;
   return o;
@@ -101,6 +102,7 @@ function parseRequest(field: string, v: unknown): SchedRequest {
   }
   if (o.ttftMs !== undefined) r.ttftMs = requireNonNegativeNumber(`${field}.ttftMs`, o.ttftMs);
   if (o.tpotMs !== undefined) r.tpotMs = requireNonNegativeNumber(`${field}.tpotMs`, o.tpotMs);
+  if (o.firstTokenUs !== undefined) r.firstTokenUs = requireNonNegativeNumber(`${field}.firstTokenUs`, o.firstTokenUs);
   if (o.predictedRemainingTokens !== undefined) r.predictedRemainingTokens = requireNonNegativeNumber(`${field}.predictedRemainingTokens`, o.predictedRemainingTokens);
   if (o.predictedRemainingP90 !== undefined) r.predictedRemainingP90 = requireNonNegativeNumber(`${field}.predictedRemainingP90`, o.predictedRemainingP90);
   return r;

@@ -148,6 +148,36 @@ describe('memory-aware-preemption', () => {
     expect(run('sched.step(memory-aware-preemption{mode=recompute},chunked-prefill)', s).ops[0]).toEqual({ op: 'preempt', requestId: 'a', mode: 'recompute', freedBlocks: 2 });
   });
 
+  it('victim=selector passes each candidate its SLO slack (TTFT before the first token, TPOT pace after)', () => {
+    const seen = new Map<string, number | undefined>();
+    const selector: VictimSelector = {
+      name: 'spy',
+      selectVictims(cands, required) {
+        for (const c of cands) seen.set(c.requestId, c.sloSlackMs);
+        const v = cands[0]!;
+        return { victims: [{ requestId: v.requestId, mode: 'recompute', freedBlocks: v.blocks }], freedBlocks: v.blocks, satisfied: v.blocks >= required, shortfallBlocks: 0 };
+      },
+    };
+    const s = state({
+      free: 0,
+      cpu: 0,
+      running: [
+        decoding('self', 20, 13, 40),
+        // 5 tokens after a first token at 1,000 µs with TPOT 100 ms: on pace until 501,000 µs
+        decoding('paced', 16, 5, 10, { tpotMs: 100, firstTokenUs: 1_000 }),
+        decoding('no-slo', 16, 2, 20),
+        // still prefilling: 2 s TTFT from arrival at 0
+        decoding('prefill', 16, 1, 30, { generatedTokens: 0, computedTokens: 8, ttftMs: 2000, arrivalUs: 0 }),
+      ],
+    });
+    s.nowUs = 101_000;
+    run('sched.step(memory-aware-preemption{mode=recompute victim=selector},chunked-prefill)', s, { victimSelector: selector });
+    expect(seen.get('paced')).toBeCloseTo(400, 9); // (1,000 − 101,000) µs + 5 × 100 ms
+    expect(seen.get('prefill')).toBeCloseTo(1899, 9); // 2,000 ms − 101 ms since arrival
+    expect(seen.has('no-slo')).toBe(true);
+    expect(seen.get('no-slo')).toBeUndefined();
+  });
+
   it('mode=auto swaps long requests when the CPU tier has room', () => {
     const s = state({ free: 0, cpu: 200, running: [decoding('a', 20, 13, 10), decoding('long', 2000, 1, 20)] });
     s.running[1]!.generatedTokens = 0;
