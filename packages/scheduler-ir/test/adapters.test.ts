@@ -80,6 +80,16 @@ describe('text forms and runOpt', () => {
     expect(() => parseState('{')).toThrow(/not valid JSON/);
   });
 
+  it('states round-trip the first-token time of a running request; a negative one is refused by name', () => {
+    const s = state({ running: [decoding('r', 16, 4, 10, { tpotMs: 50, firstTokenUs: 1234 })] });
+    const back = parseState(printState(s));
+    expect(back.running[0]!.firstTokenUs).toBe(1234);
+    expect(back.running[0]!.tpotMs).toBe(50);
+    const bad = printState(s).replace('"firstTokenUs":1234', '"firstTokenUs":-5');
+    expect(bad).not.toBe(printState(s));
+    expect(() => parseState(bad)).toThrow(/state\.running\[0\]\.firstTokenUs/);
+  });
+
   it('runOpt prints IR after each pass, the plan, timing and statistics', () => {
     const s = state({ running: [decoding('r', 16, 2, 0)], waiting: [waiting('w')] });
     const out = runOpt({ stateText: `// configuration: whatever\n${printState(s)}`, pipeline: 'vllm-default', printIrAfterAll: true, timing: true, passStatistics: true });
