@@ -1,4 +1,4 @@
-import { type VictimCandidate, type VictimSelector, isKvmgrError } from '@kvmgr/core';
+import { type VictimCandidate, type VictimDecision, type VictimSelector, isKvmgrError } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createVictimSelector } from './registry.js';
@@ -14,6 +14,22 @@ const cand = (id: string, o: Partial<VictimCandidate> = {}): VictimCandidate => 
   admittedUs: 0,
   ...o,
 });
+
+/** The reference selection: every candidate that frees blocks, fully sorted by (protection, index), taken until `need` is freed. */
+function fullSortSelection(sel: SloAwareVictimSelector, cs: readonly VictimCandidate[], need: number): { victims: VictimDecision[]; freed: number } {
+  const order = cs
+    .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))
+    .filter((e) => e.x.blocks > 0)
+    .sort((a, b) => a.s - b.s || a.i - b.i);
+  const victims: VictimDecision[] = [];
+  let freed = 0;
+  for (const e of order) {
+    if (freed >= need) break;
+    victims.push({ requestId: e.x.requestId, mode: sel.modeFor(e.x).mode, freedBlocks: e.x.blocks });
+    freed += e.x.blocks;
+  }
+  return { victims, freed };
+}
 
 describe('SloAwareVictimSelector', () => {
   const sel = new SloAwareVictimSelector();
@@ -89,18 +105,8 @@ describe('SloAwareVictimSelector', () => {
       fc.property(fc.array(c, { maxLength: 60 }), fc.integer({ min: 0, max: 200 }), (raw, need) => {
         const cs = raw.map((r, i) => cand(`r${i}`, r));
         const got = sel.selectVictims(cs, need, 0);
-        const order = cs
-          .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))
-          .filter((e) => e.x.blocks > 0)
-          .sort((a, b) => a.s - b.s || a.i - b.i);
-        const want: string[] = [];
-        let freed = 0;
-        for (const e of order) {
-          if (freed >= need) break;
-          want.push(e.x.requestId);
-          freed += e.x.blocks;
-        }
-        expect(got.victims.map((v) => v.requestId)).toEqual(want);
+        const { victims: want, freed } = fullSortSelection(sel, cs, need);
+        expect(got.victims.map((v) => v.requestId)).toEqual(want.map((v) => v.requestId));
         expect(got.freedBlocks).toBe(freed);
         expect(got.satisfied).toBe(freed >= need);
         expect(got.shortfallBlocks).toBe(Math.max(0, need - freed));
@@ -123,17 +129,7 @@ describe('SloAwareVictimSelector partial selection (top-8 kept aside, heap beyon
       fc.property(fc.array(c, { maxLength: 300 }), fc.integer({ min: 0, max: 1200 }), (raw, need) => {
         const cs = raw.map((r, i) => cand(`r${i}`, r));
         const got = sel.selectVictims(cs, need, 0);
-        const order = cs
-          .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))
-          .filter((e) => e.x.blocks > 0)
-          .sort((a, b) => a.s - b.s || a.i - b.i);
-        const want: { requestId: string; mode: string; freedBlocks: number }[] = [];
-        let freed = 0;
-        for (const e of order) {
-          if (need === 0 || freed >= need) break;
-          want.push({ requestId: e.x.requestId, mode: sel.modeFor(e.x).mode, freedBlocks: e.x.blocks });
-          freed += e.x.blocks;
-        }
+        const { victims: want, freed } = fullSortSelection(sel, cs, need);
         expect(got.victims).toEqual(want);
         expect(got.freedBlocks).toBe(freed);
         expect(got.shortfallBlocks).toBe(Math.max(0, need - freed));
@@ -158,18 +154,8 @@ describe('SloAwareVictimSelector partial selection (top-8 kept aside, heap beyon
       fc.property(fc.array(c, { maxLength: 400 }), fc.integer({ min: 0, max: 600 }), (raw, need) => {
         const cs = raw.map(({ swapCostUs, ...r }, i) => cand(`r${i}`, swapCostUs === undefined ? r : { ...r, swapCostUs }));
         const got = sel.selectVictims(cs, need, 0);
-        const order = cs
-          .map((x, i) => ({ x, i, s: sel.protectionOf(x) }))
-          .filter((e) => e.x.blocks > 0)
-          .sort((a, b) => a.s - b.s || a.i - b.i);
-        const want: string[] = [];
-        let freed = 0;
-        for (const e of order) {
-          if (need === 0 || freed >= need) break;
-          want.push(e.x.requestId);
-          freed += e.x.blocks;
-        }
-        expect(got.victims.map((v) => v.requestId)).toEqual(want);
+        const { victims: want, freed } = fullSortSelection(sel, cs, need);
+        expect(got.victims.map((v) => v.requestId)).toEqual(want.map((v) => v.requestId));
         expect(got.freedBlocks).toBe(freed);
       }),
       { numRuns: 200 },
