@@ -2,13 +2,10 @@
  * Azure LLM inference trace rows (CSV), read and validated in one place for every package that
  * replays them; each package keeps only its own mapping (relative arrivals, sorting, requests).
  */
-import { KvmgrError, invalidArgument } from './errors.js';
+import { type TraceRowOptions, type TraceRows, collectRows } from './trace-rows.js';
 
 /** The header line of the format: exactly these three columns, in this order. */
 const HEADER = 'TIMESTAMP,ContextTokens,GeneratedTokens';
-
-/** Reasons of skipped rows kept in {@link AzureRows.skippedReasons}. */
-const MAX_SKIPPED_REASONS = 20;
 
 /** `YYYY-MM-DD HH:MM:SS[.f…]`, up to 7 fractional digits (the format's 100 ns resolution). */
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$/;
@@ -30,33 +27,14 @@ export interface AzureRow {
   readonly generatedTokens: number;
 }
 
-/** Options of {@link parseAzureRows}. */
-export interface AzureRowOptions {
-  /** Skip and count bad rows instead of throwing on the first one. @default false */
-  readonly lenient?: boolean;
-  /**
-   * Stop after this many valid rows (the first ones in the text); later lines are not read.
-   * A non-negative integer or `Infinity`. @default Infinity
-   */
-  readonly limit?: number;
-  /**
-   * Called with the 1-based line and the reason of each bad row (a bad header is line 1)
-   * instead of the default handling (throw, or skip when `lenient`). When it returns, the row
-   * is skipped and counted; throw from it to stop with an error of your own.
-   * @default undefined
-   */
-  readonly onBadRow?: (line: number, reason: string) => void;
-}
+/**
+ * Options of {@link parseAzureRows}: `lenient`, `limit`, `onBadRow` ({@link TraceRowOptions});
+ * a bad header is a bad row at line 1.
+ */
+export type AzureRowOptions = TraceRowOptions;
 
-/** What {@link parseAzureRows} read. */
-export interface AzureRows {
-  /** The valid rows in text order (not sorted by timestamp). */
-  readonly rows: AzureRow[];
-  /** Bad rows skipped, a skipped bad header included (0 unless `lenient` or `onBadRow`). */
-  readonly skippedRows: number;
-  /** Reasons of the first 20 skipped rows, `line N: reason`. */
-  readonly skippedReasons: readonly string[];
-}
+/** What {@link parseAzureRows} read; a skipped bad header counts as a skipped row. */
+export type AzureRows = TraceRows<AzureRow>;
 
 /** µs since the epoch of a `TIMESTAMP` cell, or `undefined` when it is not a valid UTC date-time. */
 function parseTimestampUs(cell: string): number | undefined {
@@ -133,34 +111,19 @@ function checkRow(text: string, line: number): string | AzureRow {
  *   ISCA 2024)
  */
 export function parseAzureRows(text: string, source: string, options: AzureRowOptions = {}): AzureRows {
-  const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  if (limit !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(limit) && limit >= 0)) {
-    throw invalidArgument('limit', limit, 'a non-negative integer or Infinity');
-  }
-  const lenient = options.lenient ?? false;
-  const rows: AzureRow[] = [];
-  const skippedReasons: string[] = [];
-  let skippedRows = 0;
-  const bad = (line: number, reason: string): void => {
-    if (options.onBadRow !== undefined) options.onBadRow(line, reason);
-    else if (!lenient) {
-      throw new KvmgrError('KVMGR_BAD_TRACE', `${source}:${line}: ${reason}`, { details: { source, line, reason } });
-    }
-    skippedRows++;
-    if (skippedReasons.length < MAX_SKIPPED_REASONS) skippedReasons.push(`line ${line}: ${reason}`);
-  };
+  const out = collectRows<AzureRow>(source, options);
   const lines = text.split('\n');
   const header = (lines[0] as string).trim();
   if (header !== HEADER) {
-    bad(1, `expected header ${HEADER}, got ${JSON.stringify(header)}`);
-    return { rows, skippedRows, skippedReasons };
+    out.bad(1, `expected header ${HEADER}, got ${JSON.stringify(header)}`);
+    return out.result();
   }
-  for (let i = 1; i < lines.length && rows.length < limit; i++) {
+  for (let i = 1; i < lines.length && out.rows.length < out.limit; i++) {
     const trimmed = (lines[i] as string).trim();
     if (trimmed === '') continue;
     const row = checkRow(trimmed, i + 1);
-    if (typeof row === 'string') bad(i + 1, row);
-    else rows.push(row);
+    if (typeof row === 'string') out.bad(i + 1, row);
+    else out.rows.push(row);
   }
-  return { rows, skippedRows, skippedReasons };
+  return out.result();
 }

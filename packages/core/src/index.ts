@@ -39,6 +39,7 @@ export { MOONCAKE_BLOCK_TOKENS, parseMooncakeRows } from './mooncake-trace.js';
 export type { MooncakeRow, MooncakeBlockRow, MooncakeRowOptions, MooncakeRows } from './mooncake-trace.js';
 export { parseAzureRows } from './azure-trace.js';
 export type { AzureRow, AzureRowOptions, AzureRows } from './azure-trace.js';
+export type { TraceRowOptions, TraceRows } from './trace-rows.js';
 export type { Rng } from './rng.js';
 export type * from './request.js';
 export type * from './prefix-cache.js';

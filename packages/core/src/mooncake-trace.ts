@@ -2,13 +2,11 @@
  * Mooncake trace rows (JSONL), read and validated in one place for every package that replays
  * them; each package keeps only its own mapping (sorting, sessions, block keys).
  */
-import { KvmgrError, describeValue, invalidArgument } from './errors.js';
+import { describeValue } from './errors.js';
+import { type TraceRowOptions, type TraceRows, collectRows } from './trace-rows.js';
 
 /** Tokens per Mooncake `hash_ids` block. */
 export const MOONCAKE_BLOCK_TOKENS = 512;
-
-/** Reasons of skipped rows kept in {@link MooncakeRows.skippedReasons}. */
-const MAX_SKIPPED_REASONS = 20;
 
 /** One valid row of a Mooncake trace. */
 export interface MooncakeRow {
@@ -41,15 +39,8 @@ export interface MooncakeBlockRow {
   readonly hashIds: readonly number[];
 }
 
-/** Options of {@link parseMooncakeRows}. */
-export interface MooncakeRowOptions {
-  /** Skip and count bad rows instead of throwing on the first one. @default false */
-  readonly lenient?: boolean;
-  /**
-   * Stop after this many valid rows (the first ones in the text); later lines are not read.
-   * A non-negative integer or `Infinity`. @default Infinity
-   */
-  readonly limit?: number;
+/** Options of {@link parseMooncakeRows}: `lenient`, `limit`, `onBadRow` ({@link TraceRowOptions}) and these. */
+export interface MooncakeRowOptions extends TraceRowOptions {
   /**
    * Require `input_length` and `output_length`. When false, a row may lack them (block-only
    * traces: `timestamp` and `hash_ids`); a length that is present is still validated.
@@ -62,24 +53,10 @@ export interface MooncakeRowOptions {
    * @default true
    */
   readonly checkBlockCount?: boolean;
-  /**
-   * Called with the 1-based line and the reason of each bad row instead of the default
-   * handling (throw, or skip when `lenient`). When it returns, the row is skipped and counted;
-   * throw from it to stop with an error of your own.
-   * @default undefined
-   */
-  readonly onBadRow?: (line: number, reason: string) => void;
 }
 
 /** What {@link parseMooncakeRows} read. */
-export interface MooncakeRows<R extends MooncakeBlockRow = MooncakeRow> {
-  /** The valid rows in text order (not sorted by timestamp). */
-  readonly rows: R[];
-  /** Bad rows skipped (0 unless `lenient` or `onBadRow`). */
-  readonly skippedRows: number;
-  /** Reasons of the first 20 skipped rows, `line N: reason`. */
-  readonly skippedReasons: readonly string[];
-}
+export type MooncakeRows<R extends MooncakeBlockRow = MooncakeRow> = TraceRows<R>;
 
 function isU32(v: unknown): boolean {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
@@ -159,41 +136,23 @@ export function parseMooncakeRows(
 ): MooncakeRows<MooncakeRow>;
 export function parseMooncakeRows(text: string, source: string, options?: MooncakeRowOptions): MooncakeRows<MooncakeBlockRow>;
 export function parseMooncakeRows(text: string, source: string, options: MooncakeRowOptions = {}): MooncakeRows<MooncakeBlockRow> {
-  const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  if (limit !== Number.POSITIVE_INFINITY && !isIntAtLeast(limit, 0)) {
-    throw invalidArgument('limit', limit, 'a non-negative integer or Infinity');
-  }
   const requireLengths = options.requireLengths ?? true;
   const checkBlockCount = options.checkBlockCount ?? true;
-  const lenient = options.lenient ?? false;
-  const rows: MooncakeBlockRow[] = [];
-  const skippedReasons: string[] = [];
-  let skippedRows = 0;
-  const bad = (line: number, reason: string, cause?: unknown): void => {
-    if (options.onBadRow !== undefined) options.onBadRow(line, reason);
-    else if (!lenient) {
-      throw new KvmgrError('KVMGR_BAD_TRACE', `${source}:${line}: ${reason}`, {
-        details: { source, line, reason },
-        ...(cause === undefined ? {} : { cause }),
-      });
-    }
-    skippedRows++;
-    if (skippedReasons.length < MAX_SKIPPED_REASONS) skippedReasons.push(`line ${line}: ${reason}`);
-  };
+  const out = collectRows<MooncakeBlockRow>(source, options);
   const lines = text.split('\n');
-  for (let i = 0; i < lines.length && rows.length < limit; i++) {
+  for (let i = 0; i < lines.length && out.rows.length < out.limit; i++) {
     const trimmed = (lines[i] as string).trim();
     if (trimmed === '') continue;
     let raw: unknown;
     try {
       raw = JSON.parse(trimmed);
     } catch (cause) {
-      bad(i + 1, 'not valid JSON', cause);
+      out.bad(i + 1, 'not valid JSON', cause);
       continue;
     }
     const row = checkRow(raw, i + 1, requireLengths, checkBlockCount);
-    if (typeof row === 'string') bad(i + 1, row);
-    else rows.push(row);
+    if (typeof row === 'string') out.bad(i + 1, row);
+    else out.rows.push(row);
   }
-  return { rows, skippedRows, skippedReasons };
+  return out.result();
 }
