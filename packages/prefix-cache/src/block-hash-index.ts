@@ -17,6 +17,7 @@ import {
 import { HashTable64 } from './hash-table64.js';
 import { hashNamespace, hashOut, hashPage, toBigHash } from './hash64.js';
 import { LruPolicy } from './lru-policy.js';
+import { PolicyTracker } from './policy-tracker.js';
 import type { PrefixInsertOptions } from './radix-prefix-cache.js';
 import { requireU32Blocks, requireU32Keys } from './validate-keys.js';
 
@@ -60,8 +61,8 @@ export class BlockHashIndex implements PrefixCache {
   private firstChild: Int32Array;
   private nextSib: Int32Array;
   private prevSib: Int32Array;
-  private lockRef: Int32Array;
-  private pinRef: Int32Array;
+  /** Policy membership, lock/pin references and parking of protected entries. */
+  private readonly tracker: PolicyTracker;
   private lastAccess: Float64Array;
   private live: Uint8Array;
   private freeIds: number[] = [];
@@ -94,8 +95,7 @@ export class BlockHashIndex implements PrefixCache {
     this.firstChild = new Int32Array(n);
     this.nextSib = new Int32Array(n);
     this.prevSib = new Int32Array(n);
-    this.lockRef = new Int32Array(n);
-    this.pinRef = new Int32Array(n);
+    this.tracker = new PolicyTracker(this.policy, n);
     this.lastAccess = new Float64Array(n);
     this.live = new Uint8Array(n);
   }
@@ -120,7 +120,7 @@ export class BlockHashIndex implements PrefixCache {
       evictedKeys: this.nEvictedKeys,
       cachedKeys: this.nEntries * this.pageSize,
       nodes: this.nEntries,
-      metadataBytes: this.cap * (10 * 4 + 8 + 1) + this.table.bytes + (this.policy instanceof LruPolicy ? this.cap * 9 : 0),
+      metadataBytes: this.cap * (8 * 4 + 8 + 1) + this.tracker.bytes + this.table.bytes + (this.policy instanceof LruPolicy ? this.cap * 9 : 0),
     };
   }
 
@@ -148,8 +148,7 @@ export class BlockHashIndex implements PrefixCache {
     this.firstChild = g(this.firstChild, (n) => new Int32Array(n));
     this.nextSib = g(this.nextSib, (n) => new Int32Array(n));
     this.prevSib = g(this.prevSib, (n) => new Int32Array(n));
-    this.lockRef = g(this.lockRef, (n) => new Int32Array(n));
-    this.pinRef = g(this.pinRef, (n) => new Int32Array(n));
+    this.tracker.grow(cap);
     this.lastAccess = g(this.lastAccess, (n) => new Float64Array(n));
     this.live = g(this.live, (n) => new Uint8Array(n));
     this.cap = cap;
@@ -158,10 +157,8 @@ export class BlockHashIndex implements PrefixCache {
   private touchPath(e: number, t: number): void {
     for (let n = e; n !== -1; n = this.parent[n] as number) {
       this.lastAccess[n] = t;
-      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
-        this.info.nowUs = t;
-        this.policy.touch(n, this.info);
-      }
+      this.info.nowUs = t;
+      this.tracker.touch(n, this.info);
     }
   }
 
@@ -264,8 +261,7 @@ export class BlockHashIndex implements PrefixCache {
         this.block[e] = given;
         this.firstChild[e] = -1;
         this.prevSib[e] = -1;
-        this.lockRef[e] = 0;
-        this.pinRef[e] = 0;
+        this.tracker.reset(e);
         this.lastAccess[e] = t;
         this.live[e] = 1;
         if (node >= 0) {
@@ -305,13 +301,7 @@ export class BlockHashIndex implements PrefixCache {
   private addRef(e: PrefixNodeHandle, refs: Int32Array, op: string): void {
     if (e === -1) return;
     this.requireHandle(e, op);
-    for (let n = e; n !== -1; n = this.parent[n] as number) {
-      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
-        this.policy.remove(n);
-        this.nEvictable--;
-      }
-      refs[n] = (refs[n] as number) + 1;
-    }
+    for (let n = e; n !== -1; n = this.parent[n] as number) if (this.tracker.protect(n, refs)) this.nEvictable--;
   }
 
   private dropRef(e: PrefixNodeHandle, refs: Int32Array, op: string): void {
@@ -320,33 +310,27 @@ export class BlockHashIndex implements PrefixCache {
     if (refs[e] === 0) {
       throw new KvmgrError('KVMGR_INVALID_STATE', `${op}: entry ${e} has no reference left to release`, { details: { node: e } });
     }
-    for (let n = e; n !== -1; n = this.parent[n] as number) {
-      refs[n] = (refs[n] as number) - 1;
-      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
-        this.policy.insert(n, this.infoFor(n));
-        this.nEvictable++;
-      }
-    }
+    for (let n = e; n !== -1; n = this.parent[n] as number) if (this.tracker.release(n, refs, this.infoFor(n))) this.nEvictable++;
   }
 
   /** Protects the chain up to entry `e` (reference counted); -1 is a no-op. @throws `KVMGR_UNKNOWN_HANDLE`. */
   lock(e: PrefixNodeHandle): void {
-    this.addRef(e, this.lockRef, 'lock');
+    this.addRef(e, this.tracker.lockRef, 'lock');
   }
 
   /** Releases one lock. @throws `KVMGR_UNKNOWN_HANDLE`, `KVMGR_INVALID_STATE` when not locked. */
   unlock(e: PrefixNodeHandle): void {
-    this.dropRef(e, this.lockRef, 'unlock');
+    this.dropRef(e, this.tracker.lockRef, 'unlock');
   }
 
   /** Pins the chain up to entry `e` (reference counted). @throws `KVMGR_UNKNOWN_HANDLE`. */
   pin(e: PrefixNodeHandle): void {
-    this.addRef(e, this.pinRef, 'pin');
+    this.addRef(e, this.tracker.pinRef, 'pin');
   }
 
   /** Releases one pin. @throws `KVMGR_UNKNOWN_HANDLE`, `KVMGR_INVALID_STATE` when not pinned. */
   unpin(e: PrefixNodeHandle): void {
-    this.dropRef(e, this.pinRef, 'unpin');
+    this.dropRef(e, this.tracker.pinRef, 'unpin');
   }
 
   /**
@@ -359,13 +343,10 @@ export class BlockHashIndex implements PrefixCache {
     const freed: number[] = [];
     const hashes: bigint[] | undefined = this.onEvent ? [] : undefined;
     let remaining = numPages;
+    const live = (v: number): boolean => v < this.highId && this.live[v] === 1;
     while (remaining > 0) {
-      const v = this.policy.victim();
+      const v = this.tracker.victim(live);
       if (v < 0) break;
-      if (v >= this.highId || this.live[v] !== 1 || this.lockRef[v] !== 0 || this.pinRef[v] !== 0) {
-        this.policy.remove(v);
-        continue;
-      }
       let leaf = v;
       while (this.firstChild[leaf] !== -1) leaf = this.firstChild[leaf] as number;
       freed.push(this.block[leaf] as number);
@@ -378,7 +359,7 @@ export class BlockHashIndex implements PrefixCache {
       } else this.nextSib[prev] = next;
       if (next !== -1) this.prevSib[next] = prev;
       this.table.delete(this.hashHi[leaf] as number, this.hashLo[leaf] as number);
-      this.policy.remove(leaf);
+      this.tracker.remove(leaf);
       this.live[leaf] = 0;
       this.freeIds.push(leaf);
       this.nEntries--;
@@ -399,7 +380,7 @@ export class BlockHashIndex implements PrefixCache {
     this.freeIds = [];
     this.highId = 0;
     this.table.clear();
-    this.policy.clear();
+    this.tracker.clear();
     this.nEntries = 0;
     this.nEvictable = 0;
     this.onEvent?.({ type: 'AllBlocksCleared' });

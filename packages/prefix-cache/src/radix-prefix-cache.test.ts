@@ -1,4 +1,4 @@
-import { type EvictionPolicy, type KvEvent, isKvmgrError } from '@kvmgr/core';
+import { type EvictionPolicy, type KvEvent, type PrefixCache, isKvmgrError } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BlockHashIndex } from './block-hash-index.js';
@@ -65,39 +65,49 @@ class RefLfu implements EvictionPolicy {
   }
 }
 
+describe('frequency policies across lock/unlock (both prefix indexes, one tracker)', () => {
+  const makers: [string, (policy: EvictionPolicy) => PrefixCache & { verify?: () => void }][] = [
+    ['RadixPrefixCache', (policy) => new RadixPrefixCache({ pageSize: 1, policy })],
+    ['BlockHashIndex', (policy) => new BlockHashIndex({ pageSize: 1, policy })],
+  ];
+  for (const [name, make] of makers) {
+    describe(name, () => {
+      it('a frequency policy keeps its counts across lock/unlock (locked nodes stay tracked until offered as victims)', () => {
+        const lfu = new RefLfu();
+        const c = make(lfu);
+        const hot = c.insert([1, 2], [1, 2]).node;
+        for (let i = 0; i < 5; i++) c.match([1, 2]);
+        c.lock(hot); // a request runs on the hot prefix
+        c.insert([7, 8], [7, 8]);
+        c.match([7, 8]);
+        c.match([7, 8]);
+        c.unlock(hot);
+        // counts: hot path 1 + 5 matches + release = 7; the other path 3 → the other goes first
+        expect(c.evict(2).blocks).toEqual([8, 7]);
+        expect(c.evict(2).blocks).toEqual([2, 1]);
+        c.verify?.();
+      });
+
+      it('a node offered as a victim while locked is parked, then re-enters the policy on release', () => {
+        const lfu = new RefLfu();
+        const c = make(lfu);
+        const a = c.insert([1], [1]).node;
+        c.insert([2], [2]);
+        c.match([2]);
+        c.lock(a);
+        expect(c.evict(5).blocks).toEqual([2]); // [1] offered first, parked, [2] evicted
+        expect(lfu.has(a)).toBe(false);
+        c.verify?.();
+        c.unlock(a);
+        expect(lfu.has(a)).toBe(true);
+        expect(c.evict(5).blocks).toEqual([1]);
+        c.verify?.();
+      });
+    });
+  }
+});
+
 describe('RadixPrefixCache', () => {
-  it('a frequency policy keeps its counts across lock/unlock (locked nodes stay tracked until offered as victims)', () => {
-    const lfu = new RefLfu();
-    const c = new RadixPrefixCache({ pageSize: 1, policy: lfu });
-    const hot = c.insert([1, 2], [1, 2]).node;
-    for (let i = 0; i < 5; i++) c.match([1, 2]);
-    c.lock(hot); // a request runs on the hot prefix
-    c.insert([7, 8], [7, 8]);
-    c.match([7, 8]);
-    c.match([7, 8]);
-    c.unlock(hot);
-    // counts: hot path 1 + 5 matches + release = 7; the other path 3 → the other goes first
-    expect(c.evict(2).blocks).toEqual([8, 7]);
-    expect(c.evict(2).blocks).toEqual([2, 1]);
-    c.verify();
-  });
-
-  it('a node offered as a victim while locked is parked, then re-enters the policy on release', () => {
-    const lfu = new RefLfu();
-    const c = new RadixPrefixCache({ pageSize: 1, policy: lfu });
-    const a = c.insert([1], [1]).node;
-    c.insert([2], [2]);
-    c.match([2]);
-    c.lock(a);
-    expect(c.evict(5).blocks).toEqual([2]); // [1] offered first, parked, [2] evicted
-    expect(lfu.has(a)).toBe(false);
-    c.verify();
-    c.unlock(a);
-    expect(lfu.has(a)).toBe(true);
-    expect(c.evict(5).blocks).toEqual([1]);
-    c.verify();
-  });
-
   it('random match / insert / lock / unlock / evict with a frequency policy keep every invariant', () => {
     const op = fc.oneof(
       fc.record({ k: fc.constant('insert' as const), keys: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 5 }) }),

@@ -17,6 +17,7 @@ import {
 import { ChildTable } from './child-table.js';
 import { hashKeys32, hashNamespace, hashOut, hashPage, toBigHash } from './hash64.js';
 import { LruPolicy } from './lru-policy.js';
+import { PolicyTracker } from './policy-tracker.js';
 import { requireU32Blocks, requireU32Keys } from './validate-keys.js';
 
 /** Options of {@link RadixPrefixCache}. */
@@ -100,10 +101,8 @@ export class RadixPrefixCache implements PrefixCache {
   private firstChild: Int32Array;
   private nextSib: Int32Array;
   private prevSib: Int32Array;
-  private lockRef: Int32Array;
-  private pinRef: Int32Array;
-  /** 1 = protected and taken out of the policy (found as a victim while locked/pinned); 0 = tracked by the policy or free. */
-  private parked: Int32Array;
+  /** Policy membership, lock/pin references and parking of protected nodes. */
+  private readonly tracker: PolicyTracker;
   private lastAccess: Float64Array;
   private state: Uint8Array;
   private edgeKeys: Uint32Array[] = [];
@@ -145,9 +144,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.firstChild = new Int32Array(n);
     this.nextSib = new Int32Array(n);
     this.prevSib = new Int32Array(n);
-    this.lockRef = new Int32Array(n);
-    this.pinRef = new Int32Array(n);
-    this.parked = new Int32Array(n);
+    this.tracker = new PolicyTracker(this.policy, n);
     this.lastAccess = new Float64Array(n);
     this.state = new Uint8Array(n);
   }
@@ -175,8 +172,9 @@ export class RadixPrefixCache implements PrefixCache {
       const h = this.edgeHashes[id] as Uint32Array;
       edgeBytes += (k.length + b.length + h.length) * 4 + (this.edgeBufs[id] ? 4 : 3) * VIEW_BYTES;
     }
-    // 7 int32/uint32 arrays + 1 float64 + 1 uint8 per node slot, 3 JS array slots, LRU 9 bytes
-    const nodeBytes = this.cap * (7 * 4 + 8 + 1 + 3 * 8);
+    // 5 int32/uint32 arrays + 1 float64 + 1 uint8 per node slot, 3 JS array slots, the
+    // tracker's references, LRU 9 bytes
+    const nodeBytes = this.cap * (5 * 4 + 8 + 1 + 3 * 8) + this.tracker.bytes;
     return {
       queries: this.nQueries,
       queryKeys: this.nQueryKeys,
@@ -202,9 +200,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.firstChild = gi(this.firstChild);
     this.nextSib = gi(this.nextSib);
     this.prevSib = gi(this.prevSib);
-    this.lockRef = gi(this.lockRef);
-    this.pinRef = gi(this.pinRef);
-    this.parked = gi(this.parked);
+    this.tracker.grow(cap);
     const ck = new Uint32Array(cap);
     ck.set(this.childKey);
     this.childKey = ck;
@@ -227,9 +223,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.firstChild[id] = -1;
     this.nextSib[id] = -1;
     this.prevSib[id] = -1;
-    this.lockRef[id] = 0;
-    this.pinRef[id] = 0;
-    this.parked[id] = 0;
+    this.tracker.reset(id);
     return id;
   }
 
@@ -288,10 +282,6 @@ export class RadixPrefixCache implements PrefixCache {
     if (next !== -1) this.prevSib[next] = prev;
   }
 
-  private isEvictable(id: number): boolean {
-    return this.lockRef[id] === 0 && this.pinRef[id] === 0;
-  }
-
   private infoFor(id: number): EvictionEntryInfo {
     this.info.nowUs = this.lastAccess[id] as number;
     this.info.size = (this.edgeBlocks[id] as Uint32Array).length;
@@ -335,14 +325,13 @@ export class RadixPrefixCache implements PrefixCache {
     const newKey = this.pageKey(this.edgeKeys[c] as Uint32Array, 0);
     this.childKey[c] = newKey;
     this.table.add(id, newKey, c);
-    this.lockRef[id] = this.lockRef[c] as number;
-    this.pinRef[id] = this.pinRef[c] as number;
     this.lastAccess[id] = this.lastAccess[c] as number;
-    if (this.isEvictable(id)) {
-      // keep the eviction order: the new parent sits just above its child
+    // same references as its child; when evictable, the new parent sits just above it in the
+    // eviction order
+    this.tracker.addLike(id, c, () => {
       if (this.policy instanceof LruPolicy) this.policy.insertAfter(id, c);
       else this.policy.insert(id, this.infoFor(id));
-    } else this.parked[id] = 1; // protected and new: enters the policy when released
+    });
     this.nNodes++;
     return id;
   }
@@ -370,14 +359,12 @@ export class RadixPrefixCache implements PrefixCache {
   }
 
   private touchPath(node: number, t: number): void {
-    const policy = this.policy;
+    const tracker = this.tracker;
     for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
       this.lastAccess[n] = t;
-      if (this.parked[n] === 0) {
-        this.info.nowUs = t;
-        this.info.size = (this.edgeBlocks[n] as Uint32Array).length;
-        policy.touch(n, this.info);
-      }
+      this.info.nowUs = t;
+      this.info.size = (this.edgeBlocks[n] as Uint32Array).length;
+      tracker.touch(n, this.info);
     }
   }
 
@@ -585,10 +572,7 @@ export class RadixPrefixCache implements PrefixCache {
     if (node === -1) return;
     this.requireHandle(node, op);
     for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
-      // the node stays in the policy (frequency policies keep its count); evict() parks it
-      // if the policy offers it while protected
-      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) this.nEvictablePages -= (this.edgeBlocks[n] as Uint32Array).length;
-      refs[n] = (refs[n] as number) + 1;
+      if (this.tracker.protect(n, refs)) this.nEvictablePages -= (this.edgeBlocks[n] as Uint32Array).length;
     }
   }
 
@@ -601,15 +585,7 @@ export class RadixPrefixCache implements PrefixCache {
       });
     }
     for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
-      refs[n] = (refs[n] as number) - 1;
-      if (this.lockRef[n] === 0 && this.pinRef[n] === 0) {
-        // released: most recently used (a release counts as an access)
-        if (this.parked[n] === 1) {
-          this.parked[n] = 0;
-          this.policy.insert(n, this.infoFor(n));
-        } else this.policy.touch(n, this.infoFor(n));
-        this.nEvictablePages += (this.edgeBlocks[n] as Uint32Array).length;
-      }
+      if (this.tracker.release(n, refs, this.infoFor(n))) this.nEvictablePages += (this.edgeBlocks[n] as Uint32Array).length;
     }
   }
 
@@ -621,7 +597,7 @@ export class RadixPrefixCache implements PrefixCache {
    * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` when `node` is not a live node.
    */
   lock(node: PrefixNodeHandle): void {
-    this.addRef(node, this.lockRef, 'lock');
+    this.addRef(node, this.tracker.lockRef, 'lock');
   }
 
   /**
@@ -632,7 +608,7 @@ export class RadixPrefixCache implements PrefixCache {
    *   node is not locked (nothing changes).
    */
   unlock(node: PrefixNodeHandle): void {
-    this.dropRef(node, this.lockRef, 'unlock');
+    this.dropRef(node, this.tracker.lockRef, 'unlock');
   }
 
   /**
@@ -640,7 +616,7 @@ export class RadixPrefixCache implements PrefixCache {
    * @throws KvmgrError `KVMGR_UNKNOWN_HANDLE` when `node` is not a live node.
    */
   pin(node: PrefixNodeHandle): void {
-    this.addRef(node, this.pinRef, 'pin');
+    this.addRef(node, this.tracker.pinRef, 'pin');
   }
 
   /**
@@ -649,7 +625,7 @@ export class RadixPrefixCache implements PrefixCache {
    *   node is not pinned (nothing changes).
    */
   unpin(node: PrefixNodeHandle): void {
-    this.dropRef(node, this.pinRef, 'unpin');
+    this.dropRef(node, this.tracker.pinRef, 'unpin');
   }
 
   /** Keys (tokens or block keys) from the root to the end of `node`. @throws `KVMGR_UNKNOWN_HANDLE`. */
@@ -675,20 +651,10 @@ export class RadixPrefixCache implements PrefixCache {
     const freed: number[] = [];
     const hashes: bigint[] | undefined = this.onEvent ? [] : undefined;
     let remaining = numPages;
+    const live = (v: number): boolean => v < this.highId && this.state[v] === LIVE;
     while (remaining > 0) {
-      const v = this.policy.victim();
+      const v = this.tracker.victim(live);
       if (v < 0) break;
-      if (v >= this.highId || this.state[v] !== LIVE) {
-        this.policy.remove(v); // a policy that kept a stale key
-        continue;
-      }
-      if (!this.isEvictable(v)) {
-        // protected: out of the policy until released (lazy, so unprotected nodes keep their
-        // place and counts across lock/unlock)
-        this.policy.remove(v);
-        this.parked[v] = 1;
-        continue;
-      }
       let leaf = v;
       while (this.firstChild[leaf] !== -1) leaf = this.firstChild[leaf] as number;
       const eb = this.edgeBlocks[leaf] as Uint32Array;
@@ -727,8 +693,7 @@ export class RadixPrefixCache implements PrefixCache {
     const p = this.parent[leaf] as number;
     this.table.removeSlot(this.table.slotOfChild(p, this.childKey[leaf] as number, leaf));
     this.unlinkChild(p, leaf);
-    this.policy.remove(leaf);
-    this.parked[leaf] = 0;
+    this.tracker.remove(leaf);
     this.state[leaf] = FREE;
     this.edgeKeys[leaf] = EMPTY;
     this.edgeBlocks[leaf] = EMPTY;
@@ -758,7 +723,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.highId = 0;
     this.roots.clear();
     this.table.clear();
-    this.policy.clear();
+    this.tracker.clear();
     this.nCachedKeys = 0;
     this.nNodes = 0;
     this.nEvictablePages = 0;
@@ -794,16 +759,15 @@ export class RadixPrefixCache implements PrefixCache {
       if (this.state[p] === FREE) fail(`node ${id} has a dead parent ${p}`);
       if (this.childKey[id] !== this.pageKey(ek, 0)) fail(`node ${id} child key mismatch`);
       if (this.table.slotOfChild(p, this.childKey[id] as number, id) < 0) fail(`node ${id} missing from the child table`);
-      if ((this.lockRef[id] as number) < 0 || (this.pinRef[id] as number) < 0) fail(`node ${id} negative reference`);
-      if (this.state[p] === LIVE && ((this.lockRef[p] as number) < (this.lockRef[id] as number) || (this.pinRef[p] as number) < (this.pinRef[id] as number))) {
+      const { lockRef, pinRef } = this.tracker;
+      if ((lockRef[id] as number) < 0 || (pinRef[id] as number) < 0) fail(`node ${id} negative reference`);
+      if (this.state[p] === LIVE && ((lockRef[p] as number) < (lockRef[id] as number) || (pinRef[p] as number) < (pinRef[id] as number))) {
         fail(`node ${id} holds more references than its parent ${p}`);
       }
-      const has = this.policy.has(id);
-      if (has) tracked++;
-      if (this.isEvictable(id)) {
-        evictable += eb.length;
-        if (!has || this.parked[id] !== 0) fail(`evictable node ${id} not tracked by the policy`);
-      } else if (has === (this.parked[id] === 1)) fail(`protected node ${id} must be either tracked or parked (tracked ${has}, parked ${this.parked[id]})`);
+      if (this.policy.has(id)) tracked++;
+      if (this.tracker.isEvictable(id)) evictable += eb.length;
+      const why = this.tracker.inconsistency(id);
+      if (why !== undefined) fail(why);
     }
     for (let id = 0; id < this.highId; id++) {
       if (this.state[id] === FREE) continue;
