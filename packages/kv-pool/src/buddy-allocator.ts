@@ -102,13 +102,7 @@ class Books {
     let j = k;
     while (this.heads[j] === -1) j++;
     const s = this.heads[j] as number;
-    this.unlink(s, j);
-    while (j > k) {
-      j--;
-      this.link(s + (1 << j), j);
-    }
-    this.allocated.fill(1, s, s + (1 << k));
-    this.freeBlocks -= 1 << k;
+    this.takeAt(s, j, k);
     return s;
   }
 
