@@ -8,6 +8,11 @@ import type { PassContext, PassDefinition } from '../pass.js';
 import { DECISION_REJECT, type StepIR } from '../step-ir.js';
 import { predictedRemaining, type QuantileName } from './predict.js';
 
+/** Prompt tokens a waiting request still has to prefill (neither computed nor cached). */
+function uncachedPromptTokens(r: SchedRequest): number {
+  return Math.max(0, r.promptTokens - Math.max(r.computedTokens, r.cachedPrefixTokens));
+}
+
 function queueOf(ir: StepIR, ctx: PassContext): { reqs: SchedRequest[]; n: number; key: () => Float64Array } {
   return ctx.queue === 'running'
     ? { reqs: ir.state.running, n: ir.nR, key: () => ir.pushRunningKey() }
@@ -100,8 +105,7 @@ export const sjfPass: PassDefinition = {
       const k = ir.pushWaitingKey();
       for (let w = 0; w < ir.nW; w++) {
         const r = ir.state.waiting[w]!;
-        const prompt = Math.max(0, r.promptTokens - Math.max(r.computedTokens, r.cachedPrefixTokens));
-        k[w] = prompt + predictedRemaining(r, q, fb, ctx.analyses);
+        k[w] = uncachedPromptTokens(r) + predictedRemaining(r, q, fb, ctx.analyses);
       }
       ctx.stats[0]! += pushStarvationKey(ir, starvationUs);
     };
@@ -202,8 +206,7 @@ export const sloAwarePass: PassDefinition = {
           k[w] = NOT_URGENT;
           continue;
         }
-        const uncached = Math.max(0, r.promptTokens - Math.max(r.computedTokens, r.cachedPrefixTokens));
-        const slack = r.arrivalUs + r.ttftMs * 1000 - now - stepUs - uncached * perTok;
+        const slack = r.arrivalUs + r.ttftMs * 1000 - now - stepUs - uncachedPromptTokens(r) * perTok;
         if (reject && slack < 0 && ir.wDecision[w] === 0) {
           ir.decide(w, DECISION_REJECT, 'slo-infeasible');
           ctx.stats[0]!++;

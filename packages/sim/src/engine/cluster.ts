@@ -311,9 +311,7 @@ export function simulateCluster(o: ClusterOptions): ClusterResult {
   const arrive = (idx: number, t: number): void => {
     const req = reqs[idx] as SimRequest;
     const keys = engineBlockKeys(req, bs);
-    const r = new RequestState(idx, req, keys, t);
-    if (r.ttftMs === undefined && o.defaultSlo?.ttftMs !== undefined) r.ttftMs = o.defaultSlo.ttftMs;
-    if (r.tpotMs === undefined && o.defaultSlo?.tpotMs !== undefined) r.tpotMs = o.defaultSlo.tpotMs;
+    const r = new RequestState(idx, req, keys, t, o.defaultSlo);
     states[idx] = r;
     if (t > horizon) {
       rejectState(r, 'horizon', t);

@@ -64,7 +64,10 @@ export class RequestState implements SchedRequest {
   /** Set while the request is to be removed from a queue at the end of an operation batch. */
   removed = false;
 
-  constructor(index: number, req: SimRequest, keys: Float64Array, arrivalUs: number) {
+  /**
+   * @param defaultSlo - targets, ms, for a request that carries none of its own (the run's SLO).
+   */
+  constructor(index: number, req: SimRequest, keys: Float64Array, arrivalUs: number, defaultSlo?: { readonly ttftMs?: number; readonly tpotMs?: number }) {
     this.index = index;
     this.req = req;
     this.id = req.requestId;
@@ -75,7 +78,9 @@ export class RequestState implements SchedRequest {
     this.keys = keys;
     this.embed = req.kind === 'embed';
     this.outputTokens = this.embed ? 0 : Math.max(1, req.outputTokens);
-    if (req.slo?.ttftMs !== undefined) this.ttftMs = req.slo.ttftMs;
-    if (req.slo?.tpotMs !== undefined) this.tpotMs = req.slo.tpotMs;
+    const ttftMs = req.slo?.ttftMs ?? defaultSlo?.ttftMs;
+    const tpotMs = req.slo?.tpotMs ?? defaultSlo?.tpotMs;
+    if (ttftMs !== undefined) this.ttftMs = ttftMs;
+    if (tpotMs !== undefined) this.tpotMs = tpotMs;
   }
 }
