@@ -64,6 +64,32 @@ export function blockAccessSequence(requests: readonly BlockTraceRequest[]): Uin
 }
 
 /**
+ * For each request, the time until the trace next reuses its prompt: ms from its arrival to
+ * the next request that contains its last full block (the block before the last, partial one)
+ * — the conversation's next turn, a branch or a resend. `Infinity` when no later request does,
+ * `NaN` for prompts of fewer than 3 blocks (nothing past the root and the partial block).
+ * It reads the future: for analysis and oracle bounds only, like `BeladyPolicy`.
+ *
+ * @param requests - in arrival order.
+ * @returns one gap per request, ms.
+ */
+export function followUpGapsMs(requests: readonly BlockTraceRequest[]): Float64Array {
+  const out = new Float64Array(requests.length);
+  const nextUse = new Map<number, number>();
+  for (let i = requests.length - 1; i >= 0; i--) {
+    const r = requests[i] as BlockTraceRequest;
+    const b = r.blocks;
+    if (b.length < 3) out[i] = Number.NaN;
+    else {
+      const j = nextUse.get(b[b.length - 2] as number);
+      out[i] = j === undefined ? Number.POSITIVE_INFINITY : (requests[j] as BlockTraceRequest).timestampMs - r.timestampMs;
+    }
+    for (const x of b) nextUse.set(x, i);
+  }
+  return out;
+}
+
+/**
  * Replays a block trace through a policy with prefix semantics: at each arrival the hit is
  * the number of leading blocks that are cached; then every block of the prompt is touched
  * (cached) or inserted (evicting `victim()`s until below capacity first), in prompt order.

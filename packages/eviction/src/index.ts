@@ -30,5 +30,5 @@ export {
   VICTIM_SELECTOR_NAMES,
 } from './registry.js';
 export type { EvictionPolicyName, EvictionPolicyOptions, VictimSelectorName } from './registry.js';
-export { readBlockTrace, replayBlockTrace, blockAccessSequence } from './block-trace.js';
+export { readBlockTrace, replayBlockTrace, blockAccessSequence, followUpGapsMs } from './block-trace.js';
 export type { BlockTraceRequest, BlockAccessInfo, BlockReplayResult } from './block-trace.js';

@@ -414,6 +414,63 @@ describe('node-level policies match their reference models', () => {
     ));
 });
 
+describe('predictive with an external signal', () => {
+  const infoArb = fc.record({ depth: fc.integer({ min: 0, max: 4 }), promptBlocks: fc.constant(5), matchedBlocks: fc.integer({ min: 0, max: 4 }) });
+  const seqArb = fc.array(fc.record({ op: fc.constantFrom('access', 'access', 'access', 'evict'), key: fc.constantFrom(...KEYS), info: infoArb }), { maxLength: 120 });
+
+  /** Replays `seq` (accesses evict down to capacity 6 first) and returns every victim taken. */
+  const victims = (p: PredictivePolicy, seq: { op: string; key: number; info: { depth: number; promptBlocks: number; matchedBlocks: number } }[]): number[] => {
+    const out: number[] = [];
+    for (const x of seq) {
+      if (x.op === 'evict' || (!p.has(x.key) && p.size >= 6)) {
+        const v = p.victim();
+        out.push(v);
+        if (v !== -1) p.remove(v);
+      }
+      if (x.op === 'access') p.insert(x.key, x.info);
+    }
+    return out;
+  };
+
+  it("signal 'combine' without a signal evicts exactly as the built-in classes do", () =>
+    fc.assert(
+      fc.property(seqArb, (seq) => {
+        const opts = { historySize: 5, refreshEvery: 4, initialCapacity: 1 };
+        const plain = victims(new PredictivePolicy(opts), seq);
+        expect(victims(new PredictivePolicy({ ...opts, signal: 'combine', predictReuse: () => undefined }), seq)).toEqual(plain);
+        expect(victims(new PredictivePolicy({ ...opts, predictReuse: () => undefined }), seq)).toEqual(plain);
+      }),
+    ));
+
+  it("signal 'combine' learns that keys flagged 1 come back and keys flagged 0 do not", () => {
+    // keys 1000.. (flagged 1) are each touched once, 64 steps after insertion; keys 5000..
+    // (flagged 0) never come back. A short history lets the policy learn the "never" too.
+    const train = (p: PredictivePolicy): number => {
+      for (let i = 0; i < 2000; i++) {
+        p.insert(1000 + i);
+        p.insert(5000 + i);
+        if (i >= 64) p.touch(1000 + i - 64);
+        while (p.size > 256) p.remove(p.victim());
+      }
+      p.clear(); // residents and history go, the learned statistics stay
+      p.insert(3999); // older
+      p.insert(9999);
+      return p.victim();
+    };
+    const opts = { refreshEvery: 8, historySize: 64 };
+    expect(train(new PredictivePolicy({ ...opts, signal: 'combine', predictReuse: (key) => (key < 5000 ? 1 : 0) }))).toBe(9999);
+    // without the signal both fresh keys share a class and the older one goes first
+    expect(train(new PredictivePolicy(opts))).toBe(3999);
+  });
+
+  it('a predictReuse outside [0, 1] is rejected and the key is not tracked', () => {
+    const p = new PredictivePolicy({ signal: 'combine', predictReuse: () => 1.5 });
+    expect(() => p.insert(1)).toThrow(/reuseProbability/);
+    expect(p.has(1)).toBe(false);
+    expect(p.size).toBe(0);
+  });
+});
+
 describe('bad input and failed operations', () => {
   const expectCode = (fn: () => unknown, code: string): void => {
     try {
@@ -466,6 +523,7 @@ describe('bad input and failed operations', () => {
     expectCode(() => createEvictionPolicy('arc'), 'KVMGR_INVALID_ARGUMENT');
     expectCode(() => createEvictionPolicy('belady'), 'KVMGR_INVALID_ARGUMENT');
     expectCode(() => new PredictivePolicy().insert(1, { reuseProbability: 2 }), 'KVMGR_INVALID_ARGUMENT');
+    expectCode(() => new PredictivePolicy({ signal: 'mix' as 'combine' }), 'KVMGR_INVALID_ARGUMENT');
     for (const n of EVICTION_POLICY_NAMES) expect(createEvictionPolicy(n, { capacity: 3, accesses: [] }).name).toBe(n);
   });
 });

@@ -25,11 +25,22 @@ export interface PredictiveOptions {
   /** Learned score table refresh period, in observations (reuses + expiries). @default 256 */
   readonly refreshEvery?: number;
   /**
-   * An external reuse signal: probability in [0, 1] that `key` is reused soon. When given (or
-   * when an access carries `info.reuseProbability`) it becomes one of the class features.
+   * An external reuse signal: probability in [0, 1] that `key` is reused soon, or `undefined`
+   * when it has nothing to say about this access. When it gives one (or when an access carries
+   * `info.reuseProbability`, which takes precedence) it becomes one of the class features.
    * @default undefined
    */
-  readonly predictReuse?: (key: number, info: PredictiveEntryInfo | undefined) => number;
+  readonly predictReuse?: (key: number, info: PredictiveEntryInfo | undefined) => number | undefined;
+  /**
+   * How a reuse probability (from `predictReuse` or `info.reuseProbability`) enters the class:
+   * `replace` — it alone picks one of 8 classes (the built-in features are ignored for that
+   * access); `combine` — it splits each of the 48 feature classes into 4 by the probability
+   * ([0, 0.25), [0.25, 0.5), [0.5, 0.75), [0.75, 1]), and accesses without one go to a fifth,
+   * "no signal" split. `combine` keeps what the built-in features know (hot shared blocks,
+   * turns, last blocks) and adds the signal on top; the victim scan then covers 240 classes.
+   * @default 'replace'
+   */
+  readonly signal?: 'replace' | 'combine';
   /**
    * What ages and reuse gaps are measured in: `accesses` (insert/touch calls) or `time`
    * (milliseconds from `info.nowUs`; accesses without it keep the last time).
@@ -42,8 +53,9 @@ export interface PredictiveOptions {
 
 const FEATURE_CLASSES = 48;
 const PROB_CLASSES = 8;
-const CLASSES = FEATURE_CLASSES + PROB_CLASSES;
-const GHOST = CLASSES;
+/** Splits of each feature class in `combine` mode: 4 probability quarters and "no signal". */
+const SPLITS = 5;
+const NO_SIGNAL = SPLITS - 1;
 const BINS = 40;
 
 function binOf(gap: number): number {
@@ -67,7 +79,8 @@ function binLow(b: number): number {
  * survive eviction through the history of evicted keys), the conversation turn of its prompt
  * (0, 1, 2+: the most accesses any block past the root had before), and whether it is the
  * last, partial block of its prompt — or, when a reuse probability is given, in one of 8
- * classes of it. Keys of a class sit on an LRU list; blocks of one prompt share its start time
+ * classes of it (option `signal: 'replace'`), or in one of 4 quarters of it within its feature
+ * class (`signal: 'combine'`). Keys of a class sit on an LRU list; blocks of one prompt share its start time
  * and are queued deepest-first so a prompt's suffix is evicted before its prefix. For every
  * class the policy learns online, from the accesses it sees (never the future), the histogram
  * of reuse gaps (log2 bins, in accesses or ms) and how many keys left the history unused; from
@@ -80,7 +93,8 @@ function binLow(b: number): number {
  * hardware caches), and LRB (Song et al., "Learning Relaxed Belady for CDN Caching", NSDI
  * 2020), which likewise predicts next-access distance from access-history features.
  *
- * Complexity: O(1) per insert/touch/remove; victim O(classes) = O(56); a table refresh costs
+ * Complexity: O(1) per insert/touch/remove; victim O(classes) = O(56) (O(240) with
+ * `signal: 'combine'`); a table refresh costs
  * O(classes × bins) every `refreshEvery` observations.
  *
  * @see https://www.usenix.org/conference/nsdi20/presentation/song
@@ -96,26 +110,39 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
   private readonly useTime: boolean;
   private readonly historySize: number;
   private readonly refreshEvery: number;
-  private readonly predictReuse: ((key: number, info: PredictiveEntryInfo | undefined) => number) | undefined;
-  private readonly gaps = new Float64Array(CLASSES * BINS);
-  private readonly never = new Float64Array(CLASSES);
-  private readonly score = new Float64Array(CLASSES * BINS);
+  private readonly predictReuse: ((key: number, info: PredictiveEntryInfo | undefined) => number | undefined) | undefined;
+  private readonly combine: boolean;
+  /** Number of classes: 48 + 8 (`replace`) or 48 × 5 (`combine`); the history list id is this. */
+  private readonly classes: number;
+  private readonly gaps: Float64Array;
+  private readonly never: Float64Array;
+  private readonly score: Float64Array;
   private observations = 0;
   /** Clock at the start of the current prompt (depth 0), and per class the last slot placed. */
   private groupStart = 0;
   /** Most accesses any block (past the root) of the current prompt had before: its conversation turn. */
   private groupTurn = 0;
 
-  private readonly cursor = new Int32Array(CLASSES).fill(-1);
+  private readonly cursor: Int32Array;
 
   /**
    * @param options - see {@link PredictiveOptions}.
-   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a non-positive `historySize`/`refreshEvery`.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a non-positive `historySize`/`refreshEvery`
+   *   or a `signal` other than `replace`/`combine`.
    */
   constructor(options: PredictiveOptions = {}) {
     const historySize = requirePositiveInt('options.historySize', options.historySize ?? 16384);
     const refreshEvery = requirePositiveInt('options.refreshEvery', options.refreshEvery ?? 256);
-    super(CLASSES + 1, options.initialCapacity ?? 1024);
+    const signal = options.signal ?? 'replace';
+    if (signal !== 'replace' && signal !== 'combine') throw invalidArgument('options.signal', signal, "'replace' or 'combine'");
+    const classes = signal === 'combine' ? FEATURE_CLASSES * SPLITS : FEATURE_CLASSES + PROB_CLASSES;
+    super(classes + 1, options.initialCapacity ?? 1024);
+    this.classes = classes;
+    this.combine = signal === 'combine';
+    this.gaps = new Float64Array(classes * BINS);
+    this.never = new Float64Array(classes);
+    this.score = new Float64Array(classes * BINS);
+    this.cursor = new Int32Array(classes).fill(-1);
     this.historySize = historySize;
     this.refreshEvery = refreshEvery;
     this.predictReuse = options.predictReuse;
@@ -139,16 +166,14 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
   }
 
   get size(): number {
-    return this.used - (this.lens[GHOST] as number);
+    return this.used - (this.lens[this.classes] as number);
   }
 
   private classOf(key: number, info: PredictiveEntryInfo | undefined, priorAccesses: number): number {
     let p = info?.reuseProbability;
     if (p === undefined && this.predictReuse !== undefined) p = this.predictReuse(key, info);
-    if (p !== undefined) {
-      if (!(p >= 0 && p <= 1)) throw invalidArgument('reuseProbability', p, 'a number in [0, 1]');
-      return FEATURE_CLASSES + Math.min(PROB_CLASSES - 1, Math.floor(p * PROB_CLASSES));
-    }
+    if (p !== undefined && !(p >= 0 && p <= 1)) throw invalidArgument('reuseProbability', p, 'a number in [0, 1]');
+    if (p !== undefined && !this.combine) return FEATURE_CLASSES + Math.min(PROB_CLASSES - 1, Math.floor(p * PROB_CLASSES));
     let c = 0;
     let turn = 0;
     if (info !== undefined) {
@@ -166,7 +191,8 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     // own access count in log2 buckets: 0, 1, 2-3, 4-7, ..., 64+
     const own = priorAccesses < 1 ? 0 : Math.min(7, 32 - Math.clz32(priorAccesses));
     c += 2 * (own * 3 + turn);
-    return c;
+    if (!this.combine) return c;
+    return c * SPLITS + (p === undefined ? NO_SIGNAL : Math.min(SPLITS - 2, Math.floor(p * (SPLITS - 1))));
   }
 
   private advance(info: PredictiveEntryInfo | undefined): void {
@@ -187,7 +213,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
 
   /** Recomputes score[class][ageBin] = P(reuse | age) / E[time to reuse | age]. */
   private refresh(): void {
-    for (let c = 0; c < CLASSES; c++) {
+    for (let c = 0; c < this.classes; c++) {
       let r = 0;
       let w = 0;
       const never = this.never[c] as number;
@@ -217,7 +243,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
   insert(key: number, info?: PredictiveEntryInfo): void {
     requireKey(key);
     let s = this.slotOf(key);
-    if (s !== -1 && this.list[s] !== GHOST) {
+    if (s !== -1 && this.list[s] !== this.classes) {
       this.touch(key, info);
       return;
     }
@@ -264,7 +290,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
    */
   touch(key: number, info?: PredictiveEntryInfo): void {
     const s = this.slotOf(key);
-    if (s === -1 || this.list[s] === GHOST) return;
+    if (s === -1 || this.list[s] === this.classes) return;
     const prior = this.count[s] as number;
     const c = this.classOf(key, info, prior);
     this.advance(info);
@@ -276,11 +302,12 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
   /** Evicts a tracked key into the history (it keeps its class and last access for learning). */
   remove(key: number): void {
     const s = this.slotOf(key);
-    if (s === -1 || this.list[s] === GHOST) return;
+    const ghost = this.classes;
+    if (s === -1 || this.list[s] === ghost) return;
     this.unlink(s);
-    this.pushHead(GHOST, s);
-    while ((this.lens[GHOST] as number) > this.historySize) {
-      const t = this.tails[GHOST] as number;
+    this.pushHead(ghost, s);
+    while ((this.lens[ghost] as number) > this.historySize) {
+      const t = this.tails[ghost] as number;
       const c = this.cls[t] as number;
       this.never[c] = (this.never[c] as number) + 1;
       this.unlink(t);
@@ -293,7 +320,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     let best = -1;
     let bestScore = Number.POSITIVE_INFINITY;
     let bestLast = Number.POSITIVE_INFINITY;
-    for (let c = 0; c < CLASSES; c++) {
+    for (let c = 0; c < this.classes; c++) {
       const t = this.tails[c] as number;
       if (t === -1) continue;
       const lastAccess = this.last[t] as number;
@@ -309,7 +336,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
 
   has(key: number): boolean {
     const s = this.slotOf(key);
-    return s !== -1 && this.list[s] !== GHOST;
+    return s !== -1 && this.list[s] !== this.classes;
   }
 
   /** Forgets tracked keys and the history; the learned statistics are kept. */
