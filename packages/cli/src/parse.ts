@@ -70,6 +70,16 @@ export function parseNumberList(flag: string, value: string): number[] {
 }
 
 /**
+ * Parses a comma-separated list of positive integers (`1000,3000`).
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` naming the bad element.
+ */
+export function parsePositiveIntList(flag: string, value: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.some((p) => p === '')) throw bad(flag, value, 'a comma-separated list of positive integers');
+  return parts.map((p) => parsePositiveInt(flag, p));
+}
+
+/**
  * Parses a fraction in (0, 1] (`0.9`, or a percentage `90%`).
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` otherwise.
  */

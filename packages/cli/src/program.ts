@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { parseDurationMs, parseNonNegativeInt, parseNumberList, parsePositiveInt, parsePositiveNumber } from './parse.js';
+import { parseDurationMs, parseNonNegativeInt, parseNumberList, parsePositiveInt, parsePositiveIntList, parsePositiveNumber } from './parse.js';
 
 /** Bundled trace used when `--trace` is not given (first 3,000 requests of Mooncake's conversation trace). */
 export const BUNDLED_TRACE = fileURLToPath(new URL('../data/mooncake-conversation-sample.jsonl', import.meta.url));
@@ -112,6 +112,26 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       const { runPredictEval } = await import('./predict.js');
       await runPredictEval(opts);
+    });
+
+  const eviction = program.command('eviction').description('Eviction policies on block traces.');
+  eviction
+    .command('eval')
+    .description(
+      'Block hit ratio of every eviction policy (lru, lfu, arc, s3fifo, sieve, gdsf, predictive) and Belady (offline MIN, the upper bound) per cache capacity, with prefix semantics; writes eviction.json and eviction.html.',
+    )
+    .option('--trace <file>', 'block trace: Mooncake JSONL with hash_ids per request (default: the bundled Mooncake conversation sample, 3,000 requests)')
+    .option('--capacities <list>', 'cache sizes in blocks, comma-separated (default: 1000,3000,10000,30000)', (v) => parsePositiveIntList('--capacities', v))
+    .option('--policies <list>', `policies, comma-separated, any of ${['lru', 'lfu', 'arc', 's3fifo', 'sieve', 'gdsf', 'predictive', 'belady'].join(', ')} (default: all)`, (v) =>
+      v.split(',').map((s) => s.trim()),
+    )
+    .option('--limit <n>', 'first N requests only (default: all)', (v) => parsePositiveInt('--limit', v))
+    .option('--json', 'print JSON instead of tables (writes no files)')
+    .option('--out <dir>', 'output directory for eviction.json and eviction.html (default: kvmgr-eviction)')
+    .option('--no-progress', 'do not draw the progress bar (it goes to stderr, and only on a terminal)')
+    .action(async (opts) => {
+      const { runEvictionEval } = await import('./eviction.js');
+      await runEvictionEval(opts);
     });
 
   const ir = program.command('ir').description('Scheduler IR tools.');

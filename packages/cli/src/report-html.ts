@@ -9,6 +9,10 @@ import { createRequire } from 'node:module';
 export interface ChartSeries {
   readonly name: string;
   readonly points: ReadonlyArray<readonly [number, number]>;
+  /** Draw dashed (a bound or reference line rather than a measurement). @default false */
+  readonly dashed?: boolean;
+  /** CSS colour; default: the next colour of the report palette. */
+  readonly color?: string;
 }
 
 /** One chart of the report. */
@@ -23,6 +27,8 @@ export interface ChartSpec {
   readonly step?: boolean;
   /** Log-scale x axis. @default false */
   readonly logX?: boolean;
+  /** Mark each point (for charts of a few points). @default false */
+  readonly symbols?: boolean;
 }
 
 /** A table of the report: header row then body rows, already formatted. */
@@ -60,7 +66,7 @@ function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
-const PALETTE = ['#8c8c8c', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf'];
+const PALETTE = ['#8c8c8c', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#bcbd22', '#e377c2'];
 
 /**
  * Builds the report page.
@@ -117,7 +123,9 @@ ${charts}
       xAxis: { type: spec.logX ? 'log' : 'value', name: spec.xLabel, nameLocation: 'middle', nameGap: 28, scale: true },
       yAxis: { type: 'value', name: spec.yLabel, nameLocation: 'middle', nameGap: 48, scale: true },
       series: spec.series.map(function(s){
-        return { name: s.name, type: 'line', showSymbol: false, step: spec.step ? 'end' : false, data: s.points, lineStyle: { width: 2 } };
+        var line = { name: s.name, type: 'line', showSymbol: spec.symbols === true, step: spec.step ? 'end' : false, data: s.points, lineStyle: { width: 2, type: s.dashed ? 'dashed' : 'solid' } };
+        if (s.color) { line.color = s.color; }
+        return line;
       })
     });
     window.__kvmgrCharts[spec.id] = chart;

@@ -92,7 +92,7 @@ describe('kvmgr bad input', () => {
   });
 });
 
-describe('kvmgr ab, sweep, predict eval, ir opt', () => {
+describe('kvmgr ab, sweep, predict eval, eviction eval, ir opt', () => {
   it('ab prints paired differences with bootstrap intervals', () => {
     const r = kvmgr(['ab', '--a', 'vllm-default', '--b', 'kvmgr-default', '--limit', '150', '--rate-scale', '3', '--bootstrap', '300']);
     expect(r.status, r.stderr).toBe(0);
@@ -124,6 +124,49 @@ describe('kvmgr ab, sweep, predict eval, ir opt', () => {
     const bad = kvmgr(['predict', 'eval', '--trace', resolve(import.meta.dirname, '../data/mooncake-conversation-sample.jsonl'), '--predictor', 'oracle']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^kvmgr: error: .*oracle/);
+  });
+
+  it('eviction eval prints hit ratios per policy and capacity, bounded by Belady, and plots them', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'kvmgr-eviction-'));
+    const r = kvmgr(['eviction', 'eval', '--limit', '600', '--capacities', '400,100', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/capacity \(blocks\)\s+lru\s+lfu\s+arc\s+s3fifo\s+sieve\s+gdsf\s+predictive\s+belady/);
+    expect(r.stdout).toMatch(/^100 blocks: best online policy \w+/m);
+    const json = JSON.parse(readFileSync(join(out, 'eviction.json'), 'utf8'));
+    expect(json.kind).toBe('kvmgr.eviction');
+    expect(json.requests).toBe(600);
+    expect(json.points).toHaveLength(8 * 2);
+    for (const cap of [100, 400]) {
+      const at = json.points.filter((p: { capacity: number }) => p.capacity === cap);
+      const belady = at.find((p: { policy: string }) => p.policy === 'belady').hitRatio;
+      expect(belady).toBeGreaterThan(0);
+      for (const p of at) {
+        expect(p.hitRatio, p.policy).toBeLessThanOrEqual(belady + 1e-12);
+        expect(p.shareOfBelady).toBeCloseTo(p.hitRatio / belady, 12);
+      }
+    }
+    // a larger cache never hits less under LRU (stack property)
+    const lru = (c: number) => json.points.find((p: { policy: string; capacity: number }) => p.policy === 'lru' && p.capacity === c).hitRatio;
+    expect(lru(400)).toBeGreaterThanOrEqual(lru(100));
+    const plots = await measurePlots(join(out, 'eviction.html'));
+    expect(plots.map((p) => p.id)).toEqual(['hit-ratio']);
+    expect(plots[0]?.inkFraction).toBeGreaterThan(0.01);
+    expect(plots[0]?.colours).toBeGreaterThanOrEqual(2);
+  });
+
+  it.each([
+    ['unknown policy', ['--policies', 'lru,fifo'], /--policies: unknown policy "fifo"; expected any of lru, lfu/],
+    ['zero capacity', ['--capacities', '1000,0'], /--capacities: expected a positive integer, got "0"/],
+    ['length-only trace', ['--trace', resolve(import.meta.dirname, '../package.json')], /expected a block trace, a \.jsonl file with hash_ids/],
+    ['missing trace', ['--trace', 'nope.jsonl'], /--trace nope\.jsonl: no such file/],
+  ])('eviction eval refuses %s with a one-line error, exit 2 and no files', (_name, args, message) => {
+    const out = mkdtempSync(join(tmpdir(), 'kvmgr-eviction-bad-'));
+    const r = kvmgr(['eviction', 'eval', '--out', out, ...args]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')[0]).toMatch(/^kvmgr: error: /);
+    expect(r.stderr).toMatch(message);
+    expect(existsSync(join(out, 'eviction.json'))).toBe(false);
   });
 
   it('ir opt runs a pipeline over the example state and reports pass statistics', () => {
