@@ -74,7 +74,7 @@ export async function runEvictionEval(flags: EvictionEvalFlags): Promise<void> {
   const progress = createProgress(flags.progress !== false && process.stderr.isTTY === true);
   const started = performance.now();
   const raw: Omit<EvictionPoint, 'shareOfBelady'>[] = [];
-  progress.start('eviction', policies.length * capacities.length);
+  progress.start('eviction', policies.length * capacities.length, 'replays');
   try {
     for (const policy of policies) {
       for (const capacity of capacities) {

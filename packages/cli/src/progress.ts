@@ -6,8 +6,8 @@ import cliProgress from 'cli-progress';
 
 /** What a long-running command reports progress to. */
 export interface Progress {
-  /** Starts a bar for one phase (`label`) with `total` units. */
-  start(label: string, total: number): void;
+  /** Starts a bar for one phase (`label`) with `total` units, named `unit` (default `requests`). */
+  start(label: string, total: number, unit?: string): void;
   /** Sets the completed units of the current phase. */
   update(done: number): void;
   stop(): void;
@@ -23,10 +23,10 @@ export function createProgress(enabled: boolean = process.stderr.isTTY === true)
   }
   let bar: cliProgress.SingleBar | undefined;
   return {
-    start(label, total) {
+    start(label, total, unit = 'requests') {
       bar?.stop();
       bar = new cliProgress.SingleBar(
-        { format: `${label.padEnd(16)} {bar} {percentage}% | {value}/{total} requests | ETA {eta}s`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        { format: `${label.padEnd(16)} {bar} {percentage}% | {value}/{total} ${unit} | ETA {eta}s`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
         cliProgress.Presets.shades_classic,
       );
       bar.start(total, 0);

@@ -53,7 +53,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
     }
   }
   const progress = createProgress(opts.progress && process.stderr.isTTY === true);
-  progress.start('sweep', jobs.length);
+  progress.start('sweep', jobs.length, 'runs');
   const started = performance.now();
   let results: Awaited<ReturnType<typeof runSweep>>;
   try {
