@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { Command, Option } from 'commander';
 import { parseDurationMs, parseNonNegativeInt, parseNumberList, parsePositiveInt, parsePositiveIntList, parsePositiveNumber } from './parse.js';
 
@@ -118,11 +119,11 @@ export function buildProgram(): Command {
   eviction
     .command('eval')
     .description(
-      'Block hit ratio of every eviction policy (lru, lfu, arc, s3fifo, sieve, gdsf, predictive) and Belady (offline MIN, the upper bound) per cache capacity, with prefix semantics; writes eviction.json and eviction.html.',
+      `Block hit ratio of every eviction policy (${EVICTION_POLICY_NAMES.filter((n) => n !== 'belady').join(', ')}) and Belady (offline MIN, the upper bound) per cache capacity, with prefix semantics; writes eviction.json and eviction.html.`,
     )
     .option('--trace <file>', 'block trace: Mooncake JSONL with hash_ids per request (default: the bundled Mooncake conversation sample, 3,000 requests)')
     .option('--capacities <list>', 'cache sizes in blocks, comma-separated (default: 1000,3000,10000,30000)', (v) => parsePositiveIntList('--capacities', v))
-    .option('--policies <list>', `policies, comma-separated, any of ${['lru', 'lfu', 'arc', 's3fifo', 'sieve', 'gdsf', 'predictive', 'belady'].join(', ')} (default: all)`, (v) =>
+    .option('--policies <list>', `policies, comma-separated, any of ${EVICTION_POLICY_NAMES.join(', ')} (default: all)`, (v) =>
       v.split(',').map((s) => s.trim()),
     )
     .option('--limit <n>', 'first N requests only (default: all)', (v) => parsePositiveInt('--limit', v))

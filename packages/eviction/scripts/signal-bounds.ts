@@ -22,28 +22,16 @@
  *
  * Prompts of fewer than 3 blocks (root and last block only) carry no signal.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseMooncakeRows } from '@kvmgr/core';
 import { type BlockTraceRequest, type PredictiveEntryInfo, PredictivePolicy, blockAccessSequence, createEvictionPolicy, followUpGapsMs, readBlockTrace, replayBlockTrace } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const path = process.argv[2] ?? resolve(here, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
 const requests = readBlockTrace(path);
-const outputTokens = outputLengths(path);
 const accesses = blockAccessSequence(requests);
 const capacities = [1000, 3000, 10000, 30000];
 const n = requests.length;
-
-/** Output tokens per request, in the order of `readBlockTrace` (a stable sort by arrival). */
-function outputLengths(file: string): number[] {
-  const { rows } = parseMooncakeRows(readFileSync(file, 'utf8'), file, { checkBlockCount: false });
-  return rows
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => a.r.timestampMs - b.r.timestampMs || a.i - b.i)
-    .map((x) => x.r.outputLength);
-}
 
 // Seconds from each prompt's arrival to the next request that reuses its last full block.
 const futureGapS = followUpGapsMs(requests).map((ms) => ms / 1000);
@@ -74,7 +62,7 @@ const newBlocks = new Float64Array(n);
 }
 
 function features(i: number): number[] {
-  const o = outputTokens[i] as number;
+  const o = (requests[i] as BlockTraceRequest).outputTokens ?? 0;
   const t = turn[i] as number;
   return [Math.min(t, 8), t === 0 ? 1 : 0, Math.log1p(newBlocks[i] as number), Math.log1p((requests[i] as BlockTraceRequest).blocks.length), Math.log1p(prevGapS[i] as number), Math.log1p(o), o < 30 ? 1 : 0, o >= 500 ? 1 : 0];
 }
@@ -112,14 +100,14 @@ function fitLogistic(label: (i: number) => boolean): { score: Float64Array; auc:
 
 /** ROC AUC of `s` for binary labels `y` (ties count half). */
 function auc(s: readonly number[], y: readonly number[]): number {
-  const order = s.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
+  const order = s.map((_, i) => i).sort((a, b) => (s[a] as number) - (s[b] as number));
   let rankSum = 0;
   let pos = 0;
   for (let i = 0; i < order.length; ) {
     let j = i;
-    while (j + 1 < order.length && (order[j + 1] as readonly [number, number])[0] === (order[i] as readonly [number, number])[0]) j++;
+    while (j + 1 < order.length && s[order[j + 1] as number] === s[order[i] as number]) j++;
     for (let k = i; k <= j; k++) {
-      if (y[(order[k] as readonly [number, number])[1]] === 1) {
+      if (y[order[k] as number] === 1) {
         rankSum += (i + j) / 2 + 1;
         pos++;
       }

@@ -10,6 +10,8 @@ export interface BlockTraceRequest {
   readonly timestampMs: number;
   /** Prompt block ids (hashes) in prompt order; u32. */
   readonly blocks: readonly number[];
+  /** Tokens the request generated (`output_length`), when the trace has it. */
+  readonly outputTokens?: number;
 }
 
 /**
@@ -49,7 +51,11 @@ export interface BlockReplayResult {
  */
 export function readBlockTrace(path: string): BlockTraceRequest[] {
   const { rows } = parseMooncakeRows(readFileSync(path, 'utf8'), path, { requireLengths: false, checkBlockCount: false });
-  const out: BlockTraceRequest[] = rows.map((r) => ({ timestampMs: r.timestampMs, blocks: r.hashIds }));
+  const out: BlockTraceRequest[] = rows.map((r) => ({
+    timestampMs: r.timestampMs,
+    blocks: r.hashIds,
+    ...(r.outputLength === undefined ? {} : { outputTokens: r.outputLength }),
+  }));
   return out.map((r, i) => ({ r, i })).sort((a, b) => a.r.timestampMs - b.r.timestampMs || a.i - b.i).map((x) => x.r);
 }
 
