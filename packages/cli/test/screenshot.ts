@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 
-/** Path of Debian's Chromium (installed by `.ci/install-chromium`). */
+/** Path of Debian's Chromium (installed by `.ci/install-debian`). */
 export const CHROMIUM = process.env.KVMGR_CHROMIUM ?? '/usr/bin/chromium';
 
 /** Per chart: its id and the fraction of non-background pixels in its screenshot. */
@@ -23,7 +23,7 @@ export interface PlotCoverage {
  * @param pagePng - when set, also writes a full-page screenshot there.
  */
 export async function measurePlots(htmlPath: string, pagePng?: string): Promise<PlotCoverage[]> {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}; run .ci/install-chromium`);
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}; run .ci/install-debian`);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
