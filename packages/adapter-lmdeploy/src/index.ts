@@ -1,5 +1,6 @@
 /**
- * @kvmgr/adapter-lmdeploy — LMDeploy's engine profile as data. Wire protocols (metrics
- * scraping, schedule lowering) arrive in later releases.
+ * @kvmgr/adapter-lmdeploy — LMDeploy's engine profile as data. Metrics scraping; schedule
+ * lowering arrives in a later release.
  */
 export { LMDEPLOY_DEFAULT_PROFILE } from './profiles.js';
+export { mapLmdeployMetrics } from './metrics.js';

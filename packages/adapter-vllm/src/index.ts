@@ -4,3 +4,69 @@
  */
 export { VLLM_DEFAULT_PROFILE, VLLM_SMALL_GPU_PROFILE, SGLANG_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE, KVMGR_OFFLOAD_PROFILE } from './profiles.js';
 export { VLLM_PROFILES } from './registry.js';
+export { mapVllmMetrics, readVllmCacheConfig } from './metrics.js';
+export type { VllmCacheConfig } from './metrics.js';
+export {
+  createVllmMetricsRegistry,
+  setVllmCacheConfig,
+  VLLM_TTFT_BUCKETS_S,
+  VLLM_ITL_BUCKETS_S,
+  VLLM_REQUEST_LATENCY_BUCKETS_S,
+  VLLM_ITERATION_TOKENS_BUCKETS,
+} from './exposition.js';
+export type { VllmMetrics, VllmMetricsRegistryOptions, VllmCacheConfigInfo, VllmLabel } from './exposition.js';
+export {
+  KvTransferParamsSchema,
+  StreamOptionsSchema,
+  CompletionPromptSchema,
+  CompletionRequestSchema,
+  ChatContentPartSchema,
+  ChatMessageSchema,
+  ChatCompletionRequestSchema,
+  UsageSchema,
+  CompletionResponseSchema,
+  ChatCompletionResponseSchema,
+  CompletionChunkSchema,
+  ChatCompletionChunkSchema,
+} from './openai-api.js';
+export type {
+  KvTransferParams,
+  CompletionPrompt,
+  CompletionRequest,
+  ChatContentPart,
+  ChatMessage,
+  ChatCompletionRequest,
+  Usage,
+  CompletionResponse,
+  ChatCompletionResponse,
+  CompletionChunk,
+  ChatCompletionChunk,
+} from './openai-api.js';
+export { openAiError, openAiErrorType, zodErrorToOpenAi, parseOpenAiRequest, formatIssuePath } from './openai-api-errors.js';
+export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParseResult } from './openai-api-errors.js';
+export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
+export type { ParseSseOptions } from './openai-api-sse.js';
+export { KvEventDecoder } from './kv-events/decode.js';
+export type { KvEventMessageFrames } from './kv-events/decode.js';
+export { KvEventEncoder } from './kv-events/encode.js';
+export type { KvEventEncoding, KvEventEncoderOptions } from './kv-events/encode.js';
+export { REPLAY_END_SEQ, encodeSeq, decodeSeq } from './kv-events/wire.js';
+export { endpointBinds, endpointForDpRank, requireEndpoint } from './kv-events/endpoint.js';
+export { KvEventPublisher } from './kv-events/publisher.js';
+export type { KvEventPublisherOptions } from './kv-events/publisher.js';
+export { KvEventSubscriber } from './kv-events/subscriber.js';
+export type {
+  KvEventSource,
+  KvEventDelivery,
+  KvEventSubscriberOptions,
+  KvEventSubscriberStats,
+  KvEventEndpointStats,
+  KvEventSourceStats,
+  KvEventSubscriberLogger,
+} from './kv-events/subscriber.js';
+export { EngineKeyMap } from './kv-events/engine-key-map.js';
+export type { EngineKeyMapOptions, EngineKeyMapStats } from './kv-events/engine-key-map.js';
+export { vllmNoneHash, vllmSha256CborBlockHash, vllmSha256CborBlockHashes, vllmEventHash } from './kv-events/key-vllm.js';
+export { sglangBlockHash, sglangBlockHashes, sglangEventHash } from './kv-events/key-sglang.js';
+export { DynamoBlockHasher, DYNAMO_XXH3_SEED } from './kv-events/key-dynamo.js';
+export { encodeCanonicalCbor } from './kv-events/cbor.js';

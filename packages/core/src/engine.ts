@@ -28,6 +28,32 @@ export interface EngineSnapshot {
   /** Free and total GPU blocks. */
   readonly freeBlocks?: number;
   readonly totalBlocks?: number;
+  /** Tokens per KV block, when the engine reports it (`vllm:cache_config_info{block_size}`). */
+  readonly blockSize?: number;
+  /** The engine this snapshot was read from. */
+  readonly engine?: EngineKind;
+  /** Preemptions since the engine started, cumulative count (`vllm:num_preemptions_total`). */
+  readonly preemptions?: number;
+  /**
+   * Prefix cache hit rate 0..1 as the engine reports it, for engines that export a rate instead
+   * of counters (`sglang:cache_hit_rate`, `lmdeploy:prefix_cache_hit_rate`).
+   */
+  readonly prefixCacheHitRate?: number;
+  /** Prompt tokens served from the local prefix cache, cumulative (`vllm:prompt_tokens_cached_total`). */
+  readonly promptTokensCached?: number;
+  /** External (KV connector) prefix cache queries and hits in tokens, cumulative. */
+  readonly externalPrefixCacheQueries?: number;
+  readonly externalPrefixCacheHits?: number;
+  /** Waiting requests by reason (`vllm:num_requests_waiting_by_reason{reason}`), e.g. `capacity`, `deferred`. */
+  readonly waitingByReason?: Readonly<Record<string, number>>;
+  /** Generation throughput, tokens/s, as the engine reports it (`sglang:gen_throughput`). */
+  readonly generationTokensPerS?: number;
+  /** Fields whose value is estimated rather than read (TGI's `kvUtilization`). */
+  readonly estimated?: readonly (keyof EngineSnapshot)[];
+  /** Required fields the engine does not export: their value is a placeholder 0, not a measurement. */
+  readonly missing?: readonly (keyof EngineSnapshot)[];
+  /** True when the snapshot is older than the scraper's staleness bound (N × scrape interval). */
+  readonly stale?: boolean;
 }
 
 /** The engines kvmgr models. */

@@ -24,6 +24,11 @@ export interface BlockStored {
   readonly extraKeys?: readonly unknown[] | null;
   /** KV cache group (hybrid models). */
   readonly groupIdx?: number | null;
+  /**
+   * Attention kind of the group's KV cache spec (`full_attention`, `sliding_window`, …), sent by
+   * vLLM ≥ 0.26 as `kv_cache_spec_kind`; absent from older revisions.
+   */
+  readonly kvCacheSpecKind?: string | null;
 }
 
 /** Blocks were removed from a medium. */
@@ -32,6 +37,8 @@ export interface BlockRemoved {
   readonly blockHashes: readonly bigint[];
   readonly medium?: string | null;
   readonly groupIdx?: number | null;
+  /** Attention kind of the group's KV cache spec (`kv_cache_spec_kind`), when sent. */
+  readonly kvCacheSpecKind?: string | null;
 }
 
 /** The whole cache was cleared (reset, or an instance left). */

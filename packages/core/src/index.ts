@@ -34,7 +34,36 @@ export type {
 } from './kv-cache-spec.js';
 export { KiB, MiB, GiB, US_PER_MS, US_PER_S, msToUs, usToMs, transferTimeUs } from './units.js';
 export { VLLM_METRICS, SGLANG_METRICS, LMDEPLOY_METRICS, TGI_METRICS, KVMGR_METRICS } from './metrics.js';
+export {
+  parseExposition,
+  independentSeries,
+  aggregateSamples,
+  sumByLabel,
+  histogramTotals,
+  detectEngine,
+  requireEnginePrefix,
+  fetchExposition,
+  createMetricsScraper,
+  REPLICA_LABELS,
+} from './metrics-scrape.js';
+export type {
+  PromMetricType,
+  PromSample,
+  MetricsExposition,
+  SeriesAggregate,
+  HistogramTotals,
+  MetricsMapContext,
+  EngineMetricsMapper,
+  FetchExpositionOptions,
+  ScrapeFailureKind,
+  ScrapeErrorCounts,
+  ScrapeResult,
+  MetricsScraperOptions,
+  MetricsScraper,
+} from './metrics-scrape.js';
 export { createRng } from './rng.js';
+export { chainBlockKey, blockKeyExtraDigest, blockKeyRoot, blockKeysFromTokens, blockKeyToU64, blockKeyFromU64 } from './block-key.js';
+export type { BlockKeys, BlockKeyNamespace } from './block-key.js';
 export { MOONCAKE_BLOCK_TOKENS, parseMooncakeRows } from './mooncake-trace.js';
 export type { MooncakeRow, MooncakeBlockRow, MooncakeRowOptions, MooncakeRows } from './mooncake-trace.js';
 export { parseAzureRows } from './azure-trace.js';

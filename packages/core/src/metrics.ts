@@ -16,6 +16,17 @@ export const VLLM_METRICS = Object.freeze({
   interTokenLatencySeconds: 'vllm:inter_token_latency_seconds',
   e2eRequestLatencySeconds: 'vllm:e2e_request_latency_seconds',
   cacheConfigInfo: 'vllm:cache_config_info',
+  /** Deprecated V0/early-V1 name of `kv_cache_usage_perc`, still read as a fallback. */
+  gpuCacheUsagePerc: 'vllm:gpu_cache_usage_perc',
+  numRequestsWaitingByReason: 'vllm:num_requests_waiting_by_reason',
+  promptTokensTotal: 'vllm:prompt_tokens_total',
+  generationTokensTotal: 'vllm:generation_tokens_total',
+  promptTokensCachedTotal: 'vllm:prompt_tokens_cached_total',
+  externalPrefixCacheQueriesTotal: 'vllm:external_prefix_cache_queries_total',
+  externalPrefixCacheHitsTotal: 'vllm:external_prefix_cache_hits_total',
+  requestSuccessTotal: 'vllm:request_success_total',
+  requestQueueTimeSeconds: 'vllm:request_queue_time_seconds',
+  iterationTokensTotal: 'vllm:iteration_tokens_total',
 } as const);
 
 /** SGLang's Prometheus metric names. */
@@ -23,18 +34,36 @@ export const SGLANG_METRICS = Object.freeze({
   tokenUsage: 'sglang:token_usage',
   cacheHitRate: 'sglang:cache_hit_rate',
   numQueueReqs: 'sglang:num_queue_reqs',
+  numRunningReqs: 'sglang:num_running_reqs',
+  genThroughput: 'sglang:gen_throughput',
+  maxTotalNumTokens: 'sglang:max_total_num_tokens',
+  numUsedTokens: 'sglang:num_used_tokens',
+  promptTokensTotal: 'sglang:prompt_tokens_total',
+  cachedTokensTotal: 'sglang:cached_tokens_total',
+  timeToFirstTokenSeconds: 'sglang:time_to_first_token_seconds',
 } as const);
 
 /** LMDeploy's Prometheus metric names. */
 export const LMDEPLOY_METRICS = Object.freeze({
   gpuCacheUsagePerc: 'lmdeploy:gpu_cache_usage_perc',
   prefixCacheHitRate: 'lmdeploy:prefix_cache_hit_rate',
+  numRequestsRunning: 'lmdeploy:num_requests_running',
+  numRequestsWaiting: 'lmdeploy:num_requests_waiting',
+  promptTokensTotal: 'lmdeploy:prompt_tokens_total',
 } as const);
 
 /** TGI's Prometheus metric names (TGI exports no KV usage: estimate it). */
 export const TGI_METRICS = Object.freeze({
   queueSize: 'tgi_queue_size',
   batchCurrentSize: 'tgi_batch_current_size',
+  batchCurrentMaxTokens: 'tgi_batch_current_max_tokens',
+  requestInputLength: 'tgi_request_input_length',
+  requestMaxNewTokens: 'tgi_request_max_new_tokens',
+  requestGeneratedTokens: 'tgi_request_generated_tokens',
+  requestDuration: 'tgi_request_duration',
+  requestQueueDuration: 'tgi_request_queue_duration',
+  requestCount: 'tgi_request_count',
+  requestSuccess: 'tgi_request_success',
 } as const);
 
 /** Metrics that kvmgr components export (prefix `kvmgr_`, base units in the name). */
