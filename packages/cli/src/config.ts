@@ -4,10 +4,22 @@
  */
 import { readFileSync } from 'node:fs';
 import { KvmgrError } from '@kvmgr/core';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { parseDurationMs } from './parse.js';
 
-const duration = z.string().regex(/^\d+(\.\d+)?(us|µs|ms|s|m)$/, 'a duration with a unit such as 500ms or 2s');
+/** A duration as the flags take it (`500ms`, `2s`), > 0 and finite (see {@link parseDurationMs}). */
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?(us|µs|ms|s|m)$/, 'a duration with a unit such as 500ms or 2s')
+  .refine((s) => {
+    try {
+      parseDurationMs('duration', s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a finite duration > 0');
 
 /** The keys a config file may set. */
 export const RunConfigSchema = z
@@ -58,9 +70,25 @@ export function loadRunConfig(path: string): RunConfig {
   } catch (e) {
     throw new KvmgrError('KVMGR_NOT_FOUND', `--config ${path}: cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
+  return parseRunConfig(text, path);
+}
+
+/**
+ * Validates the text of a YAML config file. The YAML library's warnings (an unresolved tag such
+ * as `!custom`, …) are errors here, not lines on stderr: a config the library had to guess
+ * about is not run.
+ * @param text - the file's text.
+ * @param path - the file's name, for messages.
+ * @throws KvmgrError `KVMGR_BAD_CONFIG` naming the key and the problem (or the YAML error or
+ *   warning) when it does not validate.
+ */
+export function parseRunConfig(text: string, path: string): RunConfig {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    const doc = parseDocument(text, { logLevel: 'silent' });
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem !== undefined) throw new Error(problem.message);
+    raw = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     throw new KvmgrError('KVMGR_BAD_CONFIG', `--config ${path}: not valid YAML (${(e as Error).message.split('\n')[0]})`, { cause: e });
   }

@@ -44,8 +44,16 @@ export class SlotTable {
   private freeHead = EMPTY;
   private hwm = 0;
 
+  /**
+   * @param listCount - intrusive lists kept by the subclass.
+   * @param initialCapacity - slots allocated up front (≥ 1; at least 8 are). @default 64
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when `initialCapacity` is not an integer in [1, 2^30].
+   */
   constructor(listCount: number, initialCapacity = 64) {
-    const cap = Math.max(8, initialCapacity | 0);
+    if (typeof initialCapacity !== 'number' || !Number.isInteger(initialCapacity) || initialCapacity < 1 || initialCapacity > 2 ** 30) {
+      throw invalidArgument('options.initialCapacity', initialCapacity, 'an integer in [1, 2^30]');
+    }
+    const cap = Math.max(8, initialCapacity);
     this.cap = cap;
     this.keys = new Uint32Array(cap);
     this.prev = new Int32Array(cap);

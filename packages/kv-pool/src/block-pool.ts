@@ -7,7 +7,8 @@
  */
 import type { BlockId, KVCacheSpec, KVPool, Tier } from '@kvmgr/core';
 import { KvmgrError, invalidArgument, requireNonNegativeInt, requirePositiveInt } from '@kvmgr/core';
-import type { CompactionPlan } from './compaction.js';
+import { requireList } from './arguments.js';
+import type { BlockMove, CompactionPlan } from './compaction.js';
 import { FreeBlockQueue } from './free-block-queue.js';
 
 /** Options of {@link BlockPool}. */
@@ -80,6 +81,8 @@ export class BlockPool implements KVPool {
   private readonly queue: FreeBlockQueue;
   private cachedCount = 0;
   private ver = 0;
+  /** Plans made by {@link planCompaction}, with the moves as planned. */
+  private readonly plans = new WeakMap<CompactionPlan, { moves: BlockMove[]; droppedCached: BlockId[] }>();
 
   /**
    * @param options - see {@link BlockPoolOptions}.
@@ -170,6 +173,7 @@ export class BlockPool implements KVPool {
    *   `KVMGR_INVALID_STATE` for a block in use. Nothing changes on a throw.
    */
   allocateSpecific(blocks: ArrayLike<BlockId>): void {
+    requireList('blocks', blocks);
     const seen = new Set<number>();
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i] as number;
@@ -216,6 +220,7 @@ export class BlockPool implements KVPool {
    *   when a block would go below zero references (double free). Nothing changes on a throw.
    */
   free(blocks: ArrayLike<BlockId>): void {
+    requireList('blocks', blocks);
     const refs = this.refs;
     const len = blocks.length;
     for (let i = 0; i < len; i++) {
@@ -247,6 +252,7 @@ export class BlockPool implements KVPool {
    *   for a free block without cached content. Nothing changes on a throw.
    */
   share(blocks: ArrayLike<BlockId>): void {
+    requireList('blocks', blocks);
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i] as number;
       this.checkId(`blocks[${i}]`, b);
@@ -282,6 +288,7 @@ export class BlockPool implements KVPool {
    *   for a free block. Nothing changes on a throw.
    */
   fork(blocks: ArrayLike<BlockId>): BlockId[] {
+    requireList('blocks', blocks);
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i] as number;
       this.checkId(`blocks[${i}]`, b);
@@ -377,8 +384,14 @@ export class BlockPool implements KVPool {
     return this.queue.peekFront();
   }
 
-  /** The free block after `block` in eviction order, or -1 at the tail. `block` must be free. */
+  /**
+   * The free block after `block` in eviction order, or -1 at the tail.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an id out of range, `KVMGR_INVALID_STATE`
+   *   when `block` is not free.
+   */
   nextFree(block: BlockId): BlockId {
+    this.checkId('block', block);
+    if (!this.queue.has(block)) throw new KvmgrError('KVMGR_INVALID_STATE', `block ${block} is not free; nextFree walks the free queue`, { details: { block } });
     return this.queue.after(block);
   }
 
@@ -419,37 +432,45 @@ export class BlockPool implements KVPool {
       moves.push({ from: b, to: hole });
       hole++;
     }
-    return { moves, droppedCached, version: this.ver, freeTailStart: limit };
+    const plan: CompactionPlan = { moves, droppedCached, version: this.ver, freeTailStart: limit };
+    // what is applied is this copy: a plan edited after planning, or made elsewhere, is refused
+    this.plans.set(plan, { moves: moves.map((m) => ({ ...m })), droppedCached: droppedCached.slice() });
+    return plan;
   }
 
   /**
    * Applies a plan from {@link planCompaction} after its copies landed: ref counts, cached keys
    * and free queue positions move with the blocks, in one step.
    *
-   * @param plan - made by this pool, with no mutation since.
-   * @throws KvmgrError `KVMGR_INVALID_STATE` when the pool changed since planning (nothing changes).
+   * @param plan - made by this pool's {@link planCompaction}, with no mutation of the pool since;
+   *   applied as planned (later edits of the plan object are ignored), once.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a plan this pool did not make (or already
+   *   applied), `KVMGR_INVALID_STATE` when the pool changed since planning. Nothing changes then.
    */
   applyCompaction(plan: CompactionPlan): void {
+    const made = typeof plan === 'object' && plan !== null ? this.plans.get(plan) : undefined;
+    if (made === undefined) throw invalidArgument('plan', plan === null || typeof plan !== 'object' ? plan : 'foreign plan', 'a plan made by this pool and not applied yet');
     if (plan.version !== this.ver) {
       throw new KvmgrError('KVMGR_INVALID_STATE', `compaction plan was made for pool version ${plan.version}, pool is at ${this.ver}`, {
         details: { planVersion: plan.version, version: this.ver },
       });
     }
+    this.plans.delete(plan);
     const perm = new Int32Array(this.numBlocks);
     for (let i = 0; i < perm.length; i++) perm[i] = i;
-    for (const m of plan.moves) {
+    for (const m of made.moves) {
       perm[m.from] = m.to;
       perm[m.to] = m.from;
     }
-    for (const b of plan.droppedCached) this.dropKey(b);
+    for (const b of made.droppedCached) this.dropKey(b);
     const order = this.queue.toArray().map((b) => perm[b] as number);
     // dropped blocks are garbage now: reuse them first
-    const droppedSet = new Set(plan.droppedCached.map((b) => perm[b] as number));
+    const droppedSet = new Set(made.droppedCached.map((b) => perm[b] as number));
     const reordered = [...order.filter((b) => droppedSet.has(b)), ...order.filter((b) => !droppedSet.has(b))];
     const refs = Int32Array.from(this.refs);
     const keys = Float64Array.from(this.keys);
     const hasKey = Uint8Array.from(this.hasKey);
-    for (const m of plan.moves) {
+    for (const m of made.moves) {
       for (const [a, b] of [
         [m.from, m.to],
         [m.to, m.from],

@@ -9,6 +9,7 @@
  */
 import type { BlockAllocator, BlockId } from '@kvmgr/core';
 import { KvmgrError, invalidArgument, requirePositiveInt } from '@kvmgr/core';
+import { requireList } from './arguments.js';
 import type { CompactionPlan } from './compaction.js';
 
 /** A contiguous run of `2^order` blocks starting at `start` (aligned to its size). */
@@ -261,11 +262,16 @@ export class BuddyAllocator implements BlockAllocator {
    *   free). Nothing changes on a throw.
    */
   freeRuns(runs: readonly BlockRun[]): void {
+    requireList('runs', runs);
     const a = this.books.allocated;
     let bad: KvmgrError | undefined;
     let marked = 0; // runs fully marked (2) so far
     for (let i = 0; i < runs.length; i++) {
       const r = runs[i]!;
+      if (r === null || typeof r !== 'object') {
+        bad = invalidArgument(`runs[${i}]`, r, 'a run { start, order }');
+        break;
+      }
       const size = 1 << r.order;
       if (!Number.isInteger(r.order) || r.order < 0 || r.order > this.maxOrder || !Number.isInteger(r.start) || r.start < 0 || r.start + size > this.numBlocks || (r.start & (size - 1)) !== 0 || (this.books.topOrder[r.start] as number) < r.order) {
         bad = invalidArgument(`runs[${i}]`, r, `an aligned run inside [0, ${this.numBlocks})`);
@@ -299,6 +305,7 @@ export class BuddyAllocator implements BlockAllocator {
    *   for a free block or one listed twice. Nothing changes on a throw.
    */
   free(blocks: ArrayLike<BlockId>): void {
+    requireList('blocks', blocks);
     const a = this.books.allocated;
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i] as number;

@@ -83,6 +83,21 @@ interface Consumer {
 }
 
 /** Largest-remainder rounding of non-negative reals summing to an integer `total`. */
+/**
+ * Share weights that stay finite in every sum and product the split makes (`spare · w / Σw`):
+ * the weights as given when `Σw · totalBlocks` is finite (always, for sane weights: the split is
+ * unchanged then), else rescaled factor by factor to at most 1 (`weight / max weight` times
+ * `(1 + urgency) / max (1 + urgency)`), which keeps their ratios. Without this, weights near
+ * 1e308 overflow to Infinity and the quotas to NaN.
+ */
+function shareWeights(weights: readonly number[], urgencies: readonly number[] | undefined, totalBlocks: number): number[] {
+  const raw = weights.map((w, i) => (urgencies ? w * (1 + (urgencies[i] as number)) : w));
+  if (Number.isFinite(raw.reduce((a, b) => a + b, 0) * totalBlocks)) return raw;
+  const maxW = Math.max(...weights);
+  const maxU = urgencies ? Math.max(...urgencies.map((u) => 1 + u)) : 1;
+  return weights.map((w, i) => Math.max(Number.MIN_VALUE, (w / maxW) * (urgencies ? (1 + (urgencies[i] as number)) / maxU : 1)));
+}
+
 function roundShares(shares: number[], total: number): number[] {
   const floors = shares.map((s) => Math.floor(s + 1e-9));
   let left = total - floors.reduce((a, b) => a + b, 0);
@@ -131,6 +146,7 @@ export class QuotaAllocator {
    *   name, min > max, Σ min > total, or initial quotas outside min/max or above the total.
    */
   constructor(options: QuotaAllocatorOptions) {
+    if (options === null || typeof options !== 'object') throw invalidArgument('options', options, 'an object');
     const total = requirePositiveInt('totalBlocks', options.totalBlocks);
     this.totalBlocks = total;
     const frac = requireInRange('maxStepFraction', options.maxStepFraction ?? 0.1, Number.MIN_VALUE, 1);
@@ -139,6 +155,7 @@ export class QuotaAllocator {
     this.historyLength = requirePositiveInt('historyLength', options.historyLength ?? 256);
     if (!Array.isArray(options.consumers) || options.consumers.length === 0) throw invalidArgument('consumers', options.consumers, 'a non-empty array');
     this.consumers = options.consumers.map((c, i) => {
+      if (c === null || typeof c !== 'object') throw invalidArgument(`consumers[${i}]`, c, 'an object { name, minBlocks?, maxBlocks?, weight?, initialBlocks? }');
       if (typeof c.name !== 'string' || c.name.length === 0) throw invalidArgument(`consumers[${i}].name`, c.name, 'a non-empty string');
       if (this.byName.has(c.name)) throw invalidArgument(`consumers[${i}].name`, c.name, 'a unique name');
       const min = requireNonNegativeInt(`consumers[${i}].minBlocks`, c.minBlocks ?? 0);
@@ -214,6 +231,7 @@ export class QuotaAllocator {
    */
   report(name: string, demand: QuotaDemand): void {
     const c = this.get(name);
+    if (demand === null || typeof demand !== 'object') throw invalidArgument('demand', demand, 'an object { demandBlocks, urgency? }');
     const d = requireNonNegativeInt('demandBlocks', demand.demandBlocks);
     const u = requireNonNegativeNumber('urgency', demand.urgency ?? 0);
     c.demand = d;
@@ -260,7 +278,11 @@ export class QuotaAllocator {
     const cs = this.consumers;
     const alloc = cs.map((c) => c.min);
     let spare = this.totalBlocks - alloc.reduce((a, b) => a + b, 0);
-    const w = cs.map((c) => c.weight * (1 + c.urgency));
+    const w = shareWeights(
+      cs.map((c) => c.weight),
+      cs.map((c) => c.urgency),
+      this.totalBlocks,
+    );
     let open = cs.map((_, i) => i).filter((i) => (caps[i] as number) > (alloc[i] as number));
     while (spare > 1e-9 && open.length > 0) {
       const wsum = open.reduce((a, i) => a + (w[i] as number), 0);
@@ -294,7 +316,11 @@ export class QuotaAllocator {
     const alloc = base.slice();
     let spare = this.totalBlocks - alloc.reduce((a, b) => a + b, 0);
     // integer round robin by weight: cheap and exact for the small number of consumers
-    const w = cs.map((c) => c.weight);
+    const w = shareWeights(
+      cs.map((c) => c.weight),
+      undefined,
+      this.totalBlocks,
+    );
     while (spare > 0) {
       const open = cs.map((_, i) => i).filter((i) => (alloc[i] as number) < cs[i]!.max);
       if (open.length === 0) break;

@@ -11,8 +11,13 @@
  */
 import type { BlockBackend, BlockId, BlockSlab, KVCacheSpec, Tier } from '@kvmgr/core';
 import { KvmgrError, invalidArgument, requireInRange, requireNonNegativeInt, requireNonNegativeNumber, requirePositiveInt, requirePositiveNumber, transferTimeUs, US_PER_S } from '@kvmgr/core';
+import { requireList } from './arguments.js';
 import { BlockPool } from './block-pool.js';
 import { BookkeepingBackend, type BookkeepingSlab } from './bookkeeping-backend.js';
+
+/** Pending copies held before they are folded into one promise (see `TieredPool.flush`). */
+const PENDING_FOLD = 1024;
+const noop = (): void => undefined;
 
 /** Capacity and link of one tier. */
 export interface TierConfig {
@@ -135,7 +140,12 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   private readonly where = new Map<number, Int32Array>();
   private readonly reloadTimes: number[] = [];
   private reloadHead = 0;
-  private readonly pending: Promise<void>[] = [];
+  /**
+   * Copies issued since the last {@link flush}, folded into one `Promise.all` every
+   * {@link PENDING_FOLD} entries: at most that many are held however long the pool goes
+   * unflushed, and a failed copy is still reported by the next `flush`.
+   */
+  private readonly pending: Promise<unknown>[] = [];
   private counters = { offloadedBlocks: 0, reloadedBlocks: 0, prefetchedBlocks: 0, demotedBlocks: 0, droppedKeys: 0, offloadBytes: 0, reloadBytes: 0 };
 
   /**
@@ -237,6 +247,7 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
    * @throws KvmgrError as {@link BlockPool.free}.
    */
   free(blocks: ArrayLike<BlockId>, nowUs: number): void {
+    requireList('blocks', blocks);
     requireNonNegativeNumber('nowUs', nowUs);
     this.gpu.free(blocks);
   }
@@ -247,6 +258,11 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
    *   or the block holds another key; as {@link BlockPool.markCached} otherwise.
    */
   cacheBlock(block: BlockId, key: number): void {
+    // argument faults first (as BlockPool.markCached reports them), then the state checks
+    if (typeof block !== 'number' || !Number.isInteger(block) || block < 0 || block >= this.gpu.numBlocks) {
+      throw invalidArgument('block', block, `a block id in [0, ${this.gpu.numBlocks})`);
+    }
+    if (typeof key !== 'number' || !Number.isFinite(key)) throw invalidArgument('key', key, 'a finite number');
     const loc = this.where.get(key);
     if (loc && loc[0]! >= 0 && loc[0] !== block) {
       throw new KvmgrError('KVMGR_INVALID_STATE', `key ${key} is already cached in GPU block ${loc[0]}`, { details: { key, block: loc[0] } });
@@ -286,7 +302,7 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
     const a = this.slabs[from];
     const b = this.slabs[to];
     if (!a || !b) throw new KvmgrError('KVMGR_INVALID_STATE', 'TieredPool is closed: its slabs were released');
-    this.pending.push(this.backend.copyBlocks(a, b, { src, dst }));
+    this.track(this.backend.copyBlocks(a, b, { src, dst }));
   }
 
   /** Takes a block of a lower tier for a new copy, demoting its current cached content down. */
@@ -368,6 +384,7 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
       this.gpu.markCached(g, key);
       this.reloadTimes.push(nowUs);
     });
+    this.pruneReloadTimes(nowUs);
     let ready = nowUs;
     if (fromCpu[0].length > 0) {
       this.copy('cpu', 'gpu', fromCpu[0], fromCpu[1]);
@@ -394,6 +411,7 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
    *   reloads. Nothing changes on a throw.
    */
   acquire(keys: readonly number[], nowUs: number): AcquireResult {
+    requireList('keys', keys);
     requireNonNegativeNumber('nowUs', nowUs);
     const seen = new Set<number>();
     let gpuFreeHits = 0;
@@ -446,6 +464,7 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
    * @returns blocks prefetched and when they land (µs).
    */
   prefetch(keys: readonly number[], nowUs: number): { readonly prefetched: number; readonly readyAtUs: number } {
+    requireList('keys', keys);
     requireNonNegativeNumber('nowUs', nowUs);
     const todo: number[] = [];
     const seen = new Set<number>();
@@ -518,6 +537,29 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   async flush(): Promise<void> {
     const all = this.pending.splice(0);
     await Promise.all(all);
+  }
+
+  private track(copy: Promise<void>): void {
+    this.pending.push(copy);
+    // one promise for the batch, not one `then` per copy (flush subscribes the same way); it
+    // resolves to undefined so folds do not nest their result arrays
+    if (this.pending.length >= PENDING_FOLD) this.pending.push(Promise.all(this.pending.splice(0)).then(noop));
+  }
+
+  /**
+   * Drops reload times older than two windows before `nowUs` as they are added, so the list
+   * stays bounded when {@link kvThrashingRate} is never called. Two windows, not one: a query
+   * up to one window behind the latest reload still counts exactly what it did before.
+   */
+  private pruneReloadTimes(nowUs: number): void {
+    const from = nowUs - 2 * this.thrashingWindowUs;
+    let h = this.reloadHead;
+    while (h < this.reloadTimes.length && this.reloadTimes[h]! <= from) h++;
+    this.reloadHead = h;
+    if (h > 1024 && h * 2 > this.reloadTimes.length) {
+      this.reloadTimes.splice(0, h);
+      this.reloadHead = 0;
+    }
   }
 
   /**

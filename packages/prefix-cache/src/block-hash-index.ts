@@ -16,6 +16,7 @@ import {
 } from '@kvmgr/core';
 import { HashTable64 } from './hash-table64.js';
 import { hashNamespace, hashOut, hashPage, toBigHash } from './hash64.js';
+import { decodeHandle, encodeHandle, nextGeneration } from './handles.js';
 import { LruPolicy } from './lru-policy.js';
 import { PolicyTracker } from './policy-tracker.js';
 import type { PrefixInsertOptions } from './radix-prefix-cache.js';
@@ -65,6 +66,8 @@ export class BlockHashIndex implements PrefixCache {
   private readonly tracker: PolicyTracker;
   private lastAccess: Float64Array;
   private live: Uint8Array;
+  /** Generation of each entry id, bumped when the id is freed (see `handles.ts`). */
+  private gens: Uint32Array;
   private freeIds: number[] = [];
   private highId = 0;
   private clock = 0;
@@ -98,6 +101,7 @@ export class BlockHashIndex implements PrefixCache {
     this.tracker = new PolicyTracker(this.policy, n);
     this.lastAccess = new Float64Array(n);
     this.live = new Uint8Array(n);
+    this.gens = new Uint32Array(n);
   }
 
   /** Blocks that {@link evict} could remove now. */
@@ -151,6 +155,7 @@ export class BlockHashIndex implements PrefixCache {
     this.tracker.grow(cap);
     this.lastAccess = g(this.lastAccess, (n) => new Float64Array(n));
     this.live = g(this.live, (n) => new Uint8Array(n));
+    this.gens = g(this.gens, (n) => new Uint32Array(n));
     this.cap = cap;
   }
 
@@ -200,7 +205,7 @@ export class BlockHashIndex implements PrefixCache {
       this.nHitKeys += pos;
       if (node >= 0) this.touchPath(node, options?.nowUs ?? ++this.clock);
     }
-    return { matchedLength: pos, blocks, node };
+    return { matchedLength: pos, blocks, node: node < 0 ? -1 : encodeHandle(node, this.gens[node] as number) };
   }
 
   /**
@@ -255,6 +260,16 @@ export class BlockHashIndex implements PrefixCache {
           if (this.highId === this.cap) this.grow();
           e = this.highId++;
         }
+        // the policy first (it may refuse, e.g. ARC at capacity): then this call's entries go
+        this.lastAccess[e] = t;
+        try {
+          this.policy.insert(e, this.infoFor(e));
+        } catch (err) {
+          this.freeIds.push(e);
+          this.gens[e] = nextGeneration(this.gens[e] as number);
+          for (let u = node; u >= 0 && adoptedBlocks.length > 0; u = this.parent[u] as number, adoptedBlocks.pop()) this.dropEntry(u);
+          throw err;
+        }
         this.parent[e] = node;
         this.hashHi[e] = hi;
         this.hashLo[e] = lo;
@@ -271,7 +286,6 @@ export class BlockHashIndex implements PrefixCache {
           this.firstChild[node] = e;
         } else this.nextSib[e] = -1;
         this.table.set(hi, lo, e);
-        this.policy.insert(e, this.infoFor(e));
         this.nEntries++;
         this.nEvictable++;
         adoptedBlocks.push(given);
@@ -287,30 +301,52 @@ export class BlockHashIndex implements PrefixCache {
       for (let i = existingLength; i < end; i++) tokenIds.push(keys[i] as number);
       this.onEvent({ type: 'BlockStored', blockHashes: storedHashes, parentBlockHash: parentHash, tokenIds, blockSize: P });
     }
-    return { existingLength, adoptedBlocks, duplicateBlocks, node };
+    return { existingLength, adoptedBlocks, duplicateBlocks, node: node < 0 ? -1 : encodeHandle(node, this.gens[node] as number) };
   }
 
-  private requireHandle(e: PrefixNodeHandle, op: string): void {
-    if (!Number.isInteger(e) || e < 0 || e >= this.highId || this.live[e] !== 1) {
-      throw new KvmgrError('KVMGR_UNKNOWN_HANDLE', `${op}: entry ${String(e)} is not a live entry of this index`, {
-        details: { node: e },
-      });
-    }
+  /** Removes leaf entry `leaf` (evicted, or added by an insert that failed). */
+  private dropEntry(leaf: number): void {
+    const p = this.parent[leaf] as number;
+    const prev = this.prevSib[leaf] as number;
+    const next = this.nextSib[leaf] as number;
+    if (prev === -1) {
+      if (p !== -1) this.firstChild[p] = next;
+    } else this.nextSib[prev] = next;
+    if (next !== -1) this.prevSib[next] = prev;
+    this.table.delete(this.hashHi[leaf] as number, this.hashLo[leaf] as number);
+    this.tracker.remove(leaf);
+    this.live[leaf] = 0;
+    this.gens[leaf] = nextGeneration(this.gens[leaf] as number);
+    this.freeIds.push(leaf);
+    this.nEntries--;
+    this.nEvictable--;
   }
 
-  private addRef(e: PrefixNodeHandle, refs: Int32Array, op: string): void {
-    if (e === -1) return;
-    this.requireHandle(e, op);
+  /** The entry id of a handle. @throws `KVMGR_UNKNOWN_HANDLE` for a dead or stale handle. */
+  private requireHandle(handle: PrefixNodeHandle, op: string): number {
+    return decodeHandle(handle, this.highId, this.gens, (id) => this.live[id] === 1, 'entry', op);
+  }
+
+  private addRef(handle: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (handle === -1) return;
+    const e = this.requireHandle(handle, op);
     for (let n = e; n !== -1; n = this.parent[n] as number) if (this.tracker.protect(n, refs)) this.nEvictable--;
   }
 
-  private dropRef(e: PrefixNodeHandle, refs: Int32Array, op: string): void {
-    if (e === -1) return;
-    this.requireHandle(e, op);
+  private dropRef(handle: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (handle === -1) return;
+    const e = this.requireHandle(handle, op);
     if (refs[e] === 0) {
-      throw new KvmgrError('KVMGR_INVALID_STATE', `${op}: entry ${e} has no reference left to release`, { details: { node: e } });
+      throw new KvmgrError('KVMGR_INVALID_STATE', `${op}: entry ${handle} has no reference left to release`, { details: { node: handle } });
     }
-    for (let n = e; n !== -1; n = this.parent[n] as number) if (this.tracker.release(n, refs, this.infoFor(n))) this.nEvictable++;
+    let n = e;
+    try {
+      for (; n !== -1; n = this.parent[n] as number) if (this.tracker.release(n, refs, this.infoFor(n))) this.nEvictable++;
+    } catch (err) {
+      // the policy refused a parked entry (left as it was): take the references back below it
+      for (let u = e; u !== n; u = this.parent[u] as number) if (this.tracker.protect(u, refs)) this.nEvictable--;
+      throw err;
+    }
   }
 
   /** Protects the chain up to entry `e` (reference counted); -1 is a no-op. @throws `KVMGR_UNKNOWN_HANDLE`. */
@@ -351,19 +387,7 @@ export class BlockHashIndex implements PrefixCache {
       while (this.firstChild[leaf] !== -1) leaf = this.firstChild[leaf] as number;
       freed.push(this.block[leaf] as number);
       hashes?.push(toBigHash(this.hashHi[leaf] as number, this.hashLo[leaf] as number));
-      const p = this.parent[leaf] as number;
-      const prev = this.prevSib[leaf] as number;
-      const next = this.nextSib[leaf] as number;
-      if (prev === -1) {
-        if (p !== -1) this.firstChild[p] = next;
-      } else this.nextSib[prev] = next;
-      if (next !== -1) this.prevSib[next] = prev;
-      this.table.delete(this.hashHi[leaf] as number, this.hashLo[leaf] as number);
-      this.tracker.remove(leaf);
-      this.live[leaf] = 0;
-      this.freeIds.push(leaf);
-      this.nEntries--;
-      this.nEvictable--;
+      this.dropEntry(leaf);
       remaining--;
     }
     this.nEvictedKeys += freed.length * this.pageSize;
@@ -376,6 +400,8 @@ export class BlockHashIndex implements PrefixCache {
     const blocks: number[] = [];
     for (let e = 0; e < this.highId; e++) if (this.live[e] === 1) blocks.push(this.block[e] as number);
     const evictedKeys = this.nEntries * this.pageSize;
+    // every handle given out becomes stale (ids restart from 0)
+    for (let e = 0; e < this.highId; e++) this.gens[e] = nextGeneration(this.gens[e] as number);
     this.live.fill(0);
     this.freeIds = [];
     this.highId = 0;

@@ -91,8 +91,14 @@ export class PolicyTracker {
     refs[id] = (refs[id] as number) - 1;
     if (!this.isEvictable(id)) return false;
     if (this.parked[id] === 1) {
+      try {
+        this.policy.insert(id, info);
+      } catch (e) {
+        // the policy refused it (e.g. ARC at capacity): the reference stays, `id` stays parked
+        refs[id] = (refs[id] as number) + 1;
+        throw e;
+      }
       this.parked[id] = 0;
-      this.policy.insert(id, info);
     } else this.policy.touch(id, info);
     return true;
   }

@@ -15,6 +15,7 @@ import {
   requirePositiveInt,
 } from '@kvmgr/core';
 import { ChildTable } from './child-table.js';
+import { decodeHandle, encodeHandle, nextGeneration } from './handles.js';
 import { hashKeys32, hashNamespace, hashOut, hashPage, toBigHash } from './hash64.js';
 import { LruPolicy } from './lru-policy.js';
 import { PolicyTracker } from './policy-tracker.js';
@@ -105,6 +106,8 @@ export class RadixPrefixCache implements PrefixCache {
   private readonly tracker: PolicyTracker;
   private lastAccess: Float64Array;
   private state: Uint8Array;
+  /** Generation of each node id, bumped when the id is freed (see `handles.ts`). */
+  private gens: Uint32Array;
   private edgeKeys: Uint32Array[] = [];
   private edgeBlocks: Uint32Array[] = [];
   /**
@@ -147,6 +150,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.tracker = new PolicyTracker(this.policy, n);
     this.lastAccess = new Float64Array(n);
     this.state = new Uint8Array(n);
+    this.gens = new Uint32Array(n);
   }
 
   /** Pages that {@link evict} could remove now (in unlocked, unpinned nodes). */
@@ -210,6 +214,9 @@ export class RadixPrefixCache implements PrefixCache {
     const st = new Uint8Array(cap);
     st.set(this.state);
     this.state = st;
+    const gn = new Uint32Array(cap);
+    gn.set(this.gens);
+    this.gens = gn;
     this.cap = cap;
   }
 
@@ -293,6 +300,20 @@ export class RadixPrefixCache implements PrefixCache {
     const P = this.pageSize;
     const p = this.parent[c] as number;
     const id = this.alloc();
+    // the policy first (it may refuse, e.g. ARC at capacity): nothing is changed yet then.
+    // Same references as its child; when evictable, the new parent sits just above it in the
+    // eviction order.
+    this.edgeBlocks[id] = (this.edgeBlocks[c] as Uint32Array).subarray(0, m / P);
+    this.lastAccess[id] = this.lastAccess[c] as number;
+    try {
+      this.tracker.addLike(id, c, () => {
+        if (this.policy instanceof LruPolicy) this.policy.insertAfter(id, c);
+        else this.policy.insert(id, this.infoFor(id));
+      });
+    } catch (e) {
+      this.releaseId(id);
+      throw e;
+    }
     const oldKey = this.childKey[c] as number;
     this.state[id] = LIVE;
     this.parent[id] = p;
@@ -325,15 +346,46 @@ export class RadixPrefixCache implements PrefixCache {
     const newKey = this.pageKey(this.edgeKeys[c] as Uint32Array, 0);
     this.childKey[c] = newKey;
     this.table.add(id, newKey, c);
-    this.lastAccess[id] = this.lastAccess[c] as number;
-    // same references as its child; when evictable, the new parent sits just above it in the
-    // eviction order
-    this.tracker.addLike(id, c, () => {
-      if (this.policy instanceof LruPolicy) this.policy.insertAfter(id, c);
-      else this.policy.insert(id, this.infoFor(id));
-    });
     this.nNodes++;
     return id;
+  }
+
+  /** An id from {@link alloc} that never became a node goes back (a refused policy insert). */
+  private releaseId(id: number): void {
+    this.edgeKeys[id] = EMPTY;
+    this.edgeBlocks[id] = EMPTY;
+    this.edgeHashes[id] = EMPTY;
+    this.edgeBufs[id] = undefined;
+    this.gens[id] = nextGeneration(this.gens[id] as number);
+    this.freeIds.push(id);
+  }
+
+  /**
+   * Undoes {@link split} (the insert that split failed): `c` takes back the upper node `id`'s
+   * place and its original edge (`ek`, `eb`, `eh`, the arrays before the split).
+   */
+  private unsplit(id: number, c: number, ek: Uint32Array, eb: Uint32Array, eh: Uint32Array): void {
+    const p = this.parent[id] as number;
+    const oldKey = this.childKey[id] as number;
+    this.table.removeSlot(this.table.slotOfChild(id, this.childKey[c] as number, c));
+    this.table.setChildAt(this.table.slotOfChild(p, oldKey, id), c);
+    const prev = this.prevSib[id] as number;
+    const next = this.nextSib[id] as number;
+    this.prevSib[c] = prev;
+    this.nextSib[c] = next;
+    if (prev === -1) this.firstChild[p] = c;
+    else this.nextSib[prev] = c;
+    if (next !== -1) this.prevSib[next] = c;
+    this.parent[c] = p;
+    this.childKey[c] = oldKey;
+    this.edgeKeys[c] = ek;
+    this.edgeBlocks[c] = eb;
+    this.edgeHashes[c] = eh;
+    this.edgeBufs[c] = undefined;
+    this.tracker.remove(id);
+    this.state[id] = FREE;
+    this.nNodes--;
+    this.releaseId(id);
   }
 
   /**
@@ -414,7 +466,7 @@ export class RadixPrefixCache implements PrefixCache {
     }
     if (pos === 0) return { matchedLength: 0, blocks: [], node: -1 };
     blocks.length = pos / P;
-    return { matchedLength: pos, blocks, node };
+    return { matchedLength: pos, blocks, node: encodeHandle(node, this.gens[node] as number) };
   }
 
   /**
@@ -448,10 +500,15 @@ export class RadixPrefixCache implements PrefixCache {
     const duplicateBlocks: number[] = [];
     const adoptedBlocks: number[] = [];
     if (pages === 0) return { existingLength: 0, adoptedBlocks, duplicateBlocks, node: -1 };
-    const root = this.rootOf(options?.namespace ?? '', true);
+    const namespace = options?.namespace ?? '';
+    const newRoot = !this.roots.has(namespace);
+    const root = this.rootOf(namespace, true);
     const qb = queryBytes(keys);
     let node = root;
     let pos = 0;
+    // an edge split by this insert, with its arrays before the split, to undo it on a throw
+    let splitLower = -1;
+    let splitEdge: [Uint32Array, Uint32Array, Uint32Array] | undefined;
     while (pos < end) {
       const c = this.findChild(node, keys, pos);
       if (c < 0) break;
@@ -463,16 +520,32 @@ export class RadixPrefixCache implements PrefixCache {
       }
       pos += m;
       if (m < (this.edgeKeys[c] as Uint32Array).length) {
+        const edge: [Uint32Array, Uint32Array, Uint32Array] = [this.edgeKeys[c] as Uint32Array, this.edgeBlocks[c] as Uint32Array, this.edgeHashes[c] as Uint32Array];
         node = this.split(c, m);
+        splitLower = c;
+        splitEdge = edge;
         break;
       }
       node = c;
     }
     const existingLength = pos;
-    if (pos < end) node = this.addLeaf(node, keys, blocks, pos, end, adoptedBlocks);
+    if (pos < end) {
+      try {
+        node = this.addLeaf(node, keys, blocks, pos, end, adoptedBlocks);
+      } catch (e) {
+        // the policy refused the new leaf: leave the cache as it was
+        if (splitEdge !== undefined) this.unsplit(node, splitLower, ...splitEdge);
+        if (newRoot && this.firstChild[root] === -1) {
+          this.roots.delete(namespace);
+          this.state[root] = FREE;
+          this.releaseId(root);
+        }
+        throw e;
+      }
+    }
     this.nInsertedKeys += end - existingLength;
     this.touchPath(node, options?.nowUs ?? ++this.clock);
-    return { existingLength, adoptedBlocks, duplicateBlocks, node };
+    return { existingLength, adoptedBlocks, duplicateBlocks, node: encodeHandle(node, this.gens[node] as number) };
   }
 
   private addLeaf(
@@ -487,16 +560,22 @@ export class RadixPrefixCache implements PrefixCache {
     const len = end - pos;
     const np = len / P;
     const id = this.alloc();
+    const eb = new Uint32Array(np);
+    const b0 = pos / P;
+    for (let i = 0; i < np; i++) eb[i] = blocks[b0 + i] as number;
+    // the policy first (it may refuse, e.g. ARC at capacity): nothing is changed yet then
+    this.edgeBlocks[id] = eb;
+    this.lastAccess[id] = this.clock;
+    try {
+      this.policy.insert(id, this.infoFor(id));
+    } catch (e) {
+      this.releaseId(id);
+      throw e;
+    }
+    for (let i = 0; i < np; i++) adopted.push(eb[i] as number);
     const ek = new Uint32Array(len);
     if (keys instanceof Uint32Array) ek.set(keys.subarray(pos, end));
     else for (let i = 0; i < len; i++) ek[i] = keys[pos + i] as number;
-    const eb = new Uint32Array(np);
-    const b0 = pos / P;
-    for (let i = 0; i < np; i++) {
-      const b = blocks[b0 + i] as number;
-      eb[i] = b;
-      adopted.push(b);
-    }
     this.state[id] = LIVE;
     this.parent[id] = parent;
     const ck = this.pageKey(ek, 0);
@@ -504,11 +583,8 @@ export class RadixPrefixCache implements PrefixCache {
     this.table.add(parent, ck, id);
     this.linkChild(parent, id);
     this.edgeKeys[id] = ek;
-    this.edgeBlocks[id] = eb;
     this.edgeHashes[id] = EMPTY;
     this.edgeBufs[id] = undefined;
-    this.lastAccess[id] = this.clock;
-    this.policy.insert(id, this.infoFor(id));
     this.nNodes++;
     this.nCachedKeys += len;
     this.nEvictablePages += np;
@@ -560,32 +636,39 @@ export class RadixPrefixCache implements PrefixCache {
     return this.edgeHashes[id] as Uint32Array;
   }
 
-  private requireHandle(node: PrefixNodeHandle, op: string): void {
-    if (!Number.isInteger(node) || node < 0 || node >= this.highId || this.state[node] !== LIVE) {
-      throw new KvmgrError('KVMGR_UNKNOWN_HANDLE', `${op}: node ${String(node)} is not a live node of this cache`, {
-        details: { node },
-      });
-    }
+  /** The node id of a handle. @throws `KVMGR_UNKNOWN_HANDLE` for a dead or stale handle. */
+  private requireHandle(handle: PrefixNodeHandle, op: string): number {
+    return decodeHandle(handle, this.highId, this.gens, (id) => this.state[id] === LIVE, 'node', op);
   }
 
-  private addRef(node: PrefixNodeHandle, refs: Int32Array, op: string): void {
-    if (node === -1) return;
-    this.requireHandle(node, op);
+  private addRef(handle: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (handle === -1) return;
+    const node = this.requireHandle(handle, op);
     for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
       if (this.tracker.protect(n, refs)) this.nEvictablePages -= (this.edgeBlocks[n] as Uint32Array).length;
     }
   }
 
-  private dropRef(node: PrefixNodeHandle, refs: Int32Array, op: string): void {
-    if (node === -1) return;
-    this.requireHandle(node, op);
+  private dropRef(handle: PrefixNodeHandle, refs: Int32Array, op: string): void {
+    if (handle === -1) return;
+    const node = this.requireHandle(handle, op);
     if (refs[node] === 0) {
-      throw new KvmgrError('KVMGR_INVALID_STATE', `${op}: node ${node} has no reference left to release`, {
-        details: { node },
+      throw new KvmgrError('KVMGR_INVALID_STATE', `${op}: node ${handle} has no reference left to release`, {
+        details: { node: handle },
       });
     }
-    for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) {
-      if (this.tracker.release(n, refs, this.infoFor(n))) this.nEvictablePages += (this.edgeBlocks[n] as Uint32Array).length;
+    let n = node;
+    try {
+      for (; this.state[n] === LIVE; n = this.parent[n] as number) {
+        if (this.tracker.release(n, refs, this.infoFor(n))) this.nEvictablePages += (this.edgeBlocks[n] as Uint32Array).length;
+      }
+    } catch (e) {
+      // the policy refused a parked node (e.g. ARC at capacity; release left that node as it
+      // was): take the references back on the nodes below it
+      for (let u = node; u !== n; u = this.parent[u] as number) {
+        if (this.tracker.protect(u, refs)) this.nEvictablePages -= (this.edgeBlocks[u] as Uint32Array).length;
+      }
+      throw e;
     }
   }
 
@@ -630,9 +713,9 @@ export class RadixPrefixCache implements PrefixCache {
 
   /** Keys (tokens or block keys) from the root to the end of `node`. @throws `KVMGR_UNKNOWN_HANDLE`. */
   nodeDepth(node: PrefixNodeHandle): number {
-    this.requireHandle(node, 'nodeDepth');
+    const id = this.requireHandle(node, 'nodeDepth');
     let d = 0;
-    for (let n = node; this.state[n] === LIVE; n = this.parent[n] as number) d += (this.edgeKeys[n] as Uint32Array).length;
+    for (let n = id; this.state[n] === LIVE; n = this.parent[n] as number) d += (this.edgeKeys[n] as Uint32Array).length;
     return d;
   }
 
@@ -699,6 +782,7 @@ export class RadixPrefixCache implements PrefixCache {
     this.edgeBlocks[leaf] = EMPTY;
     this.edgeHashes[leaf] = EMPTY;
     this.edgeBufs[leaf] = undefined;
+    this.gens[leaf] = nextGeneration(this.gens[leaf] as number);
     this.freeIds.push(leaf);
     this.nNodes--;
   }
@@ -714,6 +798,8 @@ export class RadixPrefixCache implements PrefixCache {
       if (this.state[id] === LIVE) for (const b of this.edgeBlocks[id] as Uint32Array) blocks.push(b);
     }
     const evictedKeys = this.nCachedKeys;
+    // every handle given out becomes stale (ids restart from 0)
+    for (let id = 0; id < this.highId; id++) this.gens[id] = nextGeneration(this.gens[id] as number);
     this.state.fill(FREE);
     this.edgeKeys = [];
     this.edgeBlocks = [];

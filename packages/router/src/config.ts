@@ -5,7 +5,7 @@
  * @see llm-d/llm-d-inference-scheduler: scorer weights (`prefix-cache-scorer`, `queue-scorer`, `kv-cache-utilization-scorer`)
  */
 import { KvmgrError } from '@kvmgr/core';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { canonicalScorerName, createScorer } from './scorers.js';
 
@@ -100,6 +100,33 @@ export const ROUTER_PRESETS: Readonly<Record<string, RouterConfig>> = Object.fre
   'llm-d-default': { strategy: 'scored', scorers: 'pa:3,qd:2,kv:2', picker: 'max' },
 });
 
+/**
+ * YAML → JS with the library's warnings (unresolved tags, …) turned into errors instead of
+ * being printed to stderr, and its errors (including the alias-count guard) thrown.
+ */
+function parseYamlStrict(text: string): unknown {
+  const doc = parseDocument(text, { logLevel: 'silent' });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem !== undefined) throw new Error(problem.message.split('\n')[0]);
+  return doc.toJS({ maxAliasCount: 100 });
+}
+
+/**
+ * The path of a `__proto__` key anywhere in `value` (YAML and JSON can make one an own key), or
+ * undefined. Such a key cannot be kept by object spreads and record schemas (assigning it sets
+ * the prototype), so a config that has one would silently lose it.
+ */
+function protoKeyPath(value: unknown, path: string, depth = 0): string | undefined {
+  if (value === null || typeof value !== 'object' || depth > 32) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const p = path === '' ? k : `${path}.${k}`;
+    if (k === '__proto__') return p;
+    const inner = protoKeyPath(v, p, depth + 1);
+    if (inner !== undefined) return inner;
+  }
+  return undefined;
+}
+
 function badConfig(message: string, token: string, cause?: unknown): KvmgrError {
   return new KvmgrError('KVMGR_BAD_CONFIG', message, cause === undefined ? { details: { token } } : { details: { token }, cause });
 }
@@ -176,6 +203,9 @@ const configSchema = z.strictObject({
  * @throws KvmgrError `KVMGR_BAD_CONFIG` naming the bad field (or weight token) and what was expected.
  */
 export function resolveRouterConfig(config: RouterConfig): ResolvedRouterConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw badConfig('router config must be an object', '');
+  const proto = protoKeyPath(config, '');
+  if (proto !== undefined) throw badConfig(`router config field ${JSON.stringify(proto)} is not allowed`, proto);
   const parsed = configSchema.safeParse(config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -240,13 +270,15 @@ export function resolveRouterConfig(config: RouterConfig): ResolvedRouterConfig 
  * @throws KvmgrError `KVMGR_BAD_CONFIG` on an unknown preset, bad YAML, or an invalid config.
  */
 export function parseRouterConfig(text: string): ResolvedRouterConfig {
+  if (typeof text !== 'string') throw badConfig(`router config must be a string, got ${typeof text}`, '');
   const t = text.trim();
-  const preset = ROUTER_PRESETS[t];
+  // own properties only: `__proto__`, `toString` are not presets
+  const preset = Object.hasOwn(ROUTER_PRESETS, t) ? ROUTER_PRESETS[t] : undefined;
   if (preset !== undefined) return resolveRouterConfig(preset);
   if (t.includes('\n') || t.startsWith('{')) {
     let doc: unknown;
     try {
-      doc = parseYaml(t);
+      doc = parseYamlStrict(t);
     } catch (e) {
       throw badConfig(`router config YAML does not parse: ${(e as Error).message}`, t.slice(0, 40), e);
     }

@@ -17,6 +17,7 @@
 import type { KvEvent, Tier } from '@kvmgr/core';
 import { KvmgrError, invalidArgument, requirePositiveInt } from '@kvmgr/core';
 import { type KeyNamespace, type LocalKeys, hashBlock, hashExtraKey, namespaceRoot } from './hash64.js';
+import { kvEventProblem, tierCodeOfMedium } from './event-shape.js';
 
 /** Tier of a holder; `speculative` = written at routing time, expires. */
 export type HolderTier = Tier | 'speculative';
@@ -125,13 +126,17 @@ interface EngineEntry {
   tiers: number;
 }
 
-function tierCodeOfMedium(medium: string | null | undefined): number {
-  if (medium == null) return 0;
-  const m = medium.toUpperCase();
-  if (m === 'GPU' || m === 'CUDA' || m === 'HBM') return 0;
-  if (m === 'CPU' || m === 'CPU_PINNED' || m === 'DRAM') return 1;
-  if (m === 'DISK' || m === 'SSD' || m === 'NVME') return 2;
-  return -1;
+
+/**
+ * Requires integer blocks `0 ≤ fromBlock ≤ blocks ≤ keys.length / 2` of local keys (`[hi, lo]`
+ * per block).
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` otherwise.
+ */
+function requireBlockRange(keys: unknown, fromBlock: unknown, blocks: unknown): void {
+  if (!(keys instanceof Uint32Array) && !Array.isArray(keys)) throw invalidArgument('keys', keys, 'local keys (a Uint32Array of [hi, lo] pairs)');
+  const n = keys.length >>> 1;
+  if (typeof blocks !== 'number' || !Number.isInteger(blocks) || blocks < 0 || blocks > n) throw invalidArgument('blocks', blocks, `an integer in [0, ${n}] (keys hold ${n} blocks)`);
+  if (typeof fromBlock !== 'number' || !Number.isInteger(fromBlock) || fromBlock < 0 || fromBlock > blocks) throw invalidArgument('fromBlock', fromBlock, `an integer in [0, ${blocks}]`);
 }
 
 function tierCode(field: string, tier: Tier): number {
@@ -290,12 +295,19 @@ export class KvBlockIndex implements BlockIndex {
 
   /**
    * Applies one KV event from an instance. Unknown instances, unknown keys and malformed events
-   * are counted in {@link stats}; nothing throws.
+   * are counted in {@link stats}; nothing throws. An event is checked whole before any of it is
+   * applied (see `event-shape.ts`): a malformed one (bad type, medium, hashes, token ids or
+   * block size, or not an object) changes nothing but `malformedEvents`. Unknown fields are
+   * ignored.
    */
   applyEvent(instanceId: string, event: KvEvent): void {
     const inst = this.ids.get(instanceId);
     if (inst === undefined) {
       this.stats.unknownInstanceEvents++;
+      return;
+    }
+    if (kvEventProblem(event, this.engineKeys === 'hash-tokens') !== undefined) {
+      this.stats.malformedEvents++;
       return;
     }
     const emap = this.engineMaps[inst] as Map<bigint, EngineEntry>;
@@ -304,9 +316,19 @@ export class KvBlockIndex implements BlockIndex {
         const tier = tierCodeOfMedium(event.medium);
         const n = event.blockHashes.length;
         const bs = event.blockSize;
-        if (tier < 0 || (this.engineKeys === 'hash-tokens' && (!(bs > 0) || event.tokenIds.length !== n * bs))) {
-          this.stats.malformedEvents++;
-          return;
+        // extra keys are hashed before anything is stored (a value JSON cannot encode is malformed)
+        let extra: number[] | undefined;
+        if (this.engineKeys === 'hash-tokens' && event.extraKeys != null) {
+          extra = [];
+          try {
+            for (let i = 0; i < n; i++) {
+              const x = event.extraKeys[i];
+              extra.push(x == null ? 0 : hashExtraKey(x));
+            }
+          } catch {
+            this.stats.malformedEvents++;
+            return;
+          }
         }
         let ph = 0;
         let pl = 0;
@@ -333,8 +355,7 @@ export class KvBlockIndex implements BlockIndex {
           let e = emap.get(h);
           if (e === undefined) {
             if (this.engineKeys === 'hash-tokens') {
-              const x = event.extraKeys?.[i];
-              hashBlock(ph, pl, event.tokenIds, i * bs, (i + 1) * bs, x == null ? 0 : hashExtraKey(x), out, 0);
+              hashBlock(ph, pl, event.tokenIds, i * bs, (i + 1) * bs, extra === undefined ? 0 : (extra[i] as number), out, 0);
             } else {
               out[0] = Number((h >> 32n) & 0xffffffffn);
               out[1] = Number(h & 0xffffffffn);
@@ -389,16 +410,22 @@ export class KvBlockIndex implements BlockIndex {
 
   /** Applies events in order (see {@link applyEvent}). */
   applyEvents(instanceId: string, events: readonly KvEvent[]): void {
+    if (!Array.isArray(events)) {
+      this.stats.malformedEvents++;
+      return;
+    }
     for (const e of events) this.applyEvent(instanceId, e);
   }
 
   /**
    * Records blocks `[fromBlock, blocks)` of `keys` as held by an instance in `tier` (for
    * simulators and engines without hash events). Registers the instance if needed.
-   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` on an unknown tier.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` on an unknown tier, or a range that is not
+   *   `0 ≤ fromBlock ≤ blocks ≤ keys.length / 2` in integers (nothing is stored then).
    */
-  recordBlocks(instanceId: string, keys: LocalKeys, tier: Tier = 'gpu', fromBlock = 0, blocks = keys.length >>> 1): void {
+  recordBlocks(instanceId: string, keys: LocalKeys, tier: Tier = 'gpu', fromBlock = 0, blocks = keys?.length >>> 1): void {
     const t = tierCode('tier', tier);
+    requireBlockRange(keys, fromBlock, blocks);
     const inst = this.addInstance(instanceId);
     let guess = -2;
     for (let b = fromBlock; b < blocks; b++) guess = this.store(keys[2 * b] as number, keys[2 * b + 1] as number, inst, t, 0, guess + 1);
@@ -407,10 +434,12 @@ export class KvBlockIndex implements BlockIndex {
   /**
    * Removes blocks `[fromBlock, blocks)` of `keys` held by an instance in `tier`. Keys it does
    * not hold are counted as unknown removals.
-   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` on an unknown tier.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` on an unknown tier or a bad range (as
+   *   {@link recordBlocks}).
    */
-  removeBlocks(instanceId: string, keys: LocalKeys, tier: Tier = 'gpu', fromBlock = 0, blocks = keys.length >>> 1): void {
+  removeBlocks(instanceId: string, keys: LocalKeys, tier: Tier = 'gpu', fromBlock = 0, blocks = keys?.length >>> 1): void {
     const t = tierCode('tier', tier);
+    requireBlockRange(keys, fromBlock, blocks);
     const inst = this.ids.get(instanceId);
     if (inst === undefined) {
       this.stats.unknownInstanceEvents++;
@@ -421,8 +450,14 @@ export class KvBlockIndex implements BlockIndex {
     }
   }
 
-  /** @inheritdoc */
+  /**
+   * @inheritdoc
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad range (as {@link recordBlocks}) or an
+   *   `expiresAtUs` that is not a finite number (a NaN expiry would never expire).
+   */
   addSpeculative(instanceId: string, keys: LocalKeys, fromBlock: number, blocks: number, expiresAtUs: number): void {
+    requireBlockRange(keys, fromBlock, blocks);
+    if (typeof expiresAtUs !== 'number' || !Number.isFinite(expiresAtUs)) throw invalidArgument('expiresAtUs', expiresAtUs, 'a finite time in µs');
     const inst = this.addInstance(instanceId);
     let guess = -2;
     for (let b = fromBlock; b < blocks; b++) {
@@ -503,8 +538,18 @@ export class KvBlockIndex implements BlockIndex {
     return blocks;
   }
 
-  /** @inheritdoc */
+  /**
+   * @inheritdoc
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when `blocks` is not an integer in
+   *   `[0, keys.length / 2]`, `nowUs` is NaN, or `out`'s arrays are shorter than
+   *   {@link maxInstances} (see {@link createPrefixMatch}); `out` is untouched then.
+   */
   matchPrefix(keys: LocalKeys, blocks: number, nowUs: number, out: PrefixMatch): void {
+    requireBlockRange(keys, 0, blocks);
+    if (typeof nowUs !== 'number' || Number.isNaN(nowUs)) throw invalidArgument('nowUs', nowUs, 'a time in µs');
+    if (out === null || typeof out !== 'object' || !(out.matchedBlocks?.length >= this.maxInstances) || !(out.weightedBlocks?.length >= this.maxInstances)) {
+      throw invalidArgument('out', out, `a PrefixMatch with at least maxInstances (${this.maxInstances}) slots (createPrefixMatch(index.maxInstances))`);
+    }
     const matched = out.matchedBlocks;
     const weighted = out.weightedBlocks;
     matched.fill(0);

@@ -308,8 +308,9 @@ export const SCORER_NAMES: readonly string[] = Object.freeze(Object.keys(PARAMS)
  * @throws KvmgrError `KVMGR_BAD_CONFIG` naming the token when unknown.
  */
 export function canonicalScorerName(token: string): string {
-  const name = SCORER_ALIASES[token] ?? token;
-  if (!(name in PARAMS)) {
+  // own properties only: `constructor`, `toString`, `__proto__` are not scorers
+  const name = typeof token === 'string' && Object.hasOwn(SCORER_ALIASES, token) ? (SCORER_ALIASES[token] as string) : token;
+  if (typeof name !== 'string' || !Object.hasOwn(PARAMS, name)) {
     throw new KvmgrError(
       'KVMGR_BAD_CONFIG',
       `unknown scorer ${JSON.stringify(token)}; expected one of ${SCORER_NAMES.join(', ')} or an alias (${Object.keys(SCORER_ALIASES).join(', ')})`,

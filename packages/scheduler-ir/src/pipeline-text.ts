@@ -117,7 +117,7 @@ class Parser {
     const { name, offset } = this.name();
     this.ws();
     if (this.text[this.pos] === '(') {
-      if (!(name in NESTED)) fail(this.text, offset, name.length, `unknown op anchor ${JSON.stringify(name)} (known: sched.step, sched.waiting, sched.running)`);
+      if (!Object.hasOwn(NESTED, name)) fail(this.text, offset, name.length, `unknown op anchor ${JSON.stringify(name)} (known: sched.step, sched.waiting, sched.running)`);
       const anchor = name as Anchor;
       if (!NESTED[parent].includes(anchor)) {
         fail(this.text, offset, name.length, `op ${anchor} cannot be nested in ${parent}${NESTED[parent].length ? ` (allowed: ${NESTED[parent].join(', ')})` : ''}`);
@@ -149,7 +149,8 @@ class Parser {
         while (this.pos < this.text.length && /[A-Za-z0-9_-]/.test(this.text[this.pos] as string)) this.pos++;
         const key = this.text.slice(keyStart, this.pos);
         if (key === '') fail(this.text, keyStart, 1, `expected an option name in ${name}{...}, got ${JSON.stringify(c)}`);
-        const spec = def.options[key];
+        // own properties only: `constructor`, `__proto__`, `toString` are not options
+        const spec = Object.hasOwn(def.options, key) ? def.options[key] : undefined;
         if (!spec) {
           const known = Object.keys(def.options);
           fail(this.text, keyStart, key.length, `unknown option ${JSON.stringify(key)} of pass ${name} (known: ${known.length ? known.join(', ') : 'none'})`);
@@ -195,7 +196,7 @@ class Parser {
       fail(this.text, offset, name.length, `unknown pipeline or op anchor ${JSON.stringify(name)} (expected sched.step(...) or a preset: ${this.registry.presetNames().join(', ')})`);
     }
     if (name !== 'sched.step') {
-      fail(this.text, offset, name.length, name in NESTED ? `op ${name} cannot be the root; the root is sched.step` : `unknown op anchor ${JSON.stringify(name)} (expected sched.step)`);
+      fail(this.text, offset, name.length, Object.hasOwn(NESTED, name) ? `op ${name} cannot be the root; the root is sched.step` : `unknown op anchor ${JSON.stringify(name)} (expected sched.step)`);
     }
     const node = this.anchorBody('sched.step', offset);
     this.ws();
