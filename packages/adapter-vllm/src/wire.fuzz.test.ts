@@ -137,7 +137,7 @@ describe('OpenAI request body fuzz (#19)', () => {
     { model: 'm', messages: [{ role: 'system', content: [{ type: 'text', text: 'be brief' }] }] },
   ];
   const keys = ['model', 'prompt', 'messages', 'max_tokens', 'temperature', 'stream', 'stream_options', 'n', 'kv_transfer_params', 'top_p', 'role', 'content'];
-  const anyJson = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(-1, 1.5, 1e309, '', [], {}, [[]], [-1], [1.5], null));
+  const anyJson = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(-1, 1.5, Number.POSITIVE_INFINITY, '', [], {}, [[]], [-1], [1.5], null));
   const mutated = fc.tuple(fc.constantFrom(...valid), fc.array(fc.tuple(fc.constantFrom(...keys), fc.option(anyJson, { nil: undefined })), { maxLength: 3 })).map(([base, edits]) => {
     const body: Record<string, unknown> = structuredClone(base);
     for (const [k, v] of edits) {
