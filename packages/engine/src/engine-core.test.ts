@@ -1,0 +1,185 @@
+/**
+ * EngineCore: a closed form (one request, constant-coefficient step time → exact TTFT / E2E and
+ * step count), conservation over a random workload with aborts and preemptions, preemption of the
+ * newest request under a tiny pool, and the idle / plan-less / abort paths leaving nothing held.
+ */
+import { type KvEvent, createRng } from '@kvmgr/core';
+import { describe, expect, it } from 'vitest';
+import { EngineCore } from './engine-core.js';
+import type { EngineRequest, RequestFinishedStats, StepShape } from './engine-types.js';
+
+const B0 = 6472;
+const B1 = 19.8;
+const B2 = 304.4;
+const blis = (s: Readonly<StepShape>): number => B0 + B1 * s.prefillTokens + B2 * s.decodeTokens;
+
+/** Runs the core to completion on a discrete-event clock; returns the end time, µs. */
+function drain(core: EngineCore, startUs = 0, maxSteps = 100_000): number {
+  let now = startUs;
+  for (let i = 0; i < maxSteps; i++) {
+    const step = core.startStep(now);
+    if (step === null) return now;
+    now += step.durationUs;
+    core.finishStep(now);
+  }
+  throw new Error('did not drain');
+}
+
+function collect(core: EngineCore): { finished: RequestFinishedStats[]; tokens: Map<string, number[]>; events: KvEvent[] } {
+  const finished: RequestFinishedStats[] = [];
+  const tokens = new Map<string, number[]>();
+  const events: KvEvent[] = [];
+  core.hooks = {
+    onToken: (id, t) => tokens.set(id, [...(tokens.get(id) ?? []), t]),
+    onFinished: (_r, s) => finished.push(s),
+    onKvEvents: (e) => events.push(...e),
+  };
+  return { finished, tokens, events };
+}
+
+describe('EngineCore', () => {
+  it('closed form: one request, TTFT = β0 + β1·P, E2E = TTFT + (O−1)(β0 + β2), O steps; a repeat hits the cache', () => {
+    const core = new EngineCore({ kv: { numBlocks: 64 }, stepTimeUs: blis });
+    const { finished, tokens, events } = collect(core);
+    const P = 100;
+    const O = 5;
+    const prompt = Array.from({ length: P }, (_, i) => (i * 7) % 1000);
+    core.addRequest({ requestId: 'a', promptTokenIds: prompt, maxTokens: O }, 0);
+    const end = drain(core);
+    const ttft = B0 + B1 * P;
+    const e2e = ttft + (O - 1) * (B0 + B2);
+    expect(finished).toHaveLength(1);
+    expect(finished[0]).toMatchObject({ requestId: 'a', finishReason: 'length', ttftUs: ttft, e2eUs: e2e, outputTokens: O, promptTokens: P, cachedPromptTokens: 0, queueUs: 0 });
+    expect(end).toBe(e2e);
+    expect(core.metrics).toMatchObject({ steps: O, generationTokens: O, promptTokens: P, numPreemptions: 0, numRequestsRunning: 0, numRequestsWaiting: 0, kvCacheUsagePerc: 0 });
+    expect(tokens.get('a')).toHaveLength(O);
+    // (P + O − 1) = 104 computed tokens → 6 full blocks stored (6 prompt blocks)
+    const stored = events.filter((e) => e.type === 'BlockStored').reduce((n, e) => n + (e.type === 'BlockStored' ? e.blockHashes.length : 0), 0);
+    expect(stored).toBe(6);
+
+    // the same prompt again: 6 cached blocks (96 tokens), 4 tokens prefilled
+    core.addRequest({ requestId: 'b', promptTokenIds: prompt, maxTokens: 1 }, end);
+    const start = core.startStep(end);
+    expect(start?.shape.prefillTokens).toBe(P - 96);
+    core.finishStep(end + (start?.durationUs ?? 0));
+    expect(finished[1]).toMatchObject({ requestId: 'b', cachedPromptTokens: 96, });
+    expect(finished[1]?.ttftUs).toBeCloseTo(B0 + B1 * 4, 6);
+    expect(core.metrics).toMatchObject({ prefixCacheQueries: 2 * P, prefixCacheHits: 96, promptTokensCached: 96 });
+  });
+
+  it('conservation over a random workload: every request finishes or is aborted, nothing held, tokens = Σ outputs', () => {
+    const rng = createRng(7);
+    const core = new EngineCore({ kv: { numBlocks: 48, blockSize: 16 }, stepTimeUs: blis, seed: 3, tokenBudget: 512, maxSeqs: 16 });
+    const { finished, tokens, events } = collect(core);
+    const shared = Array.from({ length: 64 }, (_, i) => 1000 + i);
+    const N = 60;
+    const reqs: { req: EngineRequest; atUs: number; abortAtUs: number }[] = [];
+    let t = 0;
+    for (let i = 0; i < N; i++) {
+      t += Math.floor(rng.exponential(20_000));
+      const own = Array.from({ length: rng.int(1, 120) }, () => rng.int(0, 31999));
+      const prompt = rng.next() < 0.6 ? [...shared.slice(0, rng.int(0, 64)), ...own] : own;
+      const maxTokens = rng.int(1, 40);
+      const abortAtUs = rng.next() < 0.1 ? t + rng.int(0, 200_000) : Number.POSITIVE_INFINITY;
+      reqs.push({ req: { requestId: `r${i}`, promptTokenIds: prompt, maxTokens }, atUs: t, abortAtUs });
+    }
+    let now = 0;
+    let next = 0;
+    const pendingAborts = [...reqs].filter((r) => Number.isFinite(r.abortAtUs)).sort((a, b) => a.abortAtUs - b.abortAtUs);
+    for (let guard = 0; guard < 200_000; guard++) {
+      while (next < N && (reqs[next] as (typeof reqs)[number]).atUs <= now) {
+        const r = reqs[next++] as (typeof reqs)[number];
+        core.addRequest(r.req, r.atUs);
+      }
+      while (pendingAborts.length > 0 && (pendingAborts[0] as (typeof reqs)[number]).abortAtUs <= now) core.abort((pendingAborts.shift() as (typeof reqs)[number]).req.requestId, now);
+      const step = core.startStep(now);
+      if (step === null) {
+        if (next >= N && !core.hasWork()) break;
+        now = Math.max(now + 1, next < N ? (reqs[next] as (typeof reqs)[number]).atUs : now + 1);
+        continue;
+      }
+      now += step.durationUs;
+      core.finishStep(now);
+      core.kv.verify();
+    }
+    expect(finished).toHaveLength(N);
+    expect(new Set(finished.map((f) => f.requestId)).size).toBe(N);
+    for (const f of finished) {
+      const r = reqs.find((x) => x.req.requestId === f.requestId) as (typeof reqs)[number];
+      expect(f.outputTokens).toBe(tokens.get(f.requestId)?.length ?? 0);
+      if (f.finishReason === 'length') expect(f.outputTokens).toBe(r.req.maxTokens);
+      else expect(f.finishReason).toBe('abort');
+    }
+    const generated = [...tokens.values()].reduce((n, v) => n + v.length, 0);
+    expect(generated).toBe(finished.reduce((n, f) => n + f.outputTokens, 0));
+    expect(core.metrics.generationTokens).toBe(generated);
+    expect(core.kv.numHeldBlocks).toBe(0);
+    expect(core.kv.numFreeBlocks).toBe(48);
+    expect(core.kv.numRequests).toBe(0);
+    expect(core.metrics.prefixCacheHits).toBeGreaterThan(0);
+    expect(events.some((e) => e.type === 'BlockRemoved')).toBe(true);
+    core.kv.verify();
+  });
+
+  it('preemption under a tiny pool: the newest request is preempted by recompute and both still finish', () => {
+    const core = new EngineCore({ kv: { numBlocks: 6, blockSize: 4 }, stepTimeUs: () => 1000 });
+    const { finished } = collect(core);
+    core.addRequest({ requestId: 'old', promptTokenIds: [1, 2, 3, 4, 5, 6, 7, 8], maxTokens: 12 }, 0);
+    core.addRequest({ requestId: 'new', promptTokenIds: [9, 10, 11, 12, 13, 14, 15, 16], maxTokens: 12 }, 0);
+    drain(core);
+    expect(core.metrics.numPreemptions).toBeGreaterThan(0);
+    const byId = Object.fromEntries(finished.map((f) => [f.requestId, f]));
+    expect(byId.old).toMatchObject({ finishReason: 'length', outputTokens: 12, preemptions: 0 });
+    expect(byId.new).toMatchObject({ finishReason: 'length', outputTokens: 12 });
+    expect(byId.new?.preemptions).toBeGreaterThan(0);
+    expect(core.kv.numHeldBlocks).toBe(0);
+    core.kv.verify();
+  });
+
+  it('idle, plan-less and abort paths leave nothing held', () => {
+    const core = new EngineCore({ kv: { numBlocks: 2, blockSize: 16 }, stepTimeUs: () => 10 });
+    const { finished } = collect(core);
+    expect(core.startStep(0)).toBeNull();
+    // a prompt that can never fit: planned as deferred, no step runs
+    core.addRequest({ requestId: 'big', promptTokens: 100, maxTokens: 4 }, 0);
+    expect(core.startStep(1)).toBeNull();
+    expect(core.kv.numHeldBlocks).toBe(0);
+    expect(core.numWaiting).toBe(1);
+    expect(core.abort('big', 2)).toBe(true);
+    expect(core.abort('big', 2)).toBe(false);
+    expect(finished.at(-1)).toMatchObject({ requestId: 'big', finishReason: 'abort', outputTokens: 0, ttftUs: -1 });
+    // abort in the middle of a step: its work is dropped, no token, blocks freed at once
+    core.addRequest({ requestId: 'x', promptTokens: 20, maxTokens: 4 }, 3);
+    const step = core.startStep(3);
+    expect(step?.plan.admitted).toBe(1);
+    expect(core.kv.numHeldBlocks).toBe(2);
+    core.abort('x');
+    expect(core.kv.numHeldBlocks).toBe(0);
+    core.finishStep(3 + (step?.durationUs ?? 0));
+    expect(finished.at(-1)).toMatchObject({ requestId: 'x', finishReason: 'abort', outputTokens: 0 });
+    expect(core.hasWork()).toBe(false);
+    expect(core.kv.numRequests).toBe(0);
+    expect(core.kv.numFreeBlocks).toBe(2);
+    expect(core.metrics.requestSuccess).toEqual({ stop: 0, length: 0, abort: 2, rejected: 0 });
+  });
+
+  it('trace requests (block keys only) share cached blocks by key; stop tokens finish with reason stop', () => {
+    const core = new EngineCore({ kv: { numBlocks: 32, blockSize: 16 }, stepTimeUs: () => 100, tokenGenerator: (_id, i) => (i === 2 ? 7 : 100 + i) });
+    const { finished } = collect(core);
+    core.addRequest({ requestId: 't1', promptTokens: 40, blockKeys: [11, 12], maxTokens: 3 }, 0);
+    const end = drain(core);
+    core.addRequest({ requestId: 't2', promptTokens: 50, blockKeys: [11, 12, 13], maxTokens: 10, stopTokenIds: [7] }, end);
+    drain(core, end);
+    expect(finished[1]).toMatchObject({ requestId: 't2', cachedPromptTokens: 32, finishReason: 'stop', outputTokens: 3 });
+  });
+
+  it('rejects misuse with codes', () => {
+    const core = new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: () => 1 });
+    core.addRequest({ requestId: 'a', promptTokens: 4, maxTokens: 2 }, 0);
+    expect(() => core.addRequest({ requestId: 'a', promptTokens: 4, maxTokens: 2 }, 0)).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT' }));
+    expect(() => core.finishStep(0)).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_STATE' }));
+    core.startStep(0);
+    expect(() => core.startStep(0)).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_STATE' }));
+    expect(() => new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: () => 1, scheduler: 'sched.step(no-such-pass)' })).toThrow(expect.objectContaining({ code: 'KVMGR_BAD_PIPELINE' }));
+  });
+});

@@ -1,0 +1,574 @@
+/**
+ * One continuous-batching engine step around the scheduler-IR pipeline, over a
+ * {@link KvCacheManager}. Clock-free: the driver passes `nowUs` in and runs the step for the
+ * `durationUs` it gets back (the simulator on its event clock, the engine server on the wall
+ * clock). No timers, no I/O.
+ *
+ * @see vllm-project/vllm:vllm/v1/core/sched/scheduler.py (`schedule`, `update_from_output`)
+ * @see vllm-project/vllm:vllm/v1/engine/core.py (`EngineCore.step`)
+ */
+import {
+  type KvEvent,
+  KvmgrError,
+  type LifetimePredictor,
+  type VictimCandidate,
+  type VictimSelector,
+  invalidArgument,
+  requireNonNegativeInt,
+  requirePositiveInt,
+} from '@kvmgr/core';
+import { createVictimSelector } from '@kvmgr/eviction';
+import { PassManager, type PlanOp, type SchedAnalyses, type SchedRequest, type SchedState, createDefaultRegistry } from '@kvmgr/scheduler-ir';
+import { EngineRequestState } from './engine-request.js';
+import type {
+  EngineHooks,
+  EngineMetrics,
+  EngineRequest,
+  FinishReason,
+  RequestFinishedStats,
+  StepLatencyFn,
+  StepShape,
+  StepStart,
+  TokenGenerator,
+} from './engine-types.js';
+import { KvCacheManager, type KvCacheManagerOptions } from './kv-cache-manager.js';
+
+/** Options of {@link EngineCore}. */
+export interface EngineCoreOptions {
+  /** The KV cache manager, or options to build one. */
+  readonly kv: KvCacheManager | KvCacheManagerOptions;
+  /** Step time of a step shape, µs (e.g. the simulator's BLIS α/β model). */
+  readonly stepTimeUs: StepLatencyFn;
+  /** Scheduler-IR preset name (`vllm-default`, `kvmgr-default`, …) or pipeline text. @default 'vllm-default' */
+  readonly scheduler?: string;
+  /** Max tokens per step (`max_num_batched_tokens`), as the scheduler state's budget. @default 8192 */
+  readonly tokenBudget?: number;
+  /** Max running requests (`max_num_seqs`). @default 1024 */
+  readonly maxSeqs?: number;
+  /**
+   * Victim selector (a `@kvmgr/eviction` registry name or an instance): used by the pipeline's
+   * `memory-aware-preemption{victim=selector}` and when an allocation fails while applying a plan.
+   * @default 'vllm' (the most recently admitted request first, by recompute)
+   */
+  readonly victimSelector?: string | VictimSelector;
+  /** Output-length predictor for the pipeline's admission / lifetime passes. @default none */
+  readonly predictor?: LifetimePredictor;
+  /** Token ids of generated tokens (and of prompt filler for requests without ids). @default a hash of (seed, requestId, index) */
+  readonly tokenGenerator?: TokenGenerator;
+  /** Seed of the default token generator. @default 0 */
+  readonly seed?: number;
+  /** Vocabulary size of the default token generator; tokens are in `[0, vocabSize)`. @default 32000 */
+  readonly vocabSize?: number;
+  /** Waiting requests whose prefix match is refreshed for the planner each step. @default 128 */
+  readonly matchLookahead?: number;
+  /** Run scheduler-IR's verifier after every pass (slow; tests). @default false */
+  readonly verifyPlans?: boolean;
+  /** Callbacks. @default {} */
+  readonly hooks?: EngineHooks;
+}
+
+function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function mix(a: number, b: number): number {
+  let h = (a ^ Math.imul(b + 0x9e3779b9, 0x85ebca6b)) | 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Token `j` of a trace block with key `key`: equal keys give equal blocks, different keys (almost surely) different ones. */
+function traceBlockToken(key: number, j: number): number {
+  return mix(key >>> 0, j) >>> 1;
+}
+
+const EMPTY_SHAPE: StepShape = { prefillTokens: 0, decodeTokens: 0, numSeqs: 0, prefillAttnPairs: 0, decodeContextTokens: 0 };
+
+/**
+ * A continuous-batching engine core: requests in, one step at a time, tokens and KV events out.
+ *
+ * Each step: `startStep(nowUs)` refreshes the prefix matches of the waiting queue, runs the
+ * scheduler-IR pipeline on the current state and applies its plan through the
+ * {@link KvCacheManager} (preempt, reject, admit with prefix cache hits, allocate; when an
+ * allocation fails, running requests are preempted by recompute as vLLM does, chosen by the victim
+ * selector — the newest first by default), and returns the step's duration from the injected
+ * latency function; `finishStep(nowUs)` commits the step: prefill progress, one sampled token per
+ * request that reached the end of its known tokens, full blocks cached, finished requests freed.
+ *
+ * @example
+ * ```ts
+ * const core = new EngineCore({ kv: { numBlocks: 4096 }, stepTimeUs: (s) => 6472 + 19.8 * s.prefillTokens + 304.4 * s.decodeTokens });
+ * core.addRequest({ requestId: 'a', promptTokenIds: prompt, maxTokens: 64 }, 0);
+ * let now = 0;
+ * for (let step = core.startStep(now); step; step = core.startStep(now)) core.finishStep((now += step.durationUs));
+ * ```
+ * @see vllm-project/vllm:vllm/v1/core/sched/scheduler.py
+ */
+export class EngineCore {
+  /** The KV cache manager. */
+  readonly kv: KvCacheManager;
+  /** Canonical text of the scheduler pipeline. */
+  readonly pipeline: string;
+  /** Callbacks; may be replaced at any time. */
+  hooks: EngineHooks;
+
+  private readonly pm: PassManager;
+  private readonly stepTimeUs: StepLatencyFn;
+  private readonly selector: VictimSelector;
+  private readonly generate: TokenGenerator;
+  private readonly seed: number;
+  private readonly vocabSize: number;
+  private readonly lookahead: number;
+  private readonly waiting: EngineRequestState[] = [];
+  private readonly running: EngineRequestState[] = [];
+  private readonly byId = new Map<string, EngineRequestState>();
+  private readonly state: SchedState;
+  private scheduled: EngineRequestState[] = [];
+  private shape: StepShape = { ...EMPTY_SHAPE };
+  private pendingEvents: KvEvent[] = [];
+  private busy = false;
+  private stepStartUs = 0;
+  private stepDurationUs = 0;
+  private stepPreemptions = 0;
+  private readonly m = {
+    prefixCacheQueries: 0,
+    prefixCacheHits: 0,
+    numPreemptions: 0,
+    promptTokens: 0,
+    generationTokens: 0,
+    promptTokensCached: 0,
+    steps: 0,
+    busyUs: 0,
+  };
+  private readonly success: Record<FinishReason, number> = { stop: 0, length: 0, abort: 0, rejected: 0 };
+
+  /**
+   * @param options - see {@link EngineCoreOptions}.
+   * @throws KvmgrError `KVMGR_BAD_PIPELINE` for a scheduler that does not parse;
+   *   `KVMGR_INVALID_ARGUMENT` for bad budgets, seed, vocabulary, selector name or KV options.
+   */
+  constructor(options: EngineCoreOptions) {
+    if (typeof options.stepTimeUs !== 'function') throw invalidArgument('stepTimeUs', options.stepTimeUs, 'a function (shape) => µs');
+    this.kv = options.kv instanceof KvCacheManager ? options.kv : new KvCacheManager(options.kv);
+    this.kv.onEvent = (e) => this.pendingEvents.push(e);
+    this.stepTimeUs = options.stepTimeUs;
+    const sel = options.victimSelector ?? 'vllm';
+    this.selector = typeof sel === 'string' ? createVictimSelector(sel) : sel;
+    const analyses: SchedAnalyses =
+      options.predictor === undefined ? { victimSelector: this.selector } : { victimSelector: this.selector, predictor: options.predictor };
+    this.pm = new PassManager({
+      pipeline: options.scheduler ?? 'vllm-default',
+      registry: createDefaultRegistry(),
+      analyses,
+      verify: options.verifyPlans ?? false,
+    });
+    this.pipeline = this.pm.canonical;
+    this.seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(this.seed)) throw invalidArgument('seed', this.seed, 'a safe integer');
+    this.vocabSize = requirePositiveInt('vocabSize', options.vocabSize ?? 32000);
+    this.generate = options.tokenGenerator ?? ((id, index) => mix(hashString(id) ^ (this.seed | 0), index) % this.vocabSize);
+    this.lookahead = requireNonNegativeInt('matchLookahead', options.matchLookahead ?? 128);
+    this.hooks = options.hooks ?? {};
+    this.state = {
+      nowUs: 0,
+      waiting: this.waiting as SchedRequest[],
+      running: this.running as SchedRequest[],
+      kv: {
+        blockSize: this.kv.blockSize,
+        freeBlocks: { gpu: 0, cpu: 0, disk: 0 },
+        totalBlocks: { gpu: this.kv.numBlocks, cpu: 0, disk: 0 },
+        evictablePrefixBlocks: 0,
+      },
+      budgets: {
+        tokenBudget: requirePositiveInt('tokenBudget', options.tokenBudget ?? 8192),
+        maxSeqs: requirePositiveInt('maxSeqs', options.maxSeqs ?? 1024),
+      },
+    };
+  }
+
+  /** Requests waiting (`vllm:num_requests_waiting`), preempted ones included. */
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+
+  /** Requests running (`vllm:num_requests_running`). */
+  get numRunning(): number {
+    return this.running.length;
+  }
+
+  /** True between `startStep` (non-null) and `finishStep`. */
+  get isBusy(): boolean {
+    return this.busy;
+  }
+
+  /** True when a request is waiting or running. */
+  hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  /** Counters and gauges named after vLLM's metrics. */
+  get metrics(): EngineMetrics {
+    const s = this.kv.stats;
+    return {
+      numRequestsRunning: this.running.length,
+      numRequestsWaiting: this.waiting.length,
+      kvCacheUsagePerc: this.kv.usage,
+      prefixCacheQueries: s.queries,
+      prefixCacheHits: s.hits,
+      numPreemptions: this.m.numPreemptions,
+      promptTokens: this.m.promptTokens,
+      generationTokens: this.m.generationTokens,
+      promptTokensCached: this.m.promptTokensCached,
+      requestSuccess: { ...this.success },
+      steps: this.m.steps,
+      busyUs: this.m.busyUs,
+    };
+  }
+
+  /**
+   * Adds a request to the waiting queue (FCFS by arrival at this engine).
+   *
+   * @param request - see {@link EngineRequest}.
+   * @param nowUs - arrival time, µs.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a duplicate id, a bad `maxTokens`, or a
+   *   prompt without tokens; `KVMGR_INVALID_STATE` never (requests may arrive during a step).
+   */
+  addRequest(request: EngineRequest, nowUs: number): void {
+    if (typeof request?.requestId !== 'string') throw invalidArgument('request.requestId', request?.requestId, 'a string');
+    if (this.byId.has(request.requestId)) throw invalidArgument('request.requestId', request.requestId, 'an id not already in the engine');
+    requirePositiveInt('request.maxTokens', request.maxTokens);
+    if (!Number.isFinite(nowUs)) throw invalidArgument('nowUs', nowUs, 'a finite number of µs');
+    const tokens = this.promptOf(request);
+    if (tokens.length === 0) throw invalidArgument('request.promptTokens', 0, 'at least 1 prompt token');
+    const r = new EngineRequestState(request, tokens, nowUs);
+    this.byId.set(r.id, r);
+    this.waiting.push(r);
+  }
+
+  private promptOf(request: EngineRequest): number[] {
+    if (request.promptTokenIds !== undefined) return Array.from(request.promptTokenIds);
+    const n = requireNonNegativeInt('request.promptTokens', request.promptTokens);
+    const out = new Array<number>(n);
+    const bs = this.kv.blockSize;
+    const keys = request.blockKeys;
+    const keyed = keys === undefined ? 0 : Math.min(keys.length * bs, n);
+    for (let t = 0; t < keyed; t++) out[t] = traceBlockToken((keys as ArrayLike<number>)[Math.floor(t / bs)] as number, t % bs);
+    for (let t = keyed; t < n; t++) out[t] = this.generate(request.requestId, -1 - t);
+    return out;
+  }
+
+  /**
+   * Aborts a request wherever it is: its blocks are freed at once (work scheduled for it in the
+   * running step is dropped) and `onFinished` reports reason `abort`.
+   *
+   * @param requestId - the id given to {@link addRequest}.
+   * @param nowUs - time of the abort, µs. @default the start of the running step, else 0
+   * @returns false when the id is unknown (finished already, or never added).
+   */
+  abort(requestId: string, nowUs: number = this.stepStartUs): boolean {
+    const r = this.byId.get(requestId);
+    if (r === undefined) return false;
+    const q = r.status === 'running' ? this.running : this.waiting;
+    const i = q.indexOf(r);
+    if (i >= 0) q.splice(i, 1);
+    r.inflight = 0;
+    this.finish(r, 'abort', nowUs);
+    this.flushEvents();
+    return true;
+  }
+
+  /**
+   * Drops the prefix cache (vLLM `reset_prefix_cache`); refused while requests hold blocks.
+   * @returns true when reset (an `AllBlocksCleared` event is delivered at once).
+   */
+  resetPrefixCache(): boolean {
+    const ok = this.kv.resetPrefixCache();
+    this.flushEvents();
+    return ok;
+  }
+
+  /**
+   * Plans and starts one step at `nowUs`.
+   *
+   * @param nowUs - current time, µs (non-decreasing across calls; the core does not check).
+   * @returns the step's duration, shape and plan summary; null when there is nothing to run
+   *   (idle, or no waiting request fits yet).
+   * @throws KvmgrError `KVMGR_INVALID_STATE` while a step is running; `KVMGR_INVALID_ARGUMENT`
+   *   when the latency function returns a negative or non-finite time; `KVMGR_PASS_FAILED` /
+   *   `KVMGR_VERIFY_FAILED` from the scheduler pipeline.
+   */
+  startStep(nowUs: number): StepStart | null {
+    if (this.busy) throw new KvmgrError('KVMGR_INVALID_STATE', 'startStep called while a step is running; call finishStep first');
+    if (!Number.isFinite(nowUs)) throw invalidArgument('nowUs', nowUs, 'a finite number of µs');
+    this.stepStartUs = nowUs;
+    this.scheduled = [];
+    this.shape = { ...EMPTY_SHAPE };
+    this.stepPreemptions = 0;
+    if (!this.hasWork()) return null;
+    this.refreshMatches();
+    const st = this.state;
+    st.nowUs = nowUs;
+    st.kv.freeBlocks.gpu = this.kv.numFreeBlocks;
+    const plan = this.pm.run(st);
+    const counts = this.applyPlan(plan.ops, nowUs);
+    if (this.scheduled.length === 0) {
+      this.flushEvents();
+      return null;
+    }
+    this.shape.numSeqs = this.scheduled.length;
+    const shape: StepShape = { ...this.shape };
+    const dur = this.stepTimeUs(shape);
+    if (!(Number.isFinite(dur) && dur >= 0)) throw invalidArgument('stepTimeUs(shape)', dur, 'a finite non-negative number of µs');
+    this.busy = true;
+    this.stepDurationUs = dur;
+    return {
+      durationUs: dur,
+      shape,
+      plan: {
+        scheduledTokens: shape.prefillTokens + shape.decodeTokens,
+        prefillTokens: shape.prefillTokens,
+        decodeTokens: shape.decodeTokens,
+        numSeqs: shape.numSeqs,
+        admitted: counts.admitted,
+        preempted: this.stepPreemptions,
+        rejected: counts.rejected,
+        pipeline: this.pipeline,
+      },
+    };
+  }
+
+  private refreshMatches(): void {
+    const n = Math.min(this.waiting.length, this.lookahead);
+    for (let i = 0; i < n; i++) {
+      const r = this.waiting[i] as EngineRequestState;
+      r.cachedPrefixTokens = r.computedTokens === 0 ? this.kv.getComputedBlocks(r, { recordStats: false }).numComputedTokens : 0;
+    }
+  }
+
+  private applyPlan(ops: readonly PlanOp[], nowUs: number): { admitted: number; rejected: number } {
+    const admitted: EngineRequestState[] = [];
+    const preempted: EngineRequestState[] = [];
+    let rejected = 0;
+    let admissionBlocked = false;
+    for (const op of ops) {
+      if (op.op === 'preempt') {
+        const r = this.byId.get(op.requestId);
+        if (r !== undefined && r.status === 'running' && r.inflight === 0) {
+          this.preempt(r);
+          preempted.push(r);
+        }
+      } else if (op.op === 'reject') {
+        const r = this.byId.get(op.requestId);
+        if (r === undefined || r.status === 'running') continue;
+        const i = this.waiting.indexOf(r);
+        if (i >= 0) this.waiting.splice(i, 1);
+        this.finish(r, 'rejected', nowUs);
+        rejected++;
+      } else if (op.op === 'prefill' || op.op === 'decode') {
+        const r = this.byId.get(op.requestId);
+        if (r === undefined || r.inflight > 0) continue;
+        if (r.status === 'running') {
+          this.scheduleRunning(r, op.tokens, nowUs, preempted);
+        } else if (!admissionBlocked && this.running.length + admitted.length < this.state.budgets.maxSeqs) {
+          if (this.admit(r, op.tokens, nowUs)) admitted.push(r);
+          else admissionBlocked = true; // vLLM stops admitting at the first request that does not fit
+        }
+      }
+      // admit (taken with its prefill/decode op), defer, evict-prefix (eviction is lazy, at
+      // allocation), offload/reload (no CPU tier yet): nothing to do
+    }
+    if (admitted.length > 0) {
+      const gone = new Set(admitted);
+      let j = 0;
+      for (const r of this.waiting) if (!gone.has(r)) this.waiting[j++] = r;
+      this.waiting.length = j;
+      for (const r of admitted) this.running.push(r);
+    }
+    if (preempted.length > 0) this.waiting.unshift(...preempted);
+    return { admitted: admitted.length, rejected };
+  }
+
+  /** Schedules `tokens` more tokens of a running request, preempting others when blocks run out. */
+  private scheduleRunning(r: EngineRequestState, tokens: number, nowUs: number, preempted: EngineRequestState[]): void {
+    const n = Math.max(1, Math.min(tokens, r.numTokens - r.computedTokens));
+    while (this.kv.allocateSlots(r, n) === null) {
+      const v = this.pickVictim(r, n, nowUs);
+      this.preempt(v);
+      preempted.push(v);
+      if (v === r) return;
+    }
+    r.blocksHeld = this.kv.getNumBlocks(r.id);
+    this.addWork(r, n);
+  }
+
+  /** vLLM preempts the newest running request (`self.running.pop()`); here the victim selector picks among those not scheduled yet this step, else `self`. */
+  private pickVictim(self: EngineRequestState, n: number, nowUs: number): EngineRequestState {
+    const cands: VictimCandidate[] = [];
+    const idx: EngineRequestState[] = [];
+    for (const r of this.running) {
+      if (r === self || r.inflight > 0) continue;
+      idx.push(r);
+      cands.push({
+        requestId: r.id,
+        blocks: r.blocksHeld,
+        promptTokens: r.promptTokens,
+        computedTokens: r.computedTokens,
+        generatedTokens: r.generatedTokens,
+        remainingTokens: Math.max(0, r.targetOutputTokens - r.generatedTokens),
+        admittedUs: r.admittedUs,
+        priority: r.priority,
+      });
+    }
+    if (cands.length === 0) return self;
+    const need = Math.max(1, Math.ceil((self.computedTokens + n) / this.kv.blockSize) - self.blocksHeld - this.kv.numFreeBlocks);
+    const first = this.selector.selectVictims(cands, need, nowUs).victims[0];
+    const k = first === undefined ? -1 : cands.findIndex((c) => c.requestId === first.requestId);
+    return k < 0 ? self : (idx[k] as EngineRequestState);
+  }
+
+  /** Recompute preemption: frees the request's blocks and resets its progress; the caller puts it back in the waiting queue. */
+  private preempt(r: EngineRequestState): void {
+    this.kv.free(r);
+    const i = this.running.indexOf(r);
+    if (i >= 0) this.running.splice(i, 1);
+    r.status = 'preempted';
+    r.computedTokens = 0;
+    r.cachedPrefixTokens = 0;
+    r.blocksHeld = 0;
+    r.inflight = 0;
+    r.preemptions++;
+    this.m.numPreemptions++;
+    this.stepPreemptions++;
+  }
+
+  /** Admits a waiting request with its prefix cache hit; false (nothing changed) when blocks are short. */
+  private admit(r: EngineRequestState, tokens: number, nowUs: number): boolean {
+    const hit = this.kv.getComputedBlocks(r);
+    const start = hit.numComputedTokens;
+    const n = Math.max(1, Math.min(tokens, r.numTokens - start));
+    const fresh = this.kv.allocateSlots(r, n, start, hit);
+    if (fresh === null) return false;
+    r.computedTokens = start;
+    r.blocksHeld = hit.blocks.length + fresh.length;
+    r.status = 'running';
+    r.admittedUs = nowUs;
+    if (r.firstScheduledUs < 0) {
+      r.firstScheduledUs = nowUs;
+      r.cachedPromptTokens = Math.min(start, r.promptTokens);
+    }
+    this.addWork(r, n);
+    return true;
+  }
+
+  private addWork(r: EngineRequestState, n: number): void {
+    r.inflight = n;
+    const s = this.shape;
+    if (n === 1 && r.computedTokens >= r.promptTokens && r.numTokens - r.computedTokens === 1) {
+      s.decodeTokens++;
+      s.decodeContextTokens += r.computedTokens + 1;
+    } else {
+      s.prefillTokens += n;
+      s.prefillAttnPairs += n * (r.computedTokens + n / 2);
+    }
+    this.scheduled.push(r);
+  }
+
+  /**
+   * Ends the running step at `nowUs`: commits prefill progress, samples one token for each
+   * request that computed all its known tokens, caches full blocks, frees finished requests, and
+   * calls the hooks (`onToken`, `onFinished`, `onKvEvents`, `onStepStats`).
+   *
+   * @param nowUs - end of the step, µs (normally `startUs + durationUs`).
+   * @throws KvmgrError `KVMGR_INVALID_STATE` when no step is running.
+   */
+  finishStep(nowUs: number): void {
+    if (!this.busy) throw new KvmgrError('KVMGR_INVALID_STATE', 'finishStep called with no step running; call startStep first');
+    this.busy = false;
+    this.m.steps++;
+    this.m.busyUs += this.stepDurationUs;
+    let generated = 0;
+    let finished = 0;
+    const done: EngineRequestState[] = [];
+    for (const r of this.scheduled) {
+      if (r.inflight === 0) continue; // aborted or preempted during the step
+      r.computedTokens += r.inflight;
+      r.inflight = 0;
+      this.kv.cacheFullBlocks(r, r.computedTokens);
+      r.blocksHeld = this.kv.getNumBlocks(r.id);
+      if (r.computedTokens < r.numTokens) continue;
+      const tok = this.generate(r.id, r.generatedTokens);
+      r.tokenIds.push(tok);
+      r.generatedTokens++;
+      generated++;
+      this.m.generationTokens++;
+      if (r.generatedTokens === 1) {
+        r.firstTokenUs = nowUs;
+        this.m.promptTokens += r.promptTokens;
+        this.m.promptTokensCached += Math.max(0, r.cachedPromptTokens);
+      }
+      this.hooks.onToken?.(r.id, tok, nowUs);
+      const reason: FinishReason | undefined = r.stopTokenIds?.has(tok) ? 'stop' : r.generatedTokens >= r.targetOutputTokens ? 'length' : undefined;
+      if (reason !== undefined) {
+        done.push(r);
+        this.finish(r, reason, nowUs);
+        finished++;
+      }
+    }
+    if (done.length > 0) {
+      const gone = new Set(done);
+      let j = 0;
+      for (const r of this.running) if (!gone.has(r)) this.running[j++] = r;
+      this.running.length = j;
+    }
+    this.scheduled = [];
+    this.flushEvents();
+    this.hooks.onStepStats?.({
+      nowUs,
+      durationUs: this.stepDurationUs,
+      shape: this.shape,
+      numRequestsRunning: this.running.length,
+      numRequestsWaiting: this.waiting.length,
+      kvCacheUsagePerc: this.kv.usage,
+      generatedTokens: generated,
+      finishedRequests: finished,
+      preemptions: this.stepPreemptions,
+    });
+  }
+
+  /** Frees the request, forgets it and reports it; the caller took it out of its queue. */
+  private finish(r: EngineRequestState, reason: FinishReason, nowUs: number): void {
+    this.kv.free(r);
+    r.blocksHeld = 0;
+    this.byId.delete(r.id);
+    this.success[reason]++;
+    const stats: RequestFinishedStats = {
+      requestId: r.id,
+      finishReason: reason,
+      arrivalUs: r.arrivalUs,
+      firstScheduledUs: r.firstScheduledUs,
+      firstTokenUs: r.firstTokenUs,
+      finishUs: nowUs,
+      ttftUs: r.firstTokenUs < 0 ? -1 : r.firstTokenUs - r.arrivalUs,
+      e2eUs: nowUs - r.arrivalUs,
+      queueUs: r.firstScheduledUs < 0 ? -1 : r.firstScheduledUs - r.arrivalUs,
+      promptTokens: r.promptTokens,
+      outputTokens: r.generatedTokens,
+      cachedPromptTokens: Math.max(0, r.cachedPromptTokens),
+      preemptions: r.preemptions,
+    };
+    this.hooks.onFinished?.(r.request, stats);
+  }
+
+  private flushEvents(): void {
+    if (this.pendingEvents.length === 0) return;
+    const events = this.pendingEvents;
+    this.pendingEvents = [];
+    this.hooks.onKvEvents?.(events);
+  }
+}

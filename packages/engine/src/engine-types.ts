@@ -1,0 +1,159 @@
+/**
+ * The shapes that cross the {@link EngineCore} seam: requests in, step shapes to the latency
+ * function, tokens, finished-request stats, step stats and KV events out. Pure types.
+ */
+import type { KvEvent, RequestMetadata } from '@kvmgr/core';
+
+/**
+ * A request given to {@link EngineCore.addRequest}: core's request metadata without the arrival
+ * time (the driver passes `nowUs`). Prompt tokens come from `promptTokenIds`, else from
+ * `blockKeys` (a trace that only gives one u32 key per block: tokens are derived from the keys so
+ * equal keys give equal blocks), else `promptTokens` tokens from the token generator.
+ */
+export interface EngineRequest extends Omit<RequestMetadata, 'arrivalUs' | 'promptTokens'> {
+  /** Prompt length in tokens; required without `promptTokenIds`. */
+  readonly promptTokens?: number;
+  /**
+   * Output tokens to generate before finishing with reason `length` (a simulator knows them from
+   * the trace). @default maxTokens
+   */
+  readonly outputTokens?: number;
+  /** Finish with reason `stop` when one of these tokens is sampled. @default none */
+  readonly stopTokenIds?: readonly number[];
+}
+
+/**
+ * What one step computes, the input of the injected latency function. Field names match the
+ * simulator's `StepWork`, so its latency models plug in as they are.
+ */
+export interface StepShape {
+  /** Prompt tokens computed (cache misses and recomputation), tokens. */
+  prefillTokens: number;
+  /** Decode tokens (one per decoding request). */
+  decodeTokens: number;
+  /** Requests computing tokens this step. */
+  numSeqs: number;
+  /** Σ over prefill chunks of chunk × (tokens before it + chunk / 2): attention work, token pairs. */
+  prefillAttnPairs: number;
+  /** Σ context length of the decoding requests, tokens. */
+  decodeContextTokens: number;
+}
+
+/** Step time of a shape, µs (e.g. BLIS: β0 + β1·prefillTokens + β2·decodeTokens). */
+export type StepLatencyFn = (shape: Readonly<StepShape>) => number;
+
+/**
+ * Token id of a request's `index`-th generated token (0-based). Deterministic functions of their
+ * arguments (or seeded generators) keep runs reproducible.
+ */
+export type TokenGenerator = (requestId: string, index: number) => number;
+
+/** Why a request left the engine (vLLM's `finished_reason` label values plus `rejected`). */
+export type FinishReason = 'stop' | 'length' | 'abort' | 'rejected';
+
+/** Per-request stats reported by `onFinished`. Times are µs on the driver's clock. */
+export interface RequestFinishedStats {
+  readonly requestId: string;
+  readonly finishReason: FinishReason;
+  readonly arrivalUs: number;
+  /** First admission, µs; -1 when never admitted. */
+  readonly firstScheduledUs: number;
+  /** First output token, µs; -1 when none. */
+  readonly firstTokenUs: number;
+  readonly finishUs: number;
+  /** Time to first token, µs; -1 when none. */
+  readonly ttftUs: number;
+  /** Arrival to finish, µs. */
+  readonly e2eUs: number;
+  /** Arrival to first admission, µs (`vllm:request_queue_time_seconds`); -1 when never admitted. */
+  readonly queueUs: number;
+  readonly promptTokens: number;
+  readonly outputTokens: number;
+  /** Prompt tokens served from the prefix cache at first admission. */
+  readonly cachedPromptTokens: number;
+  readonly preemptions: number;
+}
+
+/** Summary of one planned step, returned by {@link EngineCore.startStep}. */
+export interface StepSummary {
+  /** Tokens computed this step. */
+  readonly scheduledTokens: number;
+  readonly prefillTokens: number;
+  readonly decodeTokens: number;
+  /** Requests computing tokens. */
+  readonly numSeqs: number;
+  /** Requests admitted from the waiting queue this step. */
+  readonly admitted: number;
+  /** Requests preempted (recompute) this step, by the plan or on allocation failure. */
+  readonly preempted: number;
+  /** Requests rejected by the plan this step. */
+  readonly rejected: number;
+  /** Canonical text of the scheduler pipeline that planned it. */
+  readonly pipeline: string;
+}
+
+/** Result of {@link EngineCore.startStep}. */
+export interface StepStart {
+  /** Step duration from the latency function, µs. Call `finishStep(nowUs + durationUs)`. */
+  readonly durationUs: number;
+  readonly shape: Readonly<StepShape>;
+  readonly plan: StepSummary;
+}
+
+/** Stats of one finished step (`onStepStats`). */
+export interface StepStats {
+  /** End of the step, µs. */
+  readonly nowUs: number;
+  readonly durationUs: number;
+  readonly shape: Readonly<StepShape>;
+  readonly numRequestsRunning: number;
+  readonly numRequestsWaiting: number;
+  /** 0..1 after the step. */
+  readonly kvCacheUsagePerc: number;
+  readonly generatedTokens: number;
+  readonly finishedRequests: number;
+  readonly preemptions: number;
+}
+
+/**
+ * Cumulative engine counters and current gauges, named after vLLM's metrics
+ * (`VLLM_METRICS` in `@kvmgr/core` gives the Prometheus names).
+ */
+export interface EngineMetrics {
+  /** `vllm:num_requests_running`. */
+  readonly numRequestsRunning: number;
+  /** `vllm:num_requests_waiting`. */
+  readonly numRequestsWaiting: number;
+  /** `vllm:kv_cache_usage_perc`, 0..1. */
+  readonly kvCacheUsagePerc: number;
+  /** `vllm:prefix_cache_queries_total`, tokens. */
+  readonly prefixCacheQueries: number;
+  /** `vllm:prefix_cache_hits_total`, tokens. */
+  readonly prefixCacheHits: number;
+  /** `vllm:num_preemptions_total`. */
+  readonly numPreemptions: number;
+  /** `vllm:prompt_tokens_total` (counted at first admission). */
+  readonly promptTokens: number;
+  /** `vllm:generation_tokens_total`. */
+  readonly generationTokens: number;
+  /** `vllm:prompt_tokens_cached_total`. */
+  readonly promptTokensCached: number;
+  /** `vllm:request_success_total` by `finished_reason`. */
+  readonly requestSuccess: Readonly<Record<FinishReason, number>>;
+  /** Steps run. */
+  readonly steps: number;
+  /** Σ step durations, µs. */
+  readonly busyUs: number;
+}
+
+/** Callbacks of an {@link EngineCore}; each is optional. */
+export interface EngineHooks {
+  /** A token was sampled for the request at `nowUs` (end of the step). */
+  onToken?(requestId: string, tokenId: number, nowUs: number): void;
+  /** The request (as given to `addRequest`) left the engine, finished, aborted or rejected; its blocks are freed already. */
+  onFinished?(request: EngineRequest, stats: RequestFinishedStats): void;
+  /** KV events of one step (or of a reset), in order; one call per step that has any. */
+  onKvEvents?(events: readonly KvEvent[]): void;
+  /** After every `finishStep`. */
+  onStepStats?(stats: StepStats): void;
+}

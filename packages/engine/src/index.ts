@@ -1,0 +1,12 @@
+/**
+ * @kvmgr/engine — the kvmgr engine core: {@link KvCacheManager} (vLLM v1's KV cache manager over
+ * `@kvmgr/kv-pool`, `@kvmgr/prefix-cache` and `@kvmgr/eviction`) and {@link EngineCore} (one
+ * continuous-batching step around the `@kvmgr/scheduler-ir` pipeline). Clock-free, no I/O: the
+ * simulator and the engine server drive the same core.
+ */
+export { KvCacheManager } from './kv-cache-manager.js';
+export type { ComputedBlocks, KvCacheManagerOptions, KvCacheRequest, KvCacheStats, PrefixCacheKind } from './kv-cache-manager.js';
+export { BlockKeyChain } from './block-key-chain.js';
+export { EngineCore } from './engine-core.js';
+export type { EngineCoreOptions } from './engine-core.js';
+export type * from './engine-types.js';

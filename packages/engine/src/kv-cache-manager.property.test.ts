@@ -1,0 +1,161 @@
+/**
+ * Random request streams against {@link KvCacheManager} with a small pool (eviction happens
+ * often): block conservation and ref counts against a reference model, failed allocations change
+ * nothing, and the KV events replayed into a fresh index reproduce the cached set exactly.
+ */
+import { type KvEvent, blockKeyToU64 } from '@kvmgr/core';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { KvCacheManager, type KvCacheRequest } from './kv-cache-manager.js';
+
+interface Req extends KvCacheRequest {
+  tokenIds: number[];
+  numComputedTokens: number;
+  /** Holds blocks (admitted). */
+  admitted: boolean;
+}
+
+type Op =
+  | { kind: 'add'; base: number; baseLen: number; suffix: number[]; salt: boolean }
+  | { kind: 'step'; pick: number; chunk: number }
+  | { kind: 'preempt'; pick: number }
+  | { kind: 'abort'; pick: number }
+  | { kind: 'reset' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('add' as const), base: fc.integer({ min: 0, max: 2 }), baseLen: fc.integer({ min: 0, max: 12 }), suffix: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 9 }), salt: fc.boolean() }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('step' as const), pick: fc.nat(), chunk: fc.integer({ min: 1, max: 9 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('preempt' as const), pick: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('abort' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'reset' as const }) },
+);
+
+/** The cache as a router would rebuild it from events alone: u64 hash → media holding it. */
+class ReplayIndex {
+  readonly blocks = new Map<bigint, Set<string>>();
+  apply(e: KvEvent): void {
+    if (e.type === 'AllBlocksCleared') {
+      this.blocks.clear();
+      return;
+    }
+    const medium = e.medium ?? 'GPU';
+    if (e.type === 'BlockStored') {
+      expect(e.tokenIds.length).toBe(e.blockHashes.length * e.blockSize);
+      if (e.parentBlockHash !== null) expect(this.blocks.get(e.parentBlockHash)?.has(medium), 'parent of a stored block is cached').toBe(true);
+      for (const h of e.blockHashes) {
+        expect(this.blocks.get(h)?.has(medium) ?? false, 'a stored hash was not cached already').toBe(false);
+        const s = this.blocks.get(h) ?? new Set<string>();
+        s.add(medium);
+        this.blocks.set(h, s);
+      }
+    } else {
+      for (const h of e.blockHashes) {
+        const s = this.blocks.get(h);
+        expect(s?.has(medium) ?? false, 'a removed hash was cached').toBe(true);
+        s?.delete(medium);
+        if (s?.size === 0) this.blocks.delete(h);
+      }
+    }
+  }
+}
+
+const BASES = [0, 1, 2].map((b) => Array.from({ length: 12 }, (_, i) => 100 * (b + 1) + (i >> 2)));
+
+function check(kv: KvCacheManager, reqs: readonly Req[], replay: ReplayIndex): void {
+  kv.verify();
+  const holders = new Int32Array(kv.numBlocks);
+  for (const r of reqs) for (const b of kv.getBlocks(r.requestId)) holders[b] = (holders[b] as number) + 1;
+  let free = 0;
+  let cachedFree = 0;
+  let held = 0;
+  for (let b = 0; b < kv.numBlocks; b++) {
+    expect(kv.refCount(b), `ref count of block ${b}`).toBe(holders[b]);
+    const inPool = kv.pool.isFree(b);
+    const cached = kv.isCached(b);
+    const states = [inPool && !cached, cached && holders[b] === 0, (holders[b] as number) > 0].filter(Boolean).length;
+    expect(states, `block ${b} is in exactly one of free / cached-free / held`).toBe(1);
+    if (inPool) free++;
+    else if (holders[b] === 0) cachedFree++;
+    else held++;
+  }
+  expect(free + cachedFree + held).toBe(kv.numBlocks);
+  expect(kv.numFreeBlocks).toBe(free + cachedFree);
+  expect(kv.usage).toBeCloseTo(held / kv.numBlocks, 12);
+  const cachedHashes = new Set<bigint>();
+  kv.forEachCachedBlock((_b, hi, lo) => cachedHashes.add(blockKeyToU64(hi, lo)));
+  expect(new Set(replay.blocks.keys())).toEqual(cachedHashes);
+}
+
+describe.each(['block-hash', 'radix'] as const)('KvCacheManager property (%s)', (prefixCache) => {
+  it('conserves blocks, keeps ref counts, and its events replay to the same cache', () => {
+    const seen = { evicted: 0, hits: 0, deduped: 0, failed: 0 };
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 20, maxLength: 120, size: 'max' }), fc.constantFrom('lru', 'lfu', 's3fifo'), (ops, policy) => {
+        const replay = new ReplayIndex();
+        const kv = new KvCacheManager({ numBlocks: 8, blockSize: 4, prefixCache, evictionPolicy: policy, onEvent: (e) => replay.apply(e) });
+        const reqs: Req[] = [];
+        let next = 0;
+        for (const op of ops) {
+          if (op.kind === 'add') {
+            const tokenIds = [...(BASES[op.base] as number[]).slice(0, op.baseLen), ...op.suffix];
+            const r: Req = { requestId: `r${next++}`, tokenIds, numComputedTokens: 0, admitted: false, ...(op.salt ? { namespace: { cacheSalt: 's' } } : {}) };
+            reqs.push(r);
+          } else if (op.kind === 'step' && reqs.length > 0) {
+            const r = reqs[op.pick % reqs.length] as Req;
+            if (r.numComputedTokens === r.tokenIds.length) r.tokenIds.push(r.tokenIds.length % 5); // decode: the sampled token
+            const before = { pool: kv.pool.state(), free: kv.numFreeBlocks, held: kv.numHeldBlocks, cached: kv.numCachedBlocks };
+            let res: number[] | null;
+            let start = r.numComputedTokens;
+            if (!r.admitted) {
+              const hit = kv.getComputedBlocks(r);
+              start = hit.numComputedTokens;
+              expect(start).toBeLessThan(r.tokenIds.length); // the last token is never served from cache
+              const n = Math.min(op.chunk, r.tokenIds.length - start);
+              res = kv.allocateSlots(r, n, start, hit);
+              if (res !== null) {
+                r.admitted = true;
+                r.numComputedTokens = start + n;
+              }
+            } else {
+              const n = Math.min(op.chunk, r.tokenIds.length - r.numComputedTokens);
+              res = kv.allocateSlots(r, n);
+              if (res !== null) r.numComputedTokens += n;
+            }
+            if (res === null) {
+              seen.failed++;
+              expect({ pool: kv.pool.state(), free: kv.numFreeBlocks, held: kv.numHeldBlocks, cached: kv.numCachedBlocks }).toEqual(before);
+            } else {
+              expect(kv.getBlocks(r.requestId).length).toBe(Math.ceil(r.numComputedTokens / 4));
+              kv.cacheFullBlocks(r);
+              expect(kv.getNumCachedBlocks(r.requestId)).toBe(Math.floor(r.numComputedTokens / 4));
+            }
+          } else if (op.kind === 'preempt' && reqs.length > 0) {
+            const r = reqs[op.pick % reqs.length] as Req;
+            kv.free(r);
+            r.admitted = false;
+            r.numComputedTokens = 0;
+          } else if (op.kind === 'abort' && reqs.length > 0) {
+            const [r] = reqs.splice(op.pick % reqs.length, 1) as [Req];
+            kv.free(r);
+          } else if (op.kind === 'reset') {
+            const busy = kv.numHeldBlocks > 0;
+            expect(kv.resetPrefixCache()).toBe(!busy);
+          }
+          check(kv, reqs, replay);
+        }
+        for (const r of reqs) kv.free(r);
+        check(kv, [], replay);
+        expect(kv.numHeldBlocks).toBe(0);
+        expect(kv.numFreeBlocks).toBe(8);
+        expect(kv.numRequests).toBe(0);
+        seen.evicted += kv.stats.evictedBlocks;
+        seen.hits += kv.stats.hits;
+        seen.deduped += kv.stats.dedupedBlocks;
+      }),
+      { numRuns: 100 },
+    );
+    // the streams did exercise eviction, hits, deduplication and failed allocations
+    expect(seen, JSON.stringify(seen)).toEqual({ evicted: expect.any(Number), hits: expect.any(Number), deduped: expect.any(Number), failed: expect.any(Number) });
+    expect(Math.min(seen.evicted, seen.hits, seen.deduped, seen.failed), JSON.stringify(seen)).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,550 @@
+/**
+ * The KV cache manager of one engine, shaped like vLLM v1's `KVCacheManager` + `BlockPool`, composed
+ * from the kvmgr modules: block ids, ref counts and the free queue from `@kvmgr/kv-pool`'s
+ * {@link BlockPool}; the block key → block map from a core {@link PrefixCache}
+ * (`@kvmgr/prefix-cache`'s `BlockHashIndex` by default, `RadixPrefixCache` as an option); the
+ * order in which cached blocks no request uses are evicted from a core {@link EvictionPolicy}
+ * (`@kvmgr/eviction`'s registry, LRU by default) inside that prefix cache.
+ *
+ * Accounting (the invariant `verify()` checks): the pool holds one reference per request using a
+ * block plus one for the prefix cache when the block is cached. So the pool's free queue holds
+ * only blocks without content; a cached block no request uses ("cached-free") stays allocated to
+ * the cache, is unlocked in the prefix cache (hence evictable, in the policy's order), and counts
+ * as free for `numFreeBlocks` and `usage`, as vLLM counts it. Each request locks the deepest
+ * prefix-cache entry of its cached blocks, which protects the whole chain.
+ *
+ * @see vllm-project/vllm:vllm/v1/core/kv_cache_manager.py
+ * @see vllm-project/vllm:vllm/v1/core/block_pool.py
+ */
+import {
+  type BlockId,
+  type BlockKeyNamespace,
+  type EvictionPolicy,
+  type KVCacheSpec,
+  type KvEvent,
+  KvmgrError,
+  type PrefixCache,
+  type PrefixNodeHandle,
+  blockKeyToU64,
+  createKVCacheSpec,
+  invalidArgument,
+  requireNonNegativeInt,
+  requirePositiveInt,
+} from '@kvmgr/core';
+import { createEvictionPolicy } from '@kvmgr/eviction';
+import { BlockPool } from '@kvmgr/kv-pool';
+import { BlockHashIndex, RadixPrefixCache } from '@kvmgr/prefix-cache';
+import { BlockKeyChain } from './block-key-chain.js';
+
+/** Keys per block fed to the prefix cache: one 64-bit block key as two u32 words. */
+const KEY_WORDS = 2;
+
+/** What the manager reads of a request (vLLM's `Request`). */
+export interface KvCacheRequest {
+  /** Unique id; the manager keeps the request's blocks under it until {@link KvCacheManager.free}. */
+  readonly requestId: string;
+  /** Token ids known so far: prompt, then output tokens as they are sampled. */
+  readonly tokenIds: ArrayLike<number>;
+  /** Tokens whose KV is computed (prompt progress + output tokens fed back). */
+  readonly numComputedTokens: number;
+  /** Cache namespace: blocks are shared only between requests with the same model, LoRA and cache salt. @default {} */
+  readonly namespace?: BlockKeyNamespace;
+}
+
+/** Result of {@link KvCacheManager.getComputedBlocks} (vLLM's `(KVCacheBlocks, num_computed_tokens)`). */
+export interface ComputedBlocks {
+  /** Cached blocks of the longest cached prefix of full blocks, in token order. */
+  readonly blocks: readonly BlockId[];
+  /** Tokens they hold: `blocks.length × blockSize`. */
+  readonly numComputedTokens: number;
+  /** Prefix-cache entry of the last block (what {@link KvCacheManager.allocateSlots} locks); -1 when none. */
+  readonly node: PrefixNodeHandle;
+}
+
+/** Which prefix cache holds the block key → block map. */
+export type PrefixCacheKind = 'block-hash' | 'radix';
+
+/** Options of {@link KvCacheManager}. */
+export interface KvCacheManagerOptions {
+  /** GPU KV blocks in the pool (vLLM `num_gpu_blocks`; vLLM's reserved null block is not counted). */
+  readonly numBlocks: number;
+  /** Tokens per block. @default spec.blockSize, else 16 */
+  readonly blockSize?: number;
+  /** Block geometry for the pool. @default a 1-layer fp16 spec with `blockSize` (bookkeeping only) */
+  readonly spec?: KVCacheSpec;
+  /**
+   * Eviction order of cached blocks no request uses: a `@kvmgr/eviction` registry name (`lru`,
+   * `lfu`, `arc`, `s3fifo`, `sieve`, `gdsf`, …; capacity = `numBlocks`) or a policy instance
+   * (owned by the manager from then on). @default 'lru'
+   */
+  readonly evictionPolicy?: string | EvictionPolicy;
+  /** The prefix cache structure. @default 'block-hash' */
+  readonly prefixCache?: PrefixCacheKind;
+  /** Prefix caching on (vLLM `enable_prefix_caching`); off = nothing is ever matched or cached. @default true */
+  readonly enableCaching?: boolean;
+  /** Receives KV events as the cache changes (see {@link KvCacheManager.onEvent}). */
+  readonly onEvent?: (event: KvEvent) => void;
+}
+
+/** Prefix cache counters, in tokens (vLLM `PrefixCacheStats`). */
+export interface KvCacheStats {
+  /** `getComputedBlocks` calls that recorded stats (vLLM `requests`). */
+  readonly requests: number;
+  /** Tokens looked up: Σ request tokens (`vllm:prefix_cache_queries_total`). */
+  readonly queries: number;
+  /** Tokens found cached (`vllm:prefix_cache_hits_total`). */
+  readonly hits: number;
+  /** Blocks made matchable by {@link KvCacheManager.cacheFullBlocks}. */
+  readonly storedBlocks: number;
+  /** Cached blocks evicted to make room. */
+  readonly evictedBlocks: number;
+  /** Blocks a request computed twice concurrently and handed back for the cached copy. */
+  readonly dedupedBlocks: number;
+}
+
+/** Per-request bookkeeping. */
+interface ReqState {
+  readonly blocks: BlockId[];
+  readonly keys: BlockKeyChain;
+  readonly namespace: BlockKeyNamespace | undefined;
+  /** Leading blocks cached (and locked through `lockNode`). */
+  numCachedBlocks: number;
+  lockNode: PrefixNodeHandle;
+}
+
+const EMPTY: ComputedBlocks = Object.freeze({ blocks: Object.freeze([]) as readonly BlockId[], numComputedTokens: 0, node: -1 });
+
+/**
+ * vLLM v1's KV cache manager over kvmgr's block pool, prefix cache and eviction policy.
+ *
+ * Call order per request, as vLLM's scheduler does: {@link getComputedBlocks} (waiting request)
+ * → {@link allocateSlots} (every step it computes tokens) → {@link cacheFullBlocks} (after the step
+ * computed them) → {@link free} (finished, aborted or preempted).
+ *
+ * @example
+ * ```ts
+ * const kv = new KvCacheManager({ numBlocks: 1024 });
+ * const req = { requestId: 'a', tokenIds: prompt, numComputedTokens: 0 };
+ * const hit = kv.getComputedBlocks(req);
+ * kv.allocateSlots(req, prompt.length - hit.numComputedTokens, hit.numComputedTokens, hit);
+ * kv.cacheFullBlocks(req, prompt.length); // after the step
+ * kv.free(req);
+ * ```
+ * @see vllm-project/vllm:vllm/v1/core/kv_cache_manager.py
+ */
+export class KvCacheManager {
+  /** GPU blocks in the pool. */
+  readonly numBlocks: number;
+  /** Tokens per block. */
+  readonly blockSize: number;
+  /** Whether prefix caching is on. */
+  readonly enableCaching: boolean;
+  /**
+   * Receives KV events with vLLM's semantics: one `BlockStored` per {@link cacheFullBlocks} call
+   * that stores new blocks, one `BlockRemoved` per evicted block, `AllBlocksCleared` on
+   * {@link resetPrefixCache}; hashes are the blocks' 64-bit keys (`blockKeyToU64`), `medium` 'GPU'.
+   * May be replaced at any time; undefined = none.
+   */
+  onEvent: ((event: KvEvent) => void) | undefined;
+
+  /** The block pool (read it; do not allocate or free through it). */
+  readonly pool: BlockPool;
+  /** The prefix cache, keyed by block keys (2 u32 words per block, `pageSize` 2). Read only. */
+  readonly prefixCache: PrefixCache;
+  private readonly reqs = new Map<string, ReqState>();
+  private readonly cachedHi: Uint32Array;
+  private readonly cachedLo: Uint32Array;
+  private readonly cached: Uint8Array;
+  private numCached = 0;
+  /** Blocks with at least one request reference. */
+  private held = 0;
+  private nRequests = 0;
+  private nQueries = 0;
+  private nHits = 0;
+  private nStored = 0;
+  private nEvicted = 0;
+  private nDeduped = 0;
+
+  /**
+   * @param options - see {@link KvCacheManagerOptions}.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad `numBlocks` / `blockSize`, a `blockSize`
+   *   that differs from `spec.blockSize`, an unknown policy name or prefix cache kind.
+   */
+  constructor(options: KvCacheManagerOptions) {
+    const numBlocks = requirePositiveInt('numBlocks', options.numBlocks);
+    const blockSize = requirePositiveInt('blockSize', options.blockSize ?? options.spec?.blockSize ?? 16);
+    if (options.spec !== undefined && options.spec.blockSize !== blockSize) {
+      throw invalidArgument('blockSize', blockSize, `equal to spec.blockSize (${options.spec.blockSize})`);
+    }
+    const spec = options.spec ?? createKVCacheSpec({ blockSize, numLayers: 1, numKvHeads: 1, headDim: 1 });
+    const policy =
+      typeof options.evictionPolicy === 'object' && options.evictionPolicy !== null
+        ? options.evictionPolicy
+        : createEvictionPolicy(options.evictionPolicy ?? 'lru', { capacity: numBlocks });
+    const kind = options.prefixCache ?? 'block-hash';
+    if (kind === 'block-hash') this.prefixCache = new BlockHashIndex({ pageSize: KEY_WORDS, policy, initialBlocks: Math.min(numBlocks, 1 << 16) });
+    else if (kind === 'radix') this.prefixCache = new RadixPrefixCache({ pageSize: KEY_WORDS, policy });
+    else throw invalidArgument('prefixCache', kind, "'block-hash' or 'radix'");
+    this.numBlocks = numBlocks;
+    this.blockSize = blockSize;
+    this.enableCaching = options.enableCaching ?? true;
+    this.onEvent = options.onEvent;
+    this.pool = new BlockPool({ spec, numBlocks });
+    this.cachedHi = new Uint32Array(numBlocks);
+    this.cachedLo = new Uint32Array(numBlocks);
+    this.cached = new Uint8Array(numBlocks);
+  }
+
+  /** Blocks that can be allocated now: free in the pool plus cached blocks no request uses (vLLM `get_num_free_blocks`). */
+  get numFreeBlocks(): number {
+    return this.pool.numFreeBlocks + this.prefixCache.evictablePages;
+  }
+
+  /** Blocks held by at least one request. */
+  get numHeldBlocks(): number {
+    return this.held;
+  }
+
+  /** Blocks holding a cached (matchable) prefix, used or not. */
+  get numCachedBlocks(): number {
+    return this.numCached;
+  }
+
+  /** Cached blocks no request uses (evictable). */
+  get numCachedFreeBlocks(): number {
+    return this.prefixCache.evictablePages;
+  }
+
+  /** Requests the manager tracks (holding blocks, or matched and not yet freed). */
+  get numRequests(): number {
+    return this.reqs.size;
+  }
+
+  /**
+   * KV cache usage 0..1: blocks held by requests / total (`vllm:kv_cache_usage_perc`; cached
+   * blocks no request uses count as free).
+   */
+  get usage(): number {
+    return this.held / this.numBlocks;
+  }
+
+  /** Prefix cache counters, tokens. */
+  get stats(): KvCacheStats {
+    return {
+      requests: this.nRequests,
+      queries: this.nQueries,
+      hits: this.nHits,
+      storedBlocks: this.nStored,
+      evictedBlocks: this.nEvicted,
+      dedupedBlocks: this.nDeduped,
+    };
+  }
+
+  private stateOf(request: KvCacheRequest): ReqState {
+    let st = this.reqs.get(request.requestId);
+    if (st === undefined) {
+      if (typeof request.requestId !== 'string') throw invalidArgument('request.requestId', request.requestId, 'a string');
+      st = { blocks: [], keys: new BlockKeyChain(this.blockSize, request.namespace), namespace: request.namespace, numCachedBlocks: 0, lockNode: -1 };
+      this.reqs.set(request.requestId, st);
+    }
+    return st;
+  }
+
+  /** Request references of `b` (the pool's count minus the cache's own). */
+  private userRefs(b: BlockId): number {
+    return this.pool.refCount(b) - (this.cached[b] as number);
+  }
+
+  /**
+   * The longest cached prefix of the request's full blocks. The last token is never served from
+   * cache (its logits are needed), so a fully cached prompt recomputes its last block, as vLLM.
+   * Matching does not count as an access for eviction order; {@link allocateSlots} does.
+   *
+   * @param request - a request holding no blocks yet (waiting, or preempted by recompute).
+   * @param options - `recordStats`: count the lookup in {@link stats} (a scheduler's look-ahead
+   *   passes false). @default true
+   * @returns the cached blocks, the tokens they hold and the prefix-cache entry to lock.
+   * @throws KvmgrError `KVMGR_INVALID_STATE` when the request already holds blocks;
+   *   `KVMGR_INVALID_ARGUMENT` for a bad request.
+   * @see vllm-project/vllm:vllm/v1/core/kv_cache_manager.py (`get_computed_blocks`)
+   */
+  getComputedBlocks(request: KvCacheRequest, options?: { readonly recordStats?: boolean }): ComputedBlocks {
+    if (!this.enableCaching) return EMPTY;
+    const numTokens = request.tokenIds.length;
+    const st = this.stateOf(request);
+    if (st.blocks.length > 0) {
+      throw new KvmgrError('KVMGR_INVALID_STATE', `request ${JSON.stringify(request.requestId)} already holds ${st.blocks.length} blocks; getComputedBlocks is for requests without blocks`, {
+        details: { requestId: request.requestId },
+      });
+    }
+    const maxBlocks = numTokens > 0 ? Math.floor((numTokens - 1) / this.blockSize) : 0;
+    st.keys.extend(request.tokenIds, maxBlocks);
+    const m = this.prefixCache.match(st.keys.keys.subarray(0, KEY_WORDS * maxBlocks), { touch: false });
+    const n = m.matchedLength / KEY_WORDS;
+    if (options?.recordStats ?? true) {
+      this.nRequests++;
+      this.nQueries += numTokens;
+      this.nHits += n * this.blockSize;
+    }
+    return n === 0 ? EMPTY : { blocks: m.blocks, numComputedTokens: n * this.blockSize, node: m.node };
+  }
+
+  /**
+   * Makes room for `numNewTokens` more tokens of the request: takes the cached blocks found by
+   * {@link getComputedBlocks} (a cache hit: they leave the evictable set) and allocates the rest,
+   * evicting cached blocks no request uses in the eviction policy's order when the pool is short.
+   * All or nothing: on `null` nothing changed.
+   *
+   * @param request - the request; its `numComputedTokens` excludes `numNewComputedTokens`.
+   * @param numNewTokens - tokens to compute this step (non-negative integer).
+   * @param numNewComputedTokens - tokens served by `newComputedBlocks` (must equal its
+   *   `numComputedTokens`). @default 0
+   * @param newComputedBlocks - the result of {@link getComputedBlocks}, for a request holding no blocks.
+   * @returns the newly allocated blocks (possibly empty), or null when the pool cannot satisfy it.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for bad counts; `KVMGR_INVALID_STATE` when
+   *   computed blocks are given to a request that holds blocks, or they were evicted since the
+   *   match. Nothing changes on a throw.
+   * @see vllm-project/vllm:vllm/v1/core/kv_cache_manager.py (`allocate_slots`)
+   */
+  allocateSlots(request: KvCacheRequest, numNewTokens: number, numNewComputedTokens = 0, newComputedBlocks?: ComputedBlocks): BlockId[] | null {
+    requireNonNegativeInt('numNewTokens', numNewTokens);
+    requireNonNegativeInt('numNewComputedTokens', numNewComputedTokens);
+    const computed = newComputedBlocks?.blocks ?? EMPTY.blocks;
+    if (numNewComputedTokens !== computed.length * this.blockSize) {
+      throw invalidArgument('numNewComputedTokens', numNewComputedTokens, `${computed.length * this.blockSize} (the tokens of newComputedBlocks)`);
+    }
+    const st = this.stateOf(request);
+    if (computed.length > 0) this.checkComputed(request, st, computed);
+    const need = request.numComputedTokens + numNewComputedTokens + numNewTokens;
+    const toAllocate = Math.max(0, Math.ceil(need / this.blockSize) - st.blocks.length - computed.length);
+    // computed blocks nobody uses stop being evictable once taken: they do not count as free
+    let evictableComputed = 0;
+    for (const b of computed) if (this.userRefs(b) === 0) evictableComputed++;
+    if (toAllocate > this.numFreeBlocks - evictableComputed) return null;
+    if (computed.length > 0) {
+      const node = (newComputedBlocks as ComputedBlocks).node;
+      this.prefixCache.lock(node); // throws KVMGR_UNKNOWN_HANDLE for a stale handle: nothing changed yet
+      this.pool.share(computed);
+      this.held += evictableComputed;
+      for (const b of computed) st.blocks.push(b);
+      st.numCachedBlocks = computed.length;
+      st.lockNode = node;
+    }
+    if (toAllocate === 0) return [];
+    const short = toAllocate - this.pool.numFreeBlocks;
+    if (short > 0) this.evict(short);
+    const fresh = this.pool.allocate(toAllocate);
+    this.held += toAllocate;
+    for (const b of fresh) st.blocks.push(b);
+    return fresh;
+  }
+
+  private checkComputed(request: KvCacheRequest, st: ReqState, computed: readonly BlockId[]): void {
+    if (st.blocks.length > 0) {
+      throw new KvmgrError('KVMGR_INVALID_STATE', `request ${JSON.stringify(request.requestId)} already holds blocks; computed blocks are only taken by a request without blocks`, {
+        details: { requestId: request.requestId },
+      });
+    }
+    st.keys.extend(request.tokenIds, computed.length);
+    for (let i = 0; i < computed.length; i++) {
+      const b = computed[i] as number;
+      if (!(b >= 0 && b < this.numBlocks) || this.cached[b] !== 1 || this.cachedHi[b] !== st.keys.hi(i) || this.cachedLo[b] !== st.keys.lo(i)) {
+        throw new KvmgrError('KVMGR_INVALID_STATE', `computed block ${b} (#${i}) of request ${JSON.stringify(request.requestId)} no longer holds its prefix (evicted since getComputedBlocks?)`, {
+          details: { requestId: request.requestId, block: b, index: i },
+        });
+      }
+    }
+  }
+
+  /** Evicts `n` cached blocks no request uses (the caller checked there are enough) and frees them. */
+  private evict(n: number): void {
+    const { blocks } = this.prefixCache.evict(n);
+    for (const b of blocks) {
+      this.cached[b] = 0;
+      this.numCached--;
+      this.onEvent?.({ type: 'BlockRemoved', blockHashes: [blockKeyToU64(this.cachedHi[b] as number, this.cachedLo[b] as number)], medium: 'GPU' });
+    }
+    this.nEvicted += blocks.length;
+    this.pool.free(blocks);
+  }
+
+  /**
+   * Makes the request's full blocks up to `numTokens` matchable (call it once the step computed
+   * their tokens). Emits one `BlockStored` for the blocks stored by this call. A block another
+   * request cached first under the same key is deduplicated: the request switches to the cached
+   * block and its own copy returns to the pool (vLLM keeps both copies; one copy keeps the event
+   * stream and the cache in one-to-one correspondence).
+   *
+   * @param request - a request holding blocks.
+   * @param numTokens - tokens with computed KV. @default request.numComputedTokens
+   * @returns the number of blocks newly stored.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when `request.tokenIds` is shorter than the
+   *   full blocks to cache.
+   * @see vllm-project/vllm:vllm/v1/core/block_pool.py (`cache_full_blocks`)
+   */
+  cacheFullBlocks(request: KvCacheRequest, numTokens: number = request.numComputedTokens): number {
+    requireNonNegativeInt('numTokens', numTokens);
+    if (!this.enableCaching) return 0;
+    const st = this.reqs.get(request.requestId);
+    if (st === undefined) return 0;
+    const n = Math.min(Math.floor(numTokens / this.blockSize), st.blocks.length);
+    const from = st.numCachedBlocks;
+    if (n <= from) return 0;
+    st.keys.extend(request.tokenIds, n);
+    const res = this.prefixCache.insert(st.keys.keys.subarray(0, KEY_WORDS * n), st.blocks);
+    const existing = res.existingLength / KEY_WORDS;
+    if (existing > from) this.dedup(st, from, existing);
+    const stored = res.adoptedBlocks.length;
+    if (stored > 0) {
+      const hashes: bigint[] = [];
+      for (let i = existing; i < n; i++) {
+        const b = st.blocks[i] as number;
+        this.cached[b] = 1;
+        this.cachedHi[b] = st.keys.hi(i);
+        this.cachedLo[b] = st.keys.lo(i);
+        hashes.push(blockKeyToU64(st.keys.hi(i), st.keys.lo(i)));
+      }
+      this.pool.share(res.adoptedBlocks);
+      this.numCached += stored;
+      this.nStored += stored;
+      if (this.onEvent) {
+        const tokenIds: number[] = [];
+        for (let t = existing * this.blockSize; t < n * this.blockSize; t++) tokenIds.push(request.tokenIds[t] as number);
+        const parent = existing === 0 ? null : blockKeyToU64(st.keys.hi(existing - 1), st.keys.lo(existing - 1));
+        const ev: KvEvent = { type: 'BlockStored', blockHashes: hashes, parentBlockHash: parent, tokenIds, blockSize: this.blockSize, medium: 'GPU' };
+        this.onEvent(st.namespace?.lora === undefined ? ev : { ...ev, loraName: st.namespace.lora });
+      }
+    }
+    this.prefixCache.lock(res.node);
+    if (st.lockNode !== -1) this.prefixCache.unlock(st.lockNode);
+    st.lockNode = res.node;
+    st.numCachedBlocks = n;
+    return stored;
+  }
+
+  /** Blocks `[from, to)` of the request were cached by another request first: take the cached copies. */
+  private dedup(st: ReqState, from: number, to: number): void {
+    const m = this.prefixCache.match(st.keys.keys.subarray(0, KEY_WORDS * to), { touch: false });
+    const own: BlockId[] = [];
+    for (let i = from; i < to; i++) {
+      const c = m.blocks[i] as number;
+      if (this.userRefs(c) === 0) this.held++;
+      this.pool.share([c]);
+      own.push(st.blocks[i] as number);
+      st.blocks[i] = c;
+    }
+    this.pool.free(own);
+    this.held -= own.length;
+    this.nDeduped += own.length;
+  }
+
+  /**
+   * Releases the request's blocks, last block first (so its tail is evicted first, as vLLM).
+   * Cached blocks stay matchable until evicted; others return to the pool. Forgets the request.
+   * No-op for an unknown request.
+   *
+   * @param request - the request (or its id).
+   * @see vllm-project/vllm:vllm/v1/core/kv_cache_manager.py (`free`)
+   */
+  free(request: KvCacheRequest | string): void {
+    const id = typeof request === 'string' ? request : request.requestId;
+    const st = this.reqs.get(id);
+    if (st === undefined) return;
+    const rev = st.blocks.slice().reverse();
+    this.pool.free(rev);
+    for (const b of rev) if (this.userRefs(b) === 0) this.held--;
+    if (st.lockNode !== -1) this.prefixCache.unlock(st.lockNode);
+    this.reqs.delete(id);
+  }
+
+  /**
+   * Drops every cached block and emits `AllBlocksCleared`; refused while any request holds
+   * blocks (vLLM returns False then, e.g. during RLHF weight updates with requests in flight).
+   *
+   * @returns true when the cache was reset.
+   * @see vllm-project/vllm:vllm/v1/core/block_pool.py (`reset_prefix_cache`)
+   */
+  resetPrefixCache(): boolean {
+    if (this.held > 0) return false;
+    const blocks: BlockId[] = [];
+    for (let b = 0; b < this.numBlocks; b++) if (this.cached[b] === 1) blocks.push(b);
+    this.prefixCache.clear();
+    this.cached.fill(0);
+    this.numCached = 0;
+    this.pool.free(blocks);
+    this.onEvent?.({ type: 'AllBlocksCleared', medium: 'GPU' });
+    return true;
+  }
+
+  /** The request's blocks in token order (a copy); empty for an unknown request. */
+  getBlocks(requestId: string): BlockId[] {
+    return this.reqs.get(requestId)?.blocks.slice() ?? [];
+  }
+
+  /** Number of blocks the request holds (O(1)); 0 for an unknown request. */
+  getNumBlocks(requestId: string): number {
+    return this.reqs.get(requestId)?.blocks.length ?? 0;
+  }
+
+  /** Leading blocks of the request that are cached. 0 for an unknown request. */
+  getNumCachedBlocks(requestId: string): number {
+    return this.reqs.get(requestId)?.numCachedBlocks ?? 0;
+  }
+
+  /**
+   * Requests holding `block` (vLLM's `ref_cnt`; the prefix cache's own reference is not counted).
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an id out of range.
+   */
+  refCount(block: BlockId): number {
+    return this.userRefs(block);
+  }
+
+  /** True when `block` holds a matchable prefix. */
+  isCached(block: BlockId): boolean {
+    return this.cached[block] === 1;
+  }
+
+  /** Calls `fn(block, hashHi, hashLo)` for every cached block, by block id (tests, debugging). */
+  forEachCachedBlock(fn: (block: BlockId, hashHi: number, hashLo: number) => void): void {
+    for (let b = 0; b < this.numBlocks; b++) if (this.cached[b] === 1) fn(b, this.cachedHi[b] as number, this.cachedLo[b] as number);
+  }
+
+  /**
+   * Checks the accounting (tests, debugging): pool references = requests holding the block + 1 if
+   * cached; a block is free iff unreferenced; held / cached / evictable counts match.
+   * @throws KvmgrError `KVMGR_VERIFY_FAILED` naming the first broken invariant.
+   */
+  verify(): void {
+    const fail = (m: string): never => {
+      throw new KvmgrError('KVMGR_VERIFY_FAILED', `KvCacheManager: ${m}`);
+    };
+    this.pool.verify();
+    const users = new Int32Array(this.numBlocks);
+    for (const [id, st] of this.reqs) {
+      const seen = new Set<number>();
+      for (const b of st.blocks) {
+        if (seen.has(b)) fail(`request ${id} holds block ${b} twice`);
+        seen.add(b);
+        users[b] = (users[b] as number) + 1;
+      }
+      for (let i = 0; i < st.numCachedBlocks; i++) {
+        const b = st.blocks[i] as number;
+        if (this.cached[b] !== 1 || this.cachedHi[b] !== st.keys.hi(i) || this.cachedLo[b] !== st.keys.lo(i)) fail(`request ${id} block #${i} (${b}) is not cached under its key`);
+      }
+    }
+    let held = 0;
+    let cached = 0;
+    let cachedFree = 0;
+    for (let b = 0; b < this.numBlocks; b++) {
+      const c = this.cached[b] as number;
+      const u = users[b] as number;
+      if (this.pool.refCount(b) !== u + c) fail(`block ${b} has ${this.pool.refCount(b)} pool references, expected ${u} requests + ${c} cache`);
+      if (u > 0) held++;
+      cached += c;
+      if (c === 1 && u === 0) cachedFree++;
+    }
+    if (held !== this.held) fail(`${held} blocks are held, counter says ${this.held}`);
+    if (cached !== this.numCached) fail(`${cached} blocks are cached, counter says ${this.numCached}`);
+    if (cachedFree !== this.prefixCache.evictablePages) fail(`${cachedFree} cached blocks are unused, prefix cache says ${this.prefixCache.evictablePages} evictable`);
+  }
+}
