@@ -6,8 +6,20 @@
  */
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { KvmgrError } from '@kvmgr/core';
-import { EVICTION_POLICY_NAMES, type EvictionPolicyName, blockAccessSequence, createEvictionPolicy, readBlockTrace, replayBlockTrace } from '@kvmgr/eviction';
+import {
+  EVICTION_POLICY_NAMES,
+  type EvictionPolicyName,
+  type SuitePoint,
+  type SuiteWorkload,
+  blockAccessSequence,
+  createEvictionPolicy,
+  generatedSuiteWorkloads,
+  readBlockTrace,
+  replayBlockTrace,
+  runEvictionSuite,
+} from '@kvmgr/eviction';
 import { writeOutputs } from './output.js';
 import { createProgress } from './progress.js';
 import { BUNDLED_TRACE } from './program.js';
@@ -23,7 +35,12 @@ export interface EvictionEvalFlags {
   json?: boolean;
   out?: string;
   progress?: boolean;
+  /** Run every policy over the workload suite (the Mooncake trace + generated shapes). */
+  suite?: boolean;
 }
+
+/** The whole Mooncake conversation trace, where the workspace keeps it beside the repository. */
+const SHARED_MOONCAKE = fileURLToPath(new URL('../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl', import.meta.url));
 
 /** Defaults of `kvmgr eviction eval`: #5's capacities, every policy, Belady included. */
 export const EVICTION_DEFAULTS = Object.freeze({ capacities: [1000, 3000, 10000, 30000], policies: [...EVICTION_POLICY_NAMES] as string[], out: 'kvmgr-eviction' });
@@ -59,6 +76,7 @@ export function validatePolicies(names: readonly string[]): EvictionPolicyName[]
 
 /** Runs `kvmgr eviction eval`. */
 export async function runEvictionEval(flags: EvictionEvalFlags): Promise<void> {
+  if (flags.suite) return runSuite(flags);
   const trace = flags.trace ?? BUNDLED_TRACE;
   if (!existsSync(trace)) throw new KvmgrError('KVMGR_NOT_FOUND', `--trace ${trace}: no such file`);
   if (!trace.endsWith('.jsonl')) {
@@ -147,4 +165,53 @@ function fmtShare(x: number | undefined): string {
 
 function report(trace: string, requests: number, blocks: number, points: readonly EvictionPoint[]) {
   return { kind: 'kvmgr.eviction', version: 1, trace, requests, blockReferences: blocks, points };
+}
+
+/**
+ * `kvmgr eviction eval --suite`: every policy over the Mooncake conversation trace (`--trace`,
+ * else the whole trace in shared/traces when present, else the bundled sample) and the
+ * generated shapes of `@kvmgr/eviction`; prints hit ratio and share of Belady per shape and
+ * capacity, and the best fixed policy per cell; `--json` prints the points instead.
+ */
+async function runSuite(flags: EvictionEvalFlags): Promise<void> {
+  const trace = flags.trace ?? (existsSync(SHARED_MOONCAKE) ? SHARED_MOONCAKE : BUNDLED_TRACE);
+  if (!existsSync(trace)) throw new KvmgrError('KVMGR_NOT_FOUND', `--trace ${trace}: no such file`);
+  const policies = validatePolicies(flags.policies ?? EVICTION_DEFAULTS.policies);
+  const capacities = [...new Set(flags.capacities ?? EVICTION_DEFAULTS.capacities)].sort((a, b) => a - b);
+  const real = readBlockTrace(trace);
+  const label = trace === BUNDLED_TRACE ? 'mooncake (bundled sample)' : 'mooncake';
+  const workloads: SuiteWorkload[] = [
+    { name: label, description: `Mooncake conversation trace (${basename(trace)})`, requests: flags.limit === undefined ? real : real.slice(0, flags.limit) },
+    ...generatedSuiteWorkloads().map((w) => (flags.limit === undefined ? w : { ...w, requests: w.requests.slice(0, flags.limit) })),
+  ];
+  const progress = createProgress(flags.progress !== false && process.stderr.isTTY === true);
+  const started = performance.now();
+  progress.start('suite', workloads.length * policies.length * capacities.length, 'replays');
+  let points: SuitePoint[];
+  try {
+    points = runEvictionSuite(workloads, { capacities, policies, onProgress: (d) => progress.update(d) });
+  } finally {
+    progress.stop();
+  }
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify({ kind: 'kvmgr.eviction-suite', version: 1, workloads: workloads.map((w) => ({ name: w.name, description: w.description, requests: w.requests.length })), points }, null, 2)}\n`);
+    return;
+  }
+  const at = (w: string, p: string, c: number) => points.find((x) => x.workload === w && x.policy === p && x.capacity === c) as SuitePoint;
+  const online = policies.filter((p) => p !== 'belady');
+  const fixed = online.filter((p) => p !== 'adaptive');
+  const lines = [`eviction suite: ${policies.length} policies × ${workloads.length} workload shapes × ${capacities.length} capacities in ${((performance.now() - started) / 1000).toFixed(1)} s (block hit ratio, prefix semantics; share of Belady in parentheses)`];
+  for (const w of workloads) {
+    lines.push('', `${w.name}: ${w.description}; ${w.requests.length} requests`, '');
+    const rows = capacities.map((c) => {
+      const cells = policies.map((p) => {
+        const x = at(w.name, p, c);
+        return p === 'belady' ? fmtNum(x.hitRatio, 3) : `${fmtNum(x.hitRatio, 3)} (${fmtShare(x.shareOfBelady)})`;
+      });
+      const best = fixed.length === 0 ? undefined : fixed.map((p) => at(w.name, p, c)).reduce((a, b) => (b.hitRatio > a.hitRatio ? b : a));
+      return [String(c), ...cells, best === undefined ? '-' : best.policy];
+    });
+    lines.push(formatTable(['capacity (blocks)', ...policies, 'best fixed'], rows));
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -45,7 +45,7 @@ const EVICTION_DESCRIPTIONS: Readonly<Record<string, string>> = {
   sieve: 'FIFO with a visited bit and a moving hand (Zhang et al., NSDI 2024)',
   gdsf: 'greedy-dual size frequency: cost x frequency / size, aged',
   predictive: 'learned reuse classes over block features; evicts the class least likely to be reused soon',
-  adaptive: 'learns online which expert policy (LRU, LFU, ARC, GDSF, S3-FIFO, predictive) to follow, by regret (LeCaR / CACHEUS)',
+  adaptive: 'follows whichever of LRU, LFU, ARC, GDSF, S3-FIFO, predictive leads in sampled shadow simulations (LeCaR / CACHEUS style)',
   belady: "offline optimum (needs the future access sequence): the bound, not a policy to run",
 };
 

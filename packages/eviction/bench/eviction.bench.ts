@@ -1,7 +1,7 @@
 import { type EvictionPolicy, type VictimCandidate, createRng } from '@kvmgr/core';
 import { LRUCache } from 'lru-cache';
 import type { BenchSuite } from '../../../bench/types.js';
-import { ArcPolicy, GdsfPolicy, LfuPolicy, LruPolicy, PredictivePolicy, S3FifoPolicy, SievePolicy, SloAwareVictimSelector, VllmVictimSelector } from '../src/index.js';
+import { AdaptivePolicy, ArcPolicy, GdsfPolicy, LfuPolicy, LruPolicy, PredictivePolicy, S3FifoPolicy, SievePolicy, SloAwareVictimSelector, VllmVictimSelector } from '../src/index.js';
 
 const ENTRIES = 100_000;
 /** Keys drawn from 1.5× the capacity: about two thirds of accesses hit. */
@@ -84,6 +84,8 @@ export function createSuite(): BenchSuite {
       { name: 'sieve 100k mix ×1000', fn: ours(new SievePolicy({ initialCapacity: ENTRIES * 2 })), baseline: lruName },
       { name: 'gdsf 100k mix ×1000', fn: ours(new GdsfPolicy({ initialCapacity: ENTRIES * 2 })), baseline: lruName },
       { name: 'predictive 100k mix ×1000', fn: ours(new PredictivePolicy({ initialCapacity: ENTRIES * 2 })), baseline: lruName },
+      // follows predictive (its default first expert) unless a sampled simulation leads; 4,096-key simulations
+      { name: 'adaptive 100k mix ×1000', fn: ours(new AdaptivePolicy({ capacity: ENTRIES, initialCapacity: ENTRIES * 2 })), baseline: lruName },
       { name: 'vllm selectVictims 4096 candidates', fn: () => void (sink += vllm.selectVictims(candidates, 64, 0).freedBlocks), latencySamples: 5000 },
       {
         name: 'slo-aware selectVictims 4096 candidates',

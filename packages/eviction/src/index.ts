@@ -17,6 +17,8 @@ export { GdsfPolicy } from './gdsf.js';
 export type { GdsfOptions } from './gdsf.js';
 export { PredictivePolicy } from './predictive.js';
 export type { PredictiveOptions, PredictiveEntryInfo } from './predictive.js';
+export { AdaptivePolicy, ADAPTIVE_EXPERT_NAMES } from './adaptive.js';
+export type { AdaptiveOptions, AdaptiveExpertName, AdaptiveState } from './adaptive.js';
 export { BeladyPolicy } from './belady.js';
 export type { BeladyOptions } from './belady.js';
 export { SloAwareVictimSelector, VllmVictimSelector, SglangVictimSelector } from './victim-selectors.js';
@@ -30,5 +32,9 @@ export {
   VICTIM_SELECTOR_NAMES,
 } from './registry.js';
 export type { EvictionPolicyName, EvictionPolicyOptions, VictimSelectorName } from './registry.js';
+export { generateBlockWorkload, WORKLOAD_SHAPES, WORKLOAD_DESCRIPTIONS } from './workloads.js';
+export type { WorkloadShape, BlockWorkloadOptions } from './workloads.js';
+export { runEvictionSuite, generatedSuiteWorkloads } from './suite.js';
+export type { SuiteWorkload, SuitePoint, EvictionSuiteOptions } from './suite.js';
 export { readBlockTrace, replayBlockTrace, blockAccessSequence, followUpGapsMs } from './block-trace.js';
 export type { BlockTraceRequest, BlockAccessInfo, BlockReplayResult } from './block-trace.js';

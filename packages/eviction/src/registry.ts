@@ -2,6 +2,7 @@
  * Registries: build a node-level policy or a victim selector by name.
  */
 import { type EvictionPolicy, type VictimSelector, requireOneOf, requirePositiveInt } from '@kvmgr/core';
+import { AdaptivePolicy } from './adaptive.js';
 import { ArcPolicy } from './arc.js';
 import { BeladyPolicy } from './belady.js';
 import { GdsfPolicy, type GdsfOptions } from './gdsf.js';
@@ -13,7 +14,7 @@ import { SievePolicy } from './sieve.js';
 import { type BaselineSelectorOptions, type SloAwareOptions, SloAwareVictimSelector, SglangVictimSelector, VllmVictimSelector } from './victim-selectors.js';
 
 /** Names accepted by {@link createEvictionPolicy}. */
-export const EVICTION_POLICY_NAMES = ['lru', 'lfu', 'arc', 's3fifo', 'sieve', 'gdsf', 'predictive', 'belady'] as const;
+export const EVICTION_POLICY_NAMES = ['lru', 'lfu', 'arc', 's3fifo', 'sieve', 'gdsf', 'predictive', 'adaptive', 'belady'] as const;
 /** A node-level policy name. */
 export type EvictionPolicyName = (typeof EVICTION_POLICY_NAMES)[number];
 
@@ -25,6 +26,12 @@ export interface EvictionPolicyOptions extends GdsfOptions, PredictiveOptions {
   readonly smallRatio?: number;
   /** S3-FIFO ghost fraction. @default 0.9 */
   readonly ghostRatio?: number;
+  /** `adaptive`: the experts it may follow. @default ['lru', 'lfu', 'arc', 'gdsf', 's3fifo', 'predictive'] */
+  readonly experts?: readonly string[];
+  /** `adaptive`: the expert followed first. @default 'lru' */
+  readonly initialExpert?: string;
+  /** `adaptive`: keys per miniature simulation (sampling rate = min(1, sampledKeys / capacity)). @default 4096 */
+  readonly sampledKeys?: number;
   /** Belady's future accesses (required by `belady`). */
   readonly accesses?: ArrayLike<number>;
 }
@@ -32,7 +39,7 @@ export interface EvictionPolicyOptions extends GdsfOptions, PredictiveOptions {
 /**
  * Builds a node-level eviction policy by name.
  * @param name - one of {@link EVICTION_POLICY_NAMES}.
- * @param options - `capacity` for `arc`/`s3fifo`, `accesses` for `belady`, policy options otherwise.
+ * @param options - `capacity` for `arc`/`s3fifo`/`adaptive`, `accesses` for `belady`, policy options otherwise.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown name or a missing/invalid option.
  */
 export function createEvictionPolicy(name: string, options: EvictionPolicyOptions = {}): EvictionPolicy {
@@ -58,6 +65,14 @@ export function createEvictionPolicy(name: string, options: EvictionPolicyOption
       return new GdsfPolicy(options);
     case 'predictive':
       return new PredictivePolicy(options);
+    case 'adaptive':
+      return new AdaptivePolicy({
+        ...init,
+        capacity: requirePositiveInt('options.capacity', options.capacity),
+        ...(options.experts === undefined ? {} : { experts: options.experts }),
+        ...(options.initialExpert === undefined ? {} : { initialExpert: options.initialExpert }),
+        ...(options.sampledKeys === undefined ? {} : { sampledKeys: options.sampledKeys }),
+      });
     case 'belady':
       return new BeladyPolicy({ accesses: options.accesses as ArrayLike<number> });
   }

@@ -1,5 +1,5 @@
 import { isKvmgrError } from '@kvmgr/core';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -84,5 +84,16 @@ describe('Mooncake conversation trace, block hit ratio with prefix semantics', (
       expect(isKvmgrError(e, 'KVMGR_BAD_TRACE')).toBe(true);
       expect((e as Error).message).toContain(':2:');
     }
+  });
+});
+
+describe.skipIf(!existsSync(TRACE))(`adaptive on the Mooncake conversation trace (skipped: ${TRACE} not found)`, () => {
+  it('keeps >= 95% of predictive at 1k / 3k / 10k / 30k blocks (issue #20, check 2)', () => {
+    const requests = readBlockTrace(TRACE);
+    const predictive = [0.08491, 0.14147, 0.2339, 0.33078];
+    [1000, 3000, 10000, 30000].forEach((c, i) => {
+      const got = replayBlockTrace(requests, createEvictionPolicy('adaptive', { capacity: c }), c).hitRatio;
+      expect(got / (predictive[i] as number), `${c} blocks`).toBeGreaterThanOrEqual(0.95);
+    });
   });
 });

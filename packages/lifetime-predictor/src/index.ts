@@ -21,6 +21,8 @@ export { trainHistGbdt, predictHistGbdt } from './hist-gbdt.js';
 export type { HistGbdtModel, HistGbdtOptions } from './hist-gbdt.js';
 export { LstmPredictor } from './lstm.js';
 export type { LstmPredictorOptions } from './lstm.js';
+export { AutoPredictor } from './model-selection.js';
+export type { AutoPredictorOptions, ServingModel } from './model-selection.js';
 export { LstmForward } from './lstm-forward.js';
 export type { LstmWeights } from './lstm-forward.js';
 export { FeatureEncoder, FEATURE_NAMES, FEATURE_DIM } from './feature-encoder.js';
@@ -33,7 +35,7 @@ export type { EmbeddingLoadOptions, EmbeddingLoadPrediction, EmbeddingQueueState
 export { evaluatePrequential } from './evaluate.js';
 export type { EvaluateOptions, EvaluationResult } from './evaluate.js';
 export { kendallTau } from './kendall.js';
-export { parseMooncakeTrace, parseAzureTrace, loadTrace } from './traces.js';
+export { parseMooncakeTrace, parseAzureTrace, parseLengthTrace, loadTrace } from './traces.js';
 export type { TraceRecord } from './traces.js';
 export { templatedWorkload } from './synthetic.js';
 export type { TemplatedWorkloadOptions } from './synthetic.js';

@@ -18,7 +18,7 @@ function trained(name: string, n = 400): LifetimePredictor {
 
 describe('registry', () => {
   it('lists every predictor and builds each by name', () => {
-    expect(listPredictors()).toEqual(['constant', 'global-median', 'ewma', 'quantile', 'gbdt', 'lstm']);
+    expect(listPredictors()).toEqual(['constant', 'global-median', 'ewma', 'quantile', 'gbdt', 'lstm', 'auto']);
     for (const n of FAST) expect(createPredictor(n).name).toBe(n);
   });
 

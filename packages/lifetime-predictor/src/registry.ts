@@ -13,6 +13,8 @@ import type { GbdtPredictorOptions } from './gbdt.js';
 import { GlobalMedianPredictor } from './global-median.js';
 import type { GlobalMedianPredictorOptions } from './global-median.js';
 import { LstmPredictor } from './lstm.js';
+import { AutoPredictor } from './model-selection.js';
+import type { AutoPredictorOptions } from './model-selection.js';
 import type { LstmPredictorOptions } from './lstm.js';
 import { QuantilePredictor } from './quantile.js';
 import type { QuantilePredictorOptions } from './quantile.js';
@@ -25,6 +27,7 @@ export interface PredictorOptionsByName {
   quantile: QuantilePredictorOptions;
   gbdt: GbdtPredictorOptions;
   lstm: LstmPredictorOptions;
+  auto: AutoPredictorOptions;
 }
 
 /** A registered predictor name. */
@@ -37,6 +40,7 @@ const FACTORIES: { readonly [K in PredictorName]: (o: PredictorOptionsByName[K])
   quantile: (o) => new QuantilePredictor(o),
   gbdt: (o) => new GbdtPredictor(o),
   lstm: (o) => new LstmPredictor(o),
+  auto: (o) => new AutoPredictor(o),
 };
 
 /** The registered predictor names, in order of model complexity. */

@@ -100,7 +100,38 @@ export function parseAzureTrace(text: string, source = 'azure'): TraceRecord[] {
 }
 
 /**
- * Reads a trace file, choosing the parser by extension (`.jsonl` → Mooncake, `.csv` → Azure).
+ * Parses a length-only CSV (`num_prefill_tokens,num_decode_tokens,…`: the ShareGPT, Arxiv and
+ * BWB statistics of Vidur/etalon). The rows have no timestamps or sessions: only
+ * `promptTokens` is known, in file order.
+ * @param text - file contents.
+ * @param source - name used in errors.
+ * @throws KvmgrError `KVMGR_BAD_TRACE` on a wrong header or a row whose first two fields are not
+ *   integers ≥ 0 (`source:line: reason`, line 1-based).
+ */
+export function parseLengthTrace(text: string, source = 'lengths'): TraceRecord[] {
+  const lines = text.split(/\r?\n/);
+  const header = (lines[0] ?? '').split(',');
+  if (header[0] !== 'num_prefill_tokens' || header[1] !== 'num_decode_tokens') {
+    throw badTrace(source, 1, `expected a header starting num_prefill_tokens,num_decode_tokens, got ${JSON.stringify(lines[0] ?? '')}`);
+  }
+  const out: TraceRecord[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.trim() === '') continue;
+    const [a, b] = line.split(',');
+    const prompt = Number(a);
+    const output = Number(b);
+    if (!Number.isInteger(prompt) || prompt < 0 || !Number.isInteger(output) || output < 0) {
+      throw badTrace(source, i + 1, `expected integer token counts >= 0, got ${JSON.stringify(line)}`);
+    }
+    out.push({ features: { promptTokens: prompt }, actualOutputTokens: output });
+  }
+  return out;
+}
+
+/**
+ * Reads a trace file, choosing the parser by extension (`.jsonl` → Mooncake, `.csv` → Azure, or
+ * a length-only CSV when its header starts with `num_prefill_tokens`).
  * @throws KvmgrError `KVMGR_NOT_FOUND` when unreadable, `KVMGR_BAD_TRACE` on a bad row or an
  *   unknown extension.
  */
@@ -112,6 +143,6 @@ export function loadTrace(path: string): TraceRecord[] {
     throw new KvmgrError('KVMGR_NOT_FOUND', `cannot read trace ${JSON.stringify(path)}`, { cause: e });
   }
   if (path.endsWith('.jsonl')) return parseMooncakeTrace(text, path);
-  if (path.endsWith('.csv')) return parseAzureTrace(text, path);
+  if (path.endsWith('.csv')) return text.startsWith('num_prefill_tokens') ? parseLengthTrace(text, path) : parseAzureTrace(text, path);
   throw badTrace(path, 0, 'unknown trace format: expected a .jsonl (Mooncake) or .csv (Azure) file');
 }

@@ -1,0 +1,147 @@
+import { isKvmgrError } from '@kvmgr/core';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AdaptivePolicy } from './adaptive.js';
+import { replayBlockTrace } from './block-trace.js';
+import { createEvictionPolicy } from './registry.js';
+import { generateBlockWorkload } from './workloads.js';
+
+const KEYS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 4294967295, 2147483648, 123456789];
+type Op = { op: 'insert' | 'touch' | 'remove' | 'evict' | 'bad'; key: number; depth: number };
+const opArb = fc.record({
+  op: fc.constantFrom<Op['op']>('insert', 'insert', 'insert', 'touch', 'touch', 'remove', 'evict', 'bad'),
+  key: fc.constantFrom(...KEYS),
+  depth: fc.integer({ min: 0, max: 3 }),
+});
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (e) {
+    if (!isKvmgrError(e)) throw e;
+    return e.code;
+  }
+}
+
+/** What an outside observer sees of a policy. */
+function snapshot(p: { size: number; victim(): number; has(k: number): boolean }): [number, number, boolean[]] {
+  return [p.size, p.victim(), KEYS.map((k) => p.has(k))];
+}
+
+describe('AdaptivePolicy', () => {
+  it.each(['lru', 'lfu', 'arc', 's3fifo', 'gdsf', 'predictive'])('with the single expert %s it is that expert, operation for operation', (name) => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 150 }), (ops) => {
+        const cap = 5;
+        const a = new AdaptivePolicy({ capacity: cap, experts: [name] });
+        const ref = createEvictionPolicy(name, { capacity: cap });
+        for (const { op, key, depth } of ops) {
+          const info = { depth, promptBlocks: 4, nowUs: 0 };
+          if (op === 'insert' || op === 'bad') {
+            if (op === 'bad') expect(codeOf(() => a.insert(key, { cost: -1 }))).toBe('KVMGR_INVALID_ARGUMENT');
+            else if (!ref.has(key)) {
+              while (ref.size >= cap) {
+                const v = ref.victim();
+                expect(a.victim()).toBe(v);
+                ref.remove(v);
+                a.remove(v);
+              }
+              ref.insert(key, info);
+              a.insert(key, info);
+            } else {
+              ref.touch(key, info);
+              a.insert(key, info);
+            }
+          } else if (op === 'touch') {
+            ref.touch(key, info);
+            a.touch(key, info);
+          } else if (op === 'remove') {
+            ref.remove(key);
+            a.remove(key);
+          } else {
+            const v = ref.victim();
+            expect(a.victim()).toBe(v);
+            if (v !== -1) {
+              ref.remove(v);
+              a.remove(v);
+            }
+          }
+          expect(snapshot(a)).toEqual(snapshot(ref));
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('switching between all experts keeps a consistent resident set; a throw changes nothing', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => {
+        const cap = 4;
+        // switch as eagerly as possible: compare every 4 sampled accesses, no warm-up, no margin
+        const a = new AdaptivePolicy({ capacity: cap, warmup: 0, evaluateEvery: 4, margin: 0, confidence: 0 });
+        const model = new Set<number>(); // the reference: resident = inserted and not removed
+        for (const { op, key, depth } of ops) {
+          const info = { depth, promptBlocks: 4, nowUs: 0 };
+          const before = snapshot(a);
+          if (op === 'bad') {
+            expect(codeOf(() => a.insert(-1))).toBe('KVMGR_INVALID_ARGUMENT');
+            expect(codeOf(() => a.insert(key, { reuseProbability: 2 } as never))).toBe('KVMGR_INVALID_ARGUMENT');
+            expect(codeOf(() => a.touch(key, { size: 0 }))).toBe('KVMGR_INVALID_ARGUMENT');
+            expect(snapshot(a)).toEqual(before);
+          } else if (op === 'insert') {
+            if (!model.has(key) && model.size >= cap) {
+              expect(codeOf(() => a.insert(key, info))).toBe('KVMGR_INVALID_STATE');
+              expect(snapshot(a)).toEqual(before);
+            } else {
+              a.insert(key, info);
+              model.add(key);
+            }
+          } else if (op === 'touch') a.touch(key, info);
+          else if (op === 'remove') {
+            a.remove(key);
+            model.delete(key);
+          } else {
+            const v = a.victim();
+            if (model.size === 0) expect(v).toBe(-1);
+            else {
+              expect(model.has(v)).toBe(true);
+              a.remove(v);
+              model.delete(v);
+            }
+          }
+          expect(a.size).toBe(model.size);
+          for (const k of KEYS) expect(a.has(k)).toBe(model.has(k));
+          expect(a.size).toBeLessThanOrEqual(cap);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('switches to the expert whose simulation leads, and clear() starts over', () => {
+    const a = new AdaptivePolicy({ capacity: 1000 });
+    expect(a.state().following).toBe('predictive');
+    // phase-shift: Zipf RAG, then agentic sessions: at 3k blocks the simulations prefer ARC
+    const b = new AdaptivePolicy({ capacity: 3000 });
+    const r = replayBlockTrace(generateBlockWorkload('phase-shift'), b, 3000);
+    expect(b.state().switches).toBeGreaterThan(0);
+    expect(b.state().sampleRate).toBe(1);
+    const lru = replayBlockTrace(generateBlockWorkload('phase-shift'), createEvictionPolicy('lru'), 3000);
+    expect(r.hitRatio).toBeGreaterThan(lru.hitRatio);
+    b.clear();
+    expect([b.size, b.victim(), b.state().following, b.state().switches]).toEqual([0, -1, 'predictive', 0]);
+  });
+
+  it('refuses bad options with KVMGR_INVALID_ARGUMENT', () => {
+    for (const bad of [{ capacity: 0 }, { capacity: 4, experts: [] }, { capacity: 4, experts: ['lru', 'lru'] }, { capacity: 4, experts: ['belady'] }, { capacity: 4, experts: ['lru'], initialExpert: 'arc' }, { capacity: 4, margin: 2 }, { capacity: 4, sampledKeys: 0 }]) {
+      expect(codeOf(() => new AdaptivePolicy(bad as never)), JSON.stringify(bad)).toBe('KVMGR_INVALID_ARGUMENT');
+    }
+    expect(codeOf(() => createEvictionPolicy('adaptive', {}))).toBe('KVMGR_INVALID_ARGUMENT');
+  });
+
+  it('samples keys for large caches: a 100k-block cache simulates 4,096 keys', () => {
+    const a = new AdaptivePolicy({ capacity: 100_000 });
+    expect(a.state().sampleRate).toBeCloseTo(0.04096, 6);
+  });
+});
