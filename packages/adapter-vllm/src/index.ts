@@ -45,9 +45,11 @@ export type {
 export { openAiError, openAiErrorType, zodErrorToOpenAi, parseOpenAiRequest, formatIssuePath } from './openai-api-errors.js';
 export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParseResult } from './openai-api-errors.js';
 export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
+export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds } from './tokenizer.js';
 export type { ParseSseOptions } from './openai-api-sse.js';
 export { KvEventDecoder } from './kv-events/decode.js';
-export type { KvEventMessageFrames } from './kv-events/decode.js';
+export type { KvEventMessageFrames, KvEventBatchInfo } from './kv-events/decode.js';
+export type { CompactKvEvents } from './kv-events/compact-events.js';
 export { KvEventEncoder } from './kv-events/encode.js';
 export type { KvEventEncoding, KvEventEncoderOptions } from './kv-events/encode.js';
 export { REPLAY_END_SEQ, encodeSeq, decodeSeq } from './kv-events/wire.js';

@@ -13,9 +13,22 @@
 import type { AllBlocksCleared, BlockRemoved, BlockStored, KvEvent, KvEventBatch } from '@kvmgr/core';
 import { describeValue } from '@kvmgr/core';
 import { Decoder } from '@msgpack/msgpack';
+import { CompactBatchReader } from './compact-decode.js';
+import { CompactKvEvents } from './compact-events.js';
+import type { EngineKeyMap } from './engine-key-map.js';
 import { decodeSeq, protocolError } from './wire.js';
 
 const U64 = 64;
+
+/** What {@link KvEventDecoder.applyBatch} reports of the batch it applied. */
+export interface KvEventBatchInfo {
+  /** Seconds since the epoch (float). */
+  readonly ts: number;
+  /** Events in the batch. */
+  readonly events: number;
+  /** Data-parallel rank, or null when the batch does not say. */
+  readonly dataParallelRank: number | null;
+}
 
 /** One decoded PUB message: `[topic, seq, payload]`. */
 export interface KvEventMessageFrames {
@@ -187,6 +200,14 @@ function decodeEvent(e: unknown, w: string): KvEvent {
 export class KvEventDecoder {
   private readonly decoder = new Decoder({ useBigInt64: true });
   private readonly text = new TextDecoder('utf-8', { fatal: true });
+  private readonly compact = new CompactKvEvents();
+  private readonly reader = new CompactBatchReader((bytes) => this.decoder.decode(bytes));
+  /**
+   * Batches {@link applyBatch} could not take on its fast path and decoded the general way
+   * (malformed payloads included). A count that grows with every batch means the publisher uses
+   * an encoding the fast path leaves out: worth a look, not an error.
+   */
+  slowBatches = 0;
 
   /**
    * Decodes one msgpack payload into a batch.
@@ -227,6 +248,31 @@ export class KvEventDecoder {
     const out = new Array<KvEvent>(events.length);
     for (let i = 0; i < events.length; i++) out[i] = decodeEvent(events[i], `events[${i}]`);
     return { ts, events: out, dataParallelRank };
+  }
+
+  /**
+   * Decodes one payload and applies its events to `keys` — fused, for consumers that only need the
+   * engine-key map: the payload is read byte by byte into reused typed arrays and applied without
+   * building bigint hashes or event objects. The effect on `keys` is exactly that of
+   * `keys.applyEvents(this.decodeBatch(payload).events)`, errors included: a payload off the fast
+   * path (malformed, or a rare valid encoding) is decoded that way instead (see `slowBatches`).
+   *
+   * @param payload - the payload frame.
+   * @param keys - the map to apply the batch to.
+   * @returns the batch's `{ ts (s), events (count), dataParallelRank }`.
+   * @throws KvmgrError `KVMGR_PROTOCOL` naming the bad part, as {@link decodeBatch}; `keys` is then
+   *   unchanged (no event of the batch is applied).
+   */
+  applyBatch(payload: Uint8Array, keys: EngineKeyMap): KvEventBatchInfo {
+    const c = this.compact;
+    if (this.reader.read(payload, c)) {
+      keys.applyCompact(c);
+      return { ts: c.ts, events: c.count, dataParallelRank: c.dataParallelRank };
+    }
+    this.slowBatches++;
+    const batch = this.decodeBatch(payload);
+    keys.applyEvents(batch.events);
+    return { ts: batch.ts, events: batch.events.length, dataParallelRank: batch.dataParallelRank ?? null };
   }
 
   /**

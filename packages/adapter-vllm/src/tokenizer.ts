@@ -1,0 +1,85 @@
+/**
+ * Prompt → token ids, the way kvmgr's gateway and engine server both do it, so that the block
+ * keys a gateway computes for a request are the keys the engine caches it under.
+ *
+ * The vocabulary is Llama 3's (`llama3-tokenizer-js`, which ships it): a completion prompt
+ * string gets `<|begin_of_text|>` then its tokens (as vLLM's `add_special_tokens=True` does for
+ * Llama 3); a chat conversation is rendered with Llama 3's chat template (generation prompt
+ * added) and tokenised with its special tokens. Token-id prompts are used as they are. Content
+ * parts other than text (images, audio, video) have no tokens here: they are skipped, so two
+ * requests that differ only in an image share keys — a known limit of this tokenizer.
+ *
+ * @see meta-llama/llama-models: Llama 3 chat template (`<|start_header_id|>role<|end_header_id|>\n\n…<|eot_id|>`)
+ * @see vllm-project/vllm:vllm/entrypoints/openai/serving_engine.py (`_tokenize_prompt_input`)
+ */
+import llama3Tokenizer from 'llama3-tokenizer-js';
+import type { ChatMessage, CompletionPrompt } from './openai-api.js';
+
+/** `<|begin_of_text|>` in Llama 3's vocabulary. */
+export const LLAMA3_BOS_TOKEN_ID = 128000;
+
+/**
+ * Token ids of a text, without BOS/EOS (special-token strings such as `<|eot_id|>` in the text
+ * become their ids).
+ *
+ * @param text - any string.
+ * @returns Llama 3 token ids.
+ */
+export function encodeText(text: string): number[] {
+  return llama3Tokenizer.encode(text, { bos: false, eos: false });
+}
+
+/**
+ * The text of token ids (special tokens written as their strings).
+ *
+ * @param tokenIds - Llama 3 token ids.
+ */
+export function decodeTokens(tokenIds: readonly number[]): string {
+  return llama3Tokenizer.decode([...tokenIds]);
+}
+
+function messageText(m: ChatMessage): string {
+  const c = m.content;
+  if (c == null) return '';
+  if (typeof c === 'string') return c;
+  let out = '';
+  for (const part of c) if (part.type === 'text') out += out === '' ? part.text : `\n${part.text}`;
+  return out;
+}
+
+/**
+ * Renders a conversation with Llama 3's chat template, generation prompt included:
+ * `<|begin_of_text|>` + per message `<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>`
+ * + `<|start_header_id|>assistant<|end_header_id|>\n\n`.
+ *
+ * @param messages - OpenAI chat messages (text content parts are joined with `\n`).
+ */
+export function renderChatTemplate(messages: readonly ChatMessage[]): string {
+  let s = '<|begin_of_text|>';
+  for (const m of messages) s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${messageText(m)}<|eot_id|>`;
+  return `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`;
+}
+
+/**
+ * Token ids of a chat conversation (template rendered, then tokenised).
+ *
+ * @param messages - OpenAI chat messages.
+ */
+export function chatPromptTokenIds(messages: readonly ChatMessage[]): number[] {
+  return encodeText(renderChatTemplate(messages));
+}
+
+/**
+ * Token ids of each prompt of a `/v1/completions` request: a string gets BOS then its tokens; a
+ * token-id array is used as it is; a list gives one entry per prompt.
+ *
+ * @param prompt - the request's `prompt`.
+ * @returns one token-id array per prompt (length 1 unless the request is a batch).
+ */
+export function completionPromptTokenIds(prompt: CompletionPrompt): number[][] {
+  if (typeof prompt === 'string') return [[LLAMA3_BOS_TOKEN_ID, ...encodeText(prompt)]];
+  if (prompt.length === 0) return [];
+  const first = prompt[0];
+  if (typeof first === 'number') return [prompt as number[]];
+  return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? [LLAMA3_BOS_TOKEN_ID, ...encodeText(p)] : p));
+}
