@@ -1,0 +1,271 @@
+/**
+ * One upstream engine as the gateway sees it: its metrics scraper (core `createMetricsScraper`
+ * with the engine's adapter mapper), its KV-event subscriber (adapter-vllm `KvEventSubscriber`,
+ * feeding the shared block index), its health, and the requests in flight to it.
+ *
+ * Health is passive and active: a connection failure on a proxied request takes the endpoint
+ * out at once; `unhealthyThreshold` failed scrapes in a row take it out too; a scrape that
+ * *started after* the last failure and succeeded brings it back (so a scrape already in flight
+ * when the engine died cannot revive it).
+ */
+import type { EngineMetricsMapper, EngineSnapshot, KvEvent, MetricsScraper } from '@kvmgr/core';
+import { createMetricsScraper } from '@kvmgr/core';
+import { mapLmdeployMetrics } from '@kvmgr/adapter-lmdeploy';
+import { mapSglangMetrics } from '@kvmgr/adapter-sglang';
+import { createTgiMetricsMapper } from '@kvmgr/adapter-tgi';
+import { type KvEventDelivery, KvEventSubscriber, type KvEventSubscriberStats, mapVllmMetrics } from '@kvmgr/adapter-vllm';
+import type { EndpointConfig } from './config.js';
+
+/** A request in flight to an endpoint, counted at decision time. */
+export interface InFlight {
+  /** KV tokens reserved for it (prompt + max output), tokens. */
+  readonly tokens: number;
+  /** When it was routed, ms since the epoch. */
+  readonly routedAtMs: number;
+}
+
+/** What an endpoint reports to the gateway about KV events. */
+export interface EndpointEventSink {
+  onEvents(endpoint: Endpoint, events: readonly KvEvent[], lagS: number): void;
+}
+
+function mapperFor(config: EndpointConfig): EngineMetricsMapper {
+  switch (config.engine) {
+    case 'sglang':
+      return mapSglangMetrics;
+    case 'lmdeploy':
+      return mapLmdeployMetrics;
+    case 'tgi':
+      return createTgiMetricsMapper(config.kvCapacityTokens === null ? {} : { tokenCapacity: config.kvCapacityTokens });
+    default:
+      return mapVllmMetrics;
+  }
+}
+
+/** Options of an {@link Endpoint}. */
+export interface EndpointOptions {
+  readonly scrapeIntervalMs: number;
+  readonly unhealthyThreshold: number;
+  readonly sink: EndpointEventSink;
+  /** Called when the endpoint goes in or out of service. */
+  readonly onHealthChange?: (endpoint: Endpoint, healthy: boolean, why: string) => void;
+  /** Called after each successful scrape (admission re-checks the queue). */
+  readonly onScrape?: (endpoint: Endpoint) => void;
+}
+
+/**
+ * One upstream engine. Create with {@link Endpoint.start}; stop with {@link Endpoint.close}.
+ */
+export class Endpoint {
+  readonly config: EndpointConfig;
+  /** Requests in flight, by request id. */
+  readonly inFlight = new Map<string, InFlight>();
+  /** GPU blocks this endpoint holds per its KV events (or per routing history without events). */
+  cachedBlocks = 0;
+  /** Most recent KV-event lag (receive time − batch ts), seconds. */
+  lastEventLagS = 0;
+  private healthyNow = false;
+  private failures = 0;
+  private lastFailureAtMs = 0;
+  private readonly scraper: MetricsScraper;
+  private readonly subscriber: KvEventSubscriber | null;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private scraping: Promise<void> | undefined;
+  private readonly o: EndpointOptions;
+
+  private constructor(config: EndpointConfig, o: EndpointOptions) {
+    this.config = config;
+    this.o = o;
+    this.scraper = createMetricsScraper({
+      url: config.metricsUrl,
+      mapper: mapperFor(config),
+      instanceId: config.name,
+      role: config.role,
+      intervalMs: o.scrapeIntervalMs,
+      timeoutMs: Math.min(2000, Math.max(200, o.scrapeIntervalMs)),
+    });
+    this.subscriber =
+      config.kvEvents === null
+        ? null
+        : new KvEventSubscriber({
+            endpoints: config.kvEvents,
+            replayEndpoints: config.replay,
+            onBatch: (d) => this.onBatch(d),
+            logger: { warn: () => undefined },
+          });
+  }
+
+  /**
+   * Opens the endpoint's sockets, scrapes once (so a ready gateway has a snapshot), and starts
+   * the scrape/health loop.
+   *
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` / `KVMGR_UNAVAILABLE` from the KV-event subscriber.
+   */
+  static async start(config: EndpointConfig, o: EndpointOptions): Promise<Endpoint> {
+    const e = new Endpoint(config, o);
+    await e.scrapeOnce();
+    e.schedule();
+    return e;
+  }
+
+  /** True while the endpoint takes traffic. */
+  get healthy(): boolean {
+    return this.healthyNow;
+  }
+
+  /** The name (instance id in the index, logs and metrics). */
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** KV-event subscriber counters, or undefined without KV events. */
+  eventStats(): KvEventSubscriberStats | undefined {
+    return this.subscriber?.stats();
+  }
+
+  /** Scrape counters (core scraper). */
+  scrapeCounts(): ReturnType<MetricsScraper['counts']> {
+    return this.scraper.counts();
+  }
+
+  /** The last scraped snapshot with its time, or undefined before one. */
+  latest(): { snapshot: EngineSnapshot; scrapedAtMs: number } | undefined {
+    const r = this.scraper.latest();
+    return r === undefined ? undefined : { snapshot: r.snapshot, scrapedAtMs: r.scrapedAtMs };
+  }
+
+  /** Tokens per block: configured, else reported (`vllm:cache_config_info`), else undefined. */
+  blockSize(): number | undefined {
+    return this.config.blockSize ?? this.scraper.latest()?.snapshot.blockSize;
+  }
+
+  /** KV capacity in tokens: configured, else reported blocks × block size, else undefined. */
+  capacityTokens(): number | undefined {
+    if (this.config.kvCapacityTokens !== null) return this.config.kvCapacityTokens;
+    const s = this.scraper.latest()?.snapshot;
+    const bs = this.blockSize();
+    return s?.totalBlocks === undefined || bs === undefined ? undefined : s.totalBlocks * bs;
+  }
+
+  /**
+   * The snapshot the router sees: the scraped one, plus the requests this gateway routed after
+   * that scrape (counted as waiting, their tokens added to KV utilization).
+   *
+   * @param nowUs - time of the decision, µs (written into the snapshot).
+   */
+  routingSnapshot(nowUs: number): EngineSnapshot {
+    const l = this.latest();
+    const base: EngineSnapshot = l?.snapshot ?? {
+      instanceId: this.name,
+      role: this.config.role,
+      timeUs: nowUs,
+      kvUtilization: 0,
+      waiting: 0,
+      running: 0,
+      pendingTransferLatency: 0,
+      kvThrashingRate: 0,
+      prefixCacheQueries: 0,
+      prefixCacheHits: 0,
+    };
+    const since = l?.scrapedAtMs ?? 0;
+    let extra = 0;
+    let extraTokens = 0;
+    for (const f of this.inFlight.values()) {
+      if (f.routedAtMs >= since) {
+        extra++;
+        extraTokens += f.tokens;
+      }
+    }
+    if (extra === 0) return base;
+    const cap = this.capacityTokens();
+    return {
+      ...base,
+      waiting: base.waiting + extra,
+      kvUtilization: cap === undefined ? base.kvUtilization : Math.min(1, base.kvUtilization + extraTokens / cap),
+    };
+  }
+
+  /**
+   * Free KV tokens now: capacity minus the larger of (scraped use + tokens routed since) and
+   * all tokens reserved in flight. Infinity when the capacity is unknown.
+   */
+  freeTokens(): number {
+    const cap = this.capacityTokens();
+    if (cap === undefined) return Number.POSITIVE_INFINITY;
+    const l = this.latest();
+    const since = l?.scrapedAtMs ?? 0;
+    let reserved = 0;
+    let recent = 0;
+    for (const f of this.inFlight.values()) {
+      reserved += f.tokens;
+      if (f.routedAtMs >= since) recent += f.tokens;
+    }
+    const used = Math.max((l?.snapshot.kvUtilization ?? 0) * cap + recent, reserved);
+    return Math.max(0, cap - used);
+  }
+
+  /** Takes the endpoint out of service now (a proxied request failed to connect or broke). */
+  markFailed(why: string): void {
+    this.lastFailureAtMs = Date.now();
+    this.failures = Math.max(this.failures + 1, this.o.unhealthyThreshold);
+    this.setHealthy(false, why);
+  }
+
+  private setHealthy(h: boolean, why: string): void {
+    if (h === this.healthyNow) return;
+    this.healthyNow = h;
+    this.o.onHealthChange?.(this, h, why);
+  }
+
+  private onBatch(d: KvEventDelivery): void {
+    for (const e of d.batch.events) {
+      if (e.type === 'BlockStored' && (e.medium == null || e.medium.toUpperCase() === 'GPU')) this.cachedBlocks += e.blockHashes.length;
+      else if (e.type === 'BlockRemoved' && (e.medium == null || e.medium.toUpperCase() === 'GPU')) this.cachedBlocks = Math.max(0, this.cachedBlocks - e.blockHashes.length);
+      else if (e.type === 'AllBlocksCleared') this.cachedBlocks = 0;
+    }
+    const lag = Math.max(0, Date.now() / 1000 - d.batch.ts);
+    this.lastEventLagS = lag;
+    this.o.sink.onEvents(this, d.batch.events, lag);
+  }
+
+  private scrapeOnce(): Promise<void> {
+    if (this.scraping) return this.scraping;
+    const startedAt = Date.now();
+    this.scraping = this.scraper
+      .scrape()
+      .then(
+        () => {
+          this.failures = 0;
+          if (startedAt > this.lastFailureAtMs) this.setHealthy(true, 'scrape ok');
+          this.o.onScrape?.(this);
+        },
+        (e: Error) => {
+          this.failures++;
+          this.lastFailureAtMs = Math.max(this.lastFailureAtMs, startedAt);
+          if (this.failures >= this.o.unhealthyThreshold || !this.healthyNow) this.setHealthy(false, `scrape failed: ${e.message}`);
+        },
+      )
+      .finally(() => {
+        this.scraping = undefined;
+      });
+    return this.scraping;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      void this.scrapeOnce().then(() => this.schedule());
+    }, this.o.scrapeIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops scraping and closes the KV-event sockets. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.scraping;
+    await this.subscriber?.close();
+  }
+}

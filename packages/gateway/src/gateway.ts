@@ -1,0 +1,647 @@
+/**
+ * The gateway server: fastify routes over the pool, the router and admission.
+ *
+ * A request flows: validate (adapter-vllm schemas, 400/413 as OpenAI errors, nothing routed) →
+ * tokenise → admission (ADMIT / DEFER / REJECT on predicted KV footprint vs free KV) → route
+ * (`@kvmgr/router` over routing snapshots: scraped metrics + requests in flight; speculative
+ * index entries for the blocks just routed) → proxy with undici (retry on another endpoint only
+ * before the first byte to the client; SSE passed chunk by chunk with backpressure; client
+ * disconnect aborts upstream) → one pino JSON line with the decision and its scores.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Writable } from 'node:stream';
+import type { KvEvent } from '@kvmgr/core';
+import { isKvmgrError } from '@kvmgr/core';
+import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
+import { KvBlockIndex, type ResolvedRouterConfig, type RouteRequest, Router } from '@kvmgr/router';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { Agent, request as undiciRequest } from 'undici';
+import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
+import { NO_ENDPOINT, type Placement, placeRequest } from './decide.js';
+import { Endpoint } from './endpoint.js';
+import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
+import { type OpenAiRoute, type RequestInfo, readRequest } from './request-info.js';
+import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
+
+/** Options of {@link createGateway} besides the configuration. */
+export interface GatewayOptions {
+  /** Where the JSON log lines go. @default stdout */
+  readonly logStream?: Pick<Writable, 'write'>;
+}
+
+/** Per-endpoint state as `GET /admin/state` returns it. */
+export interface EndpointState {
+  readonly name: string;
+  readonly url: string;
+  readonly engine: string;
+  readonly role: string;
+  readonly healthy: boolean;
+  /** KV utilization 0..1 of the last scrape (null before one). */
+  readonly kvUtilization: number | null;
+  readonly waiting: number | null;
+  readonly running: number | null;
+  /** GPU blocks held per KV events (per routing history without events). */
+  readonly cachedBlocks: number;
+  readonly kvEvents: boolean;
+  readonly inFlight: number;
+  readonly blockSize: number | null;
+  readonly capacityTokens: number | null;
+  /** Free KV tokens as admission sees them (null when the capacity is unknown). */
+  readonly freeTokens: number | null;
+  readonly scrapeAgeMs: number | null;
+  readonly eventLagS: number;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** The current router (replaced atomically by `PUT /admin/routing`). */
+  router(): Router;
+  /** What `GET /admin/state` returns. */
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig };
+  /** Stops listening, closes upstream connections, scrapers and KV-event sockets. Idempotent. */
+  close(): Promise<void>;
+}
+
+function nowUs(): number {
+  return Math.round(performance.now() * 1000);
+}
+
+function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
+  return reply.code(e.status).type('application/json').send(e.body);
+}
+
+/** Headers forwarded to the engine. */
+const FORWARD_HEADERS = ['authorization', 'x-slo-ttft-ms', 'x-slo-tpot-ms', 'x-slo-class', 'x-request-priority', 'traceparent', 'tracestate'];
+
+class GatewayServer {
+  readonly cfg: ResolvedGatewayConfig;
+  readonly endpoints = new Map<string, Endpoint>();
+  readonly index: KvBlockIndex;
+  routerNow: Router;
+  readonly admission: AdmissionQueue<Placement<Endpoint> | typeof NO_ENDPOINT>;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+  readonly agent: Agent;
+  readonly app: FastifyInstance;
+  private blockSizeFixed: boolean;
+  /** Block sizes last warned about (a mismatch is logged once per change, not per scrape). */
+  private warnedSizes = '';
+
+  constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
+    this.cfg = cfg;
+    this.blockSizeFixed = cfg.blockSizeFixed;
+    this.index = new KvBlockIndex({ ...(cfg.model === undefined ? {} : { namespace: { model: cfg.model } }), tierWeights: cfg.routing.tierWeights });
+    this.routerNow = new Router(cfg.routing, { index: this.index });
+    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs);
+    this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-gateway' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
+    this.agent = new Agent({ connections: 256, keepAliveTimeout: 10_000, headersTimeout: cfg.upstreamHeadersTimeoutMs, bodyTimeout: cfg.upstreamBodyTimeoutMs });
+    this.metrics = createGatewayMetrics({
+      poolName: 'kvmgr',
+      endpoints: () =>
+        [...this.endpoints.values()].map((e) => {
+          const s = e.latest()?.snapshot;
+          return { name: e.name, healthy: e.healthy, kvUtilization: s?.kvUtilization ?? 0, waiting: s?.waiting ?? 0, eventLagS: e.lastEventLagS };
+        }),
+      indexBlocks: () => this.index.size,
+      queueDepth: () => this.admission.depth,
+      eventCounters: () => {
+        const c = { gaps: 0, replays: 0, replayFailures: 0, restarts: 0, lost: 0, malformed: 0, delivered: 0 };
+        for (const e of this.endpoints.values()) {
+          const s = e.eventStats();
+          if (s === undefined) continue;
+          c.gaps += s.gaps;
+          c.replays += s.replays;
+          c.replayFailures += s.replayFailures;
+          c.restarts += s.restarts;
+          c.lost += s.lost;
+          c.malformed += s.malformed;
+          c.delivered += s.delivered;
+        }
+        return c;
+      },
+    });
+    this.app = Fastify({ logger: false, bodyLimit: cfg.maxBodyBytes, forceCloseConnections: true });
+    this.routes();
+  }
+
+  // ---- pool ------------------------------------------------------------------------------
+
+  async addEndpoint(config: EndpointConfig): Promise<Endpoint> {
+    this.index.addInstance(config.name);
+    const ep = await Endpoint.start(config, {
+      scrapeIntervalMs: this.cfg.scrapeIntervalMs,
+      unhealthyThreshold: this.cfg.unhealthyThreshold,
+      sink: { onEvents: (e, events, lag) => this.onEvents(e, events, lag) },
+      onHealthChange: (e, healthy, why) => {
+        this.log.warn({ event: 'endpoint-health', endpoint: e.name, healthy, why }, healthy ? 'endpoint back in service' : 'endpoint taken out of service');
+        if (healthy) this.admission.release();
+      },
+      onScrape: () => {
+        this.adoptBlockSize();
+        this.admission.release();
+      },
+    });
+    if (this.closing) {
+      await ep.close();
+      throw new Error('gateway closed');
+    }
+    this.endpoints.set(config.name, ep);
+    this.adoptBlockSize();
+    return ep;
+  }
+
+  async removeEndpoint(name: string): Promise<boolean> {
+    const ep = this.endpoints.get(name);
+    if (ep === undefined) return false;
+    this.endpoints.delete(name);
+    this.index.removeInstance(name);
+    await ep.close();
+    return true;
+  }
+
+  private onEvents(ep: Endpoint, events: readonly KvEvent[], lagS: number): void {
+    if (!this.endpoints.has(ep.name)) return;
+    this.index.applyEvents(ep.name, events);
+    this.metrics.eventLag.observe(lagS);
+  }
+
+  /** Without an explicit `routing.blockSize`, key requests by the block size the endpoints report (when they agree). */
+  private adoptBlockSize(): void {
+    if (this.blockSizeFixed) return;
+    const sizes = new Set<number>();
+    for (const e of this.endpoints.values()) {
+      const bs = e.blockSize();
+      if (bs !== undefined) sizes.add(bs);
+    }
+    if (sizes.size > 1) {
+      const key = [...sizes].sort().join(',');
+      if (key === this.warnedSizes) return;
+      this.warnedSizes = key;
+      this.log.warn({ event: 'block-size-mismatch', sizes: [...sizes] }, `endpoints report different block sizes; keys use ${this.routerNow.config.blockSize}`);
+      return;
+    }
+    const bs = sizes.values().next().value;
+    if (bs !== undefined && bs !== this.routerNow.config.blockSize) this.routerNow = new Router({ ...this.routerNow.config, blockSize: bs }, { index: this.index });
+  }
+
+  // ---- routing and admission ---------------------------------------------------------------
+
+  private candidates(excluded: ReadonlySet<string>): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const e of this.endpoints.values()) if (e.healthy && e.config.role !== 'prefill' && !excluded.has(e.name)) out.push(e);
+    return out;
+  }
+
+  /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
+  private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+    const t0 = performance.now();
+    const p = placeRequest(this.routerNow, this.endpoints.values(), req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
+    if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
+    return p;
+  }
+
+  // ---- HTTP ------------------------------------------------------------------------------
+
+  private routes(): void {
+    const app = this.app;
+    app.addContentTypeParser(['text/plain', 'application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+      const status = err.statusCode ?? 500;
+      const e =
+        status === 413
+          ? openAiError(413, `request body is larger than ${this.cfg.maxBodyBytes} bytes`, { code: 'request_too_large' })
+          : status >= 400 && status < 500
+            ? openAiError(status, `request body: ${err.message}`, { code: err.code ?? 'invalid_value' })
+            : openAiError(500, `internal error: ${err.message}`, { code: 'internal_error' });
+      this.log.info({ reqId: req.headers['x-request-id'] ?? null, method: req.method, path: req.url, status: e.status, error: e.body.error.message }, 'request rejected');
+      if (status >= 500) this.log.error({ err }, 'unhandled error');
+      void sendError(reply, e);
+    });
+    app.setNotFoundHandler((req, reply) => {
+      void sendError(reply, openAiError(404, `no route ${req.method} ${req.url}`, { code: 'not_found' }));
+    });
+    app.get('/health', async () => ({ status: 'ok', endpoints: this.endpoints.size, healthy: this.candidates(new Set()).length }));
+    app.get('/metrics', async (_req, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
+    app.get('/admin/state', async () => this.state());
+    app.get('/admin/routing', async () => this.routerNow.config);
+    app.put('/admin/routing', async (req, reply) => {
+      let next: Router;
+      try {
+        const { config, blockSizeFixed } = parseRoutingInput(req.body, this.cfg.model);
+        if (this.cfg.model !== undefined && config.model !== this.cfg.model) {
+          return sendError(reply, openAiError(400, `routing.model: must stay ${JSON.stringify(this.cfg.model)} (the block index namespace)`, { param: 'model', code: 'invalid_value' }));
+        }
+        next = new Router(config, { index: this.index });
+        this.blockSizeFixed = blockSizeFixed;
+      } catch (e) {
+        return sendError(reply, openAiError(400, (e as Error).message, { code: isKvmgrError(e) ? e.code : 'invalid_value' }));
+      }
+      this.routerNow = next;
+      this.adoptBlockSize();
+      this.log.info({ event: 'routing-updated', routing: this.routerNow.config }, 'routing configuration replaced');
+      return this.routerNow.config;
+    });
+    app.get('/admin/endpoints', async () => [...this.endpoints.values()].map((e) => e.config));
+    app.post('/admin/endpoints', async (req, reply) => {
+      let c: EndpointConfig;
+      try {
+        c = resolveEndpoint(req.body);
+      } catch (e) {
+        return sendError(reply, openAiError(400, (e as Error).message, { code: 'invalid_value' }));
+      }
+      for (const e of this.endpoints.values()) {
+        if (e.name === c.name || e.config.url === c.url) return sendError(reply, openAiError(409, `endpoint ${JSON.stringify(c.name)} (${c.url}) exists already`, { code: 'conflict' }));
+      }
+      try {
+        const ep = await this.addEndpoint(c);
+        return reply.code(201).send({ ...ep.config, healthy: ep.healthy });
+      } catch (e) {
+        return sendError(reply, openAiError(400, `endpoint ${JSON.stringify(c.name)}: ${(e as Error).message}`, { code: 'invalid_value' }));
+      }
+    });
+    app.delete<{ Params: { name: string } }>('/admin/endpoints/:name', async (req, reply) => {
+      const ok = await this.removeEndpoint(req.params.name);
+      if (!ok) return sendError(reply, openAiError(404, `no endpoint ${JSON.stringify(req.params.name)}`, { code: 'not_found' }));
+      return reply.code(204).send();
+    });
+    app.post('/v1/completions', (req, reply) => this.handle('completions', req, reply));
+    app.post('/v1/chat/completions', (req, reply) => this.handle('chat', req, reply));
+  }
+
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig } {
+    const now = Date.now();
+    return {
+      endpoints: [...this.endpoints.values()].map((e) => {
+        const l = e.latest();
+        const cap = e.capacityTokens();
+        return {
+          name: e.name,
+          url: e.config.url,
+          engine: e.config.engine,
+          role: e.config.role,
+          healthy: e.healthy,
+          kvUtilization: l?.snapshot.kvUtilization ?? null,
+          waiting: l?.snapshot.waiting ?? null,
+          running: l?.snapshot.running ?? null,
+          cachedBlocks: e.cachedBlocks,
+          kvEvents: e.config.kvEvents !== null,
+          inFlight: e.inFlight.size,
+          blockSize: e.blockSize() ?? null,
+          capacityTokens: cap ?? null,
+          freeTokens: cap === undefined ? null : e.freeTokens(),
+          scrapeAgeMs: l === undefined ? null : now - l.scrapedAtMs,
+          eventLagS: e.lastEventLagS,
+        };
+      }),
+      indexBlocks: this.index.size,
+      queueDepth: this.admission.depth,
+      routing: this.routerNow.config,
+    };
+  }
+
+  private async handle(route: OpenAiRoute, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const started = performance.now();
+    const hdr = req.headers['x-request-id'];
+    const requestId = (Array.isArray(hdr) ? hdr[0] : hdr) || randomUUID();
+    reply.header('x-request-id', requestId);
+    const logBase = { reqId: requestId, route, path: req.url };
+    const r = readRequest(route, req.body, req.headers, this.cfg.admission.defaultMaxTokens);
+    if (!r.ok) {
+      this.log.info({ ...logBase, status: r.error.status, error: r.error.body.error.message }, 'request rejected');
+      return sendError(reply, r.error);
+    }
+    const info = r.info;
+    const model = info.model ?? this.cfg.model ?? '';
+    this.metrics.requests.inc({ model_name: model, target_model_name: model });
+    const fail = (e: OpenAiErrorResponse, extra: Record<string, unknown> = {}) => {
+      this.metrics.requestErrors.inc({ model_name: model, target_model_name: model, error_code: String(e.status) });
+      this.log.info({ ...logBase, status: e.status, error: e.body.error.message, promptTokens: info.promptTokens, durationMs: performance.now() - started, ...extra }, 'request failed');
+      return sendError(reply, e);
+    };
+    const routeReq: RouteRequest = {
+      requestId,
+      arrivalUs: nowUs(),
+      promptTokenIds: info.tokenIds,
+      promptTokens: info.tokenIds.length,
+      maxTokens: info.maxTokens,
+      priority: info.priority,
+      sloClass: info.sloClass,
+      slo: info.slo,
+      ...(info.model === undefined ? {} : { model: info.model }),
+    };
+    const healthy = this.candidates(new Set());
+    if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
+    if (this.cfg.admission.enabled) {
+      const caps = healthy.map((e) => e.capacityTokens());
+      if (caps.every((c) => c !== undefined && c < info.footprintTokens)) {
+        return fail(
+          openAiError(400, `request needs ${info.footprintTokens} KV tokens (prompt + max_tokens); the largest endpoint holds ${Math.max(...(caps as number[]))}`, {
+            code: 'context_length_exceeded',
+          }),
+        );
+      }
+    }
+    // admission: ADMIT / DEFER / REJECT
+    let placement: Placement<Endpoint>;
+    let deferred = false;
+    try {
+      const res = await this.admission.admit({ sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY) }, () =>
+        this.place(routeReq, info, new Set(), true),
+      );
+      if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
+      placement = res.value;
+      deferred = res.deferred;
+      this.metrics.admission.inc({ decision: deferred ? 'defer' : 'admit' });
+    } catch (e) {
+      if (e instanceof AdmissionRejected) {
+        this.metrics.admission.inc({ decision: 'reject' });
+        this.metrics.rejections.inc({ reason: e.reason });
+        reply.header('retry-after', String(this.cfg.admission.retryAfterS));
+        return fail(openAiError(429, e.message, { code: e.reason }), { admission: 'reject' });
+      }
+      throw e;
+    }
+    return this.proxy(route, req, reply, info, routeReq, placement, deferred, started, model);
+  }
+
+  private decisionLog(p: Placement<Endpoint>, deferred: boolean): Record<string, unknown> {
+    const d = p.decision;
+    const scores: Record<string, number> = {};
+    if (d.scores !== undefined) for (let i = 0; i < p.names.length; i++) scores[p.names[i] as string] = Math.round((d.scores[i] as number) * 1e4) / 1e4;
+    return { endpoint: p.endpoint.name, reason: d.reason, scores, predictedCachedTokens: d.cachedTokens, admission: deferred ? 'defer' : 'admit' };
+  }
+
+  private async proxy(
+    route: OpenAiRoute,
+    req: FastifyRequest,
+    reply: FastifyReply,
+    info: RequestInfo,
+    routeReq: RouteRequest,
+    first: Placement<Endpoint>,
+    deferred: boolean,
+    started: number,
+    model: string,
+  ): Promise<unknown> {
+    const requestId = routeReq.requestId;
+    const ac = new AbortController();
+    const onClientClose = () => {
+      if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
+    };
+    reply.raw.on('close', onClientClose);
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
+    for (const h of FORWARD_HEADERS) {
+      const v = req.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    const bodyText = JSON.stringify(info.body);
+    const path = route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+    const excluded = new Set<string>();
+    const decisions: Record<string, unknown>[] = [];
+    let placement: Placement<Endpoint> | undefined = first;
+    let attempt = 0;
+    let status = 0;
+    let usage: UsageSeen | undefined;
+    let ttftMs: number | undefined;
+    let outcome = 'ok';
+    let errorMsg: string | undefined;
+    const finish = (ep: Endpoint, ok: boolean) => {
+      ep.inFlight.delete(requestId);
+      if (ok && ep.config.kvEvents === null) this.recordHistory(ep, routeReq);
+      this.admission.release();
+    };
+    try {
+      while (placement !== undefined) {
+        const p: Placement<Endpoint> = placement;
+        placement = undefined;
+        const ep = p.endpoint;
+        decisions.push(this.decisionLog(p, deferred));
+        this.metrics.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
+        if (p.decision.scores !== undefined) this.metrics.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
+        const retry = (why: string, failed: boolean, e?: unknown) => {
+          if (failed) {
+            ep.markFailed(why);
+            this.metrics.upstreamFailures.inc({ endpoint: ep.name, phase: 'connect' });
+          }
+          finish(ep, false);
+          excluded.add(ep.name);
+          errorMsg = why;
+          if (ac.signal.aborted || attempt >= this.cfg.retries) return false;
+          const next = this.place(routeReq, info, excluded, false);
+          if (next === undefined || next === NO_ENDPOINT) return false;
+          attempt++;
+          this.metrics.retries.inc();
+          this.log.debug({ reqId: requestId, from: ep.name, to: next.endpoint.name, why, err: (e as Error | undefined)?.message }, 'retrying on another endpoint');
+          placement = next;
+          return true;
+        };
+        let res: Awaited<ReturnType<typeof undiciRequest>>;
+        try {
+          res = await undiciRequest(`${ep.config.url}${path}`, {
+            method: 'POST',
+            headers,
+            body: bodyText,
+            dispatcher: this.agent,
+            signal: ac.signal,
+            headersTimeout: this.cfg.upstreamHeadersTimeoutMs,
+            bodyTimeout: this.cfg.upstreamBodyTimeoutMs,
+          });
+        } catch (e) {
+          if (ac.signal.aborted) {
+            finish(ep, false);
+            outcome = 'client-aborted';
+            return reply;
+          }
+          if (retry(`upstream ${ep.name} failed before responding: ${(e as Error).message}`, isEndpointFailure(e), e)) continue;
+          status = 502;
+          outcome = 'upstream-error';
+          return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
+        }
+        const ctype = String(res.headers['content-type'] ?? '');
+        if (res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504) {
+          await res.body.dump().catch(() => undefined);
+          if (retry(`upstream ${ep.name} answered ${res.statusCode}`, false)) continue;
+        }
+        if (res.statusCode !== 200 || !ctype.includes('text/event-stream')) {
+          let buf: Buffer;
+          try {
+            buf = Buffer.from(await res.body.arrayBuffer());
+          } catch (e) {
+            if (ac.signal.aborted) {
+              finish(ep, false);
+              outcome = 'client-aborted';
+              return reply;
+            }
+            if (retry(`upstream ${ep.name} broke before the response was complete: ${(e as Error).message}`, true, e)) continue;
+            status = 502;
+            outcome = 'upstream-error';
+            return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
+          }
+          status = res.statusCode;
+          if (status === 200) {
+            try {
+              usage = usageOf(JSON.parse(buf.toString('utf8')));
+            } catch {
+              // not JSON: passed through as it is
+            }
+          } else outcome = 'upstream-status';
+          ttftMs = performance.now() - started;
+          finish(ep, status === 200);
+          reply.code(status).header('content-type', ctype || 'application/json').header('x-kvmgr-endpoint', ep.name);
+          return reply.send(buf);
+        }
+        // SSE: hold the client's headers until the first upstream chunk, so a failure before it can still be retried
+        const it = (res.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+        let head: IteratorResult<Uint8Array>;
+        try {
+          head = await it.next();
+        } catch (e) {
+          if (ac.signal.aborted) {
+            finish(ep, false);
+            outcome = 'client-aborted';
+            return reply;
+          }
+          if (retry(`upstream ${ep.name} broke before its first chunk: ${(e as Error).message}`, true, e)) continue;
+          status = 502;
+          outcome = 'upstream-error';
+          return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
+        }
+        ttftMs = performance.now() - started;
+        status = 200;
+        reply.hijack();
+        const raw = reply.raw;
+        raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': requestId, 'x-kvmgr-endpoint': ep.name });
+        const scanner = new SseUsageScanner();
+        let ok = false;
+        try {
+          let r = head;
+          while (!r.done) {
+            scanner.push(r.value);
+            if (!raw.write(r.value)) await drained(raw);
+            if (ac.signal.aborted) break;
+            r = await it.next();
+          }
+          ok = !ac.signal.aborted;
+        } catch (e) {
+          if (!ac.signal.aborted) {
+            outcome = 'upstream-broke-mid-stream';
+            errorMsg = `upstream ${ep.name} failed mid-stream: ${(e as Error).message}`;
+            ep.markFailed(errorMsg);
+            this.metrics.upstreamFailures.inc({ endpoint: ep.name, phase: 'stream' });
+            this.metrics.requestErrors.inc({ model_name: model, target_model_name: model, error_code: 'stream' });
+            raw.write(`data: ${JSON.stringify(openAiError(502, errorMsg, { code: 'upstream_error' }).body)}\n\n`);
+          }
+        }
+        if (ac.signal.aborted) {
+          outcome = 'client-aborted';
+          await it.return?.().catch(() => undefined);
+          raw.destroy();
+        } else raw.end();
+        usage = scanner.usage;
+        finish(ep, ok);
+        return reply;
+      }
+      return reply;
+    } finally {
+      reply.raw.off('close', onClientClose);
+      if (usage !== undefined) {
+        this.metrics.promptTokens.inc(usage.promptTokens);
+        if (usage.cachedTokens !== null) this.metrics.cachedTokens.inc(usage.cachedTokens);
+      }
+      this.log.info(
+        {
+          reqId: requestId,
+          route,
+          status,
+          outcome,
+          stream: info.stream,
+          decision: decisions[decisions.length - 1],
+          ...(decisions.length > 1 ? { attempts: decisions } : {}),
+          promptTokens: info.promptTokens,
+          maxTokens: info.maxTokens,
+          slo: info.slo,
+          ...(usage === undefined ? {} : { usage }),
+          ...(errorMsg === undefined || outcome === 'ok' ? {} : { error: errorMsg }),
+          ttftMs: ttftMs === undefined ? null : Math.round(ttftMs * 100) / 100,
+          durationMs: Math.round((performance.now() - started) * 100) / 100,
+        },
+        'request',
+      );
+    }
+  }
+
+  private sendFailure(reply: FastifyReply, e: OpenAiErrorResponse, model: string): FastifyReply {
+    this.metrics.requestErrors.inc({ model_name: model, target_model_name: model, error_code: String(e.status) });
+    return sendError(reply, e);
+  }
+
+  /** Endpoints without KV events: remember the prompt's blocks as held there (approximate). */
+  private recordHistory(ep: Endpoint, req: RouteRequest): void {
+    const keys = this.routerNow.keysFor(req);
+    const blocks = keys.length >>> 1;
+    if (blocks === 0) return;
+    const before = this.index.prefixLength(ep.name, keys, Number.POSITIVE_INFINITY);
+    this.index.recordBlocks(ep.name, keys, 'gpu', 0, blocks);
+    ep.cachedBlocks += Math.max(0, blocks - before);
+  }
+
+  closing = false;
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.admission.close();
+    await this.app.close();
+    await Promise.all([...this.endpoints.values()].map((e) => e.close()));
+    this.endpoints.clear();
+    await this.agent.close().catch(() => undefined);
+    this.log.flush?.();
+  }
+}
+
+/**
+ * Starts a gateway: opens every endpoint (first metrics scrape awaited, KV-event subscriptions
+ * opened), then listens. Resolves when it is ready to route.
+ *
+ * @param config - a resolved configuration, or the object form (validated here).
+ * @param options - log destination.
+ * @returns `{ url, close(), router(), state() }`.
+ * @throws KvmgrError `KVMGR_BAD_CONFIG` for an invalid configuration (before anything opens);
+ *   `KVMGR_UNAVAILABLE` when a KV-event endpoint cannot be opened or the port is taken.
+ * @example
+ * ```ts
+ * const gw = await createGateway({ server: { port: 0 }, endpoints: [{ url: 'http://127.0.0.1:8000' }] });
+ * const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x' });
+ * await gw.close();
+ * ```
+ */
+export async function createGateway(config: ResolvedGatewayConfig | GatewayConfigInput, options: GatewayOptions = {}): Promise<Gateway> {
+  const cfg = isResolved(config) ? config : resolveGatewayConfig(config);
+  const server = new GatewayServer(cfg, options);
+  try {
+    for (const e of cfg.endpoints) await server.addEndpoint(e);
+    await server.app.listen({ host: cfg.host, port: cfg.port });
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+  const addr = server.app.server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port;
+  const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
+  server.log.info({ event: 'listening', url: `http://${host}:${port}`, endpoints: cfg.endpoints.map((e) => e.name), routing: server.routerNow.config }, 'gateway ready');
+  return {
+    url: `http://${host}:${port}`,
+    router: () => server.routerNow,
+    state: () => server.state(),
+    close: () => server.close(),
+  };
+}
+
+/** A resolved configuration carries `blockSizeFixed`, which the object form has no key for. */
+function isResolved(c: ResolvedGatewayConfig | GatewayConfigInput): c is ResolvedGatewayConfig {
+  return typeof (c as { blockSizeFixed?: unknown }).blockSizeFixed === 'boolean';
+}

@@ -1,0 +1,12 @@
+/**
+ * @kvmgr/gateway — an OpenAI-compatible, KV- and SLO-aware routing gateway (`kvmgr serve`) in
+ * front of vLLM, SGLang, TGI, LMDeploy or kvmgr engine servers.
+ */
+export { createGateway } from './gateway.js';
+export type { Gateway, GatewayOptions, EndpointState } from './gateway.js';
+export { parseGatewayConfig, readGatewayConfigYaml, resolveGatewayConfig, resolveEndpoint, resolveRouting, parseRoutingInput, EndpointInputSchema } from './config.js';
+export type { ResolvedGatewayConfig, GatewayConfigInput, EndpointConfig, EndpointInput, AdmissionConfig } from './config.js';
+export { AdmissionQueue, AdmissionRejected } from './admission.js';
+export type { AdmissionTicket, AdmissionStats, RejectReason } from './admission.js';
+export { readRequest } from './request-info.js';
+export type { RequestInfo, OpenAiRoute } from './request-info.js';
