@@ -1,0 +1,48 @@
+/**
+ * Incremental detokenization, as vLLM streams text: each new token's text is the difference
+ * between decoding a short window with and without it, and a token that ends inside a multi-byte
+ * character (decoded as U+FFFD) is held back until the character completes. O(window) per token,
+ * so long outputs do not cost O(n²).
+ *
+ * @see vllm-project/vllm:vllm/transformers_utils/detokenizer_utils.py (detokenize_incrementally)
+ */
+import { decodeTokens } from '@kvmgr/adapter-vllm';
+
+/** Tokens of context decoded before the new ones, so merges at the boundary come out right. */
+const CONTEXT = 5;
+
+/** Streams the text of a growing sequence of output token ids. */
+export class IncrementalDetokenizer {
+  private readonly ids: number[] = [];
+  private prefixOffset = 0;
+  private readOffset = 0;
+  /** All text emitted so far. */
+  text = '';
+
+  /**
+   * Adds one token.
+   * @returns the new text (may be empty while a multi-byte character is incomplete).
+   */
+  push(tokenId: number): string {
+    this.ids.push(tokenId);
+    const prefix = decodeTokens(this.ids.slice(this.prefixOffset, this.readOffset));
+    const full = decodeTokens(this.ids.slice(this.prefixOffset));
+    if (full.length <= prefix.length || full.endsWith('\uFFFD')) return '';
+    const delta = full.slice(prefix.length);
+    this.readOffset = this.ids.length;
+    this.prefixOffset = Math.max(0, this.readOffset - CONTEXT);
+    this.text += delta;
+    return delta;
+  }
+
+  /** Text still held back (an incomplete character at the end), decoded as it is; call once at the end. */
+  flush(): string {
+    if (this.readOffset === this.ids.length) return '';
+    const prefix = decodeTokens(this.ids.slice(this.prefixOffset, this.readOffset));
+    const full = decodeTokens(this.ids.slice(this.prefixOffset));
+    this.readOffset = this.ids.length;
+    const delta = full.slice(prefix.length);
+    this.text += delta;
+    return delta;
+  }
+}

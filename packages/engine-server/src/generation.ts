@@ -1,0 +1,192 @@
+/**
+ * One generation request on the wire: submits it to the {@link RealtimeDriver} and answers in
+ * vLLM's shapes — a JSON body when it finishes, or SSE chunks as tokens come (one chunk per
+ * token, the finish reason on the last token's chunk, a usage chunk with
+ * `stream_options.include_usage`, then `data: [DONE]`). A client that goes away aborts the
+ * request, which frees its blocks at once.
+ *
+ * @see vllm-project/vllm:vllm/entrypoints/openai/serving_completion.py
+ * @see vllm-project/vllm:vllm/entrypoints/openai/serving_chat.py
+ */
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { SSE_DONE, decodeTokens, formatSseChunk, openAiError } from '@kvmgr/adapter-vllm';
+import type { RequestFinishedStats } from '@kvmgr/engine';
+import type { FastifyReply } from 'fastify';
+import { IncrementalDetokenizer } from './detokenizer.js';
+import type { EngineMetricsExporter } from './engine-metrics.js';
+import type { GenerationRequest } from './openai-requests.js';
+import type { RealtimeDriver } from './realtime-driver.js';
+
+/** What a generation needs from its server. */
+export interface GenerationContext {
+  readonly driver: RealtimeDriver;
+  readonly exporter: EngineMetricsExporter;
+  /** Model µs a request spends before it reaches the engine queue (the latency model's API-server α terms). */
+  readonly queueingUs: (promptTokens: number) => number;
+  /** Called once per request at its first token (fault injection hooks in here). */
+  readonly onFirstToken?: (requestId: string) => void;
+  /** Extra fields for the final response (P/D: `kv_transfer_params`), from the finished stats. */
+  readonly responseExtras?: (req: GenerationRequest, requestId: string, stats: RequestFinishedStats) => Record<string, unknown> | undefined;
+  /** Model µs to wait before the request may enter the engine queue (P/D: the KV transfer), added to the queueing delay. */
+  readonly extraDelayUs?: (req: GenerationRequest) => number;
+  /** The request joins the engine's stop tokens and min-tokens table. */
+  readonly register: (requestId: string, req: GenerationRequest) => void;
+}
+
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number } | null;
+}
+
+function usageOf(promptTokens: number, completionTokens: number, cached: number | null): Usage {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: cached === null ? null : { cached_tokens: cached },
+  };
+}
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' } as const;
+
+/**
+ * Runs one validated request to its end and writes the response.
+ *
+ * @param arrivalUs - when the request reached the server, model µs.
+ * @returns when the response is complete (or the client is gone).
+ */
+export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, reply: FastifyReply, arrivalUs: number): Promise<void> {
+  const chat = req.kind === 'chat';
+  const requestId = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const object = chat ? 'chat.completion.chunk' : 'text_completion';
+  const detok = new IncrementalDetokenizer();
+  const promptLen = req.promptTokenIds.length;
+  const echoText = req.echo ? decodeTokens([...req.promptTokenIds]) : '';
+  const res: ServerResponse = reply.raw;
+  let outTokens = 0;
+  let lastTokenUs = -1;
+  let done = false;
+  // A token's chunk waits for the end of the step's synchronous hooks, so the last one carries the finish reason.
+  let pendingText: string | null = null;
+  let flushQueued = false;
+
+  const choiceChunk = (text: string, finish: string | null): unknown => {
+    const choice = chat
+      ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: finish }
+      : { index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null };
+    const chunk: Record<string, unknown> = { id: requestId, object, created, model: req.model, choices: [choice] };
+    if (req.continuousUsage) chunk['usage'] = usageOf(promptLen, outTokens, null);
+    return chunk;
+  };
+
+  const writeSse = (s: string): void => {
+    if (!res.destroyed && !res.writableEnded) res.write(s);
+  };
+
+  const flush = (finish: string | null): void => {
+    flushQueued = false;
+    if (pendingText === null) return;
+    const text = pendingText;
+    pendingText = null;
+    writeSse(formatSseChunk(choiceChunk(text, finish)));
+  };
+
+  return new Promise<void>((resolve) => {
+    if (req.stream) {
+      reply.hijack();
+      res.writeHead(200, SSE_HEADERS);
+    }
+    res.on('close', () => {
+      if (!done) ctx.driver.abort(requestId);
+      resolve();
+    });
+    const finishReasonOf = (stats: RequestFinishedStats): string => (stats.finishReason === 'stop' ? 'stop' : stats.finishReason === 'length' ? 'length' : 'abort');
+    ctx.register(requestId, req);
+    const atUs = arrivalUs + ctx.queueingUs(promptLen) + (ctx.extraDelayUs?.(req) ?? 0);
+    ctx.driver.submit(
+      {
+        requestId,
+        promptTokenIds: req.promptTokenIds,
+        maxTokens: req.maxTokens,
+        ...(req.stopTokenIds.length > 0 ? { stopTokenIds: req.stopTokenIds } : {}),
+      },
+      atUs,
+      {
+        onToken: (tokenId, now) => {
+          outTokens++;
+          if (lastTokenUs >= 0) ctx.exporter.observeItl(now - lastTokenUs);
+          lastTokenUs = now;
+          let text = detok.push(tokenId);
+          if (outTokens === 1) {
+            text = echoText + text;
+            if (req.stream && chat) writeSse(formatSseChunk({ id: requestId, object, created, model: req.model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }));
+            ctx.onFirstToken?.(requestId);
+          }
+          if (!req.stream) return;
+          flush(null);
+          pendingText = text;
+          if (!flushQueued) {
+            flushQueued = true;
+            queueMicrotask(() => flush(null));
+          }
+        },
+        onFinished: (stats) => {
+          done = true;
+          ctx.exporter.onFinished(stats);
+          const extras = ctx.responseExtras?.(req, requestId, stats);
+          if (res.destroyed || res.writableEnded) return resolve();
+          const reason = finishReasonOf(stats);
+          if (stats.finishReason === 'rejected' && outTokens === 0) {
+            const err = openAiError(503, 'the engine rejected the request (scheduler plan)', { code: 'rejected' });
+            if (req.stream) {
+              writeSse(formatSseChunk(err.body));
+              writeSse(SSE_DONE);
+              res.end();
+            } else {
+              reply.code(err.status).send(err.body);
+            }
+            return resolve();
+          }
+          const tail = detok.flush();
+          if (pendingText !== null) pendingText += tail;
+          else if (tail !== '') pendingText = tail;
+          const usage = usageOf(promptLen, outTokens, stats.cachedPromptTokens);
+          if (req.stream) {
+            if (pendingText === null) pendingText = '';
+            flush(reason);
+            if (req.includeUsage) writeSse(formatSseChunk({ id: requestId, object, created, model: req.model, choices: [], usage }));
+            writeSse(SSE_DONE);
+            res.end();
+            return resolve();
+          }
+          const text = echoText + detok.text;
+          const body = chat
+            ? {
+                id: requestId,
+                object: 'chat.completion',
+                created,
+                model: req.model,
+                choices: [{ index: 0, message: { role: 'assistant', content: detok.text }, logprobs: null, finish_reason: reason }],
+                usage,
+                ...(extras ?? {}),
+              }
+            : {
+                id: requestId,
+                object: 'text_completion',
+                created,
+                model: req.model,
+                choices: [{ index: 0, text, logprobs: null, finish_reason: reason, stop_reason: null }],
+                usage,
+                ...(extras ?? {}),
+              };
+          reply.code(200).send(body);
+          resolve();
+        },
+      },
+    );
+  });
+}

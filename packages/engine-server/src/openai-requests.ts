@@ -1,0 +1,132 @@
+/**
+ * `/v1/completions` and `/v1/chat/completions` bodies → one engine request, checked the way vLLM
+ * checks them (schema from `@kvmgr/adapter-vllm`, then the served model, `n`, and the context
+ * length). Pure: nothing here touches the engine, so a refused request changes no state.
+ *
+ * @see vllm-project/vllm:vllm/entrypoints/openai/serving_engine.py (`_validate_input`, `_check_model`)
+ */
+import {
+  ChatCompletionRequestSchema,
+  CompletionRequestSchema,
+  type KvTransferParams,
+  type OpenAiErrorResponse,
+  chatPromptTokenIds,
+  completionPromptTokenIds,
+  openAiError,
+  parseOpenAiRequest,
+} from '@kvmgr/adapter-vllm';
+
+/** Token ids at or above this are outside Llama 3's vocabulary. */
+export const LLAMA3_VOCAB_SIZE = 128_256;
+
+/** A validated generation request. */
+export interface GenerationRequest {
+  readonly kind: 'completion' | 'chat';
+  /** The model name to answer with (the request's, else the served name). */
+  readonly model: string;
+  readonly promptTokenIds: readonly number[];
+  readonly maxTokens: number;
+  readonly minTokens: number;
+  readonly stream: boolean;
+  /** `stream_options.include_usage`: a last chunk with `usage` and no choices. */
+  readonly includeUsage: boolean;
+  /** `stream_options.continuous_usage_stats`: `usage` on every chunk (vLLM). */
+  readonly continuousUsage: boolean;
+  /** Completions' `echo`: the prompt's text precedes the output. */
+  readonly echo: boolean;
+  /** Finish with `stop` on these (vLLM's `stop_token_ids`); empty unless given. */
+  readonly stopTokenIds: readonly number[];
+  readonly kvTransferParams: KvTransferParams | undefined;
+}
+
+/** What the checks need to know about the server. */
+export interface RequestContext {
+  /** Names the server answers to (the first is the served model name). */
+  readonly modelNames: readonly string[];
+  /** Context length, tokens (prompt + output). */
+  readonly maxModelLen: number;
+}
+
+/** Either the request or the error response to send. */
+export type ParsedGeneration = { readonly ok: true; readonly value: GenerationRequest } | { readonly ok: false; readonly error: OpenAiErrorResponse };
+
+const bad = (message: string, param: string | null = null, code = 'invalid_value'): ParsedGeneration => ({ ok: false, error: openAiError(400, message, { param, code }) });
+
+function stopTokenIdsOf(body: Record<string, unknown>): number[] | string {
+  const v = body['stop_token_ids'];
+  if (v == null) return [];
+  if (!Array.isArray(v) || !v.every((t) => Number.isInteger(t) && t >= 0)) return 'stop_token_ids: expected an array of token ids';
+  return v as number[];
+}
+
+/**
+ * Validates a body and turns it into a {@link GenerationRequest}.
+ *
+ * @param kind - which endpoint received it.
+ * @param body - the decoded JSON body.
+ * @param ctx - served model names and context length.
+ * @returns the request, or an OpenAI error: 400 for a schema violation, `n` > 1, several prompts,
+ *   an empty prompt, a token id outside the vocabulary, `max_tokens` < 1, `min_tokens` >
+ *   `max_tokens`, or prompt + `max_tokens` beyond the context; 404 for an unknown model (as vLLM).
+ */
+export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknown, ctx: RequestContext): ParsedGeneration {
+  const parsed = kind === 'completion' ? parseOpenAiRequest(CompletionRequestSchema, body) : parseOpenAiRequest(ChatCompletionRequestSchema, body);
+  if (!parsed.ok) return parsed;
+  const r = parsed.value;
+  const served = ctx.modelNames[0] ?? '';
+  if (r.model != null && !ctx.modelNames.includes(r.model)) {
+    return { ok: false, error: openAiError(404, `The model \`${r.model}\` does not exist.`, { param: 'model', code: 'model_not_found' }) };
+  }
+  if (r.n != null && r.n > 1) return bad(`n: only n=1 is supported by the kvmgr engine server, got ${r.n}`, 'n');
+  let prompt: number[];
+  if (kind === 'completion') {
+    const prompts = completionPromptTokenIds((r as { prompt: Parameters<typeof completionPromptTokenIds>[0] }).prompt);
+    if (prompts.length !== 1) return bad(`prompt: expected one prompt, got ${prompts.length} (batched prompts are not supported)`, 'prompt');
+    prompt = prompts[0] as number[];
+  } else {
+    prompt = chatPromptTokenIds((r as { messages: Parameters<typeof chatPromptTokenIds>[0] }).messages);
+  }
+  if (prompt.length === 0) return bad('prompt: expected at least one token', 'prompt');
+  const oov = prompt.find((t) => t >= LLAMA3_VOCAB_SIZE);
+  if (oov !== undefined) return bad(`prompt: token id ${oov} is out of vocabulary (size ${LLAMA3_VOCAB_SIZE})`, 'prompt');
+  const stop = stopTokenIdsOf(r as Record<string, unknown>);
+  if (typeof stop === 'string') return bad(stop, 'stop_token_ids');
+  const room = ctx.maxModelLen - prompt.length;
+  let maxTokens: number;
+  if (kind === 'completion') maxTokens = r.max_tokens ?? 16;
+  else {
+    const a = r.max_tokens ?? undefined;
+    const b = (r as { max_completion_tokens?: number | null }).max_completion_tokens ?? undefined;
+    maxTokens = a !== undefined && b !== undefined ? Math.min(a, b) : (a ?? b ?? room);
+  }
+  if (room < 1) {
+    return bad(`This model's maximum context length is ${ctx.maxModelLen} tokens. However, your request has ${prompt.length} input tokens. Please reduce the length of the input.`, 'prompt', 'context_length_exceeded');
+  }
+  if (maxTokens < 1) return bad(`max_tokens: expected at least 1, got ${maxTokens}`, 'max_tokens');
+  if (prompt.length + maxTokens > ctx.maxModelLen) {
+    return bad(
+      `This model's maximum context length is ${ctx.maxModelLen} tokens. However, you requested ${prompt.length + maxTokens} tokens (${prompt.length} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
+      'max_tokens',
+      'context_length_exceeded',
+    );
+  }
+  const minTokens = r.min_tokens ?? 0;
+  if (minTokens > maxTokens) return bad(`min_tokens: expected at most max_tokens (${maxTokens}), got ${minTokens}`, 'min_tokens');
+  const stream = r.stream ?? false;
+  return {
+    ok: true,
+    value: {
+      kind,
+      model: r.model ?? served,
+      promptTokenIds: prompt,
+      maxTokens,
+      minTokens,
+      stream,
+      includeUsage: stream && (r.stream_options?.include_usage ?? false),
+      continuousUsage: stream && (r.stream_options?.continuous_usage_stats ?? false),
+      echo: kind === 'completion' && ((r as { echo?: boolean | null }).echo ?? false),
+      stopTokenIds: stop,
+      kvTransferParams: r.kv_transfer_params ?? undefined,
+    },
+  };
+}

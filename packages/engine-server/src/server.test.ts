@@ -1,0 +1,193 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { completionPromptTokenIds, chatPromptTokenIds, mapVllmMetrics } from '@kvmgr/adapter-vllm';
+import { parseExposition } from '@kvmgr/core';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EngineServer, createEngineServer } from './index.js';
+
+const PROMTOOL = '/usr/bin/promtool';
+const hasPromtool = existsSync(PROMTOOL);
+if (!hasPromtool && !process.env.CI) console.warn(`server.test.ts: skipping the promtool check: ${PROMTOOL} is missing (install Debian/Ubuntu package "prometheus")`);
+
+function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+    child.stdin.end(text);
+  });
+}
+
+const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+const LONG = 'The quick brown fox jumps over the lazy dog. '.repeat(12);
+
+let server: EngineServer;
+let client: OpenAI;
+
+beforeAll(async () => {
+  server = await createEngineServer({ port: 0, timeScale: 20, numGpuBlocks: 2048 });
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function post(path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<Response> {
+  return fetch(`${server.url}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+}
+
+describe('OpenAI API through the openai SDK', () => {
+  it('completes a text prompt; usage counts the prompt tokens and the generated tokens', async () => {
+    const r = await client.completions.create({ model: MODEL, prompt: 'Hello there, engine', max_tokens: 7 });
+    expect(r.object).toBe('text_completion');
+    expect(r.choices).toHaveLength(1);
+    expect(r.choices[0]?.finish_reason).toBe('length');
+    expect(r.usage?.prompt_tokens).toBe((completionPromptTokenIds('Hello there, engine')[0] as number[]).length);
+    expect(r.usage?.completion_tokens).toBe(7);
+    expect(r.usage?.total_tokens).toBe((r.usage?.prompt_tokens ?? 0) + 7);
+    expect(typeof r.choices[0]?.text).toBe('string');
+  });
+
+  it('streams a completion: one chunk per token, finish reason on the last, then a usage chunk', async () => {
+    const stream = await client.completions.create({ model: MODEL, prompt: [1, 2, 3, 4, 5], max_tokens: 9, stream: true, stream_options: { include_usage: true } });
+    let tokens = 0;
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        tokens++;
+        expect(typeof c.text).toBe('string');
+        finish = c.finish_reason ?? finish;
+      }
+    }
+    expect(tokens).toBe(9);
+    expect(finish).toBe('length');
+    expect(usage?.prompt_tokens).toBe(5);
+    expect(usage?.completion_tokens).toBe(tokens);
+  });
+
+  it('streams a chat completion with the role first; usage adds up', async () => {
+    const messages = [{ role: 'user' as const, content: 'Count to three.' }];
+    const stream = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 6, stream: true, stream_options: { include_usage: true } });
+    let roleSeen = false;
+    let contentChunks = 0;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        if (c.delta.role === 'assistant') roleSeen = true;
+        else if (c.delta.content !== undefined) contentChunks++;
+      }
+    }
+    expect(roleSeen).toBe(true);
+    expect(contentChunks).toBe(6);
+    expect(usage?.prompt_tokens).toBe(chatPromptTokenIds(messages).length);
+    expect(usage?.completion_tokens).toBe(6);
+  });
+
+  it('a second identical prompt reports cached_tokens from the prefix cache', async () => {
+    const first = await client.completions.create({ model: MODEL, prompt: LONG, max_tokens: 2 });
+    const second = await client.completions.create({ model: MODEL, prompt: LONG, max_tokens: 2 });
+    const n = first.usage?.prompt_tokens ?? 0;
+    expect(first.usage?.prompt_tokens_details?.cached_tokens).toBe(0);
+    // Every full block but the one holding the last prompt token (vLLM never serves the last token from cache).
+    expect(second.usage?.prompt_tokens_details?.cached_tokens).toBe(Math.floor((n - 1) / 16) * 16);
+    expect(second.usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThan(0);
+  });
+
+  it('chat non-streaming returns an assistant message', async () => {
+    const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 });
+    expect(r.choices[0]?.message.role).toBe('assistant');
+    expect(r.usage?.completion_tokens).toBe(3);
+  });
+
+  it('lists the served model and answers /health and /version', async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual([MODEL]);
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    expect(((await (await fetch(`${server.url}/version`)).json()) as { version: string }).version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('tokenize and detokenize round-trip with the engine tokenizer', async () => {
+    const t = (await (await post('/tokenize', { model: MODEL, prompt: 'Hello world' })).json()) as { count: number; tokens: number[] };
+    expect(t.tokens).toEqual(completionPromptTokenIds('Hello world')[0]);
+    expect(t.count).toBe(t.tokens.length);
+    const d = (await (await post('/detokenize', { tokens: t.tokens.slice(1) })).json()) as { prompt: string };
+    expect(d.prompt).toBe('Hello world');
+  });
+});
+
+describe('bad requests', () => {
+  const cases: [string, string, unknown, number, string | null][] = [
+    ['max_tokens beyond the context', '/v1/completions', { prompt: 'x', max_tokens: 10_000_000 }, 400, 'max_tokens'],
+    ['a string max_tokens', '/v1/completions', { prompt: 'x', max_tokens: 'ten' }, 400, 'max_tokens'],
+    ['n > 1', '/v1/completions', { prompt: 'x', n: 2 }, 400, 'n'],
+    ['no prompt', '/v1/completions', { max_tokens: 3 }, 400, 'prompt'],
+    ['messages of the wrong type', '/v1/chat/completions', { messages: 'hi' }, 400, 'messages'],
+    ['an unknown model (404, as vLLM)', '/v1/completions', { model: 'gpt-17', prompt: 'x' }, 404, 'model'],
+    ['several prompts', '/v1/completions', { prompt: ['a', 'b'] }, 400, 'prompt'],
+    ['a token id outside the vocabulary', '/v1/completions', { prompt: [1, 999_999] }, 400, 'prompt'],
+  ];
+  it.each(cases)('%s → %i with an OpenAI error body, and no state changes', async (_name, path, body, status, param) => {
+    const before = server.core.metrics;
+    const res = await post(path, body);
+    expect(res.status).toBe(status);
+    const err = (await res.json()) as { error: { message: string; type: string; param: string | null } };
+    expect(err.error.type).toBe(status === 404 ? 'not_found_error' : 'invalid_request_error');
+    expect(err.error.message.length).toBeGreaterThan(0);
+    if (param !== null) expect(err.error.param).toBe(param);
+    const after = server.core.metrics;
+    expect(after.requestSuccess).toEqual(before.requestSuccess);
+    expect(after.prefixCacheQueries).toBe(before.prefixCacheQueries);
+  });
+
+  it('malformed JSON → 400, a body over the limit → 413', async () => {
+    const res = await post('/v1/completions', '{"prompt": ');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    const small = await createEngineServer({ port: 0, numGpuBlocks: 64, bodyLimit: 1024 });
+    try {
+      const big = await fetch(`${small.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x'.repeat(4096) }) });
+      expect(big.status).toBe(413);
+      expect(((await big.json()) as { error: { code: string } }).error.code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('/metrics', () => {
+  it.runIf(hasPromtool || process.env.CI)('promtool parses it; the only findings are the lint of vLLM names', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const { code, output } = await promtoolCheck(text);
+    expect([0, 3], output).toContain(code);
+    for (const f of output.split('\n').filter((l) => l.trim() !== '')) {
+      expect(f).toMatch(/^vllm:\S+ metric names should not contain ':'$|^vllm:iteration_tokens_total non-counter metrics should not have "_total" suffix$/);
+    }
+  });
+
+  it('the vLLM scraper reads the running/waiting/KV usage/prefix hits the engine holds, and cache_config_info', async () => {
+    // Hold requests in flight so the gauges are not all zero.
+    const streams = await Promise.all(
+      [0, 1, 2].map((i) => client.completions.create({ model: MODEL, prompt: `${LONG} ${i}`, max_tokens: 400, stream: true })),
+    );
+    const iters = streams.map((s) => s[Symbol.asyncIterator]());
+    await Promise.all(iters.map((it) => it.next()));
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const m = server.core.metrics; // a step may end between the scrape and this read
+    const snap = mapVllmMetrics(parseExposition(text), { instanceId: 'e0', role: 'both', timeUs: 0 });
+    expect(snap.running).toBeGreaterThanOrEqual(1);
+    expect(snap.running + snap.waiting).toBe(m.numRequestsRunning + m.numRequestsWaiting);
+    expect(Math.abs(snap.kvUtilization - m.kvCacheUsagePerc)).toBeLessThanOrEqual(3 / 2048);
+    expect(snap.prefixCacheHits).toBe(m.prefixCacheHits);
+    expect(snap.prefixCacheQueries).toBe(m.prefixCacheQueries);
+    expect(snap.totalBlocks).toBe(2048);
+    expect(snap.blockSize).toBe(16);
+    for (const s of streams) s.controller.abort();
+  });
+});

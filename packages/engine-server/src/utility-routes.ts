@@ -1,0 +1,86 @@
+/**
+ * vLLM's non-generation routes: `GET /v1/models`, `/health`, `/version`, `/metrics`, and
+ * `POST /tokenize`, `/detokenize`, `/reset_prefix_cache`.
+ *
+ * @see vllm-project/vllm:vllm/entrypoints/openai/api_server.py
+ */
+import { createRequire } from 'node:module';
+import { chatPromptTokenIds, completionPromptTokenIds, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
+import { ChatMessageSchema } from '@kvmgr/adapter-vllm';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { EngineMetricsExporter } from './engine-metrics.js';
+import { LLAMA3_VOCAB_SIZE } from './openai-requests.js';
+
+/** What the utility routes need from the server. */
+export interface UtilityRouteContext {
+  readonly modelNames: readonly string[];
+  readonly servedModelName: string;
+  readonly maxModelLen: number;
+  readonly exporter: EngineMetricsExporter;
+  /** Drops the prefix cache; false when refused (requests hold blocks). */
+  readonly resetPrefixCache: () => boolean;
+  readonly decode: (tokenIds: readonly number[]) => string;
+}
+
+const TokenIds = z.array(z.number().int().nonnegative().lt(LLAMA3_VOCAB_SIZE, `expected token ids below ${LLAMA3_VOCAB_SIZE}`));
+
+/** `/tokenize` body: a completion `prompt` or chat `messages`. */
+const TokenizeSchema = z.union(
+  [
+    z.looseObject({ model: z.string().nullish(), prompt: z.union([z.string(), TokenIds]), add_special_tokens: z.boolean().nullish() }),
+    z.looseObject({ model: z.string().nullish(), messages: z.array(ChatMessageSchema).min(1) }),
+  ],
+  { error: 'expected {prompt} or {messages}' },
+);
+
+/** `/detokenize` body. */
+const DetokenizeSchema = z.looseObject({ model: z.string().nullish(), tokens: TokenIds });
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+/** Registers the routes on `app`. */
+export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteContext): void {
+  const created = Math.floor(Date.now() / 1000);
+  const unknownModel = (model: string | null | undefined) =>
+    model != null && !ctx.modelNames.includes(model) ? openAiError(404, `The model \`${model}\` does not exist.`, { param: 'model', code: 'model_not_found' }) : null;
+
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [{ id: ctx.servedModelName, object: 'model', created, owned_by: 'kvmgr', root: ctx.servedModelName, parent: null, max_model_len: ctx.maxModelLen, permission: [] }],
+  }));
+  app.get('/health', async (_req, reply) => reply.code(200).send());
+  app.get('/version', async () => ({ version: VERSION, engine: 'kvmgr-engine-server' }));
+  app.get('/metrics', async (_req, reply) => {
+    ctx.exporter.sync();
+    const reg = ctx.exporter.metrics.registry;
+    return reply.type(reg.contentType).send(await reg.metrics());
+  });
+
+  app.post('/tokenize', async (req, reply) => {
+    const r = parseOpenAiRequest(TokenizeSchema, req.body);
+    if (!r.ok) return reply.code(r.error.status).send(r.error.body);
+    const b = r.value as { model?: string | null; prompt?: string | number[]; add_special_tokens?: boolean | null; messages?: z.infer<typeof ChatMessageSchema>[] };
+    const notFound = unknownModel(b.model);
+    if (notFound) return reply.code(notFound.status).send(notFound.body);
+    let tokens: number[];
+    if (b.messages !== undefined) tokens = chatPromptTokenIds(b.messages);
+    else if (typeof b.prompt === 'string') tokens = (completionPromptTokenIds(b.prompt)[0] ?? []).slice(b.add_special_tokens === false ? 1 : 0);
+    else tokens = [...(b.prompt ?? [])];
+    return { count: tokens.length, max_model_len: ctx.maxModelLen, tokens };
+  });
+
+  app.post('/detokenize', async (req, reply) => {
+    const r = parseOpenAiRequest(DetokenizeSchema, req.body);
+    if (!r.ok) return reply.code(r.error.status).send(r.error.body);
+    const notFound = unknownModel(r.value.model);
+    if (notFound) return reply.code(notFound.status).send(notFound.body);
+    return { prompt: ctx.decode(r.value.tokens) };
+  });
+
+  app.post('/reset_prefix_cache', async (_req, reply) => {
+    if (ctx.resetPrefixCache()) return reply.code(200).send();
+    const e = openAiError(409, 'cannot reset the prefix cache while requests hold KV blocks; retry when the engine is idle', { code: 'engine_busy' });
+    return reply.code(e.status).send(e.body);
+  });
+}
