@@ -10,6 +10,7 @@ import { PROFILES } from './profiles.js';
 import { createProgress } from './progress.js';
 import { type RunFlags, type RunVariant, loadTrace, resolveRunOptions, runOnce, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
+import { latencyLine } from './replay-report.js';
 
 /** Flags of `kvmgr ab`. */
 export interface AbFlags extends RunFlags {
@@ -59,9 +60,11 @@ export async function runAbCommand(flags: AbFlags, _cmd?: Command): Promise<void
   const a = runOnce(opts, trace, variantA, progress);
   const b = runOnce(opts, trace, variantB, progress);
   const diffs = pairedDiffs(a, b, { resamples: flags.bootstrap ?? opts.config.bootstrap ?? 2000, seed: opts.seed });
+  const latency = latencyLine(opts.model, opts.gpu, opts.tp);
   const lines = [
     `A/B on ${opts.traceLabel} (${trace.requests.length} requests), ${opts.instances} × ${opts.model} on ${opts.gpu}, rate ×${opts.rateScale}, seed ${opts.seed}`,
     `A = ${aSpec} (pipeline ${a.pipeline}, router ${a.router}); B = ${bSpec} (pipeline ${b.pipeline}, router ${b.router})`,
+    `latency model: ${latency}`,
     '',
     formatTable(['metric (per request)', 'n', 'mean A', 'mean B', 'B − A', '95% CI (bootstrap)', 'change', 'significant'], diffs.map(fmtDiff)),
     '',
@@ -70,7 +73,7 @@ export async function runAbCommand(flags: AbFlags, _cmd?: Command): Promise<void
   process.stdout.write(`${lines.join('\n')}\n`);
   const out = flags.out ?? opts.config.out;
   if (out) {
-    const body = { kind: 'kvmgr.ab', version: 1, trace: opts.traceLabel, seed: opts.seed, a: { spec: aSpec, summary: a.summary }, b: { spec: bSpec, summary: b.summary }, diffs };
+    const body = { kind: 'kvmgr.ab', version: 1, trace: opts.traceLabel, seed: opts.seed, latency, a: { spec: aSpec, summary: a.summary }, b: { spec: bSpec, summary: b.summary }, diffs };
     const written = writeOutputs(out, { 'ab.json': `${JSON.stringify(body, null, 2)}\n` });
     process.stdout.write(`wrote ${written.join(', ')}\n`);
   }

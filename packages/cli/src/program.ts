@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { Command, Option } from 'commander';
-import { parseDurationMs, parseNonNegativeInt, parseNumberList, parsePositiveInt, parsePositiveIntList, parsePositiveNumber } from './parse.js';
+import { parseDurationMs, parseFraction, parseNonNegativeInt, parseNumberList, parsePositiveInt, parsePositiveIntList, parsePositiveNumber } from './parse.js';
 
 /** Bundled trace used when `--trace` is not given (first 3,000 requests of Mooncake's conversation trace). */
 export const BUNDLED_TRACE = fileURLToPath(new URL('../data/mooncake-conversation-sample.jsonl', import.meta.url));
@@ -102,6 +102,22 @@ export function buildProgram(): Command {
       await runSweepCommand(opts, cmd);
     });
 
+  program
+    .command('fidelity')
+    .description(
+      'Replay real vLLM runs (a folder in the shared/validation layout) through the simulator: simulated vs measured TTFT / ITL / E2E per experiment, median errors, and a two-fold cross-validation of the roofline calibration; writes fidelity.json and fidelity.html.',
+    )
+    .requiredOption('--validation <dir>', 'validation folder: experiments.csv, measured_latency.csv, model_configs/ (e.g. ../shared/validation)')
+    .addOption(new Option('--latency <backend>', "latency backend: auto (best validated), roofline or blis (default: auto)").choices(['auto', 'roofline', 'blis']))
+    .option('--json', 'print JSON instead of tables (writes no files)')
+    .option('--out <dir>', 'output directory for fidelity.json and fidelity.html (default: kvmgr-fidelity)')
+    .option('--no-cv', 'skip the cross-validation of the roofline calibration (it replays each fold about 20 times)')
+    .option('--cv-rounds <n>', 'coordinate-descent rounds of each fold\'s fit (default: 2)', (v) => parsePositiveInt('--cv-rounds', v))
+    .action(async (opts) => {
+      const { runFidelityCommand } = await import('./fidelity.js');
+      await runFidelityCommand(opts);
+    });
+
   const predict = program.command('predict').description('Output-length predictors.');
   predict
     .command('eval')
@@ -130,6 +146,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON instead of tables (writes no files)')
     .option('--out <dir>', 'output directory for eviction.json and eviction.html (default: kvmgr-eviction)')
     .option('--no-progress', 'do not draw the progress bar (it goes to stderr, and only on a terminal)')
+    .option('--suite', 'run every policy over the workload suite (the Mooncake trace, or --trace, plus generated agentic, RAG, long-document, scan and phase-shift traces); prints hit ratio and share of Belady per shape')
     .action(async (opts) => {
       const { runEvictionEval } = await import('./eviction.js');
       await runEvictionEval(opts);
@@ -147,6 +164,156 @@ export function buildProgram(): Command {
     .action(async (state: string, opts) => {
       const { runIrOpt } = await import('./ir.js');
       await runIrOpt(state, opts);
+    });
+
+  const metrics = program.command('metrics').description('Engine metrics.');
+  metrics
+    .command('scrape')
+    .description("Scrape an engine's Prometheus /metrics and print the snapshot kvmgr sees (KV utilization, queue, prefix cache); exit 2 when the URL cannot be read as engine metrics.")
+    .argument('<url>', 'metrics URL, e.g. http://127.0.0.1:8000/metrics')
+    .addOption(new Option('--engine <engine>', 'engine whose metric names to read (default: auto, by metric-name prefix)').choices(['auto', 'vllm', 'sglang', 'tgi', 'lmdeploy']))
+    .option('--json', 'print the snapshot as one JSON line')
+    .option('--watch <interval>', 'scrape again every interval, e.g. 2s, until interrupted (default: once)')
+    .option('--timeout <duration>', 'per-request timeout (default: 5s)')
+    .option('--token-capacity <tokens>', 'TGI only: KV capacity in tokens (--max-batch-total-tokens), to estimate KV utilization')
+    .action(async (url: string, opts) => {
+      const { runMetricsScrape } = await import('./metrics.js');
+      const code = await runMetricsScrape(url, opts, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      if (code !== 0) process.exitCode = code;
+    });
+
+  const events = program.command('events').description('KV events from engines (vLLM ZMQ + msgpack).');
+  events
+    .command('tail')
+    .description('Subscribe to a vLLM KV-event publisher and print decoded events, one per line; gaps are repaired by replay when --replay is given; counters and rates go to stderr.')
+    .requiredOption('--endpoint <endpoint>', "publisher endpoint, e.g. tcp://10.0.0.5:5557 (vLLM's --kv-events-config endpoint)")
+    .option('--replay <endpoint>', 'replay ROUTER endpoint, e.g. tcp://10.0.0.5:5558 (default: none; gaps are counted and skipped)')
+    .option('--topic <topic>', 'topic prefix to subscribe to (default: all)')
+    .option('--json', 'print JSON lines (hashes as decimal strings) instead of text')
+    .option('--count <n>', 'exit after N events (default: run until interrupted)', (v) => parsePositiveInt('--count', v))
+    .option('--duration <duration>', 'exit after this long, with a unit: 10s, 2m (default: run until interrupted)', (v) => {
+      parseDurationMs('--duration', v);
+      return v;
+    })
+    .option('--stats-interval <duration>', 'how often counters and rates go to stderr (default: 5s)', (v) => {
+      parseDurationMs('--stats-interval', v);
+      return v;
+    })
+    .action(async (opts) => {
+      const { runEventsTail } = await import('./events.js');
+      await runEventsTail(opts);
+    });
+
+  program
+    .command('list')
+    .description('List what the other commands accept, one line each: models, gpus, profiles, passes, presets, scorers (with the router weight letters pa, qd, kv, ...), policies, predictors.')
+    .argument('<what>', 'models | gpus | profiles | passes | presets | scorers | policies | predictors')
+    .option('--json', 'print the rows as JSON')
+    .action(async (what: string, opts: { json?: boolean }) => {
+      const { runList } = await import('./list.js');
+      runList(what, opts);
+    });
+
+  program
+    .command('engine')
+    .description("Run a vLLM-compatible engine server driven by kvmgr's engine core on the wall clock (OpenAI API, /metrics with vLLM names, KV events over ZMQ); --instances N starts a local fleet.")
+    .option('--model <name>', `modelled model (default: ${DEFAULTS.model})`)
+    .option('--served-model-name <name>', "name the API answers to (default: the model's HF id)")
+    .option('--gpu <name>', `modelled GPU (default: ${DEFAULTS.gpu})`)
+    .option('--tp <n>', 'tensor-parallel size (default: 1)', (v) => parsePositiveInt('--tp', v))
+    .option('--profile <name>', 'engine profile: block size, budgets, eviction, scheduler (default: vllm-default)')
+    .option('--host <host>', 'address to listen on (default: 127.0.0.1)')
+    .option('--port <n>', 'port (default: 8000)', (v) => parseNonNegativeInt('--port', v))
+    .option('--time-scale <x>', 'model time per wall time, > 0 (10 = steps take a tenth of the GPU time) (default: 1)', (v) => parsePositiveNumber('--time-scale', v))
+    .option('--kv-events-config <json>', 'vLLM\'s KV-event config, e.g. \'{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://*:5557","replay_endpoint":"tcp://*:5558"}\' (default: off)')
+    .option('--num-gpu-blocks <n>', 'KV blocks (default: from the memory model of model, GPU and TP)', (v) => parsePositiveInt('--num-gpu-blocks', v))
+    .option('--max-model-len <n>', 'context length in tokens (default: 131072, capped by the KV pool)', (v) => parsePositiveInt('--max-model-len', v))
+    .option('--seed <n>', 'seed of the generated tokens and of --fail-rate (default: 0)', (v) => parseNonNegativeInt('--seed', v))
+    .option('--echo', 'output tokens repeat the prompt instead of seeded random tokens')
+    .option('--max-waiting <n>', 'waiting requests beyond which new ones get 429 (default: unbounded, as vLLM)', (v) => parseNonNegativeInt('--max-waiting', v))
+    .option('--fail-rate <fraction>', 'fault injection: fraction of requests answered 500 (default: 0)', (v) => parseFraction('--fail-rate', v))
+    .option('--stall-ms <ms>', 'fault injection: wall ms added to every step (default: 0)', (v) => parseNonNegativeInt('--stall-ms', v))
+    .option('--die-after <n>', 'fault injection: the N-th request kills the process mid-stream (exit 1)', (v) => parsePositiveInt('--die-after', v))
+    .addOption(new Option('--role <role>', 'P/D role for kv_transfer_params (default: both)').choices(['both', 'prefill', 'decode']))
+    .option('--instances <n>', 'start a local fleet of N servers as child processes (default: 1)', (v) => parsePositiveInt('--instances', v))
+    .option('--base-port <n>', 'first port of the fleet; instance i listens on base + i and shifts KV-event ports by i (default: --port)', (v) => parseNonNegativeInt('--base-port', v))
+    .option('--log-level <level>', 'pino level of the JSON logs on stdout (default: info)')
+    .action(async (opts) => {
+      const { runEngine } = await import('./engine.js');
+      await runEngine(opts);
+    });
+
+  program
+    .command('serve')
+    .description('Run the KV- and SLO-aware OpenAI-compatible gateway in front of engine endpoints (vLLM, SGLang, TGI, LMDeploy, kvmgr engine servers); flags override --config.')
+    .option('--config <file>', 'gateway YAML: server, model, endpoints, routing (pa:3,qd:2,kv:2 or llm-d EndpointPickerConfig plugins), admission, health, scrape (see docs/cli/serve.md)')
+    .option('--endpoint <url>', 'engine base URL, e.g. http://10.0.0.5:8000; repeat for more (replaces the endpoints of --config)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--port <n>', 'port to listen on (default: 8080; 0 = any free port)', (v) => parseNonNegativeInt('--port', v))
+    .option('--host <host>', 'address to listen on (default: 127.0.0.1)')
+    .option('--routing <config>', "routing: a preset (llm-d-default, kvmgr-default, round-robin, random) or weights such as 'pa:3,qd:2,kv:2' (default: llm-d-default)")
+    .option('--model <name>', 'served model name: the namespace of block keys (default: none)')
+    .addOption(new Option('--log-level <level>', 'log level of the JSON request log on stdout (default: info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action(async (opts) => {
+      const { runServe } = await import('./serve.js');
+      await runServe(opts);
+    });
+
+  const durationFlag = (flag: string) => (v: string) => {
+    parseDurationMs(flag, v);
+    return v;
+  };
+  program
+    .command('bench')
+    .description('Load generators.')
+    .command('serve')
+    .description(
+      "Load an OpenAI-compatible endpoint with a trace (Mooncake JSONL, Azure CSV, length-only CSV) or an inference-perf config; measures TTFT, ITL, TPOT, E2E, cached tokens and goodput from the stream; writes inference-perf's files (+ vllm bench serve's JSON) and report.html.",
+    )
+    .option('--target <url>', 'base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (default: server.base_url of --config)')
+    .option('--model <name>', 'model name to send (default: the first of the target\'s /v1/models, or server.model_name of --config)')
+    .option('--trace <file>', 'trace: Mooncake JSONL (each 512-token hash_id becomes a fixed seeded block of token ids), Azure CSV or length-only CSV (default: the bundled Mooncake conversation sample, 3,000 requests)')
+    .option('--config <file>', "inference-perf config YAML: data shared_prefix | random | synthetic, load constant | poisson | concurrent, stages, SLO headers in api.headers")
+    .option('--lenient', 'skip malformed trace rows and count them')
+    .option('--limit <n>', 'send only the first N requests (default: all)', (v) => parsePositiveInt('--limit', v))
+    .option('--duration <duration>', 'stop sending after this long (wall clock), e.g. 60s, 5m; requests in flight finish (default: until the workload ends)', durationFlag('--duration'))
+    .option('--rate-scale <x>', "multiply the trace's arrival rate by x (> 0) (default: 1)", (v) => parsePositiveNumber('--rate-scale', v))
+    .option('--rate <r>', 'Poisson arrivals at r requests/s instead of the trace\'s timestamps (seeded)', (v) => parsePositiveNumber('--rate', v))
+    .option('--concurrency <n>', 'at most n requests in flight; alone: a closed loop of n', (v) => parsePositiveInt('--concurrency', v))
+    .option('--time-scale <x>', 'the target runs x times faster than the hardware it models (kvmgr engine --time-scale): send gaps are divided by x and measured times multiplied by x (default: 1)', (v) => parsePositiveNumber('--time-scale', v))
+    .option('--slo-ttft <duration>', `TTFT SLO for goodput, also sent as x-slo-ttft-ms (default: the config's, else ${DEFAULTS.sloTtft})`, durationFlag('--slo-ttft'))
+    .option('--slo-tpot <duration>', `TPOT SLO for goodput, also sent as x-slo-tpot-ms (default: the config's, else ${DEFAULTS.sloTpot})`, durationFlag('--slo-tpot'))
+    .option('--seed <n>', `seed of token ids and arrivals (default: ${DEFAULTS.seed})`, (v) => parseNonNegativeInt('--seed', v))
+    .option('--request-timeout <duration>', 'abort a request after this long (default: 10m)', durationFlag('--request-timeout'))
+    .option('--vllm-json', "also write vllm bench serve's result JSON (vllm_bench_serve.json)")
+    .option('--out <dir>', 'output directory (default: kvmgr-bench)')
+    .option('--no-progress', 'do not draw the progress bar (it goes to stderr, and only on a terminal)')
+    .action(async (opts) => {
+      const { runBenchServeCommand } = await import('./bench-serve/command.js');
+      await runBenchServeCommand(opts);
+    });
+
+  program
+    .command('live')
+    .description(
+      "The main job on a live stack: starts N engine servers in-process, runs bench serve through a round-robin gateway and through the kvmgr gateway on the same trace, and prints the side-by-side table next to the simulator's.",
+    )
+    .option('--trace <file>', 'trace (default: the bundled Mooncake conversation sample)')
+    .option('--limit <n>', 'first N requests only (default: all)', (v) => parsePositiveInt('--limit', v))
+    .option('--instances <n>', `engine servers (default: ${DEFAULTS.instances})`, (v) => parsePositiveInt('--instances', v))
+    .option('--model <name>', `modelled model (default: ${DEFAULTS.model})`)
+    .option('--gpu <name>', `modelled GPU (default: ${DEFAULTS.gpu})`)
+    .option('--time-scale <x>', 'model time per wall time of the engine servers (default: 20)', (v) => parsePositiveNumber('--time-scale', v))
+    .option('--rate-scale <x>', "multiply the trace's arrival rate by x (default: 1)", (v) => parsePositiveNumber('--rate-scale', v))
+    .option('--routing <config>', 'routing of the kvmgr side (default: kvmgr-default)')
+    .option('--slo-ttft <duration>', `TTFT SLO, model time (default: ${DEFAULTS.sloTtft})`, durationFlag('--slo-ttft'))
+    .option('--slo-tpot <duration>', `TPOT SLO, model time (default: ${DEFAULTS.sloTpot})`, durationFlag('--slo-tpot'))
+    .option('--seed <n>', `seed (default: ${DEFAULTS.seed})`, (v) => parseNonNegativeInt('--seed', v))
+    .option('--no-sim', "skip the simulator's columns")
+    .option('--out <dir>', 'output directory: round-robin/ and kvmgr/ bench files, live.json, report.html (default: kvmgr-live)')
+    .option('--no-progress', 'do not draw progress bars')
+    .action(async (opts) => {
+      const { runLiveCommand } = await import('./live.js');
+      await runLiveCommand(opts);
     });
 
   return program;

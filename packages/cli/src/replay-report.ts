@@ -2,6 +2,7 @@
  * Turns two runs (baseline and candidate) into what `kvmgr replay` prints and writes: the
  * side-by-side table, `report.json`, `requests.csv` and the `report.html` chart spec.
  */
+import { describeLatency, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
 import type { ChartSeries, HtmlReport } from './report-html.js';
 import type { RunRequestRow, RunResult, RunSummary } from './run-result.js';
 import { fmtDelta, fmtNum, formatTable } from './table.js';
@@ -16,6 +17,16 @@ export interface ReplaySetup {
   readonly sloTtftMs: number;
   readonly sloTpotMs: number;
   readonly seed: number;
+  /** Which latency model priced the steps and its validated error ({@link latencyLine}). */
+  readonly latency?: string;
+}
+
+/**
+ * One line naming the latency model `runReplay`'s `auto` picks for this model/GPU/TP and the
+ * evidence behind it (validated error, or what is extrapolated).
+ */
+export function latencyLine(model: string, gpu: string, tp: number): string {
+  return describeLatency(selectLatencyModel('auto', getModelSpec(model), getGpuSpec(gpu), tp));
 }
 
 interface Row {
@@ -58,6 +69,7 @@ export function formatComparison(setup: ReplaySetup, a: RunResult, b: RunResult)
   const header = ['metric', a.label, b.label, 'change'];
   const lines = [
     `trace ${setup.trace} | ${a.summary.requests} requests | ${setup.instances} × ${setup.model} on ${setup.gpu} | rate ×${setup.rateScale} | SLO TTFT ${setup.sloTtftMs} ms, TPOT ${setup.sloTpotMs} ms | seed ${setup.seed}`,
+    ...(setup.latency === undefined ? [] : [`latency model: ${setup.latency}`]),
     '',
     formatTable(header, comparisonRows(a, b)),
     '',
@@ -168,6 +180,7 @@ export function replayHtml(setup: ReplaySetup, a: RunResult, b: RunResult): Html
     subtitle: [
       `trace: ${setup.trace} (${a.summary.requests} requests), ${setup.instances} × ${setup.model} on ${setup.gpu}, rate ×${setup.rateScale}, seed ${setup.seed}`,
       `SLOs: TTFT ≤ ${setup.sloTtftMs} ms and TPOT ≤ ${setup.sloTpotMs} ms. ${verdict(a, b)}`,
+      ...(setup.latency === undefined ? [] : [`Latency model: ${setup.latency}`]),
     ],
     tables: [{ title: 'Side by side', header: ['metric', a.label, b.label, 'change'], rows: comparisonRows(a, b) }],
     charts: [

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { removeOutputs, writeOutputs } from './output.js';
 import { DEFAULTS } from './program.js';
 import { createProgress } from './progress.js';
-import { formatComparison, replayHtml, replayJson, requestsCsv } from './replay-report.js';
+import { formatComparison, latencyLine, replayHtml, replayJson, requestsCsv } from './replay-report.js';
 import { renderReportHtml } from './report-html.js';
 import { type RunFlags, type RunVariant, loadTrace, resolveRunOptions, runOnce, validateVariant } from './run.js';
 
@@ -50,6 +50,7 @@ export async function runReplayCommand(flags: ReplayFlags, _cmd?: Command): Prom
     sloTtftMs: opts.sloTtftMs,
     sloTpotMs: opts.sloTpotMs,
     seed: opts.seed,
+    latency: latencyLine(opts.model, opts.gpu, opts.tp),
   };
   process.stdout.write(`${formatComparison(setup, a, b)}\n`);
   const written = writeOutputs(out, {

@@ -12,6 +12,7 @@ import { getProfile } from './profiles.js';
 import { renderReportHtml } from './report-html.js';
 import { type RunFlags, resolveRunOptions, traceSpec, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
+import { latencyLine } from './replay-report.js';
 
 /** Flags of `kvmgr sweep`. */
 export interface SweepFlags extends RunFlags {
@@ -94,9 +95,11 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
     baseKnee.goodputReqPerS > 0
       ? [...knees].slice(1).map(([p, k]) => `goodput at the knee: ${p} / ${baseName} = ${(k.goodputReqPerS / baseKnee.goodputReqPerS).toFixed(2)}×`)
       : [];
+  const latency = latencyLine(opts.model, opts.gpu, opts.tp);
   const header = ['profile', 'rate', 'throughput (req/s)', 'goodput (req/s)', 'SLO attainment (%)', 'TTFT p99 (ms)', ''];
   const text = [
     `sweep on ${opts.traceLabel}: ${jobs.length} runs (${profiles.length} profiles × ${rates.length} rates) in ${((performance.now() - started) / 1000).toFixed(1)} s; SLO TTFT ${opts.sloTtftMs} ms, TPOT ${opts.sloTpotMs} ms`,
+    `latency model: ${latency}`,
     '',
     formatTable(header, rows),
     '',
@@ -107,7 +110,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
   const series = (pick: (p: SweepPoint) => number) => [...byProfile].map(([name, pts]) => ({ name, points: pts.map((p) => [p.rate, pick(p)] as [number, number]) }));
   const html = renderReportHtml({
     title: 'kvmgr sweep: goodput knee per profile',
-    subtitle: [`trace: ${opts.traceLabel}, ${opts.instances} × ${opts.model} on ${opts.gpu}, seed ${opts.seed}`, ...kneeLines, ...ratioLines],
+    subtitle: [`trace: ${opts.traceLabel}, ${opts.instances} × ${opts.model} on ${opts.gpu}, seed ${opts.seed}`, `latency model: ${latency}`, ...kneeLines, ...ratioLines],
     tables: [{ title: 'Runs', header, rows }],
     charts: [
       { id: 'goodput', title: 'Goodput vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'goodput (req/s)', series: series((p) => p.goodputReqPerS) },
@@ -115,7 +118,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
       { id: 'ttft-p99', title: 'TTFT p99 vs arrival rate', xLabel: 'rate scale (× trace rate)', yLabel: 'TTFT p99 (ms)', series: series((p) => p.ttftP99Ms) },
     ],
   });
-  const json = { kind: 'kvmgr.sweep', version: 1, trace: opts.traceLabel, seed: opts.seed, target: SWEEP_DEFAULTS.target, points: Object.fromEntries(byProfile), knees: Object.fromEntries(knees) };
+  const json = { kind: 'kvmgr.sweep', version: 1, trace: opts.traceLabel, seed: opts.seed, latency, target: SWEEP_DEFAULTS.target, points: Object.fromEntries(byProfile), knees: Object.fromEntries(knees) };
   const written = writeOutputs(out, { 'sweep.json': `${JSON.stringify(json, null, 2)}\n`, 'sweep.html': html });
   process.stdout.write(`\nwrote ${written.join(', ')}\n`);
 }

@@ -112,8 +112,14 @@ describe('kvmgr ab, sweep, predict eval, eviction eval, ir opt', () => {
       expect(pt.hitRate).toBeGreaterThan(0);
       expect(pt.hitRate).toBeLessThan(1);
     }
-    // at the trace's own rate the SLOs hold, so the knee is at least ×1
-    expect(json.knees['vllm-default'].rate).toBeGreaterThanOrEqual(1);
+    // The knee is the highest swept rate with ≥ 90% SLO attainment, or undefined when none has
+    // it. (This used to pin "knee ≥ ×1", true only on the old BLIS vLLM 0.11.0 latency row; with
+    // the roofline validated against vLLM 0.15.1 the first 150 requests can miss 90% at ×1.)
+    for (const p of ['vllm-default', 'kvmgr-default']) {
+      const pts = json.points[p] as { rate: number; sloAttainment: number }[];
+      const ok = pts.filter((pt) => pt.sloAttainment >= 0.9).map((pt) => pt.rate);
+      expect(json.knees[p].rate).toBe(ok.length > 0 ? Math.max(...ok) : undefined);
+    }
     expect(existsSync(join(out, 'sweep.html'))).toBe(true);
   });
 
@@ -130,12 +136,12 @@ describe('kvmgr ab, sweep, predict eval, eviction eval, ir opt', () => {
     const out = mkdtempSync(join(tmpdir(), 'kvmgr-eviction-'));
     const r = kvmgr(['eviction', 'eval', '--limit', '600', '--capacities', '400,100', '--out', out]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/capacity \(blocks\)\s+lru\s+lfu\s+arc\s+s3fifo\s+sieve\s+gdsf\s+predictive\s+belady/);
+    expect(r.stdout).toMatch(/capacity \(blocks\)\s+lru\s+lfu\s+arc\s+s3fifo\s+sieve\s+gdsf\s+predictive\s+adaptive\s+belady/);
     expect(r.stdout).toMatch(/^100 blocks: best online policy \w+/m);
     const json = JSON.parse(readFileSync(join(out, 'eviction.json'), 'utf8'));
     expect(json.kind).toBe('kvmgr.eviction');
     expect(json.requests).toBe(600);
-    expect(json.points).toHaveLength(8 * 2);
+    expect(json.points).toHaveLength(9 * 2);
     for (const cap of [100, 400]) {
       const at = json.points.filter((p: { capacity: number }) => p.capacity === cap);
       const belady = at.find((p: { policy: string }) => p.policy === 'belady').hitRatio;

@@ -14,10 +14,10 @@ import { RadixKvManager } from './engine/radix-kv-manager.js';
 import { TieredKvBackend } from './engine/tiered-backend.js';
 import { createModelPredictor } from './engine/model-predictor.js';
 import { createSimRouter } from './engine/routers.js';
-import { createBlisModel, findBlisRow } from './latency/blis.js';
 import { type GpuSpec, getGpuSpec } from './latency/gpu-spec.js';
 import { type ModelSpec, getModelSpec } from './latency/model-spec.js';
-import { type RooflineCalibration, createRooflineModel } from './latency/roofline.js';
+import type { RooflineCalibration } from './latency/roofline.js';
+import { selectLatencyModel } from './latency/select.js';
 import type { LatencyModel } from './latency/types.js';
 import { type RequestRow, type RunSummary, type SloTargetsMs, buildRows, summarize } from './metrics/summary.js';
 import { createPlanner } from './planner.js';
@@ -46,7 +46,7 @@ export interface ReplayOptions {
   readonly router?: string;
   /** Prefix-cache eviction override (`lru`, `arc`, `s3fifo`, `sieve`, `lfu`, `gdsf`). */
   readonly eviction?: string;
-  /** Latency backend: `auto` (BLIS row when one exists, else roofline), `blis`, `roofline`, or a model. @default 'auto' */
+  /** Latency backend: `auto` (the candidate best validated for model/GPU/vLLM version, `latency/select.ts`), `blis`, `roofline`, or a model. @default 'auto' */
   readonly latency?: 'auto' | 'blis' | 'roofline' | LatencyModel;
   /** Roofline calibration overrides. */
   readonly roofline?: Partial<RooflineCalibration>;
@@ -125,7 +125,9 @@ export interface ReplayResult {
 }
 
 /**
- * Picks the latency model: a BLIS row for model/GPU/TP when one exists (`auto`), else roofline.
+ * Picks the latency model by evidence (`latency/select.ts`): `auto` takes the candidate best
+ * validated for this model, GPU and vLLM 0.15.1 (a roofline validated on the GPU class beats a
+ * BLIS row fitted on an older vLLM), `blis` the newest row, `roofline` the roofline.
  * @throws KvmgrError `KVMGR_NOT_FOUND` for `blis` without a row.
  */
 export function resolveLatencyModel(
@@ -135,12 +137,7 @@ export function resolveLatencyModel(
   tp: number,
   calibration?: Partial<RooflineCalibration>,
 ): LatencyModel {
-  if (choice !== 'roofline') {
-    const row = findBlisRow(model.name, gpu.name, tp);
-    if (row !== undefined) return createBlisModel(row);
-    if (choice === 'blis') return createBlisModel({ model: model.name, gpu: gpu.name, tp });
-  }
-  return createRooflineModel({ model, gpu, tp, ...(calibration === undefined ? {} : { calibration }) });
+  return selectLatencyModel(choice, model, gpu, tp, calibration === undefined ? {} : { calibration }).latency;
 }
 
 /** What a server knows about a request at arrival (never its real output length). */
@@ -248,7 +245,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       if (!r.embed) predictor.observe(lifetimeFeatures(r.req), r.outputTokens);
     },
   });
-  const rows = buildRows(res, slo, latency.outputTokenUs);
+  const rows = buildRows(res, slo, latency.outputTokenUs, latency.deliveryLagSteps ?? 0);
   const summary = summarize(res, rows, slo);
   return {
     config: {

@@ -8,7 +8,24 @@
  */
 import { KvmgrError, invalidArgument } from '@kvmgr/core';
 import { BLIS_ROWS } from './blis-rows.js';
-import type { LatencyModel, StepWork } from './types.js';
+import { BLIS_VALIDATIONS, blisValidationKey } from './evidence.js';
+import { gpuKey } from './gpu-spec.js';
+import type { LatencyEvidence, LatencyModel, StepWork } from './types.js';
+
+/** Provenance of a row (upstream `defaults.yaml`) and its measured errors here, if any. */
+export function blisEvidence(row: BlisRow): LatencyEvidence {
+  const version = row.vllmVersion.replace(/^v/, '');
+  return {
+    fittedOn: {
+      vllmVersion: version,
+      models: [row.model],
+      gpus: [row.gpu],
+      tp: [row.tp],
+      source: 'inference-sim/inference-sim defaults.yaml (BLIS black-box fit)',
+    },
+    validations: BLIS_VALIDATIONS[blisValidationKey(row.model, row.gpu, row.tp, row.vllmVersion)] ?? [],
+  };
+}
 
 /** One BLIS coefficient row. */
 export interface BlisRow {
@@ -29,13 +46,11 @@ export interface BlisRow {
 }
 
 function normGpu(gpu: string): string {
-  const g = gpu.toUpperCase();
-  if (g.startsWith('H100')) return 'H100';
-  if (g.startsWith('A100')) return 'A100-80';
-  return g;
+  return gpuKey(gpu) ?? gpu.toUpperCase();
 }
 
-function versionKey(v: string): number {
+/** Orders vLLM versions: `v0.8.4` → 8004, `0.15.1` → 15001. */
+export function versionKey(v: string): number {
   const parts = v.replace(/^v/, '').split('.').map((x) => Number.parseInt(x, 10) || 0);
   return (parts[0] ?? 0) * 1e6 + (parts[1] ?? 0) * 1e3 + (parts[2] ?? 0);
 }
@@ -101,6 +116,7 @@ export function createBlisModel(
     name: `blis:${r.model}/${r.gpu}/tp${r.tp}/${r.vllmVersion}`,
     kind: 'blis',
     outputTokenUs: a2,
+    evidence: blisEvidence(r),
     stepTimeUs(w: StepWork): number {
       return Math.max(1, b0 + b1 * w.prefillTokens + b2 * w.decodeTokens);
     },

@@ -103,20 +103,23 @@ export interface InstanceSummary {
 
 /**
  * Builds per-request rows (client view: each output token is delivered `outputTokenUs` later,
- * BLIS's α2 convention, cumulatively).
+ * BLIS's α2 convention, cumulatively; and, with `deliveryLagSteps` k > 0, the first and last
+ * token k of the request's own mean decode intervals late: the latency model's
+ * `deliveryLagSteps`).
  */
-export function buildRows(result: ClusterResult, slo: SloTargetsMs, outputTokenUs: number): RequestRow[] {
+export function buildRows(result: ClusterResult, slo: SloTargetsMs, outputTokenUs: number, deliveryLagSteps = 0): RequestRow[] {
   const rows: RequestRow[] = [];
-  for (const r of result.states) rows.push(rowOf(r, result, slo, outputTokenUs));
+  for (const r of result.states) rows.push(rowOf(r, result, slo, outputTokenUs, deliveryLagSteps));
   return rows;
 }
 
-function rowOf(r: RequestState, res: ClusterResult, slo: SloTargetsMs, a2: number): RequestRow {
+function rowOf(r: RequestState, res: ClusterResult, slo: SloTargetsMs, a2: number, lagSteps: number): RequestRow {
   const arrivalMs = r.arrivalUs / 1000;
   const rejected = r.finishUs < 0;
   const out = r.outputTokens;
-  const first = rejected ? Number.NaN : (r.firstTokenUs + (out > 0 ? a2 : 0)) / 1000;
-  const fin = rejected ? Number.NaN : (r.finishUs + a2 * out) / 1000;
+  const lagUs = lagSteps > 0 && !rejected && out > 1 ? (lagSteps * (r.finishUs - r.firstTokenUs)) / (out - 1) : 0;
+  const first = rejected ? Number.NaN : (r.firstTokenUs + (out > 0 ? a2 : 0) + lagUs) / 1000;
+  const fin = rejected ? Number.NaN : (r.finishUs + a2 * out + lagUs) / 1000;
   const ttft = first - arrivalMs;
   const e2e = fin - arrivalMs;
   const tpot = out > 1 ? (e2e - ttft) / (out - 1) : 0;
