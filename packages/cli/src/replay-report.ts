@@ -5,7 +5,7 @@
 import { describeLatency, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
 import type { ChartSeries, HtmlReport } from './report-html.js';
 import type { RunRequestRow, RunResult, RunSummary } from './run-result.js';
-import { fmtDelta, fmtNum, formatTable } from './table.js';
+import { fmtDelta, fmtNum, fmtPointsDelta, formatTable } from './table.js';
 
 /** How the replay was set up, echoed in every output. */
 export interface ReplaySetup {
@@ -35,10 +35,12 @@ interface Row {
   readonly digits: number;
   /** true when larger is better (for the "better" column). */
   readonly higherIsBetter: boolean;
+  /** A percentage: its change is given in points, not relative. */
+  readonly percent?: boolean;
 }
 
 const ROWS: readonly Row[] = [
-  { label: 'prefix hit rate (%)', get: (s) => s.hitRate * 100, digits: 1, higherIsBetter: true },
+  { label: 'prefix hit rate (%)', get: (s) => s.hitRate * 100, digits: 1, higherIsBetter: true, percent: true },
   { label: 'TTFT p50 (ms)', get: (s) => s.ttftP50Ms, digits: 1, higherIsBetter: false },
   { label: 'TTFT p99 (ms)', get: (s) => s.ttftP99Ms, digits: 1, higherIsBetter: false },
   { label: 'TPOT p50 (ms)', get: (s) => s.tpotP50Ms, digits: 2, higherIsBetter: false },
@@ -48,10 +50,10 @@ const ROWS: readonly Row[] = [
   { label: 'throughput (req/s)', get: (s) => s.throughputReqPerS, digits: 3, higherIsBetter: true },
   { label: 'throughput (output tok/s)', get: (s) => s.throughputTokPerS, digits: 1, higherIsBetter: true },
   { label: 'goodput (req/s)', get: (s) => s.goodputReqPerS, digits: 3, higherIsBetter: true },
-  { label: 'SLO attainment (%)', get: (s) => s.sloAttainment * 100, digits: 1, higherIsBetter: true },
+  { label: 'SLO attainment (%)', get: (s) => s.sloAttainment * 100, digits: 1, higherIsBetter: true, percent: true },
   { label: 'preemptions', get: (s) => s.preemptions, digits: 0, higherIsBetter: false },
-  { label: 're-prefill rate (%)', get: (s) => s.reprefillRate * 100, digits: 2, higherIsBetter: false },
-  { label: 'KV utilization (%)', get: (s) => s.kvUtilization * 100, digits: 1, higherIsBetter: true },
+  { label: 're-prefill rate (%)', get: (s) => s.reprefillRate * 100, digits: 2, higherIsBetter: false, percent: true },
+  { label: 'KV utilization (%)', get: (s) => s.kvUtilization * 100, digits: 1, higherIsBetter: true, percent: true },
   { label: 'rejected requests', get: (s) => s.rejected, digits: 0, higherIsBetter: false },
 ];
 
@@ -60,7 +62,7 @@ export function comparisonRows(a: RunResult, b: RunResult): string[][] {
   return ROWS.map((r) => {
     const va = r.get(a.summary);
     const vb = r.get(b.summary);
-    return [r.label, fmtNum(va, r.digits), fmtNum(vb, r.digits), fmtDelta(va, vb)];
+    return [r.label, fmtNum(va, r.digits), fmtNum(vb, r.digits), r.percent ? fmtPointsDelta(va, vb, r.digits) : fmtDelta(va, vb)];
   });
 }
 
@@ -83,9 +85,26 @@ function ratio(a: number, b: number): string {
   return `${(b / a).toFixed(2)}×`;
 }
 
-/** One line: goodput ratio and TTFT p99 change of the candidate against the baseline. */
+/** Below this SLO attainment on both sides, a goodput ratio compares noise. */
+const NO_GOODPUT_ATTAINMENT = 0.01;
+/** Below this SLO attainment on both sides, the cluster is past saturation: say so. */
+const SATURATED_ATTAINMENT = 0.5;
+
+/**
+ * One line: goodput ratio and TTFT p99 change of the candidate against the baseline; when both
+ * sides meet under 1% of their SLOs there is no goodput to compare and the line says that instead,
+ * and when both meet under half, a second line warns that the rate is past saturation.
+ */
 export function verdict(a: RunResult, b: RunResult): string {
-  return `${b.label} vs ${a.label}: goodput ${ratio(a.summary.goodputReqPerS, b.summary.goodputReqPerS)} (${fmtNum(a.summary.goodputReqPerS, 3)} → ${fmtNum(b.summary.goodputReqPerS, 3)} req/s), TTFT p99 ${fmtDelta(a.summary.ttftP99Ms, b.summary.ttftP99Ms)} (${fmtNum(a.summary.ttftP99Ms, 0)} → ${fmtNum(b.summary.ttftP99Ms, 0)} ms), hit rate ${fmtNum(a.summary.hitRate * 100, 1)}% → ${fmtNum(b.summary.hitRate * 100, 1)}%`;
+  const att = Math.max(a.summary.sloAttainment, b.summary.sloAttainment);
+  if (att < NO_GOODPUT_ATTAINMENT) {
+    return `${b.label} vs ${a.label}: both meet under 1% of their SLOs (${fmtNum(a.summary.sloAttainment * 100, 2)}% and ${fmtNum(b.summary.sloAttainment * 100, 2)}%), so there is no goodput to compare; the rate is far past saturation — lower --rate-scale or loosen --slo-ttft / --slo-tpot`;
+  }
+  const warn =
+    att < SATURATED_ATTAINMENT
+      ? `\nwarning: both sides meet under ${SATURATED_ATTAINMENT * 100}% of their SLOs (${fmtNum(a.summary.sloAttainment * 100, 1)}% and ${fmtNum(b.summary.sloAttainment * 100, 1)}%): the cluster is past saturation at this rate (kvmgr sweep finds the knee)`
+      : '';
+  return `${b.label} vs ${a.label}: goodput ${ratio(a.summary.goodputReqPerS, b.summary.goodputReqPerS)} (${fmtNum(a.summary.goodputReqPerS, 3)} → ${fmtNum(b.summary.goodputReqPerS, 3)} req/s), TTFT p99 ${fmtDelta(a.summary.ttftP99Ms, b.summary.ttftP99Ms)} (${fmtNum(a.summary.ttftP99Ms, 0)} → ${fmtNum(b.summary.ttftP99Ms, 0)} ms), hit rate ${fmtNum(a.summary.hitRate * 100, 1)}% → ${fmtNum(b.summary.hitRate * 100, 1)}%${warn}`;
 }
 
 const CSV_COLUMNS = [

@@ -15,6 +15,16 @@ export function fmtNum(n: number | undefined, digits = 1): string {
 }
 
 /** Formats a relative change `b` vs `a` as a signed percentage (`+12.3%`). */
+/**
+ * Change of a percentage in percentage points (`+1.7 pt`): the relative change of a percentage
+ * ("hit rate +75%") reads as if the percentage itself had grown by that much.
+ */
+export function fmtPointsDelta(a: number | undefined, b: number | undefined, digits = 1): string {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b)) return '-';
+  const d = b - a;
+  return `${d >= 0 ? '+' : ''}${d.toFixed(digits)} pt`;
+}
+
 export function fmtDelta(a: number | undefined, b: number | undefined): string {
   if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || a === 0) return '-';
   const d = ((b - a) / Math.abs(a)) * 100;

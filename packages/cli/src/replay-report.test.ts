@@ -1,0 +1,61 @@
+/**
+ * The replay table's edges (issue #21): a percentage changes in points, not relative percent;
+ * no goodput ratio when both sides meet under 1% of their SLOs; a saturation warning when both
+ * meet under half.
+ */
+import { describe, expect, it } from 'vitest';
+import { comparisonRows, verdict } from './replay-report.js';
+import type { RunResult, RunSummary } from './run-result.js';
+
+function run(label: string, over: Partial<RunSummary>): RunResult {
+  const summary: RunSummary = {
+    requests: 100,
+    finished: 100,
+    rejected: 0,
+    durationS: 50,
+    hitRate: 0.049,
+    ttftP50Ms: 500,
+    ttftP99Ms: 2000,
+    tpotP50Ms: 20,
+    tpotP99Ms: 80,
+    e2eP50Ms: 4000,
+    e2eP99Ms: 9000,
+    throughputReqPerS: 2,
+    throughputTokPerS: 500,
+    goodputReqPerS: 1.9,
+    sloAttainment: 0.95,
+    preemptions: 3,
+    reprefillRate: 0.1,
+    kvUtilization: 0.5,
+    ...over,
+  };
+  return { label, profile: label, pipeline: '', router: '', summary, requests: [], timeseries: { tSec: [] } as unknown as RunResult['timeseries'], wallS: 1 };
+}
+
+describe('replay table', () => {
+  it('gives percentages their change in points (4.9% -> 8.5% is +3.6 pt, not +73.5%)', () => {
+    const rows = comparisonRows(run('a', {}), run('b', { hitRate: 0.085, sloAttainment: 0.9, kvUtilization: 0.25 }));
+    const change = (label: string) => rows.find((r) => r[0] === label)?.[3];
+    expect(change('prefix hit rate (%)')).toBe('+3.6 pt');
+    expect(change('SLO attainment (%)')).toBe('-5.0 pt');
+    expect(change('KV utilization (%)')).toBe('-25.0 pt');
+    expect(change('re-prefill rate (%)')).toBe('+0.00 pt');
+    // everything else stays relative
+    expect(change('TTFT p99 (ms)')).toBe('+0.0%');
+    expect(change('goodput (req/s)')).toBe('+0.0%');
+  });
+
+  it('prints no goodput ratio when both sides meet under 1% of their SLOs, and says why', () => {
+    const v = verdict(run('vllm', { sloAttainment: 0.004, goodputReqPerS: 0.01 }), run('kvmgr', { sloAttainment: 0.009, goodputReqPerS: 0.03 }));
+    expect(v).not.toMatch(/goodput \d/);
+    expect(v).toMatch(/both meet under 1% of their SLOs/);
+  });
+
+  it('warns that the rate is past saturation when both meet under half of their SLOs', () => {
+    const v = verdict(run('vllm', { sloAttainment: 0.2, goodputReqPerS: 0.4 }), run('kvmgr', { sloAttainment: 0.45, goodputReqPerS: 0.9 }));
+    expect(v).toMatch(/goodput 2\.25×/);
+    expect(v.split('\n')[1]).toMatch(/^warning: both sides meet under 50% of their SLOs .* past saturation/);
+    const fine = verdict(run('vllm', { sloAttainment: 0.4 }), run('kvmgr', { sloAttainment: 0.9 }));
+    expect(fine).not.toContain('warning');
+  });
+});
