@@ -1,0 +1,750 @@
+/**
+ * `kvmgr epp`: the gateway's routing decision as a Gateway API Inference Extension endpoint
+ * picker (GIE proposal 004, the Endpoint Picker Protocol) behind Envoy's `ext_proc` filter.
+ *
+ * One `envoy.service.ext_proc.v3.ExternalProcessor.Process` stream per HTTP request:
+ *
+ * 1. `request_headers` → answered at once with CONTINUE and a `mode_override` asking for the
+ *    request body BUFFERED (honoured when the filter sets `allow_mode_override`), response
+ *    headers SEND (to read the served endpoint), no response body. A request without a body
+ *    (`end_of_stream` on its headers) is placed at once, without a prompt.
+ * 2. `request_body` chunks are gathered until `end_of_stream`; then the request is validated and
+ *    tokenised (`readRequest`), admitted (the gateway's {@link AdmissionQueue}: ADMIT, DEFER, or
+ *    REJECT → immediate 429) and placed with the gateway's {@link placeRequest} over the
+ *    gateway's {@link Endpoint} state, among the pods of the subset hint
+ *    (`metadata_context.filter_metadata["envoy.lb.subset_hint"]["x-gateway-destination-endpoint-subset"]`)
+ *    when there is one (empty, or nothing eligible in it → immediate 503).
+ *    The answer is a `BodyResponse` that sets the header `x-gateway-destination-endpoint: ip:port`
+ *    (overwriting a client's), `clear_route_cache: true`, and the same value in
+ *    `dynamic_metadata["envoy.lb"]["x-gateway-destination-endpoint"]`. The body passes through as
+ *    it came (no body mutation, so no `content-length` change).
+ * 3. `response_headers` → CONTINUE; `:status` and the served endpoint
+ *    (`metadata_context.filter_metadata["envoy.lb"]["x-gateway-destination-endpoint-served"]`,
+ *    counted in `kvmgr_epp_served_total{endpoint,matched}`) are noted; a served endpoint other
+ *    than the picked one takes over the request's KV reservation.
+ * 4. The stream's end (Envoy closes it with the HTTP stream) ends the request: its reservation
+ *    is released, admission re-checks its queue, and endpoints without KV events record the
+ *    prompt's blocks (routing history).
+ *
+ * The messages of one stream are handled strictly in order, so responses go out in the order
+ * Envoy expects them.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
+import type { RouteRequest } from '@kvmgr/router';
+import Fastify, { type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { Counter, Gauge } from 'prom-client';
+import { AdmissionQueue, AdmissionRejected } from '../admission.js';
+import { type EndpointInput, type GatewayConfigInput, type ResolvedGatewayConfig, resolveEndpoint, resolveGatewayConfig } from '../config.js';
+import { NO_ENDPOINT, type Placement, placeRequest } from '../decide.js';
+import type { Endpoint } from '../endpoint.js';
+import type { GatewayOptions } from '../gateway.js';
+import { type GatewayMetrics, createGatewayMetrics } from '../metrics.js';
+import { type OpenAiRoute, type RequestInfo, readRequest } from '../request-info.js';
+import { HealthState } from './health.js';
+import { parsePodsFile } from './pods.js';
+import { EppPool } from './pool.js';
+import { type PbHeaderValue, type PbHeaderValueOption, type PbStruct, type PbValue, type ProcessingRequest, type ProcessingResponse, loadEppProtos } from './protos.js';
+
+/** Header and metadata key of the picked endpoint (GIE proposal 004). */
+export const DESTINATION_ENDPOINT_KEY = 'x-gateway-destination-endpoint';
+/** Metadata key of the subset hint. */
+export const DESTINATION_SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
+/** Metadata key of the endpoint that served the request. */
+export const DESTINATION_SERVED_KEY = 'x-gateway-destination-endpoint-served';
+
+/** Configuration of {@link createEpp}. */
+export interface EppConfig {
+  /**
+   * The gateway configuration: model, endpoints, routing, admission, health, scrape (resolved, or
+   * the object form validated here). `server.host` is the default bind address; `server.port`
+   * is not used. @default {} (no static endpoints)
+   */
+  readonly gateway?: ResolvedGatewayConfig | GatewayConfigInput;
+  /** More endpoints (e.g. from {@link parsePodsFile}). */
+  readonly pods?: readonly EndpointInput[];
+  /** A pods file (YAML/JSON list of `{ address: ip:port, engine, role, … }`), read at start and re-read when it changes. */
+  readonly podsFile?: string;
+  /** How often the pods file is checked for changes, ms. @default 2000 */
+  readonly podsReloadMs?: number;
+  /** Address of the gRPC server. @default the gateway's `server.host` ('127.0.0.1') */
+  readonly grpcHost?: string;
+  /** Port of the gRPC server (ext_proc and health). @default 9002; 0 = any free port */
+  readonly grpcPort?: number;
+  /** A second gRPC port serving only `grpc.health.v1.Health` (GIE serves health on 9003). @default none */
+  readonly healthPort?: number;
+  /** Port of the HTTP `/metrics` server (GIE: 9090). @default 9090; 0 = any free port; null = none */
+  readonly metricsPort?: number | null;
+  /** Outer key of the dynamic metadata answered and of the served-endpoint metadata read. @default 'envoy.lb' */
+  readonly metadataNamespace?: string;
+  /** Filter-metadata namespace of the subset hint. @default 'envoy.lb.subset_hint' */
+  readonly subsetNamespace?: string;
+  /** How long `close()` lets open ext_proc streams finish before cutting them, ms. @default 5000 */
+  readonly shutdownGraceMs?: number;
+}
+
+/** Per-endpoint state of the picker. */
+export interface EppEndpointState {
+  readonly name: string;
+  /** `ip:port` as answered in `x-gateway-destination-endpoint`. */
+  readonly address: string;
+  readonly healthy: boolean;
+  readonly inFlight: number;
+  readonly cachedBlocks: number;
+}
+
+/** A running endpoint picker. */
+export interface Epp {
+  /** `host:port` of the gRPC server (ext_proc and health). */
+  readonly address: string;
+  /** `host:port` of the health-only gRPC server, when `healthPort` was given. */
+  readonly healthAddress: string | null;
+  /** `http://host:port/metrics`, or null without a metrics server. */
+  readonly metricsUrl: string | null;
+  /** Endpoints, index size and admission queue depth. */
+  state(): { endpoints: EppEndpointState[]; indexBlocks: number; queueDepth: number };
+  /** Prometheus text of the picker's metrics. */
+  metrics(): Promise<string>;
+  /** Re-reads the pods file now (also done when it changes). */
+  reloadPods(): Promise<void>;
+  /** Readiness NOT_SERVING, lets open streams finish (`shutdownGraceMs`), then stops everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+function nowUs(): number {
+  return Math.round(performance.now() * 1000);
+}
+
+function headerOption(key: string, value: string): PbHeaderValueOption {
+  return { header: { key, raw_value: Buffer.from(value, 'utf8') }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' };
+}
+
+function headerText(h: PbHeaderValue): string {
+  if (h.raw_value !== undefined && h.raw_value.length > 0) return Buffer.from(h.raw_value).toString('utf8');
+  return h.value ?? '';
+}
+
+/** Strings of a metadata value: a list of strings, or one string (comma-separated). */
+function stringsOf(v: PbValue): string[] {
+  if (v.listValue !== undefined) return (v.listValue.values ?? []).flatMap((x) => (typeof x.stringValue === 'string' ? [x.stringValue.trim()] : []));
+  if (typeof v.stringValue === 'string') {
+    return v.stringValue
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+  }
+  return [];
+}
+
+function routeOf(path: string): OpenAiRoute | null {
+  const p = path.split('?')[0] ?? '';
+  if (p === '/v1/chat/completions') return 'chat';
+  if (p === '/v1/completions') return 'completions';
+  return null;
+}
+
+/** The picker's metrics: the gateway's families plus the picker's own, in one registry. */
+interface EppMetrics extends GatewayMetrics {
+  readonly served: Counter<'endpoint' | 'matched'>;
+  readonly running: Gauge<'model_name'>;
+  readonly immediate: Counter<'status' | 'reason'>;
+}
+
+class EppServer {
+  readonly cfg: ResolvedGatewayConfig;
+  readonly pool: EppPool;
+  readonly admission: AdmissionQueue<Placement<Endpoint> | typeof NO_ENDPOINT>;
+  readonly metrics: EppMetrics;
+  readonly log: Logger;
+  readonly health = new HealthState();
+  readonly grpcServer: grpc.Server;
+  healthServer: grpc.Server | undefined;
+  metricsApp: FastifyInstance | undefined;
+  readonly ns: string;
+  readonly subsetNs: string;
+  readonly streams = new Set<EppStream>();
+  closing = false;
+  private podsNames = new Set<string>();
+  private podsListener: ((cur: { mtimeMs: number }) => void) | undefined;
+  private podsChain: Promise<void> = Promise.resolve();
+
+  constructor(
+    cfg: ResolvedGatewayConfig,
+    readonly conf: EppConfig,
+    options: GatewayOptions,
+  ) {
+    this.cfg = cfg;
+    this.ns = conf.metadataNamespace ?? 'envoy.lb';
+    this.subsetNs = conf.subsetNamespace ?? 'envoy.lb.subset_hint';
+    this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-epp' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
+    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs);
+    this.pool = new EppPool(cfg, this.log, {
+      onMaybeFreed: () => this.admission.release(),
+      onEventLag: (lag) => this.metrics.eventLag.observe(lag),
+    });
+    const base = createGatewayMetrics({
+      poolName: 'kvmgr',
+      endpoints: () =>
+        [...this.pool.endpoints.values()].map((e) => {
+          const s = e.latest()?.snapshot;
+          return { name: e.name, healthy: e.healthy, kvUtilization: s?.kvUtilization ?? 0, waiting: s?.waiting ?? 0, eventLagS: e.lastEventLagS };
+        }),
+      indexBlocks: () => this.pool.index.size,
+      queueDepth: () => this.admission.depth,
+      eventCounters: () => {
+        const c = { gaps: 0, replays: 0, replayFailures: 0, restarts: 0, lost: 0, malformed: 0, delivered: 0 };
+        for (const e of this.pool.endpoints.values()) {
+          const s = e.eventStats();
+          if (s === undefined) continue;
+          c.gaps += s.gaps;
+          c.replays += s.replays;
+          c.replayFailures += s.replayFailures;
+          c.restarts += s.restarts;
+          c.lost += s.lost;
+          c.malformed += s.malformed;
+          c.delivered += s.delivered;
+        }
+        return c;
+      },
+    });
+    const registers = [base.registry];
+    const pool = this.pool;
+    new Gauge({
+      name: 'inference_pool_per_pod_queue_size',
+      help: 'Requests waiting in each model server of the pool (last scrape).',
+      labelNames: ['model_server_pod', 'name'],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of pool.endpoints.values()) this.set({ model_server_pod: e.name, name: 'kvmgr' }, e.latest()?.snapshot.waiting ?? 0);
+      },
+    });
+    this.metrics = {
+      ...base,
+      served: new Counter({
+        name: 'kvmgr_epp_served_total',
+        help: 'Served endpoints reported by the proxy (envoy.lb x-gateway-destination-endpoint-served), by endpoint and whether it is the one picked.',
+        labelNames: ['endpoint', 'matched'],
+        registers,
+      }),
+      running: new Gauge({ name: 'inference_objective_running_requests', help: 'Requests picked and not yet finished, by model.', labelNames: ['model_name'], registers }),
+      immediate: new Counter({
+        name: 'kvmgr_epp_immediate_responses_total',
+        help: 'Requests answered by the picker itself (ext_proc ImmediateResponse), by HTTP status and reason.',
+        labelNames: ['status', 'reason'],
+        registers,
+      }),
+    };
+    this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxBodyBytes + 1024 * 1024 });
+    const protos = loadEppProtos();
+    this.grpcServer.addService(protos.extProc.service, {
+      Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => this.process(call),
+    });
+    this.grpcServer.addService(protos.health.service, this.health.handlers());
+  }
+
+  // ---- pods file ---------------------------------------------------------------------------
+
+  /** Reads the pods file and adds/removes endpoints to match it (serialised). */
+  reloadPods(): Promise<void> {
+    const file = this.conf.podsFile;
+    if (file === undefined) return Promise.resolve();
+    const run = async () => {
+      if (this.closing) return;
+      let inputs: EndpointInput[];
+      try {
+        inputs = parsePodsFile(readFileSync(file, 'utf8'), file);
+      } catch (e) {
+        this.log.error({ event: 'pods-file', file, err: (e as Error).message }, 'pods file not applied (the pods stay as they were)');
+        return;
+      }
+      const wanted = new Map(inputs.map((p, i) => [resolveEndpoint(p, `${file}[${i}]`), i] as const));
+      const names = new Set([...wanted.keys()].map((c) => c.name));
+      for (const name of [...this.podsNames]) {
+        if (!names.has(name)) {
+          await this.pool.remove(name);
+          this.podsNames.delete(name);
+          this.log.info({ event: 'pod-removed', endpoint: name }, 'pod removed');
+        }
+      }
+      for (const c of wanted.keys()) {
+        const have = this.pool.endpoints.get(c.name);
+        if (have !== undefined && JSON.stringify(have.config) === JSON.stringify(c)) continue;
+        if (have !== undefined) await this.pool.remove(c.name);
+        try {
+          await this.pool.add(c);
+          this.podsNames.add(c.name);
+          this.log.info({ event: 'pod-added', endpoint: c.name, url: c.url }, 'pod added');
+        } catch (e) {
+          this.log.error({ event: 'pod-add-failed', endpoint: c.name, err: (e as Error).message }, 'pod not added');
+        }
+      }
+      this.admission.release();
+    };
+    this.podsChain = this.podsChain.then(run, run);
+    return this.podsChain;
+  }
+
+  watchPods(): void {
+    const file = this.conf.podsFile;
+    if (file === undefined) return;
+    let last = statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    this.podsListener = (cur) => {
+      if (cur.mtimeMs === last) return;
+      last = cur.mtimeMs;
+      void this.reloadPods().catch(() => undefined);
+    };
+    watchFile(file, { interval: this.conf.podsReloadMs ?? 2000, persistent: false }, this.podsListener);
+  }
+
+  // ---- ext_proc ------------------------------------------------------------------------------
+
+  private process(call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>): void {
+    const s = new EppStream(this, call);
+    this.streams.add(s);
+    let chain = Promise.resolve();
+    call.on('data', (req: ProcessingRequest) => {
+      chain = chain.then(() => s.onMessage(req)).catch((e: unknown) => s.fail(e));
+    });
+    const end = (how: string) => {
+      void chain.then(() => {
+        s.finish(how);
+        this.streams.delete(s);
+      });
+    };
+    call.on('end', () => {
+      end('end');
+      void chain.then(() => {
+        if (!call.writableEnded && !call.destroyed) call.end();
+      });
+    });
+    call.on('cancelled', () => end('cancelled'));
+    call.on('error', () => end('error'));
+    call.on('close', () => end('close'));
+  }
+
+  /** The candidates of a request: healthy, not prefill-only, and in the subset when there is one. */
+  candidates(subset: ReadonlySet<string> | null): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const [address, e] of this.pool.byAddress) {
+      if (!e.healthy || e.config.role === 'prefill') continue;
+      if (subset !== null && !subset.has(address)) continue;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Names outside the subset (excluded from the decision). */
+  excludedBy(subset: ReadonlySet<string> | null): Set<string> {
+    const out = new Set<string>();
+    if (subset === null) return out;
+    for (const [address, e] of this.pool.byAddress) if (!subset.has(address)) out.add(e.name);
+    return out;
+  }
+
+  place(req: RouteRequest, footprint: number, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+    const t0 = performance.now();
+    const p = placeRequest(this.pool.router, this.pool.endpoints.values(), req, footprint, excluded, checkKv && this.cfg.admission.enabled, nowUs());
+    if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
+    return p;
+  }
+
+  state(): { endpoints: EppEndpointState[]; indexBlocks: number; queueDepth: number } {
+    return {
+      endpoints: [...this.pool.byAddress].map(([address, e]) => ({ name: e.name, address, healthy: e.healthy, inFlight: e.inFlight.size, cachedBlocks: e.cachedBlocks })),
+      indexBlocks: this.pool.index.size,
+      queueDepth: this.admission.depth,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.health.setReady(false);
+    if (this.conf.podsFile !== undefined && this.podsListener !== undefined) unwatchFile(this.conf.podsFile, this.podsListener);
+    this.admission.close();
+    const grace = this.conf.shutdownGraceMs ?? 5000;
+    const shut = (srv: grpc.Server) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          srv.forceShutdown();
+          resolve();
+        }, grace);
+        t.unref();
+        srv.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    await shut(this.grpcServer);
+    this.health.shutdown();
+    if (this.healthServer !== undefined) await shut(this.healthServer);
+    for (const s of this.streams) s.finish('shutdown');
+    this.streams.clear();
+    await this.podsChain.catch(() => undefined);
+    await this.pool.close();
+    await this.metricsApp?.close();
+    this.log.flush?.();
+  }
+}
+
+/** One ext_proc stream: one HTTP request through the proxy. */
+class EppStream {
+  private headers: Record<string, string> = {};
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  /** Addresses of the subset hint; null when the proxy sent none. */
+  private subset: Set<string> | null = null;
+  private requestId = '';
+  private started = performance.now();
+  private picked: { endpoint: Endpoint; address: string; req: RouteRequest; tokens: number; model: string } | undefined;
+  private served: string | undefined;
+  private status: number | undefined;
+  private done = false;
+  private finished = false;
+
+  constructor(
+    private readonly srv: EppServer,
+    private readonly call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>,
+  ) {}
+
+  private send(r: ProcessingResponse): void {
+    if (this.call.writableEnded || this.call.destroyed || this.call.cancelled) return;
+    this.call.write(r);
+  }
+
+  private readMetadata(req: ProcessingRequest): void {
+    const fm = req.metadata_context?.filter_metadata;
+    if (fm === undefined) return;
+    const hint = fm[this.srv.subsetNs]?.fields?.[DESTINATION_SUBSET_KEY];
+    if (hint !== undefined && this.subset === null) this.subset = new Set(stringsOf(hint));
+    const served = fm[this.srv.ns]?.fields?.[DESTINATION_SERVED_KEY];
+    if (served !== undefined && this.served === undefined) {
+      const v = stringsOf(served)[0];
+      if (v !== undefined) this.onServed(v);
+    }
+  }
+
+  async onMessage(req: ProcessingRequest): Promise<void> {
+    if (this.done) return;
+    this.readMetadata(req);
+    switch (req.request) {
+      case 'request_headers': {
+        for (const h of req.request_headers?.headers?.headers ?? []) this.headers[h.key.toLowerCase()] = headerText(h);
+        this.requestId = this.headers['x-request-id'] || randomUUID();
+        if (req.request_headers?.end_of_stream === true) {
+          // no body (a GET, say): placed at once, without a prompt
+          const r = this.placePromptless();
+          if (r === undefined) return;
+          this.send({ request_headers: { response: this.destination(r) }, dynamic_metadata: this.metadata(r) });
+          return;
+        }
+        this.send({
+          request_headers: { response: { status: 'CONTINUE' } },
+          mode_override: { request_body_mode: 'BUFFERED', response_header_mode: 'SEND', response_body_mode: 'NONE', request_trailer_mode: 'SKIP', response_trailer_mode: 'SKIP' },
+        });
+        return;
+      }
+      case 'request_body': {
+        const b = req.request_body;
+        if (b?.body !== undefined && b.body.length > 0) {
+          this.chunks.push(Buffer.from(b.body));
+          this.bytes += b.body.length;
+        }
+        if (this.bytes > this.srv.cfg.maxBodyBytes) {
+          this.immediate(openAiError(413, `request body is larger than ${this.srv.cfg.maxBodyBytes} bytes`, { code: 'request_too_large' }), 'too_large');
+          return;
+        }
+        if (b?.end_of_stream !== true) return; // buffered until the end of the body
+        await this.onBody(Buffer.concat(this.chunks, this.bytes));
+        this.chunks = [];
+        return;
+      }
+      case 'request_trailers':
+        this.send({ request_trailers: {} });
+        return;
+      case 'response_headers': {
+        for (const h of req.response_headers?.headers?.headers ?? []) {
+          if (h.key === ':status') this.status = Number(headerText(h));
+        }
+        this.send({ response_headers: { response: { status: 'CONTINUE' } } });
+        return;
+      }
+      case 'response_body':
+        this.send({ response_body: { response: { status: 'CONTINUE' } } });
+        return;
+      case 'response_trailers':
+        this.send({ response_trailers: {} });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The header mutation that names the endpoint (the body is left as it is). */
+  private destination(address: string): { status: 'CONTINUE'; header_mutation: { set_headers: PbHeaderValueOption[] }; clear_route_cache: boolean } {
+    return { status: 'CONTINUE', header_mutation: { set_headers: [headerOption(DESTINATION_ENDPOINT_KEY, address)] }, clear_route_cache: true };
+  }
+
+  private metadata(address: string): PbStruct {
+    return { fields: { [this.srv.ns]: { structValue: { fields: { [DESTINATION_ENDPOINT_KEY]: { stringValue: address } } } } } };
+  }
+
+  private addressOf(e: Endpoint): string {
+    for (const [a, x] of this.srv.pool.byAddress) if (x === e) return a;
+    return e.name;
+  }
+
+  private placePromptless(): string | undefined {
+    if (this.subset !== null && this.subset.size === 0) {
+      this.immediate(openAiError(503, 'the subset hint names no endpoint', { code: 'no_endpoint' }), 'empty_subset');
+      return undefined;
+    }
+    const req: RouteRequest = { requestId: this.requestId, arrivalUs: nowUs(), promptTokenIds: [], promptTokens: 0, maxTokens: 0 };
+    const p = this.srv.place(req, 0, this.srv.excludedBy(this.subset), false);
+    if (p === undefined || p === NO_ENDPOINT) {
+      this.immediate(openAiError(503, this.subset === null ? 'no healthy endpoint' : 'no eligible endpoint in the subset hint', { code: 'no_endpoint' }), 'no_endpoint');
+      return undefined;
+    }
+    return this.accept(p, req, 0, '', false);
+  }
+
+  private async onBody(body: Buffer): Promise<void> {
+    const route = routeOf(this.headers[':path'] ?? '');
+    if (route === null) {
+      const address = this.placePromptless();
+      if (address !== undefined) this.send({ request_body: { response: this.destination(address) }, dynamic_metadata: this.metadata(address) });
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      this.immediate(openAiError(400, `request body: not JSON (${(e as Error).message})`, { code: 'invalid_value' }), 'bad_request');
+      return;
+    }
+    const r = readRequest(route, json, this.headers, this.srv.cfg.admission.defaultMaxTokens);
+    if (!r.ok) {
+      this.immediate(r.error, 'bad_request');
+      return;
+    }
+    const info = r.info;
+    const model = info.model ?? this.srv.cfg.model ?? '';
+    this.srv.metrics.requests.inc({ model_name: model, target_model_name: model });
+    if (this.subset !== null && this.subset.size === 0) {
+      this.immediate(openAiError(503, 'the subset hint names no endpoint', { code: 'no_endpoint' }), 'empty_subset', model);
+      return;
+    }
+    const healthy = this.srv.candidates(this.subset);
+    if (healthy.length === 0) {
+      this.immediate(openAiError(503, this.subset === null ? 'no healthy endpoint' : 'no eligible endpoint in the subset hint', { code: 'no_endpoint' }), 'no_endpoint', model);
+      return;
+    }
+    if (this.srv.cfg.admission.enabled) {
+      const caps = healthy.map((e) => e.capacityTokens());
+      if (caps.every((c) => c !== undefined && c < info.footprintTokens)) {
+        const msg = `request needs ${info.footprintTokens} KV tokens (prompt + max_tokens); the largest endpoint holds ${Math.max(...(caps as number[]))}`;
+        this.immediate(openAiError(400, msg, { code: 'context_length_exceeded' }), 'context_length_exceeded', model);
+        return;
+      }
+    }
+    const req = this.routeRequest(info);
+    const excluded = this.srv.excludedBy(this.subset);
+    let placement: Placement<Endpoint>;
+    let deferred: boolean;
+    try {
+      const res = await this.srv.admission.admit({ sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY) }, () =>
+        this.srv.place(req, info.footprintTokens, excluded, true),
+      );
+      if (res.value === NO_ENDPOINT) {
+        this.immediate(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }), 'no_endpoint', model);
+        return;
+      }
+      placement = res.value;
+      deferred = res.deferred;
+      this.srv.metrics.admission.inc({ decision: deferred ? 'defer' : 'admit' });
+    } catch (e) {
+      if (e instanceof AdmissionRejected) {
+        this.srv.metrics.admission.inc({ decision: 'reject' });
+        this.srv.metrics.rejections.inc({ reason: e.reason });
+        const status = e.reason === 'closed' ? 503 : 429;
+        this.immediate(openAiError(status, e.message, { code: e.reason }), e.reason, model, status === 429 ? this.srv.cfg.admission.retryAfterS : undefined);
+        return;
+      }
+      throw e;
+    }
+    const address = this.accept(placement, req, info.footprintTokens, model, deferred, info);
+    // a stream that ended while the request waited in admission is finished right after this (send is then a no-op)
+    this.send({ request_body: { response: this.destination(address) }, dynamic_metadata: this.metadata(address) });
+  }
+
+  private routeRequest(info: RequestInfo): RouteRequest {
+    return {
+      requestId: this.requestId,
+      arrivalUs: nowUs(),
+      promptTokenIds: info.tokenIds,
+      promptTokens: info.tokenIds.length,
+      maxTokens: info.maxTokens,
+      priority: info.priority,
+      sloClass: info.sloClass,
+      slo: info.slo,
+      ...(info.model === undefined ? {} : { model: info.model }),
+    };
+  }
+
+  /** Records a placement (in flight on its endpoint) and logs the decision; returns its address. */
+  private accept(p: Placement<Endpoint>, req: RouteRequest, tokens: number, model: string, deferred: boolean, info?: RequestInfo): string {
+    const ep = p.endpoint;
+    const address = this.addressOf(ep);
+    this.picked = { endpoint: ep, address, req, tokens, model };
+    const m = this.srv.metrics;
+    m.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
+    if (p.decision.scores !== undefined) m.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
+    m.running.inc({ model_name: model });
+    const scores: Record<string, number> = {};
+    if (p.decision.scores !== undefined) for (let i = 0; i < p.names.length; i++) scores[p.names[i] as string] = Math.round((p.decision.scores[i] as number) * 1e4) / 1e4;
+    this.srv.log.info(
+      {
+        reqId: this.requestId,
+        path: this.headers[':path'] ?? null,
+        status: 200,
+        outcome: 'picked',
+        decision: { endpoint: ep.name, address, reason: p.decision.reason, scores, predictedCachedTokens: p.decision.cachedTokens, admission: deferred ? 'defer' : 'admit' },
+        ...(this.subset === null ? {} : { subset: [...this.subset] }),
+        ...(info === undefined ? {} : { promptTokens: info.promptTokens, maxTokens: info.maxTokens, slo: info.slo }),
+        durationMs: Math.round((performance.now() - this.started) * 100) / 100,
+      },
+      'request',
+    );
+    return address;
+  }
+
+  private onServed(address: string): void {
+    this.served = address;
+    const p = this.picked;
+    const ep = this.srv.pool.byAddress.get(address);
+    const matched = p !== undefined && p.address === address;
+    this.srv.metrics.served.inc({ endpoint: ep?.name ?? address, matched: String(matched) });
+    if (p !== undefined && !matched && ep !== undefined) {
+      // the proxy fell back to another endpoint: the reservation moves there
+      p.endpoint.inFlight.delete(this.requestId);
+      ep.inFlight.set(this.requestId, { tokens: p.tokens, routedAtMs: Date.now() });
+      this.picked = { ...p, endpoint: ep, address };
+      this.srv.admission.release();
+    }
+  }
+
+  private immediate(e: OpenAiErrorResponse, reason: string, model?: string, retryAfterS?: number): void {
+    const status = e.status;
+    const m = this.srv.metrics;
+    if (model !== undefined) m.requestErrors.inc({ model_name: model, target_model_name: model, error_code: String(status) });
+    m.immediate.inc({ status: String(status), reason });
+    const set = [headerOption('content-type', 'application/json'), ...(this.requestId === '' ? [] : [headerOption('x-request-id', this.requestId)])];
+    if (retryAfterS !== undefined) set.push(headerOption('retry-after', String(retryAfterS)));
+    this.send({ immediate_response: { status: { code: status }, headers: { set_headers: set }, body: Buffer.from(JSON.stringify(e.body)), details: `kvmgr_epp_${reason}` } });
+    this.srv.log.info({ reqId: this.requestId, path: this.headers[':path'] ?? null, status, outcome: reason, error: e.body.error.message, durationMs: Math.round((performance.now() - this.started) * 100) / 100 }, 'request');
+    this.done = true;
+  }
+
+  fail(e: unknown): void {
+    this.srv.log.error({ reqId: this.requestId, err: (e as Error).message }, 'ext_proc stream failed');
+    if (!this.done) this.immediate(openAiError(500, `endpoint picker: ${(e as Error).message}`, { code: 'internal_error' }), 'internal_error');
+  }
+
+  /** The HTTP request is over: release its reservation. Idempotent. */
+  finish(how: string): void {
+    this.done = true;
+    if (this.finished) return;
+    const p = this.picked;
+    if (p === undefined) return;
+    this.finished = true;
+    p.endpoint.inFlight.delete(this.requestId);
+    this.srv.metrics.running.dec({ model_name: p.model });
+    const ok = how !== 'shutdown' && (this.status === undefined ? how === 'end' : this.status >= 200 && this.status < 300);
+    if (ok && p.req.promptTokens > 0) this.srv.pool.recordHistory(p.endpoint, p.req);
+    this.srv.admission.release();
+    this.srv.log.debug({ reqId: this.requestId, event: 'request-end', how, status: this.status ?? null, served: this.served ?? null }, 'request ended');
+  }
+}
+
+/** A resolved configuration carries `blockSizeFixed`, which the object form has no key for. */
+function isResolved(c: ResolvedGatewayConfig | GatewayConfigInput): c is ResolvedGatewayConfig {
+  return typeof (c as { blockSizeFixed?: unknown }).blockSizeFixed === 'boolean';
+}
+
+function bindGrpc(server: grpc.Server, host: string, port: number): Promise<string> {
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${h}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(`${h}:${bound}`)));
+  });
+}
+
+/**
+ * Starts an endpoint picker: opens the endpoints (static ones from the gateway configuration,
+ * `pods`, the pods file; first scrape awaited), binds the gRPC server (ext_proc + health) and the
+ * metrics server, then reports ready.
+ *
+ * @param config - see {@link EppConfig}.
+ * @param options - log destination.
+ * @returns `{ address, healthAddress, metricsUrl, state(), metrics(), reloadPods(), close() }`.
+ * @throws KvmgrError `KVMGR_BAD_CONFIG` for an invalid configuration or pods file (before
+ *   anything opens); an error when a port is taken.
+ * @example
+ * ```ts
+ * const epp = await createEpp({ gateway: { model: 'meta-llama/Llama-3.1-8B-Instruct', endpoints: [{ url: 'http://10.0.0.5:8000' }] }, grpcPort: 9002 });
+ * // Envoy's ext_proc filter → grpc://<epp.address>
+ * await epp.close();
+ * ```
+ */
+export async function createEpp(config: EppConfig, options: GatewayOptions = {}): Promise<Epp> {
+  const g = config.gateway ?? {};
+  const cfg = isResolved(g) ? g : resolveGatewayConfig(g);
+  const extra = (config.pods ?? []).map((p, i) => resolveEndpoint(p, `pods[${i}]`));
+  if (config.podsFile !== undefined) parsePodsFile(readFileSync(config.podsFile, 'utf8'), config.podsFile); // fail early on a bad file
+  const srv = new EppServer(cfg, config, options);
+  let address: string;
+  let healthAddress: string | null = null;
+  let metricsUrl: string | null = null;
+  try {
+    for (const e of [...cfg.endpoints, ...extra]) await srv.pool.add(e);
+    await srv.reloadPods();
+    srv.watchPods();
+    const host = config.grpcHost ?? cfg.host;
+    address = await bindGrpc(srv.grpcServer, host, config.grpcPort ?? 9002);
+    if (config.healthPort !== undefined) {
+      const hs = new grpc.Server();
+      hs.addService(loadEppProtos().health.service, srv.health.handlers());
+      srv.healthServer = hs;
+      healthAddress = await bindGrpc(hs, host, config.healthPort);
+    }
+    const metricsPort = config.metricsPort === undefined ? 9090 : config.metricsPort;
+    if (metricsPort !== null) {
+      const app = Fastify({ logger: false, forceCloseConnections: true });
+      app.get('/metrics', async (_req, reply) => reply.type(srv.metrics.registry.contentType).send(await srv.metrics.registry.metrics()));
+      app.get('/health', async () => ({ status: srv.closing ? 'closing' : 'ok', endpoints: srv.pool.endpoints.size, healthy: srv.candidates(null).length }));
+      srv.metricsApp = app;
+      await app.listen({ host, port: metricsPort });
+      const a = app.server.address();
+      const h = host.includes(':') ? `[${host}]` : host;
+      metricsUrl = `http://${h}:${typeof a === 'object' && a !== null ? a.port : metricsPort}/metrics`;
+    }
+  } catch (e) {
+    await srv.close();
+    throw e;
+  }
+  srv.health.setReady(true);
+  srv.log.info({ event: 'listening', address, healthAddress, metricsUrl, endpoints: [...srv.pool.byAddress.keys()], routing: srv.pool.router.config }, 'endpoint picker ready');
+  return {
+    address,
+    healthAddress,
+    metricsUrl,
+    state: () => srv.state(),
+    metrics: () => srv.metrics.registry.metrics(),
+    reloadPods: () => srv.reloadPods(),
+    close: () => srv.close(),
+  };
+}
