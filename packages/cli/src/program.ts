@@ -252,10 +252,29 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to listen on (default: 127.0.0.1)')
     .option('--routing <config>', "routing: a preset (llm-d-default, kvmgr-default, round-robin, random) or weights such as 'pa:3,qd:2,kv:2' (default: llm-d-default)")
     .option('--model <name>', 'served model name: the namespace of block keys (default: none)')
+    .option('--redis <url>', 'share the block index, speculative entries and in-flight load with other replicas through Redis, e.g. redis://127.0.0.1:6379; each replica keeps serving on its own state while Redis is gone (see docs/gateway-replicas.md) (default: off)')
     .addOption(new Option('--log-level <level>', 'log level of the JSON request log on stdout (default: info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (opts) => {
       const { runServe } = await import('./serve.js');
       await runServe(opts);
+    });
+
+  program
+    .command('epp')
+    .description("Run kvmgr's routing decision as a Gateway API Inference Extension endpoint picker: Envoy ext_proc gRPC (x-gateway-destination-endpoint + envoy.lb metadata), grpc.health.v1, Prometheus /metrics (see docs/epp.md).")
+    .option('--config <file>', 'gateway YAML: model, endpoints, routing, admission, health, scrape (as kvmgr serve; server.port is not used)')
+    .option('--endpoint <url>', 'engine base URL, e.g. http://10.0.0.5:8000; repeat for more (replaces the endpoints of --config)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--pods <file>', 'YAML/JSON list of pods ({ address: ip:port, engine, role, kvEvents, … }), re-read when it changes')
+    .option('--grpc-port <n>', 'ext_proc + health gRPC port (default: 9002; 0 = any free port)', (v) => parseNonNegativeInt('--grpc-port', v))
+    .option('--health-port <n>', 'also serve grpc.health.v1 alone on this port (GIE uses 9003) (default: none)', (v) => parseNonNegativeInt('--health-port', v))
+    .option('--metrics-port <n>', 'HTTP /metrics port (default: 9090; 0 = any free port)', (v) => parseNonNegativeInt('--metrics-port', v))
+    .option('--host <host>', 'address to listen on (default: 127.0.0.1; 0.0.0.0 in a pod)')
+    .option('--routing <config>', "routing: a preset or weights such as 'pa:3,qd:2,kv:2' (default: llm-d-default)")
+    .option('--model <name>', 'served model name: the namespace of block keys (default: none)')
+    .addOption(new Option('--log-level <level>', 'log level of the JSON request log on stdout (default: info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action(async (opts) => {
+      const { runEpp } = await import('./epp.js');
+      await runEpp(opts);
     });
 
   const durationFlag = (flag: string) => (v: string) => {

@@ -15,6 +15,8 @@ export interface ServeOptions {
   routing?: string;
   model?: string;
   logLevel?: string;
+  /** `--redis redis://host:port`: share index and load with other replicas (docs/gateway-replicas.md). */
+  redis?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export function serveConfig(opts: ServeOptions, readText: (path: string) => stri
   if (opts.endpoint !== undefined && opts.endpoint.length > 0) merged['endpoints'] = opts.endpoint.map((url) => ({ url }));
   if (opts.routing !== undefined) merged['routing'] = opts.routing;
   if (opts.model !== undefined) merged['model'] = opts.model;
+  if (opts.redis !== undefined) merged['redis'] = typeof base['redis'] === 'object' && base['redis'] !== null ? { ...(base['redis'] as Record<string, unknown>), url: opts.redis } : opts.redis;
   let cfg: ResolvedGatewayConfig;
   try {
     cfg = resolveGatewayConfig(merged);

@@ -9,11 +9,14 @@
  *
  * @see llm-d/llm-d-inference-scheduler: EndpointPickerConfig (plugins, schedulingProfiles)
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { EngineKind, InstanceRole } from '@kvmgr/core';
 import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type ResolvedRouterConfig, type RouterConfig, parseRouterConfig, resolveRouterConfig } from '@kvmgr/router';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import type { RedisConfig } from './shared/replica-state.js';
 
 /** One upstream engine endpoint. */
 export interface EndpointConfig {
@@ -79,6 +82,8 @@ export interface ResolvedGatewayConfig {
   readonly unhealthyThreshold: number;
   /** Log level of the pino logger. @default 'info' */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Shared state of gateway replicas (docs/gateway-replicas.md); absent = this gateway alone. @default undefined */
+  readonly redis?: RedisConfig | undefined;
 }
 
 function badConfig(key: string, message: string, cause?: unknown): KvmgrError {
@@ -145,6 +150,22 @@ const schema = z.strictObject({
     })
     .optional(),
   // llm-d EndpointPickerConfig header fields, accepted and ignored
+  redis: z
+    .union([
+      z.string(),
+      z.strictObject({
+        url: z.string(),
+        namespace: z.string().regex(/^[^{}]+$/, 'no { or }').optional(),
+        replicaId: z.string().min(1).optional(),
+        commandTimeoutMs: posInt.optional(),
+        leaseTtlMs: posInt.optional(),
+        leaseRenewMs: posInt.optional(),
+        loadTtlMs: posInt.optional(),
+        maxKeysPerEndpoint: posInt.optional(),
+      }),
+    ])
+    .refine((r) => /^rediss?:\/\/\S+$/.test(typeof r === 'string' ? r : r.url), 'expected a redis:// or rediss:// URL')
+    .optional(),
   apiVersion: z.string().optional(),
   kind: z.string().optional(),
 });
@@ -337,6 +358,25 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     healthIntervalMs: c.health?.intervalMs ?? 1000,
     unhealthyThreshold: c.health?.unhealthyThreshold ?? 2,
     logLevel: s.logLevel ?? 'info',
+    redis: resolveRedis(c.redis, c.model),
+  };
+}
+
+function resolveRedis(r: z.output<typeof schema>['redis'], model: string | undefined): RedisConfig | undefined {
+  if (r === undefined) return undefined;
+  const o = typeof r === 'string' ? { url: r } : r;
+  const ttl = o.leaseTtlMs ?? 3000;
+  const renew = o.leaseRenewMs ?? Math.min(1000, Math.floor(ttl / 3));
+  if (renew >= ttl) throw badConfig('redis.leaseRenewMs', `must be less than leaseTtlMs (${ttl}), got ${renew}`);
+  return {
+    url: o.url,
+    namespace: o.namespace ?? (model === undefined ? 'default' : model.replace(/[{}]/g, '_')),
+    replicaId: o.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    commandTimeoutMs: o.commandTimeoutMs ?? 50,
+    leaseTtlMs: ttl,
+    leaseRenewMs: renew,
+    loadTtlMs: o.loadTtlMs ?? 5000,
+    maxKeysPerEndpoint: o.maxKeysPerEndpoint ?? 1 << 20,
   };
 }
 

@@ -14,7 +14,7 @@ import type { Writable } from 'node:stream';
 import type { KvEvent } from '@kvmgr/core';
 import { isKvmgrError } from '@kvmgr/core';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
-import { KvBlockIndex, type ResolvedRouterConfig, type RouteRequest, Router } from '@kvmgr/router';
+import { type BlockIndex, KvBlockIndex, type ResolvedRouterConfig, type RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
@@ -22,6 +22,7 @@ import { AdmissionQueue, AdmissionRejected } from './admission.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
 import { NO_ENDPOINT, type Placement, placeRequest } from './decide.js';
 import { Endpoint } from './endpoint.js';
+import { ReplicaState } from './shared/replica-state.js';
 import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
 import { type OpenAiRoute, type RequestInfo, readRequest } from './request-info.js';
 import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
@@ -82,6 +83,8 @@ class GatewayServer {
   readonly cfg: ResolvedGatewayConfig;
   readonly endpoints = new Map<string, Endpoint>();
   readonly index: KvBlockIndex;
+  /** Shared state with other replicas (Redis), when `redis` is configured. */
+  readonly shared: ReplicaState | undefined;
   routerNow: Router;
   readonly admission: AdmissionQueue<Placement<Endpoint> | typeof NO_ENDPOINT>;
   readonly metrics: GatewayMetrics;
@@ -95,8 +98,10 @@ class GatewayServer {
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
     this.blockSizeFixed = cfg.blockSizeFixed;
-    this.index = new KvBlockIndex({ ...(cfg.model === undefined ? {} : { namespace: { model: cfg.model } }), tierWeights: cfg.routing.tierWeights });
-    this.routerNow = new Router(cfg.routing, { index: this.index });
+    this.shared = cfg.redis === undefined ? undefined : new ReplicaState(cfg.redis);
+    this.index = new KvBlockIndex({ ...(cfg.model === undefined ? {} : { namespace: { model: cfg.model } }), tierWeights: cfg.routing.tierWeights, ...(this.shared === undefined ? {} : { listener: this.shared.listener }) });
+    this.shared?.attach(this.index, () => this.endpoints.values());
+    this.routerNow = new Router(cfg.routing, { index: this.routingIndex });
     this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs);
     this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-gateway' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
     this.agent = new Agent({ connections: 256, keepAliveTimeout: 10_000, headersTimeout: cfg.upstreamHeadersTimeoutMs, bodyTimeout: cfg.upstreamBodyTimeoutMs });
@@ -126,21 +131,30 @@ class GatewayServer {
       },
     });
     this.app = Fastify({ logger: false, bodyLimit: cfg.maxBodyBytes, forceCloseConnections: true });
+    this.shared?.registerMetrics(this.metrics.registry);
     this.routes();
+  }
+
+  /** What the router reads: the local index, or the local index merged with the shared view. */
+  get routingIndex(): BlockIndex {
+    return this.shared?.index ?? this.index;
   }
 
   // ---- pool ------------------------------------------------------------------------------
 
   async addEndpoint(config: EndpointConfig): Promise<Endpoint> {
     this.index.addInstance(config.name);
+    this.shared?.addEndpoint(config.name);
     const ep = await Endpoint.start(config, {
       scrapeIntervalMs: this.cfg.scrapeIntervalMs,
+      healthIntervalMs: this.cfg.healthIntervalMs,
       unhealthyThreshold: this.cfg.unhealthyThreshold,
       sink: { onEvents: (e, events, lag) => this.onEvents(e, events, lag) },
       onHealthChange: (e, healthy, why) => {
         this.log.warn({ event: 'endpoint-health', endpoint: e.name, healthy, why }, healthy ? 'endpoint back in service' : 'endpoint taken out of service');
         if (healthy) this.admission.release();
       },
+      onRestart: (e, why) => this.log.warn({ event: 'endpoint-restart', endpoint: e.name, why }, 'engine restarted: its blocks are cleared in the index and its KV events replayed from the start'),
       onScrape: () => {
         this.adoptBlockSize();
         this.admission.release();
@@ -160,6 +174,7 @@ class GatewayServer {
     if (ep === undefined) return false;
     this.endpoints.delete(name);
     this.index.removeInstance(name);
+    await this.shared?.removeEndpoint(name);
     await ep.close();
     return true;
   }
@@ -186,7 +201,7 @@ class GatewayServer {
       return;
     }
     const bs = sizes.values().next().value;
-    if (bs !== undefined && bs !== this.routerNow.config.blockSize) this.routerNow = new Router({ ...this.routerNow.config, blockSize: bs }, { index: this.index });
+    if (bs !== undefined && bs !== this.routerNow.config.blockSize) this.routerNow = new Router({ ...this.routerNow.config, blockSize: bs }, { index: this.routingIndex });
   }
 
   // ---- routing and admission ---------------------------------------------------------------
@@ -202,6 +217,7 @@ class GatewayServer {
     const t0 = performance.now();
     const p = placeRequest(this.routerNow, this.endpoints.values(), req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
+    if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.requestId, info.footprintTokens);
     return p;
   }
 
@@ -225,7 +241,7 @@ class GatewayServer {
     app.setNotFoundHandler((req, reply) => {
       void sendError(reply, openAiError(404, `no route ${req.method} ${req.url}`, { code: 'not_found' }));
     });
-    app.get('/health', async () => ({ status: 'ok', endpoints: this.endpoints.size, healthy: this.candidates(new Set()).length }));
+    app.get('/health', async () => ({ status: 'ok', endpoints: this.endpoints.size, healthy: this.candidates(new Set()).length, ...(this.shared === undefined ? {} : { redis: this.shared.health() }) }));
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
     app.get('/admin/state', async () => this.state());
     app.get('/admin/routing', async () => this.routerNow.config);
@@ -236,7 +252,7 @@ class GatewayServer {
         if (this.cfg.model !== undefined && config.model !== this.cfg.model) {
           return sendError(reply, openAiError(400, `routing.model: must stay ${JSON.stringify(this.cfg.model)} (the block index namespace)`, { param: 'model', code: 'invalid_value' }));
         }
-        next = new Router(config, { index: this.index });
+        next = new Router(config, { index: this.routingIndex });
         this.blockSizeFixed = blockSizeFixed;
       } catch (e) {
         return sendError(reply, openAiError(400, (e as Error).message, { code: isKvmgrError(e) ? e.code : 'invalid_value' }));
@@ -334,6 +350,7 @@ class GatewayServer {
       slo: info.slo,
       ...(info.model === undefined ? {} : { model: info.model }),
     };
+    await this.shared?.prepare(this.routerNow.keysFor(routeReq));
     const healthy = this.candidates(new Set());
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
     if (this.cfg.admission.enabled) {
@@ -411,6 +428,7 @@ class GatewayServer {
     let errorMsg: string | undefined;
     const finish = (ep: Endpoint, ok: boolean) => {
       ep.inFlight.delete(requestId);
+      this.shared?.finished(requestId);
       if (ok && ep.config.kvEvents === null) this.recordHistory(ep, routeReq);
       this.admission.release();
     };
@@ -595,6 +613,7 @@ class GatewayServer {
     if (this.closing) return;
     this.closing = true;
     this.admission.close();
+    await this.shared?.close();
     await this.app.close();
     await Promise.all([...this.endpoints.values()].map((e) => e.close()));
     this.endpoints.clear();
@@ -625,6 +644,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   try {
     for (const e of cfg.endpoints) await server.addEndpoint(e);
     await server.app.listen({ host: cfg.host, port: cfg.port });
+    server.shared?.start();
   } catch (e) {
     await server.close();
     throw e;

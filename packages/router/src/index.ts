@@ -3,7 +3,17 @@
  * filters and pickers, the P/D decider and the SLO pair optimizer.
  */
 export { KvBlockIndex, DEFAULT_TIER_WEIGHTS, createPrefixMatch } from './kv-block-index.js';
-export type { BlockIndex, HolderTier, KvBlockIndexOptions, KvBlockIndexStats, PrefixMatch, TierWeights } from './kv-block-index.js';
+export type { BlockIndex, BlockIndexListener, HolderTier, KvBlockIndexOptions, KvBlockIndexStats, PrefixMatch, TierWeights } from './kv-block-index.js';
+export { MemoryBlockIndexStore } from './index-store.js';
+export type { BlockIndexStore, EndpointPrefix, MemoryBlockIndexStoreOptions, PrefixLookup } from './index-store.js';
+export { RedisBlockIndexStore, blockKeyHex, redisKeyPrefix } from './redis-block-index-store.js';
+export type { RedisBlockIndexStoreOptions } from './redis-block-index-store.js';
+export { FallbackBlockIndexStore } from './index-store-fallback.js';
+export type { FallbackBlockIndexStoreOptions, FallbackStats } from './index-store-fallback.js';
+export { RedisLink } from './redis-link.js';
+export type { RedisLinkOptions, RedisLinkStats } from './redis-link.js';
+export { EngineLeases } from './redis-lease.js';
+export type { EngineLeasesOptions } from './redis-lease.js';
 export { hashBlock, hashExtraKey, namespaceRoot, localKeysFromTokens, localKeysFromBlockIds } from './hash64.js';
 export type { KeyNamespace, LocalKeys } from './hash64.js';
 export {

@@ -62,6 +62,25 @@ export interface KvBlockIndexOptions {
   readonly namespace?: KeyNamespace;
   /** Tier weights for {@link KvBlockIndex.matchPrefix}. @default DEFAULT_TIER_WEIGHTS */
   readonly tierWeights?: Partial<TierWeights>;
+  /**
+   * Told of every change applied from a KV event, in local keys (a shared store mirrors an
+   * engine's events through it). Not told of direct writes, speculative entries or LRU
+   * evictions. @default undefined
+   */
+  readonly listener?: BlockIndexListener;
+}
+
+/**
+ * Observes the confirmed changes {@link KvBlockIndex.applyEvent} makes, in local keys. Called
+ * synchronously after the change; `keys` is only valid during the call.
+ */
+export interface BlockIndexListener {
+  /** `blocks` blocks (`keys` = `[hi, lo]` pairs) stored by an instance in a tier. */
+  stored(instanceId: string, keys: Uint32Array, blocks: number, tier: Tier): void;
+  /** `blocks` blocks removed from an instance's tier (only those it held). */
+  removed(instanceId: string, keys: Uint32Array, blocks: number, tier: Tier): void;
+  /** Every block of an instance dropped (`tier` undefined: all tiers and speculative entries). */
+  cleared(instanceId: string, tier: Tier | undefined): void;
 }
 
 /** Counters of an index; events that cannot be applied are counted, never fatal. */
@@ -188,6 +207,7 @@ export class KvBlockIndex implements BlockIndex {
   private readonly ns: KeyNamespace;
   private readonly rootCache = new Map<string, LocalKeys>();
   private readonly scratch = new Uint32Array(2);
+  private readonly listener: BlockIndexListener | undefined;
   /** Counters; see {@link KvBlockIndexStats}. */
   readonly stats: KvBlockIndexStats = {
     eventsApplied: 0,
@@ -222,6 +242,7 @@ export class KvBlockIndex implements BlockIndex {
     this.tierWeights = Object.freeze(tw);
     this.tierW = Float64Array.from([tw.gpu, tw.cpu, tw.disk, tw.speculative]);
     this.ns = options.namespace ?? {};
+    this.listener = options.listener;
     this.stride = 1 + this.maxInstancesPerKey;
     let slots = 16;
     let bits = 4;
@@ -349,6 +370,7 @@ export class KvBlockIndex implements BlockIndex {
           }
         }
         const out = this.scratch;
+        const told = this.listener === undefined ? undefined : new Uint32Array(2 * n);
         let guess = -2;
         for (let i = 0; i < n; i++) {
           const h = event.blockHashes[i] as bigint;
@@ -367,7 +389,12 @@ export class KvBlockIndex implements BlockIndex {
           guess = this.store(e.hi, e.lo, inst, tier, 0, guess + 1);
           ph = e.hi;
           pl = e.lo;
+          if (told !== undefined) {
+            told[2 * i] = e.hi;
+            told[2 * i + 1] = e.lo;
+          }
         }
+        if (told !== undefined && n > 0) this.listener?.stored(instanceId, told, n, TIER_NAMES[tier] as Tier);
         break;
       }
       case 'BlockRemoved': {
@@ -376,6 +403,8 @@ export class KvBlockIndex implements BlockIndex {
           this.stats.malformedEvents++;
           return;
         }
+        const told = this.listener === undefined ? undefined : new Uint32Array(2 * event.blockHashes.length);
+        let toldN = 0;
         for (const h of event.blockHashes) {
           const e = emap.get(h);
           if (e === undefined || (e.tiers & (1 << tier)) === 0) {
@@ -385,12 +414,18 @@ export class KvBlockIndex implements BlockIndex {
           e.tiers &= ~(1 << tier);
           if (e.tiers === 0) emap.delete(h);
           this.unstore(e.hi, e.lo, inst, tier);
+          if (told !== undefined) {
+            told[2 * toldN] = e.hi;
+            told[2 * toldN++ + 1] = e.lo;
+          }
         }
+        if (told !== undefined && toldN > 0) this.listener?.removed(instanceId, told, toldN, TIER_NAMES[tier] as Tier);
         break;
       }
       case 'AllBlocksCleared': {
         if (event.medium == null) {
           this.clearInstance(inst, -1);
+          this.listener?.cleared(instanceId, undefined);
         } else {
           const tier = tierCodeOfMedium(event.medium);
           if (tier < 0) {
@@ -398,6 +433,7 @@ export class KvBlockIndex implements BlockIndex {
             return;
           }
           this.clearInstance(inst, tier);
+          this.listener?.cleared(instanceId, TIER_NAMES[tier] as Tier);
         }
         break;
       }
@@ -493,6 +529,25 @@ export class KvBlockIndex implements BlockIndex {
     }
     res.sort((x, y) => (x.instanceId < y.instanceId ? -1 : x.instanceId > y.instanceId ? 1 : TIER_NAMES.indexOf(x.tier) - TIER_NAMES.indexOf(y.tier)));
     return res;
+  }
+
+  /**
+   * Calls `fn` for every confirmed (non-speculative) holding of an instance: key `[hi, lo]` and
+   * tier, in entry order. For resynchronising a shared store from this index; O(keys).
+   */
+  forEachHeld(instanceId: string, fn: (hi: number, lo: number, tier: Tier) => void): void {
+    const inst = this.ids.get(instanceId);
+    if (inst === undefined) return;
+    const hold = this.eHold;
+    const stride = this.stride;
+    for (let e = 0; e < this.fresh; e++) {
+      if (this.eUsed[e] !== 1) continue;
+      const base = e * stride;
+      for (let k = 0; k < (hold[base] as number); k++) {
+        const h = hold[base + 1 + k] as number;
+        if (h >>> 2 === inst && (h & 3) !== SPEC) fn(this.eKey[2 * e] as number, this.eKey[2 * e + 1] as number, TIER_NAMES[h & 3] as Tier);
+      }
+    }
   }
 
   /** Every key held, as `[hi, lo]` pairs (tests and debugging). */

@@ -1,0 +1,155 @@
+/**
+ * Two gateway replicas over one real `redis-server` (started here on a free port, killed and
+ * restarted by its own handle): a prompt routed by one replica goes to the same engine when it
+ * arrives at the other (shared speculative entries; the engines publish no KV events, so neither
+ * replica knows it locally), and with Redis killed both keep serving every request, report the
+ * degraded mode in /health and /metrics, and return to shared mode when Redis is back.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Gateway, createGateway } from '../src/index.js';
+import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet } from './helpers.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function pong(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(500, () => done(false));
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+/** redis-server on `port`, awaited until it answers PING. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const c = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+  const end = Date.now() + 10_000;
+  while (!(await pong(port))) {
+    if (c.exitCode !== null || Date.now() > end) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return c;
+}
+
+async function killRedis(c: ChildProcess | undefined): Promise<void> {
+  if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    c.once('exit', () => resolve());
+    c.kill('SIGKILL');
+  });
+}
+
+async function complete(gw: Gateway, prompt: string, id: string): Promise<{ status: number; endpoint: string }> {
+  const r = await request(`${gw.url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-request-id': id },
+    body: JSON.stringify({ model: MODEL, prompt, max_tokens: 2 }),
+  });
+  await r.body.text();
+  return { status: r.statusCode, endpoint: String(r.headers['x-kvmgr-endpoint'] ?? '') };
+}
+
+async function health(gw: Gateway): Promise<{ redis?: { mode: string; leases: string[] } }> {
+  const r = await request(`${gw.url}/health`);
+  return (await r.body.json()) as { redis?: { mode: string; leases: string[] } };
+}
+
+describe('gateway replicas over shared Redis', () => {
+  let port: number;
+  let redisProc: ChildProcess | undefined;
+  let fleet: TestEngine[] = [];
+  const gws: Gateway[] = [];
+
+  beforeAll(async () => {
+    port = await freePort();
+    redisProc = await startRedis(port);
+    fleet = await startFleet(3, { kvEvents: false });
+    for (const id of ['A', 'B']) {
+      gws.push(
+        await createGateway(
+          {
+            server: { port: 0, logLevel: 'warn' },
+            model: MODEL,
+            endpoints: endpointsOf(fleet, false),
+            routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 60_000 },
+            redis: { url: `redis://127.0.0.1:${port}`, namespace: 'replicas-test', replicaId: id, commandTimeoutMs: 200, leaseTtlMs: 600, leaseRenewMs: 200 },
+          },
+          { logStream: new LogSink() },
+        ),
+      );
+    }
+  });
+
+  afterAll(async () => {
+    for (const g of gws) await g.close();
+    for (const f of fleet) await f.close();
+    await killRedis(redisProc);
+  });
+
+  it('a prompt routed by replica A goes to the same engine when it reaches replica B', async () => {
+    const [a, b] = gws as [Gateway, Gateway];
+    const start = Date.now();
+    while ((await health(a)).redis?.mode !== 'shared' || (await health(b)).redis?.mode !== 'shared') {
+      expect(Date.now() - start).toBeLessThan(5000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (let i = 0; i < 5; i++) {
+      const prompt = `Shared prefix number ${i}: ${'lorem ipsum dolor sit amet '.repeat(40)}`;
+      const first = await complete(a, prompt, `a-${i}`);
+      const second = await complete(b, prompt, `b-${i}`);
+      expect(first.status).toBe(200);
+      expect(second.status).toBe(200);
+      expect(second.endpoint, `prompt ${i}`).toBe(first.endpoint);
+    }
+    // leases: each engine has exactly one holder among the replicas
+    const held = [...((await health(a)).redis?.leases ?? []), ...((await health(b)).redis?.leases ?? [])].sort();
+    expect(held).toEqual(['e0', 'e1', 'e2']);
+  });
+
+  it('with Redis killed both replicas serve every request and report degraded mode; shared again when it returns', async () => {
+    const [a, b] = gws as [Gateway, Gateway];
+    await killRedis(redisProc);
+    redisProc = undefined;
+    for (let i = 0; i < 10; i++) {
+      const gw = i % 2 === 0 ? a : b;
+      const r = await complete(gw, `During the outage ${i}: ${'x y z '.repeat(30)}`, `down-${i}`);
+      expect(r.status).toBe(200);
+    }
+    expect((await health(a)).redis?.mode).toBe('degraded');
+    expect((await health(b)).redis?.mode).toBe('degraded');
+    const m = await (await request(`${a.url}/metrics`)).body.text();
+    expect(m).toMatch(/^kvmgr_gateway_redis_degraded 1$/m);
+
+    redisProc = await startRedis(port);
+    const start = Date.now();
+    while ((await health(a)).redis?.mode !== 'shared' || (await health(b)).redis?.mode !== 'shared') {
+      expect(Date.now() - start).toBeLessThan(10_000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // after the restart (empty Redis) the leases are taken again and sharing works again
+    const prompt = `After the outage: ${'alpha beta gamma '.repeat(40)}`;
+    const first = await complete(a, prompt, 'after-a');
+    const second = await complete(b, prompt, 'after-b');
+    expect(second.endpoint).toBe(first.endpoint);
+    const m2 = await (await request(`${a.url}/metrics`)).body.text();
+    expect(m2).toMatch(/^kvmgr_gateway_redis_degraded 0$/m);
+  });
+});
