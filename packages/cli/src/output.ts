@@ -9,7 +9,8 @@ import { KvmgrError } from '@kvmgr/core';
 
 /**
  * Writes `files` (name → contents) into `outDir` atomically per file set.
- * @returns the absolute paths written.
+ * @returns the paths written, as the user named the folder (`kvmgr-report/report.json`), so output
+ *   and docs carry no machine paths.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when the folder cannot be created or written.
  */
 export function writeOutputs(outDir: string, files: Readonly<Record<string, string>>): string[] {
@@ -22,7 +23,7 @@ export function writeOutputs(outDir: string, files: Readonly<Record<string, stri
     const written: string[] = [];
     for (const name of Object.keys(files)) {
       renameSync(join(staging, name), join(dir, name));
-      written.push(join(dir, name));
+      written.push(join(outDir, name));
     }
     return written;
   } catch (e) {

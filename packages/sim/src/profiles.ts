@@ -4,7 +4,7 @@
  * The adapters own the engine facts; the simulator's two built-ins, the profiles `kvmgr replay`
  * compares, come from `@kvmgr/adapter-vllm`: `vllm-default` (FCFS + chunked prefill 8192/1024,
  * LRU, recompute newest, round-robin) and `kvmgr-default` (the `kvmgr-default` pipeline,
- * `pa:1,pl:3` routing, LFU eviction, chosen by the A/B in docs/sim.md). Any other profile is
+ * `pa:1,pl:3` routing, adaptive eviction; docs/sim.md). Any other profile is
  * passed to `runReplay` as an object.
  */
 import { KVMGR_DEFAULT_PROFILE, VLLM_DEFAULT_PROFILE } from '@kvmgr/adapter-vllm';
