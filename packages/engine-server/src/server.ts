@@ -65,6 +65,11 @@ export interface EngineServerOptions {
   readonly dieAfter?: number;
   /** Called once after a `dieAfter` death. */
   readonly onDie?: () => void;
+  /**
+   * FOR FAULT TESTS ONLY: KV-event batches whose seq it returns true for are kept for replay but
+   * not sent on the PUB socket (a message lost in flight; adapter-vllm `KvEventPublisher`'s `dropIf`). @default undefined
+   */
+  readonly kvEventsDropIf?: (seq: number) => boolean;
   /** Wall ms the step loop may fall behind the model's timeline before it restarts it (see `RealtimeDriver`). @default 200 */
   readonly maxLagMs?: number;
   /** P/D role and KV link. @default role 'both' */
@@ -209,6 +214,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
       hwm: kvCfg.hwm,
       // Connecting to port 0 means nothing: port 0 always binds an ephemeral port (tests: tcp://127.0.0.1:0).
       ...(/:0$/.test(kvCfg.endpoint) ? { bind: true } : {}),
+      ...(options.kvEventsDropIf === undefined ? {} : { dropIf: options.kvEventsDropIf }),
     });
   }
 

@@ -45,10 +45,14 @@ function mapperFor(config: EndpointConfig): EngineMetricsMapper {
 /** Options of an {@link Endpoint}. */
 export interface EndpointOptions {
   readonly scrapeIntervalMs: number;
+  /** Health probe period, ms: the scrape doubles as the probe, so the loop runs at the smaller of the two. @default scrapeIntervalMs */
+  readonly healthIntervalMs?: number;
   readonly unhealthyThreshold: number;
   readonly sink: EndpointEventSink;
   /** Called when the endpoint goes in or out of service. */
   readonly onHealthChange?: (endpoint: Endpoint, healthy: boolean, why: string) => void;
+  /** Called when the engine is seen to have restarted (its blocks are cleared in the index). */
+  readonly onRestart?: (endpoint: Endpoint, why: string) => void;
   /** Called after each successful scrape (admission re-checks the queue). */
   readonly onScrape?: (endpoint: Endpoint) => void;
 }
@@ -68,7 +72,12 @@ export class Endpoint {
   private failures = 0;
   private lastFailureAtMs = 0;
   private readonly scraper: MetricsScraper;
-  private readonly subscriber: KvEventSubscriber | null;
+  private subscriber: KvEventSubscriber | null;
+  /** `prefix_cache_queries_total` of the last scrape: a counter that goes back means the engine restarted. */
+  private lastQueries: number | undefined;
+  private resubscribing: Promise<void> | undefined;
+  /** Counters of the subscribers replaced after restarts (kept so the totals stay monotonic). */
+  private carried = { delivered: 0, duplicates: 0, dropped: 0, gaps: 0, replays: 0, replayFailures: 0, lost: 0, restarts: 0, malformed: 0 };
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private scraping: Promise<void> | undefined;
@@ -83,17 +92,48 @@ export class Endpoint {
       instanceId: config.name,
       role: config.role,
       intervalMs: o.scrapeIntervalMs,
-      timeoutMs: Math.min(2000, Math.max(200, o.scrapeIntervalMs)),
+      timeoutMs: Math.min(2000, Math.max(200, Math.min(o.scrapeIntervalMs, o.healthIntervalMs ?? o.scrapeIntervalMs))),
     });
-    this.subscriber =
-      config.kvEvents === null
-        ? null
-        : new KvEventSubscriber({
-            endpoints: config.kvEvents,
-            replayEndpoints: config.replay,
-            onBatch: (d) => this.onBatch(d),
-            logger: { warn: () => undefined },
-          });
+    this.subscriber = this.subscribe();
+  }
+
+  private subscribe(): KvEventSubscriber | null {
+    if (this.config.kvEvents === null) return null;
+    const sub: KvEventSubscriber = new KvEventSubscriber({
+      endpoints: this.config.kvEvents,
+      replayEndpoints: this.config.replay,
+      onBatch: (d) => {
+        if (this.subscriber === sub) this.onBatch(d);
+      },
+      logger: { warn: () => undefined },
+    });
+    return sub;
+  }
+
+  /**
+   * The engine restarted (its counters went back): its cache is empty. Clear its blocks in the
+   * index and subscribe afresh, so the new publisher's stream is replayed from seq 0 (late join)
+   * even when its first batches went out before our SUB socket reconnected — the sequence numbers
+   * alone cannot tell a restarted publisher whose seq has passed ours from the old one.
+   */
+  private restarted(why: string): void {
+    if (this.resubscribing !== undefined || this.closed) return;
+    this.o.onRestart?.(this, why);
+    const old = this.subscriber;
+    this.resubscribing = (async () => {
+      this.subscriber = null;
+      if (old !== null) {
+        const st = old.stats();
+        for (const k of Object.keys(this.carried) as (keyof typeof this.carried)[]) this.carried[k] += st[k];
+      }
+      this.carried.restarts++;
+      await old?.close();
+      this.cachedBlocks = 0;
+      this.o.sink.onEvents(this, [{ type: 'AllBlocksCleared' }], 0);
+      if (!this.closed) this.subscriber = this.subscribe();
+    })().finally(() => {
+      this.resubscribing = undefined;
+    });
   }
 
   /**
@@ -121,7 +161,13 @@ export class Endpoint {
 
   /** KV-event subscriber counters, or undefined without KV events. */
   eventStats(): KvEventSubscriberStats | undefined {
-    return this.subscriber?.stats();
+    if (this.config.kvEvents === null) return undefined;
+    const st = this.subscriber?.stats();
+    const c = this.carried;
+    if (st === undefined) return { ...c, endpoints: [], sources: [] };
+    const out = { ...st };
+    for (const k of Object.keys(c) as (keyof typeof c)[]) out[k] = st[k] + c[k];
+    return out;
   }
 
   /** Scrape counters (core scraper). */
@@ -237,13 +283,18 @@ export class Endpoint {
       .then(
         () => {
           this.failures = 0;
+          const q = this.scraper.latest()?.snapshot.prefixCacheQueries;
+          if (q !== undefined && this.lastQueries !== undefined && q < this.lastQueries) this.restarted(`prefix_cache_queries_total went back from ${this.lastQueries} to ${q}`);
+          if (q !== undefined) this.lastQueries = q;
           if (startedAt > this.lastFailureAtMs) this.setHealthy(true, 'scrape ok');
           this.o.onScrape?.(this);
         },
         (e: Error) => {
           this.failures++;
           this.lastFailureAtMs = Math.max(this.lastFailureAtMs, startedAt);
-          if (this.failures >= this.o.unhealthyThreshold || !this.healthyNow) this.setHealthy(false, `scrape failed: ${e.message}`);
+          // a refused connection means nothing listens there any more: out at once (a timeout or an HTTP error counts toward the threshold)
+          const refused = /cannot connect \((ECONNREFUSED|ECONNRESET)/.test(e.message);
+          if (refused || this.failures >= this.o.unhealthyThreshold || !this.healthyNow) this.setHealthy(false, `scrape failed: ${e.message}`);
         },
       )
       .finally(() => {
@@ -256,7 +307,7 @@ export class Endpoint {
     if (this.closed) return;
     this.timer = setTimeout(() => {
       void this.scrapeOnce().then(() => this.schedule());
-    }, this.o.scrapeIntervalMs);
+    }, Math.min(this.o.scrapeIntervalMs, this.o.healthIntervalMs ?? this.o.scrapeIntervalMs));
     this.timer.unref();
   }
 
@@ -266,6 +317,7 @@ export class Endpoint {
     this.closed = true;
     clearTimeout(this.timer);
     await this.scraping;
+    await this.resubscribing;
     await this.subscriber?.close();
   }
 }

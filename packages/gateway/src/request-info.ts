@@ -11,10 +11,11 @@ import {
   type CompletionRequest,
   CompletionRequestSchema,
   type OpenAiErrorResponse,
-  chatPromptTokenIds,
-  completionPromptTokenIds,
+  LLAMA3_BOS_TOKEN_ID,
+  encodeText,
   openAiError,
   parseOpenAiRequest,
+  renderChatTemplate,
 } from '@kvmgr/adapter-vllm';
 
 /** The two routed OpenAI endpoints. */
@@ -41,6 +42,43 @@ export interface RequestInfo {
 }
 
 const SLO_CLASSES: readonly SloClass[] = ['critical', 'standard', 'batch', 'background'];
+
+/**
+ * Token ids of recently seen prompt texts (LRU, bounded by characters). Tokenisation is the
+ * gateway's main per-request cost (~4 ms per 2,000 tokens); retried, repeated and benchmark
+ * prompts are common. Texts shorter than `TOKEN_CACHE_MIN_CHARS` are cheap and not kept.
+ */
+const TOKEN_CACHE_MAX_CHARS = 64 * 1024 * 1024;
+const TOKEN_CACHE_MIN_CHARS = 256;
+const tokenCache = new Map<string, readonly number[]>();
+let tokenCacheChars = 0;
+
+function encodeCached(text: string): readonly number[] {
+  if (text.length < TOKEN_CACHE_MIN_CHARS) return encodeText(text);
+  const hit = tokenCache.get(text);
+  if (hit !== undefined) {
+    tokenCache.delete(text);
+    tokenCache.set(text, hit);
+    return hit;
+  }
+  const ids = encodeText(text);
+  tokenCache.set(text, ids);
+  tokenCacheChars += text.length;
+  while (tokenCacheChars > TOKEN_CACHE_MAX_CHARS) {
+    const oldest = tokenCache.keys().next().value as string;
+    tokenCache.delete(oldest);
+    tokenCacheChars -= oldest.length;
+  }
+  return ids;
+}
+
+/** As adapter-vllm's `completionPromptTokenIds`, through the tokenisation cache. */
+function completionPrompts(prompt: CompletionRequest['prompt']): readonly (readonly number[])[] {
+  if (typeof prompt === 'string') return [[LLAMA3_BOS_TOKEN_ID, ...encodeCached(prompt)]];
+  if (prompt.length === 0) return [];
+  if (typeof prompt[0] === 'number') return [prompt as number[]];
+  return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? [LLAMA3_BOS_TOKEN_ID, ...encodeCached(p)] : p));
+}
 
 function header(headers: Readonly<Record<string, string | string[] | undefined>>, name: string): string | undefined {
   const v = headers[name];
@@ -72,16 +110,16 @@ export function readRequest(
 ): { ok: true; info: RequestInfo } | { ok: false; error: OpenAiErrorResponse } {
   const parsed = route === 'chat' ? parseOpenAiRequest(ChatCompletionRequestSchema, body) : parseOpenAiRequest(CompletionRequestSchema, body);
   if (!parsed.ok) return parsed;
-  let prompts: number[][];
+  let prompts: readonly (readonly number[])[];
   let maxTokens: number;
   if (route === 'chat') {
     const c = parsed.value as ChatCompletionRequest;
-    prompts = [chatPromptTokenIds(c.messages)];
+    prompts = [encodeCached(renderChatTemplate(c.messages))];
     const m = [c.max_tokens, c.max_completion_tokens].filter((x): x is number => typeof x === 'number');
     maxTokens = m.length === 0 ? defaultMaxTokens : Math.min(...m);
   } else {
     const c = parsed.value as CompletionRequest;
-    prompts = completionPromptTokenIds(c.prompt);
+    prompts = completionPrompts(c.prompt);
     maxTokens = c.max_tokens ?? defaultMaxTokens;
   }
   const ttft = positiveHeader(headers, 'x-slo-ttft-ms');

@@ -1,20 +1,20 @@
 /**
- * Admission on real sockets: one stand-in engine with a tiny KV pool (16 blocks × 16 tokens).
+ * Admission on real sockets: one engine server with a tiny KV pool (16 blocks × 16 tokens), its
+ * steps stretched (`stallMs`) so that requests overlap.
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, createGateway } from '../src/index.js';
-import type { FakeVllm } from './fixtures/fake-vllm.js';
-import { LogSink, endpointsOf, startFleet, until } from './helpers.js';
+import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
 
 describe('admission under overload with a tiny pool', () => {
-  let fleet: FakeVllm[];
+  let fleet: TestEngine[];
   let gw: Gateway;
   const logs = new LogSink();
   beforeAll(async () => {
-    fleet = await startFleet(1, { numGpuBlocks: 16, tokenDelayMs: 20 });
+    fleet = await startFleet(1, { numGpuBlocks: 16, timeScale: 1, stallMs: 15 });
     gw = await createGateway(
-      { server: { port: 0 }, model: 'fake-llama', endpoints: endpointsOf(fleet), admission: { maxQueue: 1, maxWaitMs: 10_000, retryAfterS: 2 } },
+      { server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet), admission: { maxQueue: 1, maxWaitMs: 10_000, retryAfterS: 2 } },
       { logStream: logs },
     );
   });
@@ -27,7 +27,7 @@ describe('admission under overload with a tiny pool', () => {
     request(`${gw.url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': id },
-      body: JSON.stringify({ model: 'fake-llama', prompt, max_tokens: maxTokens }),
+      body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens }),
     });
 
   it('admits what fits, defers one, rejects the rest with 429 + Retry-After; the deferred one runs when KV frees', async () => {
@@ -48,7 +48,8 @@ describe('admission under overload with a tiny pool', () => {
     const admissions = res.map((_, i) => (logs.request(`adm-${i}`)?.['decision'] as { admission?: string } | undefined)?.admission).filter((a) => a !== undefined);
     expect(admissions.sort()).toEqual(['admit', 'admit', 'defer']);
     // the engine never ran more than the pool holds
-    expect((fleet[0] as FakeVllm).requests).toHaveLength(3);
+    expect((fleet[0] as TestEngine).generations).toBe(3);
+    expect((fleet[0] as TestEngine).server.core.metrics.numPreemptions).toBe(0);
     const m = await (await request(`${gw.url}/metrics`)).body.text();
     expect(m).toMatch(/kvmgr_gateway_rejections_total\{reason="queue_full"\} 3/);
     expect(m).toMatch(/kvmgr_gateway_admission_decisions_total\{decision="defer"\} 1/);

@@ -1,23 +1,23 @@
 /**
- * The gateway on real sockets: stand-in vLLM engines (test/fixtures/fake-vllm.ts) on 127.0.0.1,
- * the gateway on an ephemeral port, the `openai` SDK as the client.
+ * The gateway on real sockets: real engine servers (`@kvmgr/engine-server`, kvmgr's engine core
+ * behind vLLM's HTTP API, `/metrics` and ZMQ KV events) on 127.0.0.1, the gateway on an ephemeral
+ * port, the `openai` SDK as the client.
  */
 import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, createGateway } from '../src/index.js';
-import type { FakeVllm } from './fixtures/fake-vllm.js';
-import { LogSink, endpointsOf, startFleet, until } from './helpers.js';
+import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
 
 describe('gateway: OpenAI API through the gateway', () => {
-  let fleet: FakeVllm[];
+  let fleet: TestEngine[];
   let gw: Gateway;
   let client: OpenAI;
   const logs = new LogSink();
 
   beforeAll(async () => {
     fleet = await startFleet(2);
-    gw = await createGateway({ server: { port: 0 }, model: 'fake-llama', endpoints: endpointsOf(fleet) }, { logStream: logs });
+    gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet) }, { logStream: logs });
     client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
   });
   afterAll(async () => {
@@ -26,12 +26,13 @@ describe('gateway: OpenAI API through the gateway', () => {
   });
 
   it('completions: usage with cached_tokens passes through; the request id reaches the engine and the log line', async () => {
-    const { data, response } = await client.completions.create({ model: 'fake-llama', prompt: 'The quick brown fox jumps over the lazy dog. '.repeat(8), max_tokens: 4 }, { headers: { 'x-request-id': 'req-basic-1' } }).withResponse();
+    const { data, response } = await client.completions.create({ model: MODEL, prompt: 'The quick brown fox jumps over the lazy dog. '.repeat(8), max_tokens: 4 }, { headers: { 'x-request-id': 'req-basic-1' } }).withResponse();
     expect(response.headers.get('x-request-id')).toBe('req-basic-1');
-    expect(data.choices[0]?.text).toBe(' w0 w1 w2 w3');
+    expect(data.choices[0]?.text.length).toBeGreaterThan(0);
+    expect(data.usage?.completion_tokens).toBe(4);
     expect(data.usage?.prompt_tokens).toBeGreaterThan(64);
     expect(data.usage?.prompt_tokens_details?.cached_tokens).toBe(0);
-    const seen = fleet.flatMap((f) => f.requests).find((r) => r.requestId === 'req-basic-1');
+    const seen = fleet.flatMap((f) => f.seen).find((r) => r.requestId === 'req-basic-1');
     expect(seen).toBeDefined();
     const line = logs.request('req-basic-1');
     expect(line?.['status']).toBe(200);
@@ -43,8 +44,8 @@ describe('gateway: OpenAI API through the gateway', () => {
 
   it('the same prompt again goes to the same engine and is served from its cache', async () => {
     const prompt = 'Once upon a time in a land far away there lived a gateway. '.repeat(10);
-    const a = await client.completions.create({ model: 'fake-llama', prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'same-1' } });
-    const b = await client.completions.create({ model: 'fake-llama', prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'same-2' } });
+    const a = await client.completions.create({ model: MODEL, prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'same-1' } });
+    const b = await client.completions.create({ model: MODEL, prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'same-2' } });
     const ea = logs.decision('same-1').endpoint;
     const eb = logs.decision('same-2').endpoint;
     expect(eb).toBe(ea);
@@ -54,30 +55,39 @@ describe('gateway: OpenAI API through the gateway', () => {
 
   it('chat completions, JSON and streamed (chunk by chunk, usage chunk at the end)', async () => {
     const messages = [{ role: 'system' as const, content: 'You are a test.' }, { role: 'user' as const, content: 'Say something.' }];
-    const c = await client.chat.completions.create({ model: 'fake-llama', messages, max_tokens: 3 });
-    expect(c.choices[0]?.message.content).toBe(' w0 w1 w2');
-    const stream = await client.chat.completions.create({ model: 'fake-llama', messages, max_tokens: 5, stream: true, stream_options: { include_usage: true } });
+    const c = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 3 });
+    expect(c.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(c.usage?.completion_tokens).toBe(3);
+    const stream = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 5, stream: true, stream_options: { include_usage: true } });
     const parts: string[] = [];
     let usage: OpenAI.CompletionUsage | undefined | null;
     for await (const chunk of stream) {
       if (chunk.choices[0]?.delta.content) parts.push(chunk.choices[0].delta.content);
       if (chunk.usage) usage = chunk.usage;
     }
-    expect(parts).toEqual([' w0', ' w1', ' w2', ' w3', ' w4']);
+    // one chunk per token (a chunk may be empty while a multi-byte character is incomplete)
+    expect(parts.length).toBeGreaterThan(0);
+    expect(parts.length).toBeLessThanOrEqual(5);
     expect(usage?.completion_tokens).toBe(5);
     expect(usage?.prompt_tokens).toBe(c.usage?.prompt_tokens);
   });
 
   it('completions streamed', async () => {
-    const stream = await client.completions.create({ model: 'fake-llama', prompt: [1, 2, 3, 4, 5], max_tokens: 3, stream: true });
+    const stream = await client.completions.create({ model: MODEL, prompt: [1, 2, 3, 4, 5], max_tokens: 3, stream: true });
     const parts: string[] = [];
-    for await (const chunk of stream) parts.push(chunk.choices[0]?.text ?? '');
-    expect(parts.join('')).toBe(' w0 w1 w2');
+    let finish: string | null | undefined;
+    for await (const chunk of stream) {
+      parts.push(chunk.choices[0]?.text ?? '');
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(parts).toHaveLength(3);
+    expect(parts.join('').length).toBeGreaterThan(0);
+    expect(finish).toBe('length');
   });
 
   it('malformed body → 400 OpenAI error naming the field; nothing routed', async () => {
-    const before = fleet.reduce((a, f) => a + f.requests.length, 0);
-    const err = await client.chat.completions.create({ model: 'fake-llama', messages: [{ role: 'robot' as 'user', content: 'x' }] }).catch((e: unknown) => e);
+    const before = fleet.reduce((a, f) => a + f.generations, 0);
+    const err = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'robot' as 'user', content: 'x' }] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).message).toContain('messages[0].role');
     const bad = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt": ' });
@@ -87,16 +97,16 @@ describe('gateway: OpenAI API through the gateway', () => {
     const badHeader = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-slo-ttft-ms': 'soon' }, body: '{"prompt":"hi"}' });
     expect(badHeader.statusCode).toBe(400);
     await badHeader.body.dump();
-    expect(fleet.reduce((a, f) => a + f.requests.length, 0)).toBe(before);
+    expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
   });
 
   it('oversized body → 413 OpenAI error; nothing routed', async () => {
-    const before = fleet.reduce((a, f) => a + f.requests.length, 0);
+    const before = fleet.reduce((a, f) => a + f.generations, 0);
     const res = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x'.repeat(5 * 1024 * 1024) }) });
     expect(res.statusCode).toBe(413);
     const body = (await res.body.json()) as { error: { code: string } };
     expect(body.error.code).toBe('request_too_large');
-    expect(fleet.reduce((a, f) => a + f.requests.length, 0)).toBe(before);
+    expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
   });
 
   it('/health, /metrics and /admin/state report the pool', async () => {
@@ -127,7 +137,7 @@ describe('gateway: OpenAI API through the gateway', () => {
 });
 
 describe('gateway: the block index from KV events and from routing history', () => {
-  const opened: { gw: Gateway; fleet: FakeVllm[] }[] = [];
+  const opened: { gw: Gateway; fleet: TestEngine[] }[] = [];
   afterAll(async () => {
     for (const o of opened) {
       await o.gw.close();
@@ -139,14 +149,14 @@ describe('gateway: the block index from KV events and from routing history', () 
     const fleet = await startFleet(3);
     const logs = new LogSink();
     // no speculative entries: what the index knows comes from the events alone
-    const gw = await createGateway({ server: { port: 0 }, model: 'fake-llama', endpoints: endpointsOf(fleet), routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 0 } }, { logStream: logs });
+    const gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet), routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 0 } }, { logStream: logs });
     opened.push({ gw, fleet });
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const messages = [{ role: 'system' as const, content: 'Long shared system prompt. '.repeat(30) }, { role: 'user' as const, content: 'first' }];
-    await client.chat.completions.create({ model: 'fake-llama', messages, max_tokens: 2 }, { headers: { 'x-request-id': 'ev-1' } });
+    await client.chat.completions.create({ model: MODEL, messages, max_tokens: 2 }, { headers: { 'x-request-id': 'ev-1' } });
     const first = logs.decision('ev-1').endpoint;
     await until(() => (gw.state().endpoints.find((e) => e.name === first)?.cachedBlocks ?? 0) > 0, 5000, 'BlockStored');
-    const r = await client.chat.completions.create({ model: 'fake-llama', messages, max_tokens: 2 }, { headers: { 'x-request-id': 'ev-2' } });
+    const r = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 2 }, { headers: { 'x-request-id': 'ev-2' } });
     const d = logs.decision('ev-2');
     expect(d.endpoint).toBe(first);
     expect(d.predictedCachedTokens).toBeGreaterThan(0);
@@ -159,12 +169,12 @@ describe('gateway: the block index from KV events and from routing history', () 
   it('endpoints without KV events: the gateway’s routing history is the (approximate) index', async () => {
     const fleet = await startFleet(3, { kvEvents: false });
     const logs = new LogSink();
-    const gw = await createGateway({ server: { port: 0 }, model: 'fake-llama', endpoints: endpointsOf(fleet, false), routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 0 } }, { logStream: logs });
+    const gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet, false), routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 0 } }, { logStream: logs });
     opened.push({ gw, fleet });
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
     const prompt = 'No events from these engines, only history. '.repeat(12);
-    await client.completions.create({ model: 'fake-llama', prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'h-1' } });
-    const r = await client.completions.create({ model: 'fake-llama', prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'h-2' } });
+    await client.completions.create({ model: MODEL, prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'h-1' } });
+    const r = await client.completions.create({ model: MODEL, prompt, max_tokens: 2 }, { headers: { 'x-request-id': 'h-2' } });
     const d1 = logs.decision('h-1');
     const d2 = logs.decision('h-2');
     expect(d2.endpoint).toBe(d1.endpoint);
@@ -175,16 +185,16 @@ describe('gateway: the block index from KV events and from routing history', () 
 
   it('POST/GET/DELETE /admin/endpoints add and remove endpoints at run time', async () => {
     const fleet = await startFleet(2);
-    const gw = await createGateway({ server: { port: 0 }, model: 'fake-llama', endpoints: endpointsOf(fleet.slice(0, 1)) }, { logStream: new LogSink() });
+    const gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet.slice(0, 1)) }, { logStream: new LogSink() });
     opened.push({ gw, fleet });
     const add = await request(`${gw.url}/admin/endpoints`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'late', url: (fleet[1] as FakeVllm).url, kvEvents: (fleet[1] as FakeVllm).kvEventsEndpoint }),
+      body: JSON.stringify({ name: 'late', url: (fleet[1] as TestEngine).url, kvEvents: (fleet[1] as TestEngine).kvEventsEndpoint }),
     });
     expect(add.statusCode).toBe(201);
     expect(((await add.body.json()) as { healthy: boolean }).healthy).toBe(true);
-    const dup = await request(`${gw.url}/admin/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: (fleet[1] as FakeVllm).url }) });
+    const dup = await request(`${gw.url}/admin/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: (fleet[1] as TestEngine).url }) });
     expect(dup.statusCode).toBe(409);
     await dup.body.dump();
     const bad = await request(`${gw.url}/admin/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: 'nope' }) });

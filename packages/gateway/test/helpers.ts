@@ -1,8 +1,14 @@
 /**
- * Test helpers: a log sink that keeps pino's JSON lines, and a fleet of stand-in engines.
+ * Test helpers: a log sink that keeps pino's JSON lines, and a fleet of real engine servers
+ * (`@kvmgr/engine-server`: kvmgr's engine core on the wall clock behind vLLM's HTTP API, its
+ * `/metrics` and its ZMQ KV events) on 127.0.0.1 ephemeral ports.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type EngineServer, type EngineServerOptions, createEngineServer } from '@kvmgr/engine-server';
+import { pino } from 'pino';
 import type { EndpointInput } from '../src/index.js';
-import { type FakeVllm, type FakeVllmOptions, startFakeVllm } from './fixtures/fake-vllm.js';
 
 /** A pino destination that keeps every line, parsed. */
 export class LogSink {
@@ -23,20 +29,162 @@ export class LogSink {
   }
 }
 
-/** Starts `n` stand-in engines. */
-export async function startFleet(n: number, options: FakeVllmOptions = {}): Promise<FakeVllm[]> {
-  const out: FakeVllm[] = [];
-  for (let i = 0; i < n; i++) out.push(await startFakeVllm(options));
+/** The model every test engine serves (and the gateway's key namespace). */
+export const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+
+/** What an engine's HTTP log saw of one request. */
+export interface SeenRequest {
+  readonly url: string;
+  readonly requestId: string | undefined;
+}
+
+/**
+ * Options of {@link TestEngine.start}: the engine server's, plus `kvEvents: false` to run without
+ * KV events, or `kvEvents: 'ipc'` to publish on ipc:// sockets in a fresh temporary directory
+ * (they bind again at the same address after `restart()`; tcp with an explicit port would connect).
+ */
+export type TestEngineOptions = Omit<EngineServerOptions, 'port' | 'logger' | 'kvEventsConfig'> & { readonly kvEvents?: boolean | 'ipc' };
+
+/**
+ * One engine server under test. `restart()` stops it and starts a fresh one (empty cache, KV-event
+ * seq from 0) on the same HTTP and ZMQ ports, as a restarted pod on the same address.
+ */
+export class TestEngine {
+  server: EngineServer;
+  /** Requests that reached the engine's HTTP server (from its request log), over all its lives. */
+  readonly seen: SeenRequest[] = [];
+  /** Requests that left the engine core, with their finish reason (`stop`, `length`, `abort`, …). */
+  readonly finished: { requestId: string; reason: string }[] = [];
+  /** Calls of `onDie` (a `dieAfter` death). */
+  deaths = 0;
+  private readonly options: TestEngineOptions;
+  private dir: string | undefined;
+
+  private constructor(server: EngineServer, options: TestEngineOptions) {
+    this.server = server;
+    this.options = options;
+  }
+
+  static async start(options: TestEngineOptions = {}, ports?: { http: number; kvEvents?: string; replay?: string }): Promise<TestEngine> {
+    const holder: { e?: TestEngine } = {};
+    let where = ports;
+    let dir: string | undefined;
+    if (options.kvEvents === 'ipc' && where === undefined) {
+      dir = await mkdtemp(join(tmpdir(), 'kvmgr-gw-'));
+      where = { http: 0, kvEvents: `ipc://${dir}/kv.sock`, replay: `ipc://${dir}/replay.sock` };
+    }
+    const server = await TestEngine.create(options, holder, where);
+    const e = new TestEngine(server, options);
+    e.dir = dir;
+    holder.e = e;
+    e.watch();
+    return e;
+  }
+
+  private static create(options: TestEngineOptions, holder: { e?: TestEngine }, ports?: { http: number; kvEvents?: string; replay?: string }): Promise<EngineServer> {
+    const { kvEvents = true, ...rest } = options;
+    const logger = pino(
+      { level: 'info', serializers: { req: (r: { url?: string; headers?: Record<string, string | undefined> }) => ({ url: r.url, rid: r.headers?.['x-request-id'] }) } },
+      {
+        write: (s: string) => {
+          for (const line of s.split('\n')) {
+            if (!line.includes('"incoming request"')) continue;
+            const l = JSON.parse(line) as { req?: { url?: string; rid?: string } };
+            holder.e?.seen.push({ url: l.req?.url ?? '', requestId: l.req?.rid });
+          }
+        },
+      } as pino.DestinationStream,
+    );
+    return createEngineServer({
+      model: 'Llama-3.1-8B-Instruct',
+      gpu: 'H100',
+      numGpuBlocks: 4096,
+      timeScale: 20,
+      ...rest,
+      onDie: () => {
+        if (holder.e) holder.e.deaths++;
+        rest.onDie?.();
+      },
+      port: ports?.http ?? 0,
+      logger,
+      ...(kvEvents
+        ? {
+            kvEventsConfig: {
+              enable_kv_cache_events: true,
+              publisher: 'zmq',
+              endpoint: ports?.kvEvents ?? 'tcp://127.0.0.1:0',
+              replay_endpoint: ports?.replay ?? 'tcp://127.0.0.1:0',
+            },
+          }
+        : {}),
+    });
+  }
+
+  /** Records finished requests from the core's hooks (the server's own hooks keep running). */
+  private watch(): void {
+    const core = this.server.core;
+    const hooks = core.hooks;
+    core.hooks = {
+      ...hooks,
+      onFinished: (r, s) => {
+        hooks.onFinished?.(r, s);
+        this.finished.push({ requestId: r.requestId, reason: s.finishReason });
+      },
+    };
+  }
+
+  get url(): string {
+    return this.server.url;
+  }
+  get kvEventsEndpoint(): string | undefined {
+    return this.server.kvEventsEndpoint;
+  }
+  get replayEndpoint(): string | undefined {
+    return this.server.replayEndpoint;
+  }
+  /** Generation requests that reached this engine's HTTP server. */
+  get generations(): number {
+    return this.seen.filter((r) => r.url.startsWith('/v1/completions') || r.url.startsWith('/v1/chat/completions')).length;
+  }
+
+  /** Stops the engine and starts a fresh one on the same ports (empty cache, new KV-event sequence). */
+  async restart(): Promise<void> {
+    await this.server.close();
+    const holder: { e?: TestEngine } = { e: this };
+    this.server = await TestEngine.create(this.options, holder, {
+      http: Number(new URL(this.server.url).port),
+      ...(this.server.kvEventsEndpoint === undefined ? {} : { kvEvents: this.server.kvEventsEndpoint }),
+      ...(this.server.replayEndpoint === undefined ? {} : { replay: this.server.replayEndpoint }),
+    });
+    this.watch();
+  }
+
+  async close(): Promise<void> {
+    await this.server.close();
+    if (this.dir !== undefined) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts `n` engine servers (4096 blocks of 16 tokens, time scale 20 unless told). */
+export async function startFleet(n: number, options: TestEngineOptions = {}): Promise<TestEngine[]> {
+  const out: TestEngine[] = [];
+  try {
+    for (let i = 0; i < n; i++) out.push(await TestEngine.start(options));
+  } catch (e) {
+    await Promise.all(out.map((f) => f.close()));
+    throw e;
+  }
   return out;
 }
 
-/** Endpoint entries of a gateway config for a fleet. */
-export function endpointsOf(fleet: readonly FakeVllm[], kvEvents = true): EndpointInput[] {
+/** Endpoint entries of a gateway config for a fleet (`e0`, `e1`, …). */
+export function endpointsOf(fleet: readonly TestEngine[], kvEvents = true): EndpointInput[] {
   return fleet.map((f, i) => ({
     name: `e${i}`,
     url: f.url,
-    ...(kvEvents && f.kvEventsEndpoint !== null ? { kvEvents: f.kvEventsEndpoint } : {}),
-    ...(kvEvents && f.replayEndpoint !== null ? { replay: f.replayEndpoint } : {}),
+    engine: 'kvmgr' as const,
+    ...(kvEvents && f.kvEventsEndpoint !== undefined ? { kvEvents: f.kvEventsEndpoint } : {}),
+    ...(kvEvents && f.replayEndpoint !== undefined ? { replay: f.replayEndpoint } : {}),
   }));
 }
 

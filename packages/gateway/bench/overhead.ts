@@ -1,0 +1,267 @@
+/**
+ * Added latency of the gateway versus calling the upstream directly, in the same run, on loopback.
+ *
+ *   node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overhead.ts [rate=1000] [seconds=5] [upstream=trivial|engine]
+ *
+ * Three processes: this one generates the load (undici, open loop at a fixed rate, bounded in
+ * count and time), one runs the upstream, one runs the gateway in front of it. The upstream is
+ * either `trivial` (node:http answering a fixed completion, the gateway's own cost alone) or
+ * `engine` (a kvmgr engine server at time scale 1000). Phases alternate direct / gateway twice, so
+ * drift on a shared machine hits both alike; added latency = quantile(gateway) − quantile(direct).
+ * Then: the same with a ~2,000-token prompt (tokenisation at the gateway) at a lower rate, and the
+ * highest rate the gateway sustains (closed loop, 64 connections, short prompts).
+ *
+ * Every child process is stopped by its own handle at the end (SIGTERM, then awaited).
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+
+const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+const role = process.env['KVMGR_BENCH_ROLE'];
+
+// ---- child: trivial upstream ------------------------------------------------------------------
+
+const METRICS = `vllm:num_requests_running{model_name="${MODEL}",engine="0"} 0
+vllm:num_requests_waiting{model_name="${MODEL}",engine="0"} 0
+vllm:kv_cache_usage_perc{model_name="${MODEL}",engine="0"} 0
+vllm:cache_config_info{block_size="16",enable_prefix_caching="True",num_gpu_blocks="65536",engine="0"} 1
+vllm:prefix_cache_queries_total{model_name="${MODEL}",engine="0"} 0
+vllm:prefix_cache_hits_total{model_name="${MODEL}",engine="0"} 0
+`;
+
+async function trivialUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(METRICS);
+      return;
+    }
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+      return;
+    }
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+    });
+    req.on('end', () => {
+      const body = JSON.stringify({
+        id: 'cmpl-bench',
+        object: 'text_completion',
+        created: 0,
+        model: MODEL,
+        choices: [{ index: 0, text: ' ok', logprobs: null, finish_reason: 'length', stop_reason: null }],
+        usage: { prompt_tokens: Math.max(1, n >> 2), completion_tokens: 1, total_tokens: 1 + Math.max(1, n >> 2), prompt_tokens_details: { cached_tokens: 0 } },
+      });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+async function runChild(): Promise<void> {
+  let close: () => Promise<void>;
+  let url: string;
+  if (role === 'trivial') {
+    const s = await trivialUpstream();
+    ({ url, close } = s);
+  } else if (role === 'engine') {
+    const { createEngineServer } = await import('@kvmgr/engine-server');
+    const s = await createEngineServer({ port: 0, timeScale: 1000, numGpuBlocks: 65536, maxLagMs: 1000 });
+    url = s.url;
+    close = () => s.close();
+  } else {
+    const { createGateway } = await import('../src/index.js');
+    const upstream = process.env['KVMGR_BENCH_UPSTREAM'] as string;
+    const gw = await createGateway(
+      { server: { port: 0, logLevel: 'silent' }, model: MODEL, endpoints: [{ name: 'u', url: upstream }], admission: { maxQueue: 4096 } },
+      { logStream: { write: () => true } },
+    );
+    url = gw.url;
+    close = () => gw.close();
+  }
+  process.on('SIGTERM', () => {
+    void close().then(() => process.exit(0));
+  });
+  process.send?.({ url });
+}
+
+// ---- parent: load ------------------------------------------------------------------------------
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+}
+
+function spawn(r: string, env: Record<string, string> = {}): Promise<Child> {
+  const proc = fork(fileURLToPath(import.meta.url), [], {
+    env: { ...process.env, KVMGR_BENCH_ROLE: r, ...env },
+    // KVMGR_BENCH_PROF=dir: a V8 CPU profile of the gateway process is written there
+    execArgv: ['--conditions=@kvmgr/source', '--import', 'tsx', ...(r === 'gateway' && process.env['KVMGR_BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['KVMGR_BENCH_PROF']}`] : [])],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    proc.once('message', (m) => resolve({ proc, url: (m as { url: string }).url }));
+    proc.once('exit', (code) => reject(new Error(`${r} exited with ${code} before it was ready`)));
+  });
+}
+
+async function stop(c: Child): Promise<void> {
+  if (c.proc.exitCode !== null) return;
+  const done = new Promise<void>((r) => c.proc.once('exit', () => r()));
+  c.proc.kill('SIGTERM');
+  const t = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
+  await done;
+  clearTimeout(t);
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
+
+const agent = new Agent({ connections: 512, keepAliveTimeout: 10_000, pipelining: 1 });
+
+async function one(url: string, body: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await request(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, dispatcher: agent });
+  await res.body.dump();
+  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+  return performance.now() - t0;
+}
+
+/** Open loop: `rate` requests per second for `seconds`, each timed from its send. Bounded: rate × seconds requests, 30 s extra at most. */
+async function openLoop(url: string, body: string, rate: number, seconds: number): Promise<{ lat: number[]; errors: number; achieved: number }> {
+  const total = Math.round(rate * seconds);
+  const lat: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  const inflight = new Set<Promise<void>>();
+  const t0 = performance.now();
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+    while (sent < due) {
+      sent++;
+      const p: Promise<void> = one(url, body).then(
+        (ms) => {
+          lat.push(ms);
+        },
+        () => {
+          errors++;
+        },
+      );
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+    }
+    await new Promise((r) => setTimeout(r, 1));
+    if (performance.now() - t0 > (seconds + 30) * 1000) break;
+  }
+  await Promise.race([Promise.all(inflight), new Promise((r) => setTimeout(r, 30_000).unref())]);
+  const wall = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { lat, errors, achieved: lat.length / wall };
+}
+
+/** Closed loop: `conns` workers for `seconds`; requests per second achieved. */
+async function closedLoop(url: string, body: string, conns: number, seconds: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+  const end = performance.now() + seconds * 1000;
+  const lat: number[] = [];
+  let errors = 0;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (performance.now() < end) {
+        try {
+          lat.push(await one(url, body));
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / seconds, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors };
+}
+
+function fmt(x: number): string {
+  return x.toFixed(3);
+}
+
+async function compare(label: string, direct: string, gw: string, body: string, rate: number, seconds: number): Promise<void> {
+  // warm-up (connections, JIT) on both paths
+  await openLoop(direct, body, Math.min(rate, 200), 0.5);
+  await openLoop(gw, body, Math.min(rate, 200), 0.5);
+  const d: number[] = [];
+  const g: number[] = [];
+  let dErr = 0;
+  let gErr = 0;
+  let gAch = 0;
+  for (let i = 0; i < 2; i++) {
+    const a = await openLoop(direct, body, rate, seconds / 2);
+    d.push(...a.lat);
+    dErr += a.errors;
+    const b = await openLoop(gw, body, rate, seconds / 2);
+    g.push(...b.lat);
+    gErr += b.errors;
+    gAch += b.achieved / 2;
+  }
+  d.sort((x, y) => x - y);
+  g.sort((x, y) => x - y);
+  const row = (q: number) => ({ direct: quantile(d, q), gateway: quantile(g, q), added: quantile(g, q) - quantile(d, q) });
+  const p50 = row(0.5);
+  const p99 = row(0.99);
+  console.log(`\n${label}: ${rate} req/s open loop, ${d.length} direct + ${g.length} via gateway (errors ${dErr} / ${gErr}; gateway achieved ${gAch.toFixed(0)} req/s)`);
+  console.log('| quantile | direct ms | via gateway ms | added ms |');
+  console.log('|---|---|---|---|');
+  console.log(`| p50 | ${fmt(p50.direct)} | ${fmt(p50.gateway)} | **${fmt(p50.added)}** |`);
+  console.log(`| p90 | ${fmt(row(0.9).direct)} | ${fmt(row(0.9).gateway)} | ${fmt(row(0.9).added)} |`);
+  console.log(`| p99 | ${fmt(p99.direct)} | ${fmt(p99.gateway)} | **${fmt(p99.added)}** |`);
+}
+
+async function main(): Promise<void> {
+  const rate = Number(process.argv[2] ?? 1000);
+  const seconds = Number(process.argv[3] ?? 5);
+  const kind = process.argv[4] ?? 'trivial';
+  if (!(rate > 0 && rate <= 5000) || !(seconds > 0 && seconds <= 30)) throw new Error('rate in (0, 5000], seconds in (0, 30]');
+  const children: Child[] = [];
+  try {
+    const upstream = await spawn(kind === 'engine' ? 'engine' : 'trivial');
+    children.push(upstream);
+    const gw = await spawn('gateway', { KVMGR_BENCH_UPSTREAM: upstream.url });
+    children.push(gw);
+    console.log(`upstream ${kind} at ${upstream.url}, gateway at ${gw.url}; node ${process.version}`);
+    const short = JSON.stringify({ model: MODEL, prompt: 'Hello, how are you today?', max_tokens: 1 });
+    await compare('short prompt (7 tokens)', upstream.url, gw.url, short, rate, seconds);
+    const words: string[] = [];
+    for (let i = 0; i < 1000; i++) words.push(`word${i % 97} sentence${i % 13}.`);
+    const long = JSON.stringify({ model: MODEL, prompt: words.join(' '), max_tokens: 1 });
+    const tok = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: long, dispatcher: agent });
+    const u = ((await tok.body.json()) as { usage?: { prompt_tokens: number } }).usage;
+    await compare(`long prompt (the same ~${kind === 'engine' ? u?.prompt_tokens : '2,000'}-token text each time)`, upstream.url, gw.url, long, Math.min(rate, 100), seconds);
+    console.log('\nhighest rate (closed loop, 64 connections, 3 s each, short prompt):');
+    const cd = await closedLoop(upstream.url, short, 64, 3);
+    const cg = await closedLoop(gw.url, short, 64, 3);
+    console.log(`| path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|`);
+    console.log(`| direct | ${cd.rps.toFixed(0)} | ${fmt(cd.p50)} | ${fmt(cd.p99)} | ${cd.errors} |`);
+    console.log(`| via gateway | ${cg.rps.toFixed(0)} | ${fmt(cg.p50)} | ${fmt(cg.p99)} | ${cg.errors} |`);
+  } finally {
+    for (const c of children.reverse()) await stop(c);
+    await agent.close();
+  }
+}
+
+if (role !== undefined) await runChild();
+else await main();
