@@ -1,0 +1,138 @@
+/**
+ * Sends a {@link Workload} to a target: stage after stage, each request at its send time (open
+ * loop) or as soon as a slot frees (closed loop / `maxConcurrency`), and collects one
+ * {@link BenchRecord} per request sent. Bounded: nothing is sent after `durationS`, and every
+ * request is aborted after `requestTimeoutS`.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Progress } from '../progress.js';
+import { type BenchRecord, sendCompletion } from './client.js';
+import type { BenchRequest, Workload } from './workload.js';
+
+/** Options of {@link runWorkload}. */
+export interface RunWorkloadOptions {
+  /** Base URL of the OpenAI-compatible server (no `/v1`). */
+  readonly url: string;
+  readonly model: string;
+  readonly workload: Workload;
+  /** Multiply arrival rates by this (> 0). @default 1 */
+  readonly rateScale?: number;
+  /**
+   * The target runs this many times faster than the hardware it models (`kvmgr engine
+   * --time-scale`): send gaps are divided by it and every measured time multiplied by it, so
+   * records are in model time. @default 1
+   */
+  readonly timeScale?: number;
+  /** At most this many requests in flight (open-loop stages wait for a slot). @default unbounded */
+  readonly maxConcurrency?: number;
+  /** Stop sending after this many wall seconds. @default unbounded */
+  readonly durationS?: number;
+  /** Abort a request after this many wall seconds. @default 600 */
+  readonly requestTimeoutS?: number;
+  /** SLO headers, already in the target's (wall) clock. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly progress?: Progress;
+  /** Label of the progress bar. @default 'bench serve' */
+  readonly label?: string;
+}
+
+/** What {@link runWorkload} returns. */
+export interface RunWorkloadResult {
+  /** One per request sent, in completion order. */
+  readonly records: BenchRecord[];
+  /** Requests of the workload never sent (`durationS` reached). */
+  readonly unsent: number;
+  /** Wall seconds of the whole run. */
+  readonly wallS: number;
+}
+
+class Slots {
+  private free: number;
+  private readonly waiters: Array<() => void> = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+  release(): void {
+    const w = this.waiters.shift();
+    if (w) w();
+    else this.free++;
+  }
+}
+
+/**
+ * Runs the workload.
+ * @returns the records (model time when `timeScale` ≠ 1) and how many requests were not sent.
+ */
+export async function runWorkload(o: RunWorkloadOptions): Promise<RunWorkloadResult> {
+  const rateScale = o.rateScale ?? 1;
+  const timeScale = o.timeScale ?? 1;
+  const t0 = performance.now();
+  const wall = () => (performance.now() - t0) / 1000;
+  const clock = () => wall() * timeScale;
+  const deadline = o.durationS ?? Number.POSITIVE_INFINITY;
+  const records: BenchRecord[] = [];
+  const total = o.workload.requests.length;
+  o.progress?.start(o.label ?? 'bench serve', total);
+  let sent = 0;
+  const byStage = new Map<number, BenchRequest[]>();
+  for (const r of o.workload.requests) {
+    const list = byStage.get(r.stage) ?? [];
+    list.push(r);
+    byStage.set(r.stage, list);
+  }
+  try {
+    const stageIds = [...byStage.keys()].sort((a, b) => a - b);
+    for (const [n, si] of stageIds.entries()) {
+      if (n > 0 && (o.workload.stageIntervalS ?? 0) > 0) await sleep(((o.workload.stageIntervalS ?? 0) * 1000) / timeScale);
+      if (wall() >= deadline) break;
+      const stage = o.workload.stages[si];
+      const limit = Math.min(stage?.concurrency ?? Number.POSITIVE_INFINITY, o.maxConcurrency ?? Number.POSITIVE_INFINITY);
+      const slots = new Slots(Number.isFinite(limit) ? limit : Number.MAX_SAFE_INTEGER);
+      const stageWall = wall();
+      const inflight: Promise<void>[] = [];
+      for (const r of byStage.get(si) ?? []) {
+        const dueWall = stageWall + r.atS / rateScale / timeScale;
+        const wait = dueWall - wall();
+        if (dueWall >= deadline) break;
+        if (wait > 0.001) await sleep(wait * 1000);
+        await slots.acquire();
+        if (wall() >= deadline) {
+          slots.release();
+          break;
+        }
+        sent++;
+        // Closed loop: a request is due when its slot frees (inference-perf's concurrent load).
+        const scheduledWall = stage?.concurrency !== undefined ? wall() : dueWall;
+        inflight.push(
+          sendCompletion({
+            url: o.url,
+            model: o.model,
+            id: r.id,
+            stage: si,
+            prompt: r.prompt(),
+            outputTokens: r.outputTokens,
+            scheduledS: scheduledWall * timeScale,
+            headers: o.headers ?? {},
+            clock,
+            signal: AbortSignal.timeout((o.requestTimeoutS ?? 600) * 1000),
+          }).then((rec) => {
+            records.push(rec);
+            slots.release();
+            o.progress?.update(records.length);
+          }),
+        );
+      }
+      await Promise.all(inflight);
+    }
+  } finally {
+    o.progress?.stop();
+  }
+  return { records, unsent: total - sent, wallS: wall() };
+}

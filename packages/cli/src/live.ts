@@ -1,0 +1,217 @@
+/**
+ * `kvmgr live`: the main job on a live stack with one command. Starts N engine servers in this
+ * process (the engine core on the wall clock, time-scaled, KV events on loopback), puts a gateway
+ * in front of them — first with round-robin routing, then with kvmgr's — and runs `bench serve`
+ * through each on the same trace, with fresh engines each time (cold caches on both sides). Prints
+ * the side-by-side table, with the simulator's replay of the same trace, engines and routings
+ * next to it; writes each side's bench files, `live.json` and `report.html`.
+ */
+import { join } from 'node:path';
+import { type EngineServer, createEngineServer } from '@kvmgr/engine-server';
+import { type Gateway, createGateway } from '@kvmgr/gateway';
+import { type BenchServeResult, benchFiles, benchServe, resolveSlo } from './bench-serve/command.js';
+import { type BenchRun, benchHtml } from './bench-serve/report.js';
+import { traceWorkload } from './bench-serve/workload.js';
+import { removeOutputs, writeOutputs } from './output.js';
+import { DEFAULTS } from './program.js';
+import { createProgress } from './progress.js';
+import { renderReportHtml } from './report-html.js';
+import type { RunResult, RunSummary } from './run-result.js';
+import { loadTrace, resolveRunOptions, runOnce } from './run.js';
+import { fmtDelta, fmtNum, formatTable } from './table.js';
+
+/** Flags of `kvmgr live`. */
+export interface LiveFlags {
+  trace?: string;
+  limit?: number;
+  instances?: number;
+  model?: string;
+  gpu?: string;
+  timeScale?: number;
+  rateScale?: number;
+  routing?: string;
+  sloTtft?: string;
+  sloTpot?: string;
+  seed?: number;
+  sim?: boolean;
+  out?: string;
+  progress?: boolean;
+}
+
+/** Default time scale: the bundled sample's 16 minutes of arrivals in under a minute of wall time. */
+export const LIVE_DEFAULT_TIME_SCALE = 20;
+
+/** A fleet of engine servers behind one gateway, closed by {@link LiveStack.close}. */
+export interface LiveStack {
+  readonly url: string;
+  readonly model: string;
+  readonly engines: readonly EngineServer[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `instances` engine servers on 127.0.0.1 (ephemeral ports, KV events and replay on
+ * ephemeral loopback ports) and a gateway with `routing` in front of them. Whatever started is
+ * closed again when a later start fails.
+ */
+export async function startLiveStack(o: { instances: number; model: string; gpu: string; timeScale: number; routing: string; seed: number }): Promise<LiveStack> {
+  const engines: EngineServer[] = [];
+  let gw: Gateway | undefined;
+  const close = async () => {
+    await gw?.close();
+    await Promise.all(engines.map((e) => e.close()));
+  };
+  try {
+    for (let i = 0; i < o.instances; i++) {
+      engines.push(
+        await createEngineServer({
+          host: '127.0.0.1',
+          port: 0,
+          model: o.model,
+          gpu: o.gpu,
+          timeScale: o.timeScale,
+          seed: o.seed + i,
+          kvEventsConfig: { enable_kv_cache_events: true, publisher: 'zmq', endpoint: 'tcp://127.0.0.1:0', replay_endpoint: 'tcp://127.0.0.1:0', topic: '' },
+        }),
+      );
+    }
+    const model = (engines[0] as EngineServer).config.servedModelName;
+    gw = await createGateway(
+      {
+        server: { host: '127.0.0.1', port: 0, logLevel: 'silent' },
+        model,
+        endpoints: engines.map((e, i) => ({
+          url: e.url,
+          name: `engine-${i}`,
+          ...(e.kvEventsEndpoint ? { kvEvents: e.kvEventsEndpoint } : {}),
+          ...(e.replayEndpoint ? { replay: e.replayEndpoint } : {}),
+        })),
+        routing: o.routing,
+      },
+      { logStream: { write: () => true } },
+    );
+    return { url: gw.url, model, engines, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+interface TableRow {
+  readonly label: string;
+  readonly live: (s: BenchRun['summary']) => number;
+  readonly sim: (s: RunSummary) => number;
+  readonly digits: number;
+}
+
+const TABLE: readonly TableRow[] = [
+  { label: 'requests completed', live: (s) => s.completed, sim: (s) => s.finished, digits: 0 },
+  { label: 'requests failed', live: (s) => s.failed, sim: (s) => s.rejected, digits: 0 },
+  { label: 'prefix hit rate (%)', live: (s) => s.hitRate * 100, sim: (s) => s.hitRate * 100, digits: 1 },
+  { label: 'TTFT p50 (ms)', live: (s) => s.ttftP50Ms, sim: (s) => s.ttftP50Ms, digits: 1 },
+  { label: 'TTFT p99 (ms)', live: (s) => s.ttftP99Ms, sim: (s) => s.ttftP99Ms, digits: 1 },
+  { label: 'TPOT p50 (ms)', live: (s) => s.tpotP50Ms, sim: (s) => s.tpotP50Ms, digits: 2 },
+  { label: 'TPOT p99 (ms)', live: (s) => s.tpotP99Ms, sim: (s) => s.tpotP99Ms, digits: 2 },
+  { label: 'E2E p50 (ms)', live: (s) => s.e2eP50Ms, sim: (s) => s.e2eP50Ms, digits: 1 },
+  { label: 'E2E p99 (ms)', live: (s) => s.e2eP99Ms, sim: (s) => s.e2eP99Ms, digits: 1 },
+  { label: 'throughput (output tok/s)', live: (s) => s.outputTokPerS, sim: (s) => s.throughputTokPerS, digits: 1 },
+  { label: 'goodput (req/s)', live: (s) => s.goodputReqPerS, sim: (s) => s.goodputReqPerS, digits: 3 },
+  { label: 'SLO attainment (%)', live: (s) => s.sloAttainment * 100, sim: (s) => s.sloAttainment * 100, digits: 1 },
+];
+
+/** The live table: live round-robin, live kvmgr, change, and the simulator's two columns when given. */
+export function liveTable(a: BenchRun, b: BenchRun, sim?: readonly [RunResult, RunResult]): { header: string[]; rows: string[][] } {
+  const header = ['metric', `live ${a.label}`, `live ${b.label}`, 'change', ...(sim ? [`sim ${sim[0].label}`, `sim ${sim[1].label}`, 'change'] : [])];
+  const rows = TABLE.map((r) => {
+    const va = r.live(a.summary);
+    const vb = r.live(b.summary);
+    const cells = [r.label, fmtNum(va, r.digits), fmtNum(vb, r.digits), fmtDelta(va, vb)];
+    if (sim) {
+      const sa = r.sim(sim[0].summary);
+      const sb = r.sim(sim[1].summary);
+      cells.push(fmtNum(sa, r.digits), fmtNum(sb, r.digits), fmtDelta(sa, sb));
+    }
+    return cells;
+  });
+  return { header, rows };
+}
+
+/** Runs `kvmgr live`. */
+export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => void; err: (t: string) => void } = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<void> {
+  const seed = f.seed ?? DEFAULTS.seed;
+  const instances = f.instances ?? DEFAULTS.instances;
+  const model = f.model ?? DEFAULTS.model;
+  const gpu = f.gpu ?? DEFAULTS.gpu;
+  const timeScale = f.timeScale ?? LIVE_DEFAULT_TIME_SCALE;
+  const rateScale = f.rateScale ?? 1;
+  const routing = f.routing ?? 'kvmgr-default';
+  const out = f.out ?? 'kvmgr-live';
+  const opts = resolveRunOptions({
+    ...(f.trace !== undefined ? { trace: f.trace } : {}),
+    ...(f.limit !== undefined ? { limit: f.limit } : {}),
+    ...(f.sloTtft !== undefined ? { sloTtft: f.sloTtft } : {}),
+    ...(f.sloTpot !== undefined ? { sloTpot: f.sloTpot } : {}),
+    model,
+    gpu,
+    instances,
+    rateScale,
+    seed,
+    progress: f.progress !== false,
+  });
+  const trace = loadTrace(opts);
+  const workload = traceWorkload(trace, opts.traceLabel, seed);
+  const slo = resolveSlo(f);
+  removeOutputs(out, ['live.json', 'report.html']);
+  const sides: Array<{ label: string; routing: string }> = [
+    { label: 'round-robin', routing: 'round-robin' },
+    { label: 'kvmgr', routing },
+  ];
+  const results: BenchServeResult[] = [];
+  for (const side of sides) {
+    io.err(`kvmgr live: ${side.label}: ${instances} × ${model} on ${gpu} (time scale ${timeScale}), gateway routing ${side.routing}, ${workload.requests.length} requests\n`);
+    const stack = await startLiveStack({ instances, model, gpu, timeScale, routing: side.routing, seed });
+    try {
+      const r = await benchServe({
+        target: stack.url,
+        model: stack.model,
+        workload,
+        rateScale,
+        timeScale,
+        requestTimeoutS: 600,
+        slo,
+        seed,
+        out: join(out, side.label),
+        progress: f.progress !== false,
+        label: side.label,
+      });
+      results.push(r);
+      writeOutputs(join(out, side.label), benchFiles(r, { vllmJson: true, html: false }));
+    } finally {
+      await stack.close();
+    }
+  }
+  const [a, b] = results as [BenchServeResult, BenchServeResult];
+  let sim: [RunResult, RunResult] | undefined;
+  if (f.sim !== false) {
+    const progress = createProgress(f.progress !== false && process.stderr.isTTY === true);
+    sim = [runOnce(opts, trace, { label: 'round-robin', profile: 'vllm-default', router: 'round-robin' }, progress), runOnce(opts, trace, { label: 'kvmgr', profile: 'vllm-default', router: routing }, progress)];
+  }
+  const table = liveTable(a.run, b.run, sim);
+  const head = [
+    `trace ${opts.traceLabel} | ${workload.requests.length} requests | ${instances} × ${model} on ${gpu}, vLLM-default engines | time scale ${timeScale} (times in model time) | rate ×${rateScale} | SLO TTFT ${slo.ttftS * 1000} ms, TPOT ${slo.tpotS * 1000} ms | seed ${seed}`,
+    `live: kvmgr engine servers behind the kvmgr gateway (round-robin vs ${routing}), measured by bench serve${sim ? '; sim: the simulator on the same trace, engines and routings' : ''}`,
+  ];
+  io.out(`${head.join('\n')}\n\n${formatTable(table.header, table.rows)}\n`);
+  const failures = results.flatMap((r) => Object.entries(r.run.summary.failureReasons).map(([k, n]) => `${r.run.label}: ${n} × ${k}`));
+  if (failures.length > 0) io.out(`\nfailures: ${failures.join('; ')}\n`);
+  const live = {
+    kind: 'kvmgr.live',
+    version: 1,
+    setup: { trace: opts.traceLabel, requests: workload.requests.length, instances, model, gpu, timeScale, rateScale, routing, sloTtftMs: slo.ttftS * 1000, sloTpotMs: slo.tpotS * 1000, seed },
+    live: Object.fromEntries(results.map((r) => [r.run.label, { summary: r.run.summary, wallS: r.wallS }])),
+    ...(sim ? { sim: Object.fromEntries(sim.map((r) => [r.label, r.summary])) } : {}),
+  };
+  const html = benchHtml(`kvmgr live: ${routing} vs round-robin`, head, [a.run, b.run], [{ title: 'Live and simulated', header: table.header, rows: table.rows }]);
+  const written = writeOutputs(out, { 'live.json': `${JSON.stringify(live, null, 2)}\n`, 'report.html': renderReportHtml({ ...html, tables: [{ title: 'Live and simulated', header: table.header, rows: table.rows }] }) });
+  io.out(`\nwrote ${written.join(', ')} and ${join(out, 'round-robin')}/, ${join(out, 'kvmgr')}/ (live ${(a.wallS + b.wallS).toFixed(1)} s wall)\n`);
+}

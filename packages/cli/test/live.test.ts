@@ -1,0 +1,42 @@
+/**
+ * `kvmgr live` as a user runs it (the executable, a child process on the sources): 40 requests of
+ * the bundled trace at time scale 50 through 4 in-process engine servers, behind a round-robin
+ * gateway and then the kvmgr gateway; both sides complete, the side-by-side table (with the
+ * simulator's columns) is printed, and live.json and each side's inference-perf files are written.
+ * Bounded: 40 requests, the child is killed after 240 s.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const BIN = resolve(import.meta.dirname, '../src/bin.ts');
+
+describe('kvmgr live', () => {
+  it('runs both sides on 40 requests and prints the table next to the simulator', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'kvmgr-live-')), 'out');
+    const r = spawnSync(process.execPath, ['--conditions=@kvmgr/source', '--import', 'tsx', BIN, 'live', '--limit', '40', '--time-scale', '50', '--out', out, '--no-progress'], {
+      encoding: 'utf8',
+      cwd: resolve(import.meta.dirname, '..'),
+      timeout: 240_000,
+      killSignal: 'SIGKILL',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/metric\s+live round-robin\s+live kvmgr\s+change\s+sim round-robin\s+sim kvmgr\s+change/);
+    for (const label of ['prefix hit rate (%)', 'TTFT p50 (ms)', 'TTFT p99 (ms)', 'TPOT p50 (ms)', 'TPOT p99 (ms)', 'goodput (req/s)', 'SLO attainment (%)']) expect(r.stdout).toContain(label);
+    expect(r.stdout).toMatch(/requests completed\s+40\s+40\s/);
+    expect(r.stdout).toMatch(/requests failed\s+0\s+0\s/);
+    const live = JSON.parse(readFileSync(join(out, 'live.json'), 'utf8'));
+    expect(live.kind).toBe('kvmgr.live');
+    expect(live.live['round-robin'].summary.completed).toBe(40);
+    expect(live.live.kvmgr.summary.completed).toBe(40);
+    expect(live.sim.kvmgr.requests).toBe(40);
+    for (const side of ['round-robin', 'kvmgr']) {
+      for (const f of ['summary_lifecycle_metrics.json', 'stage_0_lifecycle_metrics.json', 'per_request_lifecycle_metrics.json', 'config.yaml', 'vllm_bench_serve.json']) {
+        expect(existsSync(join(out, side, f)), `${side}/${f}`).toBe(true);
+      }
+    }
+    expect(existsSync(join(out, 'report.html'))).toBe(true);
+  }, 260_000);
+});
