@@ -9,8 +9,24 @@ import { KvmgrError } from '@kvmgr/core';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
 import { type ReplayResult, type Trace, type TraceSpec, createPlanner, loadTraceSpec, runReplay } from '@kvmgr/sim';
+import type { EngineProfile } from '@kvmgr/core';
 import { type RunConfig, loadRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
+import {
+  type EngineOverrides,
+  applyOverrides,
+  checkBlockSize,
+  checkMemory,
+  checkTp,
+  decodeCeilingTokPerSec,
+  meanContextTokens,
+  note,
+  offeredTokPerSec,
+  pipelineClampWarnings,
+  requireRequests,
+  saturationWarning,
+  traceRatePerSec,
+} from './preflight.js';
 import { getProfile } from './profiles.js';
 import { BUNDLED_TRACE, DEFAULTS } from './program.js';
 import type { Progress } from './progress.js';
@@ -32,6 +48,10 @@ export interface ResolvedRunOptions {
   readonly seed: number;
   readonly prefixIndex: 'hash-map' | 'radix';
   readonly progress: boolean;
+  /** Absolute arrival rate, requests/s (`--request-rate`), instead of `rateScale`. */
+  readonly requestRate: number | undefined;
+  /** Engine limits from the command line (`--max-num-batched-tokens`, …), applied to every profile. */
+  readonly engine: EngineOverrides;
   /** The config file's values (for command-specific keys). */
   readonly config: RunConfig;
 }
@@ -52,6 +72,11 @@ export interface RunFlags {
   prefixIndex?: 'hash-map' | 'radix';
   config?: string;
   progress?: boolean;
+  requestRate?: number;
+  maxNumBatchedTokens?: number;
+  maxNumSeqs?: number;
+  gpuMemoryUtilization?: number;
+  blockSize?: number;
 }
 
 /**
@@ -65,21 +90,38 @@ export function resolveRunOptions(flags: RunFlags): ResolvedRunOptions {
   if (!existsSync(trace)) throw new KvmgrError('KVMGR_NOT_FOUND', `--trace ${trace}: no such file`);
   const sloTtft = flags.sloTtft ?? config.sloTtft ?? DEFAULTS.sloTtft;
   const sloTpot = flags.sloTpot ?? config.sloTpot ?? DEFAULTS.sloTpot;
+  const requestRate = flags.requestRate ?? config.requestRate;
+  const rateScale = flags.rateScale ?? config.rateScale;
+  if (requestRate !== undefined && rateScale !== undefined) {
+    throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--request-rate ${requestRate}: expected either --request-rate (requests/s) or --rate-scale (× the trace's rate), not both`);
+  }
+  const engine: EngineOverrides = {
+    maxNumBatchedTokens: flags.maxNumBatchedTokens ?? config.maxNumBatchedTokens,
+    maxNumSeqs: flags.maxNumSeqs ?? config.maxNumSeqs,
+    gpuMemoryUtilization: flags.gpuMemoryUtilization ?? config.gpuMemoryUtilization,
+    blockSize: flags.blockSize ?? config.blockSize,
+  };
+  checkBlockSize(engine.blockSize);
+  const model = flags.model ?? config.model ?? DEFAULTS.model;
+  const tp = flags.tp ?? config.tp ?? DEFAULTS.tp;
+  checkTp(model, tp);
   return {
     trace,
     traceLabel: trace === BUNDLED_TRACE ? 'bundled Mooncake conversation sample' : basename(trace),
     lenient: flags.lenient ?? config.lenient ?? false,
     limit: flags.limit ?? config.limit,
-    model: flags.model ?? config.model ?? DEFAULTS.model,
+    model,
     gpu: flags.gpu ?? config.gpu ?? DEFAULTS.gpu,
-    tp: flags.tp ?? config.tp ?? DEFAULTS.tp,
+    tp,
     instances: flags.instances ?? config.instances ?? DEFAULTS.instances,
-    rateScale: flags.rateScale ?? config.rateScale ?? DEFAULTS.rateScale,
+    rateScale: rateScale ?? DEFAULTS.rateScale,
     sloTtftMs: parseDurationMs('--slo-ttft', sloTtft),
     sloTpotMs: parseDurationMs('--slo-tpot', sloTpot),
     seed: flags.seed ?? config.seed ?? DEFAULTS.seed,
     prefixIndex: flags.prefixIndex ?? config.prefixIndex ?? 'hash-map',
     progress: flags.progress !== false,
+    requestRate,
+    engine,
     config,
   };
 }
@@ -111,7 +153,7 @@ export function traceSpec(opts: ResolvedRunOptions): TraceSpec {
     const head = firstLine(opts.trace);
     if (head.startsWith('TIMESTAMP')) return { kind: 'azure', path: opts.trace, options };
     if (head.includes('num_prefill_tokens')) {
-      return { kind: 'length-csv', path: opts.trace, options: { ...options, arrivals: { kind: 'poisson', ratePerSec: 1 }, seed: opts.seed } };
+      return { kind: 'length-csv', path: opts.trace, options: { ...options, arrivals: { kind: 'poisson', ratePerSec: opts.requestRate ?? 1 }, seed: opts.seed } };
     }
     throw new KvmgrError('KVMGR_BAD_TRACE', `${opts.trace}:1: unknown CSV header ${JSON.stringify(head)}; expected TIMESTAMP,ContextTokens,GeneratedTokens or num_prefill_tokens,num_decode_tokens,…`);
   }
@@ -125,6 +167,53 @@ export function traceSpec(opts: ResolvedRunOptions): TraceSpec {
  */
 export function loadTrace(opts: ResolvedRunOptions): Trace {
   return loadTraceSpec(traceSpec(opts));
+}
+
+/** The profile a variant runs: the named one with the command line's engine limits applied. */
+export function profileFor(opts: ResolvedRunOptions, name: string): EngineProfile {
+  return applyOverrides(getProfile(name), opts.engine);
+}
+
+/**
+ * Everything checked before a simulation starts, after the variants are validated: the cluster
+ * fits in memory, the trace has requests, and the arrival rate is what the user asked for (a
+ * length-only CSV's synthetic arrivals are said on stderr; a rate past saturation is warned).
+ * @param profiles - profile names of the runs.
+ * @param concurrent - runs in memory at once (sweep workers).
+ * @param rates - extra rate multipliers of a sweep (default: one run at the resolved rate).
+ * @returns the trace and the options with the rate scale `--request-rate` implies.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` (memory), `KVMGR_BAD_TRACE` (no requests).
+ */
+export function prepareRun(opts: ResolvedRunOptions, profiles: readonly string[], concurrent = 1, rates: readonly number[] = [1]): { trace: Trace; opts: ResolvedRunOptions } {
+  const resolved = [...new Set(profiles)].map((p) => profileFor(opts, p));
+  checkMemory(opts, resolved, concurrent);
+  const spec = traceSpec(opts);
+  const trace = loadTraceSpec(spec);
+  requireRequests(trace.requests.length, opts.trace, trace.skippedRows);
+  let rateScale = opts.rateScale;
+  if (spec.kind === 'length-csv') {
+    const r = opts.requestRate ?? 1;
+    note(
+      `${opts.traceLabel} has no timestamps: arrivals are Poisson at ${r} request${r === 1 ? '' : 's'}/s${opts.requestRate === undefined ? ' (the default; set --request-rate)' : ''}${rateScale === 1 ? '' : ` × --rate-scale ${rateScale}`}, seed ${opts.seed}`,
+    );
+  } else if (opts.requestRate !== undefined) {
+    const native = traceRatePerSec(trace);
+    if (native === undefined) throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--request-rate ${opts.requestRate}: expected a trace whose requests arrive at different times, but all of ${opts.traceLabel}'s arrive at once`);
+    rateScale = opts.requestRate / native;
+  }
+  const out = { ...opts, rateScale };
+  // A sweep crosses saturation on purpose: warn only when even its lowest rate is past it.
+  const sweep = rates.length > 1 || rates[0] !== 1;
+  const lowest = Math.min(...rates);
+  const ctx = meanContextTokens(trace);
+  const ceiling = Math.min(...resolved.map((p) => decodeCeilingTokPerSec(opts.model, opts.gpu, opts.tp, opts.instances, p, ctx)));
+  const [flag, shown] = sweep
+    ? ['--rates', `${rates.join(',')} (even the lowest, ×${lowest}${rateScale === 1 ? '' : ` × ${rateScale}`})`]
+    : opts.requestRate !== undefined
+      ? ['--request-rate', String(opts.requestRate)]
+      : ['--rate-scale', String(rateScale)];
+  saturationWarning(flag, shown, offeredTokPerSec(trace, lowest * rateScale), ceiling);
+  return { trace, opts: out };
 }
 
 /** What varies between the runs of one command. */
@@ -142,14 +231,15 @@ export interface RunVariant {
  * baseline run.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` (profile), `KVMGR_BAD_PIPELINE`, `KVMGR_BAD_CONFIG`.
  */
-export function validateVariant(variant: RunVariant): void {
-  const profile = getProfile(variant.profile);
+export function validateVariant(variant: RunVariant, opts?: ResolvedRunOptions): void {
+  const profile = opts === undefined ? getProfile(variant.profile) : profileFor(opts, variant.profile);
   const pipeline = variant.pipeline ?? profile.scheduler;
   withContext(`pipeline of ${variant.label}`, () => {
     if (pipeline === 'builtin-fcfs') createPlanner(pipeline);
-    else new PassManager({ pipeline, registry: createDefaultRegistry() });
+    else new PassManager({ pipeline, registry: createDefaultRegistry(), requirePlan: true });
   });
   withContext(`router of ${variant.label}`, () => createRouter(variant.router ?? profile.router));
+  pipelineClampWarnings(variant.pipeline, profile, variant.label);
 }
 
 /** Re-throws a KvmgrError with `context: ` in front of its message (same code and details). */
@@ -176,7 +266,7 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
       gpu: opts.gpu,
       tp: opts.tp,
       instances: opts.instances,
-      profile: getProfile(variant.profile),
+      profile: profileFor(opts, variant.profile),
       ...(variant.pipeline ? { pipeline: variant.pipeline } : {}),
       ...(variant.router ? { router: variant.router } : {}),
       rateScale: variant.rateScale ?? opts.rateScale,
@@ -197,39 +287,57 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
 /** Points per time-series chart: the simulator samples every second; coarser buckets read better. */
 const TARGET_POINTS = 120;
 
-function timeseries(res: ReplayResult): RunTimeseries {
+/**
+ * The cluster's time series in buckets of whole seconds (about {@link TARGET_POINTS} of them).
+ * Throughput and KV utilization come from the per-instance samples (summed, resp. averaged, over
+ * instances, then averaged over the bucket's sample times). The hit rate is token-weighted like
+ * the summary's: cached prompt tokens / prompt tokens of the finished requests arriving in the
+ * bucket, over all instances (NaN where none arrive), so its prompt-weighted mean is the table's
+ * hit rate. A last bucket the run does not fill (fewer sample times than a full one) is dropped:
+ * it would read as a fall at the end.
+ */
+export function timeseries(res: Pick<ReplayResult, 'timeseries' | 'requests'>, sampleIntervalMs = 1000): RunTimeseries {
   let maxMs = 0;
   for (const s of res.timeseries) if (s.tMs > maxMs) maxMs = s.tMs;
   const bucketMs = Math.max(1000, Math.ceil(maxMs / TARGET_POINTS / 1000) * 1000);
   // Per bucket: sum over instances at each sample time, then mean over the bucket's sample times.
-  const buckets = new Map<number, { tok: number; kv: number; kvN: number; hit: number; hitN: number; times: Set<number> }>();
+  const buckets = new Map<number, { tok: number; kv: number; kvN: number; times: Set<number> }>();
   for (const s of res.timeseries) {
     const k = Math.floor(s.tMs / bucketMs) * bucketMs;
     let b = buckets.get(k);
     if (!b) {
-      b = { tok: 0, kv: 0, kvN: 0, hit: 0, hitN: 0, times: new Set() };
+      b = { tok: 0, kv: 0, kvN: 0, times: new Set() };
       buckets.set(k, b);
     }
     b.times.add(s.tMs);
     b.tok += s.outputTokPerSec;
     b.kv += s.kvUtilGpu;
     b.kvN++;
-    if (Number.isFinite(s.hitRate) && s.finished + s.running > 0) {
-      b.hit += s.hitRate;
-      b.hitN++;
-    }
+  }
+  const hits = new Map<number, { cached: number; prompt: number }>();
+  for (const r of res.requests) {
+    if (r.rejectedReason) continue;
+    const k = Math.floor(r.arrivalMs / bucketMs) * bucketMs;
+    const h = hits.get(k) ?? { cached: 0, prompt: 0 };
+    h.cached += r.cachedTokens;
+    h.prompt += r.promptTokens;
+    hits.set(k, h);
   }
   const keys = [...buckets.keys()].sort((a, b) => a - b);
+  const full = Math.max(1, Math.round(bucketMs / sampleIntervalMs));
+  const last = keys[keys.length - 1];
+  if (keys.length > 1 && last !== undefined && (buckets.get(last)?.times.size ?? 0) < full) keys.pop();
   const tSec: number[] = [];
   const throughputTokPerS: number[] = [];
   const kvUtilization: number[] = [];
   const hitRate: number[] = [];
   for (const k of keys) {
-    const b = buckets.get(k) as { tok: number; kv: number; kvN: number; hit: number; hitN: number; times: Set<number> };
+    const b = buckets.get(k) as { tok: number; kv: number; kvN: number; times: Set<number> };
+    const h = hits.get(k);
     tSec.push(k / 1000);
     throughputTokPerS.push(b.tok / b.times.size);
     kvUtilization.push(b.kv / b.kvN);
-    hitRate.push(b.hitN > 0 ? b.hit / b.hitN : Number.NaN);
+    hitRate.push(h !== undefined && h.prompt > 0 ? h.cached / h.prompt : Number.NaN);
   }
   return { tSec, throughputTokPerS, kvUtilization, hitRate };
 }

@@ -150,7 +150,8 @@ export class EngineCore {
 
   /**
    * @param options - see {@link EngineCoreOptions}.
-   * @throws KvmgrError `KVMGR_BAD_PIPELINE` for a scheduler that does not parse;
+   * @throws KvmgrError `KVMGR_BAD_PIPELINE` for a scheduler that does not parse or has no
+   *   materialize pass;
    *   `KVMGR_INVALID_ARGUMENT` for bad budgets, seed, vocabulary, selector name or KV options.
    */
   constructor(options: EngineCoreOptions) {
@@ -167,6 +168,7 @@ export class EngineCore {
       registry: createDefaultRegistry(),
       analyses,
       verify: options.verifyPlans ?? false,
+      requirePlan: true,
     });
     this.pipeline = this.pm.canonical;
     this.seed = options.seed ?? 0;

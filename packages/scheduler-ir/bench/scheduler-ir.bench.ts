@@ -1,6 +1,6 @@
 import type { BenchSuite } from '../../../bench/types.js';
 import { createRng } from '@kvmgr/core';
-import { PassManager, StepIR, createDefaultRegistry, parsePipeline } from '../src/index.js';
+import { PassManager, StatisticSet, StepIR, createDefaultRegistry, parsePipeline } from '../src/index.js';
 import type { PassContext, PassRun, SchedRequest, SchedState } from '../src/index.js';
 
 /** 256 running (mostly decoding) + 1,024 waiting requests, a pool about 70% used. */
@@ -74,8 +74,8 @@ export function createSuite(): BenchSuite {
   const raw = parsePipeline('vllm-default', registry).children.map((c) => {
     if (c.kind !== 'pass') throw new Error('unexpected anchor');
     const def = registry.get(c.name)!;
-    const ctx: PassContext = { analyses: {}, queue: 'waiting', stats: new Float64Array(def.statistics.length) };
-    return { run: def.create(c.options) as PassRun, ctx };
+    const ctx: PassContext = { analyses: {}, queue: 'waiting' };
+    return { run: def.create(c.options, new StatisticSet(def.statistics, def.argument)) as PassRun, ctx };
   });
   const ir = new StepIR();
   let sink = 0;

@@ -8,6 +8,7 @@ import type { PassDefinition, SchedRequest, SchedState } from '../src/index.js';
 
 const shortestPromptPass: PassDefinition = {
   argument: 'shortest-prompt',
+  kind: 'order',
   summary: 'Short uncached prompts first.',
   anchors: ['sched.step', 'sched.waiting'],
   options: { 'max-tokens': { type: 'int', default: 4096, min: 1, description: 'prompts longer than this go last' } },

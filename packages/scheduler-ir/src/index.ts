@@ -13,11 +13,13 @@ export type {
   Reproducer,
 } from './pass-manager.js';
 export { PassRegistry } from './registry.js';
-export { ANCHORS } from './pass.js';
-export type { Anchor, PassContext, PassDefinition, PassRun, SchedAnalyses, StatisticSpec } from './pass.js';
+export { ANCHORS, PASS_KINDS } from './pass.js';
+export type { Anchor, PassContext, PassDefinition, PassKind, PassRun, SchedAnalyses, StatisticSpec } from './pass.js';
+export { StatisticSet } from './statistics.js';
+export type { Statistic } from './statistics.js';
 export type { OptionSpec, OptionsSchema, OptionValue, ResolvedOptions } from './options.js';
 export { parsePipeline, printPipeline, pipelineId, renderSpan, stripSpans } from './pipeline-text.js';
-export type { AnchorNode, PassNode, Pipeline, Span } from './pipeline-text.js';
+export type { AnchorNode, ParsePipelineOptions, PassNode, Pipeline, Span } from './pipeline-text.js';
 export {
   StepIR,
   blocksFor,

@@ -11,6 +11,7 @@ import type { SchedState, StepPlan } from './ir.js';
 import type { Anchor, PassContext, PassDefinition, PassRun, SchedAnalyses } from './pass.js';
 import { type AnchorNode, type Pipeline, parsePipeline, pipelineId, printPipeline } from './pipeline-text.js';
 import type { PassRegistry } from './registry.js';
+import { StatisticSet } from './statistics.js';
 import { StepIR } from './step-ir.js';
 import { printState } from './text.js';
 import { verifyPlan } from './verifier.js';
@@ -46,6 +47,12 @@ export interface PassManagerOptions {
   readonly timing?: boolean;
   /** Run only the first N passes of the flattened pipeline (bisecting a bad pass). @default Infinity */
   readonly bisectLimit?: number;
+  /**
+   * Reject pipelines that cannot produce a plan (no `materialize` pass), here and in
+   * {@link PassManager.setPipeline}. On for the simulator and the engine core; off to inspect
+   * an ordering of a saved state (`kvmgr ir opt`). @default false
+   */
+  readonly requirePlan?: boolean;
 }
 
 /** The reproducer attached to a failure: enough to re-run the failing step. */
@@ -58,9 +65,11 @@ export interface Reproducer {
 
 /** Statistics of one pass instance. */
 export interface PassStatistics {
+  /** Position of the pass instance in the flattened pipeline (a pass may appear twice). */
   readonly index: number;
   readonly argument: string;
   readonly anchorPath: string;
+  /** Statistic name (as declared in the definition) → sum since the last reset. */
   readonly values: Readonly<Record<string, number>>;
 }
 
@@ -77,7 +86,7 @@ interface Entry {
   readonly info: PassInfo;
   readonly run: PassRun;
   readonly queue: 'waiting' | 'running';
-  readonly stats: Float64Array;
+  readonly stats: StatisticSet;
   ctx: PassContext;
   timeUs: number;
   runs: number;
@@ -92,11 +101,12 @@ function flatten(node: AnchorNode, path: string, registry: PassRegistry, out: Om
     }
     const def = registry.get(c.name)!;
     const queue: 'waiting' | 'running' = (node.anchor as Anchor) === 'sched.running' ? 'running' : 'waiting';
+    const stats = new StatisticSet(def.statistics, def.argument);
     out.push({
       info: { index: out.length, argument: c.name, anchorPath: p, definition: def },
-      run: def.create(c.options),
+      run: def.create(c.options, stats),
       queue,
-      stats: new Float64Array(def.statistics.length),
+      stats,
       timeUs: 0,
       runs: 0,
     });
@@ -128,14 +138,17 @@ export class PassManager {
   private verify: boolean;
   private timing: boolean;
   private bisectLimit: number;
+  private readonly requirePlan: boolean;
   private readonly ir = new StepIR();
 
   /**
-   * @throws KvmgrError `KVMGR_BAD_PIPELINE` (with span) when the pipeline does not parse;
-   *   `KVMGR_INVALID_ARGUMENT` for a bad `bisectLimit`.
+   * @throws KvmgrError `KVMGR_BAD_PIPELINE` (with span) when the pipeline does not parse, or
+   *   (with `requirePlan`) cannot produce a plan; `KVMGR_INVALID_ARGUMENT` for a bad
+   *   `bisectLimit`, or a pass that asks for a statistic it does not declare.
    */
   constructor(options: PassManagerOptions) {
     this.registry = options.registry;
+    this.requirePlan = options.requirePlan ?? false;
     this.analyses = options.analyses ?? {};
     this.verify = options.verify ?? false;
     this.timing = options.timing ?? false;
@@ -165,23 +178,24 @@ export class PassManager {
   }
 
   /**
-   * Replaces the pipeline; on a parse error nothing changes.
-   * @throws KvmgrError `KVMGR_BAD_PIPELINE`.
+   * Replaces the pipeline (statistics and timing start from zero); on an error nothing changes.
+   * @throws KvmgrError `KVMGR_BAD_PIPELINE` (also, with `requirePlan`, for a pipeline with no
+   *   materialize pass); `KVMGR_INVALID_ARGUMENT` when a pass asks for an undeclared statistic.
    */
   setPipeline(text: string): void {
-    const node = parsePipeline(text, this.registry);
+    const node = parsePipeline(text, this.registry, { requirePlan: this.requirePlan });
     const flat: Omit<Entry, 'ctx'>[] = [];
     flatten(node, '', this.registry, flat);
     this.pipelineNode = node;
     this.canonicalText = printPipeline(node);
     this.idText = pipelineId(node);
-    this.entries = flat.map((e) => ({ ...e, ctx: { analyses: this.analyses, queue: e.queue, stats: e.stats } }));
+    this.entries = flat.map((e) => ({ ...e, ctx: { analyses: this.analyses, queue: e.queue } }));
   }
 
   /** Replaces the injected analyses (predictor, victim selector). */
   setAnalyses(analyses: SchedAnalyses): void {
     this.analyses = analyses;
-    for (const e of this.entries) e.ctx = { analyses, queue: e.queue, stats: e.stats };
+    for (const e of this.entries) e.ctx = { analyses, queue: e.queue };
   }
 
   /** Adds instrumentation hooks (run in the order added). */
@@ -312,15 +326,32 @@ export class PassManager {
     }
   }
 
-  /** Statistics accumulated since construction (or {@link resetCounters}). */
+  /**
+   * Statistics accumulated since construction (or {@link resetCounters}), one entry per pass
+   * instance in run order, each keyed by statistic name.
+   */
   statistics(): PassStatistics[] {
-    return this.entries.map((e) => {
-      const values: Record<string, number> = {};
-      e.info.definition.statistics.forEach((s, k) => {
-        values[s.name] = e.stats[k] as number;
-      });
-      return { index: e.info.index, argument: e.info.argument, anchorPath: e.info.anchorPath, values };
-    });
+    return this.entries.map((e) => ({ index: e.info.index, argument: e.info.argument, anchorPath: e.info.anchorPath, values: e.stats.values() }));
+  }
+
+  /**
+   * One statistic by name, summed over every instance of the pass in the pipeline, e.g.
+   * `pm.statistic('chunked-prefill', 'admitted')`.
+   * @param pass - a pass argument in this pipeline.
+   * @param name - a statistic its definition declares.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when the pipeline has no such pass, or the pass
+   *   declares no such statistic.
+   */
+  statistic(pass: string, name: string): number {
+    let sum = 0;
+    let found = false;
+    for (const e of this.entries) {
+      if (e.info.argument !== pass) continue;
+      found = true;
+      sum += e.stats.get(name).value;
+    }
+    if (!found) throw invalidArgument('pass', pass, `a pass of the pipeline (${[...new Set(this.entries.map((e) => e.info.argument))].join(', ')})`);
+    return sum;
   }
 
   /** Timing accumulated while timing was on. */
@@ -331,7 +362,7 @@ export class PassManager {
   /** Zeroes statistics and timing. */
   resetCounters(): void {
     for (const e of this.entries) {
-      e.stats.fill(0);
+      e.stats.reset();
       e.timeUs = 0;
       e.runs = 0;
     }

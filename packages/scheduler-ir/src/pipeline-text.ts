@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { KvmgrError } from '@kvmgr/core';
 import { coerceOption, defaultOptions, printOptionValue } from './options.js';
 import type { OptionValue } from './options.js';
-import type { Anchor } from './pass.js';
+import type { Anchor, PassKind } from './pass.js';
 import type { PassRegistry } from './registry.js';
 
 /** A range of the pipeline text, in UTF-16 code units. */
@@ -208,19 +208,56 @@ class Parser {
   }
 }
 
+/** Options of {@link parsePipeline}. */
+export interface ParsePipelineOptions {
+  /**
+   * Reject a pipeline that cannot produce a plan: one with no `materialize` pass (such as
+   * `sched.step(fcfs)`, whose plan schedules nothing, step after step). Set by the entry points
+   * that run engine steps (simulator, engine core, the CLI's pre-run check); left off where a
+   * pipeline only inspects an ordering of a saved state (`kvmgr ir opt`, tests).
+   * @default false
+   */
+  readonly requirePlan?: boolean;
+}
+
+function hasPass(node: AnchorNode, registry: PassRegistry, kind: PassKind): boolean {
+  return node.children.some((c) => (c.kind === 'anchor' ? hasPass(c, registry, kind) : registry.get(c.name)?.kind === kind));
+}
+
+/** What to add to a pipeline with no materialize pass: the registry's materialize passes. */
+function materializeHint(registry: PassRegistry): string {
+  const names = registry.passNames().filter((n) => registry.get(n)?.kind === 'materialize');
+  if (names.length === 0) return '(and the registry has none)';
+  // chunked-prefill as the presets spell it: vLLM's budgets
+  const spelled = names.map((n) => (n === 'chunked-prefill' ? 'chunked-prefill{budget=8192 max-seqs=1024}' : n));
+  return `(add ${spelled.join(' or ')})`;
+}
+
 /**
  * Parses a textual pipeline (or a preset name) against a registry.
  * @param text - `sched.step(...)`, or a preset name such as `vllm-default`.
  * @param registry - pass and preset names.
+ * @param options - `requirePlan` (default false): also reject a pipeline with no materialize pass.
  * @returns the root anchor with resolved options; spans point into `text` (into the preset's
  *   text when a preset name was given).
  * @throws KvmgrError `KVMGR_BAD_PIPELINE` with `details.offset/length` and a caret rendering in
- *   the message, for unknown passes/options, bad values, unbalanced brackets and wrong anchors.
+ *   the message, for unknown passes/options, bad values, unbalanced brackets and wrong anchors;
+ *   with `requirePlan`, for a pipeline that cannot produce a plan (the caret under the closing
+ *   `)` of `sched.step`, where the materialize pass belongs; `details.missing` = `'materialize'`).
  */
-export function parsePipeline(text: string, registry: PassRegistry): Pipeline {
+export function parsePipeline(text: string, registry: PassRegistry, options: ParsePipelineOptions = {}): Pipeline {
   const preset = registry.getPreset(text.trim());
   const source = preset ?? text;
-  return new Parser(source, registry).root();
+  const node = new Parser(source, registry).root();
+  if (options.requirePlan && !hasPass(node, registry, 'materialize')) {
+    const end = node.span.offset + node.span.length - 1;
+    const what = preset === undefined ? `pipeline ${JSON.stringify(source)}` : `preset ${JSON.stringify(text.trim())} = ${JSON.stringify(source)}`;
+    const reason = `${what} cannot produce a plan: it has no materialize pass ${materializeHint(registry)}`;
+    throw new KvmgrError('KVMGR_BAD_PIPELINE', renderSpan(reason, source, { offset: end, length: 1 }), {
+      details: { pipeline: source, offset: end, length: 1, reason, missing: 'materialize' },
+    });
+  }
+  return node;
 }
 
 /** Canonical text: every option printed (sorted by name), no spaces except between options. */

@@ -2,7 +2,7 @@
  * The pass registry: name → definition, plus named pipeline presets.
  */
 import { KvmgrError, invalidArgument } from '@kvmgr/core';
-import type { PassDefinition } from './pass.js';
+import { PASS_KINDS, type PassDefinition } from './pass.js';
 
 const NAME_RE = /^[a-z][a-z0-9-]*$/;
 
@@ -13,8 +13,11 @@ export class PassRegistry {
 
   /**
    * Registers a pass.
-   * @param def - the definition; `argument` must be kebab-case and unused.
-   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad or taken name, or a default outside its schema.
+   * @param def - the definition; `argument` must be kebab-case and unused, `kind` one of
+   *   `order` / `annotate` / `materialize` / `observe`, statistic names kebab-case and unique.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad or taken name, a missing or unknown
+   *   `kind`, no anchors, a `materialize` pass that may anchor below `sched.step`, or a bad or
+   *   repeated statistic name.
    */
   register(def: PassDefinition): this {
     if (!NAME_RE.test(def.argument)) throw invalidArgument('pass argument', def.argument, 'a kebab-case name');
@@ -23,7 +26,17 @@ export class PassRegistry {
         details: { field: 'pass argument', value: def.argument },
       });
     }
+    if (!PASS_KINDS.includes(def.kind)) throw invalidArgument(`${def.argument}.kind`, def.kind, `one of ${PASS_KINDS.join(', ')}`);
     if (def.anchors.length === 0) throw invalidArgument(`${def.argument}.anchors`, def.anchors, 'at least one anchor');
+    // a plan is made for the whole step: a queue anchor cannot materialize one
+    if (def.kind === 'materialize' && def.anchors.some((a) => a !== 'sched.step')) {
+      throw invalidArgument(`${def.argument}.anchors`, def.anchors, 'only sched.step for a materialize pass');
+    }
+    const seen = new Set<string>();
+    for (const st of def.statistics) {
+      if (!NAME_RE.test(st.name) || seen.has(st.name)) throw invalidArgument(`${def.argument}.statistics`, st.name, 'unique kebab-case statistic names');
+      seen.add(st.name);
+    }
     this.passes.set(def.argument, def);
     return this;
   }

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { isKvmgrError } from '@kvmgr/core';
-import { PassManager, blocksFor, createDefaultRegistry, formatReproducer, parseState, verifyPlan } from '../src/index.js';
+import { BUILTIN_PASSES, PASS_KINDS, PassManager, blocksFor, createDefaultRegistry, formatReproducer, parseState, verifyPlan } from '../src/index.js';
 import type { PassDefinition, StepPlan } from '../src/index.js';
 import { decoding, state, waiting } from './fixtures.js';
 
 /** A deliberately broken pass: after materialization it un-chunks prefills, ignoring the budget. */
 const overbook: PassDefinition = {
   argument: 'overbook',
+  kind: 'materialize',
   summary: 'test: breaks the token budget',
   anchors: ['sched.step'],
   options: {},
@@ -25,6 +26,7 @@ const overbook: PassDefinition = {
 /** Another: rejects a request that was already admitted. */
 const rejectAdmitted: PassDefinition = {
   argument: 'reject-admitted',
+  kind: 'materialize',
   summary: 'test: admits and rejects the same request',
   anchors: ['sched.step'],
   options: {},
@@ -37,7 +39,7 @@ const rejectAdmitted: PassDefinition = {
   },
 };
 
-const throws: PassDefinition = { argument: 'throws', summary: 'test: throws', anchors: ['sched.step'], options: {}, statistics: [], create: () => () => { throw new Error('boom'); } };
+const throws: PassDefinition = { argument: 'throws', kind: 'observe', summary: 'test: throws', anchors: ['sched.step'], options: {}, statistics: [], create: () => () => { throw new Error('boom'); } };
 
 const registry = createDefaultRegistry().register(overbook).register(rejectAdmitted).register(throws);
 const s = () => state({ running: [decoding('r', 16, 2, 0)], waiting: [waiting('w1', { arrivalUs: 1 }), waiting('w2', { arrivalUs: 2 })], budgets: { tokenBudget: 150, maxSeqs: 8 } });
@@ -146,5 +148,123 @@ describe('PassManager', () => {
     expect(() => createDefaultRegistry().register(overbook).register(overbook)).toThrow(/already registered/);
     expect(() => createDefaultRegistry().registerPreset('vllm-default', 'sched.step()')).toThrow(/already registered/);
     expect(() => createDefaultRegistry().register({ ...overbook, argument: 'Bad Name' })).toThrow(/kebab-case/);
+  });
+});
+
+describe('pass kinds', () => {
+  it('every built-in pass declares its kind', () => {
+    expect(Object.fromEntries(BUILTIN_PASSES.map((p) => [p.argument, p.kind]))).toEqual({
+      fcfs: 'order',
+      priority: 'order',
+      sjf: 'order',
+      'prefix-cache-aware': 'order',
+      'batching-efficiency': 'order',
+      'slo-aware': 'order',
+      admission: 'annotate',
+      'lifetime-aware': 'annotate',
+      'memory-aware-preemption': 'annotate',
+      'pd-separation': 'annotate',
+      'chunked-prefill': 'materialize',
+    });
+    for (const p of BUILTIN_PASSES) expect(PASS_KINDS).toContain(p.kind);
+  });
+
+  it('registry rejects a pass without a kind, or with an unknown one, and changes nothing', () => {
+    const r = createDefaultRegistry();
+    const { kind: _, ...noKind } = overbook;
+    const e = caught(() => r.register(noKind as unknown as PassDefinition));
+    expect(e.code).toBe('KVMGR_INVALID_ARGUMENT');
+    expect(e.message).toBe('overbook.kind must be one of order, annotate, materialize, observe, got undefined');
+    expect(caught(() => r.register({ ...overbook, kind: 'reorder' as never })).message).toContain('overbook.kind must be one of');
+    expect(r.get('overbook')).toBeUndefined();
+  });
+
+  it('registry rejects a materialize pass that may anchor on a queue', () => {
+    const e = caught(() => createDefaultRegistry().register({ ...overbook, anchors: ['sched.step', 'sched.waiting'] }));
+    expect(e.code).toBe('KVMGR_INVALID_ARGUMENT');
+    expect(e.message).toContain('only sched.step for a materialize pass');
+    expect(() => createDefaultRegistry().register({ ...overbook, kind: 'observe', anchors: ['sched.step', 'sched.waiting'] })).not.toThrow();
+  });
+
+  it('a registered custom materialize pass satisfies requirePlan, and is named in the hint', () => {
+    const r = createDefaultRegistry().register(overbook);
+    expect(() => new PassManager({ pipeline: 'sched.step(fcfs,overbook)', registry: r, requirePlan: true })).not.toThrow();
+    expect(caught(() => new PassManager({ pipeline: 'sched.step(fcfs)', registry: r, requirePlan: true })).message).toContain(
+      '(add chunked-prefill{budget=8192 max-seqs=1024} or overbook)',
+    );
+  });
+});
+
+describe('statistics by name', () => {
+  /** Counts long prompts through a counter looked up by name once per pipeline build. */
+  const countLong: PassDefinition = {
+    argument: 'count-long',
+    kind: 'observe',
+    summary: 'test: counts prompts over 30 tokens',
+    anchors: ['sched.step', 'sched.waiting'],
+    options: {},
+    statistics: [
+      { name: 'seen', description: 'waiting requests seen' },
+      { name: 'long', description: 'prompts over 30 tokens' },
+    ],
+    create: (_o, stats) => {
+      const long = stats.get('long');
+      const seen = stats.get('seen');
+      return (ir) => {
+        seen.add(ir.nW);
+        for (let w = 0; w < ir.nW; w++) if (ir.state.waiting[w]!.promptTokens > 30) long.add();
+      };
+    },
+  };
+  const r = createDefaultRegistry().register(countLong);
+  const st = () => state({ waiting: [waiting('a', { promptTokens: 10 }), waiting('b', { promptTokens: 40 }), waiting('c', { promptTokens: 50 })] });
+
+  it('reports each pass instance keyed by statistic name, and sums a pass by name', () => {
+    const pm = new PassManager({ pipeline: 'sched.step(count-long,sched.waiting(count-long),chunked-prefill)', registry: r });
+    pm.run(st());
+    pm.run(st());
+    const stats = pm.statistics();
+    expect(stats.map((x) => [x.argument, x.anchorPath, x.values])).toEqual([
+      ['count-long', 'sched.step', { seen: 6, long: 4 }],
+      ['count-long', 'sched.step/sched.waiting', { seen: 6, long: 4 }],
+      ['chunked-prefill', 'sched.step', { steps: 2, admitted: 6, preempted: 0, stalled: 0, 'evicted-prefix-blocks': 0 }],
+    ]);
+    expect(pm.statistic('count-long', 'long')).toBe(8);
+    expect(pm.statistic('chunked-prefill', 'admitted')).toBe(6);
+    expect(pm.printStatistics()).toContain('(S) 4 long - prompts over 30 tokens');
+    expect(caught(() => pm.statistic('count-long', 'short')).message).toBe('pass count-long has no statistic "short" (declared: seen, long)');
+    expect(caught(() => pm.statistic('fcfs', 'sorted')).code).toBe('KVMGR_INVALID_ARGUMENT');
+    pm.resetCounters();
+    expect(pm.statistic('count-long', 'long')).toBe(0);
+  });
+
+  it('a pass that asks for an undeclared statistic fails when the pipeline is built', () => {
+    const typo: PassDefinition = {
+      ...countLong,
+      argument: 'typo',
+      create: (_o, stats) => {
+        stats.get('lnog');
+        return () => {};
+      },
+    };
+    const r2 = createDefaultRegistry().register(typo);
+    const e = caught(() => new PassManager({ pipeline: 'sched.step(typo,chunked-prefill)', registry: r2 }));
+    expect(e.code).toBe('KVMGR_INVALID_ARGUMENT');
+    expect(e.message).toBe('pass typo has no statistic "lnog" (declared: seen, long)');
+  });
+
+  it('registry rejects repeated or badly spelled statistic names', () => {
+    const twice = { ...countLong, statistics: [...countLong.statistics, { name: 'long', description: 'again' }] };
+    expect(caught(() => createDefaultRegistry().register(twice)).message).toContain('count-long.statistics must be unique kebab-case statistic names, got "long"');
+    expect(() => createDefaultRegistry().register({ ...countLong, statistics: [{ name: '__proto__', description: 'x' }] })).toThrow(/kebab-case/);
+  });
+
+  it('lifetime-aware counts the blocks it reserves', () => {
+    const pm = new PassManager({ pipeline: 'sched.step(lifetime-aware{reserve=max},chunked-prefill)', registry: r });
+    // reserve=max: blocks(prompt + maxTokens) per waiting request
+    const s1 = st();
+    pm.run(s1);
+    const expected = s1.waiting.reduce((a, w) => a + blocksFor(w.promptTokens + w.maxTokens, s1.kv.blockSize), 0);
+    expect(pm.statistic('lifetime-aware', 'reserved-blocks')).toBe(expected);
   });
 });

@@ -1,18 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isKvmgrError } from '@kvmgr/core';
-import { BUILTIN_PASSES, PassManager, createDefaultRegistry, parsePipeline, pipelineId, printPipeline, stripSpans } from '../src/index.js';
+import { BUILTIN_PASSES, PRESETS, PassManager, createDefaultRegistry, parsePipeline, pipelineId, printPipeline, stripSpans } from '../src/index.js';
 import type { OptionSpec } from '../src/index.js';
 
 const registry = createDefaultRegistry();
 
-function parseError(text: string): { offset: number; length: number; message: string } {
+function parseError(text: string, requirePlan = false): { offset: number; length: number; message: string; details: Record<string, unknown> } {
   try {
-    parsePipeline(text, registry);
+    parsePipeline(text, registry, { requirePlan });
   } catch (e) {
     expect(isKvmgrError(e, 'KVMGR_BAD_PIPELINE')).toBe(true);
     const d = (e as { details: { offset: number; length: number } }).details;
-    return { offset: d.offset, length: d.length, message: (e as Error).message };
+    return { offset: d.offset, length: d.length, message: (e as Error).message, details: d };
   }
   throw new Error(`expected ${text} to fail`);
 }
@@ -128,5 +128,71 @@ describe('pipeline errors point at the offending span', () => {
     const before = { canonical: pm.canonical, id: pm.id, passes: pm.passes.map((p) => p.argument) };
     expect(() => pm.setPipeline('sched.step(fcfs,nope)')).toThrow(/unknown pass/);
     expect({ canonical: pm.canonical, id: pm.id, passes: pm.passes.map((p) => p.argument) }).toEqual(before);
+  });
+});
+
+describe('requirePlan: a pipeline that runs an engine step must produce a plan', () => {
+  const hint = 'it has no materialize pass (add chunked-prefill{budget=8192 max-seqs=1024})';
+
+  it.each(['sched.step(fcfs)', 'sched.step(fcfs,priority)', 'sched.step(admission)', 'sched.step(sched.waiting(sjf),lifetime-aware,memory-aware-preemption)', 'sched.step()'])(
+    'rejects %s, naming what is missing and pointing at the closing paren',
+    (text) => {
+      const e = parseError(text, true);
+      expect(e.message).toContain(`pipeline ${JSON.stringify(text)} cannot produce a plan: ${hint}`);
+      expect(e).toMatchObject({ offset: text.length - 1, length: 1 });
+      expect(e.details).toMatchObject({ pipeline: text, missing: 'materialize' });
+      expect(e.message.endsWith(`\n  ${text}\n  ${' '.repeat(text.length - 1)}^`)).toBe(true);
+      // without requirePlan the same text parses: `kvmgr ir opt` inspects orderings with it
+      expect(() => parsePipeline(text, registry)).not.toThrow();
+    },
+  );
+
+  it('gives the exact message of the issue', () => {
+    expect(parseError('sched.step(fcfs)', true).message.split('\n')[0]).toBe(
+      'pipeline "sched.step(fcfs)" cannot produce a plan: it has no materialize pass (add chunked-prefill{budget=8192 max-seqs=1024})',
+    );
+  });
+
+  it('names a plan-less preset and points into its text', () => {
+    const r = createDefaultRegistry();
+    r.registerPreset('order-only', 'sched.step(fcfs,priority)');
+    try {
+      parsePipeline('order-only', r, { requirePlan: true });
+      expect.unreachable();
+    } catch (e) {
+      expect(isKvmgrError(e, 'KVMGR_BAD_PIPELINE')).toBe(true);
+      expect((e as Error).message).toContain('preset "order-only" = "sched.step(fcfs,priority)" cannot produce a plan');
+      expect((e as { details: unknown }).details).toMatchObject({ pipeline: 'sched.step(fcfs,priority)', offset: 24, length: 1 });
+    }
+  });
+
+  it('still reports syntax errors first', () => {
+    expect(parseError('sched.step(fcfz)', true).message).toContain('unknown pass "fcfz"');
+  });
+
+  it.each(Object.keys(PRESETS))('accepts preset %s, which round-trips: print → parse → print is identical', (name) => {
+    const p = parsePipeline(name, registry, { requirePlan: true });
+    const printed = printPipeline(p);
+    const again = parsePipeline(printed, registry, { requirePlan: true });
+    expect(printPipeline(again)).toBe(printed);
+    expect(stripSpans(again)).toEqual(stripSpans(p));
+    expect(pipelineId(again)).toBe(pipelineId(p));
+    // the preset's own text, too
+    expect(printPipeline(parsePipeline(PRESETS[name]!, registry, { requirePlan: true }))).toBe(printed);
+  });
+
+  it('accepts a materialize pass anywhere in sched.step', () => {
+    expect(() => parsePipeline('sched.step(chunked-prefill,batching-efficiency)', registry, { requirePlan: true })).not.toThrow();
+    expect(() => parsePipeline('sched.step(sched.waiting(fcfs),chunked-prefill{enabled=false})', registry, { requirePlan: true })).not.toThrow();
+  });
+
+  it('PassManager applies it to the constructor and to setPipeline; a rejected setPipeline changes nothing', () => {
+    expect(() => new PassManager({ pipeline: 'sched.step(fcfs)', registry, requirePlan: true })).toThrow(/cannot produce a plan/);
+    expect(() => new PassManager({ pipeline: 'sched.step(fcfs)', registry })).not.toThrow();
+    const pm = new PassManager({ pipeline: 'vllm-default', registry, requirePlan: true });
+    const before = pm.canonical;
+    expect(() => pm.setPipeline('sched.step(fcfs,priority)')).toThrow(expect.objectContaining({ code: 'KVMGR_BAD_PIPELINE' }));
+    expect(pm.canonical).toBe(before);
+    expect(pm.passes.map((p) => p.argument)).toEqual(['fcfs', 'memory-aware-preemption', 'chunked-prefill']);
   });
 });

@@ -24,8 +24,8 @@ export interface PlannerOptions {
  * Creates a planner.
  * @param spec - `builtin-fcfs`, a scheduler-IR preset name, or pipeline text.
  * @param options - injected analyses.
- * @throws KvmgrError `KVMGR_BAD_PIPELINE` for pipeline text that does not parse or names an
- *   unknown pass.
+ * @throws KvmgrError `KVMGR_BAD_PIPELINE` for pipeline text that does not parse, names an
+ *   unknown pass, or has no materialize pass (cannot produce a plan).
  */
 export function createPlanner(spec: string, options: PlannerOptions = {}): StepPlanner {
   if (spec === 'builtin-fcfs') return createFcfsPlanner({ preemption: options.preemption ?? 'recompute' });
@@ -37,6 +37,7 @@ export function createPlanner(spec: string, options: PlannerOptions = {}): StepP
       ...(options.victimSelector === undefined ? {} : { victimSelector: options.victimSelector }),
     },
     verify: options.verify ?? false,
+    requirePlan: true,
   });
   return {
     name: pm.canonical,

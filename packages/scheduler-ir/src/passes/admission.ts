@@ -19,6 +19,7 @@ import { predictedRemaining, type QuantileName } from './predict.js';
 /** The `admission` pass: ADMIT / DEFER / REJECT / PREEMPT from the predicted KV footprint (see the file comment). */
 export const admissionPass: PassDefinition = {
   argument: 'admission',
+  kind: 'annotate',
   summary: 'Admit, defer, reject or preempt from the predicted KV footprint at a quantile plus a margin.',
   anchors: ['sched.step'],
   options: {
@@ -35,7 +36,7 @@ export const admissionPass: PassDefinition = {
     { name: 'rejected', description: 'requests rejected (exceeds-capacity)' },
     { name: 'evaluated', description: 'footprints computed' },
   ],
-  create: (o) => {
+  create: (o, stats) => {
     const q = o.quantile as QuantileName;
     const safety = o.safety as number;
     const margin = o.margin as number;
@@ -45,7 +46,8 @@ export const admissionPass: PassDefinition = {
     let totalBlocks = 0;
     let waiting: SchedRequest[] = [];
     let analyses: SchedAnalyses = {};
-    let stats: Float64Array = new Float64Array(2);
+    const rejected = stats.get('rejected');
+    const evaluated = stats.get('evaluated');
     const footprint = (r: SchedRequest): number => {
       const remaining = predictedRemaining(r, q, fb, analyses);
       const predicted = blocksFor(r.promptTokens + r.generatedTokens + Math.ceil(remaining * (1 + margin)), blockSize);
@@ -63,11 +65,11 @@ export const admissionPass: PassDefinition = {
       runningFootprint: new Float64Array(16),
       // footprints of waiting requests are computed lazily, only for the ones the step reaches
       footprint: (w) => {
-        stats[1]!++;
+        evaluated.add(1);
         const r = waiting[w]!;
         // a request whose prompt alone exceeds the pool can never run
         if (r.promptTokens + r.generatedTokens >= totalBlocks * blockSize) {
-          stats[0]!++;
+          rejected.add(1);
           return -1;
         }
         return footprint(r);
@@ -78,7 +80,6 @@ export const admissionPass: PassDefinition = {
       blockSize = s.kv.blockSize;
       waiting = s.waiting;
       analyses = ctx.analyses;
-      stats = ctx.stats;
       const total = s.kv.totalBlocks.gpu;
       totalBlocks = total;
       let projected = total - s.kv.freeBlocks.gpu - s.kv.evictablePrefixBlocks;
@@ -90,7 +91,7 @@ export const admissionPass: PassDefinition = {
         rf[i] = Math.max(fp, r.blocksHeld);
         if (fp > r.blocksHeld) projected += fp - r.blocksHeld;
       }
-      stats[1]! += ir.nR;
+      evaluated.add(ir.nR);
       attr.limitBlocks = Math.floor(safety * total);
       attr.projectedBlocks = projected;
       ir.admission = attr;

@@ -22,33 +22,38 @@ function queueOf(ir: StepIR, ctx: PassContext): { reqs: SchedRequest[]; n: numbe
 /** `fcfs`: first come, first served (by arrival time). */
 export const fcfsPass: PassDefinition = {
   argument: 'fcfs',
+  kind: 'order',
   summary: 'First come, first served: order by arrival time.',
   anchors: ['sched.step', 'sched.waiting', 'sched.running'],
   options: {},
   statistics: [{ name: 'sorted', description: 'steps whose queue was not already in arrival order' }],
-  create: () => (ir, ctx) => {
-    const { reqs, n, key } = queueOf(ir, ctx);
-    const count = ctx.queue === 'running' ? ir.rKeyCount : ir.wKeyCount;
-    if (count === 0) {
-      let sorted = true;
-      for (let i = 1; i < n; i++) {
-        if (reqs[i]!.arrivalUs < reqs[i - 1]!.arrivalUs) {
-          sorted = false;
-          break;
+  create: (_o, stats) => {
+    const sortedSteps = stats.get('sorted');
+    return (ir, ctx) => {
+      const { reqs, n, key } = queueOf(ir, ctx);
+      const count = ctx.queue === 'running' ? ir.rKeyCount : ir.wKeyCount;
+      if (count === 0) {
+        let sorted = true;
+        for (let i = 1; i < n; i++) {
+          if (reqs[i]!.arrivalUs < reqs[i - 1]!.arrivalUs) {
+            sorted = false;
+            break;
+          }
         }
+        // already in arrival order and nothing else ordered it: the index order is FCFS
+        if (sorted) return;
       }
-      // already in arrival order and nothing else ordered it: the index order is FCFS
-      if (sorted) return;
-    }
-    ctx.stats[0]!++;
-    const k = key();
-    for (let i = 0; i < n; i++) k[i] = reqs[i]!.arrivalUs;
+      sortedSteps.add(1);
+      const k = key();
+      for (let i = 0; i < n; i++) k[i] = reqs[i]!.arrivalUs;
+    };
   },
 };
 
 /** `priority{aging-ms}`: higher priority first; waiting time raises priority by 1 per `aging-ms`. */
 export const priorityPass: PassDefinition = {
   argument: 'priority',
+  kind: 'order',
   summary: 'Order by priority (larger first), aged by waiting time.',
   anchors: ['sched.step', 'sched.waiting', 'sched.running'],
   options: {
@@ -89,6 +94,7 @@ function pushStarvationKey(ir: StepIR, starvationUs: number): number {
 /** `sjf{quantile,starvation-ms}`: shortest predicted remaining work first. */
 export const sjfPass: PassDefinition = {
   argument: 'sjf',
+  kind: 'order',
   summary: 'Shortest job first by predicted remaining work (uncached prompt + predicted output).',
   anchors: ['sched.step', 'sched.waiting'],
   options: {
@@ -97,17 +103,18 @@ export const sjfPass: PassDefinition = {
     'starvation-ms': { type: 'number', default: 0, min: 0, description: 'requests waiting this long go first, FCFS; 0 = off' },
   },
   statistics: [{ name: 'starved', description: 'waiting requests promoted by the starvation guard' }],
-  create: (o) => {
+  create: (o, stats) => {
     const q = o.quantile as QuantileName;
     const fb = o['fallback-tokens'] as number;
     const starvationUs = (o['starvation-ms'] as number) * 1000;
+    const starved = stats.get('starved');
     return (ir, ctx) => {
       const k = ir.pushWaitingKey();
       for (let w = 0; w < ir.nW; w++) {
         const r = ir.state.waiting[w]!;
         k[w] = uncachedPromptTokens(r) + predictedRemaining(r, q, fb, ctx.analyses);
       }
-      ctx.stats[0]! += pushStarvationKey(ir, starvationUs);
+      starved.add(pushStarvationKey(ir, starvationUs));
     };
   },
 };
@@ -119,6 +126,7 @@ export const sjfPass: PassDefinition = {
  */
 export const prefixCacheAwarePass: PassDefinition = {
   argument: 'prefix-cache-aware',
+  kind: 'order',
   summary: 'Longest prefix match first, with a starvation guard and an FCFS fallback for long queues.',
   anchors: ['sched.step', 'sched.waiting'],
   options: {
@@ -129,13 +137,15 @@ export const prefixCacheAwarePass: PassDefinition = {
     { name: 'fcfs-fallbacks', description: 'steps that fell back to FCFS' },
     { name: 'starved', description: 'waiting requests promoted by the starvation guard' },
   ],
-  create: (o) => {
+  create: (o, stats) => {
     const starvationUs = (o['starvation-ms'] as number) * 1000;
     const fcfsAbove = o['fcfs-above'] as number;
-    return (ir, ctx) => {
+    const fcfsFallbacks = stats.get('fcfs-fallbacks');
+    const starvedCount = stats.get('starved');
+    return (ir) => {
       const k = ir.pushWaitingKey();
       if (fcfsAbove > 0 && ir.nW > fcfsAbove) {
-        ctx.stats[0]!++;
+        fcfsFallbacks.add(1);
         for (let w = 0; w < ir.nW; w++) k[w] = ir.state.waiting[w]!.arrivalUs;
         return;
       }
@@ -148,7 +158,7 @@ export const prefixCacheAwarePass: PassDefinition = {
         k[w] = -r.cachedPrefixTokens;
         if (r.arrivalUs <= oldestAllowed) starved = true;
       }
-      if (starved && starvationUs > 0) ctx.stats[1]! += pushStarvationKey(ir, starvationUs);
+      if (starved && starvationUs > 0) starvedCount.add(pushStarvationKey(ir, starvationUs));
     };
   },
 };
@@ -170,6 +180,8 @@ export const prefixCacheAwarePass: PassDefinition = {
  */
 export const sloAwarePass: PassDefinition = {
   argument: 'slo-aware',
+  // it pushes a slack key (no deadline attribute): an ordering, which may also reject
+  kind: 'order',
   summary: 'Least TTFT slack first; early rejection of requests that cannot meet their SLO.',
   anchors: ['sched.step', 'sched.waiting'],
   options: {
@@ -185,7 +197,10 @@ export const sloAwarePass: PassDefinition = {
     { name: 'urgent', description: 'requests ordered by slack' },
     { name: 'late', description: 'waiting requests with negative slack put behind the on-time ones (late=back)' },
   ],
-  create: (o) => {
+  create: (o, stats) => {
+    const rejected = stats.get('rejected');
+    const urgentCount = stats.get('urgent');
+    const lateCount = stats.get('late');
     const perTok = o['prefill-us-per-token'] as number;
     const stepUs = o['step-us'] as number;
     const urgentUs = (o['urgent-ms'] as number) * 1000;
@@ -195,7 +210,7 @@ export const sloAwarePass: PassDefinition = {
     // keys: on-time urgent = slack; not urgent = NOT_URGENT (ties fall to earlier passes);
     // late with late=back = +∞ (behind everyone, ties fall to earlier passes)
     const NOT_URGENT = lateBack ? Number.MAX_VALUE : Number.POSITIVE_INFINITY;
-    return (ir, ctx) => {
+    return (ir) => {
       const k = ir.pushWaitingKey();
       const now = ir.state.nowUs;
       let urgent = 0;
@@ -209,7 +224,7 @@ export const sloAwarePass: PassDefinition = {
         const slack = r.arrivalUs + r.ttftMs * 1000 - now - stepUs - uncachedPromptTokens(r) * perTok;
         if (reject && slack < 0 && ir.wDecision[w] === 0) {
           ir.decide(w, DECISION_REJECT, 'slo-infeasible');
-          ctx.stats[0]!++;
+          rejected.add(1);
         }
         if (lateBack && slack < 0) {
           k[w] = Number.POSITIVE_INFINITY;
@@ -220,8 +235,8 @@ export const sloAwarePass: PassDefinition = {
           urgent++;
         }
       }
-      ctx.stats[1]! += urgent;
-      ctx.stats[2]! += late;
+      urgentCount.add(urgent);
+      lateCount.add(late);
       if (urgent === 0 && late === 0) ir.wKeyCount--;
     };
   },
@@ -234,6 +249,8 @@ export const sloAwarePass: PassDefinition = {
  */
 export const batchingEfficiencyPass: PassDefinition = {
   argument: 'batching-efficiency',
+  // before materialization it groups the queue; after it, it only measures (observes)
+  kind: 'order',
   summary: 'Group similar prompt lengths; report useful tokens / token budget.',
   anchors: ['sched.step', 'sched.waiting'],
   options: {
@@ -243,17 +260,19 @@ export const batchingEfficiencyPass: PassDefinition = {
     { name: 'steps-measured', description: 'steps measured after materialization' },
     { name: 'efficiency-sum', description: 'sum of scheduled tokens / budget over measured steps' },
   ],
-  create: (o) => {
+  create: (o, stats) => {
     const group = o.group as boolean;
-    return (ir, ctx) => {
+    const stepsMeasured = stats.get('steps-measured');
+    const efficiencySum = stats.get('efficiency-sum');
+    return (ir) => {
       if (ir.materialized) {
         let tokens = 0;
         for (let k = 0; k < ir.nSched; k++) {
           const e = ir.schedOrder[k] as number;
           tokens += e >= 0 ? (ir.rPreempt[e] === 0 ? (ir.rTokens[e] as number) : 0) : (ir.wTokens[~e] as number);
         }
-        ctx.stats[0]!++;
-        ctx.stats[1]! += ir.tokenBudget > 0 ? tokens / ir.tokenBudget : 0;
+        stepsMeasured.add(1);
+        efficiencySum.add(ir.tokenBudget > 0 ? tokens / ir.tokenBudget : 0);
         return;
       }
       if (!group || ir.nW === 0) return;

@@ -16,6 +16,7 @@ import { predictedRemaining, type QuantileName } from './predict.js';
  */
 export const lifetimeAwarePass: PassDefinition = {
   argument: 'lifetime-aware',
+  kind: 'annotate',
   summary: 'Reserve KV blocks for the predicted (or maximum) lifetime of admitted requests.',
   anchors: ['sched.step'],
   options: {
@@ -25,19 +26,23 @@ export const lifetimeAwarePass: PassDefinition = {
     'fallback-tokens': { type: 'int', default: 256, min: 0, description: 'assumed remaining output when nothing predicts it' },
   },
   statistics: [{ name: 'reserved-blocks', description: 'blocks reserved (summed over steps, waiting requests considered)' }],
-  create: (o) => {
+  create: (o, stats) => {
     const max = o.reserve === 'max';
     const q = o.quantile as QuantileName;
     const margin = o.margin as number;
     const fb = o['fallback-tokens'] as number;
+    const reserved = stats.get('reserved-blocks');
     return (ir, ctx) => {
       const bs = ir.state.kv.blockSize;
+      let total = 0;
       for (let w = 0; w < ir.nW; w++) {
         const r = ir.state.waiting[w]!;
         const cap = blocksFor(r.promptTokens + Math.max(r.maxTokens, r.generatedTokens), bs);
         const b = max ? cap : Math.min(cap, blocksFor(r.promptTokens + r.generatedTokens + Math.ceil(predictedRemaining(r, q, fb, ctx.analyses) * (1 + margin)), bs));
         ir.wReserve[w] = b;
+        total += b;
       }
+      reserved.add(total);
     };
   },
 };
@@ -50,6 +55,7 @@ export const lifetimeAwarePass: PassDefinition = {
  */
 export const memoryAwarePreemptionPass: PassDefinition = {
   argument: 'memory-aware-preemption',
+  kind: 'annotate',
   summary: 'Choose preemption victims (request-level selector) and recompute vs swap.',
   anchors: ['sched.step'],
   options: {
@@ -76,6 +82,7 @@ export const memoryAwarePreemptionPass: PassDefinition = {
 /** `pd-separation{role}`: separate prefill and decode queues for disaggregated instances. */
 export const pdSeparationPass: PassDefinition = {
   argument: 'pd-separation',
+  kind: 'annotate',
   summary: 'Prefill instances schedule only prefill work, decode instances only decodes.',
   anchors: ['sched.step'],
   options: {
@@ -98,6 +105,7 @@ export const pdSeparationPass: PassDefinition = {
  */
 export const chunkedPrefillPass: PassDefinition = {
   argument: 'chunked-prefill',
+  kind: 'materialize',
   summary: 'Materialize the step: token budget, max sequences, prompts split across steps.',
   anchors: ['sched.step'],
   options: {
@@ -113,7 +121,12 @@ export const chunkedPrefillPass: PassDefinition = {
     { name: 'stalled', description: 'running requests that got no blocks and were not preempted' },
     { name: 'evicted-prefix-blocks', description: 'cached prefix blocks evicted' },
   ],
-  create: (o) => {
+  create: (o, stats) => {
+    const steps = stats.get('steps');
+    const admitted = stats.get('admitted');
+    const preempted = stats.get('preempted');
+    const stalled = stats.get('stalled');
+    const evicted = stats.get('evicted-prefix-blocks');
     const budget = o.budget as number;
     const maxSeqs = o['max-seqs'] as number;
     const longPrefill = o['long-prefill'] as number;
@@ -124,12 +137,11 @@ export const chunkedPrefillPass: PassDefinition = {
       ir.longPrefillTokens = longPrefill;
       ir.chunking = enabled;
       const c = materialize(ir, ctx.analyses);
-      const st = ctx.stats;
-      st[0]!++;
-      st[1]! += c.admitted;
-      st[2]! += c.preempted;
-      st[3]! += c.stalled;
-      st[4]! += c.evictedPrefixBlocks;
+      steps.add(1);
+      admitted.add(c.admitted);
+      preempted.add(c.preempted);
+      stalled.add(c.stalled);
+      evicted.add(c.evictedPrefixBlocks);
     };
   },
 };
