@@ -8,7 +8,8 @@ import { type PairedDiff, pairedDiffs } from './ab-stats.js';
 import { writeOutputs } from './output.js';
 import { PROFILES } from './profiles.js';
 import { createProgress } from './progress.js';
-import { type RunFlags, type RunVariant, loadTrace, resolveRunOptions, runOnce, validateVariant } from './run.js';
+import { checkOutDir } from './preflight.js';
+import { type RunFlags, type RunVariant, prepareRun, resolveRunOptions, runOnce, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
 import { latencyLine } from './replay-report.js';
 
@@ -46,16 +47,18 @@ function fmtDiff(d: PairedDiff): string[] {
 
 /** Runs `kvmgr ab`. */
 export async function runAbCommand(flags: AbFlags, _cmd?: Command): Promise<void> {
-  const opts = resolveRunOptions(flags);
-  const aSpec = flags.a ?? opts.config.a;
-  const bSpec = flags.b ?? opts.config.b;
+  const resolved = resolveRunOptions(flags);
+  const aSpec = flags.a ?? resolved.config.a;
+  const bSpec = flags.b ?? resolved.config.b;
   if (!aSpec || !bSpec) throw new KvmgrError('KVMGR_INVALID_ARGUMENT', 'ab: both --a and --b are required');
-  const router = flags.router ?? opts.config.router;
+  const router = flags.router ?? resolved.config.router;
   const variantA = { ...abVariant(aSpec, router), label: `A: ${aSpec}` };
   const variantB = { ...abVariant(bSpec, router), label: `B: ${bSpec}` };
-  validateVariant(variantA);
-  validateVariant(variantB);
-  const trace = loadTrace(opts);
+  validateVariant(variantA, resolved);
+  validateVariant(variantB, resolved);
+  const out = flags.out ?? resolved.config.out;
+  if (out) checkOutDir(out);
+  const { trace, opts } = prepareRun(resolved, [variantA.profile, variantB.profile]);
   const progress = createProgress(opts.progress && process.stderr.isTTY === true);
   const a = runOnce(opts, trace, variantA, progress);
   const b = runOnce(opts, trace, variantB, progress);
@@ -71,7 +74,6 @@ export async function runAbCommand(flags: AbFlags, _cmd?: Command): Promise<void
     `goodput: A ${fmtNum(a.summary.goodputReqPerS, 3)} req/s, B ${fmtNum(b.summary.goodputReqPerS, 3)} req/s; TTFT p99: A ${fmtNum(a.summary.ttftP99Ms, 0)} ms, B ${fmtNum(b.summary.ttftP99Ms, 0)} ms`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  const out = flags.out ?? opts.config.out;
   if (out) {
     const body = { kind: 'kvmgr.ab', version: 1, trace: opts.traceLabel, seed: opts.seed, latency, a: { spec: aSpec, summary: a.summary }, b: { spec: bSpec, summary: b.summary }, diffs };
     const written = writeOutputs(out, { 'ab.json': `${JSON.stringify(body, null, 2)}\n` });

@@ -47,6 +47,11 @@ export const RunConfigSchema = z
     bootstrap: z.number().int().positive(),
     lenient: z.boolean(),
     prefixIndex: z.enum(['hash-map', 'radix']),
+    requestRate: z.number().positive(),
+    maxNumBatchedTokens: z.number().int().positive(),
+    maxNumSeqs: z.number().int().positive(),
+    gpuMemoryUtilization: z.number().positive().max(1),
+    blockSize: z.number().int().positive(),
   })
   .partial()
   .strict();

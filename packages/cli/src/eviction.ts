@@ -21,6 +21,7 @@ import {
   runEvictionSuite,
 } from '@kvmgr/eviction';
 import { writeOutputs } from './output.js';
+import { checkOutDir, requireRequests } from './preflight.js';
 import { createProgress } from './progress.js';
 import { BUNDLED_TRACE } from './program.js';
 import { renderReportHtml } from './report-html.js';
@@ -84,7 +85,9 @@ export async function runEvictionEval(flags: EvictionEvalFlags): Promise<void> {
   }
   const policies = validatePolicies(flags.policies ?? EVICTION_DEFAULTS.policies);
   const capacities = [...new Set(flags.capacities ?? EVICTION_DEFAULTS.capacities)].sort((a, b) => a - b);
+  if (!flags.json) checkOutDir(flags.out ?? EVICTION_DEFAULTS.out);
   const all = readBlockTrace(trace);
+  requireRequests(all.length, trace);
   const requests = flags.limit === undefined ? all : all.slice(0, flags.limit);
   const accesses = blockAccessSequence(requests);
   const label = trace === BUNDLED_TRACE ? 'bundled Mooncake conversation sample' : basename(trace);
@@ -179,6 +182,7 @@ async function runSuite(flags: EvictionEvalFlags): Promise<void> {
   const policies = validatePolicies(flags.policies ?? EVICTION_DEFAULTS.policies);
   const capacities = [...new Set(flags.capacities ?? EVICTION_DEFAULTS.capacities)].sort((a, b) => a - b);
   const real = readBlockTrace(trace);
+  requireRequests(real.length, trace);
   const label = trace === BUNDLED_TRACE ? 'mooncake (bundled sample)' : 'mooncake';
   const workloads: SuiteWorkload[] = [
     { name: label, description: `Mooncake conversation trace (${basename(trace)})`, requests: flags.limit === undefined ? real : real.slice(0, flags.limit) },

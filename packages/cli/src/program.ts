@@ -37,6 +37,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--tp <n>', `tensor-parallel degree per instance (default: ${DEFAULTS.tp})`, (v) => parsePositiveInt('--tp', v))
     .option('--instances <n>', `engine instances in the cluster (default: ${DEFAULTS.instances})`, (v) => parsePositiveInt('--instances', v))
     .option('--rate-scale <x>', `multiply the trace's arrival rate by x (> 0; 2 = twice as fast) (default: ${DEFAULTS.rateScale})`, (v) => parsePositiveNumber('--rate-scale', v))
+    .option('--request-rate <r>', "arrival rate in requests/s instead of --rate-scale: a timestamped trace is scaled to this mean rate; a length-only CSV gets Poisson arrivals at r/s (default: the trace's timestamps; 1 request/s for a length-only CSV)", (v) => parsePositiveNumber('--request-rate', v))
     .option('--slo-ttft <duration>', `time-to-first-token SLO, with a unit: 500ms, 2s (default: ${DEFAULTS.sloTtft})`, (v) => {
       parseDurationMs('--slo-ttft', v);
       return v;
@@ -46,6 +47,10 @@ function addRunOptions(cmd: Command): Command {
       return v;
     })
     .option('--seed <n>', `seed of every random choice (same seed, same results) (default: ${DEFAULTS.seed})`, (v) => parseNonNegativeInt('--seed', v))
+    .option('--max-num-batched-tokens <n>', "token budget per engine step, as vLLM's flag; caps every pipeline's chunked-prefill budget (default: the profile's, 8192 for vLLM)", (v) => parsePositiveInt('--max-num-batched-tokens', v))
+    .option('--max-num-seqs <n>', "sequences per engine step, as vLLM's flag (default: the profile's, 1024 for vLLM)", (v) => parsePositiveInt('--max-num-seqs', v))
+    .option('--gpu-memory-utilization <x>', "fraction of GPU memory for weights and KV cache, in (0, 1], as vLLM's flag (default: the profile's, 0.9)", (v) => parseFraction('--gpu-memory-utilization', v))
+    .option('--block-size <n>', "tokens per KV block, as vLLM's flag: 8, 16, 32, 64 or 128 (default: the profile's, 16 for vLLM)", (v) => parsePositiveInt('--block-size', v))
     .addOption(
       new Option('--prefix-index <kind>', "engine prefix index: 'hash-map' (vLLM-style block hashes, per-block free queue) or 'radix' (@kvmgr/prefix-cache radix tree, leaf-first eviction) (default: hash-map)").choices(['hash-map', 'radix']),
     )
@@ -95,7 +100,8 @@ export function buildProgram(): Command {
   addRunOptions(program.command('sweep').description("Sweep arrival rates × profiles in parallel worker threads; finds each profile's goodput knee (the highest rate with ≥ 90% SLO attainment) and plots it."))
     .option('--rates <list>', 'rate scales to sweep, comma-separated (default: 0.5,1,2,4,8)', (v) => parseNumberList('--rates', v))
     .option('--profiles <list>', 'profiles to compare, comma-separated (default: vllm-default,kvmgr-default)', (v) => v.split(',').map((s) => s.trim()))
-    .option('--workers <n>', 'worker threads (default: CPU cores)', (v) => parsePositiveInt('--workers', v))
+    .option('--workers <n>', 'worker threads, at most one per run and per CPU core (default: min(runs, CPU cores))', (v) => parsePositiveInt('--workers', v))
+    .option('--force-workers', 'allow --workers above the CPU cores')
     .option('--out <dir>', 'output directory for sweep.json and sweep.html (default: kvmgr-sweep)')
     .action(async (opts, cmd: Command) => {
       const { runSweepCommand } = await import('./sweep.js');

@@ -189,6 +189,16 @@ function values(rows: readonly RunRequestRow[], key: 'ttftMs' | 'tpotMs'): numbe
   return out;
 }
 
+/** Values a log axis can show (> 0); a request with one output token has no TPOT to plot. */
+function positive(v: readonly number[]): number[] {
+  return v.filter((x) => x > 0);
+}
+
+/** A vertical dashed line at an SLO across a CDF (fraction 0 to 1). */
+export function sloLine(metric: string, ms: number): ChartSeries {
+  return { name: `${metric} SLO ${ms} ms`, points: [[ms, 0], [ms, 1]], dashed: true, color: '#222222' };
+}
+
 /** The HTML report: the table, then TTFT/TPOT CDFs, throughput, KV utilization and hit rate over time. */
 export function replayHtml(setup: ReplaySetup, a: RunResult, b: RunResult): HtmlReport {
   const runs = [a, b];
@@ -203,11 +213,27 @@ export function replayHtml(setup: ReplaySetup, a: RunResult, b: RunResult): Html
     ],
     tables: [{ title: 'Side by side', header: ['metric', a.label, b.label, 'change'], rows: comparisonRows(a, b) }],
     charts: [
-      { id: 'ttft-cdf', title: 'TTFT CDF', xLabel: 'TTFT (ms)', yLabel: 'fraction of requests', step: true, logX: true, series: series(runs, (r) => cdfPoints(values(r.requests, 'ttftMs'))) },
-      { id: 'tpot-cdf', title: 'TPOT CDF', xLabel: 'TPOT (ms)', yLabel: 'fraction of requests', step: true, series: series(runs, (r) => cdfPoints(values(r.requests, 'tpotMs'))) },
+      {
+        id: 'ttft-cdf',
+        title: 'TTFT CDF (dashed: the SLO)',
+        xLabel: 'TTFT (ms, log scale)',
+        yLabel: 'fraction of requests',
+        step: true,
+        logX: true,
+        series: [...series(runs, (r) => cdfPoints(positive(values(r.requests, 'ttftMs')))), sloLine('TTFT', setup.sloTtftMs)],
+      },
+      {
+        id: 'tpot-cdf',
+        title: 'TPOT CDF (dashed: the SLO)',
+        xLabel: 'TPOT (ms, log scale)',
+        yLabel: 'fraction of requests',
+        step: true,
+        logX: true,
+        series: [...series(runs, (r) => cdfPoints(positive(values(r.requests, 'tpotMs')))), sloLine('TPOT', setup.sloTpotMs)],
+      },
       { id: 'throughput', title: 'Throughput over time', xLabel: 'time (s)', yLabel: 'output tokens/s', series: over((r) => r.timeseries.throughputTokPerS) },
       { id: 'kv-utilization', title: 'KV utilization over time', xLabel: 'time (s)', yLabel: 'GPU KV used (%)', series: over((r) => r.timeseries.kvUtilization, 100) },
-      { id: 'hit-rate', title: 'Prefix hit rate over time', xLabel: 'time (s)', yLabel: 'hit rate (%)', series: over((r) => r.timeseries.hitRate, 100) },
+      { id: 'hit-rate', title: 'Prefix hit rate over time (cached / prompt tokens of the requests arriving)', xLabel: 'time (s)', yLabel: 'hit rate (%)', series: over((r) => r.timeseries.hitRate, 100) },
     ],
   };
 }

@@ -8,7 +8,8 @@ import { DEFAULTS } from './program.js';
 import { createProgress } from './progress.js';
 import { formatComparison, latencyLine, replayHtml, replayJson, requestsCsv } from './replay-report.js';
 import { renderReportHtml } from './report-html.js';
-import { type RunFlags, type RunVariant, loadTrace, resolveRunOptions, runOnce, validateVariant } from './run.js';
+import { checkOutDir } from './preflight.js';
+import { type RunFlags, type RunVariant, prepareRun, resolveRunOptions, runOnce, validateVariant } from './run.js';
 
 /** The files `kvmgr replay` writes. */
 export const OUTPUT_FILES = ['report.json', 'requests.csv', 'report.html'] as const;
@@ -25,16 +26,17 @@ export interface ReplayFlags extends RunFlags {
 
 /** Runs `kvmgr replay`. */
 export async function runReplayCommand(flags: ReplayFlags, _cmd?: Command): Promise<void> {
-  const opts = resolveRunOptions(flags);
-  const cfg = opts.config;
+  const resolved = resolveRunOptions(flags);
+  const cfg = resolved.config;
   const baseline = flags.baseline ?? cfg.baseline ?? DEFAULTS.baseline;
   const candidate = flags.candidate ?? cfg.candidate ?? DEFAULTS.candidate;
   const out = flags.out ?? cfg.out ?? DEFAULTS.out;
   const variantA: RunVariant = { label: baseline, profile: baseline, router: flags.baselineRouter ?? cfg.baselineRouter };
   const variantB: RunVariant = { label: candidate, profile: candidate, pipeline: flags.pipeline ?? cfg.pipeline, router: flags.router ?? cfg.router };
-  validateVariant(variantA);
-  validateVariant(variantB);
-  const trace = loadTrace(opts);
+  validateVariant(variantA, resolved);
+  validateVariant(variantB, resolved);
+  checkOutDir(out);
+  const { trace, opts } = prepareRun(resolved, [baseline, candidate]);
   // Outputs of an earlier run must not pass for this run's if this one fails.
   removeOutputs(out, OUTPUT_FILES);
   if (trace.skippedRows > 0) process.stderr.write(`kvmgr: skipped ${trace.skippedRows} malformed rows (--lenient); first: ${trace.skippedReasons[0] ?? ''}\n`);

@@ -8,9 +8,9 @@ import type { Command } from 'commander';
 import { type Knee, type SweepPoint, goodputKnee } from './ab-stats.js';
 import { writeOutputs } from './output.js';
 import { createProgress } from './progress.js';
-import { getProfile } from './profiles.js';
+import { checkOutDir, sweepThreads } from './preflight.js';
 import { renderReportHtml } from './report-html.js';
-import { type RunFlags, resolveRunOptions, traceSpec, validateVariant } from './run.js';
+import { type RunFlags, prepareRun, profileFor, resolveRunOptions, traceSpec, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
 import { latencyLine } from './replay-report.js';
 
@@ -19,6 +19,8 @@ export interface SweepFlags extends RunFlags {
   rates?: number[];
   profiles?: string[];
   workers?: number;
+  /** Allow more worker threads than CPU cores. */
+  forceWorkers?: boolean;
   out?: string;
 }
 
@@ -27,11 +29,14 @@ export const SWEEP_DEFAULTS = Object.freeze({ rates: [0.5, 1, 2, 4, 8], profiles
 
 /** Runs `kvmgr sweep`. */
 export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promise<void> {
-  const opts = resolveRunOptions(flags);
-  const rates = flags.rates ?? opts.config.rates ?? SWEEP_DEFAULTS.rates;
-  const profiles = flags.profiles ?? opts.config.profiles ?? SWEEP_DEFAULTS.profiles;
-  const out = flags.out ?? opts.config.out ?? SWEEP_DEFAULTS.out;
-  for (const p of profiles) validateVariant({ label: p, profile: p });
+  const resolved = resolveRunOptions(flags);
+  const rates = flags.rates ?? resolved.config.rates ?? SWEEP_DEFAULTS.rates;
+  const profiles = flags.profiles ?? resolved.config.profiles ?? SWEEP_DEFAULTS.profiles;
+  const out = flags.out ?? resolved.config.out ?? SWEEP_DEFAULTS.out;
+  for (const p of profiles) validateVariant({ label: p, profile: p }, resolved);
+  checkOutDir(out);
+  const threads = sweepThreads(flags.workers, profiles.length * rates.length, flags.forceWorkers === true);
+  const { opts } = prepareRun(resolved, profiles, threads, rates);
   const trace = traceSpec(opts);
   const jobs: SweepJob[] = [];
   for (const profile of profiles) {
@@ -44,7 +49,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
           gpu: opts.gpu,
           tp: opts.tp,
           instances: opts.instances,
-          profile: getProfile(profile),
+          profile: profileFor(opts, profile),
           rateScale: rate * opts.rateScale,
           slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
           seed: opts.seed,
@@ -58,7 +63,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
   const started = performance.now();
   let results: Awaited<ReturnType<typeof runSweep>>;
   try {
-    results = await runSweep(jobs, { ...(flags.workers === undefined ? {} : { threads: flags.workers }), onResult: (_r, done) => progress.update(done) });
+    results = await runSweep(jobs, { ...(flags.workers === undefined ? {} : { threads }), onResult: (_r, done) => progress.update(done) });
   } finally {
     progress.stop();
   }
