@@ -190,6 +190,9 @@ describe('epp: ext_proc endpoint picker over engine servers', () => {
       },
       { logStream: logs },
     );
+    // endpoints join unhealthy and turn healthy on their first scrape: wait for it, so a slow
+    // (loaded) machine does not answer the first request with 503
+    await until(() => epp.state().endpoints.every((e) => e.healthy), 30_000, 'every endpoint healthy');
     const protos = loadEppProtos();
     client = new protos.extProc(epp.address, grpc.credentials.createInsecure());
     health = new protos.health(epp.address, grpc.credentials.createInsecure());
@@ -331,6 +334,7 @@ describe('epp: admission (DEFER, then 429) and a pods file', () => {
       { gateway: { model: MODEL, admission: { maxQueue: 1, maxWaitMs: 20_000, retryAfterS: 3 } }, podsFile: pods, grpcHost: '127.0.0.1', grpcPort: 0, metricsPort: null },
       { logStream: logs },
     );
+    await until(() => epp.state().endpoints.every((e) => e.healthy), 30_000, 'the endpoint healthy');
     client = new (loadEppProtos().extProc)(epp.address, grpc.credentials.createInsecure());
   });
   afterAll(async () => {
