@@ -69,6 +69,19 @@ describe('roofline', () => {
       { numRuns: 200 },
     );
   });
+  it('all-reduce latency grows with log2(tp): one unit at TP2, two at TP4, three at TP8', () => {
+    const w = createStepWork();
+    w.decodeTokens = 1;
+    w.numSeqs = 1;
+    w.decodeContextTokens = 1;
+    const extra = (tp: number): number =>
+      createRooflineModel({ model, gpu, tp, calibration: { allReduceLatencyUs: 100 } }).stepTimeUs(w) - createRooflineModel({ model, gpu, tp, calibration: { allReduceLatencyUs: 0 } }).stepTimeUs(w);
+    const perUnit = 2 * model.numLayers * 100;
+    expect(extra(1)).toBe(0);
+    expect(extra(2)).toBeCloseTo(perUnit, 6);
+    expect(extra(4)).toBeCloseTo(2 * perUnit, 6);
+    expect(extra(8)).toBeCloseTo(3 * perUnit, 6);
+  });
   it('rejects bad calibration and TP', () => {
     expect(isKvmgrError((() => { try { createRooflineModel({ model, gpu, calibration: { mfu: 1.5 } }); } catch (e) { return e; } })(), 'KVMGR_INVALID_ARGUMENT')).toBe(true);
     expect(isKvmgrError((() => { try { createRooflineModel({ model, gpu, tp: 0 }); } catch (e) { return e; } })(), 'KVMGR_INVALID_ARGUMENT')).toBe(true);
