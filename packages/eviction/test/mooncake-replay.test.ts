@@ -2,15 +2,22 @@ import { isKvmgrError } from '@kvmgr/core';
 import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { PredictivePolicy, blockAccessSequence, createEvictionPolicy, followUpGapsMs, readBlockTrace, replayBlockTrace } from '../src/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type BlockTraceRequest, PredictivePolicy, blockAccessSequence, createEvictionPolicy, followUpGapsMs, readBlockTrace, replayBlockTrace } from '../src/index.js';
 
 // repo root is two levels up from the package; the shared data sits beside the repo
 const TRACE = join(import.meta.dirname, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
+/** The full trace is in ../shared beside the repository; a clone elsewhere skips its tests and says why. */
+const HAVE_TRACE = existsSync(TRACE);
+const SKIPPED = HAVE_TRACE ? '' : ` (skipped: ${TRACE} not found; it is in the shared data beside the repository)`;
 
-describe('Mooncake conversation trace, block hit ratio with prefix semantics', () => {
-  const requests = readBlockTrace(TRACE);
-  const accesses = blockAccessSequence(requests);
+describe.skipIf(!HAVE_TRACE)(`Mooncake conversation trace, block hit ratio with prefix semantics${SKIPPED}`, () => {
+  let requests: BlockTraceRequest[] = [];
+  let accesses: Uint32Array = new Uint32Array(0);
+  beforeAll(() => {
+    requests = readBlockTrace(TRACE);
+    accesses = blockAccessSequence(requests);
+  });
 
   it('reads every request in arrival order', () => {
     expect(requests.length).toBe(12031);
@@ -73,7 +80,28 @@ describe('Mooncake conversation trace, block hit ratio with prefix semantics', (
     const none = new PredictivePolicy({ signal: 'combine', predictReuse: () => undefined });
     expect(replayBlockTrace(requests, none, 10000).hitRatio).toBeCloseTo(0.2339, 4);
   });
+});
 
+describe('the bundled Mooncake sample (the full trace\'s first 3,000 lines)', () => {
+  const SAMPLE = join(import.meta.dirname, '../../cli/data/mooncake-conversation-sample.jsonl');
+
+  it('reads every request in arrival order; Belady bounds LRU and predictive at 1k / 3k blocks', () => {
+    const requests = readBlockTrace(SAMPLE);
+    expect(requests.length).toBe(3000);
+    expect(requests.every((r, i) => i === 0 || r.timestampMs >= (requests[i - 1] as BlockTraceRequest).timestampMs)).toBe(true);
+    const accesses = blockAccessSequence(requests);
+    for (const c of [1000, 3000]) {
+      const belady = replayBlockTrace(requests, createEvictionPolicy('belady', { accesses }), c).hitRatio;
+      const lru = replayBlockTrace(requests, createEvictionPolicy('lru'), c);
+      expect(lru.blocks).toBe(accesses.length);
+      expect(lru.hitRatio).toBeGreaterThan(0);
+      expect(lru.hitRatio, `${c} blocks`).toBeLessThanOrEqual(belady);
+      expect(replayBlockTrace(requests, createEvictionPolicy('predictive'), c).hitRatio, `${c} blocks`).toBeLessThanOrEqual(belady);
+    }
+  });
+});
+
+describe('readBlockTrace errors', () => {
   it('reports a bad trace row with its line number', () => {
     const p = join(tmpdir(), `kvmgr-eviction-bad-${process.pid}.jsonl`);
     writeFileSync(p, '{"timestamp": 0, "hash_ids": [1, 2]}\n{"timestamp": 1, "hash_ids": [-1]}\n');
@@ -87,7 +115,7 @@ describe('Mooncake conversation trace, block hit ratio with prefix semantics', (
   });
 });
 
-describe.skipIf(!existsSync(TRACE))(`adaptive on the Mooncake conversation trace (skipped: ${TRACE} not found)`, () => {
+describe.skipIf(!HAVE_TRACE)(`adaptive on the Mooncake conversation trace${SKIPPED}`, () => {
   it('keeps >= 95% of predictive at 1k / 3k / 10k / 30k blocks (issue #20, check 2)', () => {
     const requests = readBlockTrace(TRACE);
     const predictive = [0.08491, 0.14147, 0.2339, 0.33078];

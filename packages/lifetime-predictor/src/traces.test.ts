@@ -1,10 +1,18 @@
 import { isKvmgrError } from '@kvmgr/core';
-import { describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluatePrequential } from './evaluate.js';
 import { createPredictor } from './registry.js';
-import { loadTrace, parseAzureTrace, parseMooncakeTrace } from './traces.js';
+import { type TraceRecord, loadTrace, parseAzureTrace, parseMooncakeTrace } from './traces.js';
 
 const TRACES = new URL('../../../../shared/traces/', import.meta.url).pathname;
+const MOONCAKE = `${TRACES}mooncake_fast25_conversation_trace.jsonl`;
+const AZURE = `${TRACES}azure_llm_2023_conv.csv`;
+/** The real traces are in ../shared beside the repository; a clone elsewhere skips their tests and says why. */
+const MISSING = [MOONCAKE, AZURE].find((f) => !existsSync(f));
+const SKIPPED = MISSING === undefined ? '' : ` (skipped: ${MISSING} not found; it is in the shared data beside the repository)`;
+/** The bundled Mooncake sample: the full trace's first 3,000 lines, unchanged. */
+const SAMPLE = new URL('../../cli/data/mooncake-conversation-sample.jsonl', import.meta.url).pathname;
 
 function codeAndLine(fn: () => unknown): [string, unknown] {
   try {
@@ -64,9 +72,28 @@ describe('parseAzureTrace', () => {
   });
 });
 
-describe('loadTrace on the real traces', () => {
-  const mooncake = loadTrace(`${TRACES}mooncake_fast25_conversation_trace.jsonl`);
-  const azure = loadTrace(`${TRACES}azure_llm_2023_conv.csv`);
+describe('loadTrace on the bundled Mooncake sample', () => {
+  it('reads every row with the sessions of the full trace\'s first 3,000 requests', () => {
+    const sample = loadTrace(SAMPLE);
+    expect(sample).toHaveLength(3000);
+    expect(sample[0]?.actualOutputTokens).toBe(500);
+    expect(sample[0]?.features).toMatchObject({ promptTokens: 6758, arrivalMs: 0, prefixId: 0 });
+    expect(sample.filter((r) => (r.features.sessionHistory?.length ?? 0) > 0).length).toBeGreaterThan(0);
+  });
+
+  it('rejects an unknown extension and a missing file', () => {
+    expect(() => loadTrace(new URL('../../cli/data/README.md', import.meta.url).pathname)).toThrow(expect.objectContaining({ code: 'KVMGR_BAD_TRACE' }));
+    expect(() => loadTrace(SAMPLE.replace(/\.jsonl$/, '-nope.jsonl'))).toThrow(expect.objectContaining({ code: 'KVMGR_NOT_FOUND' }));
+  });
+});
+
+describe.skipIf(MISSING !== undefined)(`loadTrace on the real traces${SKIPPED}`, () => {
+  let mooncake: TraceRecord[] = [];
+  let azure: TraceRecord[] = [];
+  beforeAll(() => {
+    mooncake = loadTrace(MOONCAKE);
+    azure = loadTrace(AZURE);
+  });
 
   it('reads every row', () => {
     expect(mooncake).toHaveLength(12031);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { VALIDATION } from './paths.js';
+import { VALIDATION, VALIDATION_MINI, skipNote } from './paths.js';
 import { isKvmgrError } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -86,14 +86,20 @@ describe('roofline', () => {
     expect(isKvmgrError((() => { try { createRooflineModel({ model, gpu, calibration: { mfu: 1.5 } }); } catch (e) { return e; } })(), 'KVMGR_INVALID_ARGUMENT')).toBe(true);
     expect(isKvmgrError((() => { try { createRooflineModel({ model, gpu, tp: 0 }); } catch (e) { return e; } })(), 'KVMGR_INVALID_ARGUMENT')).toBe(true);
   });
-  it('parses HF configs (Qwen2.5-7B, nested Llama-4 text_config)', () => {
-    const q = parseHfConfig('Qwen/Qwen2.5-7B-Instruct', JSON.parse(readFileSync(`${VALIDATION}/model_configs/Qwen2.5-7B-Instruct.json`, 'utf8')));
+  // Qwen's config.json is bundled in the sim's fixture (a byte-identical copy of the shared one); Llama-4's is only in ../shared
+  const QWEN = `${VALIDATION_MINI}/model_configs/Qwen2.5-7B-Instruct.json`;
+  const LLAMA4 = `${VALIDATION}/model_configs/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic.json`;
+  const LLAMA4_SKIPPED = skipNote(LLAMA4);
+  it('parses HF configs (Qwen2.5-7B)', () => {
+    const q = parseHfConfig('Qwen/Qwen2.5-7B-Instruct', JSON.parse(readFileSync(QWEN, 'utf8')));
     expect([q.numLayers, q.hidden, q.numHeads, q.numKvHeads, q.headDim, q.ffn, q.weightBytes]).toEqual([28, 3584, 28, 4, 128, 18944, 2]);
-    const s = parseHfConfig('RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic', JSON.parse(readFileSync(`${VALIDATION}/model_configs/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic.json`, 'utf8')));
+  });
+  it.skipIf(LLAMA4_SKIPPED !== '')(`parses HF configs (nested Llama-4 text_config)${LLAMA4_SKIPPED}`, () => {
+    const s = parseHfConfig('RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic', JSON.parse(readFileSync(LLAMA4, 'utf8')));
     expect([s.numLayers, s.numExperts, s.expertsPerToken, s.sharedExperts, s.weightBytes]).toEqual([48, 16, 1, 1, 1]);
   });
   it('sizes the KV cache like vLLM within 2% on the validation runs', () => {
-    const q = parseHfConfig('Qwen/Qwen2.5-7B-Instruct', JSON.parse(readFileSync(`${VALIDATION}/model_configs/Qwen2.5-7B-Instruct.json`, 'utf8')));
+    const q = parseHfConfig('Qwen/Qwen2.5-7B-Instruct', JSON.parse(readFileSync(QWEN, 'utf8')));
     const blocks = gpuKvBlocks(q, gpu, 1, 16, 0.9);
     expect(Math.abs(blocks / 65352 - 1)).toBeLessThan(0.02);
   });

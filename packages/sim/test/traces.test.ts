@@ -2,7 +2,12 @@ import { isKvmgrError } from '@kvmgr/core';
 import { describe, expect, it } from 'vitest';
 import { engineBlockKeys, generateArrivals, loadAzureTrace, loadLengthCsv, loadMooncakeTrace } from '../src/index.js';
 
-import { TRACES as SHARED } from './paths.js';
+import { MOONCAKE_SAMPLE, TRACES as SHARED, skipNote } from './paths.js';
+
+/** The full traces are in ../shared beside the repository; a clone elsewhere skips their tests and says why. */
+const MOONCAKE_SKIPPED = skipNote(`${SHARED}/mooncake_fast25_conversation_trace.jsonl`);
+const AZURE_SKIPPED = skipNote(`${SHARED}/azure_llm_2023_conv.csv`);
+const SHAREGPT_SKIPPED = skipNote(`${SHARED}/sharegpt_8k_filtered_stats_llama2_tokenizer.csv`);
 
 function caught(fn: () => unknown): unknown {
   try {
@@ -14,7 +19,7 @@ function caught(fn: () => unknown): unknown {
 }
 
 describe('Mooncake loader', () => {
-  it('loads the full conversation trace', () => {
+  it.skipIf(MOONCAKE_SKIPPED !== '')(`loads the full conversation trace${MOONCAKE_SKIPPED}`, () => {
     const t = loadMooncakeTrace(`${SHARED}/mooncake_fast25_conversation_trace.jsonl`);
     expect(t.requests.length).toBe(12031);
     expect(t.skippedRows).toBe(0);
@@ -24,6 +29,19 @@ describe('Mooncake loader', () => {
     expect(first.promptTokens).toBe(6758);
     expect(first.outputTokens).toBe(500);
     expect(Array.from(first.hashIds!)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+  });
+
+  it('loads the bundled sample (the full trace\'s first 3,000 lines)', () => {
+    const t = loadMooncakeTrace(MOONCAKE_SAMPLE);
+    expect(t.requests.length).toBe(3000);
+    expect(t.skippedRows).toBe(0);
+    const first = t.requests[0]!;
+    expect(first.requestId).toBe('mooncake-conversation-sample.jsonl#1');
+    expect(first.promptTokens).toBe(6758);
+    expect(first.outputTokens).toBe(500);
+    expect(Array.from(first.hashIds!)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    expect(t.requests.every((r, i) => i === 0 || r.arrivalUs >= t.requests[i - 1]!.arrivalUs)).toBe(true);
+    expect(t.requests.at(-1)!.arrivalUs).toBe(987_000_000); // README: timestamps 0 to 987,000 ms
   });
 
   const good = '{"timestamp": 5, "input_length": 600, "output_length": 3, "hash_ids": [7, 8]}';
@@ -70,7 +88,7 @@ describe('engine block keys', () => {
 });
 
 describe('Azure and length-only loaders', () => {
-  it('loads the Azure conversation trace with arrivals relative to the first row', () => {
+  it.skipIf(AZURE_SKIPPED !== '')(`loads the Azure conversation trace with arrivals relative to the first row${AZURE_SKIPPED}`, () => {
     const t = loadAzureTrace(`${SHARED}/azure_llm_2023_conv.csv`);
     expect(t.requests.length).toBe(19366);
     expect(t.requests[0]!.arrivalUs).toBe(0);
@@ -81,7 +99,7 @@ describe('Azure and length-only loaders', () => {
     const e = caught(() => loadAzureTrace({ text: 'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,10,5\n2023-11-16 18:15:47.68,x,5\n', name: 'az.csv' }));
     expect((e as Error).message).toBe('az.csv:3: ContextTokens must be a positive integer, got "x"');
   });
-  it('loads ShareGPT lengths with seeded Poisson arrivals', () => {
+  it.skipIf(SHAREGPT_SKIPPED !== '')(`loads ShareGPT lengths with seeded Poisson arrivals${SHAREGPT_SKIPPED}`, () => {
     const opts = { arrivals: { kind: 'poisson' as const, ratePerSec: 10 }, seed: 3, limit: 2000 };
     const a = loadLengthCsv(`${SHARED}/sharegpt_8k_filtered_stats_llama2_tokenizer.csv`, opts);
     const b = loadLengthCsv(`${SHARED}/sharegpt_8k_filtered_stats_llama2_tokenizer.csv`, opts);
