@@ -28,7 +28,7 @@ describe('/v1/completions request', () => {
       stream_options: { include_usage: true },
       top_k: 20,
       repetition_penalty: 1.1,
-      kv_transfer_params: { do_remote_prefill: true, remote_engine_id: 'e1', remote_block_ids: [4, 5], remote_host: '10.0.0.2', remote_port: 5600, extra: 'kept' },
+      kv_transfer_params: { do_remote_prefill: true, remote_engine_id: 'e1', remote_block_ids: [4, 5], remote_host: '127.0.0.2', remote_port: 5600, extra: 'kept' },
     };
     const r = parseOpenAiRequest(CompletionRequestSchema, body);
     expect(r).toEqual({ ok: true, value: body });

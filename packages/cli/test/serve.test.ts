@@ -19,10 +19,10 @@ describe('kvmgr serve: configuration', () => {
   const file = (text: string) => () => text;
 
   it('flags override the file; --endpoint replaces its endpoints', () => {
-    const yaml = 'server: { port: 9000, host: 0.0.0.0 }\nmodel: m\nendpoints:\n  - url: http://10.0.0.1:8000\nrouting: pa:1\n';
+    const yaml = 'server: { port: 9000, host: 127.0.0.2 }\nmodel: m\nendpoints:\n  - url: http://127.0.0.3:8000\nrouting: pa:1\n';
     const c = serveConfig({ config: 'gw.yaml', port: 0, endpoint: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], routing: 'kv:2' }, file(yaml));
     expect(c.port).toBe(0);
-    expect(c.host).toBe('0.0.0.0');
+    expect(c.host).toBe('127.0.0.2');
     expect(c.model).toBe('m');
     expect(c.endpoints.map((e) => e.url)).toEqual(['http://127.0.0.1:1', 'http://127.0.0.1:2']);
     expect(c.routing.scorers.map((s) => `${s.name}:${s.weight}`)).toEqual(['kv-utilization:2']);

@@ -5,57 +5,12 @@
  * replica knows it locally), and with Redis killed both keep serving every request, report the
  * degraded mode in /health and /metrics, and return to shared mode when Redis is back.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { connect, createServer } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// the router's test harness for a real redis-server (test support, not exported from the package)
+import { type RedisTestServer, startRedisServer } from '../../router/src/redis-test-server.js';
 import { type Gateway, createGateway } from '../src/index.js';
 import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function pong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(500, () => done(false));
-    sock.once('error', () => done(false));
-    sock.once('connect', () => sock.write('PING\r\n'));
-    sock.once('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-/** redis-server on `port`, awaited until it answers PING. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const c = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
-  const end = Date.now() + 10_000;
-  while (!(await pong(port))) {
-    if (c.exitCode !== null || Date.now() > end) throw new Error('redis-server did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return c;
-}
-
-async function killRedis(c: ChildProcess | undefined): Promise<void> {
-  if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    c.once('exit', () => resolve());
-    c.kill('SIGKILL');
-  });
-}
 
 async function complete(gw: Gateway, prompt: string, id: string): Promise<{ status: number; endpoint: string }> {
   const r = await request(`${gw.url}/v1/completions`, {
@@ -73,14 +28,12 @@ async function health(gw: Gateway): Promise<{ redis?: { mode: string; leases: st
 }
 
 describe('gateway replicas over shared Redis', () => {
-  let port: number;
-  let redisProc: ChildProcess | undefined;
+  let redis: RedisTestServer;
   let fleet: TestEngine[] = [];
   const gws: Gateway[] = [];
 
   beforeAll(async () => {
-    port = await freePort();
-    redisProc = await startRedis(port);
+    redis = await startRedisServer();
     fleet = await startFleet(3, { kvEvents: false });
     for (const id of ['A', 'B']) {
       gws.push(
@@ -90,7 +43,7 @@ describe('gateway replicas over shared Redis', () => {
             model: MODEL,
             endpoints: endpointsOf(fleet, false),
             routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 60_000 },
-            redis: { url: `redis://127.0.0.1:${port}`, namespace: 'replicas-test', replicaId: id, commandTimeoutMs: 200, leaseTtlMs: 600, leaseRenewMs: 200 },
+            redis: { url: redis.url, namespace: 'replicas-test', replicaId: id, commandTimeoutMs: 200, leaseTtlMs: 600, leaseRenewMs: 200 },
           },
           { logStream: new LogSink() },
         ),
@@ -101,7 +54,7 @@ describe('gateway replicas over shared Redis', () => {
   afterAll(async () => {
     for (const g of gws) await g.close();
     for (const f of fleet) await f.close();
-    await killRedis(redisProc);
+    await redis?.stop();
   });
 
   it('a prompt routed by replica A goes to the same engine when it reaches replica B', async () => {
@@ -126,8 +79,7 @@ describe('gateway replicas over shared Redis', () => {
 
   it('with Redis killed both replicas serve every request and report degraded mode; shared again when it returns', async () => {
     const [a, b] = gws as [Gateway, Gateway];
-    await killRedis(redisProc);
-    redisProc = undefined;
+    await redis.kill();
     for (let i = 0; i < 10; i++) {
       const gw = i % 2 === 0 ? a : b;
       const r = await complete(gw, `During the outage ${i}: ${'x y z '.repeat(30)}`, `down-${i}`);
@@ -138,7 +90,7 @@ describe('gateway replicas over shared Redis', () => {
     const m = await (await request(`${a.url}/metrics`)).body.text();
     expect(m).toMatch(/^kvmgr_gateway_redis_degraded 1$/m);
 
-    redisProc = await startRedis(port);
+    await redis.restart();
     const start = Date.now();
     while ((await health(a)).redis?.mode !== 'shared' || (await health(b)).redis?.mode !== 'shared') {
       expect(Date.now() - start).toBeLessThan(10_000);
