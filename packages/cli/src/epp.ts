@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { KvmgrError } from '@kvmgr/core';
-import { type EppConfig, type ResolvedGatewayConfig, createEpp, parsePodsFile, readGatewayConfigYaml, resolveGatewayConfig } from '@kvmgr/gateway';
+import { type EppConfig, createEpp, parsePodsFile } from '@kvmgr/gateway';
+import { gatewayConfigFromFlags } from './serve.js';
 
 /** Flags of `kvmgr epp` as commander gives them. */
 export interface EppOptions {
@@ -40,29 +41,7 @@ export function eppConfig(opts: EppOptions, readText: (path: string) => string =
       throw new KvmgrError('KVMGR_NOT_FOUND', `${flag} ${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
     }
   };
-  let base: Record<string, unknown> = {};
-  if (opts.config !== undefined) {
-    const text = read('--config', opts.config);
-    try {
-      base = readGatewayConfigYaml(text);
-    } catch (e) {
-      throw new KvmgrError('KVMGR_BAD_CONFIG', `${opts.config}: ${(e as Error).message}`, { cause: e });
-    }
-  }
-  const server = { ...((base['server'] as Record<string, unknown> | undefined) ?? {}) };
-  if (opts.host !== undefined) server['host'] = opts.host;
-  if (opts.logLevel !== undefined) server['logLevel'] = opts.logLevel;
-  const merged: Record<string, unknown> = { ...base, server };
-  if (opts.endpoint !== undefined && opts.endpoint.length > 0) merged['endpoints'] = opts.endpoint.map((url) => ({ url }));
-  if (opts.routing !== undefined) merged['routing'] = opts.routing;
-  if (opts.model !== undefined) merged['model'] = opts.model;
-  let gateway: ResolvedGatewayConfig;
-  try {
-    gateway = resolveGatewayConfig(merged);
-  } catch (e) {
-    if (opts.config === undefined) throw e;
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `${opts.config}: ${(e as Error).message}`, { cause: e });
-  }
+  const gateway = gatewayConfigFromFlags(opts, readText);
   if (opts.pods !== undefined) parsePodsFile(read('--pods', opts.pods), opts.pods); // fails early, naming the bad entry
   if (gateway.endpoints.length === 0 && opts.pods === undefined) {
     throw new KvmgrError('KVMGR_BAD_CONFIG', 'endpoints: no endpoint; give --endpoint URL (repeatable), endpoints: in --config, or --pods FILE');

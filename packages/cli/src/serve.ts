@@ -29,6 +29,25 @@ export interface ServeOptions {
  *   starting with the bad key) when the merged configuration is invalid or names no endpoint.
  */
 export function serveConfig(opts: ServeOptions, readText: (path: string) => string = (p) => readFileSync(p, 'utf8')): ResolvedGatewayConfig {
+  const cfg = gatewayConfigFromFlags(opts, readText);
+  if (cfg.endpoints.length === 0) {
+    throw new KvmgrError('KVMGR_BAD_CONFIG', 'endpoints: no endpoint; give --endpoint URL (repeatable) or endpoints: in --config (more can be added at run time with POST /admin/endpoints only once one exists)');
+  }
+  return cfg;
+}
+
+/**
+ * The gateway configuration of the flags `kvmgr serve` and `kvmgr epp` share: `--config`'s
+ * object form with `--port`, `--host`, `--log-level` written into `server`, `--endpoint`
+ * replacing the file's endpoint list, `--routing`, `--model` and `--redis` over the file's;
+ * validated. An empty endpoint list is the caller's to judge (`epp` may take them from pods).
+ *
+ * @param opts - the shared flags.
+ * @param readText - reads the `--config` file.
+ * @throws KvmgrError `KVMGR_NOT_FOUND` when the file cannot be read; `KVMGR_BAD_CONFIG` (one line,
+ *   starting with the file and the bad key) when the merged configuration is invalid.
+ */
+export function gatewayConfigFromFlags(opts: ServeOptions, readText: (path: string) => string): ResolvedGatewayConfig {
   let base: Record<string, unknown> = {};
   if (opts.config !== undefined) {
     let text: string;
@@ -52,17 +71,12 @@ export function serveConfig(opts: ServeOptions, readText: (path: string) => stri
   if (opts.routing !== undefined) merged['routing'] = opts.routing;
   if (opts.model !== undefined) merged['model'] = opts.model;
   if (opts.redis !== undefined) merged['redis'] = typeof base['redis'] === 'object' && base['redis'] !== null ? { ...(base['redis'] as Record<string, unknown>), url: opts.redis } : opts.redis;
-  let cfg: ResolvedGatewayConfig;
   try {
-    cfg = resolveGatewayConfig(merged);
+    return resolveGatewayConfig(merged);
   } catch (e) {
     if (opts.config === undefined) throw e;
     throw new KvmgrError('KVMGR_BAD_CONFIG', `${opts.config}: ${(e as Error).message}`, { cause: e });
   }
-  if (cfg.endpoints.length === 0) {
-    throw new KvmgrError('KVMGR_BAD_CONFIG', 'endpoints: no endpoint; give --endpoint URL (repeatable) or endpoints: in --config (more can be added at run time with POST /admin/endpoints only once one exists)');
-  }
-  return cfg;
 }
 
 /**
