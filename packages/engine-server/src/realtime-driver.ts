@@ -14,7 +14,8 @@
  *
  * It never busy-waits: it sleeps until the end of each step (whole milliseconds, the timer's
  * resolution; ends less than half a millisecond away run at once), and when idle it awaits an
- * arrival.
+ * arrival, then yields once (`setImmediate`) so that requests arriving in the same event-loop turn
+ * join the same step.
  */
 import type { EngineCore, EngineRequest, RequestFinishedStats, StepStart } from '@kvmgr/engine';
 import { KvmgrError, invalidArgument } from '@kvmgr/core';
@@ -87,6 +88,7 @@ export class RealtimeDriver {
   readonly timeScale: number;
   private readonly stallUs: number;
   private readonly maxLagUs: number;
+  private readonly halfMsUs: number;
   private readonly clock: () => number;
   private readonly t0: number;
   private readonly onStep: ((step: DriverStep) => void) | undefined;
@@ -117,6 +119,7 @@ export class RealtimeDriver {
     if (!(maxLagMs >= 0)) throw invalidArgument('maxLagMs', maxLagMs, 'a number of ms ≥ 0');
     this.stallUs = this.wallMsToUs(stallMs);
     this.maxLagUs = this.wallMsToUs(maxLagMs);
+    this.halfMsUs = this.wallMsToUs(0.5);
     this.clock = options.clock ?? (() => performance.now());
     this.t0 = this.clock();
     this.onStep = options.onStep;
@@ -254,13 +257,16 @@ export class RealtimeDriver {
     let prevEndUs: number | undefined;
     while (this.running) {
       const now = this.nowUs();
-      // Back to back after the previous step; after idling, at the first arrival's time (the timer
-      // that woke us may be late). Either way not further back than maxLag.
-      const from = prevEndUs ?? this.pending[0]?.atUs;
+      // Back to back after the previous step (the timer that ended it may have fired up to half a
+      // millisecond early or any amount late); after idling, at the first arrival's time once it is
+      // under half a millisecond away. Never further back than maxLag.
       let startUs = now;
-      if (from !== undefined && from <= now) {
-        if (now - from <= this.maxLagUs) startUs = from;
-        else if (prevEndUs !== undefined) this.resyncs++;
+      if (prevEndUs !== undefined) {
+        if (now - prevEndUs <= this.maxLagUs) startUs = prevEndUs;
+        else this.resyncs++;
+      } else {
+        const first = this.pending[0]?.atUs;
+        if (first !== undefined && first - now < this.halfMsUs && now - first <= this.maxLagUs) startUs = first;
       }
       this.admitPending(startUs);
       const step = this.core.startStep(startUs);
@@ -269,6 +275,10 @@ export class RealtimeDriver {
         // Idle (or nothing fits until an abort): wait for the next pending arrival's time or a wake-up.
         const next = this.pending[0]?.atUs;
         await this.sleepUntil(next, true);
+        // Let the rest of this moment's I/O callbacks submit before the step starts: requests that
+        // arrive together join the same step, as in a discrete-event replay (setImmediate runs after
+        // the poll phase's callbacks).
+        if (this.running) await this.sleepUntil(this.nowUs(), false);
         continue;
       }
       const endUs = startUs + step.durationUs + this.stallUs;

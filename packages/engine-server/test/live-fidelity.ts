@@ -39,6 +39,10 @@ export interface FidelityResult {
   /** Step-loop lag p99 of the live server, wall ms. */
   readonly lagP99Ms: number;
   readonly resyncs: number;
+  /** Requests measured. */
+  readonly requests: number;
+  /** Of those, how many streamed `maxTokens` tokens to the client and were seen by the server with as many tokens. */
+  readonly completed: number;
 }
 
 function median(xs: readonly number[]): number {
@@ -187,5 +191,7 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     driver,
     lagP99Ms: lags[Math.floor(0.99 * (lags.length - 1))] ?? 0,
     resyncs: stats.resyncs - resyncStart,
+    requests: n,
+    completed: tokenTimes.filter((t, i) => t?.length === maxTokens && serverTokens.get(idOf[i] as string)?.length === maxTokens).length,
   };
 }
