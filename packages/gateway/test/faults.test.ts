@@ -105,8 +105,9 @@ describe('an engine that dies', () => {
     await until(() => gw.state().endpoints[1]?.healthy === false, 5000, 'e1 out of service');
     const tookMs = performance.now() - t0;
     console.log(`dead engine taken out after ${tookMs.toFixed(0)} ms (health interval 500 ms)`);
-    // one interval plus timer slack on a shared machine
-    expect(tookMs).toBeLessThan(500 + 300);
+    // One interval is the design (logged above); the bound is loose (three intervals) so that a
+    // loaded CI machine's timer slack cannot fail it, while a probe that never runs still does.
+    expect(tookMs).toBeLessThan(3 * 500);
     const client = clientOf(gw);
     for (let i = 0; i < 4; i++) {
       const { response } = await client.completions.create({ model: MODEL, prompt: `after ${i}`, max_tokens: 1 }).withResponse();
@@ -157,7 +158,9 @@ describe('KV events', () => {
     await watch;
     const healMs = healedAt - droppedAt;
     console.log(`KV-event gap healed by replay ${healMs.toFixed(1)} ms after the lost batch was published`);
-    expect(healMs).toBeLessThan(1000);
+    // Typically tens of ms (logged above); the bound only catches a heal that waited for the next
+    // scrape or resync instead of replaying, with room for a loaded CI machine.
+    expect(healMs).toBeLessThan(3000);
     expect(stats?.cachedBlocks).toBe(engine.server.core.kv.numCachedBlocks);
     const m = await (await fetch(`${gw.url}/metrics`)).text();
     expect(m).toMatch(/kvmgr_gateway_kv_event_gaps_total 1/);
