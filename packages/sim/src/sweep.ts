@@ -8,6 +8,7 @@ import { invalidArgument } from '@kvmgr/core';
 import { Piscina } from 'piscina';
 import type { RunSummary } from './metrics/summary.js';
 import { type ReplayConfig, type ReplayOptions, runReplay } from './replay.js';
+import type { InstanceSample } from './engine/cluster.js';
 import type { RequestRow } from './metrics/summary.js';
 import { loadAzureTrace } from './traces/azure.js';
 import { type LengthCsvOptions, loadLengthCsv } from './traces/length-csv.js';
@@ -38,6 +39,8 @@ export interface SweepJob {
   readonly replay: SweepReplayOptions;
   /** Return per-request rows too (large). @default false */
   readonly includeRequests?: boolean;
+  /** Return the per-instance time series too. @default false */
+  readonly includeTimeseries?: boolean;
 }
 
 /** One job's result. */
@@ -51,6 +54,7 @@ export interface SweepResult {
   /** Wall time of the replay inside its worker, ms. */
   readonly wallMs: number;
   readonly requests?: readonly RequestRow[];
+  readonly timeseries?: readonly InstanceSample[];
 }
 
 const traceCache = new Map<string, Trace>();
@@ -96,6 +100,7 @@ export function runSweepJob(job: SweepJob): SweepResult {
     simulatedS: res.simulatedS,
     wallMs: performance.now() - t0,
     ...(job.includeRequests === true ? { requests: res.requests } : {}),
+    ...(job.includeTimeseries === true ? { timeseries: res.timeseries } : {}),
   };
 }
 
