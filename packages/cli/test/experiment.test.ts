@@ -16,7 +16,7 @@ metrics: [goodput_rps, hit_rate, preemptions, ttft_p99_ms@critical]
 workloads:
   - name: chat
     workload:
-      duration_s: 40
+      duration_s: 30
       arrival: { rate: 1.5 }
       sessions: { share: 1, turns: { min: 2, max: 3 }, think_time_s: 2, system_prompts: 2, system_tokens: 256, user_tokens: { mean: 256 }, output_tokens: { mean: 96 } }
       slo_classes: [{ name: critical, share: 0.3, ttft_ms: 500, priority: 1 }, { name: batch, share: 0.7 }]
@@ -106,9 +106,16 @@ describe('kvmgr experiment run', () => {
     writeFileSync(join(out2, 'cells.jsonl'), `${lines.slice(0, 3).join('\n')}\n${(lines[3] as string).slice(0, 20)}`);
     log.mockClear();
     await runExperimentCommand(file, { out: out2, workers: 2, progress: false });
-    const printed = log.mock.calls.map((c) => String(c[0])).join('\n');
+    const printed = (log.mock.calls as unknown[][]).map((c) => String(c[0])).join('\n');
     expect(printed).toMatch(/8 cells \(5 run now, 3 resumed\)/);
     expect(readFileSync(join(out2, 'results.json'), 'utf8')).toBe(text1);
+
+    // results.md: a verdict line with the numbers behind it, the target, the table of means
+    const md = readFileSync(join(out1, 'results.md'), 'utf8');
+    expect(md).toMatch(new RegExp(`- \\*\\*H1: ${h1?.verdict}\\.\\*\\* prefix affinity raises the hit rate\\. hit_rate .* 4 pairs`));
+    expect(md).toMatch(/- \*\*T1: met\.\*\*/);
+    expect(md).toContain('| workload | setup | configuration | goodput_rps |');
+    expect(readFileSync(join(out2, 'results.md'), 'utf8')).toBe(md);
 
     // the report: every chart drawn, with axis labels that carry units
     const html = readFileSync(join(out1, 'report.html'), 'utf8');
@@ -120,6 +127,28 @@ describe('kvmgr experiment run', () => {
       expect(p.inkFraction).toBeGreaterThan(0.01);
       expect(p.colours).toBeGreaterThanOrEqual(2);
     }
+  }, 240_000);
+});
+
+describe('rate sweeps and goodput knees', () => {
+  it('expands rate_scales into name@rate workloads and finds each configuration\'s knee from the means', async () => {
+    const file = join(dir, 'sweep.yaml');
+    const text = TINY.replace('arrival: { rate: 1.5 }', 'arrival: { rate: 1 }')
+      .replace('    workload:\n', '    rate_scales: [0.5, 2, 6]\n    workload:\n')
+      .replace(/hypotheses:[\s\S]*$/, 'knee: { target: 0.9, baseline: rr }\n');
+    writeFileSync(file, text);
+    const r = await runExperimentCommand(file, { out: join(dir, 'sweep'), workers: 2, seeds: 1, progress: false });
+    expect(new Set(r.cells.map((c) => c.workload))).toEqual(new Set(['chat@0.5', 'chat@2', 'chat@6']));
+    expect(r.knees).toHaveLength(2 * 2);
+    for (const k of r.knees) {
+      const att = (rate: number) => r.aggregates.find((a) => a.workload === `chat@${rate}` && a.setup === k.setup && a.configuration === k.configuration && a.metric === 'slo_attainment')?.mean as number;
+      const ok = [0.5, 2, 6].filter((rate) => att(rate) >= 0.9);
+      expect(k.kneeRate).toBe(ok.length === 0 ? null : Math.max(...ok));
+      if (k.configuration === 'rr' && k.peakGoodputRps > 0) expect(k.peakGoodputVsBaseline).toBe(1);
+    }
+    const html = readFileSync(join(dir, 'sweep', 'report.html'), 'utf8');
+    expect(html).toContain('against the arrival rate');
+    expect(() => parseExperiment(TINY.replace(/hypotheses:/, 'knee: { target: 0.9 }\nhypotheses:'), file)).toThrow(/knee: needs a workload with rate_scales/);
   }, 240_000);
 });
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
-import { type RequestRow, type RunSummary, type SweepJob, type SweepResult, percentileSorted, runSweep } from '@kvmgr/sim';
+import { type InstanceSample, type RequestRow, type RunSummary, type SweepJob, type SweepResult, percentileSorted, runSweep } from '@kvmgr/sim';
 import { parse as parseYaml } from 'yaml';
 import { writeOutputs } from '../output.js';
 import { checkOutDir, note, sweepThreads } from '../preflight.js';
@@ -77,6 +77,26 @@ export interface TargetResult extends MeanCi {
   readonly met: boolean;
 }
 
+/** The goodput knee of one configuration on a rate-swept workload (means over seeds). */
+export interface KneeResult {
+  readonly workload: string;
+  readonly setup: string;
+  readonly configuration: string;
+  /** Highest rate multiplier with SLO attainment ≥ the target; null when none reaches it. */
+  readonly kneeRate: number | null;
+  /** Goodput at the knee, req/s (0 without a knee). */
+  readonly kneeGoodputRps: number;
+  /** Highest goodput over the swept rates, req/s, and the rate it was reached at. */
+  readonly peakGoodputRps: number;
+  readonly peakRate: number;
+  /** Knee goodput and peak goodput divided by the baseline configuration's (same workload and setup); null without a baseline or when it is 0. */
+  readonly kneeGoodputVsBaseline: number | null;
+  readonly peakGoodputVsBaseline: number | null;
+  /** Knee goodput and peak goodput as a share of the ceiling configuration's; null without a ceiling or when it is 0. */
+  readonly kneeGoodputVsCeiling: number | null;
+  readonly peakGoodputVsCeiling: number | null;
+}
+
 /** `results.json`. */
 export interface ExperimentResults {
   readonly experiment: string;
@@ -87,6 +107,7 @@ export interface ExperimentResults {
   readonly aggregates: readonly Aggregate[];
   readonly hypotheses: readonly HypothesisResult[];
   readonly targets: readonly TargetResult[];
+  readonly knees: readonly KneeResult[];
 }
 
 /** Workload YAML of a workload entry with its seed shifted by `seed` (so each seed draws a new workload). */
@@ -106,10 +127,12 @@ export function jobOf(x: Experiment, cell: Cell): SweepJob {
       ? { kind: w.trace.kind, path: resolve(x.baseDir, w.trace.path), ...(w.trace.limit === undefined ? {} : { options: { limit: w.trace.limit } }) }
       : { kind: 'workload', yaml: workloadYaml(x, w, cell.seed) };
   const profile = getProfile(c.profile);
+  const gpuBlocks = c.gpu_blocks ?? s.gpu_blocks;
   return {
     id: `${cell.workload}/${cell.setup}/${cell.configuration}/seed${cell.seed}`,
     trace,
     includeRequests: x.metrics.some((m) => m.includes('@')),
+    includeTimeseries: x.metrics.includes('throughput_cv'),
     replay: {
       model: s.model ?? x.model,
       gpu: s.gpu ?? x.gpu,
@@ -119,7 +142,7 @@ export function jobOf(x: Experiment, cell: Cell): SweepJob {
       ...(c.router === undefined ? {} : { router: c.router }),
       ...(c.pipeline === undefined ? {} : { pipeline: c.pipeline }),
       ...(c.eviction === undefined ? {} : { eviction: c.eviction }),
-      ...(s.gpu_blocks === undefined ? {} : { gpuBlocks: s.gpu_blocks }),
+      ...(gpuBlocks === undefined ? {} : { gpuBlocks }),
       ...(s.cpu_blocks === undefined ? {} : { cpuBlocks: s.cpu_blocks }),
       rateScale: w.rate_scale,
       slo: { ttftMs: x.slo.ttft_ms, tpotMs: x.slo.tpot_ms },
@@ -177,12 +200,30 @@ function classMetric(base: string, rows: readonly RequestRow[], durationS: numbe
   }
 }
 
+/**
+ * Throughput fluctuation: coefficient of variation (sd / mean) of the cluster's output tokens/s
+ * over the sampling intervals of the run, without the first and last 10% of intervals (ramp-up
+ * and drain). NaN with fewer than 3 intervals left.
+ */
+export function throughputCv(samples: readonly InstanceSample[]): number {
+  const byT = new Map<number, number>();
+  for (const s of samples) byT.set(s.tMs, (byT.get(s.tMs) ?? 0) + s.outputTokPerSec);
+  const series = [...byT.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
+  const cut = Math.floor(series.length / 10);
+  const mid = series.slice(cut, series.length - cut);
+  if (mid.length < 3) return Number.NaN;
+  const mean = mid.reduce((a, b) => a + b, 0) / mid.length;
+  if (!(mean > 0)) return Number.NaN;
+  return Math.sqrt(mid.reduce((a, b) => a + (b - mean) ** 2, 0) / (mid.length - 1)) / mean;
+}
+
 /** The metric values of one finished job. NaN where a metric is undefined (e.g. no request of a class). */
-export function metricsOf(metrics: readonly string[], r: Pick<SweepResult, 'summary' | 'requests'>): Record<string, number> {
+export function metricsOf(metrics: readonly string[], r: Pick<SweepResult, 'summary' | 'requests' | 'timeseries'>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const m of metrics) {
     const [base, cls] = m.split('@') as [string, string | undefined];
-    if (cls === undefined) out[m] = (SUMMARY_METRICS[base] as (s: RunSummary) => number)(r.summary);
+    if (base === 'throughput_cv') out[m] = throughputCv(r.timeseries ?? []);
+    else if (cls === undefined) out[m] = (SUMMARY_METRICS[base] as (s: RunSummary) => number)(r.summary);
     else out[m] = classMetric(base, (r.requests ?? []).filter((row) => row.sloClass === cls), r.summary.durationS);
   }
   return out;
@@ -260,7 +301,49 @@ export function aggregate(x: Experiment, seeds: number, cells: readonly CellResu
   const sortedCells = [...cells].sort(
     (a, b) => (order.get(`${a.workload}\u0000${a.setup}\u0000${a.configuration}\u0000${a.seed}`) ?? 0) - (order.get(`${b.workload}\u0000${b.setup}\u0000${b.configuration}\u0000${b.seed}`) ?? 0),
   );
-  return { experiment: x.name, title: x.title ?? x.name, seeds, metrics: x.metrics, cells: sortedCells, aggregates, hypotheses, targets };
+  return { experiment: x.name, title: x.title ?? x.name, seeds, metrics: x.metrics, cells: sortedCells, aggregates, hypotheses, targets, knees: kneesOf(x, aggregates) };
+}
+
+/** Knees of every rate-swept workload × setup × configuration, from the aggregates. */
+export function kneesOf(x: Experiment, aggregates: readonly Aggregate[]): KneeResult[] {
+  const target = x.knee?.target ?? 0.9;
+  const mean = (w: string, s: string, c: string, m: string): number => aggregates.find((a) => a.workload === w && a.setup === s && a.configuration === c && a.metric === m)?.mean ?? Number.NaN;
+  const raw: Omit<KneeResult, 'kneeGoodputVsBaseline' | 'peakGoodputVsBaseline' | 'kneeGoodputVsCeiling' | 'peakGoodputVsCeiling'>[] = [];
+  for (const sw of x.sweeps)
+    for (const s of x.setups)
+      for (const c of x.configurations) {
+        let kneeRate: number | null = null;
+        let kneeGoodputRps = 0;
+        let peakGoodputRps = 0;
+        let peakRate = sw.rates[0] as number;
+        for (const [i, rate] of sw.rates.entries()) {
+          const name = sw.names[i] as string;
+          const att = mean(name, s.name, c.name, 'slo_attainment');
+          const gp = mean(name, s.name, c.name, 'goodput_rps');
+          if (att >= target && (kneeRate === null || rate > kneeRate)) {
+            kneeRate = rate;
+            kneeGoodputRps = gp;
+          }
+          if (gp > peakGoodputRps) {
+            peakGoodputRps = gp;
+            peakRate = rate;
+          }
+        }
+        raw.push({ workload: sw.base, setup: s.name, configuration: c.name, kneeRate, kneeGoodputRps, peakGoodputRps, peakRate });
+      }
+  const ratio = (a: number, d: number | undefined): number | null => (d === undefined || !(d > 0) ? null : a / d);
+  return raw.map((k) => {
+    const of = (conf: string | undefined) => (conf === undefined ? undefined : raw.find((v) => v.workload === k.workload && v.setup === k.setup && v.configuration === conf));
+    const b = of(x.knee?.baseline);
+    const c = of(x.knee?.ceiling);
+    return {
+      ...k,
+      kneeGoodputVsBaseline: ratio(k.kneeGoodputRps, b?.kneeGoodputRps),
+      peakGoodputVsBaseline: ratio(k.peakGoodputRps, b?.peakGoodputRps),
+      kneeGoodputVsCeiling: ratio(k.kneeGoodputRps, c?.kneeGoodputRps),
+      peakGoodputVsCeiling: ratio(k.peakGoodputRps, c?.peakGoodputRps),
+    };
+  });
 }
 
 /** `mean ± half-width` with digits suited to the magnitude. */
@@ -305,6 +388,26 @@ export function resultTables(r: ExperimentResults): TableSpec[] {
       ]),
     });
   }
+  if (r.knees.length > 0) {
+    const fx = (v: number | null): string => (v === null ? '—' : `${v.toFixed(2)}×`);
+    tables.push({
+      title: 'Goodput knees (highest rate multiplier with mean SLO attainment ≥ the target; ratios vs the baseline and the ceiling configurations)',
+      header: ['workload', 'setup', 'configuration', 'knee rate', 'goodput at knee (req/s)', 'peak goodput (req/s)', 'at rate', 'knee goodput vs baseline', 'peak goodput vs baseline', 'knee goodput / ceiling', 'peak goodput / ceiling'],
+      rows: r.knees.map((k) => [
+        k.workload,
+        k.setup,
+        k.configuration,
+        k.kneeRate === null ? 'none' : `${k.kneeRate}×`,
+        k.kneeGoodputRps.toFixed(3),
+        k.peakGoodputRps.toFixed(3),
+        `${k.peakRate}×`,
+        fx(k.kneeGoodputVsBaseline),
+        fx(k.peakGoodputVsBaseline),
+        fx(k.kneeGoodputVsCeiling),
+        fx(k.peakGoodputVsCeiling),
+      ]),
+    });
+  }
   if (r.targets.length > 0) {
     tables.push({
       title: 'Targets (mean over seeds, 95% CI)',
@@ -333,6 +436,7 @@ const UNITS: Readonly<Record<string, string>> = {
   reloaded_blocks: 'reloaded blocks (count)',
   kv_utilization: 'KV utilization (fraction)',
   jain_index: "Jain's fairness index",
+  throughput_cv: 'output-throughput fluctuation (CV over 1 s intervals)',
 };
 
 /** Y-axis label of a metric, with its unit. */
@@ -346,7 +450,28 @@ export function metricLabel(m: string): string {
 export function resultCharts(x: Experiment, r: ExperimentResults): ChartSpec[] {
   const charts: ChartSpec[] = [];
   const setupAxis = `setup (${x.setups.map((s, i) => `${i + 1} = ${s.name}`).join(', ')})`;
+  for (const [swi, sw] of x.sweeps.entries()) {
+    for (const [si, s] of x.setups.entries()) {
+      for (const m of ['goodput_rps', 'slo_attainment']) {
+        charts.push({
+          id: `sweep${swi}-s${si}-${m.replace('_', '-')}`,
+          title: `${sw.base} on ${s.name}: ${metricLabel(m)} against the arrival rate`,
+          xLabel: 'arrival rate (× the workload’s rate)',
+          yLabel: metricLabel(m),
+          symbols: true,
+          series: x.configurations.map((c) => ({
+            name: c.name,
+            points: sw.rates
+              .map((rate, i) => [rate, r.aggregates.find((a) => a.workload === sw.names[i] && a.setup === s.name && a.configuration === c.name && a.metric === m)?.mean ?? Number.NaN] as const)
+              .filter((p) => Number.isFinite(p[1])),
+          })),
+        });
+      }
+    }
+  }
+  const swept = new Set(x.sweeps.flatMap((sw) => sw.names));
   for (const [wi, w] of x.workloads.entries()) {
+    if (swept.has(w.name)) continue;
     for (const [mi, m] of r.metrics.entries()) {
       charts.push({
         id: `w${wi}-m${mi}`,
@@ -364,6 +489,41 @@ export function resultCharts(x: Experiment, r: ExperimentResults): ChartSpec[] {
     }
   }
   return charts;
+}
+
+function mdCell(v: string): string {
+  return v.replace(/\|/g, '\\|');
+}
+
+/** A GitHub-flavoured markdown table. */
+export function markdownTable(t: TableSpec): string {
+  const head = `| ${t.header.map(mdCell).join(' | ')} |`;
+  const rule = `|${t.header.map(() => ' --- |').join('')}`;
+  return [head, rule, ...t.rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`)].join('\n');
+}
+
+/**
+ * `results.md`: the verdicts first (one line each, with the numbers and CI behind it), then the
+ * targets and knees, then the table of means. Deterministic (no wall times), so the docs quote it
+ * as it is (`scripts/docs-experiments.ts` copies it into docs/experiments).
+ */
+export function resultsMarkdown(x: Experiment, r: ExperimentResults, command: string): string {
+  const lines: string[] = [`Reproduce: \`${command}\` (${r.cells.length} cells: ${x.workloads.length} workload${x.workloads.length === 1 ? '' : 's'} × ${x.setups.length} setups × ${x.configurations.length} configurations × ${r.seeds} seeds).`, ''];
+  if (r.hypotheses.length > 0) {
+    lines.push('**Verdicts** (paired over seeds × setups; Δ = mean relative difference treatment vs baseline, 95% CI):', '');
+    for (const h of r.hypotheses) {
+      const ci = Number.isFinite(h.relDiff.mean) ? `Δ ${pct(h.relDiff.mean)} [${pct(h.relDiff.low)}, ${pct(h.relDiff.high)}]` : 'no data';
+      lines.push(`- **${h.id}: ${h.verdict}.** ${h.statement}. ${h.metric} ${fmtCi({ ...h.relDiff, mean: h.treatmentMean, low: h.treatmentMean, high: h.treatmentMean })} (${h.treatment}) vs ${fmtCi({ ...h.relDiff, mean: h.baselineMean, low: h.baselineMean, high: h.baselineMean })} (${h.baseline}), ${ci}, ${h.n} pairs${h.relDiff.n >= 2 && h.relDiff.sd === 0 ? ' (identical across pairs: a zero-width interval)' : ''}.`);
+    }
+    lines.push('');
+  }
+  if (r.targets.length > 0) {
+    lines.push('**Targets** (mean over seeds, 95% CI):', '');
+    for (const t of r.targets) lines.push(`- **${t.id}: ${t.met ? 'met' : 'not met'}.** ${t.statement}: ${t.metric} = ${fmtCi(t)} (${t.cell}; target ${t.op} ${t.value}).`);
+    lines.push('');
+  }
+  for (const t of resultTables(r).filter((tb) => !tb.title.startsWith('Hypotheses') && !tb.title.startsWith('Targets'))) lines.push(`**${t.title}**`, '', markdownTable(t), '');
+  return `${lines.join('\n').trimEnd()}\n`;
 }
 
 /** Runs `kvmgr experiment run`. */
@@ -417,7 +577,8 @@ export async function runExperimentCommand(file: string, flags: ExperimentFlags)
     tables,
     charts: resultCharts(x, results),
   });
-  const written = writeOutputs(out, { 'results.json': `${JSON.stringify(results, null, 1)}\n`, 'report.html': html });
+  const command = `pnpm kvmgr experiment run ${file}${flags.seeds === undefined ? '' : ` --seeds ${flags.seeds}`}`;
+  const written = writeOutputs(out, { 'results.json': `${JSON.stringify(results, null, 1)}\n`, 'results.md': resultsMarkdown(x, results, command), 'report.html': html });
   for (const t of tables) console.log(`\n${t.title}\n${formatTable(t.header, t.rows)}`);
   const wallS = (performance.now() - started) / 1000;
   console.log(`\n${cells.length} cells (${todo.length} run now, ${cells.length - todo.length} resumed) in ${wallS.toFixed(1)} s with ${threads} worker thread${threads === 1 ? '' : 's'}`);

@@ -48,6 +48,7 @@ export const RUN_METRICS = [
   'reloaded_blocks',
   'kv_utilization',
   'jain_index',
+  'throughput_cv',
 ] as const;
 
 /** Metrics that can be split by SLO class with `@class` (e.g. `ttft_p99_ms@critical`). */
@@ -78,6 +79,8 @@ const workloadEntry = z
     trace: z.object({ kind: z.enum(['mooncake', 'azure']), path: z.string().min(1), limit: z.number().int().positive().optional() }).strict().optional(),
     /** Arrival-rate multiplier. @default 1 */
     rate_scale: z.number().positive().default(1),
+    /** A rate sweep instead: the workload runs once per multiplier, as `name@rate` (e.g. `chat@2`), and the results give each configuration's goodput knee. */
+    rate_scales: z.array(z.number().positive()).min(2).max(32).optional(),
   })
   .strict();
 
@@ -107,6 +110,8 @@ const configurationEntry = z
     pipeline: z.string().min(1).optional(),
     /** Prefix-cache eviction policy. @default the profile's */
     eviction: z.string().min(1).optional(),
+    /** GPU KV blocks per instance for this configuration only, over the setup's (e.g. a ceiling with an unlimited cache). */
+    gpu_blocks: z.number().int().positive().optional(),
   })
   .strict();
 
@@ -164,11 +169,35 @@ export const ExperimentSchema = z
     configurations: z.array(configurationEntry).min(1),
     hypotheses: z.array(hypothesisEntry).default([]),
     targets: z.array(targetEntry).default([]),
+    /** Goodput knees of rate-swept workloads: the highest rate whose SLO attainment (mean over seeds) is ≥ `target`. */
+    knee: z
+      .object({
+        target: z.number().gt(0).max(1).default(0.9),
+        /** Configuration the knees and peak goodputs are divided by. */
+        baseline: name.optional(),
+        /** Configuration that bounds the others (e.g. an unlimited cache): each knee and peak as a share of its. */
+        ceiling: name.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
+/** A rate-swept workload: its base name and its expanded `name@rate` entries, in rate order. */
+export interface RateSweep {
+  readonly base: string;
+  readonly rates: readonly number[];
+  readonly names: readonly string[];
+}
+
 /** A validated experiment (paths resolved against the file's folder). */
-export type Experiment = z.infer<typeof ExperimentSchema> & { readonly metrics: readonly string[]; readonly baseDir: string; readonly file: string };
+export type Experiment = z.infer<typeof ExperimentSchema> & {
+  readonly metrics: readonly string[];
+  readonly baseDir: string;
+  readonly file: string;
+  /** Workloads with `rate_scales`, expanded into `workloads` as `name@rate`. */
+  readonly sweeps: readonly RateSweep[];
+};
 export type WorkloadEntry = z.infer<typeof workloadEntry>;
 export type SetupEntry = z.infer<typeof setupEntry>;
 export type ConfigurationEntry = z.infer<typeof configurationEntry>;
@@ -221,15 +250,33 @@ export function parseExperiment(text: string, file: string): Experiment {
     const where = issue?.path.length ? issue.path.join('.') : ((issue as { keys?: string[] } | undefined)?.keys?.join(', ') ?? '(root)');
     throw new KvmgrError('KVMGR_BAD_CONFIG', `${file}: ${where}: ${issue?.message ?? 'invalid'}`, { details: { key: where, issues: parsed.error.issues } });
   }
-  const x = parsed.data;
   const baseDir = dirname(resolve(file));
-  unique(file, 'workloads', x.workloads);
+  unique(file, 'workloads', parsed.data.workloads);
+  // Rate sweeps: one workload entry per rate, named name@rate.
+  const sweeps: RateSweep[] = [];
+  const workloads: WorkloadEntry[] = [];
+  for (const w of parsed.data.workloads) {
+    if (w.rate_scales === undefined) {
+      workloads.push(w);
+      continue;
+    }
+    const rates = [...new Set(w.rate_scales)].sort((a, b) => a - b);
+    const names = rates.map((r) => `${w.name}@${r}`);
+    sweeps.push({ base: w.name, rates, names });
+    for (const [i, r] of rates.entries()) workloads.push({ ...w, name: names[i] as string, rate_scale: r, rate_scales: undefined });
+  }
+  const x = { ...parsed.data, workloads };
+  if (x.knee !== undefined && sweeps.length === 0) throw bad(file, 'knee', 'needs a workload with rate_scales');
+  for (const k of ['baseline', 'ceiling'] as const) {
+    const n = x.knee?.[k];
+    if (n !== undefined && !x.configurations.some((c) => c.name === n)) throw bad(file, `knee.${k}`, `no configuration named ${JSON.stringify(n)}`);
+  }
   unique(file, 'setups', x.setups);
   unique(file, 'configurations', x.configurations);
   unique(file, 'hypotheses', x.hypotheses);
   unique(file, 'targets', x.targets);
 
-  for (const [i, w] of x.workloads.entries()) {
+  for (const [i, w] of parsed.data.workloads.entries()) {
     const key = `workloads.${i}`;
     const given = [w.workload, w.file, w.trace].filter((v) => v !== undefined).length;
     if (given !== 1) throw bad(file, key, 'give exactly one of workload (inline), file or trace');
@@ -275,8 +322,9 @@ export function parseExperiment(text: string, file: string): Experiment {
     checkRef(`hypotheses.${i}.baseline`, h.baseline);
   }
   for (const [i, t] of x.targets.entries()) checkRef(`targets.${i}.cell`, t.cell);
-  const metrics = [...new Set([...(x.metrics ?? DEFAULT_METRICS), ...x.hypotheses.map((h) => h.metric), ...x.targets.map((t) => t.metric)])];
-  return { ...x, metrics, baseDir, file };
+  const kneeMetrics = sweeps.length > 0 ? ['goodput_rps', 'slo_attainment'] : [];
+  const metrics = [...new Set([...(x.metrics ?? DEFAULT_METRICS), ...kneeMetrics, ...x.hypotheses.map((h) => h.metric), ...x.targets.map((t) => t.metric)])];
+  return { ...x, metrics, baseDir, file, sweeps };
 }
 
 /**
