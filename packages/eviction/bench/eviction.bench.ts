@@ -21,17 +21,20 @@ export function createSuite(): BenchSuite {
   let cursor = 0;
   let sink = 0;
 
-  const ours = (p: EvictionPolicy): (() => void) => {
-    for (let i = 0; i < ENTRIES; i++) {
+  const ours = (p: EvictionPolicy, entries = ENTRIES): (() => void) => {
+    // a smaller cache draws its keys from 1.5× its own size, as the 100k one does
+    const mixKeys = entries === ENTRIES ? keys : keys.map(() => Math.imul(rng.int(0, Math.round(entries * 1.5) - 1), 2654435761) >>> 0);
+    for (let i = 0; i < entries; i++) {
       const k = Math.imul(i, 2654435761) >>> 0;
       if (!p.has(k)) p.insert(k);
     }
+    let at = 0;
     return () => {
       for (let j = 0; j < BATCH; j++) {
-        const k = keys[cursor++ & 0xffff] as number;
+        const k = mixKeys[at++ & 0xffff] as number;
         if (p.has(k)) p.touch(k);
         else {
-          if (p.size >= ENTRIES) p.remove(p.victim());
+          if (p.size >= entries) p.remove(p.victim());
           p.insert(k);
         }
       }
@@ -84,8 +87,11 @@ export function createSuite(): BenchSuite {
       { name: 'sieve 100k mix ×1000', fn: ours(new SievePolicy({ initialCapacity: ENTRIES * 2 })), baseline: lruName },
       { name: 'gdsf 100k mix ×1000', fn: ours(new GdsfPolicy({ initialCapacity: ENTRIES * 2 })), baseline: lruName },
       { name: 'predictive 100k mix ×1000', fn: ours(new PredictivePolicy({ initialCapacity: ENTRIES * 2 })), baseline: lruName },
-      // follows predictive (its default first expert) unless a sampled simulation leads; 4,096-key simulations
+      // follows predictive (its default first expert) unless a simulation leads; 1,024-key miniature simulations
       { name: 'adaptive 100k mix ×1000', fn: ours(new AdaptivePolicy({ capacity: ENTRIES, initialCapacity: ENTRIES * 2 })), baseline: lruName },
+      // at or below 4,096 blocks every expert runs at full size (the followed one is the cache)
+      { name: 'lru 4k mix ×1000', fn: ours(new LruPolicy({ initialCapacity: 8192 }), 4096) },
+      { name: 'adaptive 4k mix ×1000', fn: ours(new AdaptivePolicy({ capacity: 4096 }), 4096), baseline: 'lru 4k mix ×1000' },
       { name: 'vllm selectVictims 4096 candidates', fn: () => void (sink += vllm.selectVictims(candidates, 64, 0).freedBlocks), latencySamples: 5000 },
       {
         name: 'slo-aware selectVictims 4096 candidates',

@@ -10,7 +10,7 @@ import { LruPolicy } from './lru.js';
 import { PredictivePolicy, type PredictiveEntryInfo } from './predictive.js';
 import { S3FifoPolicy } from './s3fifo.js';
 import { SievePolicy } from './sieve.js';
-import { requireKey } from './slot-table.js';
+import { type SlotTable, requireKey } from './slot-table.js';
 
 /** Policies {@link AdaptivePolicy} can follow. */
 export const ADAPTIVE_EXPERT_NAMES = ['lru', 'lfu', 'arc', 'gdsf', 's3fifo', 'sieve', 'predictive'] as const;
@@ -23,12 +23,19 @@ export interface AdaptiveOptions {
   readonly capacity: number;
   /** Experts, in order of preference on ties. @default ['lru', 'lfu', 'arc', 'gdsf', 's3fifo', 'predictive'] */
   readonly experts?: readonly string[];
-  /** Expert followed until the simulations say otherwise. @default 'lru' */
+  /** Expert followed until the simulations say otherwise. @default 'predictive' when among the experts, else the first */
   readonly initialExpert?: string;
   /**
-   * Keys each miniature simulation holds: the sampling rate is `min(1, sampledKeys / capacity)`,
-   * and each simulated cache holds `capacity × rate` keys. At or below this capacity the
-   * simulations are exact shadow caches. @default 4096
+   * Capacity at or below which the simulations are exact: full-size copies of the experts,
+   * the followed one being the cache itself, so that a switch hands over a warm expert.
+   * @default 4096
+   */
+  readonly exactCapacity?: number;
+  /**
+   * Above `exactCapacity`: keys each miniature simulation holds. The sampling rate is
+   * `sampledKeys / capacity`, and each simulated cache holds `capacity × rate` keys (and, for
+   * predictive, a history scaled by the rate). Per operation the simulations cost in proportion
+   * to the rate. @default 1024
    */
   readonly sampledKeys?: number;
   /**
@@ -37,18 +44,24 @@ export interface AdaptiveOptions {
    * sooner than 16,384). @default 8
    */
   readonly halfLife?: number;
-  /** Relative lead an expert needs over the followed one before the policy switches. @default 0.05 */
+  /**
+   * Relative lead an expert needs over the followed one before the policy switches.
+   * @default 0 when the simulations are exact (a switch hands over a warm expert), 0.05 when
+   *   sampled (a switch starts a full-size expert cold)
+   */
   readonly margin?: number;
   /**
    * Sampled accesses before the first switch: a learned expert (predictive) starts cold, and
-   * the first lead is noise. @default max(16384, 16 × simulated capacity)
+   * the first lead is noise. @default 4096 when exact, max(16384, 16 × simulated capacity) when sampled
    */
   readonly warmup?: number;
   /** Sampled accesses between two comparisons of the experts' scores. @default 512 */
   readonly evaluateEvery?: number;
   /**
-   * Standard errors the lead must exceed as well: the difference of the decayed hit scores is
-   * compared with `confidence · sqrt(sum of both)` (hit counts are roughly Poisson). @default 3
+   * Standard errors the lead must exceed as well. The lead is compared with
+   * `confidence · sqrt(V)`, where V sums, over prompts (over accesses when they carry no
+   * `depth`), the squared difference of the two experts' hits in it, with the scores' decay: a
+   * paired, cluster-robust variance (McNemar's test when every prompt is one access). @default 3
    */
   readonly confidence?: number;
   /** Slots the followed expert allocates up front. @default min(capacity * 2, 65536) */
@@ -57,8 +70,14 @@ export interface AdaptiveOptions {
 
 /** Golden-ratio multiplier: sampling must not correlate with the slot table's own hash. */
 const SAMPLE_MUL = 0x9e3779b1;
+/** The fast scores' half-life is the slow one's divided by this: a phase change shows there first. */
+const FAST_HALF_LIFES = 8;
 
-function build(name: AdaptiveExpertName, capacity: number, initialCapacity: number): EvictionPolicy {
+/** Evicted keys a full-size `predictive` remembers (its `historySize` default). */
+const PREDICTIVE_HISTORY = 16384;
+
+/** `rate` scales what the expert remembers beyond its capacity (a miniature simulation's history). */
+function build(name: AdaptiveExpertName, capacity: number, initialCapacity: number, rate = 1): EvictionPolicy {
   const init = { initialCapacity };
   switch (name) {
     case 'lru':
@@ -70,7 +89,7 @@ function build(name: AdaptiveExpertName, capacity: number, initialCapacity: numb
     case 'gdsf':
       return new GdsfPolicy(init);
     case 'predictive':
-      return new PredictivePolicy(init);
+      return new PredictivePolicy(rate >= 1 ? init : { initialCapacity, historySize: Math.max(64, Math.round(PREDICTIVE_HISTORY * rate)) });
     case 'arc':
       return new ArcPolicy({ capacity, initialCapacity });
     case 's3fifo':
@@ -95,26 +114,38 @@ export interface AdaptiveState {
 /**
  * Adaptive eviction: follow the expert that is doing best on this traffic now.
  *
- * Every expert (LRU, LFU, ARC, GDSF, S3-FIFO, predictive by default) runs as a miniature
- * simulation: a cache of `capacity × rate` keys that sees only the keys whose hash falls under
- * the sampling rate (`rate = min(1, sampledKeys / capacity)`: exact shadow caches for small
- * caches, a 4,096-key sample for large ones). Each simulation counts its hits with prefix
- * semantics when accesses carry `depth` (a block counts only while every earlier sampled block
- * of its prompt also hit), with exponentially decayed weight. Every 512 sampled accesses (after a warm-up) the
- * policy compares the scores and, when another expert leads the one it follows by more than
- * `margin`, switches: a fresh full-size instance of the new expert takes over, and the keys
- * still held by the old one are evicted first, in the old expert's order, unless they are
- * accessed again (then they move to the new expert). That is follow-the-leader with
- * hysteresis over the experts' recent regret, the online-learning view of LeCaR and CACHEUS,
- * with the experts' states kept as sampled simulations instead of ghost lists so that the cost
- * does not grow with their number.
+ * Every expert (LRU, LFU, ARC, GDSF, S3-FIFO, predictive by default) runs as a simulation that
+ * counts its hits with prefix semantics when accesses carry `depth` (a block counts only while
+ * every earlier simulated block of its prompt also hit), with exponentially decayed weight on
+ * two timescales (a half-life of `halfLife × simulated capacity` sampled accesses, and one 8
+ * times shorter, where a change of phase shows first).
+ *
+ * - Exact mode (capacity ≤ `exactCapacity`, 4,096 by default): every simulation is a
+ *   full-size copy of its expert seeing every access, and the followed expert's copy is the
+ *   cache itself. A switch hands the cache to the new expert's copy with all it has learned:
+ *   keys the copy holds that the cache had evicted are dropped from it, keys the cache holds
+ *   that the copy had evicted are evicted first (LRU order among them) unless accessed again.
+ * - Sampled mode (larger caches): miniature simulations of `sampledKeys` keys (1,024 by
+ *   default) see only the keys whose hash falls under the rate `sampledKeys / capacity`; the
+ *   followed expert is a separate full-size instance. A switch starts the new expert's instance
+ *   empty, and the old instance's keys are evicted first, in its order, unless accessed again.
+ *
+ * Every 512 sampled accesses (after a warm-up) the policy switches to the expert with the
+ * highest score on either timescale when it leads the followed one by more than `margin` plus
+ * `confidence` standard errors of the paired difference. The variance is summed by prompt
+ * (the experts' hits are strongly correlated, and a prompt's hits come in runs), so a burst of
+ * hits in one long prompt does not pass for evidence. That is follow-the-leader with a
+ * statistical hysteresis over the experts' recent regret, the online-learning view of LeCaR and
+ * CACHEUS, with the experts' states kept as simulations instead of ghost lists.
  *
  * The owner drives eviction as with any policy: `victim()`, drop, `remove(key)`. An insert of a
  * new key when `capacity` keys are resident is refused (as ARC does).
  *
  * Complexity: per operation, the followed expert's cost plus, for a sampled key (a fraction
- * `rate` of accesses), one access in each simulation (O(1) or O(log n) each); a switch is O(1)
- * (the old expert is drained lazily by later evictions).
+ * `rate` of accesses; every key in exact mode), one access in each simulation (O(1) or
+ * O(log n) each), and O(k²) for k experts at the end of a prompt with a hit; a switch is O(1)
+ * in sampled mode (the old expert is drained lazily by later evictions) and O(capacity) in
+ * exact mode.
  *
  * @see Waldspurger et al., "Cache Modeling and Optimization using Miniature Simulations", USENIX ATC 2017.
  * @see Vietri et al., "Driving Cache Replacement with ML-based LeCaR", HotStorage 2018.
@@ -130,12 +161,30 @@ export class AdaptivePolicy implements EvictionPolicy {
   /** Keys with `hash(key) < threshold` are sampled (as u32); 2^32 samples every key. */
   private readonly threshold: number;
   private readonly rate: number;
+  /**
+   * rate = 1: the simulations are full-size copies of the experts and the followed expert's
+   * simulation is the cache itself, so a switch hands over a warm expert (see `switchTo`).
+   */
+  private readonly exact: boolean;
   private readonly scores: Float64Array;
   /** Per expert: 1 once a sampled block of the current prompt missed in its simulation. */
   private readonly broken: Uint8Array;
+  /** Per expert: (prefix) hits in its simulation within the current prompt. */
+  private readonly promptHits: Float64Array;
+  /** Whether some expert hit in the current prompt (else the prompt adds nothing to `disagree`). */
+  private promptHit = false;
+  /**
+   * Per pair of experts (i < j at i·k + j): decayed sum over prompts of the squared difference of
+   * their hits in the prompt — the variance of their score difference. The experts' hits are
+   * strongly correlated, so it is far smaller than the sum of their scores (with one access per
+   * prompt it counts the accesses on which exactly one of the two hit: McNemar's test); and a
+   * prompt's hits come in runs, so it is summed by prompt, not by block (a cluster-robust variance).
+   */
+  private readonly disagree: Float64Array;
   /** Per expert: the current prompt already had a sampled access (depth remapping). */
   private promptSampled = false;
   private readonly decay: number;
+  private readonly fastDecay: number;
   private readonly margin: number;
   private readonly z: number;
   /** Sampled accesses before the first switch (the simulations' caches must turn over first). */
@@ -144,18 +193,27 @@ export class AdaptivePolicy implements EvictionPolicy {
   private readonly initialCapacity: number;
   private readonly initial: number;
   private sampled = 0;
+  /** A comparison of the experts is due once the current operation is complete. */
+  private due = false;
   private leaderIdx: number;
   private leader: EvictionPolicy;
   private oldIdx = -1;
+  /**
+   * Keys the cache holds that the followed expert does not, evicted first after a switch: the
+   * previous full-size instance (sampled mode), or an LRU list of the keys the new expert's
+   * simulation had already evicted (exact mode).
+   */
   private old: EvictionPolicy | null = null;
-  /** Full-size instances by expert, reused (cleared) when an expert is followed again. */
+  /** Exact mode: the LRU list `old` points at while draining, reused. */
+  private drain: LruPolicy | null = null;
+  /** Full-size instances by expert (sampled mode), reused (cleared) when an expert is followed again. */
   private readonly pool: (EvictionPolicy | null)[];
   private switchCount = 0;
 
   /**
    * @param options - see {@link AdaptiveOptions}.
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a non-positive capacity, an unknown or
-   *   repeated expert, an initial expert not among them, a `sampledKeys`/`initialCapacity` that
+   *   repeated expert, an initial expert not among them, an `exactCapacity`/`sampledKeys`/`initialCapacity` that
    *   is not a positive integer, a `halfLife` outside [1, 1e6] or a `margin` outside [0, 1].
    */
   constructor(options: AdaptiveOptions) {
@@ -167,29 +225,43 @@ export class AdaptivePolicy implements EvictionPolicy {
     const initial = requireOneOf('options.initialExpert', options.initialExpert ?? (names.includes('predictive') ? 'predictive' : names[0]), ADAPTIVE_EXPERT_NAMES);
     const initialIdx = names.indexOf(initial);
     if (initialIdx === -1) throw invalidArgument('options.initialExpert', initial, `one of the experts (${names.join(', ')})`);
-    const sampledKeys = requirePositiveInt('options.sampledKeys', options.sampledKeys ?? 4096);
+    const exactCapacity = requirePositiveInt('options.exactCapacity', options.exactCapacity ?? 4096);
+    const sampledKeys = requirePositiveInt('options.sampledKeys', options.sampledKeys ?? 1024);
     const halfLife = requireInRange('options.halfLife', options.halfLife ?? 8, 1, 1e6);
-    this.margin = requireInRange('options.margin', options.margin ?? 0.05, 0, 1);
+    const exact = c <= exactCapacity || sampledKeys >= c;
+    // a switch in exact mode hands over a warm expert: the statistical test alone guards it
+    this.margin = requireInRange('options.margin', options.margin ?? (exact ? 0 : 0.05), 0, 1);
     this.z = requireInRange('options.confidence', options.confidence ?? 3, 0, 100);
     this.initialCapacity = options.initialCapacity ?? Math.min(c * 2, 65536);
     this.capacity = c;
     this.names = names;
-    this.rate = Math.min(1, sampledKeys / c);
-    this.threshold = this.rate >= 1 ? 2 ** 32 : Math.floor(this.rate * 2 ** 32);
-    this.simCapacity = Math.max(1, Math.round(c * this.rate));
-    const simInit = Math.min(this.simCapacity * 2, 65536);
-    // the followed expert first: it validates initialCapacity before anything else is built
+    this.rate = exact ? 1 : sampledKeys / c;
+    this.exact = this.rate >= 1;
+    this.threshold = this.exact ? 2 ** 32 : Math.floor(this.rate * 2 ** 32);
+    this.simCapacity = this.exact ? c : Math.max(1, Math.round(c * this.rate));
     this.pool = names.map(() => null);
     this.leaderIdx = initialIdx;
     this.initial = initialIdx;
-    this.leader = build(initial, c, this.initialCapacity);
-    this.pool[initialIdx] = this.leader;
-    this.sims = names.map((n) => build(n, this.simCapacity, simInit));
-    this.scores = new Float64Array(names.length);
+    if (this.exact) {
+      // the simulations are the experts at full size; the followed one is the cache
+      this.sims = names.map((n) => build(n, c, this.initialCapacity));
+      this.leader = this.sims[initialIdx] as EvictionPolicy;
+    } else {
+      // the followed expert first: it validates initialCapacity before anything else is built
+      this.leader = build(initial, c, this.initialCapacity);
+      this.pool[initialIdx] = this.leader;
+      const simInit = Math.min(this.simCapacity * 2, 65536);
+      this.sims = names.map((n) => build(n, this.simCapacity, simInit, this.rate));
+    }
+    // two timescales: [0, k) decays with the half-life, [k, 2k) FAST_HALF_LIFES times faster
+    this.scores = new Float64Array(2 * names.length);
     this.broken = new Uint8Array(names.length);
+    this.promptHits = new Float64Array(names.length);
+    this.disagree = new Float64Array(2 * names.length * names.length);
     const halfLifeAccesses = Math.max(16384, halfLife * this.simCapacity);
     this.decay = 0.5 ** ((options.evaluateEvery ?? 512) / halfLifeAccesses);
-    this.warmup = options.warmup === undefined ? Math.max(16384, 16 * this.simCapacity) : requireInRange('options.warmup', options.warmup, 0, 2 ** 40);
+    this.fastDecay = this.decay ** FAST_HALF_LIFES;
+    this.warmup = options.warmup === undefined ? (this.exact ? 4096 : Math.max(16384, 16 * this.simCapacity)) : requireInRange('options.warmup', options.warmup, 0, 2 ** 40);
     this.evaluateEvery = requirePositiveInt('options.evaluateEvery', options.evaluateEvery ?? 512);
   }
 
@@ -224,15 +296,25 @@ export class AdaptivePolicy implements EvictionPolicy {
   insert(key: number, info?: EvictionEntryInfo): void {
     requireKey(key);
     checkInfo(info);
-    if (this.leader.has(key)) {
+    const leader = this.leader;
+    if (this.old === null && leader.size < this.capacity) {
+      // common case: nothing to drain and room for a new key; the expert's insert touches a tracked key
+      if (info !== undefined || this.sampledKey(key)) this.access(key, info);
+      leader.insert(key, info);
+      if (this.due) this.evaluate();
+      return;
+    }
+    if (leader.has(key)) {
       this.access(key, info);
-      this.leader.touch(key, info);
+      leader.touch(key, info);
+      if (this.due) this.evaluate();
       return;
     }
     const old = this.old;
     if (old !== null && old.has(key)) {
       this.access(key, info);
       this.adopt(key, info);
+      if (this.due) this.evaluate();
       return;
     }
     if (this.size >= this.capacity) {
@@ -241,7 +323,8 @@ export class AdaptivePolicy implements EvictionPolicy {
       });
     }
     this.access(key, info);
-    this.leader.insert(key, info);
+    leader.insert(key, info);
+    if (this.due) this.evaluate();
   }
 
   /**
@@ -250,13 +333,20 @@ export class AdaptivePolicy implements EvictionPolicy {
    */
   touch(key: number, info?: EvictionEntryInfo): void {
     checkInfo(info);
-    if (this.leader.has(key)) {
+    if (this.old === null) {
+      // the simulations only need to know about sampled keys (and prompt starts): skip the
+      // extra lookup for the rest; touching an untracked key is a no-op for every expert
+      const leader = this.leader;
+      if ((this.sampledKey(key) || (info as PredictiveEntryInfo | undefined)?.depth === 0) && leader.has(key)) this.access(key, info);
+      leader.touch(key, info);
+    } else if (this.leader.has(key)) {
       this.access(key, info);
       this.leader.touch(key, info);
-    } else if (this.old !== null && this.old.has(key)) {
+    } else if (this.old.has(key)) {
       this.access(key, info);
       this.adopt(key, info);
     }
+    if (this.due) this.evaluate();
   }
 
   /** Moves a key the old expert holds to the followed one (it was accessed again). */
@@ -268,6 +358,7 @@ export class AdaptivePolicy implements EvictionPolicy {
   }
 
   private dropOld(): void {
+    // sampled mode: the old full-size instance goes back to the pool, emptied
     (this.old as EvictionPolicy).clear();
     this.old = null;
     this.oldIdx = -1;
@@ -275,7 +366,8 @@ export class AdaptivePolicy implements EvictionPolicy {
 
   /** Drops a tracked key (from whichever expert holds it). */
   remove(key: number): void {
-    if (this.leader.has(key)) this.leader.remove(key);
+    if (this.old === null) this.leader.remove(key);
+    else if (this.leader.has(key)) this.leader.remove(key);
     else if (this.old !== null && this.old.has(key)) {
       this.old.remove(key);
       if (this.old.size === 0) this.dropOld();
@@ -296,65 +388,155 @@ export class AdaptivePolicy implements EvictionPolicy {
     if (this.old !== null) this.dropOld();
     this.leader.clear();
     this.leaderIdx = this.initial;
-    this.leader = this.pool[this.initial] ?? build(this.names[this.initial] as AdaptiveExpertName, this.capacity, this.initialCapacity);
-    this.pool[this.initial] = this.leader;
+    if (this.exact) this.leader = this.sims[this.initial] as EvictionPolicy;
+    else {
+      this.leader = this.pool[this.initial] ?? build(this.names[this.initial] as AdaptiveExpertName, this.capacity, this.initialCapacity);
+      this.pool[this.initial] = this.leader;
+    }
     this.leader.clear();
     for (const s of this.sims) s.clear();
     this.scores.fill(0);
     this.broken.fill(0);
+    this.disagree.fill(0);
+    this.promptHits.fill(0);
+    this.promptHit = false;
     this.sampled = 0;
+    this.due = false;
     this.switchCount = 0;
     this.promptSampled = false;
   }
 
-  /** Feeds one access to the simulations when the key is sampled. */
+  /** Whether the simulations see `key` (hash-sampled; every key in exact mode). */
+  private sampledKey(key: number): boolean {
+    return this.exact || Math.imul(key, SAMPLE_MUL) >>> 0 < this.threshold;
+  }
+
+  /**
+   * Feeds one access to the simulations when the key is sampled. In exact mode the followed
+   * expert's simulation is the cache: it is scored here, and the caller applies the access.
+   */
   private access(key: number, info: EvictionEntryInfo | undefined): void {
     const depth = (info as PredictiveEntryInfo | undefined)?.depth;
     if (depth === 0) {
       this.broken.fill(0);
       this.promptSampled = false;
+      if (this.promptHit) this.closePrompt();
     }
-    if (this.threshold < 2 ** 32 && Math.imul(key, SAMPLE_MUL) >>> 0 >= this.threshold) return;
+    if (!this.sampledKey(key)) return;
     // a simulation sees a prompt's sampled blocks only: its first one stands for the prompt's start
     let simInfo = info;
-    if (depth !== undefined && depth > 0 && !this.promptSampled && this.threshold < 2 ** 32) simInfo = { ...info, depth: 0 } as PredictiveEntryInfo;
+    if (depth !== undefined && depth > 0 && !this.promptSampled && !this.exact) simInfo = { ...info, depth: 0 } as PredictiveEntryInfo;
     this.promptSampled = true;
     const sims = this.sims;
     const cap = this.simCapacity;
-    for (let i = 0; i < sims.length; i++) {
+    const skip = this.exact ? this.leaderIdx : -1;
+    const promptHits = this.promptHits;
+    const k = sims.length;
+    for (let i = 0; i < k; i++) {
       const sim = sims[i] as EvictionPolicy;
       if (sim.has(key)) {
-        if (this.broken[i] === 0) this.scores[i] = (this.scores[i] as number) + 1;
-        sim.touch(key, simInfo);
+        if (this.broken[i] === 0) {
+          this.scores[i] = (this.scores[i] as number) + 1;
+          this.scores[k + i] = (this.scores[k + i] as number) + 1;
+          promptHits[i] = (promptHits[i] as number) + 1;
+          this.promptHit = true;
+        }
+        if (i !== skip) sim.touch(key, simInfo);
       } else {
         if (depth !== undefined) this.broken[i] = 1;
+        if (i === skip) continue;
         while (sim.size >= cap) sim.remove(sim.victim());
         sim.insert(key, simInfo);
       }
     }
-    if (++this.sampled % this.evaluateEvery === 0) this.evaluate();
+    // without prompt structure every access is its own cluster
+    if (depth === undefined && this.promptHit) this.closePrompt();
+    // compared after the caller has applied the access: a switch happens between operations
+    if (++this.sampled % this.evaluateEvery === 0) this.due = true;
   }
 
-  /** Decays the scores and switches to a clearly better expert (not while still draining). */
-  private evaluate(): void {
-    const s = this.scores;
-    let best = this.leaderIdx;
-    for (let i = 0; i < s.length; i++) if ((s[i] as number) > (s[best] as number)) best = i;
-    const sb = s[best] as number;
-    const sl = s[this.leaderIdx] as number;
-    // the lead must be relative (margin) and beyond the noise of hit counts (z standard errors)
-    if (best !== this.leaderIdx && this.old === null && this.sampled >= this.warmup && sb - sl > this.margin * sl + this.z * Math.sqrt(sb + sl)) {
-      this.switchTo(best);
+  /** Adds the finished prompt's squared hit differences to `disagree`, per pair of experts. */
+  private closePrompt(): void {
+    const h = this.promptHits;
+    const d = this.disagree;
+    const k = h.length;
+    for (let i = 0; i < k; i++) {
+      const hi = h[i] as number;
+      for (let j = i + 1; j < k; j++) {
+        const x = hi - (h[j] as number);
+        d[i * k + j] = (d[i * k + j] as number) + x * x;
+        d[k * k + i * k + j] = (d[k * k + i * k + j] as number) + x * x;
+      }
     }
-    for (let i = 0; i < s.length; i++) s[i] = (s[i] as number) * this.decay;
+    h.fill(0);
+    this.promptHit = false;
+  }
+
+  /**
+   * Switches to an expert that leads the followed one clearly on either timescale (the fast one
+   * wins a tie), not while still draining; then decays the scores.
+   */
+  private evaluate(): void {
+    this.due = false;
+    const s = this.scores;
+    const d = this.disagree;
+    const k = this.names.length;
+    const lead = this.leaderIdx;
+    if (this.old === null && this.sampled >= this.warmup) {
+      let pick = -1;
+      for (let t = 0; t < 2; t++) {
+        const o = t * k;
+        let best = lead;
+        for (let i = 0; i < k; i++) if ((s[o + i] as number) > (s[o + best] as number)) best = i;
+        if (best === lead) continue;
+        const sb = s[o + best] as number;
+        const sl = s[o + lead] as number;
+        const pair = t * k * k + (best < lead ? best * k + lead : lead * k + best);
+        // the lead must be relative (margin) and beyond the noise of the paired difference
+        if (sb - sl > this.margin * sl + this.z * Math.sqrt(d[pair] as number)) pick = best;
+      }
+      if (pick !== -1) this.switchTo(pick);
+    }
+    for (let i = 0; i < k; i++) s[i] = (s[i] as number) * this.decay;
+    for (let i = k; i < 2 * k; i++) s[i] = (s[i] as number) * this.fastDecay;
+    for (let i = 0; i < k * k; i++) d[i] = (d[i] as number) * this.decay;
+    for (let i = k * k; i < 2 * k * k; i++) d[i] = (d[i] as number) * this.fastDecay;
   }
 
   private switchTo(i: number): void {
+    if (this.exact) {
+      this.handOver(i);
+      return;
+    }
     const next = this.pool[i] ?? build(this.names[i] as AdaptiveExpertName, this.capacity, this.initialCapacity);
     next.clear();
     this.pool[i] = next;
     if (this.leader.size > 0) {
       this.old = this.leader;
+      this.oldIdx = this.leaderIdx;
+    }
+    this.leader = next;
+    this.leaderIdx = i;
+    this.switchCount++;
+  }
+
+  /**
+   * Exact mode: the new expert's simulation becomes the cache, with everything it has learned.
+   * Keys it holds that the cache does not (the old expert had evicted them) are dropped from
+   * it; keys the cache holds that it had evicted go to an LRU drain list and are evicted first
+   * unless accessed again. O(capacity), once per switch.
+   */
+  private handOver(i: number): void {
+    const cur = this.leader;
+    const next = this.sims[i] as EvictionPolicy;
+    const nextTable = next as unknown as SlotTable;
+    const curTable = cur as unknown as SlotTable;
+    for (const k of nextTable.trackedKeys()) if (next.has(k) && !cur.has(k)) next.remove(k);
+    const drain = this.drain ?? new LruPolicy({ initialCapacity: Math.min(this.capacity * 2, 65536) });
+    this.drain = drain;
+    for (const k of curTable.trackedKeys()) if (cur.has(k) && !next.has(k)) drain.insert(k);
+    if (drain.size > 0) {
+      this.old = drain;
       this.oldIdx = this.leaderIdx;
     }
     this.leader = next;

@@ -118,12 +118,23 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
   private readonly never: Float64Array;
   private readonly score: Float64Array;
   private observations = 0;
+  /** Per class: 1 when its gaps or expiries changed since the last refresh (only those are recomputed). */
+  private readonly dirty: Uint8Array;
   /** Clock at the start of the current prompt (depth 0), and per class the last slot placed. */
   private groupStart = 0;
   /** Most accesses any block (past the root) of the current prompt had before: its conversation turn. */
   private groupTurn = 0;
 
   private readonly cursor: Int32Array;
+  /** Per class: the prompt generation its cursor belongs to (a stale cursor reads as none). */
+  private readonly cursorGen: Uint32Array;
+  /** Prompt generation: bumped at each prompt start instead of clearing every cursor. */
+  private gen = 1;
+  /**
+   * Bit per class, set when a key joins the class: the victim scan visits set bits only (a
+   * class that emptied is cleared when the scan meets it), not all 56 or 240 classes.
+   */
+  private readonly occupied: Uint32Array;
 
   /**
    * @param options - see {@link PredictiveOptions}.
@@ -143,6 +154,9 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     this.never = new Float64Array(classes);
     this.score = new Float64Array(classes * BINS);
     this.cursor = new Int32Array(classes).fill(-1);
+    this.cursorGen = new Uint32Array(classes);
+    this.occupied = new Uint32Array((classes + 31) >>> 5);
+    this.dirty = new Uint8Array(classes).fill(1);
     this.historySize = historySize;
     this.refreshEvery = refreshEvery;
     this.predictReuse = options.predictReuse;
@@ -204,6 +218,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     const gap = this.now - (this.last[s] as number);
     const i = (this.cls[s] as number) * BINS + binOf(gap);
     this.gaps[i] = (this.gaps[i] as number) + 1;
+    this.dirty[this.cls[s] as number] = 1;
     this.tick();
   }
 
@@ -211,9 +226,15 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     if (++this.observations % this.refreshEvery === 0) this.refresh();
   }
 
-  /** Recomputes score[class][ageBin] = P(reuse | age) / E[time to reuse | age]. */
+  /**
+   * Recomputes score[class][ageBin] = P(reuse | age) / E[time to reuse | age] for the classes
+   * whose counts changed (a class's scores depend on its own counts only).
+   */
   private refresh(): void {
+    const dirty = this.dirty;
     for (let c = 0; c < this.classes; c++) {
+      if (dirty[c] === 0) continue;
+      dirty[c] = 0;
       let r = 0;
       let w = 0;
       const never = this.never[c] as number;
@@ -268,12 +289,15 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     const depth = info?.depth;
     if (depth === undefined || depth === 0) {
       this.groupStart = this.now;
-      this.cursor.fill(-1);
+      if (++this.gen > 0xffffffff) {
+        this.gen = 1;
+        this.cursorGen.fill(0);
+      }
     }
     this.cls[s] = c;
     this.clock++;
     this.unlink(s);
-    const at = this.cursor[c] as number;
+    const at = this.cursorGen[c] === this.gen ? (this.cursor[c] as number) : -1;
     if (depth !== undefined && at !== -1 && this.list[at] === c) {
       this.last[s] = this.groupStart;
       this.insertAfter(at, s);
@@ -282,6 +306,8 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
       this.pushHead(c, s);
     }
     this.cursor[c] = s;
+    this.cursorGen[c] = this.gen;
+    this.occupied[c >>> 5] = (this.occupied[c >>> 5] as number) | (1 << (c & 31));
   }
 
   /**
@@ -310,6 +336,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
       const t = this.tails[ghost] as number;
       const c = this.cls[t] as number;
       this.never[c] = (this.never[c] as number) + 1;
+      this.dirty[c] = 1;
       this.unlink(t);
       this.dropSlot(t);
       this.tick();
@@ -320,15 +347,27 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     let best = -1;
     let bestScore = Number.POSITIVE_INFINITY;
     let bestLast = Number.POSITIVE_INFINITY;
-    for (let c = 0; c < this.classes; c++) {
-      const t = this.tails[c] as number;
-      if (t === -1) continue;
-      const lastAccess = this.last[t] as number;
-      const sc = this.score[c * BINS + binOf(this.now - lastAccess)] as number;
-      if (sc < bestScore || (sc === bestScore && lastAccess < bestLast)) {
-        best = t;
-        bestScore = sc;
-        bestLast = lastAccess;
+    const occupied = this.occupied;
+    const tails = this.tails;
+    // classes in ascending order, as a full scan would visit them (ties go to the first)
+    for (let w = 0; w < occupied.length; w++) {
+      let bits = occupied[w] as number;
+      while (bits !== 0) {
+        const low = bits & -bits;
+        bits ^= low;
+        const c = (w << 5) + 31 - Math.clz32(low);
+        const t = tails[c] as number;
+        if (t === -1) {
+          occupied[w] = (occupied[w] as number) & ~low;
+          continue;
+        }
+        const lastAccess = this.last[t] as number;
+        const sc = this.score[c * BINS + binOf(this.now - lastAccess)] as number;
+        if (sc < bestScore || (sc === bestScore && lastAccess < bestLast)) {
+          best = t;
+          bestScore = sc;
+          bestLast = lastAccess;
+        }
       }
     }
     return best === -1 ? -1 : (this.keys[best] as number);
@@ -343,5 +382,7 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
   clear(): void {
     this.resetTable();
     this.cursor.fill(-1);
+    this.cursorGen.fill(0);
+    this.occupied.fill(0);
   }
 }

@@ -28,9 +28,11 @@ export interface EvictionPolicyOptions extends GdsfOptions, PredictiveOptions {
   readonly ghostRatio?: number;
   /** `adaptive`: the experts it may follow. @default ['lru', 'lfu', 'arc', 'gdsf', 's3fifo', 'predictive'] */
   readonly experts?: readonly string[];
-  /** `adaptive`: the expert followed first. @default 'lru' */
+  /** `adaptive`: the expert followed first. @default 'predictive' when among the experts, else the first */
   readonly initialExpert?: string;
-  /** `adaptive`: keys per miniature simulation (sampling rate = min(1, sampledKeys / capacity)). @default 4096 */
+  /** `adaptive`: capacity at or below which every expert is simulated at full size. @default 4096 */
+  readonly exactCapacity?: number;
+  /** `adaptive`: keys per miniature simulation above `exactCapacity` (sampling rate = sampledKeys / capacity). @default 1024 */
   readonly sampledKeys?: number;
   /** Belady's future accesses (required by `belady`). */
   readonly accesses?: ArrayLike<number>;
@@ -71,6 +73,7 @@ export function createEvictionPolicy(name: string, options: EvictionPolicyOption
         capacity: requirePositiveInt('options.capacity', options.capacity),
         ...(options.experts === undefined ? {} : { experts: options.experts }),
         ...(options.initialExpert === undefined ? {} : { initialExpert: options.initialExpert }),
+        ...(options.exactCapacity === undefined ? {} : { exactCapacity: options.exactCapacity }),
         ...(options.sampledKeys === undefined ? {} : { sampledKeys: options.sampledKeys }),
       });
     case 'belady':

@@ -231,6 +231,22 @@ export class SlotTable {
     this.pushHead(l, s);
   }
 
+  /**
+   * Keys of the live slots in slot order: resident keys and, for policies that keep them,
+   * remembered ones (ghosts, history); filter with the policy's `has`. O(slots), allocates:
+   * for rare operations only (adaptive's hand-over on a switch).
+   * @internal
+   */
+  trackedKeys(): number[] {
+    const out: number[] = [];
+    for (let s = 0; s < this.hwm; s++) {
+      const k = this.keys[s] as number;
+      // a freed slot keeps its stale key; it is live only if the map still points here
+      if (this.slotOf(k) === s) out.push(k);
+    }
+    return out;
+  }
+
   /** Forgets every key and list. */
   protected resetTable(): void {
     for (let i = 1; i < this.table.length; i += 2) this.table[i] = EMPTY;

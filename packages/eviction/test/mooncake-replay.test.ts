@@ -99,6 +99,24 @@ describe('the bundled Mooncake sample (the full trace\'s first 3,000 lines)', ()
       expect(replayBlockTrace(requests, createEvictionPolicy('predictive'), c).hitRatio, `${c} blocks`).toBeLessThanOrEqual(belady);
     }
   });
+
+  it('pins predictive\'s hits on the sample: a speed-up of the policy changes no decision', () => {
+    // hit blocks of the policy as first shipped (full victim scan, full table refresh), both signal modes
+    const requests = readBlockTrace(SAMPLE);
+    const reuse = (k: number) => (Math.imul(k, 2654435761) >>> 0) / 2 ** 32;
+    const want: [number, 'replace' | 'combine', number][] = [
+      [300, 'replace', 3967],
+      [300, 'combine', 3767],
+      [1000, 'replace', 6242],
+      [1000, 'combine', 4588],
+      [3000, 'replace', 9231],
+      [3000, 'combine', 6677],
+    ];
+    for (const [c, signal, hits] of want) {
+      const p = new PredictivePolicy(signal === 'combine' ? { signal, predictReuse: reuse } : { signal });
+      expect(replayBlockTrace(requests, p, c).hitBlocks, `${c} blocks, ${signal}`).toBe(hits);
+    }
+  });
 });
 
 describe('readBlockTrace errors', () => {
