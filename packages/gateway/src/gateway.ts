@@ -11,19 +11,19 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
-import type { KvEvent } from '@kvmgr/core';
 import { isKvmgrError } from '@kvmgr/core';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
-import { type BlockIndex, KvBlockIndex, type ResolvedRouterConfig, type RouteRequest, Router } from '@kvmgr/router';
+import type { ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
-import { NO_ENDPOINT, type Placement, placeRequest } from './decide.js';
-import { Endpoint } from './endpoint.js';
+import { NO_ENDPOINT, type Placement } from './decide.js';
+import type { Endpoint } from './endpoint.js';
 import { ReplicaState } from './shared/replica-state.js';
 import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
+import { EndpointPool } from './pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest } from './request-info.js';
 import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
 
@@ -81,141 +81,54 @@ const FORWARD_HEADERS = ['authorization', 'x-slo-ttft-ms', 'x-slo-tpot-ms', 'x-s
 
 class GatewayServer {
   readonly cfg: ResolvedGatewayConfig;
-  readonly endpoints = new Map<string, Endpoint>();
-  readonly index: KvBlockIndex;
+  /** Endpoints, block index, router and decision (shared with `kvmgr epp`). */
+  readonly pool: EndpointPool;
   /** Shared state with other replicas (Redis), when `redis` is configured. */
   readonly shared: ReplicaState | undefined;
-  routerNow: Router;
   readonly admission: AdmissionQueue<Placement<Endpoint> | typeof NO_ENDPOINT>;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
   readonly agent: Agent;
   readonly app: FastifyInstance;
-  private blockSizeFixed: boolean;
-  /** Block sizes last warned about (a mismatch is logged once per change, not per scrape). */
-  private warnedSizes = '';
 
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
-    this.blockSizeFixed = cfg.blockSizeFixed;
     this.shared = cfg.redis === undefined ? undefined : new ReplicaState(cfg.redis);
-    this.index = new KvBlockIndex({ ...(cfg.model === undefined ? {} : { namespace: { model: cfg.model } }), tierWeights: cfg.routing.tierWeights, ...(this.shared === undefined ? {} : { listener: this.shared.listener }) });
-    this.shared?.attach(this.index, () => this.endpoints.values());
-    this.routerNow = new Router(cfg.routing, { index: this.routingIndex });
     this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs);
     this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-gateway' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
+    this.pool = new EndpointPool(
+      cfg,
+      this.log,
+      {
+        onMaybeFreed: () => this.admission.release(),
+        onEventLag: (lagS) => this.metrics.eventLag.observe(lagS),
+      },
+      this.shared,
+    );
     this.agent = new Agent({ connections: 256, keepAliveTimeout: 10_000, headersTimeout: cfg.upstreamHeadersTimeoutMs, bodyTimeout: cfg.upstreamBodyTimeoutMs });
     this.metrics = createGatewayMetrics({
       poolName: 'kvmgr',
-      endpoints: () =>
-        [...this.endpoints.values()].map((e) => {
-          const s = e.latest()?.snapshot;
-          return { name: e.name, healthy: e.healthy, kvUtilization: s?.kvUtilization ?? 0, waiting: s?.waiting ?? 0, eventLagS: e.lastEventLagS };
-        }),
-      indexBlocks: () => this.index.size,
+      endpoints: () => this.pool.endpointGauges(),
+      indexBlocks: () => this.pool.index.size,
       queueDepth: () => this.admission.depth,
-      eventCounters: () => {
-        const c = { gaps: 0, replays: 0, replayFailures: 0, restarts: 0, lost: 0, malformed: 0, delivered: 0 };
-        for (const e of this.endpoints.values()) {
-          const s = e.eventStats();
-          if (s === undefined) continue;
-          c.gaps += s.gaps;
-          c.replays += s.replays;
-          c.replayFailures += s.replayFailures;
-          c.restarts += s.restarts;
-          c.lost += s.lost;
-          c.malformed += s.malformed;
-          c.delivered += s.delivered;
-        }
-        return c;
-      },
+      eventCounters: () => this.pool.eventCounters(),
     });
     this.app = Fastify({ logger: false, bodyLimit: cfg.maxBodyBytes, forceCloseConnections: true });
     this.shared?.registerMetrics(this.metrics.registry);
     this.routes();
   }
 
-  /** What the router reads: the local index, or the local index merged with the shared view. */
-  get routingIndex(): BlockIndex {
-    return this.shared?.index ?? this.index;
-  }
-
-  // ---- pool ------------------------------------------------------------------------------
-
-  async addEndpoint(config: EndpointConfig): Promise<Endpoint> {
-    this.index.addInstance(config.name);
-    this.shared?.addEndpoint(config.name);
-    const ep = await Endpoint.start(config, {
-      scrapeIntervalMs: this.cfg.scrapeIntervalMs,
-      healthIntervalMs: this.cfg.healthIntervalMs,
-      unhealthyThreshold: this.cfg.unhealthyThreshold,
-      sink: { onEvents: (e, events, lag) => this.onEvents(e, events, lag) },
-      onHealthChange: (e, healthy, why) => {
-        this.log.warn({ event: 'endpoint-health', endpoint: e.name, healthy, why }, healthy ? 'endpoint back in service' : 'endpoint taken out of service');
-        if (healthy) this.admission.release();
-      },
-      onRestart: (e, why) => this.log.warn({ event: 'endpoint-restart', endpoint: e.name, why }, 'engine restarted: its blocks are cleared in the index and its KV events replayed from the start'),
-      onScrape: () => {
-        this.adoptBlockSize();
-        this.admission.release();
-      },
-    });
-    if (this.closing) {
-      await ep.close();
-      throw new Error('gateway closed');
-    }
-    this.endpoints.set(config.name, ep);
-    this.adoptBlockSize();
-    return ep;
-  }
-
-  async removeEndpoint(name: string): Promise<boolean> {
-    const ep = this.endpoints.get(name);
-    if (ep === undefined) return false;
-    this.endpoints.delete(name);
-    this.index.removeInstance(name);
-    await this.shared?.removeEndpoint(name);
-    await ep.close();
-    return true;
-  }
-
-  private onEvents(ep: Endpoint, events: readonly KvEvent[], lagS: number): void {
-    if (!this.endpoints.has(ep.name)) return;
-    this.index.applyEvents(ep.name, events);
-    this.metrics.eventLag.observe(lagS);
-  }
-
-  /** Without an explicit `routing.blockSize`, key requests by the block size the endpoints report (when they agree). */
-  private adoptBlockSize(): void {
-    if (this.blockSizeFixed) return;
-    const sizes = new Set<number>();
-    for (const e of this.endpoints.values()) {
-      const bs = e.blockSize();
-      if (bs !== undefined) sizes.add(bs);
-    }
-    if (sizes.size > 1) {
-      const key = [...sizes].sort().join(',');
-      if (key === this.warnedSizes) return;
-      this.warnedSizes = key;
-      this.log.warn({ event: 'block-size-mismatch', sizes: [...sizes] }, `endpoints report different block sizes; keys use ${this.routerNow.config.blockSize}`);
-      return;
-    }
-    const bs = sizes.values().next().value;
-    if (bs !== undefined && bs !== this.routerNow.config.blockSize) this.routerNow = new Router({ ...this.routerNow.config, blockSize: bs }, { index: this.routingIndex });
+  /** The current router (the pool's). */
+  get routerNow(): Router {
+    return this.pool.router;
   }
 
   // ---- routing and admission ---------------------------------------------------------------
 
-  private candidates(excluded: ReadonlySet<string>): Endpoint[] {
-    const out: Endpoint[] = [];
-    for (const e of this.endpoints.values()) if (e.healthy && e.config.role !== 'prefill' && !excluded.has(e.name)) out.push(e);
-    return out;
-  }
-
   /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
   private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
-    const p = placeRequest(this.routerNow, this.endpoints.values(), req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
+    const p = this.pool.place(req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
     if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.requestId, info.footprintTokens);
     return p;
@@ -241,28 +154,28 @@ class GatewayServer {
     app.setNotFoundHandler((req, reply) => {
       void sendError(reply, openAiError(404, `no route ${req.method} ${req.url}`, { code: 'not_found' }));
     });
-    app.get('/health', async () => ({ status: 'ok', endpoints: this.endpoints.size, healthy: this.candidates(new Set()).length, ...(this.shared === undefined ? {} : { redis: this.shared.health() }) }));
+    app.get('/health', async () => ({ status: 'ok', endpoints: this.pool.endpoints.size, healthy: this.pool.eligible().length, ...(this.shared === undefined ? {} : { redis: this.shared.health() }) }));
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
     app.get('/admin/state', async () => this.state());
     app.get('/admin/routing', async () => this.routerNow.config);
     app.put('/admin/routing', async (req, reply) => {
       let next: Router;
+      let fixed: boolean;
       try {
         const { config, blockSizeFixed } = parseRoutingInput(req.body, this.cfg.model);
         if (this.cfg.model !== undefined && config.model !== this.cfg.model) {
           return sendError(reply, openAiError(400, `routing.model: must stay ${JSON.stringify(this.cfg.model)} (the block index namespace)`, { param: 'model', code: 'invalid_value' }));
         }
-        next = new Router(config, { index: this.routingIndex });
-        this.blockSizeFixed = blockSizeFixed;
+        next = this.pool.routerFor(config);
+        fixed = blockSizeFixed;
       } catch (e) {
         return sendError(reply, openAiError(400, (e as Error).message, { code: isKvmgrError(e) ? e.code : 'invalid_value' }));
       }
-      this.routerNow = next;
-      this.adoptBlockSize();
+      this.pool.useRouter(next, fixed);
       this.log.info({ event: 'routing-updated', routing: this.routerNow.config }, 'routing configuration replaced');
       return this.routerNow.config;
     });
-    app.get('/admin/endpoints', async () => [...this.endpoints.values()].map((e) => e.config));
+    app.get('/admin/endpoints', async () => [...this.pool.endpoints.values()].map((e) => e.config));
     app.post('/admin/endpoints', async (req, reply) => {
       let c: EndpointConfig;
       try {
@@ -270,18 +183,18 @@ class GatewayServer {
       } catch (e) {
         return sendError(reply, openAiError(400, (e as Error).message, { code: 'invalid_value' }));
       }
-      for (const e of this.endpoints.values()) {
+      for (const e of this.pool.endpoints.values()) {
         if (e.name === c.name || e.config.url === c.url) return sendError(reply, openAiError(409, `endpoint ${JSON.stringify(c.name)} (${c.url}) exists already`, { code: 'conflict' }));
       }
       try {
-        const ep = await this.addEndpoint(c);
+        const ep = await this.pool.add(c);
         return reply.code(201).send({ ...ep.config, healthy: ep.healthy });
       } catch (e) {
         return sendError(reply, openAiError(400, `endpoint ${JSON.stringify(c.name)}: ${(e as Error).message}`, { code: 'invalid_value' }));
       }
     });
     app.delete<{ Params: { name: string } }>('/admin/endpoints/:name', async (req, reply) => {
-      const ok = await this.removeEndpoint(req.params.name);
+      const ok = await this.pool.remove(req.params.name);
       if (!ok) return sendError(reply, openAiError(404, `no endpoint ${JSON.stringify(req.params.name)}`, { code: 'not_found' }));
       return reply.code(204).send();
     });
@@ -292,7 +205,7 @@ class GatewayServer {
   state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig } {
     const now = Date.now();
     return {
-      endpoints: [...this.endpoints.values()].map((e) => {
+      endpoints: [...this.pool.endpoints.values()].map((e) => {
         const l = e.latest();
         const cap = e.capacityTokens();
         return {
@@ -314,7 +227,7 @@ class GatewayServer {
           eventLagS: e.lastEventLagS,
         };
       }),
-      indexBlocks: this.index.size,
+      indexBlocks: this.pool.index.size,
       queueDepth: this.admission.depth,
       routing: this.routerNow.config,
     };
@@ -351,7 +264,7 @@ class GatewayServer {
       ...(info.model === undefined ? {} : { model: info.model }),
     };
     await this.shared?.prepare(this.routerNow.keysFor(routeReq));
-    const healthy = this.candidates(new Set());
+    const healthy = this.pool.eligible();
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
     if (this.cfg.admission.enabled) {
       const caps = healthy.map((e) => e.capacityTokens());
@@ -429,7 +342,7 @@ class GatewayServer {
     const finish = (ep: Endpoint, ok: boolean) => {
       ep.inFlight.delete(requestId);
       this.shared?.finished(requestId);
-      if (ok && ep.config.kvEvents === null) this.recordHistory(ep, routeReq);
+      if (ok) this.pool.recordHistory(ep, routeReq);
       this.admission.release();
     };
     try {
@@ -597,16 +510,6 @@ class GatewayServer {
     return sendError(reply, e);
   }
 
-  /** Endpoints without KV events: remember the prompt's blocks as held there (approximate). */
-  private recordHistory(ep: Endpoint, req: RouteRequest): void {
-    const keys = this.routerNow.keysFor(req);
-    const blocks = keys.length >>> 1;
-    if (blocks === 0) return;
-    const before = this.index.prefixLength(ep.name, keys, Number.POSITIVE_INFINITY);
-    this.index.recordBlocks(ep.name, keys, 'gpu', 0, blocks);
-    ep.cachedBlocks += Math.max(0, blocks - before);
-  }
-
   closing = false;
 
   async close(): Promise<void> {
@@ -615,8 +518,7 @@ class GatewayServer {
     this.admission.close();
     await this.shared?.close();
     await this.app.close();
-    await Promise.all([...this.endpoints.values()].map((e) => e.close()));
-    this.endpoints.clear();
+    await this.pool.close();
     await this.agent.close().catch(() => undefined);
     this.log.flush?.();
   }
@@ -642,7 +544,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   const cfg = isResolved(config) ? config : resolveGatewayConfig(config);
   const server = new GatewayServer(cfg, options);
   try {
-    for (const e of cfg.endpoints) await server.addEndpoint(e);
+    for (const e of cfg.endpoints) await server.pool.add(e);
     await server.app.listen({ host: cfg.host, port: cfg.port });
     server.shared?.start();
   } catch (e) {

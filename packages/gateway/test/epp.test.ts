@@ -13,11 +13,9 @@ import { type EngineServer, createEngineServer } from '@kvmgr/engine-server';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Epp, type PbStruct, type ProcessingRequest, type ProcessingResponse, createEpp, loadEppProtos } from '../src/index.js';
+import { ExtProcCall, destinationOf, headersMsg, immediateError, immediateStatus, pickOver, postHeaders, servedMeta, subsetHint } from './epp-client.js';
 
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
-
-/** `envoy.type.v3.StatusCode` names (proto-loader `enums: String`) → HTTP status. */
-const STATUS: Readonly<Record<string, number>> = { BadRequest: 400, PayloadTooLarge: 413, TooManyRequests: 429, ServiceUnavailable: 503, InternalServerError: 500 };
 
 /** Keeps pino's JSON lines. */
 class LogSink {
@@ -37,108 +35,20 @@ class LogSink {
   }
 }
 
-/** One ext_proc stream as Envoy drives it. */
-class ExtProcCall {
-  readonly call: grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
-  private readonly got: ProcessingResponse[] = [];
-  private readonly waiting: ((r: ProcessingResponse) => void)[] = [];
-  readonly closed: Promise<void>;
-
-  constructor(client: grpc.Client) {
-    this.call = (client as unknown as { Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }).Process();
-    this.call.on('data', (r: ProcessingResponse) => {
-      const w = this.waiting.shift();
-      if (w !== undefined) w(r);
-      else this.got.push(r);
-    });
-    this.closed = new Promise((resolve) => {
-      this.call.on('status', () => resolve());
-      this.call.on('error', () => resolve());
-    });
-  }
-
-  send(m: ProcessingRequest): void {
-    this.call.write(m);
-  }
-
-  /** The next response (bounded wait). */
-  next(timeoutMs = 10_000): Promise<ProcessingResponse> {
-    const r = this.got.shift();
-    if (r !== undefined) return Promise.resolve(r);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('no ext_proc response in time')), timeoutMs);
-      this.waiting.push((x) => {
-        clearTimeout(t);
-        resolve(x);
-      });
-    });
-  }
-
-  /** Whether a response arrives within `ms` (for "still waiting" checks). */
-  async quiet(ms: number): Promise<boolean> {
-    if (this.got.length > 0) return false;
-    await new Promise((r) => setTimeout(r, ms));
-    return this.got.length === 0;
-  }
-
-  /** Half-closes (the HTTP stream is over) and waits for the server's status. */
-  async end(): Promise<void> {
-    this.call.end();
-    await this.closed;
-  }
-}
-
-function headersMsg(h: Record<string, string>, endOfStream = false, metadata?: Record<string, PbStruct>): ProcessingRequest {
-  return {
-    request_headers: { headers: { headers: Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: endOfStream },
-    ...(metadata === undefined ? {} : { metadata_context: { filter_metadata: metadata } }),
-  };
-}
-
-function subsetHint(addresses: readonly string[]): Record<string, PbStruct> {
-  return { 'envoy.lb.subset_hint': { fields: { 'x-gateway-destination-endpoint-subset': { listValue: { values: addresses.map((a) => ({ stringValue: a })) } } } } };
-}
-
-function servedMeta(address: string): Record<string, PbStruct> {
-  return { 'envoy.lb': { fields: { 'x-gateway-destination-endpoint-served': { stringValue: address } } } };
-}
-
-/** What the picker answered for the body: the header and the metadata value (they must agree). */
-function destinationOf(r: ProcessingResponse): { header: string | undefined; metadata: string | undefined; clearRouteCache: boolean | undefined; bodyMutated: boolean } {
-  const common = r.request_body?.response ?? r.request_headers?.response;
-  const h = common?.header_mutation?.set_headers?.find((o) => o.header.key === 'x-gateway-destination-endpoint')?.header;
-  const header = h === undefined ? undefined : h.raw_value !== undefined && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString() : h.value;
-  const metadata = r.dynamic_metadata?.fields?.['envoy.lb']?.structValue?.fields?.['x-gateway-destination-endpoint']?.stringValue;
-  return { header, metadata, clearRouteCache: common?.clear_route_cache, bodyMutated: common?.body_mutation !== undefined };
-}
-
-function immediateStatus(r: ProcessingResponse): number | undefined {
-  const c = r.immediate_response?.status.code as unknown;
-  return typeof c === 'number' ? c : typeof c === 'string' ? STATUS[c] : undefined;
-}
-
 function completion(prompt: string, maxTokens = 4): Buffer {
   return Buffer.from(JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens }));
 }
 
-const POST = (id: string, extra: Record<string, string> = {}) => ({ ':method': 'POST', ':path': '/v1/completions', ':authority': 'gw', 'content-type': 'application/json', 'x-request-id': id, ...extra });
+const POST = (id: string, extra: Record<string, string> = {}) => postHeaders(id, '/v1/completions', extra);
 
 /**
- * Drives one request the way Envoy does in BUFFERED mode and returns the picked address. With
- * `forward`, sends the body to the picked engine (as the proxy would) before the response
- * headers come back with the served endpoint.
+ * Drives one request the way Envoy does in BUFFERED mode (the body in `chunks` messages, as a
+ * streamed body arrives) and returns the picked address; the stream stays open.
  */
-async function pick(client: grpc.Client, id: string, body: Buffer, opts: { metadata?: Record<string, PbStruct>; chunks?: number; hold?: boolean } = {}): Promise<{ call: ExtProcCall; address: string; response: ProcessingResponse }> {
-  const c = new ExtProcCall(client);
-  c.send(headersMsg(POST(id), false, opts.metadata));
-  const hr = await c.next();
-  expect(hr.request_headers?.response?.status ?? 'CONTINUE').toBe('CONTINUE');
-  const n = opts.chunks ?? 1;
-  const step = Math.ceil(body.length / n);
-  for (let i = 0; i < n; i++) c.send({ request_body: { body: body.subarray(i * step, (i + 1) * step), end_of_stream: i === n - 1 } });
-  const r = await c.next();
-  const d = destinationOf(r);
-  return { call: c, address: d.header ?? '', response: r };
+async function pick(client: grpc.Client, id: string, body: Buffer, opts: { metadata?: Record<string, PbStruct>; chunks?: number } = {}): Promise<{ call: ExtProcCall; address: string; response: ProcessingResponse }> {
+  const r = await pickOver(client, POST(id), body, opts);
+  expect(r.headersResponse.request_headers?.response?.status ?? 'CONTINUE').toBe('CONTINUE');
+  return r;
 }
 
 async function forwardAndFinish(c: ExtProcCall, address: string, body: Buffer, served = address): Promise<unknown> {
@@ -315,6 +225,116 @@ describe('epp: ext_proc endpoint picker over engine servers', () => {
       });
     for (const s of ['liveness', 'readiness', '', 'envoy.service.ext_proc.v3.ExternalProcessor']) expect(await check(s)).toEqual({ status: 'SERVING' });
     expect(((await check('nope')) as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it('a streamed body (8 request_body messages, end_of_stream only on the last, one empty): nothing answered before the last; then header and metadata agree, inside the subset', async () => {
+    const prompt = 'A streamed request body arrives in pieces; the picker decides on all of it. '.repeat(10);
+    const body = completion(prompt, 2);
+    const only = [addressOf(engines[0] as EngineServer), addressOf(engines[1] as EngineServer)];
+    const c = new ExtProcCall(client);
+    c.send(headersMsg(POST('epp-streamed-1'), false, subsetHint(only)));
+    expect((await c.next()).request_headers?.response?.status ?? 'CONTINUE').toBe('CONTINUE');
+    const step = Math.ceil(body.length / 7);
+    for (let i = 0; i < 7; i++) {
+      c.send({ request_body: { body: body.subarray(i * step, (i + 1) * step), end_of_stream: false } });
+      if (i === 3) c.send({ request_body: { body: Buffer.alloc(0), end_of_stream: false } });
+    }
+    expect(await c.quiet(150)).toBe(true); // gathered, not answered chunk by chunk
+    c.send({ request_body: { body: Buffer.alloc(0), end_of_stream: true } });
+    const r = await c.next();
+    const d = destinationOf(r);
+    expect(only).toContain(d.header);
+    expect(d.metadata).toBe(d.header);
+    expect(epp.state().endpoints.find((e) => e.address === d.header)?.inFlight).toBe(1);
+    // the gathered body is the one the client sent: the engine serves it and its prompt is the prompt
+    const json = (await forwardAndFinish(c, d.header as string, body)) as { usage: { prompt_tokens: number } };
+    expect(json.usage.prompt_tokens).toBe(logs.request('epp-streamed-1')?.['promptTokens']);
+    // the same body buffered (one message) goes to the same engine (its blocks are there now)
+    const name = epp.state().endpoints.find((e) => e.address === d.header)?.name as string;
+    await until(() => (epp.state().endpoints.find((e) => e.name === name)?.cachedBlocks ?? 0) > 0, 5000, 'KV events');
+    const b = await pick(client, 'epp-streamed-2', body, { metadata: subsetHint(only) });
+    expect(b.address).toBe(d.header);
+    expect(destinationOf(b.response).metadata).toBe(d.header);
+    await forwardAndFinish(b.call, b.address, body);
+  });
+
+  describe('malformed messages get an immediate answer and the stream ends', () => {
+    /** Sends `msgs` on a fresh stream; returns the first answer and the gRPC status the server ends with. */
+    async function answerTo(msgs: ProcessingRequest[]): Promise<{ status: number | undefined; error: { message: string; code: string | null }; grpcStatus: number }> {
+      const c = new ExtProcCall(client);
+      for (const m of msgs) c.send(m);
+      let r = await c.next();
+      if (r.request_headers !== undefined && r.immediate_response === undefined) r = await c.next(); // the headers' CONTINUE
+      const grpcStatus = await c.closed; // the server ends the stream itself
+      c.call.end();
+      return { status: immediateStatus(r), error: immediateError(r), grpcStatus };
+    }
+    const body = (b: string | Buffer): ProcessingRequest => ({ request_body: { body: Buffer.from(b), end_of_stream: true } });
+
+    it('no body: a POST whose headers end the stream; an empty body', async () => {
+      const a = await answerTo([headersMsg(POST('bad-nobody'), true)]);
+      expect(a).toMatchObject({ status: 400, grpcStatus: grpc.status.OK, error: { code: 'invalid_value' } });
+      expect(a.error.message).toBe('request body: missing; POST /v1/completions takes a JSON request body');
+      const b = await answerTo([headersMsg(POST('bad-empty')), body('')]);
+      expect(b).toMatchObject({ status: 400, grpcStatus: grpc.status.OK });
+      expect(b.error.message).toBe('request body: empty; POST /v1/completions takes a JSON request body');
+    });
+
+    it('a body that is not JSON, or JSON that is not a request', async () => {
+      const a = await answerTo([headersMsg(POST('bad-json')), body('{"model": "m", "prompt": ')]);
+      expect(a).toMatchObject({ status: 400, grpcStatus: grpc.status.OK, error: { code: 'invalid_value' } });
+      expect(a.error.message).toMatch(/^request body: not JSON \(/);
+      const b = await answerTo([headersMsg(POST('bad-array')), body('[1, 2, 3]')]);
+      expect(b.status).toBe(400);
+      expect(b.error.message).not.toContain('\n');
+      const c = await answerTo([headersMsg(postHeaders('bad-chat', '/v1/chat/completions')), body(JSON.stringify({ model: MODEL, messages: 'hello' }))]);
+      expect(c.status).toBe(400);
+      expect(c.error.message).toMatch(/messages/);
+    });
+
+    it('an unknown model → 404 model_not_found naming both models', async () => {
+      const a = await answerTo([headersMsg(POST('bad-model')), body(JSON.stringify({ model: 'no-such-model', prompt: 'hi', max_tokens: 1 }))]);
+      expect(a).toMatchObject({ status: 404, grpcStatus: grpc.status.OK, error: { code: 'model_not_found' } });
+      expect(a.error.message).toBe(`The model \`no-such-model\` does not exist. This endpoint picker's pool serves ${JSON.stringify(MODEL)} (the gateway config's model).`);
+      expect(epp.state().endpoints.every((e) => e.inFlight === 0)).toBe(true);
+    });
+
+    it('out-of-protocol messages: nothing set, a body before headers, headers twice', async () => {
+      const a = await answerTo([{}]);
+      expect(a.status).toBe(400);
+      expect(a.error.message).toMatch(/^ext_proc: message with no request set; expected one of request_headers/);
+      const b = await answerTo([body(completion('x'))]);
+      expect(b.status).toBe(400);
+      expect(b.error.message).toMatch(/^ext_proc: request_body before request_headers/);
+      const c = await answerTo([headersMsg(POST('twice')), headersMsg(POST('twice'))]);
+      expect(c.status).toBe(400);
+      expect(c.error.message).toMatch(/second request_headers/);
+    });
+
+    it('bytes that are not a ProcessingRequest: the server ends the stream with a gRPC error', async () => {
+      const Raw = grpc.makeGenericClientConstructor(
+        { Process: { path: '/envoy.service.ext_proc.v3.ExternalProcessor/Process', requestStream: true, responseStream: true, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } },
+        'Raw',
+      );
+      const raw = new Raw(epp.address, grpc.credentials.createInsecure());
+      try {
+        const call = (raw as unknown as { Process(): grpc.ClientDuplexStream<Buffer, Buffer> }).Process();
+        const status = new Promise<number>((resolve) => {
+          call.on('status', (s: grpc.StatusObject) => resolve(s.code));
+          call.on('error', () => undefined);
+          call.on('data', () => undefined);
+        });
+        call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])); // field 1, length-delimited, length past the end
+        expect(await status).not.toBe(grpc.status.OK);
+        call.end();
+      } finally {
+        raw.close();
+      }
+      // the picker still answers the next request
+      const r = await pick(client, 'after-garbage', completion('still here'));
+      expect(r.address).not.toBe('');
+      await r.call.end();
+    });
   });
 });
 

@@ -15,7 +15,7 @@
 import { KvmgrError } from '@kvmgr/core';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import type { EndpointConfig, EndpointInput } from '../config.js';
+import type { EndpointInput } from '../config.js';
 
 const hostPort = z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected ip:port such as 10.0.0.5:8000');
 
@@ -75,14 +75,4 @@ export function parsePodsFile(text: string, file = 'pods'): EndpointInput[] {
     seen.set(r.data.address, i);
     return podToEndpoint(r.data);
   });
-}
-
-/**
- * The `ip:port` of an endpoint as the proxy addresses it (the URL's host, its scheme's default
- * port when the URL names none).
- */
-export function endpointAddress(config: Pick<EndpointConfig, 'url'>): string {
-  const u = new URL(config.url);
-  const port = u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80';
-  return `${u.hostname}:${port}`;
 }

@@ -7,7 +7,8 @@
  * 1. `request_headers` → answered at once with CONTINUE and a `mode_override` asking for the
  *    request body BUFFERED (honoured when the filter sets `allow_mode_override`), response
  *    headers SEND (to read the served endpoint), no response body. A request without a body
- *    (`end_of_stream` on its headers) is placed at once, without a prompt.
+ *    (`end_of_stream` on its headers) is placed at once, without a prompt; on an OpenAI route
+ *    (`/v1/completions`, `/v1/chat/completions`) it is answered 400 instead.
  * 2. `request_body` chunks are gathered until `end_of_stream`; then the request is validated and
  *    tokenised (`readRequest`), admitted (the gateway's {@link AdmissionQueue}: ADMIT, DEFER, or
  *    REJECT → immediate 429) and placed with the gateway's {@link placeRequest} over the
@@ -27,7 +28,10 @@
  *    prompt's blocks (routing history).
  *
  * The messages of one stream are handled strictly in order, so responses go out in the order
- * Envoy expects them.
+ * Envoy expects them. Anything that cannot be placed gets an immediate response (an OpenAI error
+ * body: 400 for a missing, empty, non-JSON or invalid body and for out-of-protocol messages, 404
+ * for a model other than the configured one, 413, 429, 503), after which the picker ends the
+ * stream itself: no stream is left waiting.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
@@ -40,14 +44,14 @@ import pino, { type Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import { AdmissionQueue, AdmissionRejected } from '../admission.js';
 import { type EndpointInput, type GatewayConfigInput, type ResolvedGatewayConfig, resolveEndpoint, resolveGatewayConfig } from '../config.js';
-import { NO_ENDPOINT, type Placement, placeRequest } from '../decide.js';
+import { NO_ENDPOINT, type Placement } from '../decide.js';
 import type { Endpoint } from '../endpoint.js';
 import type { GatewayOptions } from '../gateway.js';
 import { type GatewayMetrics, createGatewayMetrics } from '../metrics.js';
+import { EndpointPool } from '../pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest } from '../request-info.js';
 import { HealthState } from './health.js';
 import { parsePodsFile } from './pods.js';
-import { EppPool } from './pool.js';
 import { type PbHeaderValue, type PbHeaderValueOption, type PbStruct, type PbValue, type ProcessingRequest, type ProcessingResponse, loadEppProtos } from './protos.js';
 
 /** Header and metadata key of the picked endpoint (GIE proposal 004). */
@@ -156,7 +160,7 @@ interface EppMetrics extends GatewayMetrics {
 
 class EppServer {
   readonly cfg: ResolvedGatewayConfig;
-  readonly pool: EppPool;
+  readonly pool: EndpointPool;
   readonly admission: AdmissionQueue<Placement<Endpoint> | typeof NO_ENDPOINT>;
   readonly metrics: EppMetrics;
   readonly log: Logger;
@@ -182,34 +186,16 @@ class EppServer {
     this.subsetNs = conf.subsetNamespace ?? 'envoy.lb.subset_hint';
     this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-epp' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
     this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs);
-    this.pool = new EppPool(cfg, this.log, {
+    this.pool = new EndpointPool(cfg, this.log, {
       onMaybeFreed: () => this.admission.release(),
       onEventLag: (lag) => this.metrics.eventLag.observe(lag),
     });
     const base = createGatewayMetrics({
       poolName: 'kvmgr',
-      endpoints: () =>
-        [...this.pool.endpoints.values()].map((e) => {
-          const s = e.latest()?.snapshot;
-          return { name: e.name, healthy: e.healthy, kvUtilization: s?.kvUtilization ?? 0, waiting: s?.waiting ?? 0, eventLagS: e.lastEventLagS };
-        }),
+      endpoints: () => this.pool.endpointGauges(),
       indexBlocks: () => this.pool.index.size,
       queueDepth: () => this.admission.depth,
-      eventCounters: () => {
-        const c = { gaps: 0, replays: 0, replayFailures: 0, restarts: 0, lost: 0, malformed: 0, delivered: 0 };
-        for (const e of this.pool.endpoints.values()) {
-          const s = e.eventStats();
-          if (s === undefined) continue;
-          c.gaps += s.gaps;
-          c.replays += s.replays;
-          c.replayFailures += s.replayFailures;
-          c.restarts += s.restarts;
-          c.lost += s.lost;
-          c.malformed += s.malformed;
-          c.delivered += s.delivered;
-        }
-        return c;
-      },
+      eventCounters: () => this.pool.eventCounters(),
     });
     const registers = [base.registry];
     const pool = this.pool;
@@ -329,13 +315,7 @@ class EppServer {
 
   /** The candidates of a request: healthy, not prefill-only, and in the subset when there is one. */
   candidates(subset: ReadonlySet<string> | null): Endpoint[] {
-    const out: Endpoint[] = [];
-    for (const [address, e] of this.pool.byAddress) {
-      if (!e.healthy || e.config.role === 'prefill') continue;
-      if (subset !== null && !subset.has(address)) continue;
-      out.push(e);
-    }
-    return out;
+    return subset === null ? this.pool.eligible() : this.pool.eligible((_e, address) => subset.has(address));
   }
 
   /** Names outside the subset (excluded from the decision). */
@@ -348,7 +328,7 @@ class EppServer {
 
   place(req: RouteRequest, footprint: number, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
-    const p = placeRequest(this.pool.router, this.pool.endpoints.values(), req, footprint, excluded, checkKv && this.cfg.admission.enabled, nowUs());
+    const p = this.pool.place(req, footprint, excluded, checkKv && this.cfg.admission.enabled, nowUs());
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
     return p;
   }
@@ -395,6 +375,7 @@ class EppServer {
 /** One ext_proc stream: one HTTP request through the proxy. */
 class EppStream {
   private headers: Record<string, string> = {};
+  private sawHeaders = false;
   private chunks: Buffer[] = [];
   private bytes = 0;
   /** Addresses of the subset hint; null when the proxy sent none. */
@@ -434,9 +415,19 @@ class EppStream {
     this.readMetadata(req);
     switch (req.request) {
       case 'request_headers': {
+        if (this.sawHeaders) {
+          this.immediate(openAiError(400, 'ext_proc: a second request_headers message on one stream; expected request_body, trailers or response messages', { code: 'invalid_value' }), 'protocol');
+          return;
+        }
+        this.sawHeaders = true;
         for (const h of req.request_headers?.headers?.headers ?? []) this.headers[h.key.toLowerCase()] = headerText(h);
         this.requestId = this.headers['x-request-id'] || randomUUID();
         if (req.request_headers?.end_of_stream === true) {
+          const path = this.headers[':path'] ?? '';
+          if (routeOf(path) !== null) {
+            this.immediate(openAiError(400, `request body: missing; ${this.headers[':method'] ?? 'POST'} ${path.split('?')[0]} takes a JSON request body`, { code: 'invalid_value' }), 'bad_request');
+            return;
+          }
           // no body (a GET, say): placed at once, without a prompt
           const r = this.placePromptless();
           if (r === undefined) return;
@@ -450,6 +441,10 @@ class EppStream {
         return;
       }
       case 'request_body': {
+        if (!this.sawHeaders) {
+          this.immediate(openAiError(400, 'ext_proc: request_body before request_headers; expected the request headers first (processing_mode.request_header_mode SEND)', { code: 'invalid_value' }), 'protocol');
+          return;
+        }
         const b = req.request_body;
         if (b?.body !== undefined && b.body.length > 0) {
           this.chunks.push(Buffer.from(b.body));
@@ -481,6 +476,11 @@ class EppStream {
         this.send({ response_trailers: {} });
         return;
       default:
+        // nothing Envoy sends: answer at once rather than leave the stream waiting
+        this.immediate(
+          openAiError(400, `ext_proc: message with ${req.request === undefined ? 'no request set' : `unknown request ${JSON.stringify(req.request)}`}; expected one of request_headers, request_body, request_trailers, response_headers, response_body, response_trailers`, { code: 'invalid_value' }),
+          'protocol',
+        );
         return;
     }
   }
@@ -492,11 +492,6 @@ class EppStream {
 
   private metadata(address: string): PbStruct {
     return { fields: { [this.srv.ns]: { structValue: { fields: { [DESTINATION_ENDPOINT_KEY]: { stringValue: address } } } } } };
-  }
-
-  private addressOf(e: Endpoint): string {
-    for (const [a, x] of this.srv.pool.byAddress) if (x === e) return a;
-    return e.name;
   }
 
   private placePromptless(): string | undefined {
@@ -520,6 +515,10 @@ class EppStream {
       if (address !== undefined) this.send({ request_body: { response: this.destination(address) }, dynamic_metadata: this.metadata(address) });
       return;
     }
+    if (body.length === 0) {
+      this.immediate(openAiError(400, `request body: empty; ${this.headers[':method'] ?? 'POST'} ${(this.headers[':path'] ?? '').split('?')[0]} takes a JSON request body`, { code: 'invalid_value' }), 'bad_request');
+      return;
+    }
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
@@ -535,6 +534,12 @@ class EppStream {
     const info = r.info;
     const model = info.model ?? this.srv.cfg.model ?? '';
     this.srv.metrics.requests.inc({ model_name: model, target_model_name: model });
+    if (this.srv.cfg.model !== undefined && info.model !== undefined && info.model !== this.srv.cfg.model) {
+      // the pool serves one model (the index namespace): another name would be scored against the wrong blocks
+      const msg = `The model \`${info.model}\` does not exist. This endpoint picker's pool serves ${JSON.stringify(this.srv.cfg.model)} (the gateway config's model).`;
+      this.immediate(openAiError(404, msg, { param: 'model', code: 'model_not_found' }), 'model_not_found', model);
+      return;
+    }
     if (this.subset !== null && this.subset.size === 0) {
       this.immediate(openAiError(503, 'the subset hint names no endpoint', { code: 'no_endpoint' }), 'empty_subset', model);
       return;
@@ -599,7 +604,7 @@ class EppStream {
   /** Records a placement (in flight on its endpoint) and logs the decision; returns its address. */
   private accept(p: Placement<Endpoint>, req: RouteRequest, tokens: number, model: string, deferred: boolean, info?: RequestInfo): string {
     const ep = p.endpoint;
-    const address = this.addressOf(ep);
+    const address = this.srv.pool.addressOf(ep);
     this.picked = { endpoint: ep, address, req, tokens, model };
     const m = this.srv.metrics;
     m.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
@@ -646,6 +651,8 @@ class EppStream {
     const set = [headerOption('content-type', 'application/json'), ...(this.requestId === '' ? [] : [headerOption('x-request-id', this.requestId)])];
     if (retryAfterS !== undefined) set.push(headerOption('retry-after', String(retryAfterS)));
     this.send({ immediate_response: { status: { code: status }, headers: { set_headers: set }, body: Buffer.from(JSON.stringify(e.body)), details: `kvmgr_epp_${reason}` } });
+    // the request is answered: end the stream (status OK) so that no side waits on it
+    if (!this.call.writableEnded && !this.call.destroyed && !this.call.cancelled) this.call.end();
     this.srv.log.info({ reqId: this.requestId, path: this.headers[':path'] ?? null, status, outcome: reason, error: e.body.error.message, durationMs: Math.round((performance.now() - this.started) * 100) / 100 }, 'request');
     this.done = true;
   }
