@@ -1,13 +1,18 @@
 /**
- * `kvmgr live`: the main job on a live stack with one command. Starts N engine servers in this
- * process (the engine core on the wall clock, time-scaled, KV events on loopback), puts a gateway
- * in front of them — first with round-robin routing, then with kvmgr's — and runs `bench serve`
- * through each on the same trace, with fresh engines each time (cold caches on both sides). Prints
- * the side-by-side table, with the simulator's replay of the same trace, engines and routings
- * next to it; writes each side's bench files, `live.json` and `report.html`.
+ * `kvmgr live`: the main job on a live stack with one command. Starts N engine servers — child
+ * processes of `kvmgr engine` by default, or in this process — (the engine core on the wall
+ * clock, time-scaled, KV events on loopback), puts a gateway in front of them — first with
+ * round-robin routing, then with kvmgr's — and runs `bench serve` through each on the same
+ * trace, with fresh engines each time (cold caches on both sides). Prints the side-by-side
+ * table, with the simulator's replay of the same trace, engines and routings next to it; writes
+ * each side's bench files, `live.json` and `report.html`. Every process it starts is stopped by
+ * its handle, also on Ctrl-C.
  */
-import { join } from 'node:path';
-import { type EngineServer, createEngineServer } from '@kvmgr/engine-server';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KvmgrError } from '@kvmgr/core';
+import { createEngineServer } from '@kvmgr/engine-server';
 import { type Gateway, createGateway } from '@kvmgr/gateway';
 import { type BenchServeResult, benchFiles, benchServe, resolveSlo } from './bench-serve/command.js';
 import { type BenchRun, benchHtml } from './bench-serve/report.js';
@@ -36,46 +41,125 @@ export interface LiveFlags {
   sim?: boolean;
   out?: string;
   progress?: boolean;
+  /** `process` (default): each engine a `kvmgr engine` child process; `in-process`: all in this one. */
+  engines?: 'process' | 'in-process';
 }
 
 /** Default time scale: the bundled sample's 16 minutes of arrivals in under a minute of wall time. */
 export const LIVE_DEFAULT_TIME_SCALE = 20;
 
+/** One engine server of a live stack, wherever it runs. */
+export interface LiveEngine {
+  readonly url: string;
+  readonly servedModelName: string;
+  readonly kvEventsEndpoint?: string;
+  readonly replayEndpoint?: string;
+  close(): Promise<void>;
+}
+
 /** A fleet of engine servers behind one gateway, closed by {@link LiveStack.close}. */
 export interface LiveStack {
   readonly url: string;
   readonly model: string;
-  readonly engines: readonly EngineServer[];
+  readonly engines: readonly LiveEngine[];
   close(): Promise<void>;
+}
+
+/** Options of {@link startEngineProcess} and {@link startLiveStack}'s engines. */
+export interface LiveEngineOptions {
+  readonly model: string;
+  readonly gpu: string;
+  readonly timeScale: number;
+  readonly seed: number;
+}
+
+const KV_EVENTS = { enable_kv_cache_events: true, publisher: 'zmq' as const, endpoint: 'tcp://127.0.0.1:0', replay_endpoint: 'tcp://127.0.0.1:0', topic: '' };
+
+/** The node arguments that run the `kvmgr` executable next to this module (sources through tsx when running from sources). */
+function kvmgrArgv(): { args: string[]; cwd: string } {
+  const here = fileURLToPath(import.meta.url);
+  const dir = dirname(here);
+  // From sources (tests, `pnpm kvmgr`): bin.ts through tsx; built: this code is inside dist/bin.js.
+  if (here.endsWith('.ts')) return { args: ['--conditions=@kvmgr/source', '--import', 'tsx', join(dir, 'bin.ts')], cwd: dir };
+  return { args: [join(dir, 'bin.js')], cwd: dir };
+}
+
+/** `kvmgr engine`'s ready line: `kvmgr engine: NAME on GPU (…) listening on URL[, KV events EP (replay EP)]; Ctrl-C stops`. */
+const READY = /^kvmgr engine: (\S+) on .* listening on (http:\/\/\S+?)(?:, KV events (\S+)(?: \(replay (\S+)\))?)?; Ctrl-C stops$/m;
+
+/**
+ * Starts one `kvmgr engine` child process on 127.0.0.1 (ephemeral HTTP and KV-event ports, logs
+ * off) and resolves when it prints its ready line. `close()` sends SIGTERM (the server closes
+ * gracefully), then SIGKILL after 5 s, and resolves when the child has exited.
+ * @throws KvmgrError `KVMGR_UNAVAILABLE` when the child exits or stays silent for 60 s before ready (with its stderr).
+ */
+export function startEngineProcess(o: LiveEngineOptions): Promise<LiveEngine> {
+  const { args, cwd } = kvmgrArgv();
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...args, 'engine', '--host', '127.0.0.1', '--port', '0', '--model', o.model, '--gpu', o.gpu, '--time-scale', String(o.timeScale), '--seed', String(o.seed), '--kv-events-config', JSON.stringify(KV_EVENTS), '--log-level', 'silent'],
+    { cwd, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const exited = new Promise<void>((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) r();
+    else child.once('exit', () => r());
+  });
+  const close = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const force = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(force);
+    }
+  };
+  return new Promise<LiveEngine>((resolve, reject) => {
+    let err = '';
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      void close().then(() => reject(new KvmgrError('KVMGR_UNAVAILABLE', `kvmgr live: an engine process ${why}${err.trim() ? `: ${err.trim().split('\n').slice(-3).join(' | ')}` : ''}`)));
+    };
+    const timer = setTimeout(() => fail('did not become ready within 60 s'), 60_000);
+    const early = (code: number | null, signal: NodeJS.Signals | null) => fail(`exited before it was ready (${signal ?? `code ${code}`})`);
+    child.once('exit', early);
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (t: string) => {
+      err += t;
+      const m = READY.exec(err);
+      if (m === null) return;
+      clearTimeout(timer);
+      child.off('exit', early);
+      child.stderr?.removeAllListeners('data');
+      child.stderr?.resume();
+      resolve({ servedModelName: m[1] as string, url: m[2] as string, ...(m[3] ? { kvEventsEndpoint: m[3] } : {}), ...(m[4] ? { replayEndpoint: m[4] } : {}), close });
+    });
+  });
+}
+
+async function startEngineInProcess(o: LiveEngineOptions): Promise<LiveEngine> {
+  const e = await createEngineServer({ host: '127.0.0.1', port: 0, model: o.model, gpu: o.gpu, timeScale: o.timeScale, seed: o.seed, kvEventsConfig: KV_EVENTS });
+  return { url: e.url, servedModelName: e.config.servedModelName, ...(e.kvEventsEndpoint ? { kvEventsEndpoint: e.kvEventsEndpoint } : {}), ...(e.replayEndpoint ? { replayEndpoint: e.replayEndpoint } : {}), close: () => e.close() };
 }
 
 /**
  * Starts `instances` engine servers on 127.0.0.1 (ephemeral ports, KV events and replay on
- * ephemeral loopback ports) and a gateway with `routing` in front of them. Whatever started is
- * closed again when a later start fails.
+ * ephemeral loopback ports; `engines: 'process'` (default) as `kvmgr engine` child processes,
+ * started together) and a gateway with `routing` in front of them. Whatever started is closed
+ * again when a later start fails.
  */
-export async function startLiveStack(o: { instances: number; model: string; gpu: string; timeScale: number; routing: string; seed: number }): Promise<LiveStack> {
-  const engines: EngineServer[] = [];
+export async function startLiveStack(o: LiveEngineOptions & { instances: number; routing: string; engines?: 'process' | 'in-process' }): Promise<LiveStack> {
+  const engines: LiveEngine[] = [];
   let gw: Gateway | undefined;
   const close = async () => {
     await gw?.close();
     await Promise.all(engines.map((e) => e.close()));
   };
   try {
-    for (let i = 0; i < o.instances; i++) {
-      engines.push(
-        await createEngineServer({
-          host: '127.0.0.1',
-          port: 0,
-          model: o.model,
-          gpu: o.gpu,
-          timeScale: o.timeScale,
-          seed: o.seed + i,
-          kvEventsConfig: { enable_kv_cache_events: true, publisher: 'zmq', endpoint: 'tcp://127.0.0.1:0', replay_endpoint: 'tcp://127.0.0.1:0', topic: '' },
-        }),
-      );
-    }
-    const model = (engines[0] as EngineServer).config.servedModelName;
+    const start = o.engines === 'in-process' ? startEngineInProcess : startEngineProcess;
+    const started = await Promise.allSettled(Array.from({ length: o.instances }, (_, i) => start({ model: o.model, gpu: o.gpu, timeScale: o.timeScale, seed: o.seed + i })));
+    for (const r of started) if (r.status === 'fulfilled') engines.push(r.value);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const model = (engines[0] as LiveEngine).servedModelName;
     gw = await createGateway(
       {
         server: { host: '127.0.0.1', port: 0, logLevel: 'silent' },
@@ -87,6 +171,10 @@ export async function startLiveStack(o: { instances: number; model: string; gpu:
           ...(e.replayEndpoint ? { replay: e.replayEndpoint } : {}),
         })),
         routing: o.routing,
+        // Engines, gateway and client share one machine: a /metrics scrape that misses its 1 s
+        // timeout there means a busy CPU, not a dead engine (a refused connection still counts at
+        // once). The default (2 in a row) emptied the pool under load (gateway 503 no_endpoint).
+        health: { unhealthyThreshold: 5 },
       },
       { logStream: { write: () => true } },
     );
@@ -167,9 +255,20 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
     { label: 'kvmgr', routing },
   ];
   const results: BenchServeResult[] = [];
+  let interrupted: NodeJS.Signals | undefined;
   for (const side of sides) {
     io.err(`kvmgr live: ${side.label}: ${instances} × ${model} on ${gpu} (time scale ${timeScale}), gateway routing ${side.routing}, ${workload.requests.length} requests\n`);
-    const stack = await startLiveStack({ instances, model, gpu, timeScale, routing: side.routing, seed });
+    const stack = await startLiveStack({ instances, model, gpu, timeScale, routing: side.routing, seed, engines: f.engines ?? 'process' });
+    io.err(`kvmgr live: ${side.label}: engines ${stack.engines.map((e) => e.url).join(' ')} behind the gateway at ${stack.url}\n`);
+    // Ctrl-C / SIGTERM: stop sending, abort what is in flight, stop what this side started, exit.
+    const interrupt = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => {
+      io.err(`kvmgr live: ${sig}: stopping the engines and the gateway\n`);
+      interrupted = sig;
+      interrupt.abort(sig);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     try {
       const r = await benchServe({
         target: stack.url,
@@ -183,12 +282,21 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
         out: join(out, side.label),
         progress: f.progress !== false,
         label: side.label,
+        signal: interrupt.signal,
       });
+      if (interrupt.signal.aborted) break;
       results.push(r);
       writeOutputs(join(out, side.label), benchFiles(r, { vllmJson: true, html: false }));
     } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       await stack.close();
     }
+  }
+  if (interrupted !== undefined) {
+    // 130 / 143: interrupted, as shells count it; no live.json or report is written for a cut run.
+    process.exitCode = interrupted === 'SIGINT' ? 130 : 143;
+    return;
   }
   const [a, b] = results as [BenchServeResult, BenchServeResult];
   let sim: [RunResult, RunResult] | undefined;

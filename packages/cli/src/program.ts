@@ -108,6 +108,23 @@ export function buildProgram(): Command {
       await runSweepCommand(opts, cmd);
     });
 
+  const experiment = program.command('experiment').description('Reproducible experiments: workloads × cluster setups × configurations over seeds, with verdicts (docs/experiments).');
+  experiment
+    .command('run')
+    .description(
+      'Run an experiment file (YAML: workloads, setups, configurations, metrics, hypotheses, targets; see experiments/ and docs/experiments) in the simulator\'s worker pool; prints means with 95% CIs over seeds and a verdict per hypothesis (supported / refuted / inconclusive); writes results.json, results.md (verdicts and tables in markdown), report.html and cells.jsonl (an interrupted run resumes from its finished cells). Metrics: goodput_rps, slo_attainment, throughput_rps, output_tok_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms, e2e_p99_ms, hit_rate, preemptions, rejected, evicted_blocks, offloaded_blocks, reloaded_blocks, kv_utilization, jain_index, throughput_cv (output tokens/s fluctuation over time); per SLO class with @critical / @standard / @batch / @background on ttft_p50_ms, ttft_p99_ms, tpot_p99_ms, slo_attainment, goodput_rps.',
+    )
+    .argument('<file>', 'experiment YAML file')
+    .option('--seeds <n>', "seeds per cell, 0…n−1 (default: the file's seeds, else 3)", (v) => parsePositiveInt('--seeds', v))
+    .option('--workers <n>', 'worker threads, at most one per cell and per CPU core (default: min(cells, CPU cores))', (v) => parsePositiveInt('--workers', v))
+    .option('--force-workers', 'allow --workers above the CPU cores')
+    .option('--out <dir>', 'output directory (default: kvmgr-experiment/<name>)')
+    .option('--no-progress', 'do not draw the progress bar (it goes to stderr, and only on a terminal)')
+    .action(async (file: string, opts) => {
+      const { runExperimentCommand } = await import('./experiment/run.js');
+      await runExperimentCommand(file, opts);
+    });
+
   program
     .command('fidelity')
     .description(
@@ -259,6 +276,7 @@ export function buildProgram(): Command {
     .option('--routing <config>', "routing: a preset (llm-d-default, kvmgr-default, round-robin, random) or weights such as 'pa:3,qd:2,kv:2' (default: llm-d-default)")
     .option('--model <name>', 'served model name: the namespace of block keys (default: none)')
     .option('--redis <url>', 'share the block index, speculative entries and in-flight load with other replicas through Redis, e.g. redis://127.0.0.1:6379; each replica keeps serving on its own state while Redis is gone (see docs/gateway-replicas.md) (default: off)')
+    .option('--replicas <n>', 'start N local gateway replicas (processes) behind one port, sharing state through --redis; for demos and tests (see docs/gateway-replicas.md) (default: 1)', (v) => parsePositiveInt('--replicas', v))
     .addOption(new Option('--log-level <level>', 'log level of the JSON request log on stdout (default: info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (opts) => {
       const { runServe } = await import('./serve.js');
@@ -297,7 +315,7 @@ export function buildProgram(): Command {
     .option('--target <url>', 'base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (default: server.base_url of --config)')
     .option('--model <name>', 'model name to send (default: the first of the target\'s /v1/models, or server.model_name of --config)')
     .option('--trace <file>', 'trace: Mooncake JSONL (each 512-token hash_id becomes a fixed seeded block of token ids), Azure CSV or length-only CSV (default: the bundled Mooncake conversation sample, 3,000 requests)')
-    .option('--config <file>', "inference-perf config YAML: data shared_prefix | random | synthetic, load constant | poisson | concurrent, stages, SLO headers in api.headers")
+    .option('--config <file>', "inference-perf config YAML: data shared_prefix | random | synthetic | mock | shareGPT (local file), load constant | poisson | concurrent | trace_replay, stages, api.type / api.streaming, SLO headers in api.headers")
     .option('--lenient', 'skip malformed trace rows and count them')
     .option('--limit <n>', 'send only the first N requests (default: all)', (v) => parsePositiveInt('--limit', v))
     .option('--duration <duration>', 'stop sending after this long (wall clock), e.g. 60s, 5m; requests in flight finish (default: until the workload ends)', durationFlag('--duration'))
@@ -309,6 +327,9 @@ export function buildProgram(): Command {
     .option('--slo-tpot <duration>', `TPOT SLO for goodput, also sent as x-slo-tpot-ms (default: the config's, else ${DEFAULTS.sloTpot})`, durationFlag('--slo-tpot'))
     .option('--seed <n>', `seed of token ids and arrivals (default: ${DEFAULTS.seed})`, (v) => parseNonNegativeInt('--seed', v))
     .option('--request-timeout <duration>', 'abort a request after this long (default: 10m)', durationFlag('--request-timeout'))
+    .addOption(new Option('--api <type>', "OpenAI API: completion (/v1/completions) or chat (/v1/chat/completions, prompts as text) (default: the config's api.type, else completion)").choices(['completion', 'chat']))
+    .option('--no-stream', "send non-streamed requests (no TTFT / ITL then) (default: stream, or the config's api.streaming)")
+    .addOption(new Option('--prompt-format <format>', 'token-id prompts as token-id arrays or as text of one word per token (default: tokens; chat: text)').choices(['tokens', 'text']))
     .option('--vllm-json', "also write vllm bench serve's result JSON (vllm_bench_serve.json)")
     .option('--out <dir>', 'output directory (default: kvmgr-bench)')
     .option('--no-progress', 'do not draw the progress bar (it goes to stderr, and only on a terminal)')
@@ -320,7 +341,7 @@ export function buildProgram(): Command {
   program
     .command('live')
     .description(
-      "The main job on a live stack: starts N engine servers in-process, runs bench serve through a round-robin gateway and through the kvmgr gateway on the same trace, and prints the side-by-side table next to the simulator's.",
+      "The main job on a live stack: starts N engine servers (kvmgr engine child processes), runs bench serve through a round-robin gateway and through the kvmgr gateway on the same trace, and prints the side-by-side table next to the simulator's.",
     )
     .option('--trace <file>', 'trace (default: the bundled Mooncake conversation sample)')
     .option('--limit <n>', 'first N requests only (default: all)', (v) => parsePositiveInt('--limit', v))
@@ -334,6 +355,7 @@ export function buildProgram(): Command {
     .option('--slo-tpot <duration>', `TPOT SLO, model time (default: ${DEFAULTS.sloTpot})`, durationFlag('--slo-tpot'))
     .option('--seed <n>', `seed (default: ${DEFAULTS.seed})`, (v) => parseNonNegativeInt('--seed', v))
     .option('--no-sim', "skip the simulator's columns")
+    .addOption(new Option('--engines <where>', 'engine servers as kvmgr engine child processes, or all in this process (default: process)').choices(['process', 'in-process']))
     .option('--out <dir>', 'output directory: round-robin/ and kvmgr/ bench files, live.json, report.html (default: kvmgr-live)')
     .option('--no-progress', 'do not draw progress bars')
     .action(async (opts) => {

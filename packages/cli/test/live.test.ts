@@ -1,6 +1,6 @@
 /**
  * `kvmgr live` as a user runs it (the executable, a child process on the sources): 40 requests of
- * the bundled trace at time scale 50 through 4 in-process engine servers, behind a round-robin
+ * the bundled trace at time scale 50 through 4 engine servers (kvmgr engine child processes), behind a round-robin
  * gateway and then the kvmgr gateway; both sides complete, the side-by-side table (with the
  * simulator's columns) is printed, and live.json and each side's inference-perf files are written.
  * Bounded: 40 requests, the child is killed after 240 s.

@@ -11,7 +11,7 @@ import { DEFAULTS } from '../program.js';
 import { createProgress } from '../progress.js';
 import { renderReportHtml } from '../report-html.js';
 import { loadTrace, resolveRunOptions } from '../run.js';
-import { networkReason } from './client.js';
+import { type BenchApi, networkReason } from './client.js';
 import { readInferencePerfConfig } from './inference-perf.js';
 import { type SloS, benchSummary, derive, vllmBenchJson } from './metrics.js';
 import { type BenchRun, type BenchSetup, benchHtml, formatRuns, inferencePerfFiles } from './report.js';
@@ -38,6 +38,10 @@ export interface BenchServeFlags {
   out?: string;
   vllmJson?: boolean;
   progress?: boolean;
+  api?: BenchApi;
+  /** commander's `--no-stream`: false when given. */
+  stream?: boolean;
+  promptFormat?: 'tokens' | 'text';
 }
 
 /** Default output folder. */
@@ -99,6 +103,14 @@ export interface BenchServeOptions {
   readonly out: string;
   readonly progress: boolean;
   readonly label: string;
+  /** Stops the run early (see `runWorkload`). */
+  readonly signal?: AbortSignal;
+  /** @default the workload's, else 'completion' */
+  readonly api?: BenchApi;
+  /** @default the workload's, else true */
+  readonly stream?: boolean;
+  /** @default 'tokens' */
+  readonly promptFormat?: 'tokens' | 'text';
 }
 
 /** One run's result: the run and the files to write (not yet written). */
@@ -125,10 +137,16 @@ export async function benchServe(o: BenchServeOptions): Promise<BenchServeResult
     headers,
     progress: createProgress(o.progress && process.stderr.isTTY === true),
     label: o.label,
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
+    ...(o.api !== undefined ? { api: o.api } : {}),
+    ...(o.stream !== undefined ? { stream: o.stream } : {}),
+    ...(o.promptFormat !== undefined ? { promptFormat: o.promptFormat } : {}),
   });
   const derived = res.records.map((r) => derive(r, o.slo));
   const summary = benchSummary(derived);
   const setup: BenchSetup = {
+    api: o.api ?? o.workload.api ?? 'completion',
+    stream: o.stream ?? o.workload.stream ?? true,
     target: o.target,
     model: o.model,
     workload: o.workload,
@@ -237,6 +255,10 @@ export async function runBenchServeCommand(f: BenchServeFlags, io: { out: (t: st
     out,
     progress: f.progress !== false,
     label: 'bench serve',
+    ...(f.api !== undefined ? { api: f.api } : {}),
+    // commander sets stream: true by default; only an explicit --no-stream overrides the config
+    ...(f.stream === false ? { stream: false } : {}),
+    ...(f.promptFormat !== undefined ? { promptFormat: f.promptFormat } : {}),
   });
   const written = writeOutputs(out, benchFiles(r, { vllmJson: f.vllmJson === true, html: true }));
   io.out(`${formatRuns(setupLines(r.setup, r.run.summary.requests), [r.run])}\n`);

@@ -48,7 +48,11 @@ export interface Derived {
   readonly sloMet: boolean;
 }
 
-/** Derives a record's latencies and its SLO verdict (a failure never meets it; TPOT undefined counts as met, as inference-perf). */
+/**
+ * Derives a record's latencies and its SLO verdict: a failure never meets it; an undefined TPOT
+ * (one output token) counts as met, as inference-perf; a request that was not streamed has no
+ * TTFT or TPOT and is judged on neither (it meets the SLOs by succeeding).
+ */
 export function derive(r: BenchRecord, slo: SloS): Derived {
   const ok = r.error === null;
   const e2eS = r.endS - r.startS;
@@ -58,7 +62,7 @@ export function derive(r: BenchRecord, slo: SloS): Derived {
   const tpotS = ttftS !== undefined && out > 1 ? (e2eS - ttftS) / (out - 1) : undefined;
   const itlS: number[] = [];
   for (let i = 1; i < r.chunkTimesS.length; i++) itlS.push((r.chunkTimesS[i] as number) - (r.chunkTimesS[i - 1] as number));
-  const sloMet = ok && ttftS !== undefined && ttftS <= slo.ttftS && (tpotS === undefined || tpotS <= slo.tpotS);
+  const sloMet = ok && (ttftS === undefined || ttftS <= slo.ttftS) && (tpotS === undefined || tpotS <= slo.tpotS);
   return { record: r, ok, e2eS, ...(ttftS === undefined ? {} : { ttftS }), ...(tpotS === undefined ? {} : { tpotS }), ntpotS: out > 0 ? e2eS / out : 0, itlS, sloMet };
 }
 
@@ -105,7 +109,7 @@ export function lifecycleMetrics(ds: readonly Derived[], slo: SloS, stage?: Stag
   const perSec = (x: number) => (total > 0 ? x / total : 0);
   const inTok = sum((d) => d.record.promptTokens);
   const outTok = sum((d) => d.record.outputTokens);
-  const ttftMet = ok.filter((d) => d.ttftS !== undefined && d.ttftS <= slo.ttftS).length;
+  const ttftMet = ok.filter((d) => d.ttftS === undefined || d.ttftS <= slo.ttftS).length;
   const tpotMet = ok.filter((d) => d.tpotS === undefined || d.tpotS <= slo.tpotS).length;
   const good = ok.filter((d) => d.sloMet);
   const att = (met: number) => (ok.length > 0 ? (met / ok.length) * 100 : 0);
@@ -138,7 +142,8 @@ export function lifecycleMetrics(ds: readonly Derived[], slo: SloS, stage?: Stag
           total_requests: ok.length,
           ttft_slo: slo.ttftS,
           tpot_slo: slo.tpotS,
-          goodput_rate: perSec(good.reduce((s, d) => s + d.record.promptTokens + d.record.outputTokens, 0)),
+          // inference-perf (reportgen, slo_metrics): prompt + output tokens of the requests meeting both SLOs over the successes' span
+          goodput_rate: span(ok) > 0 ? good.reduce((s, d) => s + d.record.promptTokens + d.record.outputTokens, 0) / span(ok) : 0,
         },
       },
     },

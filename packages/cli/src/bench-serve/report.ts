@@ -20,6 +20,10 @@ export interface BenchRun {
 
 /** How a run was set up (echoed into `config.yaml` and the report). */
 export interface BenchSetup {
+  /** API the requests went to. */
+  readonly api: 'completion' | 'chat';
+  /** Whether responses were streamed. */
+  readonly stream: boolean;
   readonly target: string;
   readonly model: string;
   readonly workload: Workload;
@@ -51,7 +55,7 @@ export function configYaml(s: BenchSetup): string {
   const api = { ...((base['api'] as Record<string, unknown> | undefined) ?? {}) };
   return toYaml({
     ...base,
-    api: { type: 'completion', ...api, streaming: true, headers: { ...((api['headers'] as Record<string, string> | null | undefined) ?? {}), ...headers } },
+    api: { ...api, type: s.api, streaming: s.stream, headers: { ...((api['headers'] as Record<string, string> | null | undefined) ?? {}), ...headers } },
     report: { request_lifecycle: { summary: true, per_stage: true, per_request: true } },
     storage: { local_storage: { path: s.out, report_file_prefix: null } },
     server: { type: 'vllm', model_name: s.model, base_url: s.target, ignore_eos: true, api_key: null },

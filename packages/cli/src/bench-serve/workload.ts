@@ -9,6 +9,7 @@
  */
 import { type Rng, createRng } from '@kvmgr/core';
 import type { SimRequest, Trace } from '@kvmgr/sim';
+import type { BenchApi } from './client.js';
 
 /** One request of a benchmark. */
 export interface BenchRequest {
@@ -22,8 +23,8 @@ export interface BenchRequest {
   readonly promptTokens: number;
   /** Output tokens to generate (sent as `max_tokens` and `min_tokens`, with `ignore_eos`). */
   readonly outputTokens: number;
-  /** Builds the prompt's token ids (on demand: a whole trace's prompts would not fit in memory). */
-  prompt(): number[];
+  /** Builds the prompt: token ids, or text for datasets of text (on demand: a whole trace's prompts would not fit in memory). */
+  prompt(): readonly number[] | string;
 }
 
 /** One load stage. */
@@ -46,6 +47,10 @@ export interface Workload {
   /** Per-request SLOs from the workload (inference-perf `api.headers`), ms; flags win. */
   readonly sloTtftMs?: number;
   readonly sloTpotMs?: number;
+  /** API to send to (inference-perf `api.type`); `--api` wins. @default 'completion' */
+  readonly api?: BenchApi;
+  /** Stream responses (inference-perf `api.streaming`); `--no-stream` wins. @default true */
+  readonly stream?: boolean;
   /** The inference-perf config this workload came from, echoed into `config.yaml`. */
   readonly inferencePerfConfig?: Record<string, unknown>;
 }
