@@ -32,7 +32,7 @@ function replay(arrivals: readonly { prompt: number[]; maxTokens: number; atUs: 
   for (;;) {
     while (next < order.length && (order[next] as { atUs: number }).atUs <= now) {
       const { i, atUs } = order[next++] as { i: number; atUs: number };
-      const a = arrivals[i] as Arrival;
+      const a = arrivals[i] as { prompt: number[]; maxTokens: number };
       core.addRequest({ requestId: String(i), promptTokenIds: a.prompt, maxTokens: a.maxTokens }, atUs);
     }
     const step = core.startStep(now);

@@ -173,6 +173,149 @@ describe('EngineCore', () => {
     expect(finished[1]).toMatchObject({ requestId: 't2', cachedPromptTokens: 32, finishReason: 'stop', outputTokens: 3 });
   });
 
+  it('arrivalUs: FCFS order and TTFT count from the front-end arrival, not from addRequest; later than nowUs is refused', () => {
+    const core = new EngineCore({ kv: { numBlocks: 64, blockSize: 16 }, stepTimeUs: () => 100, maxSeqs: 1 });
+    const { finished } = collect(core);
+    core.addRequest({ requestId: 'late-front', promptTokens: 20, maxTokens: 2, arrivalUs: 50 }, 300);
+    core.addRequest({ requestId: 'early-front', promptTokens: 20, maxTokens: 2, arrivalUs: 10 }, 300);
+    drain(core, 300);
+    expect(finished.map((f) => f.requestId)).toEqual(['early-front', 'late-front']);
+    // early-front: 2 steps of 100 µs from 300 → first token at 400, from arrival 10
+    expect(finished[0]).toMatchObject({ arrivalUs: 10, firstTokenUs: 400, ttftUs: 390, queueUs: 290 });
+    expect(() => core.addRequest({ requestId: 'x', promptTokens: 4, maxTokens: 1, arrivalUs: 1000 }, 999)).toThrow(
+      expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT', message: expect.stringContaining('request.arrivalUs') }),
+    );
+  });
+
+  it('kvEvents: false builds no KV events while caching works the same; pure-decode steps match planned ones', () => {
+    const run = (kvEvents: boolean) => {
+      const core = new EngineCore({ kv: { numBlocks: 64, blockSize: 16 }, stepTimeUs: blis, kvEvents });
+      const { finished, events } = collect(core);
+      core.addRequest({ requestId: 'a', promptTokens: 70, blockKeys: [1, 2, 3, 4], maxTokens: 40 }, 0);
+      const end = drain(core);
+      core.addRequest({ requestId: 'b', promptTokens: 70, blockKeys: [1, 2, 3, 9], maxTokens: 5 }, end);
+      drain(core, end);
+      return { finished, events, cached: core.kv.numCachedBlocks, steps: core.metrics.steps };
+    };
+    const on = run(true);
+    const off = run(false);
+    expect(on.events.length).toBeGreaterThan(0);
+    expect(off.events).toEqual([]);
+    expect(off.cached).toBe(5); // keys 1..4 and 9: only keyed blocks are cached
+    expect(off.finished).toEqual(on.finished);
+    // a: prefill of 70 + 39 decode steps (each a pure-decode step: no planning), b: 48 cached tokens
+    expect(on.finished[0]).toMatchObject({ outputTokens: 40, ttftUs: B0 + B1 * 70 });
+    expect(on.finished[0]?.e2eUs).toBeCloseTo(B0 + B1 * 70 + 39 * (B0 + B2), 6);
+    expect(on.finished[1]).toMatchObject({ cachedPromptTokens: 48 });
+    expect(on.steps).toBe(40 + 5);
+  });
+
+  it('embedding requests: prefilled, then finished with reason stop and no token; a generate request beside them is unaffected', () => {
+    const core = new EngineCore({ kv: { numBlocks: 64, blockSize: 16 }, stepTimeUs: blis, tokenBudget: 64 });
+    const { finished, tokens } = collect(core);
+    core.addRequest({ requestId: 'e', promptTokens: 100, maxTokens: 0, kind: 'embed' }, 0);
+    core.addRequest({ requestId: 'g', promptTokens: 10, maxTokens: 3 }, 0);
+    drain(core);
+    const e = finished.find((f) => f.requestId === 'e');
+    // 100 prompt tokens in chunks of ≤ 64 tokens per step (shared with g's prefill and decodes)
+    expect(e).toMatchObject({ finishReason: 'stop', outputTokens: 0, promptTokens: 100 });
+    expect(e?.firstTokenUs).toBe(e?.finishUs);
+    expect(tokens.has('e')).toBe(false);
+    expect(finished.find((f) => f.requestId === 'g')).toMatchObject({ finishReason: 'length', outputTokens: 3 });
+    expect(core.metrics).toMatchObject({ generationTokens: 3, promptTokens: 110, requestSuccess: { stop: 1, length: 1, abort: 0, rejected: 0 } });
+    expect(core.kv.numHeldBlocks).toBe(0);
+    expect(() => core.addRequest({ requestId: 'x', promptTokens: 4, maxTokens: 1, kind: 'score' as 'embed' }, 0)).toThrow(
+      expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT', message: expect.stringContaining('request.kind') }),
+    );
+    expect(() => core.addRequest({ requestId: 'y', promptTokens: 4, maxTokens: 0 }, 0)).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT' }));
+  });
+
+  it('swap preemption: KV goes to the swap space and back (transfer charged to the step), progress is kept, every request finishes', () => {
+    const run = (swap: boolean) => {
+      const shapes: StepShape[] = [];
+      const starts: { durationUs: number; transferUs: number; compute: number }[] = [];
+      const core = new EngineCore({
+        kv: { numBlocks: 14, blockSize: 16 },
+        stepTimeUs: blis,
+        scheduler: `sched.step(fcfs,memory-aware-preemption{mode=${swap ? 'swap' : 'recompute'} victim=newest},chunked-prefill{budget=96 max-seqs=8})`,
+        ...(swap ? { swap: { cpuBlocks: 100, bytesPerBlock: 2 ** 20, hostBytesPerSec: 1e9, transferBaseUs: 50 } } : {}),
+        hooks: { onStepStats: (st) => shapes.push(st.shape) },
+      });
+      const { finished } = collect(core);
+      core.hooks.onStepStats = (st) => shapes.push(st.shape);
+      for (let i = 0; i < 4; i++) core.addRequest({ requestId: `r${i}`, promptTokens: 60 + 7 * i, maxTokens: 40 }, i);
+      let now = 0;
+      for (let step = core.startStep(now); step !== null; step = core.startStep(now)) {
+        starts.push({ durationUs: step.durationUs, transferUs: step.transferUs, compute: blis(step.shape) });
+        now += step.durationUs;
+        core.finishStep(now);
+      }
+      const prefilled = shapes.reduce((n, x) => n + x.prefillTokens, 0);
+      return { finished, starts, prefilled, metrics: core.metrics, held: core.kv.numHeldBlocks };
+    };
+    const sw = run(true);
+    const rc = run(false);
+    for (const r of [sw, rc]) {
+      expect(r.finished.map((f) => [f.requestId, f.finishReason, f.outputTokens]).sort()).toEqual([0, 1, 2, 3].map((i) => [`r${i}`, 'length', 40]));
+      expect(r.held).toBe(0);
+      expect(r.metrics.numPreemptions).toBeGreaterThan(0);
+    }
+    expect(sw.metrics.swappedOutBlocks).toBeGreaterThan(0);
+    expect(sw.metrics).toMatchObject({ swappedInBlocks: sw.metrics.swappedOutBlocks, swapBlocksUsed: 0 });
+    // 1 MiB blocks at 1 GB/s: 50 µs + 1048.576 µs per block, charged on top of the compute time
+    const moved = sw.starts.filter((x) => x.transferUs > 0);
+    expect(moved.length).toBeGreaterThan(0);
+    for (const x of sw.starts) expect(x.durationUs).toBeCloseTo(x.compute + x.transferUs, 6);
+    const perBlock = 2 ** 20 / 1e3;
+    const totalBlocks = sw.metrics.swappedOutBlocks + sw.metrics.swappedInBlocks;
+    expect(sw.metrics.transferUs).toBeGreaterThanOrEqual(totalBlocks * perBlock);
+    expect(sw.metrics.transferUs).toBeLessThanOrEqual(totalBlocks * perBlock + 50 * totalBlocks);
+    // recompute prefills preempted prompts again; swap keeps their progress
+    const prompts = [0, 1, 2, 3].reduce((n, i) => n + 60 + 7 * i, 0);
+    expect(sw.prefilled).toBeLessThan(rc.prefilled);
+    expect(sw.prefilled).toBeGreaterThanOrEqual(prompts);
+    expect(rc.metrics.swappedOutBlocks).toBe(0);
+  });
+
+  it('P/D: a decode leg with remote KV decodes without prefilling; prefill + decode legs give the tokens of one engine', () => {
+    const prompt = Array.from({ length: 100 }, (_, i) => (i * 13) % 997);
+    const whole = new EngineCore({ kv: { numBlocks: 64 }, stepTimeUs: blis });
+    const one = collect(whole);
+    whole.addRequest({ requestId: 'q', promptTokenIds: prompt, maxTokens: 10 }, 0);
+    drain(whole);
+
+    const pre = new EngineCore({ kv: { numBlocks: 64 }, stepTimeUs: blis, role: 'prefill' });
+    const p = collect(pre);
+    pre.addRequest({ requestId: 'q', promptTokenIds: prompt, maxTokens: 1 }, 0);
+    const handoff = drain(pre);
+    expect(p.finished[0]).toMatchObject({ finishReason: 'length', outputTokens: 1 });
+    const first = p.tokens.get('q') as number[];
+
+    const shapes: StepShape[] = [];
+    const dec = new EngineCore({ kv: { numBlocks: 64 }, stepTimeUs: blis });
+    const d = collect(dec);
+    dec.hooks.onStepStats = (st) => shapes.push(st.shape);
+    dec.addRequest({ requestId: 'q', promptTokenIds: prompt, maxTokens: 10, remoteKv: { computedTokens: 100, outputTokenIds: first } }, handoff + 500);
+    const end = drain(dec, handoff + 500);
+    expect(shapes.every((x) => x.prefillTokens === 0 && x.decodeTokens === 1)).toBe(true);
+    expect(shapes).toHaveLength(9);
+    expect(end).toBeCloseTo(handoff + 500 + 9 * (B0 + B2), 6);
+    expect(d.finished[0]).toMatchObject({ finishReason: 'length', outputTokens: 10, promptTokens: 100 });
+    expect([...first, ...(d.tokens.get('q') as number[])]).toEqual(one.tokens.get('q'));
+    // the received prompt KV is cached on the decode side: the same prompt hits 6 blocks there
+    dec.addRequest({ requestId: 'again', promptTokenIds: prompt, maxTokens: 1 }, end);
+    drain(dec, end);
+    expect(d.finished[1]).toMatchObject({ requestId: 'again', cachedPromptTokens: 96 });
+    expect(dec.kv.numHeldBlocks).toBe(0);
+
+    const bad = (remoteKv: { computedTokens: number; outputTokenIds?: number[] }, maxTokens = 10) => () =>
+      dec.addRequest({ requestId: `bad${JSON.stringify(remoteKv)}`, promptTokens: 20, maxTokens, remoteKv }, end);
+    expect(bad({ computedTokens: 0 })).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT', message: expect.stringContaining('remoteKv.computedTokens') }));
+    expect(bad({ computedTokens: 21, outputTokenIds: [5] })).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT' }));
+    expect(bad({ computedTokens: 20, outputTokenIds: [5, 6] }, 2)).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT', message: expect.stringContaining('outputTokenIds.length') }));
+    expect(() => new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: blis, role: 'decode' as 'prefill' })).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT' }));
+  });
+
   it('rejects misuse with codes', () => {
     const core = new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: () => 1 });
     core.addRequest({ requestId: 'a', promptTokens: 4, maxTokens: 2 }, 0);

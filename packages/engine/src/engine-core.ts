@@ -15,11 +15,13 @@ import {
   type VictimSelector,
   invalidArgument,
   requireNonNegativeInt,
+  requireNonNegativeNumber,
   requirePositiveInt,
+  requirePositiveNumber,
 } from '@kvmgr/core';
 import { createVictimSelector } from '@kvmgr/eviction';
 import { PassManager, type PlanOp, type SchedAnalyses, type SchedRequest, type SchedState, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { EngineRequestState } from './engine-request.js';
+import { EngineRequestState, hashString } from './engine-request.js';
 import type {
   EngineHooks,
   EngineMetrics,
@@ -65,12 +67,35 @@ export interface EngineCoreOptions {
   readonly verifyPlans?: boolean;
   /** Callbacks. @default {} */
   readonly hooks?: EngineHooks;
+  /**
+   * Role for the scheduler pipeline (`SchedState.role`): a `prefill` instance of a P/D pair lets
+   * the pipeline restrict itself to prefill work. @default 'both'
+   */
+  readonly role?: 'both' | 'prefill';
+  /**
+   * A CPU swap space for swap preemption (a plan's `preempt` with `mode: 'swap'`): the request's
+   * KV moves to host memory and back, each transfer charged to the step that starts it (base
+   * latency + bytes / bandwidth, as vLLM's swap). Without it, or when the space is full, a swap is
+   * applied as recompute. @default none
+   */
+  readonly swap?: SwapSpaceOptions;
+  /**
+   * Collect the KV cache manager's events for `onKvEvents`. False = the manager builds no events
+   * at all (a driver without a block index saves the work). @default true
+   */
+  readonly kvEvents?: boolean;
 }
 
-function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+/** Options of the CPU swap space ({@link EngineCoreOptions.swap}). */
+export interface SwapSpaceOptions {
+  /** Host blocks for swapped-out requests (a positive integer). */
+  readonly cpuBlocks: number;
+  /** Bytes of one KV block (all layers), for transfer times (a positive number). */
+  readonly bytesPerBlock: number;
+  /** Host link bandwidth, bytes/s. @default 64e9 */
+  readonly hostBytesPerSec?: number;
+  /** Fixed latency of one transfer batch, µs. @default 50 */
+  readonly transferBaseUs?: number;
 }
 
 function mix(a: number, b: number): number {
@@ -83,12 +108,9 @@ function mix(a: number, b: number): number {
   return h >>> 0;
 }
 
-/** Token `j` of a trace block with key `key`: equal keys give equal blocks, different keys (almost surely) different ones. */
-function traceBlockToken(key: number, j: number): number {
-  return mix(key >>> 0, j) >>> 1;
-}
-
 const EMPTY_SHAPE: StepShape = { prefillTokens: 0, decodeTokens: 0, numSeqs: 0, prefillAttnPairs: 0, decodeContextTokens: 0 };
+
+const NO_COUNTS: { readonly admitted: number; readonly rejected: number } = Object.freeze({ admitted: 0, rejected: 0 });
 
 /**
  * A continuous-batching engine core: requests in, one step at a time, tokens and KV events out.
@@ -121,7 +143,8 @@ export class EngineCore {
   private readonly pm: PassManager;
   private readonly stepTimeUs: StepLatencyFn;
   private readonly selector: VictimSelector;
-  private readonly generate: TokenGenerator;
+  /** The caller's token generator; undefined = the default hash of (seed, request id, index). */
+  private readonly generate: TokenGenerator | undefined;
   private readonly seed: number;
   private readonly vocabSize: number;
   private readonly lookahead: number;
@@ -136,6 +159,15 @@ export class EngineCore {
   private stepStartUs = 0;
   private stepDurationUs = 0;
   private stepPreemptions = 0;
+  private readonly swapCpuBlocks: number;
+  private readonly swapBytesPerBlock: number;
+  private readonly hostBytesPerSec: number;
+  private readonly transferBaseUs: number;
+  /** Host blocks held by swapped-out requests. */
+  private swappedBlocks = 0;
+  /** Transfer time charged to the step being planned, µs. */
+  private pendingTransferUs = 0;
+  private readonly swapCounters = { swappedOutBlocks: 0, swappedInBlocks: 0, transferUs: 0 };
   private readonly m = {
     prefixCacheQueries: 0,
     prefixCacheHits: 0,
@@ -157,7 +189,7 @@ export class EngineCore {
   constructor(options: EngineCoreOptions) {
     if (typeof options.stepTimeUs !== 'function') throw invalidArgument('stepTimeUs', options.stepTimeUs, 'a function (shape) => µs');
     this.kv = options.kv instanceof KvCacheManager ? options.kv : new KvCacheManager(options.kv);
-    this.kv.onEvent = (e) => this.pendingEvents.push(e);
+    if (options.kvEvents ?? true) this.kv.onEvent = (e) => this.pendingEvents.push(e);
     this.stepTimeUs = options.stepTimeUs;
     const sel = options.victimSelector ?? 'vllm';
     this.selector = typeof sel === 'string' ? createVictimSelector(sel) : sel;
@@ -174,9 +206,14 @@ export class EngineCore {
     this.seed = options.seed ?? 0;
     if (!Number.isSafeInteger(this.seed)) throw invalidArgument('seed', this.seed, 'a safe integer');
     this.vocabSize = requirePositiveInt('vocabSize', options.vocabSize ?? 32000);
-    this.generate = options.tokenGenerator ?? ((id, index) => mix(hashString(id) ^ (this.seed | 0), index) % this.vocabSize);
+    this.generate = options.tokenGenerator;
     this.lookahead = requireNonNegativeInt('matchLookahead', options.matchLookahead ?? 128);
     this.hooks = options.hooks ?? {};
+    const sw = options.swap;
+    this.swapCpuBlocks = sw === undefined ? 0 : requirePositiveInt('swap.cpuBlocks', sw.cpuBlocks);
+    this.swapBytesPerBlock = sw === undefined ? 0 : requirePositiveNumber('swap.bytesPerBlock', sw.bytesPerBlock);
+    this.hostBytesPerSec = sw === undefined ? 64e9 : requirePositiveNumber('swap.hostBytesPerSec', sw.hostBytesPerSec ?? 64e9);
+    this.transferBaseUs = sw === undefined ? 50 : requireNonNegativeNumber('swap.transferBaseUs', sw.transferBaseUs ?? 50);
     this.state = {
       nowUs: 0,
       waiting: this.waiting as SchedRequest[],
@@ -184,7 +221,7 @@ export class EngineCore {
       kv: {
         blockSize: this.kv.blockSize,
         freeBlocks: { gpu: 0, cpu: 0, disk: 0 },
-        totalBlocks: { gpu: this.kv.numBlocks, cpu: 0, disk: 0 },
+        totalBlocks: { gpu: this.kv.numBlocks, cpu: this.swapCpuBlocks, disk: 0 },
         evictablePrefixBlocks: 0,
       },
       budgets: {
@@ -192,6 +229,9 @@ export class EngineCore {
         maxSeqs: requirePositiveInt('maxSeqs', options.maxSeqs ?? 1024),
       },
     };
+    const role = options.role ?? 'both';
+    if (role !== 'both' && role !== 'prefill') throw invalidArgument('role', role, "'both' or 'prefill'");
+    if (role === 'prefill') this.state.role = 'prefill';
   }
 
   /** Requests waiting (`vllm:num_requests_waiting`), preempted ones included. */
@@ -230,38 +270,78 @@ export class EngineCore {
       requestSuccess: { ...this.success },
       steps: this.m.steps,
       busyUs: this.m.busyUs,
+      swappedOutBlocks: this.swapCounters.swappedOutBlocks,
+      swappedInBlocks: this.swapCounters.swappedInBlocks,
+      swapBlocksUsed: this.swappedBlocks,
+      transferUs: this.swapCounters.transferUs,
     };
   }
 
   /**
-   * Adds a request to the waiting queue (FCFS by arrival at this engine).
+   * Adds a request to the waiting queue (FCFS by `request.arrivalUs`, default `nowUs`). A request
+   * of `kind: 'embed'` (pooling) is prefilled like any other and finishes with reason `stop` when
+   * its prompt is computed, without sampling a token (`firstTokenUs` = finish); its `maxTokens`
+   * may be 0.
    *
    * @param request - see {@link EngineRequest}.
-   * @param nowUs - arrival time, µs.
-   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a duplicate id, a bad `maxTokens`, or a
-   *   prompt without tokens; `KVMGR_INVALID_STATE` never (requests may arrive during a step).
+   * @param nowUs - time it reaches the engine, µs.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a duplicate id, a bad `maxTokens`, `kind` or
+   *   `arrivalUs` (after `nowUs`), a bad block key, or a prompt without tokens;
+   *   `KVMGR_INVALID_STATE` never (requests may arrive during a step).
    */
   addRequest(request: EngineRequest, nowUs: number): void {
     if (typeof request?.requestId !== 'string') throw invalidArgument('request.requestId', request?.requestId, 'a string');
     if (this.byId.has(request.requestId)) throw invalidArgument('request.requestId', request.requestId, 'an id not already in the engine');
-    requirePositiveInt('request.maxTokens', request.maxTokens);
+    const embed = request.kind === 'embed';
+    if (request.kind !== undefined && !embed && request.kind !== 'generate') throw invalidArgument('request.kind', request.kind, "'generate' or 'embed'");
+    if (embed) requireNonNegativeInt('request.maxTokens', request.maxTokens);
+    else requirePositiveInt('request.maxTokens', request.maxTokens);
     if (!Number.isFinite(nowUs)) throw invalidArgument('nowUs', nowUs, 'a finite number of µs');
-    const tokens = this.promptOf(request);
-    if (tokens.length === 0) throw invalidArgument('request.promptTokens', 0, 'at least 1 prompt token');
-    const r = new EngineRequestState(request, tokens, nowUs);
+    if (request.arrivalUs !== undefined && !(Number.isFinite(request.arrivalUs) && request.arrivalUs <= nowUs)) {
+      throw invalidArgument('request.arrivalUs', request.arrivalUs, `a finite number of µs ≤ nowUs (${nowUs})`);
+    }
+    let r: EngineRequestState;
+    if (request.promptTokenIds === undefined && request.blockKeys !== undefined) {
+      // Keyed (trace) request: blocks are keyed by the trace keys, no token is materialized.
+      const n = requireNonNegativeInt('request.promptTokens', request.promptTokens);
+      if (n === 0) throw invalidArgument('request.promptTokens', 0, 'at least 1 prompt token');
+      const bs = this.kv.blockSize;
+      const keys = request.blockKeys;
+      const full = Math.min(keys.length, Math.floor(n / bs));
+      r = new EngineRequestState(request, [], nowUs, n, full === keys.length ? keys : Array.prototype.slice.call(keys, 0, full));
+    } else {
+      const tokens = this.promptOf(request);
+      if (tokens.length === 0) throw invalidArgument('request.promptTokens', 0, 'at least 1 prompt token');
+      r = new EngineRequestState(request, tokens, nowUs);
+    }
+    if (request.remoteKv !== undefined) this.takeRemoteKv(r, request.remoteKv);
     this.byId.set(r.id, r);
     this.waiting.push(r);
+  }
+
+  /** P/D decode leg: the request arrives with KV computed elsewhere and output tokens sampled there. */
+  private takeRemoteKv(r: EngineRequestState, kv: NonNullable<EngineRequest['remoteKv']>): void {
+    const out = kv.outputTokenIds ?? [];
+    if (!Array.isArray(out) || out.some((t) => !Number.isInteger(t))) throw invalidArgument('request.remoteKv.outputTokenIds', out, 'an array of integer token ids');
+    if (out.length >= r.targetOutputTokens) throw invalidArgument('request.remoteKv.outputTokenIds.length', out.length, `< the request's output tokens (${r.targetOutputTokens})`);
+    const total = r.promptTokens + out.length;
+    const c = kv.computedTokens;
+    if (!(Number.isSafeInteger(c) && c >= 1 && c < total)) throw invalidArgument('request.remoteKv.computedTokens', c, `an integer in [1, ${total - 1}] (prompt + remote output tokens, the last one not computed)`);
+    if (r.blockKeys === undefined) for (const t of out) r.tokenIds.push(t);
+    r.generatedTokens = out.length;
+    r.computedTokens = c;
+    r.status = 'swapped';
+    r.remote = true;
+    r.blocksHeld = Math.ceil(c / this.kv.blockSize);
   }
 
   private promptOf(request: EngineRequest): number[] {
     if (request.promptTokenIds !== undefined) return Array.from(request.promptTokenIds);
     const n = requireNonNegativeInt('request.promptTokens', request.promptTokens);
     const out = new Array<number>(n);
-    const bs = this.kv.blockSize;
-    const keys = request.blockKeys;
-    const keyed = keys === undefined ? 0 : Math.min(keys.length * bs, n);
-    for (let t = 0; t < keyed; t++) out[t] = traceBlockToken((keys as ArrayLike<number>)[Math.floor(t / bs)] as number, t % bs);
-    for (let t = keyed; t < n; t++) out[t] = this.generate(request.requestId, -1 - t);
+    const gen = this.generate;
+    const h = hashString(request.requestId) ^ (this.seed | 0);
+    for (let t = 0; t < n; t++) out[t] = gen === undefined ? mix(h, -1 - t) % this.vocabSize : gen(request.requestId, -1 - t);
     return out;
   }
 
@@ -312,25 +392,39 @@ export class EngineCore {
     this.scheduled = [];
     this.shape = { ...EMPTY_SHAPE };
     this.stepPreemptions = 0;
+    this.pendingTransferUs = 0;
     if (!this.hasWork()) return null;
-    this.refreshMatches();
-    const st = this.state;
-    st.nowUs = nowUs;
-    st.kv.freeBlocks.gpu = this.kv.numFreeBlocks;
-    const plan = this.pm.run(st);
-    const counts = this.applyPlan(plan.ops, nowUs);
+    let counts = NO_COUNTS;
+    if (this.pureDecode()) {
+      // Every running request decodes one token and each has a free block for it: the plan of
+      // every pipeline is "decode all, in running order"; skip planning (most steps of a run).
+      const preempted: EngineRequestState[] = [];
+      for (const r of [...this.running]) if (r.status === 'running') this.scheduleRunning(r, 1, nowUs, preempted);
+      if (preempted.length > 0) this.waiting.unshift(...preempted);
+    } else {
+      this.refreshMatches();
+      const st = this.state;
+      st.nowUs = nowUs;
+      st.kv.freeBlocks.gpu = this.kv.numFreeBlocks;
+      st.kv.freeBlocks.cpu = this.swapCpuBlocks - this.swappedBlocks;
+      const plan = this.pm.run(st);
+      counts = this.applyPlan(plan.ops, nowUs);
+    }
     if (this.scheduled.length === 0) {
       this.flushEvents();
       return null;
     }
     this.shape.numSeqs = this.scheduled.length;
     const shape: StepShape = { ...this.shape };
-    const dur = this.stepTimeUs(shape);
-    if (!(Number.isFinite(dur) && dur >= 0)) throw invalidArgument('stepTimeUs(shape)', dur, 'a finite non-negative number of µs');
+    const compute = this.stepTimeUs(shape);
+    if (!(Number.isFinite(compute) && compute >= 0)) throw invalidArgument('stepTimeUs(shape)', compute, 'a finite non-negative number of µs');
+    const dur = compute + this.pendingTransferUs;
+    this.swapCounters.transferUs += this.pendingTransferUs;
     this.busy = true;
     this.stepDurationUs = dur;
     return {
       durationUs: dur,
+      transferUs: this.pendingTransferUs,
       shape,
       plan: {
         scheduledTokens: shape.prefillTokens + shape.decodeTokens,
@@ -343,6 +437,14 @@ export class EngineCore {
         pipeline: this.pipeline,
       },
     };
+  }
+
+  /** No request waits, each running one decodes exactly one token, and blocks and budget suffice for all. */
+  private pureDecode(): boolean {
+    const run = this.running;
+    if (this.waiting.length > 0 || run.length > this.state.budgets.tokenBudget || run.length > this.state.budgets.maxSeqs || this.kv.numFreeBlocks < run.length) return false;
+    for (const r of run) if (r.computedTokens < r.promptTokens || r.numTokens - r.computedTokens !== 1) return false;
+    return true;
   }
 
   private refreshMatches(): void {
@@ -362,7 +464,8 @@ export class EngineCore {
       if (op.op === 'preempt') {
         const r = this.byId.get(op.requestId);
         if (r !== undefined && r.status === 'running' && r.inflight === 0) {
-          this.preempt(r);
+          if (op.mode === 'swap' && this.swapCpuBlocks - this.swappedBlocks >= this.kv.getNumBlocks(r.id)) this.swapOut(r);
+          else this.preempt(r);
           preempted.push(r);
         }
       } else if (op.op === 'reject') {
@@ -434,6 +537,54 @@ export class EngineCore {
     return k < 0 ? self : (idx[k] as EngineRequestState);
   }
 
+  /** Transfer time of `blocks` blocks over the host link, µs (base + bytes / bandwidth). */
+  private transferTimeUs(blocks: number): number {
+    return blocks <= 0 ? 0 : this.transferBaseUs + ((blocks * this.swapBytesPerBlock) / this.hostBytesPerSec) * 1e6;
+  }
+
+  /** Swap preemption: the request's KV moves to the swap space (its GPU blocks are freed, progress kept); the caller requeues it. */
+  private swapOut(r: EngineRequestState): void {
+    const n = this.kv.getNumBlocks(r.id);
+    this.kv.free(r);
+    const i = this.running.indexOf(r);
+    if (i >= 0) this.running.splice(i, 1);
+    r.status = 'swapped';
+    r.blocksHeld = n;
+    r.swappedBlocks = n;
+    r.cachedPrefixTokens = 0;
+    r.inflight = 0;
+    r.preemptions++;
+    this.swappedBlocks += n;
+    this.swapCounters.swappedOutBlocks += n;
+    this.pendingTransferUs += this.transferTimeUs(n);
+    this.m.numPreemptions++;
+    this.stepPreemptions++;
+  }
+
+  /**
+   * Re-admits a swapped request (or a P/D decode leg with remote KV): GPU blocks for its KV plus
+   * this step's tokens, a swap-in charged to the step; false (nothing changed) when blocks are short.
+   */
+  private swapIn(r: EngineRequestState, tokens: number, nowUs: number): boolean {
+    const n = Math.max(1, Math.min(tokens, r.numTokens - r.computedTokens));
+    if (this.kv.allocateSlots(r, n) === null) return false;
+    if (r.remote) r.remote = false; // its KV came over the P/D link, charged by the driver
+    else {
+      const k = r.swappedBlocks;
+      this.swappedBlocks -= k;
+      this.swapCounters.swappedInBlocks += k;
+      this.pendingTransferUs += this.transferTimeUs(k);
+      r.swappedBlocks = 0;
+    }
+    r.recache = true; // its swapped-in full blocks are cached again at the end of the step
+    r.blocksHeld = this.kv.getNumBlocks(r.id);
+    r.status = 'running';
+    r.admittedUs = nowUs;
+    if (r.firstScheduledUs < 0) r.firstScheduledUs = nowUs;
+    this.addWork(r, n);
+    return true;
+  }
+
   /** Recompute preemption: frees the request's blocks and resets its progress; the caller puts it back in the waiting queue. */
   private preempt(r: EngineRequestState): void {
     this.kv.free(r);
@@ -451,6 +602,7 @@ export class EngineCore {
 
   /** Admits a waiting request with its prefix cache hit; false (nothing changed) when blocks are short. */
   private admit(r: EngineRequestState, tokens: number, nowUs: number): boolean {
+    if (r.status === 'swapped') return this.swapIn(r, tokens, nowUs);
     const hit = this.kv.getComputedBlocks(r);
     const start = hit.numComputedTokens;
     const n = Math.max(1, Math.min(tokens, r.numTokens - start));
@@ -496,16 +648,32 @@ export class EngineCore {
     this.m.busyUs += this.stepDurationUs;
     let generated = 0;
     let finished = 0;
+    const bs = this.kv.blockSize;
     const done: EngineRequestState[] = [];
     for (const r of this.scheduled) {
       if (r.inflight === 0) continue; // aborted or preempted during the step
+      const before = r.computedTokens;
       r.computedTokens += r.inflight;
       r.inflight = 0;
-      this.kv.cacheFullBlocks(r, r.computedTokens);
-      r.blocksHeld = this.kv.getNumBlocks(r.id);
+      // a block became full: cache it (decode steps that stay inside a block have nothing to cache)
+      if (r.recache || Math.floor(r.computedTokens / bs) > Math.floor(before / bs)) {
+        r.recache = false;
+        this.kv.cacheFullBlocks(r, r.computedTokens);
+        r.blocksHeld = this.kv.getNumBlocks(r.id);
+      }
       if (r.computedTokens < r.numTokens) continue;
-      const tok = this.generate(r.id, r.generatedTokens);
-      r.tokenIds.push(tok);
+      if (r.embed) {
+        // embedding (pooling) request: done when its prompt is; no token is sampled
+        r.firstTokenUs = nowUs;
+        this.m.promptTokens += r.promptTokens;
+        this.m.promptTokensCached += Math.max(0, r.cachedPromptTokens);
+        done.push(r);
+        this.finish(r, 'stop', nowUs);
+        finished++;
+        continue;
+      }
+      const tok = this.generate === undefined ? mix(r.idHash ^ (this.seed | 0), r.generatedTokens) % this.vocabSize : this.generate(r.id, r.generatedTokens);
+      if (r.blockKeys === undefined) r.tokenIds.push(tok);
       r.generatedTokens++;
       generated++;
       this.m.generationTokens++;
@@ -546,6 +714,8 @@ export class EngineCore {
   /** Frees the request, forgets it and reports it; the caller took it out of its queue. */
   private finish(r: EngineRequestState, reason: FinishReason, nowUs: number): void {
     this.kv.free(r);
+    this.swappedBlocks -= r.swappedBlocks;
+    r.swappedBlocks = 0;
     r.blocksHeld = 0;
     this.byId.delete(r.id);
     this.success[reason]++;

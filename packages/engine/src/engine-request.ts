@@ -7,6 +7,13 @@ import type { RequestStatus, SchedRequest } from '@kvmgr/scheduler-ir';
 import type { EngineRequest } from './engine-types.js';
 import type { KvCacheRequest } from './kv-cache-manager.js';
 
+/** FNV-1a of a string's UTF-16 code units, u32. */
+export function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 /** Engine-side state of one request. Internal to the package. */
 export class EngineRequestState implements SchedRequest, KvCacheRequest {
   id: string;
@@ -26,11 +33,17 @@ export class EngineRequestState implements SchedRequest, KvCacheRequest {
 
   /** What the driver gave. */
   readonly request: EngineRequest;
-  /** Prompt then sampled tokens. */
+  /** Prompt then sampled tokens; empty for a keyed request (see {@link blockKeys}). */
   readonly tokenIds: number[];
+  /** FNV-1a hash of the id (the default token generator's seed). */
+  readonly idHash: number;
+  /** Keys of the full prompt blocks of a request known only by block keys (a trace); undefined otherwise. */
+  readonly blockKeys: ArrayLike<number> | undefined;
   readonly namespace: BlockKeyNamespace;
-  /** Output tokens after which it finishes with reason `length`. */
+  /** Output tokens after which it finishes with reason `length` (0 for an embedding request). */
   readonly targetOutputTokens: number;
+  /** An embedding (pooling) request: finishes when its prompt is computed, without output tokens. */
+  readonly embed: boolean;
   readonly stopTokenIds: ReadonlySet<number> | undefined;
   /** Tokens scheduled in the running step (0 = not scheduled). */
   inflight = 0;
@@ -39,16 +52,29 @@ export class EngineRequestState implements SchedRequest, KvCacheRequest {
   /** Prompt tokens served from cache at first admission; -1 before. */
   cachedPromptTokens = -1;
   preemptions = 0;
+  /** Swap-space blocks holding its KV while swapped out (0 otherwise). */
+  swappedBlocks = 0;
+  /** Swapped back in this step: cache its full blocks at the end of the step even if none filled. */
+  recache = false;
+  /** Arrived with remote KV (P/D decode leg) and not admitted yet. */
+  remote = false;
 
-  constructor(request: EngineRequest, tokenIds: number[], arrivalUs: number) {
+  /**
+   * @param promptTokens - prompt length. @default tokenIds.length
+   * @param blockKeys - keys of the full prompt blocks of a keyed request (then `tokenIds` is empty).
+   */
+  constructor(request: EngineRequest, tokenIds: number[], arrivalUs: number, promptTokens = tokenIds.length, blockKeys?: ArrayLike<number>) {
     this.request = request;
     this.id = request.requestId;
+    this.idHash = hashString(request.requestId);
     this.tokenIds = tokenIds;
-    this.promptTokens = tokenIds.length;
+    this.blockKeys = blockKeys;
+    this.promptTokens = promptTokens;
     this.maxTokens = request.maxTokens;
     this.priority = request.priority ?? 0;
-    this.arrivalUs = arrivalUs;
-    this.targetOutputTokens = Math.min(request.outputTokens ?? request.maxTokens, request.maxTokens);
+    this.arrivalUs = request.arrivalUs ?? arrivalUs;
+    this.embed = request.kind === 'embed';
+    this.targetOutputTokens = this.embed ? 0 : Math.min(request.outputTokens ?? request.maxTokens, request.maxTokens);
     this.stopTokenIds = request.stopTokenIds === undefined || request.stopTokenIds.length === 0 ? undefined : new Set(request.stopTokenIds);
     const ns: { model?: string; lora?: string; cacheSalt?: string } = {};
     if (request.model !== undefined) ns.model = request.model;

@@ -14,12 +14,27 @@ export interface EngineRequest extends Omit<RequestMetadata, 'arrivalUs' | 'prom
   /** Prompt length in tokens; required without `promptTokenIds`. */
   readonly promptTokens?: number;
   /**
+   * When the request reached the front end (API server), µs on the driver's clock: the scheduler's
+   * FCFS order, TTFT and queue times count from it, as vLLM's `arrival_time`. A driver that models
+   * a front-end delay (the simulator) passes the earlier time. @default the `nowUs` of `addRequest`
+   */
+  readonly arrivalUs?: number;
+  /**
    * Output tokens to generate before finishing with reason `length` (a simulator knows them from
    * the trace). @default maxTokens
    */
   readonly outputTokens?: number;
   /** Finish with reason `stop` when one of these tokens is sampled. @default none */
   readonly stopTokenIds?: readonly number[];
+  /**
+   * KV computed elsewhere: the decode leg of a P/D pair (vLLM's `do_remote_prefill`). The KV of
+   * the first `computedTokens` tokens arrives with the request, and `outputTokenIds` were sampled
+   * by the prefill leg (they count towards `outputTokens`). The request is admitted like a
+   * swapped-in one: GPU blocks for that KV without computing it (the driver charges the link
+   * transfer, e.g. by adding the request after it), then it decodes. `computedTokens` must leave
+   * at least one token to compute (prompt + remote outputs − 1 at most). @default none
+   */
+  readonly remoteKv?: { readonly computedTokens: number; readonly outputTokenIds?: readonly number[] };
 }
 
 /**
@@ -94,8 +109,10 @@ export interface StepSummary {
 
 /** Result of {@link EngineCore.startStep}. */
 export interface StepStart {
-  /** Step duration from the latency function, µs. Call `finishStep(nowUs + durationUs)`. */
+  /** Step duration, µs: the latency function's time plus `transferUs`. Call `finishStep(nowUs + durationUs)`. */
   readonly durationUs: number;
+  /** Swap transfers (out and in) started by this step and charged to it, µs (0 without swaps). */
+  readonly transferUs: number;
   readonly shape: Readonly<StepShape>;
   readonly plan: StepSummary;
 }
@@ -144,6 +161,14 @@ export interface EngineMetrics {
   readonly steps: number;
   /** Σ step durations, µs. */
   readonly busyUs: number;
+  /** Blocks moved to the swap space by swap preemption (`vllm:num_preemptions` counts the preemptions). */
+  readonly swappedOutBlocks: number;
+  /** Blocks moved back from the swap space. */
+  readonly swappedInBlocks: number;
+  /** Swap-space blocks held now by swapped-out requests. */
+  readonly swapBlocksUsed: number;
+  /** Σ swap transfer time charged to steps, µs. */
+  readonly transferUs: number;
 }
 
 /** Callbacks of an {@link EngineCore}; each is optional. */

@@ -4,9 +4,9 @@
  * continuous-batching step around the `@kvmgr/scheduler-ir` pipeline). Clock-free, no I/O: the
  * simulator and the engine server drive the same core.
  */
-export { KvCacheManager } from './kv-cache-manager.js';
+export { KvCacheManager, traceBlockToken } from './kv-cache-manager.js';
 export type { ComputedBlocks, KvCacheManagerOptions, KvCacheRequest, KvCacheStats, PrefixCacheKind } from './kv-cache-manager.js';
 export { BlockKeyChain } from './block-key-chain.js';
 export { EngineCore } from './engine-core.js';
-export type { EngineCoreOptions } from './engine-core.js';
+export type { EngineCoreOptions, SwapSpaceOptions } from './engine-core.js';
 export type * from './engine-types.js';

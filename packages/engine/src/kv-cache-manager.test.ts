@@ -10,7 +10,7 @@
  */
 import { type KvEvent, blockKeyRoot, blockKeyToU64, blockKeysFromTokens, isKvmgrError } from '@kvmgr/core';
 import { describe, expect, it } from 'vitest';
-import { KvCacheManager, type KvCacheManagerOptions, type KvCacheRequest } from './kv-cache-manager.js';
+import { KvCacheManager, type KvCacheManagerOptions, type KvCacheRequest, traceBlockToken } from './kv-cache-manager.js';
 
 interface MutableRequest extends KvCacheRequest {
   tokenIds: number[];
@@ -327,5 +327,35 @@ describe('KvCacheManager: arguments and options', () => {
     const firstRemoved = events.find((e) => e.type === 'BlockRemoved');
     const coldKey = blockKeysFromTokens(range(100, 117), 16);
     expect(firstRemoved?.type === 'BlockRemoved' && firstRemoved.blockHashes[0]).toBe(blockKeyToU64(coldKey[0] as number, coldKey[1] as number));
+  });
+
+  it('keyed (trace) requests: equal block keys share blocks without token ids; only keyed blocks are cached; events carry key-derived tokens', () => {
+    const { kv, events } = manager(16);
+    // 50 tokens known only by 2 block keys (a trace row): tokenIds stay empty
+    const a = { requestId: 'a', tokenIds: [] as number[], numTokens: 50, numComputedTokens: 0, blockKeys: [11, 2 ** 40 + 12] };
+    expect(kv.getComputedBlocks(a).numComputedTokens).toBe(0);
+    expect(kv.allocateSlots(a, 50)).toHaveLength(4);
+    a.numComputedTokens = 50;
+    expect(kv.cacheFullBlocks(a, 50)).toBe(2); // 3 full blocks computed, 2 keyed: the filler block is not cached
+    const stored = events.filter((e) => e.type === 'BlockStored');
+    expect(stored).toHaveLength(1);
+    const ev = stored[0] as Extract<KvEvent, { type: 'BlockStored' }>;
+    expect(ev.blockHashes).toHaveLength(2);
+    expect(ev.tokenIds).toEqual([...range(16).map((j) => traceBlockToken(11, j)), ...range(16).map((j) => traceBlockToken(2 ** 40 + 12, j))]);
+    kv.free(a);
+    // same first key, a key that differs only above bit 32, then a third key: 1 block hit
+    const b = { requestId: 'b', tokenIds: [] as number[], numTokens: 64, numComputedTokens: 0, blockKeys: [11, 12, 13] };
+    expect(kv.getComputedBlocks(b).numComputedTokens).toBe(16);
+    // the full chain of a: 2 blocks hit (never the last token, never past the keys)
+    const c = { requestId: 'c', tokenIds: [] as number[], numTokens: 33, numComputedTokens: 0, blockKeys: [11, 2 ** 40 + 12] };
+    expect(kv.getComputedBlocks(c).numComputedTokens).toBe(32);
+    // a token request whose tokens equal the derived ones does not match a keyed block (separate key spaces)
+    const t = makeRequest('t', [...range(16).map((j) => traceBlockToken(11, j)), 0]);
+    expect(kv.getComputedBlocks(t).numComputedTokens).toBe(0);
+    for (const bad of [-1, 1.5, 2 ** 53]) {
+      const r = { requestId: `bad${bad}`, tokenIds: [] as number[], numTokens: 40, numComputedTokens: 0, blockKeys: [bad] };
+      expect(() => kv.getComputedBlocks(r)).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT', message: expect.stringContaining('blockKeys[0]') }));
+    }
+    kv.verify();
   });
 });

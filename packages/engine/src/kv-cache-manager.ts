@@ -49,6 +49,41 @@ export interface KvCacheRequest {
   readonly numComputedTokens: number;
   /** Cache namespace: blocks are shared only between requests with the same model, LoRA and cache salt. @default {} */
   readonly namespace?: BlockKeyNamespace;
+  /**
+   * Tokens known (prompt + output fed back); lets a keyed request (below) leave `tokenIds` empty.
+   * @default tokenIds.length
+   */
+  readonly numTokens?: number;
+  /**
+   * One key per leading full block (integers in [0, 2^53)) when the content is known only by key,
+   * as in a trace that gives block hashes instead of tokens. Block `b < blockKeys.length` is keyed
+   * by chaining its parent's key with `blockKeys[b]` (no per-token work; equal keys at the same
+   * position ⇔ equal blocks); only these blocks are matched and cached (the rest of such a
+   * request is filler that no other request can share), and `tokenIds` is never read for them.
+   * The `tokenIds` of their `BlockStored` events are derived from the key ({@link traceBlockToken}).
+   * @default none (blocks are keyed by their tokens)
+   */
+  readonly blockKeys?: ArrayLike<number> | undefined;
+}
+
+function mix32(a: number, b: number): number {
+  let h = (a ^ Math.imul(b + 0x9e3779b9, 0x85ebca6b)) | 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * Token `j` of a block known only by its trace key (the `tokenIds` of its `BlockStored` event):
+ * a 31-bit hash of (key, j), so equal keys give equal token runs.
+ * @param key - the block's trace key (an integer in [0, 2^53)).
+ * @param j - position in the block, 0-based.
+ */
+export function traceBlockToken(key: number, j: number): number {
+  return mix32((key >>> 0) ^ Math.imul(Math.floor(key / 4294967296), 0x27d4eb2f), j) >>> 1;
 }
 
 /** Result of {@link KvCacheManager.getComputedBlocks} (vLLM's `(KVCacheBlocks, num_computed_tokens)`). */
@@ -270,15 +305,16 @@ export class KvCacheManager {
    */
   getComputedBlocks(request: KvCacheRequest, options?: { readonly recordStats?: boolean }): ComputedBlocks {
     if (!this.enableCaching) return EMPTY;
-    const numTokens = request.tokenIds.length;
+    const numTokens = request.numTokens ?? request.tokenIds.length;
     const st = this.stateOf(request);
     if (st.blocks.length > 0) {
       throw new KvmgrError('KVMGR_INVALID_STATE', `request ${JSON.stringify(request.requestId)} already holds ${st.blocks.length} blocks; getComputedBlocks is for requests without blocks`, {
         details: { requestId: request.requestId },
       });
     }
-    const maxBlocks = numTokens > 0 ? Math.floor((numTokens - 1) / this.blockSize) : 0;
-    st.keys.extend(request.tokenIds, maxBlocks);
+    const bk = request.blockKeys;
+    const maxBlocks = Math.min(numTokens > 0 ? Math.floor((numTokens - 1) / this.blockSize) : 0, bk === undefined ? Number.POSITIVE_INFINITY : bk.length);
+    st.keys.extend(request.tokenIds, maxBlocks, bk);
     const m = this.prefixCache.match(st.keys.keys.subarray(0, KEY_WORDS * maxBlocks), { touch: false });
     const n = m.matchedLength / KEY_WORDS;
     if (options?.recordStats ?? true) {
@@ -345,7 +381,7 @@ export class KvCacheManager {
         details: { requestId: request.requestId },
       });
     }
-    st.keys.extend(request.tokenIds, computed.length);
+    st.keys.extend(request.tokenIds, computed.length, request.blockKeys);
     for (let i = 0; i < computed.length; i++) {
       const b = computed[i] as number;
       if (!(b >= 0 && b < this.numBlocks) || this.cached[b] !== 1 || this.cachedHi[b] !== st.keys.hi(i) || this.cachedLo[b] !== st.keys.lo(i)) {
@@ -387,29 +423,31 @@ export class KvCacheManager {
     if (!this.enableCaching) return 0;
     const st = this.reqs.get(request.requestId);
     if (st === undefined) return 0;
-    const n = Math.min(Math.floor(numTokens / this.blockSize), st.blocks.length);
+    const bk = request.blockKeys;
+    const n = Math.min(Math.floor(numTokens / this.blockSize), st.blocks.length, bk === undefined ? Number.POSITIVE_INFINITY : bk.length);
     const from = st.numCachedBlocks;
     if (n <= from) return 0;
-    st.keys.extend(request.tokenIds, n);
+    st.keys.extend(request.tokenIds, n, bk);
     const res = this.prefixCache.insert(st.keys.keys.subarray(0, KEY_WORDS * n), st.blocks);
     const existing = res.existingLength / KEY_WORDS;
     if (existing > from) this.dedup(st, from, existing);
     const stored = res.adoptedBlocks.length;
     if (stored > 0) {
-      const hashes: bigint[] = [];
       for (let i = existing; i < n; i++) {
         const b = st.blocks[i] as number;
         this.cached[b] = 1;
         this.cachedHi[b] = st.keys.hi(i);
         this.cachedLo[b] = st.keys.lo(i);
-        hashes.push(blockKeyToU64(st.keys.hi(i), st.keys.lo(i)));
       }
       this.pool.share(res.adoptedBlocks);
       this.numCached += stored;
       this.nStored += stored;
       if (this.onEvent) {
+        const hashes: bigint[] = [];
+        for (let i = existing; i < n; i++) hashes.push(blockKeyToU64(st.keys.hi(i), st.keys.lo(i)));
         const tokenIds: number[] = [];
-        for (let t = existing * this.blockSize; t < n * this.blockSize; t++) tokenIds.push(request.tokenIds[t] as number);
+        if (bk === undefined) for (let t = existing * this.blockSize; t < n * this.blockSize; t++) tokenIds.push(request.tokenIds[t] as number);
+        else for (let b = existing; b < n; b++) for (let j = 0; j < this.blockSize; j++) tokenIds.push(traceBlockToken(bk[b] as number, j));
         const parent = existing === 0 ? null : blockKeyToU64(st.keys.hi(existing - 1), st.keys.lo(existing - 1));
         const ev: KvEvent = { type: 'BlockStored', blockHashes: hashes, parentBlockHash: parent, tokenIds, blockSize: this.blockSize, medium: 'GPU' };
         this.onEvent(st.namespace?.lora === undefined ? ev : { ...ev, loraName: st.namespace.lora });
