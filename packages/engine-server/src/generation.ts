@@ -30,6 +30,8 @@ export interface GenerationContext {
   readonly responseExtras?: (req: GenerationRequest, requestId: string, stats: RequestFinishedStats) => Record<string, unknown> | undefined;
   /** Model µs to wait before the request may enter the engine queue (P/D: the KV transfer), added to the queueing delay. */
   readonly extraDelayUs?: (req: GenerationRequest) => number;
+  /** KV the request brings computed elsewhere (a P/D decode leg), as `EngineRequest.remoteKv`. */
+  readonly remoteKv?: (req: GenerationRequest) => { computedTokens: number } | undefined;
   /** The request joins the engine's stop tokens and min-tokens table. */
   readonly register: (requestId: string, req: GenerationRequest) => void;
 }
@@ -107,12 +109,14 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     const finishReasonOf = (stats: RequestFinishedStats): string => (stats.finishReason === 'stop' ? 'stop' : stats.finishReason === 'length' ? 'length' : 'abort');
     ctx.register(requestId, req);
     const atUs = arrivalUs + ctx.queueingUs(promptLen) + (ctx.extraDelayUs?.(req) ?? 0);
+    const remoteKv = ctx.remoteKv?.(req);
     ctx.driver.submit(
       {
         requestId,
         promptTokenIds: req.promptTokenIds,
         maxTokens: req.maxTokens,
         ...(req.stopTokenIds.length > 0 ? { stopTokenIds: req.stopTokenIds } : {}),
+        ...(remoteKv === undefined ? {} : { remoteKv }),
       },
       atUs,
       {

@@ -4,11 +4,9 @@
  * token and answers with where its blocks are (`do_remote_prefill`, `remote_engine_id`,
  * `remote_block_ids`, `remote_host`, `remote_port`); the decode leg (`do_remote_prefill: true`)
  * first waits for the KV transfer — blocks × bytes per block / link bandwidth + base latency, on
- * the model clock — then runs.
- *
- * Limit: `@kvmgr/engine` has no "externally computed tokens" input yet, so the decode leg's core
- * still prefills the prompt (charged by the latency model) after the transfer; a real decode
- * instance would not. The transfer is charged on top.
+ * the model clock — then joins the engine with the KV of all prompt tokens but the last as remote
+ * KV (`EngineRequest.remoteKv`): GPU blocks are allocated for it without computing it, the last
+ * prompt token is computed and decoding starts, as on a vLLM decode instance.
  *
  * @see vllm-project/vllm:vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py
  */
@@ -76,6 +74,15 @@ export class PdRole {
     const ids = p.remote_block_ids;
     const n = Array.isArray(ids) && ids.length > 0 ? (Array.isArray(ids[0]) ? (ids[0] as number[]).length : ids.length) : Math.ceil(req.promptTokenIds.length / this.blockSize);
     return this.baseUs + (n * this.bytesPerBlock) / this.linkBytesPerUs;
+  }
+
+  /**
+   * The remote KV a decode leg brings: every prompt token but the last (which the decode engine
+   * computes to sample its first token). Undefined for other requests and one-token prompts.
+   */
+  remoteKv(req: GenerationRequest): { computedTokens: number } | undefined {
+    if (!req.kvTransferParams?.do_remote_prefill || req.promptTokenIds.length < 2) return undefined;
+    return { computedTokens: req.promptTokenIds.length - 1 };
   }
 
   /** At a prefill leg's first token its blocks are still held: remember them for the answer. */

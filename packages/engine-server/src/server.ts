@@ -272,6 +272,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     exporter,
     queueingUs: (n) => latency.queueingUs(n),
     extraDelayUs: (req) => pd.transferDelayUs(req),
+    remoteKv: (req) => pd.remoteKv(req),
     register: (id, req) => {
       live.set(id, req);
       accepted++;
