@@ -176,6 +176,59 @@ describe('AdaptivePolicy', () => {
     expect(got).toBeGreaterThanOrEqual(0.97 * Math.max(...fixed));
   });
 
+  it('the simulations count every access so far, batched or not: exact-mode scores are the experts\' own hit counts', () => {
+    // no comparison (so no decay) before the end: each score is the hit count of that expert run alone
+    const experts = ['lru', 'arc', 'gdsf', 'predictive'];
+    const a = new AdaptivePolicy({ capacity: 50, experts, evaluateEvery: 1_000_000 });
+    const alone = experts.map((e) => createEvictionPolicy(e, { capacity: 50 }));
+    const hits = experts.map(() => 0);
+    let x = 12345;
+    for (let n = 1; n <= 3000; n++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const key = (x >>> 8) % 120;
+      for (const p of [a, ...alone]) {
+        const hit = p.has(key);
+        if (hit) p.touch(key);
+        else {
+          while (p.size >= 50) p.remove(p.victim());
+          p.insert(key);
+        }
+        const i = alone.indexOf(p);
+        if (hit && i !== -1) hits[i] = (hits[i] as number) + 1;
+      }
+      if (n === 777 || n === 3000) {
+        // mid-batch: state() must apply the pending accesses first
+        const scores = a.state().scores;
+        expect(experts.map((e) => scores[e])).toEqual(hits);
+      }
+    }
+  });
+
+  it('the simulations keep copies of an access\'s info: an owner reusing one info object gets the decisions of one passing fresh ones', () => {
+    const requests = generateBlockWorkload('phase-shift');
+    for (const options of [{ capacity: 1000 }, { capacity: 3000, exactCapacity: 1000 }]) {
+      const reused = new AdaptivePolicy(options);
+      const r = replayBlockTrace(requests, reused, options.capacity);
+      const fresh = new AdaptivePolicy(options);
+      let hitBlocks = 0;
+      for (const q of requests) {
+        let hit = 0;
+        while (hit < q.blocks.length && fresh.has(q.blocks[hit] as number)) hit++;
+        hitBlocks += hit;
+        q.blocks.forEach((b, depth) => {
+          const info = { nowUs: q.timestampMs * 1000, depth, promptBlocks: q.blocks.length, matchedBlocks: hit };
+          if (fresh.has(b)) fresh.touch(b, info);
+          else {
+            while (fresh.size >= options.capacity) fresh.remove(fresh.victim());
+            fresh.insert(b, info);
+          }
+        });
+      }
+      expect(hitBlocks).toBe(r.hitBlocks);
+      expect(fresh.state()).toEqual(reused.state());
+    }
+  });
+
   it('a burst of hits in one long prompt is not evidence: on long-doc-qa at 1k blocks it never leaves predictive', () => {
     const a = new AdaptivePolicy({ capacity: 1000 });
     const requests = generateBlockWorkload('long-doc-qa');

@@ -76,8 +76,66 @@ const FAST_HALF_LIFES = 8;
 /** Evicted keys a full-size `predictive` remembers (its `historySize` default). */
 const PREDICTIVE_HISTORY = 16384;
 
+/** An expert as a simulation: every expert class has `simulateBatch` (see {@link LruPolicy.simulateBatch}). */
+type SimulatedPolicy = EvictionPolicy & {
+  simulateBatch(keys: Uint32Array, infos: readonly (EvictionEntryInfo | undefined)[], hits: Uint8Array, n: number, capacity: number, bit: number): void;
+};
+
+/** Flags of a recorded event: a prompt starts (depth 0); a sampled access; the access has a depth. */
+const START = 1;
+const ACCESS = 2;
+const DEPTH = 4;
+/** Events recorded before the simulations apply them (at the latest). */
+const BATCH = 1024;
+
+/** What the simulations read of an access's info, copied: the owner may reuse its info object. */
+interface SimInfo {
+  nowUs: number | undefined;
+  size: number | undefined;
+  cost: number | undefined;
+  reuseProbability: number | undefined;
+  nextAccessUs: number | undefined;
+  tenant: string | undefined;
+  depth: number | undefined;
+  promptBlocks: number | undefined;
+  matchedBlocks: number | undefined;
+}
+
+/** Accesses recorded for the simulations, in order; the info copies are pooled (no allocation once warm). */
+class SimBatch {
+  /** Events recorded, and accesses among them. */
+  n = 0;
+  m = 0;
+  readonly flags = new Uint8Array(BATCH);
+  readonly keys = new Uint32Array(BATCH);
+  /** Per access: bit i set when expert i's simulation held the key. */
+  readonly hits = new Uint8Array(BATCH);
+  readonly info: (SimInfo | undefined)[] = new Array<SimInfo | undefined>(BATCH).fill(undefined);
+  private readonly pool: SimInfo[] = [];
+
+  /** Copies `info` into the pooled object of access `a`; `prompt start`: depth 0. */
+  copy(a: number, info: EvictionEntryInfo, promptStart: boolean): SimInfo {
+    let o = this.pool[a];
+    if (o === undefined) {
+      o = { nowUs: undefined, size: undefined, cost: undefined, reuseProbability: undefined, nextAccessUs: undefined, tenant: undefined, depth: undefined, promptBlocks: undefined, matchedBlocks: undefined };
+      this.pool[a] = o;
+    }
+    const p = info as PredictiveEntryInfo;
+    o.nowUs = p.nowUs;
+    o.size = p.size;
+    o.cost = p.cost;
+    o.reuseProbability = p.reuseProbability;
+    o.nextAccessUs = p.nextAccessUs;
+    o.tenant = p.tenant;
+    o.depth = promptStart ? 0 : p.depth;
+    o.promptBlocks = p.promptBlocks;
+    o.matchedBlocks = p.matchedBlocks;
+    return o;
+  }
+}
+
 /** `rate` scales what the expert remembers beyond its capacity (a miniature simulation's history). */
-function build(name: AdaptiveExpertName, capacity: number, initialCapacity: number, rate = 1): EvictionPolicy {
+function build(name: AdaptiveExpertName, capacity: number, initialCapacity: number, rate = 1): SimulatedPolicy {
   const init = { initialCapacity };
   switch (name) {
     case 'lru':
@@ -141,11 +199,18 @@ export interface AdaptiveState {
  * The owner drives eviction as with any policy: `victim()`, drop, `remove(key)`. An insert of a
  * new key when `capacity` keys are resident is refused (as ARC does).
  *
+ * The simulations apply the sampled accesses in batches, expert by expert (up to 1,024 recorded
+ * accesses and prompt starts, and always before the scores are compared or reported): each
+ * expert's state stays in cache through its batch, and every expert still sees the same accesses
+ * in the same order (the access's info is copied: the owner may reuse its object), so batching
+ * changes no decision and no score.
+ *
  * Complexity: per operation, the followed expert's cost plus, for a sampled key (a fraction
  * `rate` of accesses; every key in exact mode), one access in each simulation (O(1) or
- * O(log n) each), and O(k²) for k experts at the end of a prompt with a hit; a switch is O(1)
- * in sampled mode (the old expert is drained lazily by later evictions) and O(capacity) in
- * exact mode.
+ * O(log n) each, amortised over a batch), and O(k) for k experts at the end of a prompt with a
+ * hit (O(k²) when their hits in it differ); a switch is O(1) in sampled mode (the old expert is
+ * drained lazily by later evictions) and O(capacity) in exact mode. Measured cost per
+ * operation, as a ratio to our LRU: `pnpm op-cost` in `packages/eviction` (docs/eviction.md).
  *
  * @see Waldspurger et al., "Cache Modeling and Optimization using Miniature Simulations", USENIX ATC 2017.
  * @see Vietri et al., "Driving Cache Replacement with ML-based LeCaR", HotStorage 2018.
@@ -156,7 +221,9 @@ export class AdaptivePolicy implements EvictionPolicy {
   /** c: resident capacity in keys. */
   readonly capacity: number;
   private readonly names: AdaptiveExpertName[];
-  private readonly sims: EvictionPolicy[];
+  private readonly sims: SimulatedPolicy[];
+  /** Accesses not yet applied to the simulations (applied before any comparison of their scores). */
+  private readonly batch = new SimBatch();
   private readonly simCapacity: number;
   /** Keys with `hash(key) < threshold` are sampled (as u32); 2^32 samples every key. */
   private readonly threshold: number;
@@ -271,6 +338,7 @@ export class AdaptivePolicy implements EvictionPolicy {
 
   /** Which expert is followed, the simulations' scores, the sampling rate. */
   state(): AdaptiveState {
+    this.flush();
     const scores: Record<string, number> = {};
     this.names.forEach((n, i) => {
       scores[n] = this.scores[i] as number;
@@ -395,6 +463,8 @@ export class AdaptivePolicy implements EvictionPolicy {
     }
     this.leader.clear();
     for (const s of this.sims) s.clear();
+    this.batch.n = 0;
+    this.batch.m = 0;
     this.scores.fill(0);
     this.broken.fill(0);
     this.disagree.fill(0);
@@ -412,47 +482,85 @@ export class AdaptivePolicy implements EvictionPolicy {
   }
 
   /**
-   * Feeds one access to the simulations when the key is sampled. In exact mode the followed
-   * expert's simulation is the cache: it is scored here, and the caller applies the access.
+   * Records one access for the simulations (a prompt start always; the access itself when the
+   * key is sampled). The simulations apply recorded accesses in batches (see `flush`): each
+   * expert runs a batch alone, with its own state in cache, where one access at a time through
+   * six experts would miss the cache in each. In exact mode the followed expert's simulation is
+   * the cache: whether it holds the key is recorded here, and the caller applies the access.
    */
   private access(key: number, info: EvictionEntryInfo | undefined): void {
     const depth = (info as PredictiveEntryInfo | undefined)?.depth;
-    if (depth === 0) {
-      this.broken.fill(0);
-      this.promptSampled = false;
-      if (this.promptHit) this.closePrompt();
+    const start = depth === 0;
+    const sampled = this.sampledKey(key);
+    if (!start && !sampled) return;
+    const b = this.batch;
+    const j = b.n;
+    b.flags[j] = (start ? START : 0) | (sampled ? ACCESS : 0) | (depth === undefined ? 0 : DEPTH);
+    if (start) this.promptSampled = false;
+    if (sampled) {
+      const a = b.m++;
+      b.keys[a] = key;
+      b.hits[a] = this.exact ? (this.leader.has(key) ? 1 << this.leaderIdx : 0) : 0;
+      // a simulation sees a prompt's sampled blocks only: its first one stands for the prompt's start
+      b.info[a] = info === undefined ? undefined : b.copy(a, info, depth !== undefined && depth > 0 && !this.promptSampled && !this.exact);
+      this.promptSampled = true;
+      // compared after the caller has applied the access: a switch happens between operations
+      if (++this.sampled % this.evaluateEvery === 0) this.due = true;
     }
-    if (!this.sampledKey(key)) return;
-    // a simulation sees a prompt's sampled blocks only: its first one stands for the prompt's start
-    let simInfo = info;
-    if (depth !== undefined && depth > 0 && !this.promptSampled && !this.exact) simInfo = { ...info, depth: 0 } as PredictiveEntryInfo;
-    this.promptSampled = true;
+    if (++b.n === b.keys.length) this.flush();
+  }
+
+  /**
+   * Applies the recorded accesses to the simulations, expert by expert, then scores them in
+   * access order, as if each access had gone through every expert at once: every expert sees
+   * the same accesses in the same order, so batching changes no decision and no score.
+   */
+  private flush(): void {
+    const b = this.batch;
+    const n = b.n;
+    const m = b.m;
+    if (n === 0) return;
+    b.n = 0;
+    b.m = 0;
     const sims = this.sims;
+    const k = sims.length;
     const cap = this.simCapacity;
     const skip = this.exact ? this.leaderIdx : -1;
-    const promptHits = this.promptHits;
-    const k = sims.length;
+    const flags = b.flags;
+    const keys = b.keys;
+    const hits = b.hits;
+    // a copy holds `undefined` where the original lacked the field: the experts read both alike
+    const infos = b.info as readonly (EvictionEntryInfo | undefined)[];
     for (let i = 0; i < k; i++) {
-      const sim = sims[i] as EvictionPolicy;
-      if (sim.has(key)) {
-        if (this.broken[i] === 0) {
-          this.scores[i] = (this.scores[i] as number) + 1;
-          this.scores[k + i] = (this.scores[k + i] as number) + 1;
-          promptHits[i] = (promptHits[i] as number) + 1;
-          this.promptHit = true;
-        }
-        if (i !== skip) sim.touch(key, simInfo);
-      } else {
-        if (depth !== undefined) this.broken[i] = 1;
-        if (i === skip) continue;
-        while (sim.size >= cap) sim.remove(sim.victim());
-        sim.insert(key, simInfo);
-      }
+      if (i === skip) continue;
+      (sims[i] as SimulatedPolicy).simulateBatch(keys, infos, hits, m, cap, 1 << i);
     }
-    // without prompt structure every access is its own cluster
-    if (depth === undefined && this.promptHit) this.closePrompt();
-    // compared after the caller has applied the access: a switch happens between operations
-    if (++this.sampled % this.evaluateEvery === 0) this.due = true;
+    const broken = this.broken;
+    const scores = this.scores;
+    const promptHits = this.promptHits;
+    let a = 0;
+    for (let j = 0; j < n; j++) {
+      const f = flags[j] as number;
+      if ((f & START) !== 0) {
+        broken.fill(0);
+        if (this.promptHit) this.closePrompt();
+      }
+      if ((f & ACCESS) === 0) continue;
+      const h = hits[a++] as number;
+      const hasDepth = (f & DEPTH) !== 0;
+      for (let i = 0; i < k; i++) {
+        if ((h & (1 << i)) !== 0) {
+          if (broken[i] === 0) {
+            scores[i] = (scores[i] as number) + 1;
+            scores[k + i] = (scores[k + i] as number) + 1;
+            promptHits[i] = (promptHits[i] as number) + 1;
+            this.promptHit = true;
+          }
+        } else if (hasDepth) broken[i] = 1;
+      }
+      // without prompt structure every access is its own cluster
+      if (!hasDepth && this.promptHit) this.closePrompt();
+    }
   }
 
   /** Adds the finished prompt's squared hit differences to `disagree`, per pair of experts. */
@@ -460,7 +568,10 @@ export class AdaptivePolicy implements EvictionPolicy {
     const h = this.promptHits;
     const d = this.disagree;
     const k = h.length;
-    for (let i = 0; i < k; i++) {
+    // the common case: every expert hit alike, and every squared difference is 0
+    let same = true;
+    for (let i = 1; i < k && same; i++) same = h[i] === h[0];
+    for (let i = 0; i < k && !same; i++) {
       const hi = h[i] as number;
       for (let j = i + 1; j < k; j++) {
         const x = hi - (h[j] as number);
@@ -478,6 +589,7 @@ export class AdaptivePolicy implements EvictionPolicy {
    */
   private evaluate(): void {
     this.due = false;
+    this.flush();
     const s = this.scores;
     const d = this.disagree;
     const k = this.names.length;

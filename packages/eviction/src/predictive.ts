@@ -373,6 +373,27 @@ export class PredictivePolicy extends SlotTable implements EvictionPolicy {
     return best === -1 ? -1 : (this.keys[best] as number);
   }
 
+  /**
+   * Runs `n` accesses of a simulated cache (an expert of `adaptive`): each touches its key when
+   * resident, else evicts down to `capacity - 1` keys and inserts it — the decisions of `has`,
+   * then `touch` or `remove(victim())`… `insert`. Sets `bit` in `hits[j]` when access j hit.
+   * One call per batch: this class's own calls stay monomorphic (inlined).
+   * @internal
+   */
+  simulateBatch(keys: Uint32Array, infos: readonly (PredictiveEntryInfo | undefined)[], hits: Uint8Array, n: number, capacity: number, bit: number): void {
+    for (let j = 0; j < n; j++) {
+      const key = keys[j] as number;
+      const info = infos[j];
+      if (this.has(key)) {
+        this.touch(key, info);
+        hits[j] = (hits[j] as number) | bit;
+      } else {
+        while (this.size >= capacity) this.remove(this.victim());
+        this.insert(key, info);
+      }
+    }
+  }
+
   has(key: number): boolean {
     const s = this.slotOf(key);
     return s !== -1 && this.list[s] !== this.classes;
