@@ -167,8 +167,9 @@ describe('statistics over seeds', () => {
     expect(judgePaired([[1.1, 1], [1.2, 1], [1.15, 1]], 'lower').verdict).toBe('refuted');
     expect(judgePaired([[1.1, 1], [0.9, 1], [1.0, 1]], 'higher').verdict).toBe('inconclusive');
     expect(judgePaired([[2, 1]], 'higher').verdict).toBe('inconclusive'); // one pair: no interval
-    const v = judgePaired([[3, 0], [3, 0]], 'higher'); // zero baseline: absolute difference
-    expect(v.relDiff.mean).toBe(3);
+    const v = judgePaired([[3, 0], [3, 0]], 'higher'); // zero baseline: +100%
+    expect(v.relDiff.mean).toBe(1);
+    expect(judgePaired([[0, 0], [0, 0]], 'lower').verdict).toBe('inconclusive');
     expect(v.verdict).toBe('supported');
   });
 });

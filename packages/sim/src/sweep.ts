@@ -130,11 +130,22 @@ export async function runSweep(jobs: readonly SweepJob[], options: SweepOptions 
   try {
     return await Promise.all(
       jobs.map((job) =>
-        pool.run(job).then((r) => {
-          done++;
-          options.onResult?.(r, done, jobs.length);
-          return r;
-        }),
+        pool.run(job).then(
+          (r) => {
+            done++;
+            options.onResult?.(r, done, jobs.length);
+            return r;
+          },
+          (e: unknown) => {
+            // name the job: a worker's error says nothing of which run it came from
+            if (e instanceof Error) {
+              const was = e.message;
+              e.message = `sweep job ${job.id}: ${was}`;
+              if (typeof e.stack === 'string') e.stack = e.stack.replace(was, e.message);
+            }
+            throw e;
+          },
+        ),
       ),
     );
   } finally {

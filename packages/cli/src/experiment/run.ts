@@ -142,6 +142,7 @@ export function jobOf(x: Experiment, cell: Cell): SweepJob {
       ...(c.router === undefined ? {} : { router: c.router }),
       ...(c.pipeline === undefined ? {} : { pipeline: c.pipeline }),
       ...(c.eviction === undefined ? {} : { eviction: c.eviction }),
+      ...(c.kv_backend === undefined ? {} : { kvBackend: c.kv_backend }),
       ...(gpuBlocks === undefined ? {} : { gpuBlocks }),
       ...(s.cpu_blocks === undefined ? {} : { cpuBlocks: s.cpu_blocks }),
       rateScale: w.rate_scale,

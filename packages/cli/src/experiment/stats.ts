@@ -52,11 +52,12 @@ export interface PairedVerdict {
 /**
  * Judges "treatment is `expect` than baseline": supported when the CI of the mean relative
  * difference lies wholly on the expected side of 0, refuted when wholly on the other side,
- * inconclusive otherwise and with fewer than 2 pairs (deterministic runs give a zero-width CI). Pairs whose baseline is 0 use the absolute difference.
+ * inconclusive otherwise and with fewer than 2 pairs (deterministic runs give a zero-width CI). A pair whose baseline is 0 counts as +100% (treatment > 0), −100% (< 0) or 0 (both 0).
  */
 export function judgePaired(pairs: ReadonlyArray<readonly [treatment: number, baseline: number]>, expect: 'higher' | 'lower', level = 0.95): PairedVerdict {
   const ok = pairs.filter(([t, b]) => Number.isFinite(t) && Number.isFinite(b));
-  const rel = ok.map(([t, b]) => (b === 0 ? t - b : (t - b) / Math.abs(b)));
+  // From a zero baseline the relative change is undefined: count it as ±100% (0 when both are 0).
+  const rel = ok.map(([t, b]) => (b === 0 ? Math.sign(t) : (t - b) / Math.abs(b)));
   const ci = meanCi(rel, level);
   const sign = expect === 'higher' ? 1 : -1;
   let verdict: Verdict = 'inconclusive';

@@ -139,6 +139,9 @@ export class TieredKvBackend implements KvBackend {
     const ks: number[] = [];
     for (let i = 0; i < n; i++) ks.push(keys[from + i] as number);
     if (n > this.freeBlocks) return -1;
+    // A key the pool dropped since the prefix was matched (the GPU hits acquired just before can
+    // push the CPU tier over its capacity): the caller computes those blocks instead.
+    for (const k of ks) if (this.pool.lookup(k) === undefined) return -1;
     const r = this.pool.acquire(ks, this.nowUs);
     for (const b of r.blocks) out.push(b);
     this.gpuKeys += r.reloadedFromCpu + r.reloadedFromDisk;
