@@ -79,6 +79,23 @@ export function loadRunConfig(path: string): RunConfig {
 }
 
 /**
+ * YAML text → JS, strictly: the YAML library's warnings (an unresolved tag such as `!custom`, …)
+ * are errors, aliases are capped at 100 (billion-laughs guard).
+ * @param label - how messages name the file (`--config x.yaml`, `experiments/x.yaml`).
+ * @throws KvmgrError `KVMGR_BAD_CONFIG` `label: not valid YAML (first line of the problem)`.
+ */
+export function parseYamlText(text: string, label: string): unknown {
+  try {
+    const doc = parseDocument(text, { logLevel: 'silent' });
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem !== undefined) throw new Error(problem.message);
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new KvmgrError('KVMGR_BAD_CONFIG', `${label}: not valid YAML (${(e as Error).message.split('\n')[0]})`, { cause: e });
+  }
+}
+
+/**
  * Validates the text of a YAML config file. The YAML library's warnings (an unresolved tag such
  * as `!custom`, …) are errors here, not lines on stderr: a config the library had to guess
  * about is not run.
@@ -88,15 +105,7 @@ export function loadRunConfig(path: string): RunConfig {
  *   warning) when it does not validate.
  */
 export function parseRunConfig(text: string, path: string): RunConfig {
-  let raw: unknown;
-  try {
-    const doc = parseDocument(text, { logLevel: 'silent' });
-    const problem = doc.errors[0] ?? doc.warnings[0];
-    if (problem !== undefined) throw new Error(problem.message);
-    raw = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `--config ${path}: not valid YAML (${(e as Error).message.split('\n')[0]})`, { cause: e });
-  }
+  const raw = parseYamlText(text, `--config ${path}`);
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new KvmgrError('KVMGR_BAD_CONFIG', `--config ${path}: expected a mapping of option names to values`);
   const normalized = Object.fromEntries(Object.entries(raw as Record<string, unknown>).map(([k, v]) => [camel(k), v]));

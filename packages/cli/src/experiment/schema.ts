@@ -25,8 +25,8 @@ import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
 import { parseWorkload } from '@kvmgr/sim';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { parseYamlText } from '../config.js';
 import { getProfile } from '../profiles.js';
 
 /** Metrics of a run summary, by the name an experiment file uses. Units in the name. */
@@ -242,16 +242,7 @@ function unique(file: string, key: string, items: readonly { name?: string; id?:
  *   blocks, a workload file that does not exist, a hypothesis naming an unknown cell, …).
  */
 export function parseExperiment(text: string, file: string): Experiment {
-  let raw: unknown;
-  try {
-    const doc = parseDocument(text, { logLevel: 'silent' });
-    const problem = doc.errors[0] ?? doc.warnings[0];
-    if (problem !== undefined) throw new Error(problem.message);
-    raw = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `${file}: not valid YAML (${(e as Error).message.split('\n')[0]})`, { cause: e });
-  }
-  const parsed = ExperimentSchema.safeParse(raw);
+  const parsed = ExperimentSchema.safeParse(parseYamlText(text, file));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : ((issue as { keys?: string[] } | undefined)?.keys?.join(', ') ?? '(root)');
