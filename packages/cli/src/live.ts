@@ -259,8 +259,8 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   for (const side of sides) {
     io.err(`kvmgr live: ${side.label}: ${instances} × ${model} on ${gpu} (time scale ${timeScale}), gateway routing ${side.routing}, ${workload.requests.length} requests\n`);
     const stack = await startLiveStack({ instances, model, gpu, timeScale, routing: side.routing, seed, engines: f.engines ?? 'process' });
-    io.err(`kvmgr live: ${side.label}: engines ${stack.engines.map((e) => e.url).join(' ')} behind the gateway at ${stack.url}\n`);
     // Ctrl-C / SIGTERM: stop sending, abort what is in flight, stop what this side started, exit.
+    // Installed before the ready line below, so a signal sent on seeing that line is never missed.
     const interrupt = new AbortController();
     const onSignal = (sig: NodeJS.Signals) => {
       io.err(`kvmgr live: ${sig}: stopping the engines and the gateway\n`);
@@ -269,6 +269,7 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    io.err(`kvmgr live: ${side.label}: engines ${stack.engines.map((e) => e.url).join(' ')} behind the gateway at ${stack.url}\n`);
     try {
       const r = await benchServe({
         target: stack.url,
