@@ -87,6 +87,8 @@ export interface RequestFinishedStats {
   /** Prompt tokens served from the prefix cache at first admission. */
   readonly cachedPromptTokens: number;
   readonly preemptions: number;
+  /** Why the plan rejected it (the scheduler's reason, e.g. `slo-infeasible`); only for `finishReason` `rejected`. */
+  readonly rejectedReason?: string;
 }
 
 /** Summary of one planned step, returned by {@link EngineCore.startStep}. */

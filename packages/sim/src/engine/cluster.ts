@@ -10,7 +10,7 @@ import type { LatencyModel } from '../latency/types.js';
 import { engineBlockKeys } from '../traces/block-keys.js';
 import type { SimRequest } from '../traces/types.js';
 import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
-import { EngineInstance, type InstanceHooks, type InstanceLimits } from './instance.js';
+import { EngineInstance, type InstanceCounters, type InstanceHooks, type InstanceLimits } from './instance.js';
 import type { KvBackend } from './kv-backend.js';
 import { RequestState } from './request-state.js';
 import type { StepPlanner } from './sched-types.js';
@@ -27,10 +27,15 @@ export interface SimRouter {
     keys: Uint32Array,
     snapshots: readonly EngineSnapshot[],
     nowUs: number,
+    /** The request's block keys as `[hi, lo]` u32 pairs (engine-core clusters); replaces `keys` when given. */
+    localKeys?: Uint32Array,
   ): { readonly decode: number; readonly prefill: number };
   /** Called when an instance caches / evicts a prompt block (block index feeding). */
   onBlockStored?(instance: number, key: number): void;
   onBlockRemoved?(instance: number, key: number): void;
+  /** Engine-core clusters: an instance stored / removed the block with this 64-bit key (from its KV events). */
+  onKeyStored?(instance: number, hi: number, lo: number): void;
+  onKeyRemoved?(instance: number, hi: number, lo: number): void;
   /** Called when a request finished, with observed latencies (predictor feedback). */
   onFinished?(requestId: string, ttftMs: number, tpotMs: number): void;
 }
@@ -117,10 +122,18 @@ export interface InstanceSample {
   readonly finished: number;
 }
 
+/** What a result tells of one instance (an {@link EngineInstance}, or an engine-core instance's counters). */
+export interface SimInstanceView {
+  readonly id: string;
+  readonly role: InstanceRole;
+  readonly counters: InstanceCounters;
+  readonly kv: { readonly counters: { readonly evictedBlocks: number; readonly offloadedBlocks: number; readonly reloadedBlocks: number } };
+}
+
 /** What {@link simulateCluster} returns. */
 export interface ClusterResult {
   readonly states: readonly RequestState[];
-  readonly instances: readonly EngineInstance[];
+  readonly instances: readonly SimInstanceView[];
   readonly samples: readonly InstanceSample[];
   /** Simulated end time, µs. */
   readonly endUs: number;
