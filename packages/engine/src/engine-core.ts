@@ -647,6 +647,8 @@ export class EngineCore {
     } else {
       s.prefillTokens += n;
       s.prefillAttnPairs += n * (r.computedTokens + n / 2);
+      r.prefillComputed += n;
+      if (r.computedTokens < r.maxComputed) r.recomputedTokens += Math.min(n, r.maxComputed - r.computedTokens);
     }
     this.scheduled.push(r);
   }
@@ -673,6 +675,7 @@ export class EngineCore {
       const before = r.computedTokens;
       r.computedTokens += r.inflight;
       r.inflight = 0;
+      if (r.computedTokens > r.maxComputed) r.maxComputed = r.computedTokens;
       // a block became full: cache it (decode steps that stay inside a block have nothing to cache)
       if (r.recache || Math.floor(r.computedTokens / bs) > Math.floor(before / bs)) {
         r.recache = false;
@@ -751,6 +754,8 @@ export class EngineCore {
       outputTokens: r.generatedTokens,
       cachedPromptTokens: Math.max(0, r.cachedPromptTokens),
       preemptions: r.preemptions,
+      prefillComputedTokens: r.prefillComputed,
+      recomputedTokens: r.recomputedTokens,
       ...(rejectedReason === undefined ? {} : { rejectedReason }),
     };
     this.hooks.onFinished?.(r.request, stats);

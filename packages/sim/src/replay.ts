@@ -26,6 +26,7 @@ import { type EngineProfile, getEngineProfile } from './profiles.js';
 import type { SimRequest, Trace } from './traces/types.js';
 import type { InstanceRole, LifetimeFeatures } from '@kvmgr/core';
 import type { StepPlanner } from './engine/sched-types.js';
+import type { RequestState } from './engine/request-state.js';
 
 /** Options of {@link runReplay}. */
 export interface ReplayOptions {
@@ -254,42 +255,37 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     if (backend !== 'kvmgr') throw invalidArgument('kvBackend', backend, "'kvmgr' with engine 'core'");
     if (options.planner !== undefined || schedulerSpec === 'builtin-fcfs') throw invalidArgument('pipeline', options.planner?.name ?? schedulerSpec, "a scheduler-IR pipeline with engine 'core'");
   }
-  const res = engine === 'core' ? simulateCoreCluster({
+  const common = {
     requests,
-    instances: roles.map((role, i) => ({
-      id: ids[i] as string,
-      role,
-      gpuBlocks,
-      blockSize: bs,
-      eviction,
-      prefixCache: prefixIndex === 'radix' ? ('radix' as const) : ('block-hash' as const),
-      scheduler: schedulerSpec,
-      victimSelector: profile.victimSelector,
-      predictor,
-      latency,
-      tokenBudget: profile.tokenBudget,
-      maxSeqs: profile.maxSeqs,
-    })),
     router,
     rateScale,
     defaultSlo: slo,
     sampleIntervalUs: (options.sampleIntervalMs ?? 1000) * 1000,
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    onFinished(r) {
+    onFinished(r: RequestState) {
       if (!r.embed) predictor.observe(lifetimeFeatures(r.req), r.outputTokens);
     },
-  }) : simulateCluster({
-    requests,
-    instances: setups,
-    router,
-    rateScale,
-    defaultSlo: slo,
-    sampleIntervalUs: (options.sampleIntervalMs ?? 1000) * 1000,
-    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    onFinished(r) {
-      if (!r.embed) predictor.observe(lifetimeFeatures(r.req), r.outputTokens);
-    },
-  });
+  };
+  const res =
+    engine === 'core'
+      ? simulateCoreCluster({
+          ...common,
+          instances: roles.map((role, i) => ({
+            id: ids[i] as string,
+            role,
+            gpuBlocks,
+            blockSize: bs,
+            eviction,
+            prefixCache: prefixIndex === 'radix' ? ('radix' as const) : ('block-hash' as const),
+            scheduler: schedulerSpec,
+            victimSelector: profile.victimSelector,
+            predictor,
+            latency,
+            tokenBudget: profile.tokenBudget,
+            maxSeqs: profile.maxSeqs,
+          })),
+        })
+      : simulateCluster({ ...common, instances: setups });
   const rows = buildRows(res, slo, latency.outputTokenUs, latency.deliveryLagSteps ?? 0);
   const summary = summarize(res, rows, slo);
   return {

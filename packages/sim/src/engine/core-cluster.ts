@@ -19,9 +19,9 @@ import type { LifetimePredictor } from '@kvmgr/core';
 import type { LatencyModel } from '../latency/types.js';
 import { engineBlockKeys } from '../traces/block-keys.js';
 import type { SimRequest } from '../traces/types.js';
-import { type ClusterResult, type InstanceSample, type SimProgress, type SimRouter, type SimInstanceView, routerKeyRatio } from './cluster.js';
+import { type ClusterResult, type InstanceSample, type SimInstanceView, type SimProgress, type SimRouter, arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './cluster.js';
 import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
-import type { InstanceCounters } from './instance.js';
+import { type InstanceCounters, newInstanceCounters } from './instance.js';
 import { RequestState } from './request-state.js';
 
 /** One engine-core instance of the cluster. */
@@ -63,25 +63,6 @@ export interface CoreClusterOptions {
   readonly defaultSlo?: { readonly ttftMs?: number; readonly tpotMs?: number };
 }
 
-function newCounters(): InstanceCounters {
-  return {
-    steps: 0,
-    busyUs: 0,
-    prefillTokens: 0,
-    decodeTokens: 0,
-    outputTokens: 0,
-    promptTokens: 0,
-    cachedTokens: 0,
-    preemptions: 0,
-    finished: 0,
-    rejected: 0,
-    transferUs: 0,
-    usedSlotUs: 0,
-    fragSlotUs: 0,
-    batchUs: 0,
-    plannedSteps: 0,
-  };
-}
 
 /**
  * Runs the cluster of engine cores until every request finished or was rejected.
@@ -112,21 +93,12 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   // Router-granularity keys (every `ratio`-th chained engine key) as u64, for filtering events.
   const routerKeys = new Set<bigint>();
 
-  const nextTurn = new Int32Array(n).fill(-1);
-  const isFollowUp = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = reqs[i]?.previousTurn;
-    if (p !== undefined && p >= 0) {
-      if (!(p < i)) throw invalidArgument(`requests[${i}].previousTurn`, p, `an index of an earlier request (< ${i})`);
-      nextTurn[p] = i;
-      isFollowUp[i] = 1;
-    }
-  }
+  const { nextTurn, isFollowUp } = sessionLinks(reqs);
 
   let done = 0;
   let nowUs = 0;
   const progressEvery = Math.max(1, Math.floor(n / 100));
-  const counters = o.instances.map(() => newCounters());
+  const counters = o.instances.map(() => newInstanceCounters());
   const evicted = new Float64Array(N);
 
   const finishSession = (r: RequestState, t: number): void => {
@@ -176,6 +148,10 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           r.preemptions = st.preemptions;
           r.cachedTokens = st.cachedPromptTokens;
           r.generatedTokens = st.outputTokens;
+          r.prefillComputed = st.prefillComputedTokens;
+          // re-prefill after preemption; a prefix computed before on this engine and lost from its
+          // cache is not told apart from a first computation (the instance engine counts both)
+          r.reprefillTokens = st.recomputedTokens;
           if (st.finishReason === 'rejected' || st.finishReason === 'abort') {
             c.rejected++;
             rejectState(r, r.rejectedReason ?? st.rejectedReason ?? st.finishReason, st.finishUs);
@@ -352,9 +328,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     }
   };
 
-  const order: number[] = [];
-  for (let i = 0; i < n; i++) if (isFollowUp[i] === 0) order.push(i);
-  order.sort((a, b) => (reqs[a] as SimRequest).arrivalUs - (reqs[b] as SimRequest).arrivalUs || a - b);
+  const order = arrivalOrder(reqs, isFollowUp);
   let ai = 0;
   let nextSample = sampleUs;
   const ev = new Float64Array(4);
@@ -455,17 +429,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     const st = core.kv.stats;
     views.push({ id: s.id, role: s.role, counters: c, kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: 0, reloadedBlocks: 0 } } });
   }
-  const out: RequestState[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = states[i];
-    if (r === undefined) {
-      violations.push(`request ${reqs[i]?.requestId} never arrived`);
-      continue;
-    }
-    if (r.finishUs < 0 && r.rejectedReason === undefined) violations.push(`request ${r.id} neither finished nor rejected`);
-    out.push(r);
-  }
-  return { states: out, instances: views, samples, endUs: nowUs, events: q.pushed + n, violations };
+  return { states: collectStates(reqs, states, violations), instances: views, samples, endUs: nowUs, events: q.pushed + n, violations };
 }
 
 /** Copies the engine's cumulative metrics into the instance counters the summary reads. */
