@@ -47,6 +47,8 @@ export interface ResolvedRunOptions {
   readonly sloTpotMs: number;
   readonly seed: number;
   readonly prefixIndex: 'hash-map' | 'radix';
+  /** Engine of each simulated instance (`--sim-engine`): the simulator's own or `@kvmgr/engine`'s EngineCore. */
+  readonly simEngine: 'instance' | 'core';
   readonly progress: boolean;
   /** Absolute arrival rate, requests/s (`--request-rate`), instead of `rateScale`. */
   readonly requestRate: number | undefined;
@@ -70,6 +72,7 @@ export interface RunFlags {
   sloTpot?: string;
   seed?: number;
   prefixIndex?: 'hash-map' | 'radix';
+  simEngine?: 'instance' | 'core';
   config?: string;
   progress?: boolean;
   requestRate?: number;
@@ -118,7 +121,8 @@ export function resolveRunOptions(flags: RunFlags): ResolvedRunOptions {
     sloTtftMs: parseDurationMs('--slo-ttft', sloTtft),
     sloTpotMs: parseDurationMs('--slo-tpot', sloTpot),
     seed: flags.seed ?? config.seed ?? DEFAULTS.seed,
-    prefixIndex: flags.prefixIndex ?? config.prefixIndex ?? 'hash-map',
+    prefixIndex: flags.prefixIndex ?? config.prefixIndex ?? ((flags.simEngine ?? config.simEngine) === 'core' ? 'radix' : 'hash-map'),
+    simEngine: flags.simEngine ?? config.simEngine ?? 'instance',
     progress: flags.progress !== false,
     requestRate,
     engine,
@@ -273,6 +277,7 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
       slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
       seed: opts.seed,
       prefixIndex: opts.prefixIndex,
+      engine: opts.simEngine,
       onProgress: (p) => progress.update(p.done),
     });
   } finally {

@@ -54,6 +54,7 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
           slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
           seed: opts.seed,
           prefixIndex: opts.prefixIndex,
+          engine: opts.simEngine,
         },
       });
     }

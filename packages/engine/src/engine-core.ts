@@ -234,6 +234,24 @@ export class EngineCore {
     if (role === 'prefill') this.state.role = 'prefill';
   }
 
+  /**
+   * Prompt tokens still to compute here, a router signal: waiting requests (all their pending
+   * tokens; remote-KV requests none) plus the unfinished prompts of running ones. Long queues are
+   * sampled: the first 256 waiting requests, scaled to the queue length. O(256 + running).
+   */
+  prefillBacklog(): number {
+    let t = 0;
+    const w = this.waiting;
+    const nw = Math.min(w.length, 256);
+    for (let i = 0; i < nw; i++) {
+      const r = w[i] as EngineRequestState;
+      if (!r.remote) t += r.numTokens - r.computedTokens;
+    }
+    if (w.length > nw) t *= w.length / nw;
+    for (const r of this.running) if (r.computedTokens < r.promptTokens) t += r.promptTokens - r.computedTokens;
+    return t;
+  }
+
   /** Requests waiting (`vllm:num_requests_waiting`), preempted ones included. */
   get numWaiting(): number {
     return this.waiting.length;
@@ -473,7 +491,7 @@ export class EngineCore {
         if (r === undefined || r.status === 'running') continue;
         const i = this.waiting.indexOf(r);
         if (i >= 0) this.waiting.splice(i, 1);
-        this.finish(r, 'rejected', nowUs);
+        this.finish(r, 'rejected', nowUs, op.reason);
         rejected++;
       } else if (op.op === 'prefill' || op.op === 'decode') {
         const r = this.byId.get(op.requestId);
@@ -629,6 +647,8 @@ export class EngineCore {
     } else {
       s.prefillTokens += n;
       s.prefillAttnPairs += n * (r.computedTokens + n / 2);
+      r.prefillComputed += n;
+      if (r.computedTokens < r.maxComputed) r.recomputedTokens += Math.min(n, r.maxComputed - r.computedTokens);
     }
     this.scheduled.push(r);
   }
@@ -655,6 +675,7 @@ export class EngineCore {
       const before = r.computedTokens;
       r.computedTokens += r.inflight;
       r.inflight = 0;
+      if (r.computedTokens > r.maxComputed) r.maxComputed = r.computedTokens;
       // a block became full: cache it (decode steps that stay inside a block have nothing to cache)
       if (r.recache || Math.floor(r.computedTokens / bs) > Math.floor(before / bs)) {
         r.recache = false;
@@ -712,7 +733,7 @@ export class EngineCore {
   }
 
   /** Frees the request, forgets it and reports it; the caller took it out of its queue. */
-  private finish(r: EngineRequestState, reason: FinishReason, nowUs: number): void {
+  private finish(r: EngineRequestState, reason: FinishReason, nowUs: number, rejectedReason?: string): void {
     this.kv.free(r);
     this.swappedBlocks -= r.swappedBlocks;
     r.swappedBlocks = 0;
@@ -733,6 +754,9 @@ export class EngineCore {
       outputTokens: r.generatedTokens,
       cachedPromptTokens: Math.max(0, r.cachedPromptTokens),
       preemptions: r.preemptions,
+      prefillComputedTokens: r.prefillComputed,
+      recomputedTokens: r.recomputedTokens,
+      ...(rejectedReason === undefined ? {} : { rejectedReason }),
     };
     this.hooks.onFinished?.(r.request, stats);
   }

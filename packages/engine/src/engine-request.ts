@@ -52,6 +52,12 @@ export class EngineRequestState implements SchedRequest, KvCacheRequest {
   /** Prompt tokens served from cache at first admission; -1 before. */
   cachedPromptTokens = -1;
   preemptions = 0;
+  /** Tokens computed by prefill work (chunks, recomputation included). */
+  prefillComputed = 0;
+  /** Highest `computedTokens` reached (recomputation accounting). */
+  maxComputed = 0;
+  /** Tokens computed again after a recompute preemption dropped their KV. */
+  recomputedTokens = 0;
   /** Swap-space blocks holding its KV while swapped out (0 otherwise). */
   swappedBlocks = 0;
   /** Swapped back in this step: cache its full blocks at the end of the step even if none filled. */

@@ -87,6 +87,12 @@ export interface RequestFinishedStats {
   /** Prompt tokens served from the prefix cache at first admission. */
   readonly cachedPromptTokens: number;
   readonly preemptions: number;
+  /** Tokens computed by prefill work on this engine: chunks and recomputation, not cache hits or remote KV. */
+  readonly prefillComputedTokens: number;
+  /** Of those, tokens computed again after a recompute preemption dropped their KV. */
+  readonly recomputedTokens: number;
+  /** Why the plan rejected it (the scheduler's reason, e.g. `slo-infeasible`); only for `finishReason` `rejected`. */
+  readonly rejectedReason?: string;
 }
 
 /** Summary of one planned step, returned by {@link EngineCore.startStep}. */

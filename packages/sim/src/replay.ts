@@ -9,6 +9,7 @@ import { BlockPool } from '@kvmgr/kv-pool';
 import { cpuKvBlocks, gpuKvBlocks } from './capacity.js';
 import { type InstanceSample, type InstanceSetup, type SimProgress, type SimRouter, routerKeyRatio, simulateCluster } from './engine/cluster.js';
 import type { KvBackend } from './engine/kv-backend.js';
+import { simulateCoreCluster } from './engine/core-cluster.js';
 import { KvManager } from './engine/kv-manager.js';
 import { RadixKvManager } from './engine/radix-kv-manager.js';
 import { TieredKvBackend } from './engine/tiered-backend.js';
@@ -25,6 +26,7 @@ import { type EngineProfile, getEngineProfile } from './profiles.js';
 import type { SimRequest, Trace } from './traces/types.js';
 import type { InstanceRole, LifetimeFeatures } from '@kvmgr/core';
 import type { StepPlanner } from './engine/sched-types.js';
+import type { RequestState } from './engine/request-state.js';
 
 /** Options of {@link runReplay}. */
 export interface ReplayOptions {
@@ -71,11 +73,12 @@ export interface ReplayOptions {
    */
   readonly kvBackend?: 'kvmgr' | 'tiered-pool';
   /**
-   * Prefix index of the `kvmgr` backend: `hash-map` (vLLM-style block-hash map; per-block free
+   * Prefix index of the `kvmgr` backend (and of engine `core`'s `KvCacheManager`: `hash-map` =
+   * its `block-hash` index): `hash-map` (vLLM-style block-hash map; per-block free
    * queue order) or `radix` (`@kvmgr/prefix-cache`'s `RadixPrefixCache`, `pageSize` 1 over the
    * engine-block keys: match / lock / insert / leaf-first `evict` in the order of the eviction
    * policy over radix nodes; keys must be < 2^32). Not available with `kvBackend: 'tiered-pool'`.
-   * @default 'hash-map'
+   * @default 'hash-map' (engine `core`: 'radix')
    */
   readonly prefixIndex?: 'hash-map' | 'radix';
   /** Progress callback. */
@@ -84,6 +87,13 @@ export interface ReplayOptions {
   readonly planner?: StepPlanner;
   /** Custom router used instead of the profile's. */
   readonly simRouter?: SimRouter;
+  /**
+   * Engine of each instance: `instance` (the simulator's own `EngineInstance`) or `core`
+   * (`@kvmgr/engine`'s `EngineCore`, the core a live engine server runs; the router's block
+   * index is fed by its KV events). `core` does not take P/D roles, a CPU tier, `kvBackend`
+   * `tiered-pool` or a custom planner yet. @default 'instance'
+   */
+  readonly engine?: 'instance' | 'core';
 }
 
 /** The resolved configuration of a run (for reports). */
@@ -98,6 +108,8 @@ export interface ReplayConfig {
   readonly router: string;
   readonly eviction: string;
   readonly kvBackend: 'kvmgr' | 'tiered-pool';
+  /** Present only when `core` was asked (so default results stay byte-identical). */
+  readonly engine?: 'core';
   /** Present only when `radix` was asked (so default results stay byte-identical). */
   readonly prefixIndex?: 'radix';
   readonly blockSize: number;
@@ -184,7 +196,11 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   if (backend === 'tiered-pool' && eviction !== 'lru') {
     throw invalidArgument('eviction', eviction, "'lru' with kvBackend 'tiered-pool' (its GPU free queue is LRU)");
   }
-  const prefixIndex = options.prefixIndex ?? 'hash-map';
+  const engine = options.engine ?? 'instance';
+  if (engine !== 'instance' && engine !== 'core') throw invalidArgument('engine', engine, "'instance' or 'core'");
+  // The core's block-hash index re-walks a request's whole prefix on every insert (quadratic in
+  // long prompts); its radix cache continues from the matched node: the core defaults to radix.
+  const prefixIndex = options.prefixIndex ?? (engine === 'core' ? 'radix' : 'hash-map');
   if (prefixIndex !== 'hash-map' && prefixIndex !== 'radix') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' or 'radix'");
   if (prefixIndex === 'radix' && backend !== 'kvmgr') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' with kvBackend 'tiered-pool'");
   const schedulerSpec = options.pipeline ?? profile.scheduler;
@@ -233,18 +249,43 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const router =
     options.simRouter ??
     createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
-  const res = simulateCluster({
+  if (engine === 'core') {
+    if (pd) throw invalidArgument('instances', options.instances, "roles 'both' only with engine 'core' (P/D runs on engine 'instance')");
+    if (cpuBlocks > 0) throw invalidArgument('cpuBlocks', cpuBlocks, "0 with engine 'core' (no CPU tier yet; use engine 'instance')");
+    if (backend !== 'kvmgr') throw invalidArgument('kvBackend', backend, "'kvmgr' with engine 'core'");
+    if (options.planner !== undefined || schedulerSpec === 'builtin-fcfs') throw invalidArgument('pipeline', options.planner?.name ?? schedulerSpec, "a scheduler-IR pipeline with engine 'core'");
+  }
+  const common = {
     requests,
-    instances: setups,
     router,
     rateScale,
     defaultSlo: slo,
     sampleIntervalUs: (options.sampleIntervalMs ?? 1000) * 1000,
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    onFinished(r) {
+    onFinished(r: RequestState) {
       if (!r.embed) predictor.observe(lifetimeFeatures(r.req), r.outputTokens);
     },
-  });
+  };
+  const res =
+    engine === 'core'
+      ? simulateCoreCluster({
+          ...common,
+          instances: roles.map((role, i) => ({
+            id: ids[i] as string,
+            role,
+            gpuBlocks,
+            blockSize: bs,
+            eviction,
+            prefixCache: prefixIndex === 'radix' ? ('radix' as const) : ('block-hash' as const),
+            scheduler: schedulerSpec,
+            victimSelector: profile.victimSelector,
+            predictor,
+            latency,
+            tokenBudget: profile.tokenBudget,
+            maxSeqs: profile.maxSeqs,
+          })),
+        })
+      : simulateCluster({ ...common, instances: setups });
   const rows = buildRows(res, slo, latency.outputTokenUs, latency.deliveryLagSteps ?? 0);
   const summary = summarize(res, rows, slo);
   return {
@@ -259,6 +300,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       router: router.name,
       eviction,
       kvBackend: backend,
+      ...(engine === 'core' ? { engine } : {}),
       ...(prefixIndex === 'radix' ? { prefixIndex } : {}),
       blockSize: bs,
       tokenBudget: profile.tokenBudget,

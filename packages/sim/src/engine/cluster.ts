@@ -10,7 +10,7 @@ import type { LatencyModel } from '../latency/types.js';
 import { engineBlockKeys } from '../traces/block-keys.js';
 import type { SimRequest } from '../traces/types.js';
 import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
-import { EngineInstance, type InstanceHooks, type InstanceLimits } from './instance.js';
+import { EngineInstance, type InstanceCounters, type InstanceHooks, type InstanceLimits } from './instance.js';
 import type { KvBackend } from './kv-backend.js';
 import { RequestState } from './request-state.js';
 import type { StepPlanner } from './sched-types.js';
@@ -27,10 +27,15 @@ export interface SimRouter {
     keys: Uint32Array,
     snapshots: readonly EngineSnapshot[],
     nowUs: number,
+    /** The request's block keys as `[hi, lo]` u32 pairs (engine-core clusters); replaces `keys` when given. */
+    localKeys?: Uint32Array,
   ): { readonly decode: number; readonly prefill: number };
   /** Called when an instance caches / evicts a prompt block (block index feeding). */
   onBlockStored?(instance: number, key: number): void;
   onBlockRemoved?(instance: number, key: number): void;
+  /** Engine-core clusters: an instance stored / removed the block with this 64-bit key (from its KV events). */
+  onKeyStored?(instance: number, hi: number, lo: number): void;
+  onKeyRemoved?(instance: number, hi: number, lo: number): void;
   /** Called when a request finished, with observed latencies (predictor feedback). */
   onFinished?(requestId: string, ttftMs: number, tpotMs: number): void;
 }
@@ -117,10 +122,18 @@ export interface InstanceSample {
   readonly finished: number;
 }
 
+/** What a result tells of one instance (an {@link EngineInstance}, or an engine-core instance's counters). */
+export interface SimInstanceView {
+  readonly id: string;
+  readonly role: InstanceRole;
+  readonly counters: InstanceCounters;
+  readonly kv: { readonly counters: { readonly evictedBlocks: number; readonly offloadedBlocks: number; readonly reloadedBlocks: number } };
+}
+
 /** What {@link simulateCluster} returns. */
 export interface ClusterResult {
   readonly states: readonly RequestState[];
-  readonly instances: readonly EngineInstance[];
+  readonly instances: readonly SimInstanceView[];
   readonly samples: readonly InstanceSample[];
   /** Simulated end time, µs. */
   readonly endUs: number;
@@ -161,6 +174,52 @@ export function routerKeyRatio(requests: readonly SimRequest[], blockSize: numbe
 }
 
 /**
+ * Multi-turn links of a request list: the follow-up of each request (-1 = none) and which
+ * requests are follow-ups (they arrive when the previous answer is read, not at their timestamp).
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a `previousTurn` that is not an earlier index.
+ */
+export function sessionLinks(reqs: readonly SimRequest[]): { readonly nextTurn: Int32Array; readonly isFollowUp: Uint8Array } {
+  const n = reqs.length;
+  const nextTurn = new Int32Array(n).fill(-1);
+  const isFollowUp = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = reqs[i]?.previousTurn;
+    if (p !== undefined && p >= 0) {
+      if (!(p < i)) throw invalidArgument(`requests[${i}].previousTurn`, p, `an index of an earlier request (< ${i})`);
+      nextTurn[p] = i;
+      isFollowUp[i] = 1;
+    }
+  }
+  return { nextTurn, isFollowUp };
+}
+
+/** Indices of the requests that arrive at their timestamp (not follow-ups), by time then index. */
+export function arrivalOrder(reqs: readonly SimRequest[], isFollowUp: Uint8Array): number[] {
+  const order: number[] = [];
+  for (let i = 0; i < reqs.length; i++) if (isFollowUp[i] === 0) order.push(i);
+  order.sort((a, b) => (reqs[a] as SimRequest).arrivalUs - (reqs[b] as SimRequest).arrivalUs || a - b);
+  return order;
+}
+
+/**
+ * The states of a finished run, in request order; appends a violation for each request that never
+ * arrived or neither finished nor was rejected.
+ */
+export function collectStates(reqs: readonly SimRequest[], states: readonly (RequestState | undefined)[], violations: string[]): RequestState[] {
+  const out: RequestState[] = [];
+  for (let i = 0; i < reqs.length; i++) {
+    const r = states[i];
+    if (r === undefined) {
+      violations.push(`request ${reqs[i]?.requestId} never arrived`);
+      continue;
+    }
+    if (r.finishUs < 0 && r.rejectedReason === undefined) violations.push(`request ${r.id} neither finished nor rejected`);
+    out.push(r);
+  }
+  return out;
+}
+
+/**
  * Runs the cluster until every request finished or was rejected.
  *
  * @returns per-request states, instances (with counters), samples, end time, event count and
@@ -188,16 +247,7 @@ export function simulateCluster(o: ClusterOptions): ClusterResult {
   const ratio = routerKeyRatio(o.requests, bs);
 
   // Multi-turn: the follow-up of each request (one per request).
-  const nextTurn = new Int32Array(n).fill(-1);
-  const isFollowUp = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = reqs[i]?.previousTurn;
-    if (p !== undefined && p >= 0) {
-      if (!(p < i)) throw invalidArgument(`requests[${i}].previousTurn`, p, `an index of an earlier request (< ${i})`);
-      nextTurn[p] = i;
-      isFollowUp[i] = 1;
-    }
-  }
+  const { nextTurn, isFollowUp } = sessionLinks(reqs);
 
   let done = 0;
   let nowUs = 0;
@@ -392,9 +442,7 @@ export function simulateCluster(o: ClusterOptions): ClusterResult {
   };
 
   // Main loop: arrivals come from the sorted request list (follow-up turns from the heap).
-  const order: number[] = [];
-  for (let i = 0; i < n; i++) if (isFollowUp[i] === 0) order.push(i);
-  order.sort((a, b) => (reqs[a] as SimRequest).arrivalUs - (reqs[b] as SimRequest).arrivalUs || a - b);
+  const order = arrivalOrder(reqs, isFollowUp);
   let ai = 0;
   let nextSample = sampleUs;
   const ev = new Float64Array(4);
@@ -474,15 +522,5 @@ export function simulateCluster(o: ClusterOptions): ClusterResult {
     if (v !== undefined) violations.push(`${inst.id}: ${v}`);
     if (inst.kv.blocksInUse !== 0) violations.push(`${inst.id}: ${inst.kv.blocksInUse} blocks still used by requests at the end`);
   }
-  const out: RequestState[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = states[i];
-    if (r === undefined) {
-      violations.push(`request ${reqs[i]?.requestId} never arrived`);
-      continue;
-    }
-    if (r.finishUs < 0 && r.rejectedReason === undefined) violations.push(`request ${r.id} neither finished nor rejected`);
-    out.push(r);
-  }
-  return { states: out, instances, samples, endUs: nowUs, events: q.pushed + n, violations };
+  return { states: collectStates(reqs, states, violations), instances, samples, endUs: nowUs, events: q.pushed + n, violations };
 }

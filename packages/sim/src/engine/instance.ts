@@ -71,20 +71,9 @@ export interface InstanceCounters {
   plannedSteps: number;
 }
 
-const EMPTY_PLAN_OPS: PlanOp[] = [];
-
-/** A simulated engine instance. */
-export class EngineInstance {
-  readonly id: string;
-  readonly index: number;
-  readonly role: InstanceRole;
-  readonly kv: KvBackend;
-  readonly latency: LatencyModel;
-  readonly planner: StepPlanner;
-  readonly limits: InstanceLimits;
-  readonly waiting: RequestState[] = [];
-  readonly running: RequestState[] = [];
-  readonly counters: InstanceCounters = {
+/** Counters at zero. */
+export function newInstanceCounters(): InstanceCounters {
+  return {
     steps: 0,
     busyUs: 0,
     prefillTokens: 0,
@@ -101,6 +90,22 @@ export class EngineInstance {
     batchUs: 0,
     plannedSteps: 0,
   };
+}
+
+const EMPTY_PLAN_OPS: PlanOp[] = [];
+
+/** A simulated engine instance. */
+export class EngineInstance {
+  readonly id: string;
+  readonly index: number;
+  readonly role: InstanceRole;
+  readonly kv: KvBackend;
+  readonly latency: LatencyModel;
+  readonly planner: StepPlanner;
+  readonly limits: InstanceLimits;
+  readonly waiting: RequestState[] = [];
+  readonly running: RequestState[] = [];
+  readonly counters: InstanceCounters = newInstanceCounters();
   /** True while a step is running. */
   busy = false;
   /** End of the running step, µs. */

@@ -58,8 +58,8 @@ export function createSimRouter(config: string | RouterConfig, options: SimRoute
   const name = typeof config === 'string' ? config : 'custom';
   const sim: SimRouter = {
     name,
-    route(request: SimRequest, keys: Uint32Array, snapshots: readonly EngineSnapshot[], nowUs: number) {
-      const rr = { ...request, localKeys: localKeysFromBlockIds(keys) };
+    route(request: SimRequest, keys: Uint32Array, snapshots: readonly EngineSnapshot[], nowUs: number, localKeys?: Uint32Array) {
+      const rr = { ...request, localKeys: localKeys ?? localKeysFromBlockIds(keys) };
       if (options.pd === true) {
         const d = router.routePd(rr, snapshots, nowUs);
         return { decode: pos.get(d.decode) ?? 0, prefill: d.disaggregated ? (pos.get(d.prefill) ?? -1) : -1 };
@@ -69,6 +69,19 @@ export function createSimRouter(config: string | RouterConfig, options: SimRoute
     },
   };
   if (scored) {
+    const pair = new Uint32Array(2);
+    sim.onKeyStored = (instance: number, hi: number, lo: number) => {
+      pair[0] = hi;
+      pair[1] = lo;
+      index.recordBlocks(ids[instance] as string, pair, 'gpu', 0, 1);
+    };
+    if (typeof index.removeBlocks === 'function') {
+      sim.onKeyRemoved = (instance: number, hi: number, lo: number) => {
+        pair[0] = hi;
+        pair[1] = lo;
+        index.removeBlocks?.(ids[instance] as string, pair, 'gpu', 0, 1);
+      };
+    }
     sim.onBlockStored = (instance: number, key: number) => {
       scratch[1] = key >>> 0;
       index.recordBlocks(ids[instance] as string, scratch, 'gpu', 0, 1);

@@ -1,0 +1,444 @@
+/**
+ * The cluster simulator over `@kvmgr/engine`'s {@link EngineCore}: the same discrete-event loop as
+ * {@link simulateCluster} (arrivals by timestamp, multi-turn sessions, front-end queueing delay,
+ * idle instances start their next step once every event of the current time is applied), but each
+ * instance is the engine core a live server runs — `KvCacheManager` over kv-pool, prefix-cache and
+ * eviction, the scheduler-IR pipeline, vLLM's admission and preemption — driven by the simulated
+ * clock (`startStep(now)` → duration from the latency model → `finishStep(now + duration)`).
+ *
+ * The router's block index is fed by the engines' KV events (`BlockStored` / `BlockRemoved`, the
+ * chained 64-bit block keys a live gateway ingests), and requests are routed on the same chained
+ * keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
+ *
+ * Not yet covered (callers get the instance-based {@link simulateCluster}): P/D roles, a CPU
+ * tier (`cpuBlocks` > 0), custom planners.
+ */
+import { type EngineSnapshot, type InstanceRole, KvmgrError, type KvEvent, blockKeyToU64, invalidArgument } from '@kvmgr/core';
+import { BlockKeyChain, EngineCore, type EngineRequest, type RequestFinishedStats } from '@kvmgr/engine';
+import type { LifetimePredictor } from '@kvmgr/core';
+import type { LatencyModel } from '../latency/types.js';
+import { engineBlockKeys } from '../traces/block-keys.js';
+import type { SimRequest } from '../traces/types.js';
+import { type ClusterResult, type InstanceSample, type SimInstanceView, type SimProgress, type SimRouter, arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './cluster.js';
+import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
+import { type InstanceCounters, newInstanceCounters } from './instance.js';
+import { RequestState } from './request-state.js';
+
+/** One engine-core instance of the cluster. */
+export interface CoreInstanceSetup {
+  readonly id: string;
+  /** Only `both` for now. */
+  readonly role: InstanceRole;
+  /** GPU KV blocks. */
+  readonly gpuBlocks: number;
+  readonly blockSize: number;
+  /** Prefix-cache eviction policy name (`@kvmgr/eviction`). */
+  readonly eviction: string;
+  /** Prefix cache of the KV cache manager. @default 'block-hash' */
+  readonly prefixCache?: 'block-hash' | 'radix';
+  /** Scheduler-IR preset or pipeline text. */
+  readonly scheduler: string;
+  /** Victim selector name. */
+  readonly victimSelector: string;
+  readonly predictor?: LifetimePredictor;
+  readonly latency: LatencyModel;
+  readonly tokenBudget: number;
+  readonly maxSeqs: number;
+}
+
+/** Options of {@link simulateCoreCluster}. */
+export interface CoreClusterOptions {
+  readonly requests: readonly SimRequest[];
+  readonly instances: readonly CoreInstanceSetup[];
+  readonly router: SimRouter;
+  /** Arrival times are divided by this. @default 1 */
+  readonly rateScale?: number;
+  /** Time-series sampling interval, µs. @default 1_000_000 */
+  readonly sampleIntervalUs?: number;
+  readonly onProgress?: (p: SimProgress) => void;
+  readonly onFinished?: (r: RequestState, nowUs: number) => void;
+  /** Stop accepting arrivals after this simulated time, µs (the rest are rejected `horizon`). */
+  readonly horizonUs?: number;
+  /** SLO targets, ms, of requests without their own (the scheduler's deadlines). */
+  readonly defaultSlo?: { readonly ttftMs?: number; readonly tpotMs?: number };
+}
+
+
+/**
+ * Runs the cluster of engine cores until every request finished or was rejected.
+ *
+ * @returns per-request states, instance views (counters), samples, end time, event count and
+ *   conservation violations (`KvCacheManager.verify()` failures, blocks still held at the end,
+ *   requests neither finished nor rejected).
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for no instances, a non-`both` role, a bad rate
+ *   scale, or a `previousTurn` that does not point to an earlier request.
+ */
+export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
+  if (o.instances.length === 0) throw invalidArgument('instances', o.instances, 'at least one instance');
+  for (const s of o.instances) if (s.role !== 'both') throw invalidArgument('role', s.role, "'both' (P/D roles run on the instance-based simulator)");
+  const rateScale = o.rateScale ?? 1;
+  if (!(rateScale > 0) || !Number.isFinite(rateScale)) throw invalidArgument('rateScale', rateScale, 'a finite number > 0');
+  const sampleUs = o.sampleIntervalUs ?? 1_000_000;
+  const horizon = o.horizonUs ?? Number.POSITIVE_INFINITY;
+  const reqs = o.requests;
+  const n = reqs.length;
+  const N = o.instances.length;
+  const states: (RequestState | undefined)[] = new Array(n);
+  const idxOf = new Map<string, number>();
+  const q = new EventQueue();
+  const router = o.router;
+  const bs = o.instances[0]?.blockSize ?? 16;
+  const ratio = routerKeyRatio(reqs, bs);
+  const feedRouter = router.onKeyStored !== undefined;
+  // Router-granularity keys (every `ratio`-th chained engine key) as u64, for filtering events.
+  const routerKeys = new Set<bigint>();
+
+  const { nextTurn, isFollowUp } = sessionLinks(reqs);
+
+  let done = 0;
+  let nowUs = 0;
+  const progressEvery = Math.max(1, Math.floor(n / 100));
+  const counters = o.instances.map(() => newInstanceCounters());
+  const evicted = new Float64Array(N);
+
+  const finishSession = (r: RequestState, t: number): void => {
+    const nx = nextTurn[r.index] as number;
+    if (nx >= 0) {
+      const req = reqs[nx] as SimRequest;
+      const a2 = r.instance >= 0 ? (o.instances[r.instance] as CoreInstanceSetup).latency.outputTokenUs * r.outputTokens : 0;
+      q.push(Math.max(req.arrivalUs / rateScale, t + a2 + (req.thinkTimeUs ?? 0)), EV_SESSION_ARRIVAL, nx, 0);
+    }
+  };
+  const reportDone = (): void => {
+    done++;
+    if (o.onProgress !== undefined && done % progressEvery === 0) o.onProgress({ done, total: n, simTimeUs: nowUs, events: q.pushed });
+  };
+  const rejectState = (r: RequestState, reason: string, t: number): void => {
+    r.rejectedReason = reason;
+    r.finishUs = -1;
+    finishSession(r, t);
+    reportDone();
+  };
+
+  const cores: EngineCore[] = [];
+  const pairScratch = [0, 0];
+  const toPair = (h: bigint): number[] => {
+    pairScratch[0] = Number(h >> 32n);
+    pairScratch[1] = Number(h & 0xffffffffn);
+    return pairScratch;
+  };
+  for (let i = 0; i < N; i++) {
+    const s = o.instances[i] as CoreInstanceSetup;
+    const c = counters[i] as InstanceCounters;
+    const lat = s.latency;
+    const core = new EngineCore({
+      kv: { numBlocks: s.gpuBlocks, blockSize: s.blockSize, evictionPolicy: s.eviction, ...(s.prefixCache === 'radix' ? { prefixCache: 'radix' as const } : {}) },
+      kvEvents: feedRouter,
+      stepTimeUs: (shape) => lat.stepTimeUs(shape as never),
+      scheduler: s.scheduler,
+      tokenBudget: s.tokenBudget,
+      maxSeqs: s.maxSeqs,
+      victimSelector: s.victimSelector,
+      ...(s.predictor === undefined ? {} : { predictor: s.predictor }),
+      hooks: {
+        onFinished(_req: EngineRequest, st: RequestFinishedStats) {
+          const k = idxOf.get(st.requestId) as number;
+          const r = states[k] as RequestState;
+          idxOf.delete(st.requestId);
+          r.preemptions = st.preemptions;
+          r.cachedTokens = st.cachedPromptTokens;
+          r.generatedTokens = st.outputTokens;
+          r.prefillComputed = st.prefillComputedTokens;
+          // re-prefill after preemption; a prefix computed before on this engine and lost from its
+          // cache is not told apart from a first computation (the instance engine counts both)
+          r.reprefillTokens = st.recomputedTokens;
+          if (st.finishReason === 'rejected' || st.finishReason === 'abort') {
+            c.rejected++;
+            rejectState(r, r.rejectedReason ?? st.rejectedReason ?? st.finishReason, st.finishUs);
+            return;
+          }
+          r.firstTokenUs = st.firstTokenUs;
+          r.finishUs = st.finishUs;
+          c.finished++;
+          o.onFinished?.(r, st.finishUs);
+          finishSession(r, st.finishUs);
+          reportDone();
+        },
+        onStepStats(st) {
+          c.usedSlotUs += st.durationUs * st.kvCacheUsagePerc;
+          c.batchUs += st.durationUs * st.shape.numSeqs;
+          c.prefillTokens += st.shape.prefillTokens;
+          c.decodeTokens += st.shape.decodeTokens;
+          c.outputTokens += st.generatedTokens;
+        },
+        ...(feedRouter
+          ? {
+              onKvEvents(events: readonly KvEvent[]) {
+                for (const e of events) {
+                  if (e.type === 'BlockStored') {
+                    for (const h of e.blockHashes) {
+                      if (!routerKeys.has(h)) continue;
+                      const p = toPair(h);
+                      router.onKeyStored?.(i, p[0] as number, p[1] as number);
+                    }
+                  } else if (e.type === 'BlockRemoved') {
+                    evicted[i] = (evicted[i] as number) + e.blockHashes.length;
+                    for (const h of e.blockHashes) {
+                      if (!routerKeys.has(h)) continue;
+                      const p = toPair(h);
+                      router.onKeyRemoved?.(i, p[0] as number, p[1] as number);
+                    }
+                  }
+                }
+              },
+            }
+          : {}),
+      },
+    });
+    cores.push(core);
+  }
+
+  const snaps = o.instances.map((s) => ({
+    instanceId: s.id,
+    role: s.role,
+    timeUs: 0,
+    kvUtilization: 0,
+    waiting: 0,
+    running: 0,
+    queuedPrefillTokens: 0,
+    pendingTransferLatency: 0,
+    kvThrashingRate: 0,
+    prefixCacheQueries: 0,
+    prefixCacheHits: 0,
+    freeBlocks: s.gpuBlocks,
+    totalBlocks: s.gpuBlocks,
+  }));
+  const inflightReqs = new Float64Array(N);
+  const inflightTokens = new Float64Array(N);
+  const busy = new Uint8Array(N);
+  const dirty = new Uint8Array(N);
+  let nDirty = 0;
+  const markDirty = (i: number): void => {
+    if (dirty[i] === 0) {
+      dirty[i] = 1;
+      nDirty++;
+    }
+  };
+  const tryStart = (i: number, t: number): void => {
+    const core = cores[i] as EngineCore;
+    if (busy[i] === 1 || !core.hasWork()) return;
+    const st = core.startStep(t);
+    if (st === null) return;
+    busy[i] = 1;
+    q.push(t + st.durationUs, EV_STEP_END, i, 0);
+  };
+  const startDirty = (t: number): void => {
+    for (let i = 0; i < N; i++) {
+      if (dirty[i] === 1) {
+        dirty[i] = 0;
+        tryStart(i, t);
+      }
+    }
+    nDirty = 0;
+  };
+
+  const keysOf: (Uint32Array | undefined)[] = new Array(n);
+  const arrive = (idx: number, t: number): void => {
+    const req = reqs[idx] as SimRequest;
+    const keys = engineBlockKeys(req, bs);
+    const r = new RequestState(idx, req, keys, t, o.defaultSlo);
+    states[idx] = r;
+    if (t > horizon) {
+      rejectState(r, 'horizon', t);
+      return;
+    }
+    const promptKeys = Math.min(keys.length, Math.floor(req.promptTokens / bs));
+    const k32 = new Uint32Array(promptKeys);
+    for (let j = 0; j < promptKeys; j++) k32[j] = (keys[j] as number) >>> 0;
+    keysOf[idx] = k32;
+    let local: Uint32Array;
+    if (feedRouter) {
+      // The engine's chained keys of the prompt's full blocks, every `ratio`-th one.
+      const c = new BlockKeyChain(bs);
+      c.extend([], promptKeys, k32);
+      const m = Math.floor(promptKeys / ratio);
+      local = new Uint32Array(2 * m);
+      for (let j = 0; j < m; j++) {
+        const b = (j + 1) * ratio - 1;
+        local[2 * j] = c.hi(b);
+        local[2 * j + 1] = c.lo(b);
+        routerKeys.add(blockKeyToU64(c.hi(b), c.lo(b)));
+      }
+    } else local = new Uint32Array(0);
+    for (let i = 0; i < N; i++) {
+      const core = cores[i] as EngineCore;
+      const s = snaps[i] as (typeof snaps)[number];
+      const m = core.metrics;
+      s.timeUs = t;
+      s.kvUtilization = m.kvCacheUsagePerc;
+      s.waiting = m.numRequestsWaiting + (inflightReqs[i] as number);
+      s.running = m.numRequestsRunning;
+      s.queuedPrefillTokens = core.prefillBacklog() + (inflightTokens[i] as number);
+      s.prefixCacheQueries = m.promptTokens;
+      s.prefixCacheHits = m.promptTokensCached;
+      s.freeBlocks = core.kv.numFreeBlocks;
+    }
+    const d = router.route(req, new Uint32Array(0), snaps as EngineSnapshot[], t, local);
+    if (!(d.decode >= 0 && d.decode < N)) throw new KvmgrError('KVMGR_INVALID_STATE', `router ${router.name} returned instance ${d.decode} of ${N}`);
+    r.instance = d.decode;
+    inflightReqs[d.decode] = (inflightReqs[d.decode] as number) + 1;
+    inflightTokens[d.decode] = (inflightTokens[d.decode] as number) + req.promptTokens;
+    q.push(t + (o.instances[d.decode] as CoreInstanceSetup).latency.queueingUs(req.promptTokens), EV_ENQUEUE, idx, d.decode);
+  };
+
+  const samples: InstanceSample[] = [];
+  const prev = counters.map((c) => ({ ...c, ev: 0, swaps: 0 }));
+  const sample = (t: number): void => {
+    for (let i = 0; i < N; i++) {
+      const core = cores[i] as EngineCore;
+      const c = counters[i] as InstanceCounters;
+      syncCounters(core, c);
+      const p = prev[i] as (typeof prev)[number];
+      const m = core.metrics;
+      const swaps = m.swappedInBlocks + m.swappedOutBlocks;
+      const steps = c.steps - p.steps;
+      const sec = sampleUs / 1e6;
+      const promptD = c.promptTokens - p.promptTokens;
+      samples.push({
+        tMs: t / 1000,
+        instance: i,
+        kvUtilGpu: core.kv.numHeldBlocks / core.kv.numBlocks,
+        kvCachedGpu: core.kv.numCachedBlocks / core.kv.numBlocks,
+        kvUtilCpu: 0,
+        waiting: m.numRequestsWaiting,
+        running: m.numRequestsRunning,
+        batchSize: c.busyUs > p.busyUs ? (c.batchUs - p.batchUs) / (c.busyUs - p.busyUs) : 0,
+        stepMs: steps > 0 ? (c.busyUs - p.busyUs) / steps / 1000 : 0,
+        outputTokPerSec: (c.outputTokens - p.outputTokens) / sec,
+        prefillTokPerSec: (c.prefillTokens - p.prefillTokens) / sec,
+        hitRate: promptD > 0 ? (c.cachedTokens - p.cachedTokens) / promptD : 0,
+        evictions: core.kv.stats.evictedBlocks - p.ev,
+        transfers: swaps - p.swaps,
+        preemptions: c.preemptions - p.preemptions,
+        finished: c.finished - p.finished,
+      });
+      Object.assign(p, c);
+      p.ev = core.kv.stats.evictedBlocks;
+      p.swaps = swaps;
+    }
+  };
+
+  const order = arrivalOrder(reqs, isFollowUp);
+  let ai = 0;
+  let nextSample = sampleUs;
+  const ev = new Float64Array(4);
+  for (;;) {
+    const tArr = ai < order.length ? (reqs[order[ai] as number] as SimRequest).arrivalUs / rateScale : Number.POSITIVE_INFINITY;
+    const tEv = q.peekTime();
+    const t = Math.min(tArr, tEv);
+    if (t === Number.POSITIVE_INFINITY && nDirty > 0) {
+      startDirty(nowUs);
+      continue;
+    }
+    if (t === Number.POSITIVE_INFINITY) {
+      // Nothing scheduled: engines with work that cannot step are stalled; abort their requests.
+      let stalled = false;
+      for (let i = 0; i < N; i++) {
+        const core = cores[i] as EngineCore;
+        if (!core.hasWork()) continue;
+        stalled = true;
+        for (const id of [...idxOf.keys()]) {
+          const k = idxOf.get(id) as number;
+          if ((states[k] as RequestState).instance !== i) continue;
+          (states[k] as RequestState).rejectedReason = 'unschedulable';
+          core.abort(id, nowUs);
+        }
+      }
+      if (!stalled) break;
+      continue;
+    }
+    if (t > nowUs && nDirty > 0) {
+      startDirty(nowUs);
+      continue;
+    }
+    while (nextSample <= t) {
+      sample(nextSample);
+      nextSample += sampleUs;
+    }
+    nowUs = t;
+    if (tArr <= tEv) {
+      arrive(order[ai++] as number, t);
+      continue;
+    }
+    q.pop(ev);
+    const kind = ev[1] as number;
+    const a = ev[2] as number;
+    const b = ev[3] as number;
+    if (kind === EV_STEP_END) {
+      busy[a] = 0;
+      (cores[a] as EngineCore).finishStep(t);
+      markDirty(a);
+    } else if (kind === EV_ENQUEUE) {
+      const r = states[a] as RequestState;
+      const req = r.req;
+      inflightReqs[b] = (inflightReqs[b] as number) - 1;
+      inflightTokens[b] = (inflightTokens[b] as number) - r.promptTokens;
+      const core = cores[b] as EngineCore;
+      // As vLLM refuses a prompt longer than the KV cache can ever hold (max_model_len).
+      if (Math.ceil((r.promptTokens + 1) / bs) > core.kv.numBlocks) {
+        rejectState(r, 'exceeds-capacity', t);
+        continue;
+      }
+      idxOf.set(r.id, a);
+      const er: EngineRequest = {
+        requestId: r.id,
+        arrivalUs: r.arrivalUs,
+        promptTokens: r.promptTokens,
+        blockKeys: keysOf[a] as Uint32Array,
+        maxTokens: r.embed ? 0 : Math.max(req.maxTokens, 1),
+        outputTokens: r.outputTokens,
+        ...(r.embed ? { kind: 'embed' as const } : {}),
+        ...(req.priority === undefined ? {} : { priority: req.priority }),
+        ...(r.ttftMs === undefined && r.tpotMs === undefined
+          ? {}
+          : { slo: { ...(r.ttftMs === undefined ? {} : { ttftMs: r.ttftMs }), ...(r.tpotMs === undefined ? {} : { tpotMs: r.tpotMs }) } }),
+      };
+      keysOf[a] = undefined;
+      core.addRequest(er, t);
+      markDirty(b);
+    } else if (kind === EV_SESSION_ARRIVAL) {
+      arrive(a, t);
+    }
+  }
+  sample(nextSample);
+  if (o.onProgress !== undefined) o.onProgress({ done, total: n, simTimeUs: nowUs, events: q.pushed });
+
+  const violations: string[] = [];
+  const views: SimInstanceView[] = [];
+  for (let i = 0; i < N; i++) {
+    const core = cores[i] as EngineCore;
+    const s = o.instances[i] as CoreInstanceSetup;
+    const c = counters[i] as InstanceCounters;
+    syncCounters(core, c);
+    try {
+      core.kv.verify();
+    } catch (e) {
+      violations.push(`${s.id}: ${(e as Error).message}`);
+    }
+    if (core.kv.numHeldBlocks !== 0) violations.push(`${s.id}: ${core.kv.numHeldBlocks} blocks still used by requests at the end`);
+    const st = core.kv.stats;
+    views.push({ id: s.id, role: s.role, counters: c, kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: 0, reloadedBlocks: 0 } } });
+  }
+  return { states: collectStates(reqs, states, violations), instances: views, samples, endUs: nowUs, events: q.pushed + n, violations };
+}
+
+/** Copies the engine's cumulative metrics into the instance counters the summary reads. */
+function syncCounters(core: EngineCore, c: InstanceCounters): void {
+  const m = core.metrics;
+  c.steps = m.steps;
+  c.busyUs = m.busyUs;
+  c.promptTokens = m.promptTokens;
+  c.cachedTokens = m.promptTokensCached;
+  c.preemptions = m.numPreemptions;
+  c.transferUs = m.transferUs;
+}
