@@ -51,15 +51,22 @@ export function engineServerOptions(o: EngineOptions): EngineServerOptions {
   return out as EngineServerOptions;
 }
 
+/**
+ * Resolves on SIGINT / SIGTERM, or when the parent that started this process with an IPC channel
+ * (`kvmgr live`) goes away ('disconnect'), so an engine never outlives a parent killed with -9.
+ */
 function waitForSignal(): Promise<string> {
   return new Promise((resolve) => {
     const stop = (sig: string) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('disconnect', orphaned);
       resolve(sig);
     };
+    const orphaned = () => stop('parent gone');
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    if (process.send !== undefined) process.once('disconnect', orphaned);
   });
 }
 

@@ -98,8 +98,11 @@ export function startEngineProcess(o: LiveEngineOptions): Promise<LiveEngine> {
   const child: ChildProcess = spawn(
     process.execPath,
     [...args, 'engine', '--host', '127.0.0.1', '--port', '0', '--model', o.model, '--gpu', o.gpu, '--time-scale', String(o.timeScale), '--seed', String(o.seed), '--kv-events-config', JSON.stringify(KV_EVENTS), '--log-level', 'silent'],
-    { cwd, stdio: ['ignore', 'ignore', 'pipe'] },
+    // the IPC channel is a lifeline: the engine stops itself when it closes (this process died)
+    { cwd, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
+  // the channel alone must not keep this process alive (the child's pipes and exit do)
+  (child.channel as { unref?: () => void } | null | undefined)?.unref?.();
   const exited = new Promise<void>((r) => {
     if (child.exitCode !== null || child.signalCode !== null) r();
     else child.once('exit', () => r());
