@@ -14,7 +14,7 @@ import { DEFAULT_TIER_WEIGHTS, KvBlockIndex } from './kv-block-index.js';
 import { RedisBlockIndexStore, blockKeyHex, redisKeyPrefix } from './redis-block-index-store.js';
 import { EngineLeases } from './redis-lease.js';
 import { RedisLink } from './redis-link.js';
-import { type RedisTestServer, startRedisServer } from './redis-test-server.js';
+import { type RedisTestServer, keysOf, startRedisServer } from './redis-test-server.js';
 
 let server: RedisTestServer;
 let redis: Redis;
@@ -33,16 +33,6 @@ afterAll(async () => {
   redis2?.disconnect();
   await server?.stop();
 });
-
-/** Keys of a prompt made of block ids (hi = 7·id + 1, lo = id). */
-function keysOf(ids: readonly number[]): Uint32Array {
-  const k = new Uint32Array(2 * ids.length);
-  ids.forEach((id, i) => {
-    k[2 * i] = 7 * id + 1;
-    k[2 * i + 1] = id;
-  });
-  return k;
-}
 
 function plain(m: PrefixLookup): Record<string, [number, number]> {
   const o: Record<string, [number, number]> = {};

@@ -83,3 +83,13 @@ export async function startRedisServer(bin = '/usr/bin/redis-server'): Promise<R
   await launch();
   return { port, url: `redis://127.0.0.1:${port}`, kill, restart: launch, stop: kill };
 }
+
+/** Test keys of a prompt made of block ids: two u32 words per block (hi = 7·id + 1, lo = id). */
+export function keysOf(ids: readonly number[]): Uint32Array {
+  const k = new Uint32Array(2 * ids.length);
+  ids.forEach((id, i) => {
+    k[2 * i] = 7 * id + 1;
+    k[2 * i + 1] = id;
+  });
+  return k;
+}

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBlockIndexStore } from './index-store.js';
 import { DEFAULT_TIER_WEIGHTS, KvBlockIndex } from './kv-block-index.js';
 import { RedisBlockIndexStore, blockKeyHex, redisKeyPrefix } from './redis-block-index-store.js';
-import { type RedisTestServer, startRedisServer } from './redis-test-server.js';
+import { type RedisTestServer, keysOf, startRedisServer } from './redis-test-server.js';
 
 let server: RedisTestServer;
 let wa: Redis;
@@ -77,16 +77,6 @@ afterAll(async () => {
   check?.disconnect();
   await server?.stop();
 });
-
-/** Keys of a prompt made of block ids (hi = 7·id + 1, lo = id). */
-function keysOf(ids: readonly number[]): Uint32Array {
-  const k = new Uint32Array(2 * ids.length);
-  ids.forEach((id, i) => {
-    k[2 * i] = 7 * id + 1;
-    k[2 * i + 1] = id;
-  });
-  return k;
-}
 
 const EPS = ['a', 'b', 'c'];
 const TIERS: Tier[] = ['gpu', 'cpu', 'disk'];
