@@ -51,19 +51,25 @@ function replay(rows: readonly Row[], config: string): { hitTokens: number; prom
   return { hitTokens, promptTokens, perInstance };
 }
 
+/** Reference: hit tokens of one infinite cache keyed by block id (ids identify the whole prefix), and prompt tokens. */
+function infiniteCacheHits(rows: readonly Row[]): { refHit: number; total: number } {
+  const seen = new Set<number>();
+  let refHit = 0;
+  let total = 0;
+  for (const r of rows) {
+    let m = 0;
+    while (m < r.hash_ids.length && seen.has(r.hash_ids[m] as number)) m++;
+    refHit += Math.min(r.input_length, m * BLOCK);
+    total += r.input_length;
+    for (const h of r.hash_ids) seen.add(h);
+  }
+  return { refHit, total };
+}
+
 describe('bundled Mooncake sample (the full trace\'s first 3,000 requests, 8 instances)', () => {
   it('prefix affinity reaches the single-infinite-cache hit rate exactly; round-robin loses hits', () => {
     const rows = readRows(SAMPLE);
-    const seen = new Set<number>();
-    let refHit = 0;
-    let total = 0;
-    for (const r of rows) {
-      let m = 0;
-      while (m < r.hash_ids.length && seen.has(r.hash_ids[m] as number)) m++;
-      refHit += Math.min(r.input_length, m * BLOCK);
-      total += r.input_length;
-      for (const h of r.hash_ids) seen.add(h);
-    }
+    const { refHit, total } = infiniteCacheHits(rows);
     expect(rows.length).toBe(3000);
     const pa = replay(rows, 'pa:1');
     const rr = replay(rows, 'round-robin');
@@ -81,17 +87,7 @@ describe.skipIf(!HAVE_TRACE)(`Mooncake conversation trace (real hash ids, 12,031
   });
 
   it('prefix affinity reaches the single-infinite-cache hit rate exactly; round-robin loses hits', () => {
-    // reference: one infinite cache keyed by block id (ids identify the whole prefix)
-    const seen = new Set<number>();
-    let refHit = 0;
-    let total = 0;
-    for (const r of rows) {
-      let m = 0;
-      while (m < r.hash_ids.length && seen.has(r.hash_ids[m] as number)) m++;
-      refHit += Math.min(r.input_length, m * BLOCK);
-      total += r.input_length;
-      for (const h of r.hash_ids) seen.add(h);
-    }
+    const { refHit, total } = infiniteCacheHits(rows);
     expect(rows.length).toBe(12031);
     const pa = replay(rows, 'pa:1');
     const rr = replay(rows, 'round-robin');
