@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { endpointForDpRank } from '@kvmgr/adapter-vllm';
 import { KvmgrError } from '@kvmgr/core';
 import { type EngineServerOptions, createEngineServer, parseKvEventsConfig } from '@kvmgr/engine-server';
+import { waitForSignal } from './signals.js';
 
 /** Flags of `kvmgr engine` as commander gives them. */
 export interface EngineOptions {
@@ -49,25 +50,6 @@ export function engineServerOptions(o: EngineOptions): EngineServerOptions {
   for (const k of copy) if (o[k] !== undefined) out[k] = o[k];
   if (o.role !== undefined) out['pd'] = { role: o.role };
   return out as EngineServerOptions;
-}
-
-/**
- * Resolves on SIGINT / SIGTERM, or when the parent that started this process with an IPC channel
- * (`kvmgr live`) goes away ('disconnect'), so an engine never outlives a parent killed with -9.
- */
-function waitForSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const stop = (sig: string) => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      process.off('disconnect', orphaned);
-      resolve(sig);
-    };
-    const orphaned = () => stop('parent gone');
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-    if (process.send !== undefined) process.once('disconnect', orphaned);
-  });
 }
 
 /** Runs one server until SIGINT/SIGTERM (graceful close), or exits 1 when `--die-after` fires. */

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { KvmgrError } from '@kvmgr/core';
 import { type EppConfig, createEpp, parsePodsFile } from '@kvmgr/gateway';
 import { gatewayConfigFromFlags } from './serve.js';
+import { waitForSignal } from './signals.js';
 
 /** Flags of `kvmgr epp` as commander gives them. */
 export interface EppOptions {
@@ -69,14 +70,6 @@ export async function runEpp(opts: EppOptions, io: { err: (text: string) => void
   io.err(
     `kvmgr epp: ext_proc + grpc.health.v1 on ${epp.address}${epp.healthAddress === null ? '' : `, health also on ${epp.healthAddress}`}${epp.metricsUrl === null ? '' : `, metrics at ${epp.metricsUrl}`}; ${n} endpoint(s); Ctrl-C stops\n`,
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await waitForSignal();
   await epp.close();
 }

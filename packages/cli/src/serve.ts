@@ -8,6 +8,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { KvmgrError } from '@kvmgr/core';
 import { type ResolvedGatewayConfig, createGateway, readGatewayConfigYaml, resolveGatewayConfig } from '@kvmgr/gateway';
+import { waitForSignal } from './signals.js';
 
 /** Flags of `kvmgr serve` as commander gives them. */
 export interface ServeOptions {
@@ -105,17 +106,6 @@ export async function runServe(opts: ServeOptions, io: { err: (text: string) => 
   await gw.close();
 }
 
-function waitForSignal(): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
 
 /** What a replica tells the primary once it listens. */
 interface ListeningMessage {

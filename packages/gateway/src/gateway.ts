@@ -24,7 +24,7 @@ import type { Endpoint } from './endpoint.js';
 import { ReplicaState } from './shared/replica-state.js';
 import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
 import { EndpointPool } from './pool.js';
-import { type OpenAiRoute, type RequestInfo, readRequest } from './request-info.js';
+import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from './request-info.js';
 import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
 
 /** Options of {@link createGateway} besides the configuration. */
@@ -252,17 +252,7 @@ class GatewayServer {
       this.log.info({ ...logBase, status: e.status, error: e.body.error.message, promptTokens: info.promptTokens, durationMs: performance.now() - started, ...extra }, 'request failed');
       return sendError(reply, e);
     };
-    const routeReq: RouteRequest = {
-      requestId,
-      arrivalUs: nowUs(),
-      promptTokenIds: info.tokenIds,
-      promptTokens: info.tokenIds.length,
-      maxTokens: info.maxTokens,
-      priority: info.priority,
-      sloClass: info.sloClass,
-      slo: info.slo,
-      ...(info.model === undefined ? {} : { model: info.model }),
-    };
+    const routeReq: RouteRequest = routeRequestOf(requestId, info);
     await this.shared?.prepare(this.routerNow.keysFor(routeReq));
     const healthy = this.pool.eligible();
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));

@@ -4,7 +4,9 @@
  * they are), the predicted KV footprint, and the SLO fields from the headers
  * `x-slo-ttft-ms`, `x-slo-tpot-ms`, `x-slo-class`, `x-request-priority`.
  */
+import { performance } from 'node:perf_hooks';
 import type { SloClass, SloTargets } from '@kvmgr/core';
+import type { RouteRequest } from '@kvmgr/router';
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
@@ -39,6 +41,24 @@ export interface RequestInfo {
   readonly slo: SloTargets;
   readonly sloClass: SloClass;
   readonly priority: number;
+}
+
+/**
+ * The router's view of a parsed request, arriving now: routed by its (first) prompt's token ids,
+ * with its output reservation, SLO class, SLO targets and priority.
+ */
+export function routeRequestOf(requestId: string, info: RequestInfo): RouteRequest {
+  return {
+    requestId,
+    arrivalUs: Math.round(performance.now() * 1000),
+    promptTokenIds: info.tokenIds,
+    promptTokens: info.tokenIds.length,
+    maxTokens: info.maxTokens,
+    priority: info.priority,
+    sloClass: info.sloClass,
+    slo: info.slo,
+    ...(info.model === undefined ? {} : { model: info.model }),
+  };
 }
 
 const SLO_CLASSES: readonly SloClass[] = ['critical', 'standard', 'batch', 'background'];

@@ -356,6 +356,9 @@ export function fmtCi(a: MeanCi): string {
   return half > 0 ? `${a.mean.toFixed(d)} ± ${half.toFixed(d)}` : a.mean.toFixed(d);
 }
 
+/** A mean without its interval, in {@link fmtCi}'s digits. */
+const fmtValue = (v: number): string => fmtCi({ n: 1, mean: v, sd: 0, low: v, high: v });
+
 const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%`;
 
 /** The tables of the results (terminal and HTML share them). */
@@ -381,8 +384,8 @@ export function resultTables(r: ExperimentResults): TableSpec[] {
         h.expect,
         h.treatment,
         h.baseline,
-        fmtCi({ ...h.relDiff, mean: h.treatmentMean, low: h.treatmentMean, high: h.treatmentMean }),
-        fmtCi({ ...h.relDiff, mean: h.baselineMean, low: h.baselineMean, high: h.baselineMean }),
+        fmtValue(h.treatmentMean),
+        fmtValue(h.baselineMean),
         Number.isFinite(h.relDiff.mean) ? `${pct(h.relDiff.mean)} [${pct(h.relDiff.low)}, ${pct(h.relDiff.high)}]` : '—',
         String(h.n),
         h.statement,
@@ -514,7 +517,7 @@ export function resultsMarkdown(x: Experiment, r: ExperimentResults, command: st
     lines.push('**Verdicts** (paired over seeds × setups; Δ = mean relative difference treatment vs baseline, 95% CI):', '');
     for (const h of r.hypotheses) {
       const ci = Number.isFinite(h.relDiff.mean) ? `Δ ${pct(h.relDiff.mean)} [${pct(h.relDiff.low)}, ${pct(h.relDiff.high)}]` : 'no data';
-      lines.push(`- **${h.id}: ${h.verdict}.** ${h.statement}. ${h.metric} ${fmtCi({ ...h.relDiff, mean: h.treatmentMean, low: h.treatmentMean, high: h.treatmentMean })} (${h.treatment}) vs ${fmtCi({ ...h.relDiff, mean: h.baselineMean, low: h.baselineMean, high: h.baselineMean })} (${h.baseline}), ${ci}, ${h.n} pairs${h.relDiff.n >= 2 && h.relDiff.sd === 0 ? ' (identical across pairs: a zero-width interval)' : ''}.`);
+      lines.push(`- **${h.id}: ${h.verdict}.** ${h.statement}. ${h.metric} ${fmtValue(h.treatmentMean)} (${h.treatment}) vs ${fmtValue(h.baselineMean)} (${h.baseline}), ${ci}, ${h.n} pairs${h.relDiff.n >= 2 && h.relDiff.sd === 0 ? ' (identical across pairs: a zero-width interval)' : ''}.`);
     }
     lines.push('');
   }

@@ -49,7 +49,7 @@ import type { Endpoint } from '../endpoint.js';
 import type { GatewayOptions } from '../gateway.js';
 import { type GatewayMetrics, createGatewayMetrics } from '../metrics.js';
 import { EndpointPool } from '../pool.js';
-import { type OpenAiRoute, type RequestInfo, readRequest } from '../request-info.js';
+import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from '../request-info.js';
 import { HealthState } from './health.js';
 import { parsePodsFile } from './pods.js';
 import { type PbHeaderValue, type PbHeaderValueOption, type PbStruct, type PbValue, type ProcessingRequest, type ProcessingResponse, loadEppProtos } from './protos.js';
@@ -588,17 +588,7 @@ class EppStream {
   }
 
   private routeRequest(info: RequestInfo): RouteRequest {
-    return {
-      requestId: this.requestId,
-      arrivalUs: nowUs(),
-      promptTokenIds: info.tokenIds,
-      promptTokens: info.tokenIds.length,
-      maxTokens: info.maxTokens,
-      priority: info.priority,
-      sloClass: info.sloClass,
-      slo: info.slo,
-      ...(info.model === undefined ? {} : { model: info.model }),
-    };
+    return routeRequestOf(this.requestId, info);
   }
 
   /** Records a placement (in flight on its endpoint) and logs the decision; returns its address. */
