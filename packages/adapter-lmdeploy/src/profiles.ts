@@ -15,7 +15,6 @@ export const LMDEPLOY_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   blockSize: 64,
   tokenBudget: 8192,
   maxSeqs: 256,
-  preemption: 'recompute',
   victimSelector: 'vllm',
   cacheEviction: 'lru',
   scheduler: 'lmdeploy-default',

@@ -1,6 +1,6 @@
 /**
  * TGI engine profile as data. TGI reserves prompt + `max_new_tokens` at admission and never
- * preempts (the `tgi-default` scheduler preset does both, so `preemption` never applies); it pages KV in blocks (16 tokens with paged attention) and has prefix caching in
+ * preempts (the `tgi-default` scheduler preset does both); it pages KV in blocks (16 tokens with paged attention) and has prefix caching in
  * v3. Its token budget is `max_batch_prefill_tokens` (default 4096) with
  * `max_batch_total_tokens` derived from memory.
  *
@@ -16,7 +16,6 @@ export const TGI_DEFAULT_PROFILE: EngineProfile = Object.freeze({
   blockSize: 16,
   tokenBudget: 4096,
   maxSeqs: 1024,
-  preemption: 'recompute',
   victimSelector: 'vllm',
   cacheEviction: 'lru',
   scheduler: 'tgi-default',

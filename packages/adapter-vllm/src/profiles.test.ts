@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KVMGR_DEFAULT_PROFILE, VLLM_DEFAULT_PROFILE, VLLM_PROFILES, VLLM_SMALL_GPU_PROFILE } from './index.js';
+import { VLLM_DEFAULT_PROFILE, VLLM_PROFILES, VLLM_SMALL_GPU_PROFILE } from './index.js';
 
 describe('vLLM profiles', () => {
   it('vllm-default carries vLLM v1 H100 defaults', () => {
@@ -7,7 +7,6 @@ describe('vLLM profiles', () => {
       blockSize: 16,
       tokenBudget: 8192,
       maxSeqs: 1024,
-      preemption: 'recompute',
       victimSelector: 'vllm',
       cacheEviction: 'lru',
       scheduler: 'vllm-default',
@@ -17,14 +16,9 @@ describe('vLLM profiles', () => {
     expect(VLLM_SMALL_GPU_PROFILE).toMatchObject({ tokenBudget: 2048, maxSeqs: 256 });
   });
 
-  it('kvmgr-default keeps vLLM geometry and swaps the decisions', () => {
-    expect(KVMGR_DEFAULT_PROFILE.blockSize).toBe(VLLM_DEFAULT_PROFILE.blockSize);
-    expect(KVMGR_DEFAULT_PROFILE.scheduler).toBe('kvmgr-default');
-    expect(KVMGR_DEFAULT_PROFILE.router).not.toBe('round-robin');
-  });
-
   it('registry is keyed by profile name and frozen', () => {
     for (const [name, p] of Object.entries(VLLM_PROFILES)) expect(p.name).toBe(name);
+    expect(Object.keys(VLLM_PROFILES)).toEqual(['vllm-default', 'vllm-small-gpu']);
     expect(Object.isFrozen(VLLM_PROFILES)).toBe(true);
     expect(Object.isFrozen(VLLM_DEFAULT_PROFILE)).toBe(true);
   });

@@ -3,10 +3,10 @@
  * per-request differences with bootstrap confidence intervals.
  */
 import { KvmgrError } from '@kvmgr/core';
+import { ENGINE_PROFILES } from '@kvmgr/sim';
 import type { Command } from 'commander';
 import { type PairedDiff, pairedDiffs } from './ab-stats.js';
 import { writeOutputs } from './output.js';
-import { PROFILES } from './profiles.js';
 import { createProgress } from './progress.js';
 import { checkOutDir } from './preflight.js';
 import { type RunFlags, type RunVariant, prepareRun, resolveRunOptions, runOnce, validateVariant } from './run.js';
@@ -27,7 +27,7 @@ export interface AbFlags extends RunFlags {
  * pipeline (preset or text) run on the vllm-default profile, so only the pipeline differs.
  */
 export function abVariant(spec: string, router: string | undefined): RunVariant {
-  if (Object.hasOwn(PROFILES, spec)) return { label: spec, profile: spec, router: router ?? 'round-robin' };
+  if (Object.hasOwn(ENGINE_PROFILES, spec)) return { label: spec, profile: spec, router: router ?? 'round-robin' };
   return { label: spec, profile: 'vllm-default', pipeline: spec, router: router ?? 'round-robin' };
 }
 

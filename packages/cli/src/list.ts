@@ -9,8 +9,7 @@ import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { listPredictors } from '@kvmgr/lifetime-predictor';
 import { SCORER_ALIASES, SCORER_NAMES } from '@kvmgr/router';
 import { BUILTIN_PASSES, PRESETS } from '@kvmgr/scheduler-ir';
-import { GPU_SPECS, MODEL_SPECS } from '@kvmgr/sim';
-import { PROFILES } from './profiles.js';
+import { ENGINE_PROFILES, GPU_SPECS, MODEL_SPECS } from '@kvmgr/sim';
 
 /** The lists `kvmgr list` prints. */
 export const LIST_KINDS = ['models', 'gpus', 'profiles', 'passes', 'presets', 'scorers', 'policies', 'predictors'] as const;
@@ -72,7 +71,7 @@ function rows(kind: ListKind): ListRow[] {
         description: `${g.name}: ${(g.memoryBytes / 1e9).toFixed(0)} GB, ${(g.hbmBytesPerSec / 1e12).toFixed(2)} TB/s, BF16 ${(g.bf16Flops / 1e12).toFixed(0)} TFLOPS`,
       }));
     case 'profiles':
-      return Object.values(PROFILES).map((p) => ({ name: p.name, description: p.description }));
+      return Object.values(ENGINE_PROFILES).map((p) => ({ name: p.name, description: p.description }));
     case 'passes':
       return BUILTIN_PASSES.map((p) => ({ name: p.argument, description: p.summary }));
     case 'presets':

@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { type ReplayResult, type Trace, type TraceSpec, createPlanner, loadTraceSpec, runReplay } from '@kvmgr/sim';
+import { type ReplayResult, type Trace, type TraceSpec, getEngineProfile, loadTraceSpec, runReplay } from '@kvmgr/sim';
 import type { EngineProfile } from '@kvmgr/core';
 import { type RunConfig, loadRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
@@ -27,7 +27,6 @@ import {
   saturationWarning,
   traceRatePerSec,
 } from './preflight.js';
-import { getProfile } from './profiles.js';
 import { BUNDLED_TRACE, DEFAULTS } from './program.js';
 import type { Progress } from './progress.js';
 import type { RunResult, RunTimeseries } from './run-result.js';
@@ -175,7 +174,7 @@ export function loadTrace(opts: ResolvedRunOptions): Trace {
 
 /** The profile a variant runs: the named one with the command line's engine limits applied. */
 export function profileFor(opts: ResolvedRunOptions, name: string): EngineProfile {
-  return applyOverrides(getProfile(name), opts.engine);
+  return applyOverrides(getEngineProfile(name), opts.engine);
 }
 
 /**
@@ -236,11 +235,10 @@ export interface RunVariant {
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` (profile), `KVMGR_BAD_PIPELINE`, `KVMGR_BAD_CONFIG`.
  */
 export function validateVariant(variant: RunVariant, opts?: ResolvedRunOptions): void {
-  const profile = opts === undefined ? getProfile(variant.profile) : profileFor(opts, variant.profile);
+  const profile = opts === undefined ? getEngineProfile(variant.profile) : profileFor(opts, variant.profile);
   const pipeline = variant.pipeline ?? profile.scheduler;
   withContext(`pipeline of ${variant.label}`, () => {
-    if (pipeline === 'builtin-fcfs') createPlanner(pipeline);
-    else new PassManager({ pipeline, registry: createDefaultRegistry(), requirePlan: true });
+    new PassManager({ pipeline, registry: createDefaultRegistry(), requirePlan: true });
   });
   withContext(`router of ${variant.label}`, () => createRouter(variant.router ?? profile.router));
   pipelineClampWarnings(variant.pipeline, profile, variant.label);

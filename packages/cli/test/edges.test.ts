@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { getProfile } from '../src/profiles.js';
+import { getEngineProfile } from '@kvmgr/sim';
 import { checkMemory, checkOutDir, pipelineClampWarnings, sweepThreads } from '../src/preflight.js';
 import { replayHtml } from '../src/replay-report.js';
 import type { RunResult } from '../src/run-result.js';
@@ -62,7 +62,7 @@ describe('edge 1: --instances that cannot fit in memory', () => {
 
   it('estimates about 11 MB per 8B instance on H100: 10,000 do not fit in 24 GB, 1,000 do', () => {
     const opts = { model: 'Llama-3.1-8B-Instruct', gpu: 'H100', tp: 1 };
-    const profiles = [getProfile('vllm-default'), getProfile('kvmgr-default')];
+    const profiles = [getEngineProfile('vllm-default'), getEngineProfile('kvmgr-default')];
     expect(() => checkMemory({ ...opts, instances: 10_000 }, profiles, 1, 24e9)).toThrow(/--instances 10000: expected at most 1\d{3} instances/);
     expect(() => checkMemory({ ...opts, instances: 1000 }, profiles, 1, 24e9)).not.toThrow();
     // a sweep holds one cluster per worker thread
@@ -137,14 +137,14 @@ describe('edge 4: engine limits explicit', () => {
   it('chunked-prefill{budget=65536} above the engine budget is warned once, naming the flag that raises it', () => {
     const err = captureStderr();
     const pipeline = 'sched.step(fcfs,chunked-prefill{budget=65536})';
-    pipelineClampWarnings(pipeline, getProfile('vllm-default'), 'kvmgr-default');
-    pipelineClampWarnings(pipeline, getProfile('vllm-default'), 'kvmgr-default');
+    pipelineClampWarnings(pipeline, getEngineProfile('vllm-default'), 'kvmgr-default');
+    pipelineClampWarnings(pipeline, getEngineProfile('vllm-default'), 'kvmgr-default');
     expect(err).toHaveLength(1);
     expect(err[0]).toMatch(/^kvmgr: warning: pipeline of kvmgr-default: chunked-prefill\{budget=65536\} is capped at 8192 tokens per step.*--max-num-batched-tokens 65536/);
     // raised by the flag: no warning; a preset or an unwritten option: no warning
-    pipelineClampWarnings(pipeline, { ...getProfile('vllm-default'), tokenBudget: 65536 }, 'x');
-    pipelineClampWarnings('vllm-default', getProfile('vllm-small-gpu'), 'y');
-    pipelineClampWarnings('sched.step(fcfs,chunked-prefill)', { ...getProfile('vllm-default'), tokenBudget: 2048 }, 'z');
+    pipelineClampWarnings(pipeline, { ...getEngineProfile('vllm-default'), tokenBudget: 65536 }, 'x');
+    pipelineClampWarnings('vllm-default', getEngineProfile('vllm-small-gpu'), 'y');
+    pipelineClampWarnings('sched.step(fcfs,chunked-prefill)', { ...getEngineProfile('vllm-default'), tokenBudget: 2048 }, 'z');
     expect(err).toHaveLength(1);
   });
 
@@ -152,7 +152,7 @@ describe('edge 4: engine limits explicit', () => {
     const opts = resolveRunOptions({ maxNumBatchedTokens: 65536, maxNumSeqs: 64, gpuMemoryUtilization: 0.5, blockSize: 32 });
     expect(profileFor(opts, 'vllm-default')).toMatchObject({ name: 'vllm-default', tokenBudget: 65536, maxSeqs: 64, gpuMemoryUtilization: 0.5, blockSize: 32 });
     // none given: the profile object itself (default replays unchanged)
-    expect(profileFor(resolveRunOptions({}), 'vllm-default')).toBe(getProfile('vllm-default'));
+    expect(profileFor(resolveRunOptions({}), 'vllm-default')).toBe(getEngineProfile('vllm-default'));
   });
 
   const bad: Array<[string, string[], RegExp]> = [

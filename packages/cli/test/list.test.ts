@@ -11,10 +11,9 @@ import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { listPredictors } from '@kvmgr/lifetime-predictor';
 import { SCORER_ALIASES, SCORER_NAMES } from '@kvmgr/router';
 import { BUILTIN_PASSES, PRESETS } from '@kvmgr/scheduler-ir';
-import { GPU_SPECS, MODEL_SPECS } from '@kvmgr/sim';
+import { ENGINE_PROFILES, GPU_SPECS, MODEL_SPECS } from '@kvmgr/sim';
 import { describe, expect, it } from 'vitest';
 import { LIST_KINDS, listRows } from '../src/list.js';
-import { PROFILES } from '../src/profiles.js';
 
 const BIN = resolve(import.meta.dirname, '../src/bin.ts');
 const NODE_ARGS = ['--conditions=@kvmgr/source', '--import', 'tsx', BIN];
@@ -24,7 +23,7 @@ describe('kvmgr list', () => {
     const names = (kind: string) => listRows(kind).map((r) => r.name);
     expect(names('models')).toEqual(Object.values(MODEL_SPECS).map((m) => m.name));
     expect(names('gpus')).toEqual(Object.keys(GPU_SPECS));
-    expect(names('profiles')).toEqual(Object.keys(PROFILES));
+    expect(names('profiles')).toEqual(Object.keys(ENGINE_PROFILES));
     expect(names('passes')).toEqual(BUILTIN_PASSES.map((p) => p.argument));
     expect(names('presets')).toEqual(Object.keys(PRESETS));
     expect(names('policies')).toEqual([...EVICTION_POLICY_NAMES]);

@@ -60,9 +60,13 @@ export interface EngineSnapshot {
 export type EngineKind = 'vllm' | 'sglang' | 'tgi' | 'lmdeploy' | 'kvmgr';
 
 /**
- * An engine's scheduling and cache defaults as data: what a simulated instance needs to
- * behave like that engine. Adapters publish their engine's profiles; the simulator and CLI
- * read them by name and pass the object along.
+ * An engine's facts and defaults as data: what a simulated (or `kvmgr engine`) instance needs to
+ * behave like that engine. Geometry, budgets and memory (`blockSize`, `tokenBudget`, `maxSeqs`,
+ * `gpuMemoryUtilization`, `cpuOffloadGiB`) are engine facts; every step-scheduling decision
+ * (order, admission, chunking, preemption mode and victim rule) is owned by the one scheduler-IR
+ * pipeline in `scheduler`; the remaining fields name the modules that pipeline and the cache are
+ * composed with. Adapters publish their engine's profiles; `@kvmgr/sim`'s `ENGINE_PROFILES` is
+ * the one registry that collects them with kvmgr's own.
  */
 export interface EngineProfile {
   /** Profile name, e.g. `vllm-default`. */
@@ -77,8 +81,6 @@ export interface EngineProfile {
   readonly tokenBudget: number;
   /** Max sequences per step (`max_num_seqs`). vLLM on H100-class: 1024. */
   readonly maxSeqs: number;
-  /** How running requests are preempted when blocks run out. */
-  readonly preemption: 'recompute' | 'swap';
   /** Node-level eviction policy of the prefix cache (`@kvmgr/eviction` name), e.g. `lru`. */
   readonly cacheEviction: string;
   /** Scheduler-IR pipeline: a preset name (`vllm-default`) or pipeline text. */

@@ -4,7 +4,7 @@
  */
 export { runReplay, resolveLatencyModel } from './replay.js';
 export type { ReplayOptions, ReplayResult, ReplayConfig } from './replay.js';
-export { ENGINE_PROFILES, VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE, getEngineProfile } from './profiles.js';
+export { ENGINE_PROFILES, VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE, KVMGR_OFFLOAD_PROFILE, getEngineProfile } from './profiles.js';
 export type { EngineProfile } from './profiles.js';
 export { createBlisModel, findBlisRow, blisEvidence } from './latency/blis.js';
 export type { BlisRow } from './latency/blis.js';
@@ -45,8 +45,6 @@ export type { RadixKvManagerOptions } from './engine/radix-kv-manager.js';
 export { EngineInstance } from './engine/instance.js';
 export type { EngineInstanceOptions, InstanceCounters, InstanceHooks, InstanceLimits } from './engine/instance.js';
 export { RequestState } from './engine/request-state.js';
-export { createFcfsPlanner, pendingTokens } from './engine/fcfs-planner.js';
-export type { FcfsPlannerOptions } from './engine/fcfs-planner.js';
 export { createPlanner } from './planner.js';
 export type { PlannerOptions } from './planner.js';
 export type * from './engine/sched-types.js';

@@ -1,17 +1,14 @@
 /**
- * Builds the step planner of a profile: a `@kvmgr/scheduler-ir` pipeline (preset name such as
- * `vllm-default` / `kvmgr-default`, or pipeline text) run by its `PassManager`, or the built-in
- * vLLM FCFS planner (`builtin-fcfs`, used by the analytic tests as an independent reference).
+ * Builds the step planner of a profile: its `@kvmgr/scheduler-ir` pipeline (preset name such as
+ * `vllm-default` / `kvmgr-default`, or pipeline text) run by a `PassManager`. The pipeline owns
+ * every scheduling decision, preemption mode included (`memory-aware-preemption{mode=…}`).
  */
-import type { LifetimePredictor, PreemptionMode, VictimSelector } from '@kvmgr/core';
+import type { LifetimePredictor, VictimSelector } from '@kvmgr/core';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { createFcfsPlanner } from './engine/fcfs-planner.js';
 import type { SchedState, StepPlan, StepPlanner } from './engine/sched-types.js';
 
 /** Options of {@link createPlanner}. */
 export interface PlannerOptions {
-  /** Preemption mode of the built-in planner. @default 'recompute' */
-  readonly preemption?: PreemptionMode;
   /** Output-length predictor injected into the pipeline (admission, sjf, lifetime-aware). */
   readonly predictor?: LifetimePredictor;
   /** Victim selector injected into the pipeline (`memory-aware-preemption{victim=selector}`). */
@@ -22,13 +19,12 @@ export interface PlannerOptions {
 
 /**
  * Creates a planner.
- * @param spec - `builtin-fcfs`, a scheduler-IR preset name, or pipeline text.
+ * @param spec - a scheduler-IR preset name or pipeline text.
  * @param options - injected analyses.
  * @throws KvmgrError `KVMGR_BAD_PIPELINE` for pipeline text that does not parse, names an
  *   unknown pass, or has no materialize pass (cannot produce a plan).
  */
 export function createPlanner(spec: string, options: PlannerOptions = {}): StepPlanner {
-  if (spec === 'builtin-fcfs') return createFcfsPlanner({ preemption: options.preemption ?? 'recompute' });
   const pm = new PassManager({
     pipeline: spec,
     registry: createDefaultRegistry(),

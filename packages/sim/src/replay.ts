@@ -115,7 +115,6 @@ export interface ReplayConfig {
   readonly blockSize: number;
   readonly tokenBudget: number;
   readonly maxSeqs: number;
-  readonly preemption: string;
   readonly gpuBlocks: number;
   readonly cpuBlocks: number;
   readonly rateScale: number;
@@ -231,7 +230,6 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     const planner =
       options.planner ??
       createPlanner(schedulerSpec, {
-        preemption: profile.preemption,
         predictor,
         victimSelector: createVictimSelector(profile.victimSelector),
       });
@@ -253,7 +251,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     if (pd) throw invalidArgument('instances', options.instances, "roles 'both' only with engine 'core' (P/D runs on engine 'instance')");
     if (cpuBlocks > 0) throw invalidArgument('cpuBlocks', cpuBlocks, "0 with engine 'core' (no CPU tier yet; use engine 'instance')");
     if (backend !== 'kvmgr') throw invalidArgument('kvBackend', backend, "'kvmgr' with engine 'core'");
-    if (options.planner !== undefined || schedulerSpec === 'builtin-fcfs') throw invalidArgument('pipeline', options.planner?.name ?? schedulerSpec, "a scheduler-IR pipeline with engine 'core'");
+    if (options.planner !== undefined) throw invalidArgument('pipeline', options.planner.name, "a scheduler-IR pipeline with engine 'core'");
   }
   const common = {
     requests,
@@ -305,7 +303,6 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       blockSize: bs,
       tokenBudget: profile.tokenBudget,
       maxSeqs: profile.maxSeqs,
-      preemption: profile.preemption,
       gpuBlocks,
       cpuBlocks,
       rateScale,

@@ -21,6 +21,7 @@ import {
   simulateCluster,
 } from '../src/index.js';
 import type { SimRequest } from '../src/traces/types.js';
+import { createFcfsPlanner } from './support/fcfs-planner.js';
 
 const latency = createBlisModel({ model: 'meta-llama/llama-3.1-8b-instruct', gpu: 'H100', tp: 1 });
 const spec = createKVCacheSpec({ blockSize: 16, numLayers: 32, numKvHeads: 8, headDim: 128 });
@@ -75,7 +76,7 @@ describe('conservation', () => {
           fc.integer({ min: 8, max: 120 }),
           fc.constantFrom(0, 40),
           fc.constantFrom('lru', 's3fifo', 'arc', 'sieve', 'lfu'),
-          fc.constantFrom('vllm-default', 'kvmgr-default', 'builtin-fcfs', 'sglang-default'),
+          fc.constantFrom('vllm-default', 'kvmgr-default', 'fcfs oracle', 'sglang-default'),
           fc.constantFrom<'recompute' | 'swap'>('recompute', 'swap'),
           fc.integer({ min: 1, max: 3 }),
           fc.constantFrom('kvmgr', 'tiered-pool'),
@@ -102,7 +103,8 @@ describe('conservation', () => {
                       cpuBlocks,
                     }),
               latency,
-              planner: createPlanner(scheduler, { preemption }),
+              // The preemption mode is drawn for the oracle only: pipelines name their own.
+              planner: scheduler === 'fcfs oracle' ? createFcfsPlanner({ preemption }) : createPlanner(scheduler),
               limits: { tokenBudget: 256, maxSeqs: 8 },
               bytesPerBlock: spec.bytesPerBlock,
             }));

@@ -7,6 +7,7 @@
 import { isKvmgrError } from '@kvmgr/core';
 import { describe, expect, it } from 'vitest';
 import { KVMGR_DEFAULT_PROFILE, VLLM_DEFAULT_PROFILE, createSimRouter, loadMooncakeTrace, runReplay } from '../src/index.js';
+import { createFcfsPlanner } from './support/fcfs-planner.js';
 import type { SimRouter } from '../src/engine/cluster.js';
 import type { SimRequest } from '../src/traces/types.js';
 import { MOONCAKE_SAMPLE } from './paths.js';
@@ -110,7 +111,7 @@ describe("runReplay engine 'core'", () => {
     const reqs = first(10);
     expectCode(() => runReplay({ trace: reqs, cpuBlocks: 1000, engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'cpuBlocks');
     expectCode(() => runReplay({ trace: reqs, instances: ['prefill', 'decode'], engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'instances');
-    expectCode(() => runReplay({ trace: reqs, pipeline: 'builtin-fcfs', engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'pipeline');
+    expectCode(() => runReplay({ trace: reqs, planner: createFcfsPlanner(), engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'pipeline');
     expectCode(() => runReplay({ trace: reqs, engine: 'gpu' as never }), 'KVMGR_INVALID_ARGUMENT', 'engine');
   });
 });

@@ -12,11 +12,10 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
-import { type InstanceSample, type RequestRow, type RunSummary, type SweepJob, type SweepResult, percentileSorted, runSweep } from '@kvmgr/sim';
+import { type InstanceSample, type RequestRow, type RunSummary, type SweepJob, type SweepResult, getEngineProfile, percentileSorted, runSweep } from '@kvmgr/sim';
 import { parse as parseYaml } from 'yaml';
 import { writeOutputs } from '../output.js';
 import { checkOutDir, note, sweepThreads } from '../preflight.js';
-import { getProfile } from '../profiles.js';
 import { createProgress } from '../progress.js';
 import { type ChartSpec, type TableSpec, renderReportHtml } from '../report-html.js';
 import { formatTable } from '../table.js';
@@ -126,7 +125,7 @@ export function jobOf(x: Experiment, cell: Cell): SweepJob {
     w.trace !== undefined
       ? { kind: w.trace.kind, path: resolve(x.baseDir, w.trace.path), ...(w.trace.limit === undefined ? {} : { options: { limit: w.trace.limit } }) }
       : { kind: 'workload', yaml: workloadYaml(x, w, cell.seed) };
-  const profile = getProfile(c.profile);
+  const profile = getEngineProfile(c.profile);
   const gpuBlocks = c.gpu_blocks ?? s.gpu_blocks;
   return {
     id: `${cell.workload}/${cell.setup}/${cell.configuration}/seed${cell.seed}`,

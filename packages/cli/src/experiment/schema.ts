@@ -24,10 +24,9 @@ import { KvmgrError } from '@kvmgr/core';
 import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { parseWorkload } from '@kvmgr/sim';
+import { getEngineProfile, parseWorkload } from '@kvmgr/sim';
 import { z } from 'zod';
 import { parseYamlText } from '../config.js';
-import { getProfile } from '../profiles.js';
 
 /** Metrics of a run summary, by the name an experiment file uses. Units in the name. */
 export const RUN_METRICS = [
@@ -291,11 +290,11 @@ export function parseExperiment(text: string, file: string): Experiment {
   const registry = createDefaultRegistry();
   for (const [i, c] of x.configurations.entries()) {
     const key = `configurations.${i}`;
-    let profile: ReturnType<typeof getProfile> | undefined;
+    let profile: ReturnType<typeof getEngineProfile> | undefined;
     check(file, `${key}.profile`, () => {
-      profile = getProfile(c.profile);
+      profile = getEngineProfile(c.profile);
     });
-    const p = profile as ReturnType<typeof getProfile>;
+    const p = profile as ReturnType<typeof getEngineProfile>;
     check(file, c.router === undefined ? `${key}.profile (its router)` : `${key}.router`, () => createRouter(c.router ?? p.router));
     check(file, c.pipeline === undefined ? `${key}.profile (its pipeline)` : `${key}.pipeline`, () => new PassManager({ pipeline: c.pipeline ?? p.scheduler, registry, requirePlan: true }));
     if (c.kv_backend === 'tiered-pool' && (c.eviction ?? p.cacheEviction) !== 'lru') {

@@ -1,5 +1,7 @@
 /**
- * The built-in vLLM v1 scheduling policy as a {@link StepPlanner}: running requests first in
+ * Test oracle (not shipped): vLLM v1's scheduling policy written out by hand as a
+ * {@link StepPlanner}, independent of scheduler-IR, so the `vllm-default` pipeline can be checked
+ * against it. Running requests first in running requests first in
  * admission order (decode 1 token, or the next prefill chunk), preempting the most recently
  * admitted running request when blocks run out; then, only if nothing was preempted, waiting
  * requests in FCFS order with chunked prefill until the token budget, `max_num_seqs` or the
@@ -12,7 +14,7 @@
  * @see vllm-project/vllm:vllm/v1/core/sched/scheduler.py (`Scheduler.schedule`)
  */
 import type { PreemptionMode } from '@kvmgr/core';
-import type { PlanOp, SchedRequest, SchedState, StepPlan, StepPlanner } from './sched-types.js';
+import type { PlanOp, SchedRequest, SchedState, StepPlan, StepPlanner } from '../../src/index.js';
 
 /** Options of {@link createFcfsPlanner}. */
 export interface FcfsPlannerOptions {
