@@ -1,9 +1,12 @@
 /**
- * @kvmgr/adapter-vllm — vLLM's engine profiles as data. Wire protocols (KV events over ZMQ +
- * msgpack, metrics scraping, schedule lowering) arrive in later releases.
+ * @kvmgr/adapter-vllm — vLLM: engine profiles as data, KV events over ZMQ + msgpack (both ways),
+ * metrics scraping and exposition, the OpenAI API shapes vLLM serves, and the schedule lowering
+ * to vLLM's `SchedulerOutput`.
  */
 export { VLLM_DEFAULT_PROFILE, VLLM_SMALL_GPU_PROFILE } from './profiles.js';
 export { VLLM_PROFILES } from './registry.js';
+export { vllmLowering } from './lowering.js';
+export type { VllmCachedRequestData, VllmNewRequestData, VllmSchedulerOutput } from './lowering.js';
 export { mapVllmMetrics, readVllmCacheConfig } from './metrics.js';
 export type { VllmCacheConfig } from './metrics.js';
 export {

@@ -1,10 +1,11 @@
 /**
  * Paired comparison of two runs over the same requests (same trace, same seed): per-request
- * differences of TTFT, TPOT, E2E and SLO attainment, with percentile-bootstrap confidence
- * intervals (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13) resampling
- * requests with the seeded PRNG.
+ * differences of TTFT, TPOT, E2E and SLO attainment, with the percentile-bootstrap confidence
+ * intervals of `@kvmgr/scheduler-ir`'s `pairedBootstrap` (requests resampled with the seeded PRNG;
+ * its docstring gives the quantile rule).
  */
-import { KvmgrError, createRng } from '@kvmgr/core';
+import { KvmgrError } from '@kvmgr/core';
+import { pairedBootstrap } from '@kvmgr/scheduler-ir';
 import type { RunRequestRow, RunResult } from './run-result.js';
 
 /** A paired difference `b − a` with its confidence interval. */
@@ -43,13 +44,6 @@ const METRICS: ReadonlyArray<{ metric: string; unit: string; pick: Pick }> = [
   { metric: 'cached tokens', unit: 'tokens', pick: (r) => r.cachedTokens },
 ];
 
-function quantileSorted(v: Float64Array, q: number): number {
-  const pos = (v.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (v[lo] as number) + ((v[hi] as number) - (v[lo] as number)) * (pos - lo);
-}
-
 /**
  * Pairs the requests of two runs by id and bootstraps the mean difference of each metric.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when the runs share no request ids (not the same trace).
@@ -78,25 +72,15 @@ export function pairedDiffs(a: RunResult, b: RunResult, options: PairedOptions =
     }
     const n = xa.length;
     if (n === 0) return { metric, unit, n, meanA: Number.NaN, meanB: Number.NaN, meanDiff: Number.NaN, ciLow: Number.NaN, ciHigh: Number.NaN, relChange: Number.NaN };
-    const d = new Float64Array(n);
     let sa = 0;
     let sb = 0;
     for (let i = 0; i < n; i++) {
-      d[i] = (xb[i] as number) - (xa[i] as number);
       sa += xa[i] as number;
       sb += xb[i] as number;
     }
-    const rng = createRng(options.seed ?? 1);
-    const means = new Float64Array(resamples);
-    for (let k = 0; k < resamples; k++) {
-      let s = 0;
-      for (let i = 0; i < n; i++) s += d[Math.floor(rng.next() * n)] as number;
-      means[k] = s / n;
-    }
-    means.sort();
-    const alpha = (1 - level) / 2;
     const meanA = sa / n;
     const meanB = sb / n;
+    const { ciLow, ciHigh } = pairedBootstrap(xa, xb, { resamples, confidence: level, seed: options.seed ?? 1 });
     return {
       metric,
       unit,
@@ -104,8 +88,8 @@ export function pairedDiffs(a: RunResult, b: RunResult, options: PairedOptions =
       meanA,
       meanB,
       meanDiff: meanB - meanA,
-      ciLow: quantileSorted(means, alpha),
-      ciHigh: quantileSorted(means, 1 - alpha),
+      ciLow,
+      ciHigh,
       relChange: meanA !== 0 ? (meanB - meanA) / Math.abs(meanA) : Number.NaN,
     };
   });

@@ -1,8 +1,8 @@
 /**
  * A/B harness: runs two pipelines over the same recorded states and reports paired
  * differences of per-step metrics with bootstrap confidence intervals (seeded PRNG).
- * For whole-trace comparisons (TTFT, goodput) the simulator drives both pipelines over the
- * same trace and seed and can reuse {@link pairedBootstrap}.
+ * {@link pairedBootstrap} is kvmgr's one paired bootstrap: `kvmgr ab` uses it for its
+ * per-request differences of whole-trace replays too.
  */
 import { createRng, invalidArgument } from '@kvmgr/core';
 import type { SchedState, StepPlan } from './ir.js';
@@ -87,15 +87,52 @@ export interface AbOptions {
   readonly confidence?: number;
 }
 
+/** Options of {@link pairedBootstrap}. */
+export interface PairedBootstrapOptions {
+  /** Seed of the resampling PRNG (`@kvmgr/core` `createRng`). @default 1 */
+  readonly seed?: number;
+  /** Bootstrap resamples B, a positive integer. @default 2000 */
+  readonly resamples?: number;
+  /** Confidence level, in (0, 1). @default 0.95 */
+  readonly confidence?: number;
+}
+
 /**
- * Mean of `candidate[i] − baseline[i]` with a paired percentile-bootstrap interval.
- * @param baseline - per-unit values (steps, requests), same length as `candidate`.
- * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for different lengths, no data, bad level/resamples.
+ * Value at quantile `q` (0..1) of ascending-sorted `v` by linear interpolation between the two
+ * nearest order statistics, at position `(n − 1)·q` (Hyndman & Fan 1996, definition 7; numpy's
+ * and R's default, and `percentileSorted` of `@kvmgr/sim`).
+ */
+function quantileSorted(v: Float64Array, q: number): number {
+  const pos = (v.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (v[lo] as number) + ((v[hi] as number) - (v[lo] as number)) * (pos - lo);
+}
+
+/**
+ * Mean of `candidate[i] − baseline[i]` with a paired percentile-bootstrap interval: B resamples
+ * of the n per-unit differences with replacement (seeded), the mean of each, and the
+ * `(1 − confidence)/2` and `(1 + confidence)/2` quantiles of those B means.
+ *
+ * Quantile rule: linear interpolation between order statistics (Hyndman & Fan definition 7,
+ * position `(B − 1)·q`). Chosen over taking the `⌊q·B⌋`-th mean because it is symmetric —
+ * swapping baseline and candidate negates the interval exactly — and because it is the rule of
+ * every other percentile kvmgr reports (`percentileSorted`), numpy and R; the two rules differ by
+ * at most one order statistic.
+ *
+ * @param baseline - per-unit values (steps, requests), any unit; same length as `candidate`.
+ * @param candidate - the paired values of the candidate, unit i paired with `baseline[i]`.
+ * @param options - seed, resamples, confidence (see {@link PairedBootstrapOptions}).
+ * @returns `meanDiff` (mean of candidate − baseline, in the values' unit) and the interval
+ *   `[ciLow, ciHigh]` in the same unit.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for different lengths or no data, resamples that
+ *   are not a positive integer, a confidence outside (0, 1).
+ * @see Efron & Tibshirani, "An Introduction to the Bootstrap" (1993), ch. 13 (percentile interval)
  */
 export function pairedBootstrap(
   baseline: ArrayLike<number>,
   candidate: ArrayLike<number>,
-  options: { seed?: number; resamples?: number; confidence?: number } = {},
+  options: PairedBootstrapOptions = {},
 ): { meanDiff: number; ciLow: number; ciHigh: number } {
   const n = baseline.length;
   if (n === 0 || candidate.length !== n) throw invalidArgument('candidate.length', candidate.length, `equal to baseline.length (${n}) and > 0`);
@@ -118,8 +155,7 @@ export function pairedBootstrap(
   }
   means.sort();
   const alpha = (1 - confidence) / 2;
-  const at = (q: number): number => means[Math.min(resamples - 1, Math.max(0, Math.floor(q * resamples)))] as number;
-  return { meanDiff: sum / n, ciLow: at(alpha), ciHigh: at(1 - alpha) };
+  return { meanDiff: sum / n, ciLow: quantileSorted(means, alpha), ciHigh: quantileSorted(means, 1 - alpha) };
 }
 
 /**

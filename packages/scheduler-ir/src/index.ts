@@ -1,6 +1,6 @@
 /**
  * @kvmgr/scheduler-ir — a scheduling IR for LLM engine steps with MLIR-style passes, textual
- * pipelines, a verifier, engine presets, lowerings and an A/B harness.
+ * pipelines, a verifier, engine presets, the lowering interface and an A/B harness.
  */
 export type * from './ir.js';
 export { PassManager, formatReproducer } from './pass-manager.js';
@@ -40,9 +40,8 @@ export { BUILTIN_PASSES, createDefaultRegistry } from './builtin.js';
 export { PRESETS } from './presets.js';
 export { predictedRemaining } from './passes/predict.js';
 export type { QuantileName } from './passes/predict.js';
-export { vllmLowering } from './lowering.js';
-export type { Lowering, VllmCachedRequestData, VllmNewRequestData, VllmSchedulerOutput } from './lowering.js';
+export type { Lowering } from './lowering.js';
 export { abTest, pairedBootstrap, DEFAULT_AB_METRICS } from './ab.js';
-export type { AbMetric, AbOptions, AbReport, PairedDifference } from './ab.js';
+export type { AbMetric, AbOptions, AbReport, PairedBootstrapOptions, PairedDifference } from './ab.js';
 export { runOpt } from './opt.js';
 export type { RunOptOptions } from './opt.js';

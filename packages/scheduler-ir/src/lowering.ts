@@ -1,10 +1,9 @@
 /**
- * Lowerings: a plan → an engine's own schedule format. The vLLM-shaped lowering follows
- * vLLM v1's `SchedulerOutput`.
- *
- * @see vllm-project/vllm:vllm/v1/core/sched/output.py
+ * Lowerings: a plan → an engine's own schedule format. The interface lives here; each engine's
+ * lowering lives in its adapter (vLLM's `SchedulerOutput`: `vllmLowering` in
+ * `@kvmgr/adapter-vllm`).
  */
-import type { SchedRequest, SchedState, StepPlan } from './ir.js';
+import type { SchedState, StepPlan } from './ir.js';
 
 /** Lowers a plan into an engine's schedule format `T`. */
 export interface Lowering<T> {
@@ -16,74 +15,3 @@ export interface Lowering<T> {
    */
   lower(state: SchedState, plan: StepPlan): T;
 }
-
-/** A request scheduled for the first time (vLLM `NewRequestData`). */
-export interface VllmNewRequestData {
-  readonly reqId: string;
-  readonly promptTokenCount: number;
-  /** Tokens computed before this step (prefix-cache hits included). */
-  readonly numComputedTokens: number;
-  /** Blocks allocated this step. */
-  readonly numNewBlocks: number;
-}
-
-/** Requests scheduled before, or resumed (vLLM `CachedRequestData`), as parallel arrays. */
-export interface VllmCachedRequestData {
-  readonly reqIds: string[];
-  readonly resumedFromPreemption: boolean[];
-  readonly numComputedTokens: number[];
-  readonly numNewBlocks: number[];
-}
-
-/** vLLM v1 `SchedulerOutput`, camel-cased, with counts instead of token/block ids. */
-export interface VllmSchedulerOutput {
-  readonly scheduledNewReqs: VllmNewRequestData[];
-  readonly scheduledCachedReqs: VllmCachedRequestData;
-  /** Request id → tokens scheduled this step. */
-  readonly numScheduledTokens: Record<string, number>;
-  readonly totalNumScheduledTokens: number;
-  readonly preemptedReqIds: string[];
-  /** kvmgr extension: requests rejected this step (vLLM would fail them at the API). */
-  readonly rejectedReqIds: string[];
-}
-
-/** The vLLM v1 lowering. */
-export const vllmLowering: Lowering<VllmSchedulerOutput> = {
-  name: 'vllm',
-  lower(state, plan) {
-    const byId = new Map<string, SchedRequest>();
-    for (const r of state.waiting) byId.set(r.id, r);
-    for (const r of state.running) byId.set(r.id, r);
-    const out = {
-      scheduledNewReqs: [] as VllmNewRequestData[],
-      scheduledCachedReqs: { reqIds: [], resumedFromPreemption: [], numComputedTokens: [], numNewBlocks: [] } as VllmCachedRequestData,
-      numScheduledTokens: {} as Record<string, number>,
-      totalNumScheduledTokens: 0,
-      preemptedReqIds: [] as string[],
-      rejectedReqIds: [] as string[],
-    };
-    const admitted = new Set<string>();
-    for (const op of plan.ops) {
-      if (op.op === 'admit') admitted.add(op.requestId);
-      else if (op.op === 'preempt') out.preemptedReqIds.push(op.requestId);
-      else if (op.op === 'reject') out.rejectedReqIds.push(op.requestId);
-      else if (op.op === 'prefill' || op.op === 'decode') {
-        const r = byId.get(op.requestId)!;
-        const computed = op.op === 'prefill' ? op.startToken : r.computedTokens;
-        out.numScheduledTokens[op.requestId] = op.tokens;
-        out.totalNumScheduledTokens += op.tokens;
-        const resumed = r.status === 'preempted' || r.status === 'swapped';
-        if (admitted.has(op.requestId) && !resumed) {
-          out.scheduledNewReqs.push({ reqId: r.id, promptTokenCount: r.promptTokens, numComputedTokens: computed, numNewBlocks: op.newBlocks });
-        } else {
-          const c = out.scheduledCachedReqs;
-          c.reqIds.push(r.id);
-          c.resumedFromPreemption.push(resumed && admitted.has(op.requestId));
-          c.numComputedTokens.push(computed);
-          c.numNewBlocks.push(op.newBlocks);
-        }
-      }
-    }
-    return out;
-  },
-};

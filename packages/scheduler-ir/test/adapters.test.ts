@@ -1,36 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { isKvmgrError } from '@kvmgr/core';
-import { PassManager, abTest, createDefaultRegistry, pairedBootstrap, parsePlan, parseState, printPlan, printState, runOpt, vllmLowering } from '../src/index.js';
+import { PassManager, abTest, createDefaultRegistry, pairedBootstrap, parsePlan, parseState, printPlan, printState, runOpt } from '../src/index.js';
 import type { SchedState } from '../src/index.js';
 import { decoding, state, waiting } from './fixtures.js';
 
 const registry = createDefaultRegistry();
-
-describe('vllmLowering', () => {
-  it('lowers a plan to vLLM SchedulerOutput shape', () => {
-    const s = state({
-      free: 3,
-      running: [decoding('r1', 20, 13, 10), decoding('r2', 16, 1, 20)],
-      waiting: [waiting('p', { status: 'preempted', promptTokens: 16, generatedTokens: 4, arrivalUs: 0 })],
-    });
-    s.kv.freeBlocks.gpu = 0;
-    const plan = new PassManager({ pipeline: 'vllm-default', registry }).run(s);
-    expect(vllmLowering.lower(s, plan)).toEqual({
-      scheduledNewReqs: [],
-      scheduledCachedReqs: { reqIds: ['r1'], resumedFromPreemption: [false], numComputedTokens: [32], numNewBlocks: [1] },
-      numScheduledTokens: { r1: 1 },
-      totalNumScheduledTokens: 1,
-      preemptedReqIds: ['r2'],
-      rejectedReqIds: [],
-    });
-    s.kv.freeBlocks.gpu = 10;
-    const plan2 = new PassManager({ pipeline: 'vllm-default', registry }).run({ ...s, waiting: [...s.waiting, waiting('n', { promptTokens: 40, arrivalUs: 1 })] });
-    const out = vllmLowering.lower({ ...s, waiting: [...s.waiting, waiting('n', { promptTokens: 40, arrivalUs: 1 })] }, plan2);
-    expect(out.scheduledNewReqs).toEqual([{ reqId: 'n', promptTokenCount: 40, numComputedTokens: 0, numNewBlocks: 3 }]);
-    expect(out.scheduledCachedReqs).toEqual({ reqIds: ['r1', 'r2', 'p'], resumedFromPreemption: [false, false, true], numComputedTokens: [32, 16, 0], numNewBlocks: [1, 1, 2] });
-    expect(out.totalNumScheduledTokens).toBe(1 + 1 + 20 + 40);
-  });
-});
 
 describe('A/B harness', () => {
   const states: SchedState[] = Array.from({ length: 40 }, (_, i) =>
@@ -54,6 +28,21 @@ describe('A/B harness', () => {
     expect(abTest({ states, baseline: 'vllm-default', candidate: 'sched.step(prefix-cache-aware{starvation-ms=0},chunked-prefill)', registry, seed: 7, resamples: 500 })).toEqual(r);
     const same = abTest({ states, baseline: 'vllm-default', candidate: 'vllm-default', registry });
     expect(same.metrics.every((m) => m.meanDiff === 0 && m.ciLow === 0 && m.ciHigh === 0 && !m.significant)).toBe(true);
+  });
+
+  it('pairedBootstrap interpolates between order statistics, so swapping the sides negates the interval', () => {
+    const base = Array.from({ length: 57 }, (_, i) => (i * 37) % 23);
+    const cand = Array.from({ length: 57 }, (_, i) => (i * 53) % 29);
+    for (const resamples of [2000, 401, 7]) {
+      const ab = pairedBootstrap(base, cand, { seed: 5, resamples });
+      const ba = pairedBootstrap(cand, base, { seed: 5, resamples });
+      expect(ba.meanDiff).toBeCloseTo(-ab.meanDiff, 12);
+      // ⌊q·B⌋-th-value rules are off by one order statistic here; linear interpolation is not.
+      expect(ba.ciLow).toBeCloseTo(-ab.ciHigh, 9);
+      expect(ba.ciHigh).toBeCloseTo(-ab.ciLow, 9);
+      expect(ab.ciLow).toBeLessThanOrEqual(ab.meanDiff);
+      expect(ab.ciHigh).toBeGreaterThanOrEqual(ab.meanDiff);
+    }
   });
 
   it('pairedBootstrap validates its input', () => {
