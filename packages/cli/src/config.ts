@@ -3,8 +3,7 @@
  * (camelCase or kebab-case), validated with zod. Flags given on the command line win.
  */
 import { readFileSync } from 'node:fs';
-import { KvmgrError } from '@kvmgr/core';
-import { parseDocument } from 'yaml';
+import { KvmgrError, parseYamlText, validateConfig } from '@kvmgr/core';
 import { z } from 'zod';
 import { parseDurationMs } from './parse.js';
 
@@ -80,23 +79,6 @@ export function loadRunConfig(path: string): RunConfig {
 }
 
 /**
- * YAML text → JS, strictly: the YAML library's warnings (an unresolved tag such as `!custom`, …)
- * are errors, aliases are capped at 100 (billion-laughs guard).
- * @param label - how messages name the file (`--config x.yaml`, `experiments/x.yaml`).
- * @throws KvmgrError `KVMGR_BAD_CONFIG` `label: not valid YAML (first line of the problem)`.
- */
-export function parseYamlText(text: string, label: string): unknown {
-  try {
-    const doc = parseDocument(text, { logLevel: 'silent' });
-    const problem = doc.errors[0] ?? doc.warnings[0];
-    if (problem !== undefined) throw new Error(problem.message);
-    return doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `${label}: not valid YAML (${(e as Error).message.split('\n')[0]})`, { cause: e });
-  }
-}
-
-/**
  * Validates the text of a YAML config file. The YAML library's warnings (an unresolved tag such
  * as `!custom`, …) are errors here, not lines on stderr: a config the library had to guess
  * about is not run.
@@ -110,11 +92,5 @@ export function parseRunConfig(text: string, path: string): RunConfig {
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new KvmgrError('KVMGR_BAD_CONFIG', `--config ${path}: expected a mapping of option names to values`);
   const normalized = Object.fromEntries(Object.entries(raw as Record<string, unknown>).map(([k, v]) => [camel(k), v]));
-  const parsed = RunConfigSchema.safeParse(normalized);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join('.') : (issue as { keys?: string[] } | undefined)?.keys?.join(', ') ?? '(root)';
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `--config ${path}: ${where}: ${issue?.message ?? 'invalid'}`, { details: { issues: parsed.error.issues } });
-  }
-  return parsed.data;
+  return validateConfig(normalized, RunConfigSchema, `--config ${path}`);
 }

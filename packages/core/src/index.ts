@@ -1,10 +1,12 @@
 /**
  * @kvmgr/core — the shared vocabulary of kvmgr: KV geometry, errors, request metadata, the
- * interfaces the modules meet through, KV events, metric names, the seeded PRNG and the Mooncake
- * and Azure trace row readers.
+ * interfaces the modules meet through, KV events, metric names, the seeded PRNG, the YAML config
+ * helper and the Mooncake and Azure trace row readers.
  */
 export { KvmgrError, isKvmgrError, invalidArgument, describeValue } from './errors.js';
 export type { KvmgrErrorCode, KvmgrErrorOptions } from './errors.js';
+export { parseYamlText, validateConfig, parseConfigText, configIssuePath } from './config-text.js';
+export type { ConfigIssue, ConfigSchema } from './config-text.js';
 export {
   requirePositiveInt,
   requireNonNegativeInt,

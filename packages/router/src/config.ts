@@ -4,8 +4,7 @@
  *
  * @see llm-d/llm-d-inference-scheduler: scorer weights (`prefix-cache-scorer`, `queue-scorer`, `kv-cache-utilization-scorer`)
  */
-import { KvmgrError } from '@kvmgr/core';
-import { parseDocument } from 'yaml';
+import { KvmgrError, parseYamlText } from '@kvmgr/core';
 import { z } from 'zod';
 import { canonicalScorerName, createScorer } from './scorers.js';
 
@@ -99,17 +98,6 @@ export const ROUTER_PRESETS: Readonly<Record<string, RouterConfig>> = Object.fre
   'kvmgr-default': { strategy: 'scored', scorers: 'pa:3,qd:2,kp:2', picker: 'max' },
   'llm-d-default': { strategy: 'scored', scorers: 'pa:3,qd:2,kv:2', picker: 'max' },
 });
-
-/**
- * YAML → JS with the library's warnings (unresolved tags, …) turned into errors instead of
- * being printed to stderr, and its errors (including the alias-count guard) thrown.
- */
-function parseYamlStrict(text: string): unknown {
-  const doc = parseDocument(text, { logLevel: 'silent' });
-  const problem = doc.errors[0] ?? doc.warnings[0];
-  if (problem !== undefined) throw new Error(problem.message.split('\n')[0]);
-  return doc.toJS({ maxAliasCount: 100 });
-}
 
 /**
  * The path of a `__proto__` key anywhere in `value` (YAML and JSON can make one an own key), or
@@ -278,9 +266,10 @@ export function parseRouterConfig(text: string): ResolvedRouterConfig {
   if (t.includes('\n') || t.startsWith('{')) {
     let doc: unknown;
     try {
-      doc = parseYamlStrict(t);
+      doc = parseYamlText(t, 'router config');
     } catch (e) {
-      throw badConfig(`router config YAML does not parse: ${(e as Error).message}`, t.slice(0, 40), e);
+      // core's one-line message, plus the token this module's errors carry
+      throw badConfig((e as Error).message, t.slice(0, 40), e);
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
       throw badConfig('router config YAML must be a mapping', t.slice(0, 40));

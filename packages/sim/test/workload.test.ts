@@ -29,7 +29,7 @@ describe('YAML workloads', () => {
     const e = bad('duration_s: 10\narrival: { rate: -1 }');
     expect(isKvmgrError(e, 'KVMGR_BAD_CONFIG')).toBe(true);
     expect((e as Error).message).toMatch(/^w\.yaml: arrival\.rate: /);
-    expect((bad('duration_s: 10\narrival: { rate: 1 }\nbogus: 1') as Error).message).toMatch(/w\.yaml: \(root\): .*bogus/);
+    expect((bad('duration_s: 10\narrival: { rate: 1 }\nbogus: 1') as Error).message).toMatch(/^w\.yaml: bogus: .*bogus/);
     expect((bad('duration_s: 10\narrival: { rate: 1 }\nsessions: { share: 0.5, turns: { min: 4, max: 2 }, think_time_s: 1 }') as Error).message).toBe(
       'w.yaml: sessions.turns: min (4) must be <= max (2)',
     );

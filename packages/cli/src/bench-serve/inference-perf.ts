@@ -27,9 +27,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { encodeText } from '@kvmgr/adapter-vllm';
-import { KvmgrError, type Rng, createRng } from '@kvmgr/core';
+import { KvmgrError, type Rng, configIssuePath, createRng, parseYamlText } from '@kvmgr/core';
 import { loadAzureTrace } from '@kvmgr/sim';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type BenchRequest, type BenchStage, type Workload, blockTokens } from './workload.js';
 
@@ -225,16 +224,12 @@ function sloFromHeaders(api: z.infer<typeof schema>['api']): { ttftMs?: number; 
  *   types, stages without rate and duration, or without `num_requests` and `concurrency_level`).
  */
 export function readInferencePerfConfig(text: string, file: string, seed: number): InferencePerfWorkload {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw bad(file, `not YAML (${(e as Error).message.split('\n')[0]})`);
-  }
+  const raw = parseYamlText(text, file);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
+    // validateConfig's message plus what this reader supports: the usual cause is an inference-perf feature it lacks.
     const issue = parsed.error.issues[0];
-    throw bad(file, `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'} (supported: data.type ${DATA_TYPES.join(' | ')}, load.type ${LOAD_TYPES.join(' | ')})`);
+    throw bad(file, `${configIssuePath(issue)}: ${issue?.message ?? 'invalid'} (supported: data.type ${DATA_TYPES.join(' | ')}, load.type ${LOAD_TYPES.join(' | ')})`);
   }
   const cfg = parsed.data;
   const rng = createRng(seed);

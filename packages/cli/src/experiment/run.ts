@@ -11,9 +11,8 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { KvmgrError } from '@kvmgr/core';
+import { KvmgrError, parseYamlText } from '@kvmgr/core';
 import { type InstanceSample, type RequestRow, type RunSummary, type SweepJob, type SweepResult, getEngineProfile, percentileSorted, runSweep } from '@kvmgr/sim';
-import { parse as parseYaml } from 'yaml';
 import { writeOutputs } from '../output.js';
 import { checkOutDir, note, sweepThreads } from '../preflight.js';
 import { createProgress } from '../progress.js';
@@ -111,7 +110,8 @@ export interface ExperimentResults {
 
 /** Workload YAML of a workload entry with its seed shifted by `seed` (so each seed draws a new workload). */
 function workloadYaml(x: Experiment, w: WorkloadEntry, seed: number): string {
-  const spec = (w.workload ?? (parseYaml(readFileSync(resolve(x.baseDir, w.file as string), 'utf8')) as Record<string, unknown>)) as Record<string, unknown>;
+  const fromFile = (file: string) => parseYamlText(readFileSync(file, 'utf8'), file) as Record<string, unknown>;
+  const spec = (w.workload ?? fromFile(resolve(x.baseDir, w.file as string))) as Record<string, unknown>;
   const base = typeof spec['seed'] === 'number' ? (spec['seed'] as number) : 0;
   return JSON.stringify({ name: w.name, ...spec, seed: base + seed });
 }

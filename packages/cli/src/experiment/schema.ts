@@ -20,13 +20,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { KvmgrError } from '@kvmgr/core';
+import { KvmgrError, parseConfigText } from '@kvmgr/core';
 import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
 import { getEngineProfile, parseWorkload } from '@kvmgr/sim';
 import { z } from 'zod';
-import { parseYamlText } from '../config.js';
 
 /** Metrics of a run summary, by the name an experiment file uses. Units in the name. */
 export const RUN_METRICS = [
@@ -241,18 +240,13 @@ function unique(file: string, key: string, items: readonly { name?: string; id?:
  *   blocks, a workload file that does not exist, a hypothesis naming an unknown cell, …).
  */
 export function parseExperiment(text: string, file: string): Experiment {
-  const parsed = ExperimentSchema.safeParse(parseYamlText(text, file));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join('.') : ((issue as { keys?: string[] } | undefined)?.keys?.join(', ') ?? '(root)');
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `${file}: ${where}: ${issue?.message ?? 'invalid'}`, { details: { key: where, issues: parsed.error.issues } });
-  }
+  const spec = parseConfigText(text, ExperimentSchema, file);
   const baseDir = dirname(resolve(file));
-  unique(file, 'workloads', parsed.data.workloads);
+  unique(file, 'workloads', spec.workloads);
   // Rate sweeps: one workload entry per rate, named name@rate.
   const sweeps: RateSweep[] = [];
   const workloads: WorkloadEntry[] = [];
-  for (const w of parsed.data.workloads) {
+  for (const w of spec.workloads) {
     if (w.rate_scales === undefined) {
       workloads.push(w);
       continue;
@@ -262,7 +256,7 @@ export function parseExperiment(text: string, file: string): Experiment {
     sweeps.push({ base: w.name, rates, names });
     for (const [i, r] of rates.entries()) workloads.push({ ...w, name: names[i] as string, rate_scale: r, rate_scales: undefined });
   }
-  const x = { ...parsed.data, workloads };
+  const x = { ...spec, workloads };
   if (x.knee !== undefined && sweeps.length === 0) throw bad(file, 'knee', 'needs a workload with rate_scales');
   for (const k of ['baseline', 'ceiling'] as const) {
     const n = x.knee?.[k];
@@ -273,7 +267,7 @@ export function parseExperiment(text: string, file: string): Experiment {
   unique(file, 'hypotheses', x.hypotheses);
   unique(file, 'targets', x.targets);
 
-  for (const [i, w] of parsed.data.workloads.entries()) {
+  for (const [i, w] of spec.workloads.entries()) {
     const key = `workloads.${i}`;
     const given = [w.workload, w.file, w.trace].filter((v) => v !== undefined).length;
     if (given !== 1) throw bad(file, key, 'give exactly one of workload (inline), file or trace');

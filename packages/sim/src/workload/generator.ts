@@ -17,8 +17,7 @@
  * embeddings: [{ at_s: 200, duration_s: 20, rate: 30, prompt_tokens: { mean: 512 } }]
  * ```
  */
-import { type Rng, KvmgrError, type SloClass, createRng } from '@kvmgr/core';
-import { parse as parseYaml } from 'yaml';
+import { type Rng, KvmgrError, type SloClass, createRng, parseYamlText, validateConfig } from '@kvmgr/core';
 import { z } from 'zod';
 import { generateArrivals, normalVariate } from '../traces/arrivals.js';
 import type { SimRequest, Trace } from '../traces/types.js';
@@ -102,21 +101,7 @@ type Length = z.infer<typeof lengthSchema>;
  * @throws KvmgrError `KVMGR_BAD_CONFIG` naming the field path and the problem.
  */
 export function parseWorkload(input: string | unknown, name = 'workload'): WorkloadSpec {
-  let raw: unknown = input;
-  if (typeof input === 'string') {
-    try {
-      raw = parseYaml(input);
-    } catch (cause) {
-      throw new KvmgrError('KVMGR_BAD_CONFIG', `${name}: not valid YAML: ${(cause as Error).message}`, { cause });
-    }
-  }
-  const r = workloadSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const path = issue?.path.join('.') || '(root)';
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `${name}: ${path}: ${issue?.message ?? 'invalid'}`, { details: { path, issues: r.error.issues } });
-  }
-  const spec = r.data;
+  const spec = validateConfig(typeof input === 'string' ? parseYamlText(input, name) : input, workloadSchema, name);
   if (spec.sessions !== undefined && spec.sessions.turns.min > spec.sessions.turns.max) {
     throw new KvmgrError('KVMGR_BAD_CONFIG', `${name}: sessions.turns: min (${spec.sessions.turns.min}) must be <= max (${spec.sessions.turns.max})`);
   }
