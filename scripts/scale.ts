@@ -9,7 +9,8 @@
  * N rounds (after one untimed 20-request replay in each tree to warm tsx's transform cache). Per profile it prints the minimum simulation wall time (the `wallS` each run writes
  * to `report.json`: `runReplay` plus the mapping of its result, not trace loading or process
  * start) of each side and the ratio HEAD / base, and whether the per-request rows
- * (`requests.csv`) of HEAD and base are identical. The worktree is removed at the end (also on
+ * (`requests.csv`) of HEAD and base are identical; last, the wall and CPU seconds (user + system,
+ * all threads) of the whole replay processes, trace loading included. The worktree is removed at the end (also on
  * error or Ctrl-C).
  *
  *   nice node --import tsx scripts/scale.ts [--base REF] [--rounds N] [--trace FILE] [--limit N] [--keep]
@@ -58,8 +59,8 @@ if (!existsSync(trace)) {
 }
 
 /** Runs a command to completion; stops the script with its output when it fails. */
-function sh(cmd: string, args: readonly string[], cwd: string): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
+function sh(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ...env } });
   if (r.status !== 0) fail(`${cmd} ${args.join(' ')} (in ${cwd}) exited ${r.status ?? r.signal}:\n${r.stderr || r.stdout}`);
   return r.stdout;
 }
@@ -77,12 +78,21 @@ interface RunTimes {
   readonly wallS: Readonly<Record<string, number>>;
   /** Wall time of the whole `kvmgr replay` process, s. */
   readonly processS: number;
+  /** CPU time (user + system, all threads) of the whole `kvmgr replay` process, s: less noisy than wall time on a shared machine. */
+  readonly processCpuS: number;
   /** sha256 of each profile's rows of `requests.csv` (the per-request results). */
   readonly rowsHash: Readonly<Record<string, string>>;
 }
 
+/** Preloaded into each replay: writes the process's CPU seconds to `$KVMGR_SCALE_CPU_OUT` on exit (same code for both trees). */
+const CPU_PROBE = `data:text/javascript,${encodeURIComponent(
+  "import { writeFileSync } from 'node:fs'; process.on('exit', () => { const u = process.cpuUsage(); writeFileSync(process.env.KVMGR_SCALE_CPU_OUT, String((u.user + u.system) / 1e6)); });",
+)}`;
+
 function replay(tree: Tree, out: string): RunTimes {
   const args = [
+    '--import',
+    CPU_PROBE,
     '--conditions=@kvmgr/source',
     '--import',
     'tsx',
@@ -98,9 +108,11 @@ function replay(tree: Tree, out: string): RunTimes {
     out,
     ...(flags.limit === undefined ? [] : ['--limit', flags.limit]),
   ];
+  const cpuFile = `${out}.cpu`;
   const t0 = performance.now();
-  sh(process.execPath, args, tree.dir);
+  sh(process.execPath, args, tree.dir, { KVMGR_SCALE_CPU_OUT: cpuFile });
   const processS = (performance.now() - t0) / 1000;
+  const processCpuS = Number(readFileSync(cpuFile, 'utf8'));
   const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Record<'baseline' | 'candidate', { profile: string; wallS: number }>;
   const wallS: Record<string, number> = {};
   for (const side of ['baseline', 'candidate'] as const) wallS[report[side].profile] = report[side].wallS;
@@ -111,7 +123,7 @@ function replay(tree: Tree, out: string): RunTimes {
     for (const line of lines) if (line.startsWith(`${p},`)) h.update(`${line}\n`);
     rowsHash[p] = h.digest('hex');
   }
-  return { wallS, processS, rowsHash };
+  return { wallS, processS, processCpuS, rowsHash };
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'kvmgr-scale-'));
@@ -149,7 +161,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.
       const res = replay(tree, join(scratch, `out-${tree.name}-${r}`));
       runs[tree.name].push(res);
       process.stderr.write(
-        `scale: round ${r + 1}/${rounds} ${tree.name}: ${PROFILES.map((p) => `${p} ${res.wallS[p]?.toFixed(1)} s`).join(', ')} (process ${res.processS.toFixed(1)} s)\n`,
+        `scale: round ${r + 1}/${rounds} ${tree.name}: ${PROFILES.map((p) => `${p} ${res.wallS[p]?.toFixed(1)} s`).join(', ')} (process ${res.processS.toFixed(1)} s, ${res.processCpuS.toFixed(1)} CPU s)\n`,
       );
     }
   }
@@ -170,5 +182,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.
   const hp = min(runs.HEAD.map((x) => x.processS));
   const bp = min(runs.base.map((x) => x.processS));
   lines.push(`${'whole process'.padEnd(15)}  ${hp.toFixed(1).padStart(12)}  ${bp.toFixed(1).padStart(12)}  ${(hp / bp).toFixed(2).padStart(8)}×`);
+  const hc = min(runs.HEAD.map((x) => x.processCpuS));
+  const bc = min(runs.base.map((x) => x.processCpuS));
+  lines.push(`${'process CPU s'.padEnd(15)}  ${hc.toFixed(1).padStart(12)}  ${bc.toFixed(1).padStart(12)}  ${(hc / bc).toFixed(2).padStart(8)}×`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }

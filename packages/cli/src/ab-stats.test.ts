@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { goodputKnee, pairedDiffs } from './ab-stats.js';
-import type { RunRequestRow, RunResult } from './run-result.js';
+import type { RequestRow } from '@kvmgr/sim';
+import type { RunResult } from './run.js';
 
 function run(label: string, ttft: (i: number) => number): RunResult {
-  const requests: RunRequestRow[] = Array.from({ length: 200 }, (_, i) => ({
+  const requests: RequestRow[] = Array.from({ length: 200 }, (_, i) => ({
     requestId: `r${i}`,
     instance: 'i0',
+    prefillInstance: '',
     arrivalMs: i,
+    firstTokenMs: i + ttft(i),
+    finishMs: i + ttft(i) + 90,
     promptTokens: 100,
     outputTokens: 10,
     cachedTokens: 0,
@@ -16,6 +20,9 @@ function run(label: string, ttft: (i: number) => number): RunResult {
     preemptions: 0,
     reprefillTokens: 0,
     sloMet: ttft(i) < 150,
+    rejectedReason: '',
+    tenant: '',
+    sloClass: '',
   }));
   return { label, profile: label, pipeline: label, router: 'rr', summary: {} as RunResult['summary'], requests, timeseries: { tSec: [], throughputTokPerS: [], kvUtilization: [], hitRate: [] }, wallS: 0 };
 }
@@ -39,6 +46,17 @@ describe('pairedDiffs', () => {
     expect(d1).toEqual(d2);
     expect(d1!.ciLow).toBeLessThan(d1!.meanDiff);
     expect(d1!.ciHigh).toBeGreaterThan(d1!.meanDiff);
+  });
+
+  it('leaves rejected requests (NaN times) out of the latency metrics and counts them as missing the SLO', () => {
+    const a = run('a', (i) => 100 + (i % 7));
+    const b = run('b', (i) => 80 + (i % 7));
+    const rejected = { ...b, requests: b.requests.map((r, i) => (i < 50 ? { ...r, ttftMs: Number.NaN, tpotMs: Number.NaN, e2eMs: Number.NaN, sloMet: false, rejectedReason: 'too long' } : r)) };
+    const d = pairedDiffs(a, rejected);
+    expect(d.find((x) => x.metric === 'TTFT')?.n).toBe(150);
+    const slo = d.find((x) => x.metric === 'SLO met');
+    expect(slo?.n).toBe(200);
+    expect(slo?.meanB).toBeCloseTo(150 / 200, 12);
   });
 
   it('refuses runs over different requests', () => {

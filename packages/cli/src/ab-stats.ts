@@ -6,7 +6,8 @@
  */
 import { KvmgrError } from '@kvmgr/core';
 import { pairedBootstrap } from '@kvmgr/scheduler-ir';
-import type { RunRequestRow, RunResult } from './run-result.js';
+import type { RequestRow } from '@kvmgr/sim';
+import type { RunResult } from './run.js';
 
 /** A paired difference `b − a` with its confidence interval. */
 export interface PairedDiff {
@@ -34,7 +35,7 @@ export interface PairedOptions {
   readonly seed?: number;
 }
 
-type Pick = (r: RunRequestRow) => number | undefined;
+type Pick = (r: RequestRow) => number | undefined;
 
 const METRICS: ReadonlyArray<{ metric: string; unit: string; pick: Pick }> = [
   { metric: 'TTFT', unit: 'ms', pick: (r) => r.ttftMs },
@@ -51,9 +52,9 @@ const METRICS: ReadonlyArray<{ metric: string; unit: string; pick: Pick }> = [
 export function pairedDiffs(a: RunResult, b: RunResult, options: PairedOptions = {}): PairedDiff[] {
   const resamples = options.resamples ?? 2000;
   const level = options.level ?? 0.95;
-  const byId = new Map<string, RunRequestRow>();
+  const byId = new Map<string, RequestRow>();
   for (const r of a.requests) byId.set(r.requestId, r);
-  const pairs: Array<[RunRequestRow, RunRequestRow]> = [];
+  const pairs: Array<[RequestRow, RequestRow]> = [];
   for (const r of b.requests) {
     const m = byId.get(r.requestId);
     if (m) pairs.push([m, r]);

@@ -71,7 +71,7 @@ export async function runAbCommand(flags: AbFlags, _cmd?: Command): Promise<void
     '',
     formatTable(['metric (per request)', 'n', 'mean A', 'mean B', 'B − A', '95% CI (bootstrap)', 'change', 'significant'], diffs.map(fmtDiff)),
     '',
-    `goodput: A ${fmtNum(a.summary.goodputReqPerS, 3)} req/s, B ${fmtNum(b.summary.goodputReqPerS, 3)} req/s; TTFT p99: A ${fmtNum(a.summary.ttftP99Ms, 0)} ms, B ${fmtNum(b.summary.ttftP99Ms, 0)} ms`,
+    `goodput: A ${fmtNum(a.summary.goodputRps, 3)} req/s, B ${fmtNum(b.summary.goodputRps, 3)} req/s; TTFT p99: A ${fmtNum(a.summary.ttftMs.p99, 0)} ms, B ${fmtNum(b.summary.ttftMs.p99, 0)} ms`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   if (out) {

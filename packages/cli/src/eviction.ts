@@ -23,7 +23,7 @@ import {
 import { writeOutputs } from './output.js';
 import { checkOutDir, requireRequests } from './preflight.js';
 import { createProgress } from './progress.js';
-import { BUNDLED_TRACE } from './program.js';
+import { BUNDLED_TRACE, EVICTION_DEFAULTS } from './defaults.js';
 import { renderReportHtml } from './report-html.js';
 import { fmtNum, formatTable } from './table.js';
 
@@ -42,9 +42,6 @@ export interface EvictionEvalFlags {
 
 /** The whole Mooncake conversation trace, where the workspace keeps it beside the repository. */
 const SHARED_MOONCAKE = fileURLToPath(new URL('../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl', import.meta.url));
-
-/** Defaults of `kvmgr eviction eval`: #5's capacities, every policy, Belady included. */
-export const EVICTION_DEFAULTS = Object.freeze({ capacities: [1000, 3000, 10000, 30000], policies: [...EVICTION_POLICY_NAMES] as string[], out: 'kvmgr-eviction' });
 
 /** One (policy, capacity) point of the evaluation. */
 export interface EvictionPoint {

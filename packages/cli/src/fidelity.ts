@@ -16,6 +16,7 @@ import {
 import { writeOutputs } from './output.js';
 import { type ChartSpec, renderReportHtml } from './report-html.js';
 import { fmtNum, formatTable } from './table.js';
+import { FIDELITY_DEFAULTS } from './defaults.js';
 
 /** Flags of `kvmgr fidelity`. */
 export interface FidelityFlags {
@@ -27,9 +28,6 @@ export interface FidelityFlags {
   cv?: boolean;
   cvRounds?: number;
 }
-
-/** Defaults of `kvmgr fidelity`. */
-export const FIDELITY_DEFAULTS = Object.freeze({ latency: 'auto' as const, out: 'kvmgr-fidelity', cvRounds: 2 });
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%` : '-');
 const abs = (x: number): string => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '-');

@@ -18,10 +18,11 @@ import { type BenchServeResult, benchFiles, benchServe, resolveSlo } from './ben
 import { type BenchRun, benchHtml } from './bench-serve/report.js';
 import { traceWorkload } from './bench-serve/workload.js';
 import { removeOutputs, writeOutputs } from './output.js';
-import { DEFAULTS } from './program.js';
+import { DEFAULTS } from './defaults.js';
 import { createProgress } from './progress.js';
 import { renderReportHtml } from './report-html.js';
-import type { RunResult, RunSummary } from './run-result.js';
+import type { RunSummary } from '@kvmgr/sim';
+import type { RunResult } from './run.js';
 import { loadTrace, resolveRunOptions, runOnce } from './run.js';
 import { fmtDelta, fmtNum, formatTable } from './table.js';
 
@@ -199,14 +200,14 @@ const TABLE: readonly TableRow[] = [
   { label: 'requests completed', live: (s) => s.completed, sim: (s) => s.finished, digits: 0 },
   { label: 'requests failed', live: (s) => s.failed, sim: (s) => s.rejected, digits: 0 },
   { label: 'prefix hit rate (%)', live: (s) => s.hitRate * 100, sim: (s) => s.hitRate * 100, digits: 1 },
-  { label: 'TTFT p50 (ms)', live: (s) => s.ttftP50Ms, sim: (s) => s.ttftP50Ms, digits: 1 },
-  { label: 'TTFT p99 (ms)', live: (s) => s.ttftP99Ms, sim: (s) => s.ttftP99Ms, digits: 1 },
-  { label: 'TPOT p50 (ms)', live: (s) => s.tpotP50Ms, sim: (s) => s.tpotP50Ms, digits: 2 },
-  { label: 'TPOT p99 (ms)', live: (s) => s.tpotP99Ms, sim: (s) => s.tpotP99Ms, digits: 2 },
-  { label: 'E2E p50 (ms)', live: (s) => s.e2eP50Ms, sim: (s) => s.e2eP50Ms, digits: 1 },
-  { label: 'E2E p99 (ms)', live: (s) => s.e2eP99Ms, sim: (s) => s.e2eP99Ms, digits: 1 },
-  { label: 'throughput (output tok/s)', live: (s) => s.outputTokPerS, sim: (s) => s.throughputTokPerS, digits: 1 },
-  { label: 'goodput (req/s)', live: (s) => s.goodputReqPerS, sim: (s) => s.goodputReqPerS, digits: 3 },
+  { label: 'TTFT p50 (ms)', live: (s) => s.ttftP50Ms, sim: (s) => s.ttftMs.p50, digits: 1 },
+  { label: 'TTFT p99 (ms)', live: (s) => s.ttftP99Ms, sim: (s) => s.ttftMs.p99, digits: 1 },
+  { label: 'TPOT p50 (ms)', live: (s) => s.tpotP50Ms, sim: (s) => s.tpotMs.p50, digits: 2 },
+  { label: 'TPOT p99 (ms)', live: (s) => s.tpotP99Ms, sim: (s) => s.tpotMs.p99, digits: 2 },
+  { label: 'E2E p50 (ms)', live: (s) => s.e2eP50Ms, sim: (s) => s.e2eMs.p50, digits: 1 },
+  { label: 'E2E p99 (ms)', live: (s) => s.e2eP99Ms, sim: (s) => s.e2eMs.p99, digits: 1 },
+  { label: 'throughput (output tok/s)', live: (s) => s.outputTokPerS, sim: (s) => s.outputTokPerSec, digits: 1 },
+  { label: 'goodput (req/s)', live: (s) => s.goodputReqPerS, sim: (s) => s.goodputRps, digits: 3 },
   { label: 'SLO attainment (%)', live: (s) => s.sloAttainment * 100, sim: (s) => s.sloAttainment * 100, digits: 1 },
 ];
 

@@ -3,28 +3,10 @@
  * action over the packages; errors become one line on stderr and a non-zero exit.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { Command, Option } from 'commander';
+import { DEFAULTS } from './defaults.js';
 import { parseDurationMs, parseFraction, parseNonNegativeInt, parseNumberList, parsePositiveInt, parsePositiveIntList, parsePositiveNumber } from './parse.js';
-
-/** Bundled trace used when `--trace` is not given (first 3,000 requests of Mooncake's conversation trace). */
-export const BUNDLED_TRACE = fileURLToPath(new URL('../data/mooncake-conversation-sample.jsonl', import.meta.url));
-
-/** Defaults shared by replay, ab and sweep. */
-export const DEFAULTS = Object.freeze({
-  model: 'Llama-3.1-8B-Instruct',
-  gpu: 'H100',
-  tp: 1,
-  instances: 4,
-  baseline: 'vllm-default',
-  candidate: 'kvmgr-default',
-  rateScale: 1,
-  sloTtft: '2s',
-  sloTpot: '100ms',
-  seed: 1,
-  out: 'kvmgr-report',
-});
 
 /** Flags shared by replay, ab and sweep. */
 function addRunOptions(cmd: Command): Command {

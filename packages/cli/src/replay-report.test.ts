@@ -5,28 +5,38 @@
  */
 import { describe, expect, it } from 'vitest';
 import { comparisonRows, verdict } from './replay-report.js';
-import type { RunResult, RunSummary } from './run-result.js';
+import type { RunSummary } from '@kvmgr/sim';
+import type { RunResult } from './run.js';
+
+const dist = (p50: number, p99: number) => ({ count: 100, mean: p50, p50, p90: p99, p99, max: p99 });
 
 function run(label: string, over: Partial<RunSummary>): RunResult {
   const summary: RunSummary = {
     requests: 100,
     finished: 100,
     rejected: 0,
+    rejectedByReason: {},
     durationS: 50,
-    hitRate: 0.049,
-    ttftP50Ms: 500,
-    ttftP99Ms: 2000,
-    tpotP50Ms: 20,
-    tpotP99Ms: 80,
-    e2eP50Ms: 4000,
-    e2eP99Ms: 9000,
-    throughputReqPerS: 2,
-    throughputTokPerS: 500,
-    goodputReqPerS: 1.9,
+    ttftMs: dist(500, 2000),
+    tpotMs: dist(20, 80),
+    e2eMs: dist(4000, 9000),
+    itlMeanMs: 20,
+    throughputRps: 2,
+    outputTokPerSec: 500,
+    goodputRps: 1.9,
     sloAttainment: 0.95,
-    preemptions: 3,
+    slo: { ttftMs: 2000, tpotMs: 100 },
+    hitRate: 0.049,
     reprefillRate: 0.1,
+    preemptions: 3,
     kvUtilization: 0.5,
+    fragmentation: 0,
+    evictedBlocks: 0,
+    offloadedBlocks: 0,
+    reloadedBlocks: 0,
+    jainIndex: 1,
+    maxServiceGap: 0,
+    perInstance: [],
     ...over,
   };
   return { label, profile: label, pipeline: '', router: '', summary, requests: [], timeseries: { tSec: [] } as unknown as RunResult['timeseries'], wallS: 1 };
@@ -46,13 +56,13 @@ describe('replay table', () => {
   });
 
   it('prints no goodput ratio when both sides meet under 1% of their SLOs, and says why', () => {
-    const v = verdict(run('vllm', { sloAttainment: 0.004, goodputReqPerS: 0.01 }), run('kvmgr', { sloAttainment: 0.009, goodputReqPerS: 0.03 }));
+    const v = verdict(run('vllm', { sloAttainment: 0.004, goodputRps: 0.01 }), run('kvmgr', { sloAttainment: 0.009, goodputRps: 0.03 }));
     expect(v).not.toMatch(/goodput \d/);
     expect(v).toMatch(/both meet under 1% of their SLOs/);
   });
 
   it('warns that the rate is past saturation when both meet under half of their SLOs', () => {
-    const v = verdict(run('vllm', { sloAttainment: 0.2, goodputReqPerS: 0.4 }), run('kvmgr', { sloAttainment: 0.45, goodputReqPerS: 0.9 }));
+    const v = verdict(run('vllm', { sloAttainment: 0.2, goodputRps: 0.4 }), run('kvmgr', { sloAttainment: 0.45, goodputRps: 0.9 }));
     expect(v).toMatch(/goodput 2\.25×/);
     expect(v.split('\n')[1]).toMatch(/^warning: both sides meet under 50% of their SLOs .* past saturation/);
     const fine = verdict(run('vllm', { sloAttainment: 0.4 }), run('kvmgr', { sloAttainment: 0.9 }));

@@ -2,9 +2,9 @@
  * Turns two runs (baseline and candidate) into what `kvmgr replay` prints and writes: the
  * side-by-side table, `report.json`, `requests.csv` and the `report.html` chart spec.
  */
-import { describeLatency, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
+import { type RequestRow, type RunSummary, describeLatency, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
 import type { ChartSeries, HtmlReport } from './report-html.js';
-import type { RunRequestRow, RunResult, RunSummary } from './run-result.js';
+import type { RunResult } from './run.js';
 import { fmtDelta, fmtNum, fmtPointsDelta, formatTable } from './table.js';
 
 /** How the replay was set up, echoed in every output. */
@@ -41,15 +41,15 @@ interface Row {
 
 const ROWS: readonly Row[] = [
   { label: 'prefix hit rate (%)', get: (s) => s.hitRate * 100, digits: 1, higherIsBetter: true, percent: true },
-  { label: 'TTFT p50 (ms)', get: (s) => s.ttftP50Ms, digits: 1, higherIsBetter: false },
-  { label: 'TTFT p99 (ms)', get: (s) => s.ttftP99Ms, digits: 1, higherIsBetter: false },
-  { label: 'TPOT p50 (ms)', get: (s) => s.tpotP50Ms, digits: 2, higherIsBetter: false },
-  { label: 'TPOT p99 (ms)', get: (s) => s.tpotP99Ms, digits: 2, higherIsBetter: false },
-  { label: 'E2E p50 (ms)', get: (s) => s.e2eP50Ms, digits: 1, higherIsBetter: false },
-  { label: 'E2E p99 (ms)', get: (s) => s.e2eP99Ms, digits: 1, higherIsBetter: false },
-  { label: 'throughput (req/s)', get: (s) => s.throughputReqPerS, digits: 3, higherIsBetter: true },
-  { label: 'throughput (output tok/s)', get: (s) => s.throughputTokPerS, digits: 1, higherIsBetter: true },
-  { label: 'goodput (req/s)', get: (s) => s.goodputReqPerS, digits: 3, higherIsBetter: true },
+  { label: 'TTFT p50 (ms)', get: (s) => s.ttftMs.p50, digits: 1, higherIsBetter: false },
+  { label: 'TTFT p99 (ms)', get: (s) => s.ttftMs.p99, digits: 1, higherIsBetter: false },
+  { label: 'TPOT p50 (ms)', get: (s) => s.tpotMs.p50, digits: 2, higherIsBetter: false },
+  { label: 'TPOT p99 (ms)', get: (s) => s.tpotMs.p99, digits: 2, higherIsBetter: false },
+  { label: 'E2E p50 (ms)', get: (s) => s.e2eMs.p50, digits: 1, higherIsBetter: false },
+  { label: 'E2E p99 (ms)', get: (s) => s.e2eMs.p99, digits: 1, higherIsBetter: false },
+  { label: 'throughput (req/s)', get: (s) => s.throughputRps, digits: 3, higherIsBetter: true },
+  { label: 'throughput (output tok/s)', get: (s) => s.outputTokPerSec, digits: 1, higherIsBetter: true },
+  { label: 'goodput (req/s)', get: (s) => s.goodputRps, digits: 3, higherIsBetter: true },
   { label: 'SLO attainment (%)', get: (s) => s.sloAttainment * 100, digits: 1, higherIsBetter: true, percent: true },
   { label: 'preemptions', get: (s) => s.preemptions, digits: 0, higherIsBetter: false },
   { label: 're-prefill rate (%)', get: (s) => s.reprefillRate * 100, digits: 2, higherIsBetter: false, percent: true },
@@ -104,7 +104,7 @@ export function verdict(a: RunResult, b: RunResult): string {
     att < SATURATED_ATTAINMENT
       ? `\nwarning: both sides meet under ${SATURATED_ATTAINMENT * 100}% of their SLOs (${fmtNum(a.summary.sloAttainment * 100, 1)}% and ${fmtNum(b.summary.sloAttainment * 100, 1)}%): the cluster is past saturation at this rate (kvmgr sweep finds the knee)`
       : '';
-  return `${b.label} vs ${a.label}: goodput ${ratio(a.summary.goodputReqPerS, b.summary.goodputReqPerS)} (${fmtNum(a.summary.goodputReqPerS, 3)} → ${fmtNum(b.summary.goodputReqPerS, 3)} req/s), TTFT p99 ${fmtDelta(a.summary.ttftP99Ms, b.summary.ttftP99Ms)} (${fmtNum(a.summary.ttftP99Ms, 0)} → ${fmtNum(b.summary.ttftP99Ms, 0)} ms), hit rate ${fmtNum(a.summary.hitRate * 100, 1)}% → ${fmtNum(b.summary.hitRate * 100, 1)}%${warn}`;
+  return `${b.label} vs ${a.label}: goodput ${ratio(a.summary.goodputRps, b.summary.goodputRps)} (${fmtNum(a.summary.goodputRps, 3)} → ${fmtNum(b.summary.goodputRps, 3)} req/s), TTFT p99 ${fmtDelta(a.summary.ttftMs.p99, b.summary.ttftMs.p99)} (${fmtNum(a.summary.ttftMs.p99, 0)} → ${fmtNum(b.summary.ttftMs.p99, 0)} ms), hit rate ${fmtNum(a.summary.hitRate * 100, 1)}% → ${fmtNum(b.summary.hitRate * 100, 1)}%${warn}`;
 }
 
 const CSV_COLUMNS = [
@@ -126,8 +126,9 @@ const CSV_COLUMNS = [
   'rejected_reason',
 ] as const;
 
+/** A CSV cell: numbers to 3 decimals (integers as they are); a rejected request's NaN times are empty. */
 function csvCell(v: string | number | boolean | undefined): string {
-  if (v === undefined) return '';
+  if (v === undefined || (typeof v === 'number' && Number.isNaN(v))) return '';
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(3);
   const s = String(v);
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
@@ -180,12 +181,9 @@ function series(runs: readonly RunResult[], pick: (r: RunResult) => Array<[numbe
   return runs.map((r) => ({ name: r.label, points: pick(r) }));
 }
 
-function values(rows: readonly RunRequestRow[], key: 'ttftMs' | 'tpotMs'): number[] {
+function values(rows: readonly RequestRow[], key: 'ttftMs' | 'tpotMs'): number[] {
   const out: number[] = [];
-  for (const r of rows) {
-    const v = r[key];
-    if (v !== undefined) out.push(v);
-  }
+  for (const r of rows) if (!r.rejectedReason) out.push(r[key]);
   return out;
 }
 
@@ -238,19 +236,22 @@ export function replayHtml(setup: ReplaySetup, a: RunResult, b: RunResult): Html
   };
 }
 
-/** `report.json`: setup, both summaries, the goodput/TTFT verdict, wall times. */
+/**
+ * `report.json` (version 2): setup, both runs with the simulator's own `RunSummary` (version 1
+ * carried a flattened copy of it), the goodput/TTFT verdict, wall times.
+ */
 export function replayJson(setup: ReplaySetup, a: RunResult, b: RunResult): string {
   const run = (r: RunResult) => ({ label: r.label, profile: r.profile, pipeline: r.pipeline, router: r.router, wallS: r.wallS, summary: r.summary, timeseries: r.timeseries });
   return `${JSON.stringify(
     {
       kind: 'kvmgr.replay',
-      version: 1,
+      version: 2,
       setup,
       baseline: run(a),
       candidate: run(b),
       comparison: {
-        goodputRatio: a.summary.goodputReqPerS > 0 ? b.summary.goodputReqPerS / a.summary.goodputReqPerS : null,
-        ttftP99Change: a.summary.ttftP99Ms > 0 ? (b.summary.ttftP99Ms - a.summary.ttftP99Ms) / a.summary.ttftP99Ms : null,
+        goodputRatio: a.summary.goodputRps > 0 ? b.summary.goodputRps / a.summary.goodputRps : null,
+        ttftP99Change: a.summary.ttftMs.p99 > 0 ? (b.summary.ttftMs.p99 - a.summary.ttftMs.p99) / a.summary.ttftMs.p99 : null,
         hitRateDelta: b.summary.hitRate - a.summary.hitRate,
       },
     },

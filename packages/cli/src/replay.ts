@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { removeOutputs, writeOutputs } from './output.js';
-import { DEFAULTS } from './program.js';
+import { DEFAULTS } from './defaults.js';
 import { createProgress } from './progress.js';
 import { formatComparison, latencyLine, replayHtml, replayJson, requestsCsv } from './replay-report.js';
 import { renderReportHtml } from './report-html.js';

@@ -1,14 +1,14 @@
 /**
  * The shared layer of replay, ab and sweep: merges defaults, a `--config` file and flags;
- * loads the trace (format from its extension and header); runs one simulated replay and maps
- * the simulator's result onto {@link RunResult}.
+ * loads the trace (format from its extension and header); runs one simulated replay and keeps
+ * the simulator's own summary and request rows in a {@link RunResult}.
  */
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { type ReplayResult, type Trace, type TraceSpec, getEngineProfile, loadTraceSpec, runReplay } from '@kvmgr/sim';
+import { type ReplayResult, type RequestRow, type RunSummary, type Trace, type TraceSpec, getEngineProfile, loadTraceSpec, runReplay } from '@kvmgr/sim';
 import type { EngineProfile } from '@kvmgr/core';
 import { type RunConfig, loadRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
@@ -27,9 +27,40 @@ import {
   saturationWarning,
   traceRatePerSec,
 } from './preflight.js';
-import { BUNDLED_TRACE, DEFAULTS } from './program.js';
+import { BUNDLED_TRACE, DEFAULTS } from './defaults.js';
 import type { Progress } from './progress.js';
-import type { RunResult, RunTimeseries } from './run-result.js';
+
+/** Cluster-wide time series of a run, one point per bucket ({@link timeseries}). */
+export interface RunTimeseries {
+  /** Bucket start, s. */
+  readonly tSec: readonly number[];
+  /** Output tokens per second in the bucket. */
+  readonly throughputTokPerS: readonly number[];
+  /** Mean GPU KV utilization over instances in the bucket, 0..1. */
+  readonly kvUtilization: readonly number[];
+  /** Prefix hit rate of requests arriving in the bucket, 0..1 (NaN where none arrive). */
+  readonly hitRate: readonly number[];
+}
+
+/**
+ * One run as the CLI reports it: the simulator's own `RunSummary` and `RequestRow`s (never a
+ * copy of their fields), with what the CLI adds: the label, what ran, the bucketed time series
+ * and the wall time.
+ */
+export interface RunResult {
+  readonly label: string;
+  readonly profile: string;
+  /** Canonical scheduler pipeline that ran. */
+  readonly pipeline: string;
+  readonly router: string;
+  /** The simulator's summary (DESIGN.md section 7 definitions). */
+  readonly summary: RunSummary;
+  /** The simulator's per-request rows (times NaN and `rejectedReason` set for rejected requests). */
+  readonly requests: readonly RequestRow[];
+  readonly timeseries: RunTimeseries;
+  /** Wall-clock seconds of `runReplay` (and of keeping its result), s. */
+  readonly wallS: number;
+}
 
 /** Options after defaults, config file and flags are merged. */
 export interface ResolvedRunOptions {
@@ -345,49 +376,16 @@ export function timeseries(res: Pick<ReplayResult, 'timeseries' | 'requests'>, s
   return { tSec, throughputTokPerS, kvUtilization, hitRate };
 }
 
-/** Maps the simulator's result onto the CLI's {@link RunResult}. */
+/** The simulator's result as a {@link RunResult}: its summary and rows as they are, plus the time series. */
 export function toRunResult(label: string, res: ReplayResult, wallS: number): RunResult {
-  const s = res.summary;
   return {
     label,
     profile: res.config.profile,
     pipeline: res.config.scheduler,
     router: res.config.router,
     wallS,
-    summary: {
-      requests: s.requests,
-      finished: s.finished,
-      rejected: s.rejected,
-      durationS: s.durationS,
-      hitRate: s.hitRate,
-      ttftP50Ms: s.ttftMs.p50,
-      ttftP99Ms: s.ttftMs.p99,
-      tpotP50Ms: s.tpotMs.p50,
-      tpotP99Ms: s.tpotMs.p99,
-      e2eP50Ms: s.e2eMs.p50,
-      e2eP99Ms: s.e2eMs.p99,
-      throughputReqPerS: s.throughputRps,
-      throughputTokPerS: s.outputTokPerSec,
-      goodputReqPerS: s.goodputRps,
-      sloAttainment: s.sloAttainment,
-      preemptions: s.preemptions,
-      reprefillRate: s.reprefillRate,
-      kvUtilization: s.kvUtilization,
-    },
-    requests: res.requests.map((r) => ({
-      requestId: r.requestId,
-      instance: r.instance,
-      arrivalMs: r.arrivalMs,
-      ...(r.rejectedReason
-        ? { rejectedReason: r.rejectedReason }
-        : { firstTokenMs: r.firstTokenMs, finishMs: r.finishMs, ttftMs: r.ttftMs, tpotMs: r.tpotMs, e2eMs: r.e2eMs }),
-      promptTokens: r.promptTokens,
-      outputTokens: r.outputTokens,
-      cachedTokens: r.cachedTokens,
-      preemptions: r.preemptions,
-      reprefillTokens: r.reprefillTokens,
-      sloMet: r.sloMet,
-    })),
+    summary: res.summary,
+    requests: res.requests,
     timeseries: timeseries(res),
   };
 }

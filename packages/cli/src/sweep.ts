@@ -13,6 +13,7 @@ import { renderReportHtml } from './report-html.js';
 import { type RunFlags, prepareRun, profileFor, resolveRunOptions, traceSpec, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
 import { latencyLine } from './replay-report.js';
+import { SWEEP_DEFAULTS } from './defaults.js';
 
 /** Flags of `kvmgr sweep`. */
 export interface SweepFlags extends RunFlags {
@@ -23,9 +24,6 @@ export interface SweepFlags extends RunFlags {
   forceWorkers?: boolean;
   out?: string;
 }
-
-/** Default rate scales and profiles. */
-export const SWEEP_DEFAULTS = Object.freeze({ rates: [0.5, 1, 2, 4, 8], profiles: ['vllm-default', 'kvmgr-default'], out: 'kvmgr-sweep', target: 0.9 });
 
 /** Runs `kvmgr sweep`. */
 export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promise<void> {

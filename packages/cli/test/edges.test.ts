@@ -12,8 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { getEngineProfile } from '@kvmgr/sim';
 import { checkMemory, checkOutDir, pipelineClampWarnings, sweepThreads } from '../src/preflight.js';
 import { replayHtml } from '../src/replay-report.js';
-import type { RunResult } from '../src/run-result.js';
-import { profileFor, resolveRunOptions, timeseries } from '../src/run.js';
+import { type RunResult, profileFor, resolveRunOptions, timeseries } from '../src/run.js';
 
 const BIN = resolve(import.meta.dirname, '../src/bin.ts');
 
@@ -249,7 +248,7 @@ describe('edge 6: the HTML report plots what the table says', () => {
     const run = (label: string): RunResult =>
       ({
         label,
-        summary: { requests: 3, sloAttainment: 1, goodputReqPerS: 1, ttftP99Ms: 1, hitRate: 0 },
+        summary: { requests: 3, sloAttainment: 1, goodputRps: 1, ttftMs: { p50: 1, p99: 1 }, tpotMs: { p50: 1, p99: 1 }, e2eMs: { p50: 1, p99: 1 }, hitRate: 0 },
         requests: [1, 2, 3].map((i) => ({ ttftMs: 10 ** i, tpotMs: i === 3 ? 5000 : 10 * i })),
         timeseries: { tSec: [], throughputTokPerS: [], kvUtilization: [], hitRate: [] },
       }) as unknown as RunResult;

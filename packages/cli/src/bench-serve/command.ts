@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { KvmgrError } from '@kvmgr/core';
 import { removeOutputs, writeOutputs } from '../output.js';
 import { parseDurationMs } from '../parse.js';
-import { DEFAULTS } from '../program.js';
+import { DEFAULTS } from '../defaults.js';
 import { createProgress } from '../progress.js';
 import { renderReportHtml } from '../report-html.js';
 import { loadTrace, resolveRunOptions } from '../run.js';
