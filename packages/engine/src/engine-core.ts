@@ -292,6 +292,9 @@ export class EngineCore {
       swappedInBlocks: this.swapCounters.swappedInBlocks,
       swapBlocksUsed: this.swappedBlocks,
       transferUs: this.swapCounters.transferUs,
+      cpuPrefixCacheHits: s.cpuHits,
+      offloadedBlocks: s.offloadedBlocks,
+      reloadedBlocks: s.reloadedBlocks,
     };
   }
 
@@ -411,6 +414,7 @@ export class EngineCore {
     this.shape = { ...EMPTY_SHAPE };
     this.stepPreemptions = 0;
     this.pendingTransferUs = 0;
+    this.kv.nowUs = nowUs;
     if (!this.hasWork()) return null;
     let counts = NO_COUNTS;
     if (this.pureDecode()) {
@@ -427,6 +431,8 @@ export class EngineCore {
       st.kv.freeBlocks.cpu = this.swapCpuBlocks - this.swappedBlocks;
       const plan = this.pm.run(st);
       counts = this.applyPlan(plan.ops, nowUs);
+      // CPU-tier reloads of the admitted hits: the step waits until the last one lands
+      this.pendingTransferUs += this.kv.takeReloadUs();
     }
     if (this.scheduled.length === 0) {
       this.flushEvents();
@@ -504,7 +510,8 @@ export class EngineCore {
         }
       }
       // admit (taken with its prefill/decode op), defer, evict-prefix (eviction is lazy, at
-      // allocation), offload/reload (no CPU tier yet): nothing to do
+      // allocation), offload/reload (the KV cache manager's CPU tier offloads on eviction and
+      // reloads at admission): nothing to do
     }
     if (admitted.length > 0) {
       const gone = new Set(admitted);

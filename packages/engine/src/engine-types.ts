@@ -173,8 +173,14 @@ export interface EngineMetrics {
   readonly swappedInBlocks: number;
   /** Swap-space blocks held now by swapped-out requests. */
   readonly swapBlocksUsed: number;
-  /** Σ swap transfer time charged to steps, µs. */
+  /** Σ transfer time charged to steps (swap, and CPU-tier reloads), µs. */
   readonly transferUs: number;
+  /** Prompt tokens found on the KV cache manager's CPU tier (`vllm:external_prefix_cache_hits_total`); 0 without one. */
+  readonly cpuPrefixCacheHits: number;
+  /** Evicted GPU blocks written to the CPU tier. */
+  readonly offloadedBlocks: number;
+  /** Blocks reloaded from the CPU tier. */
+  readonly reloadedBlocks: number;
 }
 
 /** Callbacks of an {@link EngineCore}; each is optional. */
