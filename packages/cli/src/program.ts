@@ -55,7 +55,7 @@ function addRunOptions(cmd: Command): Command {
       new Option('--prefix-index <kind>', "engine prefix index: 'hash-map' (vLLM-style block hashes, per-block free queue) or 'radix' (@kvmgr/prefix-cache radix tree, leaf-first eviction) (default: hash-map; radix with --sim-engine core)").choices(['hash-map', 'radix']),
     )
     .addOption(
-      new Option('--sim-engine <kind>', "engine of each simulated instance: 'instance' (the simulator's own) or 'core' (@kvmgr/engine's EngineCore, as kvmgr serve runs it; no P/D or CPU tier yet) (default: instance)").choices(['instance', 'core']),
+      new Option('--sim-engine <kind>', "engine of each simulated instance: 'instance' (the simulator's own) or 'core' (@kvmgr/engine's EngineCore, as kvmgr serve runs it; no P/D yet) (default: instance)").choices(['instance', 'core']),
     )
     .option('--config <file>', 'YAML file with any of these options (kebab- or camelCase keys); flags win')
     .option('--no-progress', 'do not draw progress bars (they go to stderr, and only on a terminal)');

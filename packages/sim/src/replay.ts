@@ -90,8 +90,9 @@ export interface ReplayOptions {
   /**
    * Engine of each instance: `instance` (the simulator's own `EngineInstance`) or `core`
    * (`@kvmgr/engine`'s `EngineCore`, the core a live engine server runs; the router's block
-   * index is fed by its KV events). `core` does not take P/D roles, a CPU tier, `kvBackend`
-   * `tiered-pool` or a custom planner yet. @default 'instance'
+   * index is fed by its KV events; a CPU tier is the `KvCacheManager`'s, on kv-pool's
+   * `TieredPool`). `core` does not take P/D roles, `kvBackend` `tiered-pool` or a custom planner
+   * yet. @default 'instance'
    */
   readonly engine?: 'instance' | 'core';
 }
@@ -251,7 +252,6 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
   if (engine === 'core') {
     if (pd) throw invalidArgument('instances', options.instances, "roles 'both' only with engine 'core' (P/D runs on engine 'instance')");
-    if (cpuBlocks > 0) throw invalidArgument('cpuBlocks', cpuBlocks, "0 with engine 'core' (no CPU tier yet; use engine 'instance')");
     if (backend !== 'kvmgr') throw invalidArgument('kvBackend', backend, "'kvmgr' with engine 'core'");
     if (options.planner !== undefined || schedulerSpec === 'builtin-fcfs') throw invalidArgument('pipeline', options.planner?.name ?? schedulerSpec, "a scheduler-IR pipeline with engine 'core'");
   }
@@ -283,6 +283,9 @@ export function runReplay(options: ReplayOptions): ReplayResult {
             latency,
             tokenBudget: profile.tokenBudget,
             maxSeqs: profile.maxSeqs,
+            ...(cpuBlocks > 0
+              ? { spec, cpuTier: { capacityBlocks: cpuBlocks, bandwidthBytesPerSec: gpu.pcieBytesPerSec, baseLatencyUs: options.transferBaseUs ?? 50 } }
+              : {}),
           })),
         })
       : simulateCluster({ ...common, instances: setups });

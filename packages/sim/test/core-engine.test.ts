@@ -106,9 +106,21 @@ describe("runReplay engine 'core'", () => {
     expect(res.config.scheduler).toContain('sched.step');
   });
 
+  it("runs a CPU tier on the KvCacheManager: offloads, reloads, more prompt tokens served from cache, no violation", () => {
+    const base = { trace: first(300), profile: VLLM_DEFAULT_PROFILE, engine: 'core', gpuBlocks: 1500 } as const;
+    const gpuOnly = runReplay(base);
+    const res = runReplay({ ...base, cpuBlocks: 50_000 });
+    expect(res.violations).toEqual([]);
+    expect(res.config.cpuBlocks).toBe(50_000);
+    expect(res.summary.finished + res.summary.rejected).toBe(300);
+    expect(gpuOnly.summary.offloadedBlocks).toBe(0);
+    expect(res.summary.offloadedBlocks).toBeGreaterThan(0);
+    expect(res.summary.reloadedBlocks).toBeGreaterThan(0);
+    expect(res.summary.hitRate).toBeGreaterThan(gpuOnly.summary.hitRate);
+  });
+
   it('rejects what the core does not take yet, naming the option', () => {
     const reqs = first(10);
-    expectCode(() => runReplay({ trace: reqs, cpuBlocks: 1000, engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'cpuBlocks');
     expectCode(() => runReplay({ trace: reqs, instances: ['prefill', 'decode'], engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'instances');
     expectCode(() => runReplay({ trace: reqs, pipeline: 'builtin-fcfs', engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'pipeline');
     expectCode(() => runReplay({ trace: reqs, engine: 'gpu' as never }), 'KVMGR_INVALID_ARGUMENT', 'engine');

@@ -10,11 +10,14 @@
  * chained 64-bit block keys a live gateway ingests), and requests are routed on the same chained
  * keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
  *
- * Not yet covered (callers get the instance-based {@link simulateCluster}): P/D roles, a CPU
- * tier (`cpuBlocks` > 0), custom planners.
+ * A CPU tier (`cpuTier`) is the `KvCacheManager`'s own (offload on eviction, reload at admission,
+ * charged to the step); its 'CPU' events do not reach the router (the instance engine's did not
+ * either). Not yet covered (callers get the instance-based {@link simulateCluster}): P/D roles,
+ * custom planners.
  */
 import { type EngineSnapshot, type InstanceRole, KvmgrError, type KvEvent, blockKeyToU64, invalidArgument } from '@kvmgr/core';
-import { BlockKeyChain, EngineCore, type EngineRequest, type RequestFinishedStats } from '@kvmgr/engine';
+import { BlockKeyChain, EngineCore, type EngineRequest, type KvCpuTierOptions, type RequestFinishedStats } from '@kvmgr/engine';
+import type { KVCacheSpec } from '@kvmgr/core';
 import type { LifetimePredictor } from '@kvmgr/core';
 import type { LatencyModel } from '../latency/types.js';
 import { engineBlockKeys } from '../traces/block-keys.js';
@@ -44,6 +47,10 @@ export interface CoreInstanceSetup {
   readonly latency: LatencyModel;
   readonly tokenBudget: number;
   readonly maxSeqs: number;
+  /** Block geometry (CPU-tier transfer times). @default the manager's bookkeeping spec */
+  readonly spec?: KVCacheSpec;
+  /** The KV cache manager's CPU tier. @default none */
+  readonly cpuTier?: KvCpuTierOptions;
 }
 
 /** Options of {@link simulateCoreCluster}. */
@@ -132,7 +139,14 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     const c = counters[i] as InstanceCounters;
     const lat = s.latency;
     const core = new EngineCore({
-      kv: { numBlocks: s.gpuBlocks, blockSize: s.blockSize, evictionPolicy: s.eviction, ...(s.prefixCache === 'radix' ? { prefixCache: 'radix' as const } : {}) },
+      kv: {
+        numBlocks: s.gpuBlocks,
+        blockSize: s.blockSize,
+        evictionPolicy: s.eviction,
+        ...(s.prefixCache === 'radix' ? { prefixCache: 'radix' as const } : {}),
+        ...(s.spec === undefined ? {} : { spec: s.spec }),
+        ...(s.cpuTier === undefined ? {} : { cpuTier: s.cpuTier }),
+      },
       kvEvents: feedRouter,
       stepTimeUs: (shape) => lat.stepTimeUs(shape as never),
       scheduler: s.scheduler,
@@ -175,6 +189,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           ? {
               onKvEvents(events: readonly KvEvent[]) {
                 for (const e of events) {
+                  if (e.medium === 'CPU') continue;
                   if (e.type === 'BlockStored') {
                     for (const h of e.blockHashes) {
                       if (!routerKeys.has(h)) continue;
@@ -427,7 +442,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     }
     if (core.kv.numHeldBlocks !== 0) violations.push(`${s.id}: ${core.kv.numHeldBlocks} blocks still used by requests at the end`);
     const st = core.kv.stats;
-    views.push({ id: s.id, role: s.role, counters: c, kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: 0, reloadedBlocks: 0 } } });
+    views.push({ id: s.id, role: s.role, counters: c, kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: st.offloadedBlocks, reloadedBlocks: st.reloadedBlocks } } });
   }
   return { states: collectStates(reqs, states, violations), instances: views, samples, endUs: nowUs, events: q.pushed + n, violations };
 }
