@@ -101,6 +101,17 @@ describe('KvCacheManager CPU tier', () => {
     kv.verify();
   });
 
+  it("with events: false builds no 'CPU' events but still offloads", () => {
+    const events: KvEvent[] = [];
+    const kv = new KvCacheManager({ numBlocks: 2, spec, cpuTier: { capacityBlocks: 1, events: false }, onEvent: (e) => events.push(e) });
+    run(kv, { requestId: 'a', tokenIds: [0, 1, 2, 3, 4], numComputedTokens: 0 });
+    run(kv, { requestId: 'b', tokenIds: [9, 9, 9, 9, 8], numComputedTokens: 0 });
+    run(kv, { requestId: 'c', tokenIds: [7, 7, 7, 7, 6], numComputedTokens: 0 });
+    expect(kv.stats.offloadedBlocks).toBe(2);
+    expect(brief(events)).toEqual(['BlockStored GPU 1', 'BlockRemoved GPU 1', 'BlockStored GPU 1', 'BlockRemoved GPU 1', 'BlockStored GPU 1']);
+    expect(() => new KvCacheManager({ numBlocks: 2, spec, cpuTier: { capacityBlocks: 1, events: 'no' as never } })).toThrow(/cpuTier.events/);
+  });
+
   it('EngineCore adds the reload wait to the step and counts CPU hits', () => {
     const step = 1000;
     const core = new EngineCore({ kv: { numBlocks: 4, spec, cpuTier }, stepTimeUs: () => step });

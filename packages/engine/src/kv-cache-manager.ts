@@ -117,6 +117,11 @@ export interface KvCpuTierOptions {
   readonly bandwidthBytesPerSec?: number;
   /** Fixed cost of one transfer batch on the link, µs. @default 10 */
   readonly baseLatencyUs?: number;
+  /**
+   * Emit the tier's `medium: 'CPU'` events through `onEvent` (a driver whose index reads only GPU
+   * events, as the simulator's router, turns them off and saves building them). @default true
+   */
+  readonly events?: boolean;
 }
 
 /** Which prefix cache holds the block key → block map. */
@@ -286,14 +291,16 @@ export class KvCacheManager {
         ...(ct.bandwidthBytesPerSec === undefined ? {} : { bandwidthBytesPerSec: ct.bandwidthBytesPerSec }),
         ...(ct.baseLatencyUs === undefined ? {} : { baseLatencyUs: ct.baseLatencyUs }),
       };
+      const events = ct.events ?? true;
+      if (typeof events !== 'boolean') throw invalidArgument('cpuTier.events', events, 'a boolean');
       this.cpuTier = new TieredPool({
         spec,
         tiers: { cpu },
         onBlockKeyStored: (hi, lo) => {
-          if (this.onEvent) this.cpuStored.push(blockKeyToU64(hi, lo));
+          if (events && this.onEvent) this.cpuStored.push(blockKeyToU64(hi, lo));
         },
         onBlockKeyEvicted: (hi, lo) => {
-          if (!this.onEvent) return;
+          if (!events || !this.onEvent) return;
           this.flushCpuStored();
           this.onEvent({ type: 'BlockRemoved', blockHashes: [blockKeyToU64(hi, lo)], medium: 'CPU' });
         },

@@ -154,6 +154,8 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   private readonly blockKeyTable: HashTable64 | null;
   private readonly cpuHi: Uint32Array;
   private readonly cpuLo: Uint32Array;
+  /** One block id for `share` / `free` (no array per call on the block-key hot path). */
+  private readonly one = new Int32Array(1);
   private readonly blockBytes: number;
   private readonly slabs: Record<Tier, S | null>;
   private readonly links: Record<Tier, Link>;
@@ -559,8 +561,9 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   /** Makes CPU block `b` the most recently used (it moves to the tail of the free queue). */
   private touchCpu(b: BlockId): void {
     const cpu = this.cpu as BlockPool;
-    cpu.share([b]);
-    cpu.free([b]);
+    this.one[0] = b;
+    cpu.share(this.one);
+    cpu.free(this.one);
   }
 
   private lostBlockKey(b: BlockId): void {
@@ -605,7 +608,8 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
       this.cpuHi[c] = hi;
       this.cpuLo[c] = lo;
       cpu.markCached(c, c);
-      cpu.free([c]);
+      this.one[0] = c;
+      cpu.free(this.one);
       t.set(hi, lo, c);
       stored++;
       this.onBlockKeyStored?.(hi, lo, 'cpu');

@@ -284,7 +284,11 @@ export function runReplay(options: ReplayOptions): ReplayResult {
             tokenBudget: profile.tokenBudget,
             maxSeqs: profile.maxSeqs,
             ...(cpuBlocks > 0
-              ? { spec, cpuTier: { capacityBlocks: cpuBlocks, bandwidthBytesPerSec: gpu.pcieBytesPerSec, baseLatencyUs: options.transferBaseUs ?? 50 } }
+              ? {
+                  spec,
+                  // the router reads GPU events only (as with the instance engine): no CPU events built
+                  cpuTier: { capacityBlocks: cpuBlocks, bandwidthBytesPerSec: gpu.pcieBytesPerSec, baseLatencyUs: options.transferBaseUs ?? 50, events: false },
+                }
               : {}),
           })),
         })
