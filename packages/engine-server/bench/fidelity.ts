@@ -2,7 +2,7 @@
  * Prints the live-driver fidelity (client-observed vs replayed TTFT / ITL medians) and where the
  * client's overhead goes, stage by stage, at several time scales:
  *
- * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--trace-file PATH]] [--breakdown] [scales…]`
+ * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--trace-file PATH]] [--breakdown] [--client fetch|http] [--max-lag-ms MS] [scales…]`
  *
  * Without `--trace`: 24 synthetic short prompts (test/fidelity-workloads.ts). With it: the requests
  * of a slice of the bundled Mooncake sample (default the first 60 s), at their own timestamps.
@@ -19,8 +19,12 @@ const { values, positionals } = parseArgs({
     start: { type: 'string', default: '0' },
     duration: { type: 'string', default: '60' },
     breakdown: { type: 'boolean', default: false },
+    client: { type: 'string', default: 'fetch' },
+    'max-lag-ms': { type: 'string' },
   },
 });
+if (values.client !== 'fetch' && values.client !== 'http') throw new Error(`--client: ${values.client}, expected fetch or http`);
+const client = values.client;
 const scales = positionals.map(Number).filter((x) => x > 0);
 const workload = values.trace
   ? traceSliceWorkload({ startS: Number(values.start), durationS: Number(values.duration), ...(values['trace-file'] === undefined ? {} : { path: values['trace-file'] }) })
@@ -30,7 +34,8 @@ const ms = (x: number) => +x.toFixed(3);
 const st = (s: StageStat) => ({ median: ms(s.median), mean: ms(s.mean), p90: ms(s.p90) });
 console.log(JSON.stringify({ workload: workload.name }));
 for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
-  const r = await measureFidelity({ timeScale, ...(values.trace ? { workload } : {}) });
+  const maxLag = values['max-lag-ms'] === undefined ? {} : { maxLagMs: Number(values['max-lag-ms']) };
+  const r = await measureFidelity({ timeScale, client, ...maxLag, ...(values.trace ? { workload } : {}) });
   console.log(
     JSON.stringify({
       timeScale,
@@ -38,6 +43,7 @@ for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
       simTtftMs: ms(r.sim.ttftMs),
       ttftDiff: pct(r.ttftDiff),
       ttftOverheadMs: ms(r.live.ttftMs - r.sim.ttftMs),
+      perRequestTtftDeltaMs: st(r.ttftDeltaMs),
       liveItlMs: ms(r.live.itlMs),
       simItlMs: ms(r.sim.itlMs),
       itlDiff: pct(r.itlDiff),
@@ -46,6 +52,7 @@ for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
       driverItlDiff: pct(r.driver.itlDiff),
       lagP99Ms: ms(r.lagP99Ms),
       resyncs: r.resyncs,
+      client: r.client,
       completed: `${r.completed}/${r.requests}`,
       cpuUsPerToken: +r.cpuUsPerToken.toFixed(1),
       loadavg: r.loadavg.map((x) => +x.toFixed(2)),

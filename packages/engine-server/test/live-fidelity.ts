@@ -11,6 +11,7 @@ import { EngineCore } from '@kvmgr/engine';
 import { getEngineProfile, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
 import { type DriverStep, type RequestTiming, createEngineServer } from '../src/index.js';
 import { type FidelityRequest, type FidelityWorkload, syntheticWorkload } from './fidelity-workloads.js';
+import { postSse, sseAgent } from './http-sse-client.js';
 
 /** Options of {@link measureFidelity}. */
 export interface FidelityRun {
@@ -19,6 +20,10 @@ export interface FidelityRun {
   readonly workload?: FidelityWorkload;
   /** Sent first and not measured (JIT, connections); must share no block with `workload`. @default syntheticWorkload(24, 15, 24, 60000) */
   readonly warmup?: FidelityWorkload;
+  /** The client: `fetch` + `parseSseStream` (as an application would), or the lighter `node:http` one of `http-sse-client.ts`. @default 'fetch' */
+  readonly client?: 'fetch' | 'http';
+  /** The server's `maxLagMs` (how far its step loop may fall behind before it restarts the timeline). @default the server's default, 200 */
+  readonly maxLagMs?: number;
   /** GPU KV blocks of the server and the replay. @default 4096 for the default workload, else the server's memory-model default */
   readonly numGpuBlocks?: number;
 }
@@ -70,6 +75,8 @@ export interface FidelityResult {
   readonly itlDiff: number;
   /** The driver alone: the server's own token times vs a replay of the server's own enqueue times (model clock). */
   readonly driver: { readonly ttftDiff: number; readonly itlDiff: number };
+  /** Per request, client TTFT − replay TTFT, model ms (its median need not be the difference of the medians: in a long queue, arrivals that swap places change single requests' TTFT by seconds). */
+  readonly ttftDeltaMs: StageStat;
   /** Wall-ms decomposition of the client's overhead. */
   readonly breakdown: OverheadBreakdown;
   /** Step-loop lag p99 of the live server, wall ms. */
@@ -81,6 +88,8 @@ export interface FidelityResult {
   readonly completed: number;
   /** CPU time of this process (server and client together) over the measured round, per streamed token, µs. */
   readonly cpuUsPerToken: number;
+  /** Which client sent the requests. */
+  readonly client: 'fetch' | 'http';
   /** `os.loadavg()` (1, 5, 15 min) when the run ended. */
   readonly loadavg: readonly number[];
 }
@@ -152,6 +161,7 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     port: 0,
     timeScale: scale,
     ...(blocks === undefined ? {} : { numGpuBlocks: blocks }),
+    ...(run.maxLagMs === undefined ? {} : { maxLagMs: run.maxLagMs }),
     experimental_onRequestTiming: (t) => {
       if (recording) timings.set(t.requestId, t);
     },
@@ -184,6 +194,7 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
   const tokenTimes: number[][] = [];
   let lagStart = 0;
   let resyncStart = 0;
+  const agent = sseAgent();
   let cpu0 = process.cpuUsage();
   let cpu = cpu0;
   const sendAll = async (w: FidelityWorkload, measured: boolean): Promise<void> => {
@@ -196,17 +207,19 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
         sends[i] = t0;
         tokenTimes[i] = times;
       }
-      const res = await fetch(`${server.url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ prompt: r.prompt, max_tokens: r.maxTokens, min_tokens: r.maxTokens, ignore_eos: true, stream: true }),
-      });
-      for await (const chunk of parseSseStream(res.body as ReadableStream<Uint8Array>)) {
+      const body = { prompt: r.prompt, max_tokens: r.maxTokens, min_tokens: r.maxTokens, ignore_eos: true, stream: true };
+      const onChunk = (chunk: unknown): void => {
         const c = chunk as { id: string; choices: unknown[] };
-        if (c.choices.length === 0) continue;
+        if (c.choices.length === 0) return;
         times.push(performance.now());
         if (measured) idOf[i] = c.id;
+      };
+      if (run.client === 'http') {
+        await postSse(`${server.url}/v1/completions`, body, agent, onChunk);
+        return;
       }
+      const res = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      for await (const chunk of parseSseStream(res.body as ReadableStream<Uint8Array>)) onChunk(chunk);
     };
     await Promise.all(w.requests.map(one));
   };
@@ -225,6 +238,7 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     // The last timing is reported in a microtask after the last write.
     await new Promise((resolve) => setImmediate(resolve));
   } finally {
+    agent.destroy();
     await server.close();
   }
   const stats = server.stats();
@@ -290,12 +304,14 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     ttftDiff: rel(live.ttftMs, sim.ttftMs),
     itlDiff: rel(live.itlMs, sim.itlMs),
     driver,
+    ttftDeltaMs: stat(liveTtft.map((x, i) => x - (simTtft[i] as number))),
     breakdown,
     lagP99Ms: lags[Math.floor(0.99 * (lags.length - 1))] ?? 0,
     resyncs: stats.resyncs - resyncStart,
     requests: reqs.length,
     completed: tokenTimes.filter((t, i) => t?.length === (reqs[i] as FidelityRequest).maxTokens && serverTokens.get(idOf[i] as string)?.length === t.length).length,
     cpuUsPerToken: (cpu.user + cpu.system) / tokenTimes.reduce((a, t) => a + t.length, 0),
+    client: run.client ?? 'fetch',
     loadavg: loadavg(),
   };
 }
