@@ -96,7 +96,7 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
   let outTokens = 0;
   let lastTokenUs = -1;
   let done = false;
-  // A token's chunk waits for the end of the step's synchronous hooks, so the last one carries the finish reason.
+  // The text of a token that may be the last, held until onFinished (same step) so that its chunk carries the finish reason.
   let pendingText: string | null = null;
   let flushQueued = false;
   const timing = ctx.onTiming === undefined ? null : { due: [] as number[], emitted: [] as number[], written: [] as number[] };
@@ -177,7 +177,7 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
           done = true;
           ctx.exporter.onFinished(stats);
           if (timing !== null) {
-            // After this step's writes (the last token's chunk is written below, the others in a microtask).
+            // After the last token's chunk, which is written below.
             queueMicrotask(() =>
               ctx.onTiming?.({
                 requestId,
