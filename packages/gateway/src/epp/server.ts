@@ -376,7 +376,7 @@ class EppServer {
 class EppStream {
   private headers: Record<string, string> = {};
   private sawHeaders = false;
-  private chunks: Buffer[] = [];
+  private chunks: Uint8Array[] = [];
   private bytes = 0;
   /** Addresses of the subset hint; null when the proxy sent none. */
   private subset: Set<string> | null = null;
@@ -446,16 +446,20 @@ class EppStream {
           return;
         }
         const b = req.request_body;
+        const last = b?.end_of_stream === true;
         if (b?.body !== undefined && b.body.length > 0) {
-          this.chunks.push(Buffer.from(b.body));
+          // a chunk kept past this message is copied (the decoder's buffer is not ours to hold); the last one is read now
+          this.chunks.push(last ? b.body : Buffer.from(b.body));
           this.bytes += b.body.length;
         }
         if (this.bytes > this.srv.cfg.maxBodyBytes) {
           this.immediate(openAiError(413, `request body is larger than ${this.srv.cfg.maxBodyBytes} bytes`, { code: 'request_too_large' }), 'too_large');
           return;
         }
-        if (b?.end_of_stream !== true) return; // buffered until the end of the body
-        await this.onBody(Buffer.concat(this.chunks, this.bytes));
+        if (!last) return; // buffered until the end of the body
+        // one chunk (a BUFFERED body) is parsed where it lies; several are joined once
+        const one = this.chunks.length === 1 ? (this.chunks[0] as Uint8Array) : undefined;
+        await this.onBody(one !== undefined ? Buffer.from(one.buffer, one.byteOffset, one.byteLength) : Buffer.concat(this.chunks, this.bytes));
         this.chunks = [];
         return;
       }
