@@ -16,8 +16,13 @@ import llama3Tokenizer from 'llama3-tokenizer-js';
 import type { ChatMessage, CompletionPrompt } from './openai-api.js';
 import { CachedLlama3Encoder, type TokenizerCacheStats } from './tokenizer-cache.js';
 
-/** The process's encoder: every function here tokenises through its caches (bounds at their defaults). */
-const encoder = new CachedLlama3Encoder();
+/**
+ * The process's encoder: every function here tokenises through its caches (bounds at their
+ * defaults). Made on first use: lru-cache allocates its lists up front (tens of ms), which a
+ * process that imports this package without tokenising should not pay.
+ */
+let shared: CachedLlama3Encoder | undefined;
+const encoder = (): CachedLlama3Encoder => (shared ??= new CachedLlama3Encoder());
 
 /** `<|begin_of_text|>` in Llama 3's vocabulary. */
 export const LLAMA3_BOS_TOKEN_ID = 128000;
@@ -32,12 +37,12 @@ export const LLAMA3_BOS_TOKEN_ID = 128000;
  * @returns Llama 3 token ids (a new array).
  */
 export function encodeText(text: string): number[] {
-  return encoder.encode(text);
+  return encoder().encode(text);
 }
 
 /** Hit and miss counts of the caches behind {@link encodeText} since the process started. */
 export function tokenizerCacheStats(): TokenizerCacheStats {
-  return encoder.stats();
+  return encoder().stats();
 }
 
 /**
