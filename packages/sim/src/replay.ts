@@ -90,10 +90,10 @@ export interface ReplayOptions {
   /**
    * Engine of each instance: `instance` (the simulator's own `EngineInstance`) or `core`
    * (`@kvmgr/engine`'s `EngineCore`, the core a live engine server runs; the router's block
-   * index is fed by its KV events). `core` does not take P/D roles, a CPU tier, `kvBackend`
+   * index is fed by its KV events). `core` does not take a CPU tier, `kvBackend`
    * `tiered-pool` or a custom planner yet. @default 'instance'
    */
-  readonly engine?: 'instance' | 'core';
+  readonly engine?: 'legacy' | 'instance' | 'core';
 }
 
 /** The resolved configuration of a run (for reports). */
@@ -196,8 +196,8 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   if (backend === 'tiered-pool' && eviction !== 'lru') {
     throw invalidArgument('eviction', eviction, "'lru' with kvBackend 'tiered-pool' (its GPU free queue is LRU)");
   }
-  const engine = options.engine ?? 'instance';
-  if (engine !== 'instance' && engine !== 'core') throw invalidArgument('engine', engine, "'instance' or 'core'");
+  const engine = options.engine === 'legacy' ? 'instance' : (options.engine ?? 'instance');
+  if (engine !== 'instance' && engine !== 'core') throw invalidArgument('engine', options.engine, "'core' or 'legacy'");
   // The core's block-hash index re-walks a request's whole prefix on every insert (quadratic in
   // long prompts); its radix cache continues from the matched node: the core defaults to radix.
   const prefixIndex = options.prefixIndex ?? (engine === 'core' ? 'radix' : 'hash-map');
@@ -250,7 +250,6 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     options.simRouter ??
     createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
   if (engine === 'core') {
-    if (pd) throw invalidArgument('instances', options.instances, "roles 'both' only with engine 'core' (P/D runs on engine 'instance')");
     if (cpuBlocks > 0) throw invalidArgument('cpuBlocks', cpuBlocks, "0 with engine 'core' (no CPU tier yet; use engine 'instance')");
     if (backend !== 'kvmgr') throw invalidArgument('kvBackend', backend, "'kvmgr' with engine 'core'");
     if (options.planner !== undefined || schedulerSpec === 'builtin-fcfs') throw invalidArgument('pipeline', options.planner?.name ?? schedulerSpec, "a scheduler-IR pipeline with engine 'core'");
@@ -273,6 +272,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
           instances: roles.map((role, i) => ({
             id: ids[i] as string,
             role,
+            bytesPerBlock: spec.bytesPerBlock,
             gpuBlocks,
             blockSize: bs,
             eviction,

@@ -109,7 +109,6 @@ describe("runReplay engine 'core'", () => {
   it('rejects what the core does not take yet, naming the option', () => {
     const reqs = first(10);
     expectCode(() => runReplay({ trace: reqs, cpuBlocks: 1000, engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'cpuBlocks');
-    expectCode(() => runReplay({ trace: reqs, instances: ['prefill', 'decode'], engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'instances');
     expectCode(() => runReplay({ trace: reqs, pipeline: 'builtin-fcfs', engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'pipeline');
     expectCode(() => runReplay({ trace: reqs, engine: 'gpu' as never }), 'KVMGR_INVALID_ARGUMENT', 'engine');
   });
