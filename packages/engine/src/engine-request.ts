@@ -58,6 +58,8 @@ export class EngineRequestState implements SchedRequest, KvCacheRequest {
   maxComputed = 0;
   /** Tokens computed again after a recompute preemption dropped their KV. */
   recomputedTokens = 0;
+  /** Prompt tokens computed again after this engine evicted their cached blocks. */
+  evictionRecomputedTokens = 0;
   /** Swap-space blocks holding its KV while swapped out (0 otherwise). */
   swappedBlocks = 0;
   /** Swapped back in this step: cache its full blocks at the end of the step even if none filled. */

@@ -43,6 +43,15 @@ describe("runReplay engine 'core'", () => {
     }
     const perInst = res.summary.perInstance.reduce((a, i) => a + i.finished, 0);
     expect(perInst).toBe(res.summary.finished);
+    // the counters the instance engine reports: fragmentation and token-slot utilization from the
+    // step stats, planned steps, re-prefill after eviction (evictions happen: see above)
+    const m = res.summary;
+    expect(m.fragmentation).toBeGreaterThan(0);
+    expect(m.kvUtilization).toBeGreaterThan(0);
+    expect(m.kvUtilization + m.fragmentation).toBeLessThanOrEqual(1);
+    for (const i of m.perInstance) expect(i.plannedSteps).toBeGreaterThan(0);
+    for (const i of m.perInstance) expect(i.plannedSteps).toBeLessThan(i.steps);
+    expect(m.reprefillRate).toBeGreaterThan(0);
   });
 
   it('gives the rows of the instance engine when nothing is evicted or preempted', () => {

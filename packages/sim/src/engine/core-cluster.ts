@@ -143,6 +143,8 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   };
 
   const cores: EngineCore[] = [];
+  // Free blocks at the start of each instance's running step while requests still waited (unusable for them).
+  const unusableFree = new Float64Array(N);
   const pairScratch = [0, 0];
   const toPair = (h: bigint): number[] => {
     pairScratch[0] = Number(h >> 32n);
@@ -157,6 +159,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       ...(s.role === 'prefill' ? { role: 'prefill' as const } : {}),
       kv: { numBlocks: s.gpuBlocks, blockSize: s.blockSize, evictionPolicy: s.eviction, ...(s.prefixCache === 'radix' ? { prefixCache: 'radix' as const } : {}) },
       kvEvents: feedRouter,
+      trackEvictionRecompute: true,
       stepTimeUs: (shape) => lat.stepTimeUs(shape as never),
       scheduler: s.scheduler,
       tokenBudget: s.tokenBudget,
@@ -174,9 +177,8 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           if (!r.kvTransferred) r.cachedTokens = st.cachedPromptTokens;
           r.generatedTokens = st.outputTokens;
           r.prefillComputed += st.prefillComputedTokens;
-          // re-prefill after preemption; a prefix computed before on this engine and lost from its
-          // cache is not told apart from a first computation (the instance engine counts both)
-          r.reprefillTokens += st.recomputedTokens;
+          // re-prefill: after a preemption, and after this engine evicted a prefix it had computed
+          r.reprefillTokens += st.recomputedTokens + st.evictionRecomputedTokens;
           if (st.finishReason === 'rejected' || st.finishReason === 'abort') {
             c.rejected++;
             rejectState(r, r.rejectedReason ?? st.rejectedReason ?? st.finishReason, st.finishUs);
@@ -197,7 +199,11 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           reportDone();
         },
         onStepStats(st) {
-          c.usedSlotUs += st.durationUs * st.kvCacheUsagePerc;
+          // DESIGN.md §7: used token slots, and allocated-unused slots plus free blocks that the
+          // waiting queue could not use, over capacity, time-averaged over steps
+          const cap = s.gpuBlocks * s.blockSize;
+          c.usedSlotUs += (st.durationUs * st.runningComputedTokens) / cap;
+          c.fragSlotUs += (st.durationUs * (st.runningBlocks * s.blockSize - st.runningComputedTokens + (unusableFree[i] as number) * s.blockSize)) / cap;
           c.batchUs += st.durationUs * st.shape.numSeqs;
           c.prefillTokens += st.shape.prefillTokens;
           c.decodeTokens += st.shape.decodeTokens;
@@ -261,6 +267,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     if (busy[i] === 1 || !core.hasWork()) return;
     const st = core.startStep(t);
     if (st === null) return;
+    unusableFree[i] = core.numWaiting > 0 ? core.kv.numFreeBlocks : 0;
     busy[i] = 1;
     q.push(t + st.durationUs, EV_STEP_END, i, 0);
   };
@@ -482,6 +489,7 @@ function targetTokens(r: RequestState): number {
 function syncCounters(core: EngineCore, c: InstanceCounters): void {
   const m = core.metrics;
   c.steps = m.steps;
+  c.plannedSteps = m.plannedSteps;
   c.busyUs = m.busyUs;
   c.promptTokens = m.promptTokens;
   c.cachedTokens = m.promptTokensCached;
