@@ -54,10 +54,10 @@ describe("runReplay engine 'core'", () => {
     expect(m.reprefillRate).toBeGreaterThan(0);
   });
 
-  it('gives the rows of the instance engine when nothing is evicted or preempted', () => {
+  it('gives the rows of the legacy engine when nothing is evicted or preempted', () => {
     const reqs = first(80);
     const base = { trace: reqs, profile: VLLM_DEFAULT_PROFILE, rateScale: 0.5 } as const;
-    const a = runReplay({ ...base, engine: 'instance' });
+    const a = runReplay({ ...base, engine: 'legacy' });
     const b = runReplay({ ...base, engine: 'core' });
     expect(a.summary.evictedBlocks).toBe(0);
     expect(a.summary.preemptions).toBe(0);
@@ -120,5 +120,28 @@ describe("runReplay engine 'core'", () => {
     expectCode(() => runReplay({ trace: reqs, cpuBlocks: 1000, engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'cpuBlocks');
     expectCode(() => runReplay({ trace: reqs, pipeline: 'builtin-fcfs', engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'pipeline');
     expectCode(() => runReplay({ trace: reqs, engine: 'gpu' as never }), 'KVMGR_INVALID_ARGUMENT', 'engine');
+  });
+
+  it('is the default engine; with no engine asked, what it does not take yet runs on legacy and says why', () => {
+    const reqs = first(10);
+    const plain = runReplay({ trace: reqs, gpuBlocks: 4000 });
+    expect(plain.config.engine).toBe('core');
+    expect(plain.config.engineFallback).toBeUndefined();
+    const cpu = runReplay({ trace: reqs, gpuBlocks: 4000, cpuBlocks: 1000 });
+    expect(cpu.config.engine).toBe('legacy');
+    expect(cpu.config.engineFallback).toContain('cpuBlocks 1000');
+    const offload = runReplay({ trace: reqs, profile: { ...KVMGR_DEFAULT_PROFILE, name: 'with-cpu-tier', cpuOffloadGiB: 4 }, gpuBlocks: 4000 });
+    expect(offload.config.engine).toBe('legacy');
+    expect(offload.config.cpuBlocks).toBeGreaterThan(0);
+    expect(offload.config.engineFallback).toContain('with-cpu-tier');
+    const fcfs = runReplay({ trace: reqs, pipeline: 'builtin-fcfs', gpuBlocks: 4000 });
+    expect(fcfs.config.engine).toBe('legacy');
+    expect(fcfs.config.engineFallback).toContain('builtin-fcfs');
+    // asked for explicitly, legacy runs without a fallback note ('instance' is its older name)
+    for (const engine of ['legacy', 'instance'] as const) {
+      const l = runReplay({ trace: reqs, gpuBlocks: 4000, engine });
+      expect(l.config.engine).toBe('legacy');
+      expect(l.config.engineFallback).toBeUndefined();
+    }
   });
 });
