@@ -355,6 +355,19 @@ describe('EngineCore', () => {
     expect(core.metrics.plannedSteps).toBeLessThan(core.metrics.steps);
   });
 
+  it('keyed requests: keys past the prompt cache the blocks the output fills, so a next turn that repeats the answer hits them', () => {
+    const core = new EngineCore({ kv: { numBlocks: 64 }, stepTimeUs: blis });
+    const { finished } = collect(core);
+    // turn 1: 2 prompt blocks + 1 token, 48 output tokens → 80 computed tokens, keys for 5 blocks (3 of them the answer's)
+    core.addRequest({ requestId: 't1', promptTokens: 33, blockKeys: [1, 2, 3, 4, 5], maxTokens: 48 }, 0);
+    const now = drain(core);
+    // turn 2 repeats turn 1's 80 tokens in full blocks, then its own 20 tokens
+    // (without the answer's keys it would hit only the 2 prompt blocks, 32 tokens)
+    core.addRequest({ requestId: 't2', promptTokens: 100, blockKeys: [1, 2, 3, 4, 5, 6], maxTokens: 4 }, now);
+    drain(core, now);
+    expect(finished.map((f) => f.cachedPromptTokens)).toEqual([0, 80]);
+  });
+
   it('without trackEvictionRecompute nothing is counted', () => {
     const core = new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: blis });
     const { finished } = collect(core);

@@ -339,7 +339,8 @@ export class EngineCore {
       if (n === 0) throw invalidArgument('request.promptTokens', 0, 'at least 1 prompt token');
       const bs = this.kv.blockSize;
       const keys = request.blockKeys;
-      const full = Math.min(keys.length, Math.floor(n / bs));
+      // keys past the prompt name the blocks the output fills (cached under them too)
+      const full = Math.min(keys.length, Math.floor((n + request.maxTokens) / bs));
       r = new EngineRequestState(request, [], nowUs, n, full === keys.length ? keys : Array.prototype.slice.call(keys, 0, full));
     } else {
       const tokens = this.promptOf(request);

@@ -8,7 +8,9 @@ import type { KvEvent, RequestMetadata } from '@kvmgr/core';
  * A request given to {@link EngineCore.addRequest}: core's request metadata without the arrival
  * time (the driver passes `nowUs`). Prompt tokens come from `promptTokenIds`, else from
  * `blockKeys` (a trace that only gives one u32 key per block: tokens are derived from the keys so
- * equal keys give equal blocks), else `promptTokens` tokens from the token generator.
+ * equal keys give equal blocks), else `promptTokens` tokens from the token generator. Keys past the
+ * prompt's full blocks (up to `promptTokens + maxTokens` tokens) name the blocks the output fills
+ * (a multi-turn trace whose next turn repeats the answer): those blocks are cached under them.
  */
 export interface EngineRequest extends Omit<RequestMetadata, 'arrivalUs' | 'promptTokens'> {
   /** Prompt length in tokens; required without `promptTokenIds`. */
