@@ -1,0 +1,32 @@
+/**
+ * Docs whose measured numbers are not yet generated (issue #21 check 4 is not met for them):
+ * `pnpm docs:check` names them and their count of ungenerated numbers instead of failing, and
+ * fails once one of them is clean (so it leaves this list). Convert a file by moving each
+ * number into a generated block (scripts/docs-gen/sections.ts) or removing it, then delete it
+ * here. Do not add files: a new doc is linted from the start.
+ */
+export const PENDING: ReadonlySet<string> = new Set([
+  'docs/cli/bench-serve.md',
+  'docs/cli/live.md',
+  'docs/cli/metrics-scrape.md',
+  'docs/engine-server.md',
+  'docs/epp.md',
+  'docs/eviction.md',
+  'docs/experiments/kv-pressure-routing.md',
+  'docs/experiments/memory-stress.md',
+  'docs/experiments/pd-long-context.md',
+  'docs/experiments/reach-2x.md',
+  'docs/gateway-replicas.md',
+  'docs/gateway.md',
+  'docs/kv-pool.md',
+  'docs/lifetime-predictor.md',
+  'docs/prefix-cache.md',
+  'docs/router.md',
+  'docs/scheduler-ir.md',
+  'native/README.md',
+  'packages/eviction/README.md',
+  'packages/kv-pool/README.md',
+  'packages/lifetime-predictor/README.md',
+  'packages/prefix-cache/README.md',
+  'packages/scheduler-ir/README.md',
+]);
