@@ -21,6 +21,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBlocks, replaceBlocks } from './docs-gen/blocks.js';
@@ -82,7 +83,7 @@ function runSection(s: Section): number {
   if (r.status !== 0) {
     throw new Error(`docs-gen: section ${s.name} failed (exit ${r.status ?? r.signal}): ${s.display}\n${(r.stderr ?? '').split('\n').slice(-10).join('\n')}`);
   }
-  writeFileSync(join(dir, 'meta.json'), `${JSON.stringify({ section: s.name, command: s.display, args, wallS: Number(wallS.toFixed(1)), finishedAt: new Date().toISOString() }, null, 2)}\n`);
+  writeFileSync(join(dir, 'meta.json'), `${JSON.stringify({ section: s.name, command: s.display, args, wallS: Number(wallS.toFixed(1)), finishedAt: new Date().toISOString(), loadAverage: loadavg()[0], cpus: cpus().length }, null, 2)}\n`);
   process.stderr.write(`docs-gen: ${s.name}: done in ${wallS.toFixed(1)} s\n`);
   return wallS;
 }

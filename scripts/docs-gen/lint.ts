@@ -165,7 +165,7 @@ export function findUngeneratedNumbers(text: string, file: string): NumberFindin
     let scan = line;
     if (fence !== undefined) {
       if (fence.code) continue;
-      const isCommand = continued || COMMAND_LINE.test(line);
+      const isCommand: boolean = continued || COMMAND_LINE.test(line);
       continued = isCommand && line.endsWith('\\');
       if (isCommand) continue;
     } else {

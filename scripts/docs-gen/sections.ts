@@ -364,6 +364,101 @@ function scaleTable(out: Outputs): string {
   ].join('\n');
 }
 
+/** "Load average (1 min) … when the run ended", from the section's meta.json. */
+function loadLine(dir: string): string {
+  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { loadAverage?: number; cpus?: number };
+  return meta.loadAverage === undefined ? '' : `Load average (1 min) when the run ended: ${num(meta.loadAverage, 1)} on ${meta.cpus ?? '?'} CPUs.`;
+}
+
+/**
+ * A package's benchmark suites (`bench/run.ts`, as `pnpm bench --filter PKG` runs them): its
+ * stdout table is the block, followed by the load average when the run ended. Benchmarks on the
+ * shared machine are noisy: the table's in-run ratios are what to read.
+ */
+function benchSection(pkg: string, grep?: string): Section {
+  const name = `bench-${pkg}`;
+  const display = `pnpm bench --filter @kvmgr/${pkg}${grep === undefined ? '' : ` -- --grep '${grep}'`}`;
+  return {
+    name,
+    display,
+    script: 'bench/run.ts',
+    args: ['--filter', `@kvmgr/${pkg}`, ...(grep === undefined ? [] : ['--grep', grep])],
+    produces: ['stdout.txt'],
+    blocks: {
+      [`${name}-output`]: (out) => {
+        const o = out(name);
+        const table = o.stdout
+          .split('\n')
+          .filter((l) => !l.trimStart().startsWith('wrote '))
+          .join('\n')
+          .trim();
+        return [transcript(display, table), '', loadLine(o.dir)].join('\n');
+      },
+    },
+  };
+}
+
+function jsonLines<T>(stdout: string): T[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as T);
+}
+
+interface EngineFidelityLine {
+  readonly timeScale: number;
+  readonly liveTtftMs: number;
+  readonly simTtftMs: number;
+  readonly ttftDiff: string;
+  readonly liveItlMs: number;
+  readonly simItlMs: number;
+  readonly itlDiff: string;
+  readonly driverTtftDiff: string;
+  readonly driverItlDiff: string;
+  readonly lagP99Ms: number;
+  readonly resyncs: number;
+}
+
+/** The live driver's fidelity per time scale (engine-server/bench/fidelity.ts JSON lines). */
+function engineFidelity(out: Outputs): string {
+  const o = out('engine-fidelity');
+  const rows = jsonLines<EngineFidelityLine>(o.stdout).map((r) => [
+    String(r.timeScale),
+    `${r.driverTtftDiff} / ${r.driverItlDiff}`,
+    `${r.ttftDiff} (${num(r.liveTtftMs, 1)} vs ${num(r.simTtftMs, 1)} ms)`,
+    `${r.itlDiff} (${num(r.liveItlMs, 2)} vs ${num(r.simItlMs, 2)} ms)`,
+    `${num(r.lagP99Ms, 1)} ms`,
+    String(r.resyncs),
+  ]);
+  return [
+    mdTable(['time scale', 'server timeline vs replay (TTFT / ITL medians)', 'client-observed TTFT vs replay', 'client-observed ITL vs replay', 'loop lag p99', 'resyncs'], rows),
+    '',
+    loadLine(o.dir),
+  ].join('\n');
+}
+
+interface EngineLoadLine {
+  readonly concurrency: number;
+  readonly outputTokensPerS: number;
+  readonly requestsPerS: number;
+  readonly lagP50Ms: number;
+  readonly lagP99Ms: number;
+  readonly resyncs: number;
+}
+
+/** One engine server under closed-loop load (engine-server/bench/serve-load.ts JSON lines). */
+function engineLoad(out: Outputs): string {
+  const o = out('engine-load');
+  const rows = jsonLines<EngineLoadLine>(o.stdout).map((r) => [
+    String(r.concurrency),
+    num(r.outputTokensPerS),
+    num(r.requestsPerS, 1),
+    `${num(r.lagP50Ms)} / ${num(r.lagP99Ms)} ms`,
+    String(r.resyncs),
+  ]);
+  return [mdTable(['concurrent streams', 'output tokens/s (wall)', 'requests/s', 'loop lag p50 / p99', 'resyncs'], rows), '', loadLine(o.dir)].join('\n');
+}
+
 /** Every section, in the order `pnpm docs:gen` runs them. */
 export const SECTIONS: readonly Section[] = [
   {
@@ -448,6 +543,55 @@ export const SECTIONS: readonly Section[] = [
       'sim-readme-example': (out) => ['```', out('sim-readme-example').stdout.trimEnd(), '```'].join('\n'),
     },
   },
+  {
+    name: 'live',
+    display: 'pnpm kvmgr live --limit 100 --time-scale 2 --rate-scale 0.5',
+    args: ['live', '--limit', '100', '--time-scale', '2', '--rate-scale', '0.5', '--no-progress'],
+    produces: ['kvmgr-live/live.json'],
+    blocks: {
+      'live-output': (out) => transcript('pnpm kvmgr live --limit 100 --time-scale 2 --rate-scale 0.5', out('live').stdout),
+    },
+  },
+  {
+    name: 'metrics-scrape',
+    display: 'pnpm -s kvmgr metrics scrape http://127.0.0.1:18931/vllm-v1-dp2.prom',
+    script: 'scripts/docs-gen/metrics-scrape.ts',
+    args: [],
+    produces: ['stdout.txt'],
+    blocks: {
+      'metrics-scrape-output': (out) => transcript('pnpm -s kvmgr metrics scrape http://127.0.0.1:18931/vllm-v1-dp2.prom', out('metrics-scrape').stdout),
+    },
+  },
+  {
+    name: 'client-capacity',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/cli/bench/client-capacity.ts 5',
+    script: 'packages/cli/bench/client-capacity.ts',
+    args: ['5'],
+    produces: ['stdout.txt'],
+    blocks: {
+      'client-capacity-output': (out) =>
+        [transcript('node --conditions=@kvmgr/source --import tsx packages/cli/bench/client-capacity.ts 5', out('client-capacity').stdout), '', loadLine(out('client-capacity').dir)].join('\n'),
+    },
+  },
+  {
+    name: 'engine-fidelity',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts 1 5 10',
+    script: 'packages/engine-server/bench/fidelity.ts',
+    args: ['1', '5', '10'],
+    produces: ['stdout.txt'],
+    blocks: { 'engine-fidelity-table': engineFidelity },
+  },
+  {
+    name: 'engine-load',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/serve-load.ts 16 64 256',
+    script: 'packages/engine-server/bench/serve-load.ts',
+    args: ['16', '64', '256'],
+    produces: ['stdout.txt'],
+    blocks: { 'engine-load-table': engineLoad },
+  },
+  benchSection('scheduler-ir'),
+  benchSection('gateway'),
+  benchSection('native'),
   {
     name: 'predict-eval',
     display: 'pnpm kvmgr predict eval --trace ../shared/traces/azure_llm_2023_conv.csv --limit 5000',
