@@ -13,13 +13,9 @@ export const PENDING: ReadonlySet<string> = new Set([
   'docs/experiments/pd-long-context.md',
   'docs/experiments/reach-2x.md',
   'docs/gateway-replicas.md',
-  'docs/kv-pool.md',
   'docs/lifetime-predictor.md',
   'docs/prefix-cache.md',
-  'docs/router.md',
-  'docs/scheduler-ir.md',
   'packages/eviction/README.md',
-  'packages/kv-pool/README.md',
   'packages/lifetime-predictor/README.md',
   'packages/prefix-cache/README.md',
 ]);

@@ -589,9 +589,46 @@ export const SECTIONS: readonly Section[] = [
     produces: ['stdout.txt'],
     blocks: { 'engine-load-table': engineLoad },
   },
+  {
+    name: 'ir-ab-example',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/scheduler-ir/scripts/ab-example.ts',
+    script: 'packages/scheduler-ir/scripts/ab-example.ts',
+    args: [],
+    produces: ['stdout.txt'],
+    blocks: {
+      'ir-ab-example': (out) => ['```', out('ir-ab-example').stdout.trimEnd(), '```'].join('\n'),
+    },
+  },
+  {
+    name: 'kv-pool-azure',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/kv-pool/scripts/replay-azure.ts ../shared/traces/azure_llm_2023_conv.csv',
+    script: 'packages/kv-pool/scripts/replay-azure.ts',
+    args: ['$SHARED/traces/azure_llm_2023_conv.csv'],
+    produces: ['stdout.txt'],
+    blocks: {
+      'kv-pool-azure-output': (out) =>
+        transcript('node --conditions=@kvmgr/source --import tsx packages/kv-pool/scripts/replay-azure.ts ../shared/traces/azure_llm_2023_conv.csv', out('kv-pool-azure').stdout),
+    },
+  },
+  {
+    name: 'kv-pool-azure-92',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/kv-pool/scripts/replay-azure.ts ../shared/traces/azure_llm_2023_conv.csv 0.92,0.95',
+    script: 'packages/kv-pool/scripts/replay-azure.ts',
+    args: ['$SHARED/traces/azure_llm_2023_conv.csv', '0.92,0.95'],
+    produces: ['stdout.txt'],
+    blocks: {
+      'kv-pool-azure-92-output': (out) =>
+        transcript(
+          'node --conditions=@kvmgr/source --import tsx packages/kv-pool/scripts/replay-azure.ts ../shared/traces/azure_llm_2023_conv.csv 0.92,0.95',
+          out('kv-pool-azure-92').stdout,
+        ),
+    },
+  },
   benchSection('scheduler-ir'),
   benchSection('gateway'),
   benchSection('native'),
+  benchSection('router'),
+  benchSection('kv-pool'),
   {
     name: 'predict-eval',
     display: 'pnpm kvmgr predict eval --trace ../shared/traces/azure_llm_2023_conv.csv --limit 5000',
