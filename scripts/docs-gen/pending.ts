@@ -14,8 +14,6 @@ export const PENDING: ReadonlySet<string> = new Set([
   'docs/experiments/reach-2x.md',
   'docs/gateway-replicas.md',
   'docs/lifetime-predictor.md',
-  'docs/prefix-cache.md',
   'packages/eviction/README.md',
   'packages/lifetime-predictor/README.md',
-  'packages/prefix-cache/README.md',
 ]);

@@ -629,6 +629,7 @@ export const SECTIONS: readonly Section[] = [
   benchSection('native'),
   benchSection('router'),
   benchSection('kv-pool'),
+  benchSection('prefix-cache'),
   {
     name: 'predict-eval',
     display: 'pnpm kvmgr predict eval --trace ../shared/traces/azure_llm_2023_conv.csv --limit 5000',
