@@ -7,6 +7,7 @@
  *   pnpm docs:check [--rerun]            # number lint + every block equals its re-rendering
  *                                        # from the cache (sections without a cache are named
  *                                        # and skipped); exit 1 on any difference
+ *   pnpm docs:gen --no-run               # only re-render the blocks from the cache
  *   pnpm docs:gen --list                 # sections, their commands and blocks
  *
  * A section (`scripts/docs-gen/sections.ts`) is one `kvmgr` command, run on sources with its
@@ -151,7 +152,8 @@ function main(): void {
   for (const n of names) {
     if (!SECTIONS.some((s) => s.name === n)) throw new Error(`docs-gen: unknown section '${n}'; expected one of ${SECTIONS.map((s) => s.name).join(', ')}`);
   }
-  const toRun = SECTIONS.filter((s) => (names.length > 0 ? names.includes(s.name) : rerun || (!check && !cached(s))));
+  const noRun = argv.includes('--no-run');
+  const toRun = noRun ? [] : SECTIONS.filter((s) => (names.length > 0 ? names.includes(s.name) : rerun || (!check && !cached(s))));
   const t0 = performance.now();
   const times: string[] = [];
   const problems: string[] = [];
