@@ -8,10 +8,6 @@
 export const PENDING: ReadonlySet<string> = new Set([
   'docs/epp.md',
   'docs/eviction.md',
-  'docs/experiments/kv-pressure-routing.md',
-  'docs/experiments/memory-stress.md',
-  'docs/experiments/pd-long-context.md',
-  'docs/experiments/reach-2x.md',
   'docs/gateway-replicas.md',
   'docs/lifetime-predictor.md',
   'packages/eviction/README.md',
