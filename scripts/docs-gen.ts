@@ -95,8 +95,11 @@ const outputs: Outputs = (name) => {
   return readOutput(dir, shared);
 };
 
-/** Renders a block, or undefined when a section it reads has no cache. */
-function render(name: string, owners: Map<string, Section>, missing: Set<string>): string | undefined {
+/**
+ * Renders a block. When a section it reads has no cache: undefined (keep the block as it is),
+ * except that an empty block gets a line naming the command that fills it when `placeholder`.
+ */
+function render(name: string, body: string, owners: Map<string, Section>, missing: Set<string>, placeholder: boolean): string | undefined {
   const s = owners.get(name);
   if (s === undefined) return undefined;
   try {
@@ -104,7 +107,7 @@ function render(name: string, owners: Map<string, Section>, missing: Set<string>
   } catch (e) {
     if (e instanceof Error && e.message.startsWith('no cached output')) {
       missing.add(e.message);
-      return undefined;
+      return placeholder && body.trim() === '' ? `_Not generated yet: run \`pnpm docs:gen ${s.name}\`._` : undefined;
     }
     throw e;
   }
@@ -172,7 +175,7 @@ function main(): void {
   for (const f of docFiles()) {
     const path = join(root, f);
     const before = readFileSync(path, 'utf8');
-    const { text } = replaceBlocks(before, f, (name) => render(name, owners, missing));
+    const { text } = replaceBlocks(before, f, (name, body) => render(name, body, owners, missing, !check));
     if (text === before) continue;
     if (check) problems.push(`${f}: generated blocks differ from their re-rendering (run: pnpm docs:gen)`);
     else {

@@ -65,22 +65,24 @@ export function findBlocks(text: string, file: string): GenBlock[] {
  * Replaces the body of every block of the document that `render` knows.
  * @param text - the markdown
  * @param file - its path, only for error messages
- * @param render - block name → new body (markdown without the markers), or undefined to keep it
+ * @param render - (block name, current body) → new body (markdown without the markers), or
+ *   undefined to keep it
  * @returns the new text and the names of the blocks replaced
  * @throws Error from {@link findBlocks} on malformed markers
  */
-export function replaceBlocks(text: string, file: string, render: (name: string) => string | undefined): { text: string; replaced: string[] } {
-  findBlocks(text, file);
+export function replaceBlocks(text: string, file: string, render: (name: string, body: string) => string | undefined): { text: string; replaced: string[] } {
+  const bodies = findBlocks(text, file).map((b) => b.body);
   const lines = text.split('\n');
   const out: string[] = [];
   const replaced: string[] = [];
   let skipping = false;
+  let index = 0;
   for (const raw of lines) {
     const l = raw.trimEnd();
     const o = OPEN.exec(l);
     if (o && !skipping) {
       out.push(raw);
-      const body = render(o[1] as string);
+      const body = render(o[1] as string, bodies[index++] ?? '');
       if (body !== undefined) {
         out.push(...body.replace(/\n+$/, '').split('\n'));
         replaced.push(o[1] as string);
