@@ -254,7 +254,13 @@ function fidelityCv(out: Outputs): string {
   const e = (x: FidelityErr) => `${absPct(x.ttft)} / ${absPct(x.itl)} / ${absPct(x.e2e)}`;
   const rows = cv.folds.map((f, i) => [String(i), `${f.fit.length} experiments, tested on ${f.test.length}`, e(f.inSample), e(f.heldOut), calibrationText(f.calibration)]);
   rows.push(['**pooled held-out**', `each of the ${cv.heldOut.n} predicted by the fold that did not see it`, '', `**${e(cv.heldOut)}**`, '']);
-  return mdTable(['fold', 'fit on', 'fit TTFT / ITL / E2E', 'held-out TTFT / ITL / E2E', 'fitted calibration'], rows);
+  // Issue #18's goals for the held-out medians.
+  const goal = (x: number | undefined, max: number) => (x !== undefined && Math.abs(x) <= max ? 'met' : 'not met');
+  return [
+    mdTable(['fold', 'fit on', 'fit TTFT / ITL / E2E', 'held-out TTFT / ITL / E2E', 'fitted calibration'], rows),
+    '',
+    `Against the goals (held-out median |E2E| and |ITL| ≤ 5%, |TTFT| ≤ 10%): TTFT ${goal(cv.heldOut.ttft, 0.1)}, ITL ${goal(cv.heldOut.itl, 0.05)}, E2E ${goal(cv.heldOut.e2e, 0.05)}.`,
+  ].join('\n');
 }
 
 function evictionPoints(out: Outputs, section: string): EvictionPoint[] {
