@@ -360,13 +360,13 @@ function scaleTable(out: Outputs): string {
     num(p.violations),
   ]);
   const largest = Math.max(...j.points.map((p) => p.requests));
-  const full = j.points.filter((p) => p.requests === largest).map((p) => `${num(p.wallS, 1)} s (\`${p.profile}\`)`);
+  const full = j.points.filter((p) => p.requests === largest).map((p) => `${num(p.wallS, 1)} s wall, ${num(p.cpuS, 1)} s CPU (\`${p.profile}\`)`);
   return [
     `Load average (1 min) ${num(j.loadAverage.before, 1)} before the run and ${num(j.loadAverage.after, 1)} after (the machine is shared; CPU seconds are the less noisy figure).`,
     '',
     mdTable(['profile', 'requests', 'wall s', 'CPU s', 'events', 'events/s (wall)', 'simulated s', 'finished', 'violations'], rows),
     '',
-    `**Full trace (${num(largest)} requests): ${full.join(' and ')} of wall time.**`,
+    `**Full trace (${num(largest)} requests): ${full.join('; ')}.**`,
   ].join('\n');
 }
 
