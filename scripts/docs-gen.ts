@@ -1,7 +1,8 @@
 /**
  * Regenerates the measured numbers of the docs and checks that no other ones are left.
  *
- *   pnpm docs:gen [section…] [--rerun]   # run sections (named ones always; else only those
+ *   pnpm docs:gen [section|group…] [--rerun]  # groups: sim (every simulator-backed section), bench
+ *                                        # run sections (named ones always; else only those
  *                                        # without a cached output, all with --rerun), then
  *                                        # re-render every generated block
  *   pnpm docs:check [--rerun]            # number lint + every block equals its re-rendering
@@ -28,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { findBlocks, replaceBlocks } from './docs-gen/blocks.js';
 import { findUngeneratedNumbers } from './docs-gen/lint.js';
 import { PENDING } from './docs-gen/pending.js';
-import { type Outputs, SECTIONS, type Section, readOutput } from './docs-gen/sections.js';
+import { GROUPS, type Outputs, SECTIONS, type Section, readOutput } from './docs-gen/sections.js';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cacheRoot = join(root, '.docs-gen');
@@ -149,11 +150,14 @@ function main(): void {
   const owners = blockOwners();
   if (argv.includes('--list')) {
     for (const s of SECTIONS) process.stdout.write(`${s.name}\t${s.display}\n\tblocks: ${Object.keys(s.blocks).join(', ')}\n`);
+    for (const [g, members] of Object.entries(GROUPS)) process.stdout.write(`group ${g}: ${members.join(' ')}\n`);
     return;
   }
-  const names = argv.filter((a) => !a.startsWith('--'));
+  const names = argv.filter((a) => !a.startsWith('--')).flatMap((a) => GROUPS[a] ?? [a]);
   for (const n of names) {
-    if (!SECTIONS.some((s) => s.name === n)) throw new Error(`docs-gen: unknown section '${n}'; expected one of ${SECTIONS.map((s) => s.name).join(', ')}`);
+    if (!SECTIONS.some((s) => s.name === n)) {
+      throw new Error(`docs-gen: unknown section '${n}'; expected a group (${Object.keys(GROUPS).join(', ')}) or one of ${SECTIONS.map((s) => s.name).join(', ')}`);
+    }
   }
   const noRun = argv.includes('--no-run');
   const toRun = noRun ? [] : SECTIONS.filter((s) => (names.length > 0 ? names.includes(s.name) : rerun || (!check && !cached(s))));

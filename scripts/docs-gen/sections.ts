@@ -680,6 +680,16 @@ export const SECTIONS: readonly Section[] = [
 ];
 
 /**
+ * Named groups of sections, usable wherever a section name is: `sim` is every section whose
+ * numbers come from the simulator (re-run them when its engine or latency model changes),
+ * `bench` every benchmark and load measurement.
+ */
+export const GROUPS: Readonly<Record<string, readonly string[]>> = {
+  sim: ['replay', 'ab', 'sweep', 'fidelity', 'scale', 'prefix-index', 'sim-readme-example', 'live'],
+  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'client-capacity', 'engine-fidelity', 'engine-load'],
+};
+
+/**
  * Reads a section's cache folder.
  * @param dir - the cache folder
  * @param shared - absolute path of the shared data folder: written back as `../shared` in stdout,

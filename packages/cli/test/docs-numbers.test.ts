@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { findBlocks, replaceBlocks } from '../../../scripts/docs-gen/blocks.js';
 import { findUngeneratedNumbers } from '../../../scripts/docs-gen/lint.js';
 import { PENDING } from '../../../scripts/docs-gen/pending.js';
-import { SECTIONS } from '../../../scripts/docs-gen/sections.js';
+import { GROUPS, SECTIONS } from '../../../scripts/docs-gen/sections.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -112,6 +112,11 @@ describe("the repository's docs", () => {
   it('hold no measurement outside a generated block, except the files still PENDING conversion', () => {
     const found = files.filter((f) => !PENDING.has(f)).flatMap((f) => findUngeneratedNumbers(readFileSync(join(root, f), 'utf8'), f));
     expect(found.map((x) => `${x.file}:${x.line}: ${x.text}`)).toEqual([]);
+  });
+
+  it('groups name only sections that exist', () => {
+    const names = new Set(SECTIONS.map((s) => s.name));
+    expect(Object.values(GROUPS).flat().filter((n) => !names.has(n))).toEqual([]);
   });
 
   it('name only blocks that a section renders, and every block appears somewhere', () => {
