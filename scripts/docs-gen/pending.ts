@@ -7,7 +7,6 @@
  */
 export const PENDING: ReadonlySet<string> = new Set([
   'docs/eviction.md',
-  'docs/lifetime-predictor.md',
   'packages/eviction/README.md',
   'packages/lifetime-predictor/README.md',
 ]);
