@@ -484,6 +484,14 @@ export const SECTIONS: readonly Section[] = [
     produces: ['kvmgr-ab/ab.json'],
     blocks: {
       'ab-output': (out) => transcript('pnpm kvmgr ab --a vllm-default --b kvmgr-default --rate-scale 2.5 --out kvmgr-ab', out('ab').stdout),
+      'ab-vs-knees': (out) => {
+        // Where the A/B's rate sits against the sweep's knees.
+        const abRate = 2.5;
+        const knees = Object.entries(sweepJson(out).knees).map(([p, k]) => (k.rate === undefined ? `\`${p}\` none` : `\`${p}\` ${rate(k.rate)}`));
+        const highest = Math.max(...Object.values(sweepJson(out).knees).map((k) => k.rate ?? 0));
+        const where = abRate > highest ? 'above the knee of every profile' : abRate === highest ? 'at the highest knee' : 'below the highest knee';
+        return `At ${rate(abRate)} this A/B runs ${where} in the [sweep](sweep.md) (knees: ${knees.join(', ')}).`;
+      },
     },
   },
   {
