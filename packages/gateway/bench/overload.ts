@@ -1,15 +1,26 @@
 /**
- * Admission under overload, on loopback: goodput (requests meeting both the TTFT and the TPOT SLO,
- * per second) at the fleet's capacity and at 3× it, through the gateway with admission and through
- * the same gateway with admission off (the engines then queue everything, `maxWaiting` unbounded).
+ * Admission under overload, on loopback: goodput (requests meeting both their TTFT and TPOT SLO,
+ * per second) at 1×, 2× and 3× the fleet's capacity, through the gateway with admission and
+ * through a second gateway on the same fleet with admission off (the engines then queue
+ * everything, `maxWaiting` unbounded), for two workload shapes.
  *
- *   node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overload.ts [seconds=8]
+ *   node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overload.ts [seconds=8] [workload=all|prefill|decode]
  *
- * Fleet: two engine servers (time scale 1, 128 blocks × 16 tokens each) in one child process; the
- * gateway in another; this process generates the load (streamed completions, 480-token unique
- * token-id prompts, 32 output tokens: 512 KV tokens, four fit per engine). Capacity is measured
- * first: a closed loop with as many streams as the fleet's KV holds. Runs are bounded in count and
- * time; every child is stopped by its own handle.
+ * Fleet: two engine servers (time scale 1, 128 blocks × 16 tokens each, simulated Llama-3.1-8B on
+ * H100) in one child process; the two gateways in one child each; this process generates the
+ * load (streamed completions with unique token-id prompts, so no prefix hits). Workloads:
+ * `prefill` = 480 prompt + 32 output tokens (512 KV tokens, four fit per engine), `decode` = 64
+ * prompt + 192 output tokens (256 KV tokens, eight per engine).
+ *
+ * The SLOs come from the fleet unloaded (after a warm-up): TTFT ≤ max(250 ms, 5 × its median),
+ * TPOT ≤ 3 × its median. Every request carries them as `x-slo-ttft-ms` / `x-slo-tpot-ms` (the
+ * gateway without admission ignores them). Capacity is measured first: a closed loop on the
+ * engines directly with as many streams as their KV holds (no preemption), completions counted
+ * after a 1 s ramp. Per phase the table gives the
+ * client's view (200 / 429 by reason / other, SLO misses among the 200s, latency quantiles, how
+ * late the open loop sent, p99), the gateway's admission counters (admitted at once, deferred)
+ * and the engines' preemptions. Runs are bounded in count and time; every child is stopped by
+ * its own handle.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +28,9 @@ import { Agent, request } from 'undici';
 
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 const role = process.env['KVMGR_BENCH_ROLE'];
-const PROMPT = 480;
-const OUT = 32;
 const BLOCKS = 128;
+const WORKLOADS = { prefill: { prompt: 480, out: 32 }, decode: { prompt: 64, out: 192 } } as const;
+type WorkloadName = keyof typeof WORKLOADS;
 
 async function runChild(): Promise<void> {
   const closers: (() => Promise<void>)[] = [];
@@ -37,15 +48,13 @@ async function runChild(): Promise<void> {
     const { createGateway } = await import('../src/index.js');
     const urls = JSON.parse(process.env['KVMGR_BENCH_UPSTREAMS'] as string) as string[];
     const admission = process.env['KVMGR_BENCH_ADMISSION'] === '1';
-    const sloTtft = Number(process.env['KVMGR_BENCH_TTFT_MS']);
     const gw = await createGateway(
       {
         server: { port: 0, logLevel: 'silent' },
         model: MODEL,
         endpoints: urls.map((url, i) => ({ name: `e${i}`, url })),
         scrape: { intervalMs: 250 },
-        // a deferred request that cannot start within its TTFT budget is refused (429) instead of queued
-        admission: { enabled: admission, maxQueue: 64, maxWaitMs: Math.max(1, Math.round(sloTtft * 0.6)) },
+        admission: { enabled: admission },
       },
       { logStream: { write: () => true } },
     );
@@ -89,26 +98,34 @@ let nextPrompt = 0;
 
 interface Result {
   status: number;
+  /** `error.code` of a non-200 answer. */
+  code: string;
   ttftMs: number;
   tpotMs: number;
 }
 
-async function one(url: string): Promise<Result> {
+interface Load {
+  prompt: number;
+  out: number;
+  headers: Record<string, string>;
+}
+
+async function one(url: string, load: Load): Promise<Result> {
   const k = nextPrompt++;
-  const prompt = Array.from({ length: PROMPT }, (_, i) => 1000 + ((k * 7919 + i * 104729) % 120_000));
+  const prompt = Array.from({ length: load.prompt }, (_, i) => 1000 + ((k * 7919 + i * 104729) % 120_000));
   const t0 = performance.now();
   try {
     const res = await request(`${url}/v1/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, prompt, max_tokens: OUT, stream: true }),
+      headers: { 'content-type': 'application/json', ...load.headers },
+      body: JSON.stringify({ model: MODEL, prompt, max_tokens: load.out, stream: true }),
       dispatcher: agent,
       bodyTimeout: 60_000,
       headersTimeout: 60_000,
     });
     if (res.statusCode !== 200) {
-      await res.body.dump();
-      return { status: res.statusCode, ttftMs: Number.NaN, tpotMs: Number.NaN };
+      const body = (await res.body.json().catch(() => ({}))) as { error?: { code?: string } };
+      return { status: res.statusCode, code: String(body.error?.code ?? ''), ttftMs: Number.NaN, tpotMs: Number.NaN };
     }
     let first = 0;
     let last = 0;
@@ -123,9 +140,9 @@ async function one(url: string): Promise<Result> {
         tokens += n;
       }
     }
-    return { status: 200, ttftMs: first - t0, tpotMs: tokens > 1 ? (last - first) / (tokens - 1) : 0 };
-  } catch {
-    return { status: 0, ttftMs: Number.NaN, tpotMs: Number.NaN };
+    return { status: 200, code: '', ttftMs: first - t0, tpotMs: tokens > 1 ? (last - first) / (tokens - 1) : 0 };
+  } catch (e) {
+    return { status: 0, code: (e as Error).message, ttftMs: Number.NaN, tpotMs: Number.NaN };
   }
 }
 
@@ -134,72 +151,152 @@ function q(xs: number[], p: number): number {
   return s.length === 0 ? Number.NaN : (s[Math.min(s.length - 1, Math.floor(p * s.length))] as number);
 }
 
-async function openLoop(url: string, rate: number, seconds: number): Promise<Result[]> {
+/** Evenly spaced arrivals at `rate` for `seconds`; also how late each was sent, ms. */
+async function openLoop(url: string, load: Load, rate: number, seconds: number): Promise<{ rs: Result[]; lateMs: number[] }> {
   const total = Math.round(rate * seconds);
   const out: Promise<Result>[] = [];
+  const lateMs: number[] = [];
   const t0 = performance.now();
   while (out.length < total && performance.now() - t0 < (seconds + 5) * 1000) {
-    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
-    while (out.length < due) out.push(one(url));
+    const now = performance.now();
+    const due = Math.min(total, Math.floor(((now - t0) / 1000) * rate) + 1);
+    while (out.length < due) {
+      lateMs.push(now - t0 - (out.length / rate) * 1000);
+      out.push(one(url, load));
+    }
     await new Promise((r) => setTimeout(r, 2));
   }
-  return Promise.all(out);
+  return { rs: await Promise.all(out), lateMs };
 }
 
-async function closedLoop(url: string, conns: number, seconds: number): Promise<Result[]> {
-  const end = performance.now() + seconds * 1000;
-  const res: Result[] = [];
+/**
+ * Throughput of a closed loop, req/s: `conns` streams, stream i on `urls[i % urls.length]`, each
+ * sending its next request when the last one ends; completions counted between `warmS` and
+ * `warmS + seconds` (the ramp and the tail of requests still running at the end left out).
+ */
+async function closedLoop(urls: readonly string[], load: Load, conns: number, warmS: number, seconds: number): Promise<number> {
+  const t0 = performance.now();
+  const from = t0 + warmS * 1000;
+  const end = from + seconds * 1000;
+  let done = 0;
   await Promise.all(
-    Array.from({ length: conns }, async () => {
-      while (performance.now() < end) res.push(await one(url));
+    Array.from({ length: conns }, async (_, i) => {
+      while (performance.now() < end) {
+        const r = await one(urls[i % urls.length] as string, load);
+        const at = performance.now();
+        if (r.status === 200 && at >= from && at <= end) done++;
+      }
     }),
   );
-  return res;
+  return done / seconds;
+}
+
+/** Sum of the samples of a Prometheus text family whose labels contain `match`. */
+async function metric(url: string, name: string, match = ''): Promise<number> {
+  const text = await (await request(`${url}/metrics`, { dispatcher: agent })).body.text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    if (match !== '' && !line.includes(match)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+interface Counters {
+  admit: number;
+  defer: number;
+  preemptions: number;
+}
+
+async function counters(gw: string, engines: readonly string[]): Promise<Counters> {
+  const pre = await Promise.all(engines.map((u) => metric(u, 'vllm:num_preemptions_total')));
+  return {
+    admit: await metric(gw, 'kvmgr_gateway_admission_decisions_total', 'decision="admit"'),
+    defer: await metric(gw, 'kvmgr_gateway_admission_decisions_total', 'decision="defer"'),
+    preemptions: pre.reduce((a, b) => a + b, 0),
+  };
+}
+
+async function workload(name: WorkloadName, seconds: number, engines: readonly string[], gateways: Record<'on' | 'off', string>): Promise<void> {
+  const shape = WORKLOADS[name];
+  // unloaded latency, direct, after a warm-up: sets the SLOs
+  const bare: Load = { prompt: shape.prompt, out: shape.out, headers: {} };
+  for (let i = 0; i < 4; i++) await one(engines[0] as string, bare);
+  const solo: Result[] = [];
+  for (let i = 0; i < 8; i++) solo.push(await one(engines[i % engines.length] as string, bare));
+  const ttft0 = q(solo.map((r) => r.ttftMs), 0.5);
+  const tpot0 = q(solo.map((r) => r.tpotMs), 0.5);
+  const sloTtft = Math.round(Math.max(250, 5 * ttft0));
+  const sloTpot = Math.round(3 * tpot0 * 100) / 100;
+  const load: Load = { ...bare, headers: { 'x-slo-ttft-ms': String(sloTtft), 'x-slo-tpot-ms': String(sloTpot) } };
+  console.log(
+    `\n### workload ${name}: ${shape.prompt} prompt + ${shape.out} output tokens\n\nunloaded: TTFT ${ttft0.toFixed(1)} ms, TPOT ${tpot0.toFixed(2)} ms → SLO TTFT ≤ ${sloTtft} ms, TPOT ≤ ${sloTpot} ms`,
+  );
+  const good = (rs: Result[]) => rs.filter((r) => r.status === 200 && r.ttftMs <= sloTtft && r.tpotMs <= sloTpot).length;
+  // capacity: the engines themselves (no gateway), as many streams as their KV holds, closed loop
+  const slots = engines.length * Math.floor((BLOCKS * 16) / (shape.prompt + shape.out));
+  const capacity = await closedLoop(engines, load, slots, 1, Math.min(6, seconds));
+  console.log(`capacity (closed loop on the engines directly, ${slots} streams): ${capacity.toFixed(1)} req/s\n`);
+  console.log(
+    '| gateway | offered req/s | goodput req/s | vs 1× | 200 | 429 (reason) | other | admitted at once / deferred | 200 missing TTFT / TPOT SLO | TTFT p50 / p99 ms | TPOT p50 / p99 ms | preemptions | client late p99 ms |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const adm of ['on', 'off'] as const) {
+    let atCap = 0;
+    for (const mult of [1, 2, 3]) {
+      const rate = capacity * mult;
+      const c0 = await counters(gateways[adm], engines);
+      const { rs, lateMs } = await openLoop(gateways[adm], load, rate, seconds);
+      const c1 = await counters(gateways[adm], engines);
+      const gp = good(rs) / seconds;
+      if (mult === 1) atCap = gp;
+      const ok = rs.filter((r) => r.status === 200);
+      const rejected = rs.filter((r) => r.status === 429);
+      const reasons = new Map<string, number>();
+      for (const r of rejected) reasons.set(r.code, (reasons.get(r.code) ?? 0) + 1);
+      const why = [...reasons].map(([k, v]) => `${k} ${v}`).join(', ');
+      const others = rs.filter((r) => r.status !== 200 && r.status !== 429);
+      console.log(
+        [
+          '',
+          `admission ${adm}`,
+          `${rate.toFixed(1)} (${mult}×)`,
+          `**${gp.toFixed(1)}**`,
+          mult === 1 ? '—' : `${((100 * gp) / atCap).toFixed(0)}%`,
+          ok.length,
+          rejected.length === 0 ? '0' : `${rejected.length} (${why})`,
+          others.length === 0 ? '0' : `${others.length} (${others[0]?.status} ${others[0]?.code})`,
+          adm === 'on' ? `${c1.admit - c0.admit} / ${c1.defer - c0.defer}` : '—',
+          `${ok.filter((r) => !(r.ttftMs <= sloTtft)).length} / ${ok.filter((r) => !(r.tpotMs <= sloTpot)).length}`,
+          `${q(ok.map((r) => r.ttftMs), 0.5).toFixed(0)} / ${q(ok.map((r) => r.ttftMs), 0.99).toFixed(0)}`,
+          `${q(ok.map((r) => r.tpotMs), 0.5).toFixed(1)} / ${q(ok.map((r) => r.tpotMs), 0.99).toFixed(1)}`,
+          c1.preemptions - c0.preemptions,
+          q(lateMs, 0.99).toFixed(0),
+          '',
+        ].join(' | '),
+      );
+    }
+  }
 }
 
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 8);
-  if (!(seconds > 0 && seconds <= 15)) throw new Error('seconds in (0, 15]');
+  if (!(seconds > 0 && seconds <= 15)) throw new Error(`seconds: expected a number in (0, 15], got ${process.argv[2]}`);
+  const which = process.argv[3] ?? 'all';
+  if (which !== 'all' && !(which in WORKLOADS)) throw new Error(`workload: expected all, ${Object.keys(WORKLOADS).join(', ')}, got ${which}`);
   const children: Child[] = [];
   try {
     const engines = await spawn('engines');
     children.push(engines);
     const urls = engines.msg.urls as string[];
-    // unloaded latency, direct: sets the SLOs
-    const solo: Result[] = [];
-    for (let i = 0; i < 4; i++) solo.push(await one(urls[0] as string));
-    const ttft0 = q(solo.map((r) => r.ttftMs), 0.5);
-    const tpot0 = q(solo.map((r) => r.tpotMs), 0.5);
-    const sloTtft = Math.max(250, 5 * ttft0);
-    const sloTpot = 3 * tpot0;
-    console.log(`unloaded: TTFT ${ttft0.toFixed(1)} ms, TPOT ${tpot0.toFixed(2)} ms → SLO TTFT ≤ ${sloTtft.toFixed(0)} ms, TPOT ≤ ${sloTpot.toFixed(2)} ms`);
-    const good = (rs: Result[]) => rs.filter((r) => r.status === 200 && r.ttftMs <= sloTtft && r.tpotMs <= sloTpot).length;
-    const gateways: Record<string, Child> = {};
-    for (const adm of ['1', '0']) {
-      const g = await spawn('gateway', { KVMGR_BENCH_UPSTREAMS: JSON.stringify(urls), KVMGR_BENCH_ADMISSION: adm, KVMGR_BENCH_TTFT_MS: String(sloTtft) });
+    const gateways = { on: '', off: '' };
+    for (const adm of ['on', 'off'] as const) {
+      const g = await spawn('gateway', { KVMGR_BENCH_UPSTREAMS: JSON.stringify(urls), KVMGR_BENCH_ADMISSION: adm === 'on' ? '1' : '0' });
       children.push(g);
-      gateways[adm] = g;
+      gateways[adm] = g.msg.url as string;
     }
-    // capacity: as many streams as the fleet's KV holds, closed loop, through the gateway with admission
-    const slots = 2 * Math.floor((BLOCKS * 16) / (PROMPT + OUT));
-    const cap = await closedLoop(gateways['1']?.msg.url as string, slots, Math.min(5, seconds));
-    const capacity = cap.filter((r) => r.status === 200).length / Math.min(5, seconds);
-    console.log(`capacity (closed loop, ${slots} streams): ${capacity.toFixed(1)} req/s; goodput there ${(good(cap) / Math.min(5, seconds)).toFixed(1)} req/s`);
-    console.log('\n| gateway | offered req/s | goodput req/s | vs at capacity | 200 | 429 | other | TTFT p50 / p99 ms | TPOT p50 / p99 ms |');
-    console.log('|---|---|---|---|---|---|---|---|---|');
-    for (const adm of ['1', '0']) {
-      let atCap = 0;
-      for (const mult of [1, 3]) {
-        const rate = capacity * mult;
-        const rs = await openLoop(gateways[adm]?.msg.url as string, rate, seconds);
-        const gp = good(rs) / seconds;
-        if (mult === 1) atCap = gp;
-        const ok = rs.filter((r) => r.status === 200);
-        console.log(
-          `| admission ${adm === '1' ? 'on' : 'off'} | ${rate.toFixed(1)} (${mult}×) | **${gp.toFixed(1)}** | ${mult === 1 ? '—' : `${((100 * gp) / atCap).toFixed(0)}%`} | ${ok.length} | ${rs.filter((r) => r.status === 429).length} | ${rs.filter((r) => r.status !== 200 && r.status !== 429).length} | ${q(ok.map((r) => r.ttftMs), 0.5).toFixed(0)} / ${q(ok.map((r) => r.ttftMs), 0.99).toFixed(0)} | ${q(ok.map((r) => r.tpotMs), 0.5).toFixed(1)} / ${q(ok.map((r) => r.tpotMs), 0.99).toFixed(1)} |`,
-        );
-      }
-    }
+    for (const name of Object.keys(WORKLOADS) as WorkloadName[]) if (which === 'all' || which === name) await workload(name, seconds, urls, gateways);
   } finally {
     for (const c of children.reverse()) await stop(c);
     await agent.close();
