@@ -14,7 +14,7 @@
  * `prefill` = 480 prompt + 32 output tokens (512 KV tokens, four fit per engine), `decode` = 64
  * prompt + 192 output tokens (256 KV tokens, eight per engine).
  *
- * The SLOs come from the fleet unloaded (after a warm-up): TTFT ≤ max(250 ms, 5 × its median),
+ * The SLOs come from the fleet unloaded (one request per engine at a time, after a warm-up): TTFT ≤ max(250 ms, 5 × its median),
  * TPOT ≤ 3 × its median. Every request carries them as `x-slo-ttft-ms` / `x-slo-tpot-ms` (the
  * gateway without admission ignores them). Capacity is measured first: a closed loop on the
  * engines directly with as many streams as their KV holds (no preemption), completions counted
@@ -50,15 +50,32 @@ async function runChild(): Promise<void> {
     const { createGateway } = await import('../src/index.js');
     const urls = JSON.parse(process.env['KVMGR_BENCH_UPSTREAMS'] as string) as string[];
     const admission = process.env['KVMGR_BENCH_ADMISSION'] === '1';
+    // the gateway's own view of each request (its log line): TTFT from arrival, by admission decision
+    const seen: GatewaySeen = { admit: [], defer: [] };
+    const logStream = {
+      write: (line: string) => {
+        for (const l of line.split('\n')) {
+          if (!l.includes('"msg":"request"')) continue;
+          const r = JSON.parse(l) as { status: number; ttftMs: number | null; decision?: { admission?: 'admit' | 'defer' } };
+          if (r.status === 200 && r.ttftMs !== null) seen[r.decision?.admission ?? 'admit'].push(r.ttftMs);
+        }
+        return true;
+      },
+    };
+    process.on('message', () => {
+      process.send?.({ seen });
+      seen.admit = [];
+      seen.defer = [];
+    });
     const gw = await createGateway(
       {
-        server: { port: 0, logLevel: 'silent' },
+        server: { port: 0, logLevel: 'info' },
         model: MODEL,
         endpoints: urls.map((url, i) => ({ name: `e${i}`, url })),
         scrape: { intervalMs: 250 },
         admission: { enabled: admission },
       },
-      { logStream: { write: () => true } },
+      { logStream },
     );
     closers.push(() => gw.close());
     msg = { url: gw.url };
@@ -72,6 +89,20 @@ async function runChild(): Promise<void> {
 interface Child {
   proc: ChildProcess;
   msg: { url?: string; urls?: string[] };
+}
+
+/** TTFT from arrival at the gateway, ms, of the 200s it served, by admission decision. */
+interface GatewaySeen {
+  admit: number[];
+  defer: number[];
+}
+
+/** What a gateway child saw since the last call (its lists are then emptied). */
+function gatewaySeen(c: Child): Promise<GatewaySeen> {
+  return new Promise((resolve) => {
+    c.proc.once('message', (m) => resolve((m as { seen: GatewaySeen }).seen));
+    c.proc.send('seen');
+  });
 }
 
 function spawn(r: string, env: Record<string, string> = {}): Promise<Child> {
@@ -237,13 +268,15 @@ async function counters(gw: string, engines: readonly string[]): Promise<Counter
   };
 }
 
-async function workload(name: WorkloadName, seconds: number, engines: readonly string[], gateways: Record<'on' | 'off', string>): Promise<void> {
+async function workload(name: WorkloadName, seconds: number, engines: readonly string[], children: Record<'on' | 'off', Child>): Promise<void> {
+  const gateways = { on: children.on.msg.url as string, off: children.off.msg.url as string };
   const shape = WORKLOADS[name];
   // unloaded latency, direct, after a warm-up: sets the SLOs
   const bare: Load = { prompt: shape.prompt, out: shape.out, headers: {} };
-  for (let i = 0; i < 2; i++) await one(engines[0] as string, bare);
+  // one request per engine at a time: each engine unloaded (a warm-up round, then three)
+  await Promise.all(engines.map((u) => one(u, bare)));
   const solo: Result[] = [];
-  for (let i = 0; i < 6; i++) solo.push(await one(engines[i % engines.length] as string, bare));
+  for (let i = 0; i < 3; i++) solo.push(...(await Promise.all(engines.map((u) => one(u, bare)))));
   const ttft0 = q(solo.map((r) => r.ttftMs), 0.5);
   const tpot0 = q(solo.map((r) => r.tpotMs), 0.5);
   const sloTtft = Math.round(Math.max(250, 5 * ttft0));
@@ -258,9 +291,9 @@ async function workload(name: WorkloadName, seconds: number, engines: readonly s
   const capacity = await closedLoop(engines, load, slots, 1, Math.min(6, seconds));
   console.log(`capacity (closed loop on the engines directly, ${slots} streams): ${capacity.toFixed(1)} req/s\n`);
   console.log(
-    '| gateway | offered req/s | goodput req/s | vs 1× | 200 | 429 (reason) | other | admitted at once / deferred | 200 missing TTFT / TPOT SLO | TTFT p50 / p99 ms | TPOT p50 / p99 ms | preemptions | client late p99 ms |',
+    '| gateway | offered req/s | goodput req/s | vs 1× | 200 | 429 (reason) | other | admitted at once / deferred | 200 missing TTFT / TPOT SLO | over TTFT SLO at the gateway: at once / deferred | TTFT p50 / p99 ms | TPOT p50 / p99 ms | preemptions | client late p99 ms |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   // the two gateways alternate at each load, so that both see the same stretch of this shared machine
   const atCap = { on: 0, off: 0 };
   const at3 = { on: 0, off: 0 };
@@ -268,9 +301,12 @@ async function workload(name: WorkloadName, seconds: number, engines: readonly s
     for (const adm of ['on', 'off'] as const) {
       const rate = capacity * mult;
       await settle([gateways.on, gateways.off]);
+      await gatewaySeen(children[adm]);
       const c0 = await counters(gateways[adm], engines);
       const { rs, lateMs } = await openLoop(gateways[adm], load, rate, seconds);
       const c1 = await counters(gateways[adm], engines);
+      const gs = await gatewaySeen(children[adm]);
+      const over = (xs: number[]) => `${xs.filter((x) => x > sloTtft).length}/${xs.length}`;
       const gp = good(rs) / seconds;
       if (mult === 1) atCap[adm] = gp;
       if (mult === 3) at3[adm] = gp;
@@ -292,6 +328,7 @@ async function workload(name: WorkloadName, seconds: number, engines: readonly s
           others.length === 0 ? '0' : `${others.length} (${others[0]?.status} ${others[0]?.code})`,
           adm === 'on' ? `${c1.admit - c0.admit} / ${c1.defer - c0.defer}` : '—',
           `${ok.filter((r) => !(r.ttftMs <= sloTtft)).length} / ${ok.filter((r) => !(r.tpotMs <= sloTpot)).length}`,
+          adm === 'on' ? `${over(gs.admit)} / ${over(gs.defer)}` : over(gs.admit),
           `${q(ok.map((r) => r.ttftMs), 0.5).toFixed(0)} / ${q(ok.map((r) => r.ttftMs), 0.99).toFixed(0)}`,
           `${q(ok.map((r) => r.tpotMs), 0.5).toFixed(1)} / ${q(ok.map((r) => r.tpotMs), 0.99).toFixed(1)}`,
           c1.preemptions - c0.preemptions,
@@ -320,11 +357,11 @@ async function main(): Promise<void> {
     const engines = await spawn('engines', { KVMGR_BENCH_TIME_SCALE: String(timeScale) });
     children.push(engines);
     const urls = engines.msg.urls as string[];
-    const gateways = { on: '', off: '' };
+    const gateways = {} as Record<'on' | 'off', Child>;
     for (const adm of ['on', 'off'] as const) {
       const g = await spawn('gateway', { KVMGR_BENCH_UPSTREAMS: JSON.stringify(urls), KVMGR_BENCH_ADMISSION: adm === 'on' ? '1' : '0' });
       children.push(g);
-      gateways[adm] = g.msg.url as string;
+      gateways[adm] = g;
     }
     for (const name of Object.keys(WORKLOADS) as WorkloadName[]) if (which === 'all' || which === name) await workload(name, seconds, urls, gateways);
   } finally {

@@ -136,25 +136,28 @@ describe('AdmissionQueue', () => {
       return m;
     };
 
-    it('refuses at the door a request whose predicted wait ends after its place-by time, with the drain time as Retry-After hint', async () => {
+    it('refuses at the door a request whose queue ahead drains after its place-by time, with the drain time as Retry-After hint', async () => {
       // 1,024 tokens in flight drained in 250 ms: 4.096 tokens/ms; TTFT bound 40 + 2 × 20 = 80 ms
       const q = new AdmissionQueue<number>(16, 60_000, { model: seen(), inFlightTokens: () => 1024 });
       const place = () => undefined;
-      // needs 512 tokens → ~125 ms of wait; 150 ms to the deadline leaves 70 ms to place it: refused
-      const err = await q.admit(t({ deadlineMs: Date.now() + 150, footprintTokens: 512 }), place).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(AdmissionRejected);
-      expect((err as AdmissionRejected).reason).toBe('deadline');
-      expect((err as AdmissionRejected).retryAfterMs).toBeCloseTo(125, 5);
-      expect(q.depth).toBe(0);
-      // 400 ms to the deadline leaves 320 ms to place it: deferred
-      const later = q.admit(t({ deadlineMs: Date.now() + 400, footprintTokens: 512 }), place);
+      // nothing ahead: deferred, however short its budget (it is next when KV frees)
+      const first = q.admit(t({ deadlineMs: Date.now() + 400, footprintTokens: 2048 }), place);
       expect(q.depth).toBe(1);
-      // a second one queues behind it: 512 + 2,048 tokens to free → ~625 ms, refused with 450 − 80 ms left
-      const behind = await q.admit(t({ deadlineMs: Date.now() + 450, footprintTokens: 2048 }), place).catch((e: unknown) => e);
+      // 2,048 tokens ahead → ~500 ms; 450 − 80 ms left to place it: refused at once
+      const behind = await q.admit(t({ deadlineMs: Date.now() + 450, footprintTokens: 512 }), place).catch((e: unknown) => e);
+      expect(behind).toBeInstanceOf(AdmissionRejected);
       expect((behind as AdmissionRejected).reason).toBe('deadline');
-      expect(q.stats).toEqual({ admitted: 0, deferred: 1, rejected: 2 });
+      expect((behind as AdmissionRejected).message).toMatch(/queued ahead of it 500 ms/);
+      expect((behind as AdmissionRejected).retryAfterMs).toBeCloseTo(625, 5); // (2,048 + 512) / 4.096
+      // 10 s to its deadline: deferred behind the first
+      const patient = q.admit(t({ deadlineMs: Date.now() + 10_000, footprintTokens: 512 }), place);
+      expect(q.depth).toBe(2);
+      // an earlier deadline goes ahead of both: nothing ahead of it, deferred
+      const urgent = q.admit(t({ deadlineMs: Date.now() + 300, footprintTokens: 512 }), place);
+      expect(q.depth).toBe(3);
+      expect(q.stats).toEqual({ admitted: 0, deferred: 3, rejected: 1 });
       q.close();
-      await expect(later).rejects.toMatchObject({ reason: 'closed' });
+      for (const p of [first, patient, urgent]) await expect(p).rejects.toMatchObject({ reason: 'closed' });
     });
 
     it('without a service sample nothing is predicted: a request with time left is deferred, one past its deadline refused', async () => {

@@ -17,9 +17,9 @@
  * the predicted TTFT once placed ({@link ServiceModel.ttftBoundMs}); a request without one by
  * arrival + `maxWaitMs`. A deferred request still waiting at its place-by time is refused then
  * (it could only miss its SLO and hold KV that a request which can still make it needs). At the
- * door, a request with a TTFT SLO whose predicted wait — the KV reserved by the requests ahead of
- * it plus its own, over the fleet's drain rate ({@link ServiceModel.drainMs}) — ends after its
- * place-by time is refused at once instead of queued. This is the SLO-aware early rejection of
+ * door, a request with a TTFT SLO is refused at once instead of queued when the requests queued
+ * ahead of it are predicted to take longer than its place-by time to be placed — the KV they
+ * reserve over the fleet's drain rate ({@link ServiceModel.drainMs}). This is the SLO-aware early rejection of
  * serving gateways (reject what cannot meet its SLO, so that what is admitted does), with
  * deadline-aware dropping in the queue as in CoDel's "drop what has waited too long".
  *
@@ -199,9 +199,11 @@ export class AdmissionQueue<T> {
       );
     }
     if (bySlo) {
-      // congested, the newest of the head's group goes first: only higher groups are ahead of it
+      // Only the requests placed before it count: a request with nothing ahead is the next to go
+      // when KV frees, and refusing it would leave that KV idle until the next arrival. Congested,
+      // the newest of the head's group goes first, so only higher groups are ahead of it.
       const lifo = this.congested(now);
-      let ahead = tokens;
+      let ahead = 0;
       for (let i = 0; i < at; i++) {
         const o = this.waiting[i] as Waiter<T>;
         if (!lifo || !sameGroup(o as Waiter<unknown>, w as Waiter<unknown>)) ahead += o.tokens;
@@ -212,7 +214,7 @@ export class AdmissionQueue<T> {
         const budget = Math.round(placeBy - now);
         throw new AdmissionRejected(
           'deadline',
-          `this request cannot start within its TTFT SLO: predicted wait for KV ${waitMs === undefined ? 'unknown' : `${Math.round(waitMs)} ms`}, ${budget > 0 ? `${budget} ms` : 'no time'} left to place it (TTFT once placed ≈ ${Math.round(this.model.ttftBoundMs())} ms)`,
+          `this request cannot start within its TTFT SLO: predicted wait for the ${ahead} KV tokens queued ahead of it ${waitMs === undefined ? 'unknown' : `${Math.round(waitMs)} ms`}, ${budget > 0 ? `${budget} ms` : 'no time'} left to place it (TTFT once placed ≈ ${Math.round(this.model.ttftBoundMs())} ms)`,
           this.drainMs(this.queuedTokens + tokens),
         );
       }

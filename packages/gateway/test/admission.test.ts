@@ -80,10 +80,10 @@ describe('admission with TTFT SLOs (openai SDK)', () => {
     for (const f of fleet ?? []) await f.close();
   });
 
-  /** Streams a completion of `prompt` (token ids); resolves to the tokens received, or the API error. */
-  const stream = async (prompt: number[], id: string, sloTtftMs: number): Promise<number | InstanceType<typeof OpenAI.APIError>> => {
+  /** Streams a completion of `prompt` (token ids, `maxTokens` out); resolves to the tokens received, or the API error. */
+  const streamN = async (prompt: number[], id: string, sloTtftMs: number, maxTokens: number): Promise<number | InstanceType<typeof OpenAI.APIError>> => {
     try {
-      const s = await client.completions.create({ model: MODEL, prompt, max_tokens: 40, stream: true }, { headers: { 'x-request-id': id, 'x-slo-ttft-ms': String(sloTtftMs) } });
+      const s = await client.completions.create({ model: MODEL, prompt, max_tokens: maxTokens, stream: true }, { headers: { 'x-request-id': id, 'x-slo-ttft-ms': String(sloTtftMs) } });
       let n = 0;
       for await (const c of s) n += c.choices.length;
       return n;
@@ -92,6 +92,7 @@ describe('admission with TTFT SLOs (openai SDK)', () => {
       throw e;
     }
   };
+  const stream = (prompt: number[], id: string, sloTtftMs: number) => streamN(prompt, id, sloTtftMs, 40);
   const prompts = (n: number, base: number) => Array.from({ length: n }, (_, i) => Array.from({ length: 60 }, (_, k) => base + 1000 * i + k));
   const drained = async () => {
     await until(() => gw.state().endpoints[0]?.inFlight === 0 && gw.state().queueDepth === 0, 5000, 'in-flight and queue back to 0');
@@ -127,14 +128,19 @@ describe('admission with TTFT SLOs (openai SDK)', () => {
     const decisions = out.map((_, i) => logs.decision(`wait-${i}`).admission).sort();
     expect(decisions).toEqual(['admit', 'admit', 'defer', 'defer']);
     await drained();
-    // now the gateway knows the service time (≥ 600 ms for 100 tokens of 200 in flight): with two running,
-    // a third whose SLO is 100 ms cannot be placed in time and is refused at once, not queued
+    // now the gateway knows the service time (≥ 600 ms for 200 tokens in flight: ≥ 3 ms per token to
+    // drain). With two running, one queued with 190 KV tokens (a 500 ms SLO) leaves a later one
+    // (600 ms SLO, after it in deadline order) ≥ 570 ms of predicted wait: refused at the door
     const running = prompts(2, 60_000).map((p, i) => stream(p, `run-${i}`, 20_000));
     await until(() => gw.state().endpoints[0]?.inFlight === 2, 5000, 'two running');
-    const late = await stream(prompts(1, 80_000)[0] as number[], 'late-0', 100);
+    const queued = streamN(prompts(1, 80_000)[0] as number[], 'queued-0', 500, 130);
+    await until(() => gw.state().queueDepth === 1, 5000, 'one queued');
+    const late = await stream(prompts(1, 90_000)[0] as number[], 'late-0', 600);
     expect(late).toBeInstanceOf(OpenAI.APIError);
     expect((late as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ code: 'deadline' });
-    expect((late as InstanceType<typeof OpenAI.APIError>).message).toMatch(/cannot start within its TTFT SLO: predicted wait for KV \d+ ms/);
+    expect((late as InstanceType<typeof OpenAI.APIError>).message).toMatch(/cannot start within its TTFT SLO: predicted wait for the 190 KV tokens queued ahead of it \d+ ms/);
+    // the queued one cannot be placed before the running ones end (≥ 600 ms): it expires
+    expect(await queued).toBeInstanceOf(OpenAI.APIError);
     expect(await Promise.all(running)).toEqual([40, 40]);
     await drained();
   });
