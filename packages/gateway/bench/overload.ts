@@ -17,8 +17,8 @@
  * The SLOs come from the fleet unloaded (one request per engine at a time, after a warm-up): TTFT ≤ max(250 ms, 5 × its median),
  * TPOT ≤ 3 × its median. Every request carries them as `x-slo-ttft-ms` / `x-slo-tpot-ms` (the
  * gateway without admission ignores them). Capacity is measured first: a closed loop on the
- * engines directly with as many streams as their KV holds (no preemption), completions counted
- * after a 1 s ramp. Per phase the table gives the
+ * engines directly with as many streams as their KV holds (no preemption), starts staggered over
+ * one unloaded request time, completions counted over max(6 s, three request times) after it. Per phase the table gives the
  * client's view (200 / 429 by reason / other, SLO misses among the 200s, latency quantiles, how
  * late the open loop sent, p99), the gateway's admission counters (admitted at once, deferred)
  * and the engines' preemptions. Runs are bounded in count and time; every child is stopped by
@@ -203,17 +203,20 @@ async function openLoop(url: string, load: Load, rate: number, seconds: number):
 }
 
 /**
- * Throughput of a closed loop, req/s: `conns` streams, stream i on `urls[i % urls.length]`, each
- * sending its next request when the last one ends; completions counted between `warmS` and
- * `warmS + seconds` (the ramp and the tail of requests still running at the end left out).
+ * Throughput of a closed loop, req/s: `conns` streams, stream i on `urls[i % urls.length]`,
+ * started `i / conns` of `e2eMs` apart (so that completions do not come in lockstep), each
+ * sending its next request when the last one ends; completions counted over
+ * `max(6 s, 3 × e2eMs)` after a ramp of `e2eMs`.
  */
-async function closedLoop(urls: readonly string[], load: Load, conns: number, warmS: number, seconds: number): Promise<number> {
+async function closedLoop(urls: readonly string[], load: Load, conns: number, e2eMs: number): Promise<number> {
   const t0 = performance.now();
-  const from = t0 + warmS * 1000;
-  const end = from + seconds * 1000;
+  const from = t0 + e2eMs;
+  const windowMs = Math.max(6000, 3 * e2eMs);
+  const end = from + windowMs;
   let done = 0;
   await Promise.all(
     Array.from({ length: conns }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, (i / conns) * e2eMs));
       while (performance.now() < end) {
         const r = await one(urls[i % urls.length] as string, load);
         const at = performance.now();
@@ -221,7 +224,7 @@ async function closedLoop(urls: readonly string[], load: Load, conns: number, wa
       }
     }),
   );
-  return done / seconds;
+  return (done * 1000) / windowMs;
 }
 
 /** Sum of the samples of a Prometheus text family whose labels contain `match`. */
@@ -279,6 +282,7 @@ async function workload(name: WorkloadName, seconds: number, engines: readonly s
   for (let i = 0; i < 3; i++) solo.push(...(await Promise.all(engines.map((u) => one(u, bare)))));
   const ttft0 = q(solo.map((r) => r.ttftMs), 0.5);
   const tpot0 = q(solo.map((r) => r.tpotMs), 0.5);
+  const e2e0 = ttft0 + (shape.out - 1) * tpot0;
   const sloTtft = Math.round(Math.max(250, 5 * ttft0));
   const sloTpot = Math.round(3 * tpot0 * 100) / 100;
   const load: Load = { ...bare, headers: { 'x-slo-ttft-ms': String(sloTtft), 'x-slo-tpot-ms': String(sloTpot) } };
@@ -288,7 +292,7 @@ async function workload(name: WorkloadName, seconds: number, engines: readonly s
   const good = (rs: Result[]) => rs.filter((r) => r.status === 200 && r.ttftMs <= sloTtft && r.tpotMs <= sloTpot).length;
   // capacity: the engines themselves (no gateway), as many streams as their KV holds, closed loop
   const slots = engines.length * Math.floor((BLOCKS * 16) / (shape.prompt + shape.out));
-  const capacity = await closedLoop(engines, load, slots, 1, Math.min(6, seconds));
+  const capacity = await closedLoop(engines, load, slots, e2e0);
   console.log(`capacity (closed loop on the engines directly, ${slots} streams): ${capacity.toFixed(1)} req/s\n`);
   console.log(
     '| gateway | offered req/s | goodput req/s | vs 1× | 200 | 429 (reason) | other | admitted at once / deferred | 200 missing TTFT / TPOT SLO | over TTFT SLO at the gateway: at once / deferred | TTFT p50 / p99 ms | TPOT p50 / p99 ms | preemptions | client late p99 ms |',
