@@ -76,9 +76,13 @@ export interface ResolvedRunOptions {
   readonly sloTtftMs: number;
   readonly sloTpotMs: number;
   readonly seed: number;
-  readonly prefixIndex: 'hash-map' | 'radix';
-  /** Engine of each simulated instance (`--sim-engine`): the simulator's own or `@kvmgr/engine`'s EngineCore. */
-  readonly simEngine: 'instance' | 'core';
+  /** `--prefix-index`; undefined = the engine's default (`radix` on core, `hash-map` on legacy). */
+  readonly prefixIndex: 'hash-map' | 'radix' | undefined;
+  /**
+   * Engine of each simulated instance (`--sim-engine`): `@kvmgr/engine`'s EngineCore, or the
+   * simulator's legacy one; undefined = core, or legacy for what the core does not take yet.
+   */
+  readonly simEngine: 'core' | 'legacy' | undefined;
   readonly progress: boolean;
   /** Absolute arrival rate, requests/s (`--request-rate`), instead of `rateScale`. */
   readonly requestRate: number | undefined;
@@ -102,7 +106,7 @@ export interface RunFlags {
   sloTpot?: string;
   seed?: number;
   prefixIndex?: 'hash-map' | 'radix';
-  simEngine?: 'instance' | 'core';
+  simEngine?: 'core' | 'legacy';
   config?: string;
   progress?: boolean;
   requestRate?: number;
@@ -151,8 +155,8 @@ export function resolveRunOptions(flags: RunFlags): ResolvedRunOptions {
     sloTtftMs: parseDurationMs('--slo-ttft', sloTtft),
     sloTpotMs: parseDurationMs('--slo-tpot', sloTpot),
     seed: flags.seed ?? config.seed ?? DEFAULTS.seed,
-    prefixIndex: flags.prefixIndex ?? config.prefixIndex ?? ((flags.simEngine ?? config.simEngine) === 'core' ? 'radix' : 'hash-map'),
-    simEngine: flags.simEngine ?? config.simEngine ?? 'instance',
+    prefixIndex: flags.prefixIndex ?? config.prefixIndex,
+    simEngine: flags.simEngine ?? (config.simEngine === 'instance' ? 'legacy' : config.simEngine),
     progress: flags.progress !== false,
     requestRate,
     engine,
@@ -287,6 +291,15 @@ function withContext(context: string, fn: () => unknown): void {
   }
 }
 
+const noticed = new Set<string>();
+
+/** One stderr line, once per process, for a run that went to the legacy engine because the core does not take it yet. */
+export function noticeEngineFallback(reason: string | undefined): void {
+  if (reason === undefined || noticed.has(reason)) return;
+  noticed.add(reason);
+  process.stderr.write(`kvmgr: ${reason}\n`);
+}
+
 /** Runs one replay of `trace` and maps it to a {@link RunResult}. */
 export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVariant, progress: Progress): RunResult {
   const started = performance.now();
@@ -305,13 +318,14 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
       rateScale: variant.rateScale ?? opts.rateScale,
       slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
       seed: opts.seed,
-      prefixIndex: opts.prefixIndex,
-      engine: opts.simEngine,
+      ...(opts.prefixIndex === undefined ? {} : { prefixIndex: opts.prefixIndex }),
+      ...(opts.simEngine === undefined ? {} : { engine: opts.simEngine }),
       onProgress: (p) => progress.update(p.done),
     });
   } finally {
     progress.stop();
   }
+  noticeEngineFallback(res.config.engineFallback);
   if (res.violations.length > 0) {
     throw new KvmgrError('KVMGR_VERIFY_FAILED', `simulation of ${variant.label} broke conservation: ${res.violations.slice(0, 3).join('; ')}`);
   }

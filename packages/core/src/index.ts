@@ -34,6 +34,7 @@ export type {
   DeviceKind,
   CapabilityDescriptor,
 } from './kv-cache-spec.js';
+export { HashTable64 } from './hash-table64.js';
 export { KiB, MiB, GiB, US_PER_MS, US_PER_S, msToUs, usToMs, transferTimeUs } from './units.js';
 export { VLLM_METRICS, SGLANG_METRICS, LMDEPLOY_METRICS, TGI_METRICS, KVMGR_METRICS } from './metrics.js';
 export {

@@ -446,7 +446,7 @@ export function createMetricsScraper(options: MetricsScraperOptions): MetricsScr
   const instanceId = options.instanceId ?? String(options.url);
   const role = options.role ?? 'both';
   const fetchOptions: FetchExpositionOptions = options.fetch === undefined ? { timeoutMs } : { timeoutMs, fetch: options.fetch };
-  let last: { snapshot: EngineSnapshot; exposition: MetricsExposition; scrapedAtMs: number } | undefined;
+  let last: { snapshot: EngineSnapshot; exposition: MetricsExposition; scrapedAtMs: number; fresh?: EngineSnapshot; stale?: EngineSnapshot } | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
   let inFlight = false;
   const c = { attempts: 0, successes: 0, fetchErrors: 0, timeouts: 0, httpErrors: 0, parseErrors: 0, consecutiveFailures: 0 };
@@ -456,7 +456,9 @@ export function createMetricsScraper(options: MetricsScraperOptions): MetricsScr
   const view = (l: NonNullable<typeof last>): ScrapeResult => {
     const ageMs = Math.max(0, nowMs() - l.scrapedAtMs);
     const stale = ageMs > staleAfter * intervalMs;
-    return { snapshot: { ...l.snapshot, stale }, exposition: l.exposition, scrapedAtMs: l.scrapedAtMs, ageMs, stale };
+    // routers read `latest()` several times per request and endpoint: one snapshot object per scrape and staleness, not one per read
+    const snapshot = stale ? (l.stale ??= { ...l.snapshot, stale }) : (l.fresh ??= { ...l.snapshot, stale });
+    return { snapshot, exposition: l.exposition, scrapedAtMs: l.scrapedAtMs, ageMs, stale };
   };
 
   const fail = (e: unknown): KvmgrError => {

@@ -1,26 +1,79 @@
 /**
- * Prints the live-driver fidelity (client-observed vs replayed TTFT / ITL medians) at several
- * time scales: `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [scales…]`.
+ * Prints the live-driver fidelity (client-observed vs replayed TTFT / ITL medians) and where the
+ * client's overhead goes, stage by stage, at several time scales:
+ *
+ * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--trace-file PATH]] [--breakdown] [--client fetch|http] [--max-lag-ms MS] [scales…]`
+ *
+ * Without `--trace`: 24 synthetic short prompts (test/fidelity-workloads.ts). With it: the requests
+ * of a slice of the bundled Mooncake sample (default the first 60 s), at their own timestamps.
  */
-import { measureFidelity } from '../test/live-fidelity.js';
+import { parseArgs } from 'node:util';
+import { syntheticWorkload, traceSliceWorkload } from '../test/fidelity-workloads.js';
+import { type StageStat, measureFidelity } from '../test/live-fidelity.js';
 
-const scales = process.argv.slice(2).map(Number).filter((x) => x > 0);
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    trace: { type: 'boolean', default: false },
+    'trace-file': { type: 'string' },
+    start: { type: 'string', default: '0' },
+    duration: { type: 'string', default: '60' },
+    breakdown: { type: 'boolean', default: false },
+    client: { type: 'string', default: 'fetch' },
+    'max-lag-ms': { type: 'string' },
+  },
+});
+if (values.client !== 'fetch' && values.client !== 'http') throw new Error(`--client: ${values.client}, expected fetch or http`);
+const client = values.client;
+const scales = positionals.map(Number).filter((x) => x > 0);
+const workload = values.trace
+  ? traceSliceWorkload({ startS: Number(values.start), durationS: Number(values.duration), ...(values['trace-file'] === undefined ? {} : { path: values['trace-file'] }) })
+  : syntheticWorkload();
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const ms = (x: number) => +x.toFixed(3);
+const st = (s: StageStat) => ({ median: ms(s.median), mean: ms(s.mean), p90: ms(s.p90) });
+console.log(JSON.stringify({ workload: workload.name }));
 for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
-  const r = await measureFidelity({ timeScale });
-  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const maxLag = values['max-lag-ms'] === undefined ? {} : { maxLagMs: Number(values['max-lag-ms']) };
+  const r = await measureFidelity({ timeScale, client, ...maxLag, ...(values.trace ? { workload } : {}) });
   console.log(
     JSON.stringify({
       timeScale,
-      liveTtftMs: +r.live.ttftMs.toFixed(2),
-      simTtftMs: +r.sim.ttftMs.toFixed(2),
+      liveTtftMs: ms(r.live.ttftMs),
+      simTtftMs: ms(r.sim.ttftMs),
       ttftDiff: pct(r.ttftDiff),
-      liveItlMs: +r.live.itlMs.toFixed(2),
-      simItlMs: +r.sim.itlMs.toFixed(2),
+      ttftOverheadMs: ms(r.live.ttftMs - r.sim.ttftMs),
+      perRequestTtftDeltaMs: st(r.ttftDeltaMs),
+      liveItlMs: ms(r.live.itlMs),
+      simItlMs: ms(r.sim.itlMs),
       itlDiff: pct(r.itlDiff),
+      itlOverheadMs: ms(r.live.itlMs - r.sim.itlMs),
       driverTtftDiff: pct(r.driver.ttftDiff),
       driverItlDiff: pct(r.driver.itlDiff),
-      lagP99Ms: +r.lagP99Ms.toFixed(2),
+      lagP99Ms: ms(r.lagP99Ms),
       resyncs: r.resyncs,
+      client: r.client,
+      completed: `${r.completed}/${r.requests}`,
+      cpuUsPerToken: +r.cpuUsPerToken.toFixed(1),
+      loadavg: r.loadavg.map((x) => +x.toFixed(2)),
     }),
   );
+  if (values.breakdown) {
+    const b = r.breakdown;
+    console.log(
+      JSON.stringify({
+        timeScale,
+        wallMs: {
+          sendToReceived: st(b.sendToReceived),
+          receivedToSubmitted: st(b.receivedToSubmitted),
+          join: st(b.join),
+          emitLag: st(b.emitLag),
+          write: st(b.write),
+          clientRead: st(b.clientRead),
+          laterTokens: { emitLag: st(b.laterTokens.emitLag), write: st(b.laterTokens.write), clientRead: st(b.laterTokens.clientRead) },
+          stepStartLag: st(b.stepStartLag),
+        },
+      }),
+    );
+  }
 }

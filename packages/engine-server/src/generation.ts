@@ -34,6 +34,30 @@ export interface GenerationContext {
   readonly remoteKv?: (req: GenerationRequest) => { computedTokens: number } | undefined;
   /** The request joins the engine's stop tokens and min-tokens table. */
   readonly register: (requestId: string, req: GenerationRequest) => void;
+  /** Receives each finished request's wall-clock stages (instrumentation; off when undefined). */
+  readonly onTiming?: (timing: RequestTiming) => void;
+}
+
+/**
+ * Wall-clock stages of one request, for measuring what the HTTP path adds to the engine's
+ * timeline (`bench/fidelity.ts`). Every time is the driver's clock, `performance.now()` ms; model
+ * times are mapped to it with `RealtimeDriver.wallMsOf`.
+ */
+export interface RequestTiming {
+  readonly requestId: string;
+  readonly promptTokens: number;
+  /** The request's headers reached the server (fastify `onRequest`): its arrival stamp. */
+  readonly receivedMs: number;
+  /** Its body was parsed and validated and it was handed to the driver. */
+  readonly submittedMs: number;
+  /** When it enters the engine queue on the model's timeline (arrival + the latency model's queueing term). */
+  readonly enqueueDueMs: number;
+  /** Per output token: the end of its step on the model's timeline. */
+  readonly tokenDueMs: readonly number[];
+  /** Per output token: when the step loop emitted it (ran `finishStep`). */
+  readonly tokenEmittedMs: readonly number[];
+  /** Per output token: when its SSE chunk had been handed to the socket (streams only, else empty). */
+  readonly tokenWrittenMs: readonly number[];
 }
 
 interface Usage {
@@ -72,9 +96,10 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
   let outTokens = 0;
   let lastTokenUs = -1;
   let done = false;
-  // A token's chunk waits for the end of the step's synchronous hooks, so the last one carries the finish reason.
+  // The text of a token that may be the last, held until onFinished (same step) so that its chunk carries the finish reason.
   let pendingText: string | null = null;
   let flushQueued = false;
+  const timing = ctx.onTiming === undefined ? null : { due: [] as number[], emitted: [] as number[], written: [] as number[] };
 
   const choiceChunk = (text: string, finish: string | null): unknown => {
     const choice = chat
@@ -95,6 +120,7 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     const text = pendingText;
     pendingText = null;
     writeSse(formatSseChunk(choiceChunk(text, finish)));
+    timing?.written.push(performance.now());
   };
 
   return new Promise<void>((resolve) => {
@@ -109,6 +135,7 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     const finishReasonOf = (stats: RequestFinishedStats): string => (stats.finishReason === 'stop' ? 'stop' : stats.finishReason === 'length' ? 'length' : 'abort');
     ctx.register(requestId, req);
     const atUs = arrivalUs + ctx.queueingUs(promptLen) + (ctx.extraDelayUs?.(req) ?? 0);
+    const submittedMs = timing === null ? 0 : performance.now();
     const remoteKv = ctx.remoteKv?.(req);
     ctx.driver.submit(
       {
@@ -121,6 +148,10 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
       atUs,
       {
         onToken: (tokenId, now) => {
+          if (timing !== null) {
+            timing.due.push(ctx.driver.wallMsOf(now));
+            timing.emitted.push(performance.now());
+          }
           outTokens++;
           if (lastTokenUs >= 0) ctx.exporter.observeItl(now - lastTokenUs);
           lastTokenUs = now;
@@ -133,7 +164,11 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
           if (!req.stream) return;
           flush(null);
           pendingText = text;
-          if (!flushQueued) {
+          // A token that cannot be the last goes out at once. One that may be (the length limit or a
+          // stop token: the core decides right after this hook and calls onFinished synchronously)
+          // waits so that its chunk carries the finish reason; the microtask is the fallback.
+          if (outTokens < req.maxTokens && !req.stopTokenIds.includes(tokenId)) flush(null);
+          else if (!flushQueued) {
             flushQueued = true;
             queueMicrotask(() => flush(null));
           }
@@ -141,6 +176,21 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
         onFinished: (stats) => {
           done = true;
           ctx.exporter.onFinished(stats);
+          if (timing !== null) {
+            // After the last token's chunk, which is written below.
+            queueMicrotask(() =>
+              ctx.onTiming?.({
+                requestId,
+                promptTokens: promptLen,
+                receivedMs: ctx.driver.wallMsOf(arrivalUs),
+                submittedMs,
+                enqueueDueMs: ctx.driver.wallMsOf(atUs),
+                tokenDueMs: timing.due,
+                tokenEmittedMs: timing.emitted,
+                tokenWrittenMs: timing.written,
+              }),
+            );
+          }
           const extras = ctx.responseExtras?.(req, requestId, stats);
           if (res.destroyed || res.writableEnded) return resolve();
           const reason = finishReasonOf(stats);

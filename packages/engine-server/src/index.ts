@@ -5,6 +5,7 @@
  */
 export { createEngineServer } from './server.js';
 export type { EngineServer, EngineServerOptions } from './server.js';
+export type { RequestTiming } from './generation.js';
 export { RealtimeDriver } from './realtime-driver.js';
 export type { RealtimeDriverOptions, RealtimeDriverStats, RequestSink, DriverStep } from './realtime-driver.js';
 export { parseKvEventsConfig, KvEventsConfigSchema } from './kv-events-config.js';

@@ -79,7 +79,7 @@ async function drive(arrivals: readonly Arrival[], timeScale: number, lateMs: (k
   }
   for (let guard = 0; finished < arrivals.length && guard < 100_000; guard++) await vi.advanceTimersByTimeAsync(5);
   await driver.stop();
-  return { tokens, atUs, finished, resyncs: driver.stats.resyncs, steps: driver.stats.steps };
+  return { tokens, atUs, finished, resyncs: driver.stats.resyncs, steps: driver.stats.steps, lagsMs: driver.stats.lagSamplesMs };
 }
 
 const arrivalArb = fc.array(
@@ -121,6 +121,19 @@ describe('RealtimeDriver keeps the model timeline (fake timers)', () => {
         expect(run.tokens).toEqual(expected);
       }),
       { numRuns: 40, seed: 22 },
+    );
+  });
+
+  it('a step of 4 wall ms or more never ends before its model time (the timer fires early, the rest is waited out)', async () => {
+    // stepTimeUs ≥ 4000 µs, so at time scale 1 every sleep takes the early-timer path; ends
+    // rounded to the nearest ms (the short-sleep path) would come up to half a ms early here.
+    await fc.assert(
+      fc.asyncProperty(arrivalArb, async (xs) => {
+        const run = await drive(toArrivals(xs), 1, () => 0);
+        expect(run.lagsMs.length).toBe(run.steps);
+        expect(run.lagsMs.filter((ms) => ms < 0)).toEqual([]);
+      }),
+      { numRuns: 20, seed: 4 },
     );
   });
 

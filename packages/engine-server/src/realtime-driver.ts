@@ -12,10 +12,12 @@
  * ran joins the next one). Only when the loop falls more than `maxLagMs` behind (an overloaded
  * process) does it give up the timeline and restart it at the current time (`resyncs`).
  *
- * It never busy-waits: it sleeps until the end of each step (whole milliseconds, the timer's
- * resolution; ends less than half a millisecond away run at once), and when idle it awaits an
- * arrival, then yields once (`setImmediate`) so that requests arriving in the same event-loop turn
- * join the same step.
+ * It sleeps until the end of each step: a step of 4 wall ms or more sets its timer a millisecond
+ * early and waits out the rest one event-loop turn at a time (`setImmediate`, I/O keeps running),
+ * so its tokens leave on the model's time rather than up to a millisecond late (Node's timers have
+ * whole-ms resolution); shorter steps round to the nearest ms (ends under half a millisecond away
+ * run at once). When idle it awaits an arrival, then yields once (`setImmediate`) so that requests
+ * arriving in the same event-loop turn join the same step.
  */
 import type { EngineCore, EngineRequest, RequestFinishedStats, StepStart } from '@kvmgr/engine';
 import { KvmgrError, invalidArgument } from '@kvmgr/core';
@@ -34,8 +36,10 @@ export interface DriverStep {
   readonly startUs: number;
   /** `startUs + durationUs + stall`. */
   readonly endUs: number;
-  /** How late the loop woke for the end of the step, wall ms (≥ 0 when late; negative when it ran the end early, by under 0.5 ms). */
+  /** How late the loop woke for the end of the step, wall ms (≥ 0 when late; negative when it ran the end of a short step early, by under 0.5 ms). */
   readonly lagMs: number;
+  /** How late `startStep` ran behind the step's model start, wall ms (the previous step's end lag for back-to-back steps). */
+  readonly startLagMs: number;
 }
 
 /** Options of {@link RealtimeDriver}. */
@@ -71,6 +75,18 @@ export interface RealtimeDriverStats {
 }
 
 const LAG_SAMPLES = 8192;
+
+/**
+ * Steps at least this long, wall ms, end with a short turn-by-turn wait instead of a rounded
+ * timer; shorter ones (high time scales) would spend most of their time in that wait.
+ */
+const SPIN_SLEEP_MIN_MS = 4;
+/**
+ * How early a long sleep's timer fires, wall ms. Node's timers count whole ms from the event
+ * loop's cached time, so one fires up to about a ms early or late; what is left after it fires
+ * (≈ 0.4 ms on average, measured) is waited out with `setImmediate`.
+ */
+const TIMER_EARLY_MS = 1;
 
 /**
  * Runs an {@link EngineCore} on the wall clock.
@@ -142,6 +158,11 @@ export class RealtimeDriver {
   /** Model µs → wall ms. */
   usToWallMs(us: number): number {
     return us / 1000 / this.timeScale;
+  }
+
+  /** The wall-clock time (the `clock`'s ms) at which model time `us` falls. */
+  wallMsOf(us: number): number {
+    return this.t0 + this.usToWallMs(us);
   }
 
   /** The model clock now, µs since the driver was made. */
@@ -222,8 +243,14 @@ export class RealtimeDriver {
     done();
   }
 
-  /** Resolves at model time `atUs` (at once when it is under 0.5 ms of wall time away; never when undefined); with `wakeable`, also on {@link wake}. */
-  private sleepUntil(atUs: number | undefined, wakeable: boolean): Promise<void> {
+  /**
+   * Resolves at model time `atUs` (never when undefined); with `wakeable`, also on {@link wake}.
+   * Without `exact`, a timer of the nearest whole ms, or one I/O turn when under half a ms away.
+   * With `exact` (the end of a step of at least `SPIN_SLEEP_MIN_MS` wall ms), the timer fires
+   * `TIMER_EARLY_MS` early and the rest is waited out one event-loop turn at a time
+   * (`setImmediate`, so I/O still runs): the step ends on its model time, not up to a ms late or early.
+   */
+  private sleepUntil(atUs: number | undefined, wakeable: boolean, exact = false): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         this.timer = null;
@@ -235,8 +262,26 @@ export class RealtimeDriver {
       this.sleepWakeable = wakeable;
       if (atUs === undefined) return;
       const ms = this.usToWallMs(atUs - this.nowUs());
-      if (ms < 0.5) this.immediate = setImmediate(done);
-      else this.timer = setTimeout(done, Math.max(1, Math.round(ms)));
+      if (!exact || ms <= 0) {
+        if (ms < 0.5) this.immediate = setImmediate(done);
+        else this.timer = setTimeout(done, Math.max(1, Math.round(ms)));
+        return;
+      }
+      let lastNow = Number.NaN;
+      const check = (): void => {
+        const now = this.nowUs();
+        const left = this.usToWallMs(atUs - now);
+        if (left <= 0) done();
+        else if (left > TIMER_EARLY_MS) this.timer = setTimeout(check, Math.max(1, Math.floor(left - TIMER_EARLY_MS)));
+        else if (now !== lastNow) {
+          lastNow = now;
+          this.immediate = setImmediate(check);
+        } else {
+          // A clock that did not move in a loop turn (a coarse or fake clock): wait for it with a timer.
+          this.timer = setTimeout(check, 1);
+        }
+      };
+      check();
     });
   }
 
@@ -269,6 +314,7 @@ export class RealtimeDriver {
         if (first !== undefined && first - now < this.halfMsUs && now - first <= this.maxLagUs) startUs = first;
       }
       this.admitPending(startUs);
+      const startLagMs = this.usToWallMs(now - startUs);
       const step = this.core.startStep(startUs);
       if (step === null) {
         prevEndUs = undefined;
@@ -282,14 +328,14 @@ export class RealtimeDriver {
         continue;
       }
       const endUs = startUs + step.durationUs + this.stallUs;
-      await this.sleepUntil(endUs, false);
+      await this.sleepUntil(endUs, false, this.usToWallMs(endUs - startUs) >= SPIN_SLEEP_MIN_MS);
       if (!this.running) break;
       const lagMs = this.usToWallMs(this.nowUs() - endUs);
       this.recordLag(lagMs);
       this.core.finishStep(endUs);
       this.steps++;
       prevEndUs = endUs;
-      this.onStep?.({ start: step, startUs, endUs, lagMs });
+      this.onStep?.({ start: step, startUs, endUs, lagMs, startLagMs });
     }
   }
 }

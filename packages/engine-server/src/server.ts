@@ -12,11 +12,11 @@ import { type LatencyModel, getEngineProfile, getGpuSpec, getModelSpec, gpuKvBlo
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { EngineMetricsExporter } from './engine-metrics.js';
-import { type GenerationContext, serveGeneration } from './generation.js';
+import { type GenerationContext, type RequestTiming, serveGeneration } from './generation.js';
 import { type KvEventsConfig, parseKvEventsConfig } from './kv-events-config.js';
 import { type GenerationRequest, LLAMA3_VOCAB_SIZE, parseGenerationRequest } from './openai-requests.js';
 import { type PdOptions, PdRole } from './pd.js';
-import { RealtimeDriver, type RealtimeDriverStats } from './realtime-driver.js';
+import { type DriverStep, RealtimeDriver, type RealtimeDriverStats } from './realtime-driver.js';
 import { registerUtilityRoutes } from './utility-routes.js';
 
 /** Options of {@link createEngineServer}. */
@@ -78,6 +78,14 @@ export interface EngineServerOptions {
   readonly logger?: Logger;
   /** Without `logger`: log JSON lines to stdout at this pino level (`info`, `warn`, …). @default no logging */
   readonly logLevel?: string;
+  /**
+   * Instrumentation: called once per finished generation request with its wall-clock stages
+   * (arrival, submit, per-token due / emitted / written times). Used by `bench/fidelity.ts` to
+   * decompose what a client sees beyond the engine's timeline. @default off
+   */
+  readonly experimental_onRequestTiming?: (timing: RequestTiming) => void;
+  /** Instrumentation: called after every engine step with its model times and wall lags. @default off */
+  readonly experimental_onStep?: (step: DriverStep) => void;
 }
 
 /** A running engine server. */
@@ -202,7 +210,10 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     timeScale: options.timeScale ?? 1,
     stallMs: options.stallMs ?? 0,
     maxLagMs: options.maxLagMs ?? 200,
-    onStep: (step) => exporter.onStep(step.start.shape),
+    onStep: (step) => {
+      exporter.onStep(step.start.shape);
+      options.experimental_onStep?.(step);
+    },
   });
 
   if (kvCfg?.enable_kv_cache_events && kvCfg.publisher === 'zmq') {
@@ -283,6 +294,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
       if (id === fatalRequest) die();
     },
     responseExtras: (req, id, stats: RequestFinishedStats) => pd.responseParams(req, id, stats),
+    ...(options.experimental_onRequestTiming === undefined ? {} : { onTiming: options.experimental_onRequestTiming }),
   };
 
   const generate = (kind: 'completion' | 'chat') => async (request: { body: unknown; raw: object }, reply: FastifyReply) => {

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { loadMooncakeTrace } from '@kvmgr/sim';
+import { BUNDLED_MOONCAKE_SAMPLE, traceSliceWorkload } from './fidelity-workloads.js';
 import { measureFidelity } from './live-fidelity.js';
 
 describe('fidelity of the live driver (issue #22, check 4)', () => {
@@ -22,5 +24,23 @@ describe('fidelity of the live driver (issue #22, check 4)', () => {
     // above and in bench/fidelity.ts).
     expect(r.live.ttftMs).toBeGreaterThan(0.9 * r.sim.ttftMs);
     expect(r.live.itlMs).toBeGreaterThan(0);
+    // The breakdown found the server's timing record of every measured request.
+    for (const s of [r.breakdown.sendToReceived, r.breakdown.join, r.breakdown.emitLag, r.breakdown.write, r.breakdown.clientRead]) expect(Number.isFinite(s.mean)).toBe(true);
+  });
+
+  it('a trace slice keeps the trace: its requests, their lengths and send times, and shared hash ids as shared tokens', () => {
+    const w = traceSliceWorkload({ startS: 0, durationS: 10 });
+    const trace = loadMooncakeTrace(BUNDLED_MOONCAKE_SAMPLE).requests.filter((q) => q.arrivalUs < 10e6);
+    expect(w.requests).toHaveLength(trace.length);
+    w.requests.forEach((q, i) => {
+      const t = trace[i] as (typeof trace)[number];
+      expect(q.prompt).toHaveLength(t.promptTokens);
+      expect(q.atMs).toBe(t.arrivalUs / 1000);
+      expect(q.maxTokens).toBe(Math.max(1, t.outputTokens));
+    });
+    // The sample's first two requests share hash id 0 (one 512-token block) and then differ.
+    const [a, b] = w.requests as [(typeof w.requests)[number], (typeof w.requests)[number]];
+    expect(a.prompt.slice(0, 512)).toEqual(b.prompt.slice(0, 512));
+    expect(a.prompt.slice(512, 1024)).not.toEqual(b.prompt.slice(512, 1024));
   });
 });

@@ -1,24 +1,30 @@
 /**
  * Fidelity of the live driver (issue #22, check 4): the same requests sent to an engine server
  * over HTTP and replayed through `EngineCore` on a simulated clock. Client-observed TTFT and ITL
- * (wall time × `timeScale`, so model time) are compared with the replay's. Used by
- * `fidelity.test.ts` and by `bench/fidelity.ts` (which prints the numbers for several scales).
+ * (wall time × `timeScale`, so model time) are compared with the replay's, and the difference is
+ * taken apart stage by stage with the server's `experimental_onRequestTiming` instrument. Used by
+ * `fidelity.test.ts` and by `bench/fidelity.ts` (which prints the numbers).
  */
+import { loadavg } from 'node:os';
 import { parseSseStream } from '@kvmgr/adapter-vllm';
 import { EngineCore } from '@kvmgr/engine';
 import { getEngineProfile, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
-import { createEngineServer } from '../src/index.js';
+import { type DriverStep, type RequestTiming, createEngineServer } from '../src/index.js';
+import { type FidelityRequest, type FidelityWorkload, syntheticWorkload } from './fidelity-workloads.js';
+import { postSse, sseAgent } from './http-sse-client.js';
 
 /** Options of {@link measureFidelity}. */
 export interface FidelityRun {
   readonly timeScale: number;
-  /** Requests sent. @default 24 */
-  readonly requests?: number;
-  /** Model ms between sends. @default 15 */
-  readonly gapMs?: number;
-  /** Output tokens per request. @default 24 */
-  readonly maxTokens?: number;
-  /** @default 4096 */
+  /** What to send. @default syntheticWorkload() (24 prompts of 300–600 tokens, 15 ms apart, 24 output tokens) */
+  readonly workload?: FidelityWorkload;
+  /** Sent first and not measured (JIT, connections); must share no block with `workload`. @default syntheticWorkload(24, 15, 24, 60000) */
+  readonly warmup?: FidelityWorkload;
+  /** The client: `fetch` + `parseSseStream` (as an application would), or the lighter `node:http` one of `http-sse-client.ts`. @default 'fetch' */
+  readonly client?: 'fetch' | 'http';
+  /** The server's `maxLagMs` (how far its step loop may fall behind before it restarts the timeline). @default the server's default, 200 */
+  readonly maxLagMs?: number;
+  /** GPU KV blocks of the server and the replay. @default 4096 for the default workload, else the server's memory-model default */
   readonly numGpuBlocks?: number;
 }
 
@@ -28,7 +34,40 @@ export interface LatencyMedians {
   readonly itlMs: number;
 }
 
+/** Median and mean of one stage, wall ms. */
+export interface StageStat {
+  readonly median: number;
+  readonly mean: number;
+  readonly p90: number;
+}
+
+/**
+ * Where the client's extra TTFT and ITL go, wall ms. For every request,
+ * `clientTtft − replayTtft = sendToReceived + join + emitLag + write + clientRead` exactly
+ * (so the means add up; medians need not).
+ */
+export interface OverheadBreakdown {
+  /** Client `fetch` call → the server's `onRequest` hook (client request setup, loopback, HTTP parse, routing). */
+  readonly sendToReceived: StageStat;
+  /** `onRequest` → handed to the driver (body read and parse, validation). Hidden inside the latency model's queueing term unless longer. */
+  readonly receivedToSubmitted: StageStat;
+  /** The server timeline's TTFT from its arrival stamp minus the replay's TTFT from the client's send: the step the request joined. */
+  readonly join: StageStat;
+  /** Step loop: `finishStep` ran this late behind the end of the first token's step (timer granularity, event-loop lag). */
+  readonly emitLag: StageStat;
+  /** Emitted → its SSE chunk handed to the socket (chunk serialisation, microtask). */
+  readonly write: StageStat;
+  /** Chunk written → the client parsed it (loopback, undici, SSE parse, event-loop turn). */
+  readonly clientRead: StageStat;
+  /** The same three stages over every later token (what ITL jitter is made of). */
+  readonly laterTokens: { readonly emitLag: StageStat; readonly write: StageStat; readonly clientRead: StageStat };
+  /** `startStep` ran this late behind the step's model start, over all measured steps. */
+  readonly stepStartLag: StageStat;
+}
+
 export interface FidelityResult {
+  readonly workload: string;
+  readonly timeScale: number;
   readonly live: LatencyMedians;
   readonly sim: LatencyMedians;
   /** (live − sim) / sim. */
@@ -36,6 +75,10 @@ export interface FidelityResult {
   readonly itlDiff: number;
   /** The driver alone: the server's own token times vs a replay of the server's own enqueue times (model clock). */
   readonly driver: { readonly ttftDiff: number; readonly itlDiff: number };
+  /** Per request, client TTFT − replay TTFT, model ms (its median need not be the difference of the medians: in a long queue, arrivals that swap places change single requests' TTFT by seconds). */
+  readonly ttftDeltaMs: StageStat;
+  /** Wall-ms decomposition of the client's overhead. */
+  readonly breakdown: OverheadBreakdown;
   /** Step-loop lag p99 of the live server, wall ms. */
   readonly lagP99Ms: number;
   readonly resyncs: number;
@@ -43,30 +86,36 @@ export interface FidelityResult {
   readonly requests: number;
   /** Of those, how many streamed `maxTokens` tokens to the client and were seen by the server with as many tokens. */
   readonly completed: number;
+  /** CPU time of this process (server and client together) over the measured round, per streamed token, µs. */
+  readonly cpuUsPerToken: number;
+  /** Which client sent the requests. */
+  readonly client: 'fetch' | 'http';
+  /** `os.loadavg()` (1, 5, 15 min) when the run ended. */
+  readonly loadavg: readonly number[];
 }
 
-function median(xs: readonly number[]): number {
+function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+  const pos = q * (s.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo);
 }
 
-/** Prompt of request `i`: 300–600 tokens; every third shares a 256-token prefix with request 0. */
-function promptOf(i: number, offset = 0): number[] {
-  const len = 300 + ((i * 97) % 300);
-  return Array.from({ length: len }, (_, t) => offset + (i % 3 === 0 && t < 256 ? 500 + t : 1000 + i * 1000 + t));
-}
+const median = (xs: readonly number[]): number => quantile(xs, 0.5);
 
-const WARMUP_OFFSET = 60_000;
+function stat(xs: readonly number[]): StageStat {
+  return { median: median(xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length, p90: quantile(xs, 0.9) };
+}
 
 const rel = (a: number, b: number): number => (a - b) / b;
-const gaps = (t: readonly number[]): number[] => t.slice(1).map((x, k) => (x - (t[k] as number)) / 1000);
+const gaps = (t: readonly number[]): number[] => t.slice(1).map((x, k) => x - (t[k] as number));
 
 const LATENCY = selectLatencyModel('auto', getModelSpec('Llama-3.1-8B-Instruct'), getGpuSpec('H100'), 1).latency;
-const QUEUEING = (n: number): number => LATENCY.queueingUs(n);
 
 /** Replays arrivals (model µs) through an `EngineCore` on a simulated clock, as the server is configured; token times per request, µs. */
-function replay(reqs: readonly { prompt: number[]; atUs: number }[], maxTokens: number, numGpuBlocks: number): number[][] {
+function replay(reqs: readonly { prompt: readonly number[]; maxTokens: number; atUs: number }[], numGpuBlocks: number): number[][] {
   const profile = getEngineProfile('vllm-default');
   const tokens = reqs.map(() => [] as number[]);
   const core = new EngineCore({
@@ -84,7 +133,8 @@ function replay(reqs: readonly { prompt: number[]; atUs: number }[], maxTokens: 
   for (;;) {
     while (next < order.length && (order[next] as { atUs: number }).atUs <= now) {
       const a = order[next++] as { i: number; atUs: number };
-      core.addRequest({ requestId: String(a.i), promptTokenIds: (reqs[a.i] as { prompt: number[] }).prompt, maxTokens }, a.atUs);
+      const r = reqs[a.i] as { prompt: readonly number[]; maxTokens: number };
+      core.addRequest({ requestId: String(a.i), promptTokenIds: r.prompt, maxTokens: r.maxTokens }, a.atUs);
     }
     const step = core.startStep(now);
     if (step === null) {
@@ -100,16 +150,29 @@ function replay(reqs: readonly { prompt: number[]; atUs: number }[], maxTokens: 
 
 /** Runs the comparison once. */
 export async function measureFidelity(run: FidelityRun): Promise<FidelityResult> {
-  const n = run.requests ?? 24;
-  const gapMs = run.gapMs ?? 15;
-  const maxTokens = run.maxTokens ?? 24;
-  const numGpuBlocks = run.numGpuBlocks ?? 4096;
+  const workload = run.workload ?? syntheticWorkload();
+  const warmup = run.warmup ?? syntheticWorkload(24, 15, 24, 60_000);
   const scale = run.timeScale;
-  const server = await createEngineServer({ port: 0, timeScale: scale, numGpuBlocks });
+  const timings = new Map<string, RequestTiming>();
+  const steps: DriverStep[] = [];
+  let recording = false;
+  const blocks = run.numGpuBlocks ?? (run.workload === undefined ? 4096 : undefined);
+  const server = await createEngineServer({
+    port: 0,
+    timeScale: scale,
+    ...(blocks === undefined ? {} : { numGpuBlocks: blocks }),
+    ...(run.maxLagMs === undefined ? {} : { maxLagMs: run.maxLagMs }),
+    experimental_onRequestTiming: (t) => {
+      if (recording) timings.set(t.requestId, t);
+    },
+    experimental_onStep: (s) => {
+      if (recording) steps.push(s);
+    },
+  });
+  const numGpuBlocks = server.config.numGpuBlocks;
   // The server's own timeline (model µs): when each request entered the engine queue, and its tokens.
   const serverTokens = new Map<string, number[]>();
   const serverEnqueue = new Map<string, number>();
-  let recording = false;
   const hooks = server.core.hooks;
   server.core.hooks = {
     ...hooks,
@@ -125,73 +188,130 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
       if (recording) serverEnqueue.set(req.requestId, stats.arrivalUs);
     },
   };
+  const reqs = workload.requests;
   const idOf: string[] = [];
   const sends: number[] = [];
   const tokenTimes: number[][] = [];
   let lagStart = 0;
   let resyncStart = 0;
-  try {
-    const one = async (i: number, offset: number): Promise<void> => {
-      await new Promise((r) => setTimeout(r, (i * gapMs) / scale));
-      const t0 = performance.now();
+  const agent = sseAgent();
+  let cpu0 = process.cpuUsage();
+  let cpu = cpu0;
+  const sendAll = async (w: FidelityWorkload, measured: boolean): Promise<void> => {
+    const start = performance.now();
+    const one = async (r: FidelityRequest, i: number): Promise<void> => {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, start + r.atMs / scale - performance.now())));
       const times: number[] = [];
-      if (offset === 0) {
+      const t0 = performance.now();
+      if (measured) {
         sends[i] = t0;
         tokenTimes[i] = times;
       }
-      const res = await fetch(`${server.url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ prompt: promptOf(i, offset), max_tokens: maxTokens, stream: true }),
-      });
-      for await (const chunk of parseSseStream(res.body as ReadableStream<Uint8Array>)) {
+      const body = { prompt: r.prompt, max_tokens: r.maxTokens, min_tokens: r.maxTokens, ignore_eos: true, stream: true };
+      const onChunk = (chunk: unknown): void => {
         const c = chunk as { id: string; choices: unknown[] };
-        if (c.choices.length === 0) continue;
+        if (c.choices.length === 0) return;
         times.push(performance.now());
-        if (offset === 0) idOf[i] = c.id;
+        if (measured) idOf[i] = c.id;
+      };
+      if (run.client === 'http') {
+        await postSse(`${server.url}/v1/completions`, body, agent, onChunk);
+        return;
       }
+      const res = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      for await (const chunk of parseSseStream(res.body as ReadableStream<Uint8Array>)) onChunk(chunk);
     };
-    // Warm-up (JIT, first-use costs): the same shape with prompts that share no block with the measured ones.
-    await Promise.all(Array.from({ length: n }, (_, i) => one(i, WARMUP_OFFSET)));
+    await Promise.all(w.requests.map(one));
+  };
+  try {
+    // Warm-up (JIT, first-use costs, connections): prompts that share no block with the measured ones.
+    await sendAll(warmup, false);
+    // The replay starts from an empty prefix cache.
+    await fetch(`${server.url}/reset_prefix_cache`, { method: 'POST' });
     const before = server.stats();
     lagStart = before.lagSamplesMs.length;
     resyncStart = before.resyncs;
     recording = true;
-    await Promise.all(Array.from({ length: n }, (_, i) => one(i, 0)));
+    cpu0 = process.cpuUsage();
+    await sendAll(workload, true);
+    cpu = process.cpuUsage(cpu0);
+    // The last timing is reported in a microtask after the last write.
+    await new Promise((resolve) => setImmediate(resolve));
   } finally {
+    agent.destroy();
     await server.close();
   }
   const stats = server.stats();
   const first = Math.min(...sends);
   const toModelMs = (wallMs: number) => wallMs * scale;
   const liveTtft = tokenTimes.map((t, i) => toModelMs((t[0] as number) - (sends[i] as number)));
-  const liveItl = tokenTimes.flatMap((t) => t.slice(1).map((x, k) => toModelMs(x - (t[k] as number))));
+  const liveItl = tokenTimes.flatMap((t) => gaps(t).map(toModelMs));
+  const alpha = (i: number) => LATENCY.queueingUs((reqs[i] as FidelityRequest).prompt.length);
 
-  const liveTtftMs = median(liveTtft);
-  const liveItlMs = median(liveItl);
   // 1. End to end: the client's send times replayed through the core on a simulated clock.
-  const e2e = replay(sends.map((s, i) => ({ prompt: promptOf(i), atUs: toModelMs(s - first) * 1000 + QUEUEING(promptOf(i).length) })), maxTokens, numGpuBlocks);
+  const e2e = replay(
+    reqs.map((r, i) => ({ prompt: r.prompt, maxTokens: r.maxTokens, atUs: toModelMs((sends[i] as number) - first) * 1000 + alpha(i) })),
+    numGpuBlocks,
+  );
   const simTtft = e2e.map((t, i) => ((t[0] as number) - toModelMs((sends[i] as number) - first) * 1000) / 1000);
-  const simItl = e2e.flatMap(gaps);
+  const simItl = e2e.flatMap((t) => gaps(t).map((us) => us / 1000));
   // 2. The driver alone: the server's own enqueue times replayed, against the server's own token times.
   const enq = idOf.map((id) => serverEnqueue.get(id) as number);
-  const drv = replay(enq.map((atUs, i) => ({ prompt: promptOf(i), atUs })), maxTokens, numGpuBlocks);
+  const drv = replay(
+    enq.map((atUs, i) => ({ prompt: (reqs[i] as FidelityRequest).prompt, maxTokens: (reqs[i] as FidelityRequest).maxTokens, atUs })),
+    numGpuBlocks,
+  );
   const srvTokens = idOf.map((id) => serverTokens.get(id) ?? []);
   const driverTtft = srvTokens.map((t, i) => ((t[0] as number) - (enq[i] as number)) / 1000);
   const driverSimTtft = drv.map((t, i) => ((t[0] as number) - (enq[i] as number)) / 1000);
   const driver = { ttftDiff: rel(median(driverTtft), median(driverSimTtft)), itlDiff: rel(median(srvTokens.flatMap(gaps)), median(drv.flatMap(gaps))) };
-  const live = { ttftMs: liveTtftMs, itlMs: liveItlMs };
+
+  // 3. The breakdown, wall ms, from the server's instrument.
+  const tm = idOf.map((id) => timings.get(id) as RequestTiming);
+  const recv = tokenTimes;
+  const bd = {
+    sendToReceived: tm.map((t, i) => t.receivedMs - (sends[i] as number)),
+    receivedToSubmitted: tm.map((t) => t.submittedMs - t.receivedMs),
+    join: tm.map((t, i) => (t.tokenDueMs[0] as number) - t.receivedMs - (simTtft[i] as number) / scale),
+    emitLag: tm.map((t) => (t.tokenEmittedMs[0] as number) - (t.tokenDueMs[0] as number)),
+    write: tm.map((t) => (t.tokenWrittenMs[0] as number) - (t.tokenEmittedMs[0] as number)),
+    clientRead: tm.map((t, i) => (recv[i]?.[0] as number) - (t.tokenWrittenMs[0] as number)),
+  };
+  const later = (f: (t: RequestTiming, k: number, i: number) => number): number[] => tm.flatMap((t, i) => t.tokenDueMs.slice(1).map((_, j) => f(t, j + 1, i)));
+  const breakdown: OverheadBreakdown = {
+    sendToReceived: stat(bd.sendToReceived),
+    receivedToSubmitted: stat(bd.receivedToSubmitted),
+    join: stat(bd.join),
+    emitLag: stat(bd.emitLag),
+    write: stat(bd.write),
+    clientRead: stat(bd.clientRead),
+    laterTokens: {
+      emitLag: stat(later((t, k) => (t.tokenEmittedMs[k] as number) - (t.tokenDueMs[k] as number))),
+      write: stat(later((t, k) => (t.tokenWrittenMs[k] as number) - (t.tokenEmittedMs[k] as number))),
+      clientRead: stat(later((t, k, i) => (recv[i]?.[k] as number) - (t.tokenWrittenMs[k] as number))),
+    },
+    stepStartLag: stat(steps.map((s) => s.startLagMs)),
+  };
+
+  const live = { ttftMs: median(liveTtft), itlMs: median(liveItl) };
   const sim = { ttftMs: median(simTtft), itlMs: median(simItl) };
   const lags = stats.lagSamplesMs.slice(lagStart).sort((a, b) => a - b);
   return {
+    workload: workload.name,
+    timeScale: scale,
     live,
     sim,
     ttftDiff: rel(live.ttftMs, sim.ttftMs),
     itlDiff: rel(live.itlMs, sim.itlMs),
     driver,
+    ttftDeltaMs: stat(liveTtft.map((x, i) => x - (simTtft[i] as number))),
+    breakdown,
     lagP99Ms: lags[Math.floor(0.99 * (lags.length - 1))] ?? 0,
     resyncs: stats.resyncs - resyncStart,
-    requests: n,
-    completed: tokenTimes.filter((t, i) => t?.length === maxTokens && serverTokens.get(idOf[i] as string)?.length === maxTokens).length,
+    requests: reqs.length,
+    completed: tokenTimes.filter((t, i) => t?.length === (reqs[i] as FidelityRequest).maxTokens && serverTokens.get(idOf[i] as string)?.length === t.length).length,
+    cpuUsPerToken: (cpu.user + cpu.system) / tokenTimes.reduce((a, t) => a + t.length, 0),
+    client: run.client ?? 'fetch',
+    loadavg: loadavg(),
   };
 }

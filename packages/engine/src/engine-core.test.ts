@@ -316,6 +316,70 @@ describe('EngineCore', () => {
     expect(() => new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: blis, role: 'decode' as 'prefill' })).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT' }));
   });
 
+  it('trackEvictionRecompute: a keyed prompt computed again after its blocks were evicted counts as eviction recompute; the first computation and a hit do not', () => {
+    // 8 blocks of 16: prompt a (4 blocks + 1 token) leaves 4 cached blocks, prompt b (7 blocks + 1 token, other keys) evicts them
+    const core = new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: blis, trackEvictionRecompute: true });
+    const { finished } = collect(core);
+    const keyed = (id: string, base: number): EngineRequest => ({ requestId: id, promptTokens: 65, blockKeys: [base, base + 1, base + 2, base + 3], maxTokens: 2 });
+    const stepStats: { runningComputedTokens: number; runningBlocks: number; numRequestsRunning: number }[] = [];
+    core.hooks = { ...core.hooks, onStepStats: (st) => stepStats.push(st) };
+    let now = 0;
+    core.addRequest(keyed('a1', 100), now);
+    now = drain(core, now);
+    core.addRequest(keyed('a2', 100), now); // hit: 4 blocks cached
+    now = drain(core, now);
+    // b needs all 8 blocks: evicts a's 4 cached blocks
+    core.addRequest({ requestId: 'b', promptTokens: 113, blockKeys: [200, 201, 202, 203, 204, 205, 206], maxTokens: 2 }, now);
+    now = drain(core, now);
+    core.addRequest(keyed('a3', 100), now); // a's prefix again, evicted: 4 blocks recomputed
+    drain(core, now);
+    const by = new Map(finished.map((f) => [f.requestId, f]));
+    expect(by.get('a1')).toMatchObject({ cachedPromptTokens: 0, evictionRecomputedTokens: 0, recomputedTokens: 0 });
+    expect(by.get('a2')).toMatchObject({ cachedPromptTokens: 64, evictionRecomputedTokens: 0 });
+    expect(by.get('b')).toMatchObject({ cachedPromptTokens: 0, evictionRecomputedTokens: 0 });
+    // b evicted a's 4 cached blocks, a3 then 4 of b's 7
+    expect(core.kv.stats.evictedBlocks).toBe(8);
+    const a3 = by.get('a3');
+    expect(a3?.cachedPromptTokens).toBe(0);
+    expect(a3?.evictionRecomputedTokens).toBe(64);
+    expect(a3?.prefillComputedTokens).toBe(65);
+    // step stats: Σ computed tokens and blocks of the running requests after each step
+    for (const st of stepStats) {
+      expect(st.runningBlocks).toBeGreaterThanOrEqual(Math.ceil(st.runningComputedTokens / 16));
+      if (st.numRequestsRunning === 0) expect(st).toMatchObject({ runningComputedTokens: 0, runningBlocks: 0 });
+    }
+    // after a prefill step of one request: its 65 computed tokens in 5 blocks
+    expect(stepStats[0]).toMatchObject({ runningComputedTokens: 65, runningBlocks: 5, numRequestsRunning: 1 });
+    // planned steps: each admission is planned, the pure-decode steps are not
+    expect(core.metrics.plannedSteps).toBeGreaterThanOrEqual(4);
+    expect(core.metrics.plannedSteps).toBeLessThan(core.metrics.steps);
+  });
+
+  it('keyed requests: keys past the prompt cache the blocks the output fills, so a next turn that repeats the answer hits them', () => {
+    const core = new EngineCore({ kv: { numBlocks: 64 }, stepTimeUs: blis });
+    const { finished } = collect(core);
+    // turn 1: 2 prompt blocks + 1 token, 48 output tokens → 80 computed tokens, keys for 5 blocks (3 of them the answer's)
+    core.addRequest({ requestId: 't1', promptTokens: 33, blockKeys: [1, 2, 3, 4, 5], maxTokens: 48 }, 0);
+    const now = drain(core);
+    // turn 2 repeats turn 1's 80 tokens in full blocks, then its own 20 tokens
+    // (without the answer's keys it would hit only the 2 prompt blocks, 32 tokens)
+    core.addRequest({ requestId: 't2', promptTokens: 100, blockKeys: [1, 2, 3, 4, 5, 6], maxTokens: 4 }, now);
+    drain(core, now);
+    expect(finished.map((f) => f.cachedPromptTokens)).toEqual([0, 80]);
+  });
+
+  it('without trackEvictionRecompute nothing is counted', () => {
+    const core = new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: blis });
+    const { finished } = collect(core);
+    let now = 0;
+    for (const [id, base, blocks] of [['a1', 100, 4], ['b', 200, 7], ['a2', 100, 4]] as const) {
+      core.addRequest({ requestId: id, promptTokens: blocks * 16 + 1, blockKeys: Array.from({ length: blocks }, (_, j) => base + j), maxTokens: 2 }, now);
+      now = drain(core, now);
+    }
+    expect(finished.map((f) => f.evictionRecomputedTokens)).toEqual([0, 0, 0]);
+    expect(finished[2]?.cachedPromptTokens).toBe(0);
+  });
+
   it('rejects misuse with codes', () => {
     const core = new EngineCore({ kv: { numBlocks: 8 }, stepTimeUs: () => 1 });
     core.addRequest({ requestId: 'a', promptTokens: 4, maxTokens: 2 }, 0);

@@ -80,6 +80,14 @@ export interface EngineCoreOptions {
    */
   readonly swap?: SwapSpaceOptions;
   /**
+   * Count, per request, prompt tokens computed again because this engine evicted blocks it had
+   * computed before (`RequestFinishedStats.evictionRecomputedTokens`, the simulator's re-prefill
+   * after eviction): keeps a set of the block keys of keyed requests (`blockKeys`) ever cached
+   * here, which grows with the distinct prefixes seen (a bitset of 8 MiB for keys < 2^26, a set
+   * above). @default false
+   */
+  readonly trackEvictionRecompute?: boolean;
+  /**
    * Collect the KV cache manager's events for `onKvEvents`. False = the manager builds no events
    * at all (a driver without a block index saves the work). @default true
    */
@@ -176,8 +184,12 @@ export class EngineCore {
     generationTokens: 0,
     promptTokensCached: 0,
     steps: 0,
+    plannedSteps: 0,
     busyUs: 0,
   };
+  /** Block keys of keyed requests ever cached here (`trackEvictionRecompute`): a bitset below 2^26, a set above; null when off. */
+  private readonly seenKeys: Uint8Array | null;
+  private readonly seenBigKeys = new Set<number>();
   private readonly success: Record<FinishReason, number> = { stop: 0, length: 0, abort: 0, rejected: 0 };
 
   /**
@@ -229,6 +241,7 @@ export class EngineCore {
         maxSeqs: requirePositiveInt('maxSeqs', options.maxSeqs ?? 1024),
       },
     };
+    this.seenKeys = options.trackEvictionRecompute === true ? new Uint8Array(1 << 23) : null;
     const role = options.role ?? 'both';
     if (role !== 'both' && role !== 'prefill') throw invalidArgument('role', role, "'both' or 'prefill'");
     if (role === 'prefill') this.state.role = 'prefill';
@@ -287,11 +300,15 @@ export class EngineCore {
       promptTokensCached: this.m.promptTokensCached,
       requestSuccess: { ...this.success },
       steps: this.m.steps,
+      plannedSteps: this.m.plannedSteps,
       busyUs: this.m.busyUs,
       swappedOutBlocks: this.swapCounters.swappedOutBlocks,
       swappedInBlocks: this.swapCounters.swappedInBlocks,
       swapBlocksUsed: this.swappedBlocks,
       transferUs: this.swapCounters.transferUs,
+      cpuPrefixCacheHits: s.cpuHits,
+      offloadedBlocks: s.offloadedBlocks,
+      reloadedBlocks: s.reloadedBlocks,
     };
   }
 
@@ -325,7 +342,8 @@ export class EngineCore {
       if (n === 0) throw invalidArgument('request.promptTokens', 0, 'at least 1 prompt token');
       const bs = this.kv.blockSize;
       const keys = request.blockKeys;
-      const full = Math.min(keys.length, Math.floor(n / bs));
+      // keys past the prompt name the blocks the output fills (cached under them too)
+      const full = Math.min(keys.length, Math.floor((n + request.maxTokens) / bs));
       r = new EngineRequestState(request, [], nowUs, n, full === keys.length ? keys : Array.prototype.slice.call(keys, 0, full));
     } else {
       const tokens = this.promptOf(request);
@@ -411,6 +429,7 @@ export class EngineCore {
     this.shape = { ...EMPTY_SHAPE };
     this.stepPreemptions = 0;
     this.pendingTransferUs = 0;
+    this.kv.nowUs = nowUs;
     if (!this.hasWork()) return null;
     let counts = NO_COUNTS;
     if (this.pureDecode()) {
@@ -421,12 +440,15 @@ export class EngineCore {
       if (preempted.length > 0) this.waiting.unshift(...preempted);
     } else {
       this.refreshMatches();
+      this.m.plannedSteps++;
       const st = this.state;
       st.nowUs = nowUs;
       st.kv.freeBlocks.gpu = this.kv.numFreeBlocks;
       st.kv.freeBlocks.cpu = this.swapCpuBlocks - this.swappedBlocks;
       const plan = this.pm.run(st);
       counts = this.applyPlan(plan.ops, nowUs);
+      // CPU-tier reloads of the admitted hits: the step waits until the last one lands
+      this.pendingTransferUs += this.kv.takeReloadUs();
     }
     if (this.scheduled.length === 0) {
       this.flushEvents();
@@ -504,7 +526,8 @@ export class EngineCore {
         }
       }
       // admit (taken with its prefill/decode op), defer, evict-prefix (eviction is lazy, at
-      // allocation), offload/reload (no CPU tier yet): nothing to do
+      // allocation), offload/reload (the KV cache manager's CPU tier offloads on eviction and
+      // reloads at admission): nothing to do
     }
     if (admitted.length > 0) {
       const gone = new Set(admitted);
@@ -673,14 +696,16 @@ export class EngineCore {
     for (const r of this.scheduled) {
       if (r.inflight === 0) continue; // aborted or preempted during the step
       const before = r.computedTokens;
+      const maxBefore = r.maxComputed;
       r.computedTokens += r.inflight;
       r.inflight = 0;
       if (r.computedTokens > r.maxComputed) r.maxComputed = r.computedTokens;
       // a block became full: cache it (decode steps that stay inside a block have nothing to cache)
       if (r.recache || Math.floor(r.computedTokens / bs) > Math.floor(before / bs)) {
         r.recache = false;
-        this.kv.cacheFullBlocks(r, r.computedTokens);
+        const stored = this.kv.cacheFullBlocks(r, r.computedTokens);
         r.blocksHeld = this.kv.getNumBlocks(r.id);
+        if (stored > 0 && this.seenKeys !== null && r.blockKeys !== undefined) this.countEvictionRecompute(r, stored, before, maxBefore);
       }
       if (r.computedTokens < r.numTokens) continue;
       if (r.embed) {
@@ -719,6 +744,12 @@ export class EngineCore {
     }
     this.scheduled = [];
     this.flushEvents();
+    let runningComputed = 0;
+    let runningBlocks = 0;
+    for (const r of this.running) {
+      runningComputed += r.computedTokens;
+      runningBlocks += r.blocksHeld;
+    }
     this.hooks.onStepStats?.({
       nowUs,
       durationUs: this.stepDurationUs,
@@ -726,10 +757,39 @@ export class EngineCore {
       numRequestsRunning: this.running.length,
       numRequestsWaiting: this.waiting.length,
       kvCacheUsagePerc: this.kv.usage,
+      runningComputedTokens: runningComputed,
+      runningBlocks,
       generatedTokens: generated,
       finishedRequests: finished,
       preemptions: this.stepPreemptions,
     });
+  }
+
+  /**
+   * The `stored` blocks a keyed request just cached (the last ones of its full blocks): those
+   * computed this step (not received by swap-in or remote KV) whose key was cached here before
+   * count as recomputed after an eviction, unless they are a recompute after the request's own
+   * preemption (below `maxBefore`, counted in `recomputedTokens`). Then their keys are marked.
+   */
+  private countEvictionRecompute(r: EngineRequestState, stored: number, before: number, maxBefore: number): void {
+    const seen = this.seenKeys as Uint8Array;
+    const keys = r.blockKeys as ArrayLike<number>;
+    const bs = this.kv.blockSize;
+    const n = Math.min(Math.floor(r.computedTokens / bs), keys.length);
+    for (let b = n - stored; b < n; b++) {
+      if ((b + 1) * bs <= before) continue;
+      const key = keys[b] as number;
+      let was: boolean;
+      if (key >= 0 && key < 1 << 26) {
+        const m = 1 << (key & 7);
+        was = ((seen[key >>> 3] as number) & m) !== 0;
+        seen[key >>> 3] = (seen[key >>> 3] as number) | m;
+      } else {
+        was = this.seenBigKeys.has(key);
+        this.seenBigKeys.add(key);
+      }
+      if (was && (b + 1) * bs > maxBefore) r.evictionRecomputedTokens += bs;
+    }
   }
 
   /** Frees the request, forgets it and reports it; the caller took it out of its queue. */
@@ -756,6 +816,7 @@ export class EngineCore {
       preemptions: r.preemptions,
       prefillComputedTokens: r.prefillComputed,
       recomputedTokens: r.recomputedTokens,
+      evictionRecomputedTokens: r.evictionRecomputedTokens,
       ...(rejectedReason === undefined ? {} : { rejectedReason }),
     };
     this.hooks.onFinished?.(r.request, stats);

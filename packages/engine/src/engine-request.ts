@@ -37,7 +37,7 @@ export class EngineRequestState implements SchedRequest, KvCacheRequest {
   readonly tokenIds: number[];
   /** FNV-1a hash of the id (the default token generator's seed). */
   readonly idHash: number;
-  /** Keys of the full prompt blocks of a request known only by block keys (a trace); undefined otherwise. */
+  /** Keys of the full blocks (prompt, then those the output fills) of a request known only by block keys (a trace); undefined otherwise. */
   readonly blockKeys: ArrayLike<number> | undefined;
   readonly namespace: BlockKeyNamespace;
   /** Output tokens after which it finishes with reason `length` (0 for an embedding request). */
@@ -58,6 +58,8 @@ export class EngineRequestState implements SchedRequest, KvCacheRequest {
   maxComputed = 0;
   /** Tokens computed again after a recompute preemption dropped their KV. */
   recomputedTokens = 0;
+  /** Prompt tokens computed again after this engine evicted their cached blocks. */
+  evictionRecomputedTokens = 0;
   /** Swap-space blocks holding its KV while swapped out (0 otherwise). */
   swappedBlocks = 0;
   /** Swapped back in this step: cache its full blocks at the end of the step even if none filled. */

@@ -8,7 +8,9 @@ import type { KvEvent, RequestMetadata } from '@kvmgr/core';
  * A request given to {@link EngineCore.addRequest}: core's request metadata without the arrival
  * time (the driver passes `nowUs`). Prompt tokens come from `promptTokenIds`, else from
  * `blockKeys` (a trace that only gives one u32 key per block: tokens are derived from the keys so
- * equal keys give equal blocks), else `promptTokens` tokens from the token generator.
+ * equal keys give equal blocks), else `promptTokens` tokens from the token generator. Keys past the
+ * prompt's full blocks (up to `promptTokens + maxTokens` tokens) name the blocks the output fills
+ * (a multi-turn trace whose next turn repeats the answer): those blocks are cached under them.
  */
 export interface EngineRequest extends Omit<RequestMetadata, 'arrivalUs' | 'promptTokens'> {
   /** Prompt length in tokens; required without `promptTokenIds`. */
@@ -91,6 +93,14 @@ export interface RequestFinishedStats {
   readonly prefillComputedTokens: number;
   /** Of those, tokens computed again after a recompute preemption dropped their KV. */
   readonly recomputedTokens: number;
+  /**
+   * Of those, prompt tokens computed again because this engine had computed and cached their
+   * blocks before and evicted them since: full blocks newly cached by this request whose key this
+   * engine cached before (a recompute after the request's own preemption is in
+   * `recomputedTokens` instead). Counted for keyed requests (`blockKeys`) when the engine's
+   * `trackEvictionRecompute` option is on; 0 otherwise.
+   */
+  readonly evictionRecomputedTokens: number;
   /** Why the plan rejected it (the scheduler's reason, e.g. `slo-infeasible`); only for `finishReason` `rejected`. */
   readonly rejectedReason?: string;
 }
@@ -133,6 +143,10 @@ export interface StepStats {
   readonly numRequestsWaiting: number;
   /** 0..1 after the step. */
   readonly kvCacheUsagePerc: number;
+  /** Σ computed tokens of the running requests after the step (a shared prefix counts once per request), tokens. */
+  readonly runningComputedTokens: number;
+  /** Σ blocks held by the running requests after the step (a shared block counts once per request). */
+  readonly runningBlocks: number;
   readonly generatedTokens: number;
   readonly finishedRequests: number;
   readonly preemptions: number;
@@ -165,6 +179,8 @@ export interface EngineMetrics {
   readonly requestSuccess: Readonly<Record<FinishReason, number>>;
   /** Steps run. */
   readonly steps: number;
+  /** Steps that ran the scheduler pipeline (the others were pure-decode steps, not planned). */
+  readonly plannedSteps: number;
   /** Σ step durations, µs. */
   readonly busyUs: number;
   /** Blocks moved to the swap space by swap preemption (`vllm:num_preemptions` counts the preemptions). */
@@ -173,8 +189,14 @@ export interface EngineMetrics {
   readonly swappedInBlocks: number;
   /** Swap-space blocks held now by swapped-out requests. */
   readonly swapBlocksUsed: number;
-  /** Σ swap transfer time charged to steps, µs. */
+  /** Σ transfer time charged to steps (swap, and CPU-tier reloads), µs. */
   readonly transferUs: number;
+  /** Prompt tokens found on the KV cache manager's CPU tier (`vllm:external_prefix_cache_hits_total`); 0 without one. */
+  readonly cpuPrefixCacheHits: number;
+  /** Evicted GPU blocks written to the CPU tier. */
+  readonly offloadedBlocks: number;
+  /** Blocks reloaded from the CPU tier. */
+  readonly reloadedBlocks: number;
 }
 
 /** Callbacks of an {@link EngineCore}; each is optional. */

@@ -5,7 +5,7 @@
  * simulator and the engine server drive the same core.
  */
 export { KvCacheManager, traceBlockToken } from './kv-cache-manager.js';
-export type { ComputedBlocks, KvCacheManagerOptions, KvCacheRequest, KvCacheStats, PrefixCacheKind } from './kv-cache-manager.js';
+export type { ComputedBlocks, KvCacheManagerOptions, KvCacheRequest, KvCacheStats, KvCpuTierOptions, PrefixCacheKind } from './kv-cache-manager.js';
 export { BlockKeyChain } from './block-key-chain.js';
 export { EngineCore } from './engine-core.js';
 export type { EngineCoreOptions, SwapSpaceOptions } from './engine-core.js';

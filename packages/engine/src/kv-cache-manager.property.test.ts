@@ -1,7 +1,9 @@
 /**
  * Random request streams against {@link KvCacheManager} with a small pool (eviction happens
  * often): block conservation and ref counts against a reference model, failed allocations change
- * nothing, and the KV events replayed into a fresh index reproduce the cached set exactly.
+ * nothing, and the KV events replayed into a fresh index reproduce the cached set exactly — with
+ * a CPU tier, both tiers' key sets (GPU events carry tokens and parents; CPU ones, as vLLM's
+ * offloading connector sends them, neither).
  */
 import { type KvEvent, blockKeyToU64 } from '@kvmgr/core';
 import fc from 'fast-check';
@@ -33,14 +35,25 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** The cache as a router would rebuild it from events alone: u64 hash → media holding it. */
 class ReplayIndex {
   readonly blocks = new Map<bigint, Set<string>>();
+  /** Hashes held in `medium`. */
+  keysIn(medium: string): Set<bigint> {
+    const out = new Set<bigint>();
+    for (const [h, s] of this.blocks) if (s.has(medium)) out.add(h);
+    return out;
+  }
+
   apply(e: KvEvent): void {
+    const medium = e.medium ?? 'GPU';
     if (e.type === 'AllBlocksCleared') {
-      this.blocks.clear();
+      for (const [h, s] of this.blocks) {
+        s.delete(medium);
+        if (s.size === 0) this.blocks.delete(h);
+      }
       return;
     }
-    const medium = e.medium ?? 'GPU';
     if (e.type === 'BlockStored') {
-      expect(e.tokenIds.length).toBe(e.blockHashes.length * e.blockSize);
+      if (medium === 'GPU') expect(e.tokenIds.length).toBe(e.blockHashes.length * e.blockSize);
+      else expect({ tokens: e.tokenIds.length, parent: e.parentBlockHash }).toEqual({ tokens: 0, parent: null });
       if (e.parentBlockHash !== null) expect(this.blocks.get(e.parentBlockHash)?.has(medium), 'parent of a stored block is cached').toBe(true);
       for (const h of e.blockHashes) {
         expect(this.blocks.get(h)?.has(medium) ?? false, 'a stored hash was not cached already').toBe(false);
@@ -83,16 +96,39 @@ function check(kv: KvCacheManager, reqs: readonly Req[], replay: ReplayIndex): v
   expect(kv.usage).toBeCloseTo(held / kv.numBlocks, 12);
   const cachedHashes = new Set<bigint>();
   kv.forEachCachedBlock((_b, hi, lo) => cachedHashes.add(blockKeyToU64(hi, lo)));
-  expect(new Set(replay.blocks.keys())).toEqual(cachedHashes);
+  expect(replay.keysIn('GPU')).toEqual(cachedHashes);
+  const cpuHashes = new Set<bigint>();
+  kv.cpuTier?.forEachBlockKey((hi, lo) => cpuHashes.add(blockKeyToU64(hi, lo)));
+  expect(replay.keysIn('CPU')).toEqual(cpuHashes);
+  expect(kv.numCpuBlocks).toBeLessThanOrEqual(CPU_BLOCKS);
 }
 
-describe.each(['block-hash', 'radix'] as const)('KvCacheManager property (%s)', (prefixCache) => {
+const CPU_BLOCKS = 5;
+
+describe.each([
+  ['block-hash', false],
+  ['radix', false],
+  ['block-hash', true],
+  ['radix', true],
+] as const)('KvCacheManager property (%s, CPU tier: %s)', (prefixCache, withCpu) => {
   it('conserves blocks, keeps ref counts, and its events replay to the same cache', () => {
     const seen = { evicted: 0, hits: 0, deduped: 0, failed: 0 };
+    const cpuSeen = { cpuHits: 0, offloaded: 0, reloaded: 0, cpuDropped: 0 };
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 20, maxLength: 120, size: 'max' }), fc.constantFrom('lru', 'lfu', 's3fifo'), (ops, policy) => {
         const replay = new ReplayIndex();
-        const kv = new KvCacheManager({ numBlocks: 8, blockSize: 4, prefixCache, evictionPolicy: policy, onEvent: (e) => replay.apply(e) });
+        let cpuDropped = 0;
+        const kv = new KvCacheManager({
+          numBlocks: 8,
+          blockSize: 4,
+          prefixCache,
+          evictionPolicy: policy,
+          onEvent: (e) => {
+            if (e.type === 'BlockRemoved' && e.medium === 'CPU') cpuDropped++;
+            replay.apply(e);
+          },
+          ...(withCpu ? { cpuTier: { capacityBlocks: CPU_BLOCKS } } : {}),
+        });
         const reqs: Req[] = [];
         let next = 0;
         for (const op of ops) {
@@ -103,7 +139,8 @@ describe.each(['block-hash', 'radix'] as const)('KvCacheManager property (%s)', 
           } else if (op.kind === 'step' && reqs.length > 0) {
             const r = reqs[op.pick % reqs.length] as Req;
             if (r.numComputedTokens === r.tokenIds.length) r.tokenIds.push(r.tokenIds.length % 5); // decode: the sampled token
-            const before = { pool: kv.pool.state(), free: kv.numFreeBlocks, held: kv.numHeldBlocks, cached: kv.numCachedBlocks };
+            kv.nowUs += 100;
+            const before = { pool: kv.pool.state(), free: kv.numFreeBlocks, held: kv.numHeldBlocks, cached: kv.numCachedBlocks, cpu: kv.cpuTier?.state() };
             let res: number[] | null;
             let start = r.numComputedTokens;
             if (!r.admitted) {
@@ -123,7 +160,7 @@ describe.each(['block-hash', 'radix'] as const)('KvCacheManager property (%s)', 
             }
             if (res === null) {
               seen.failed++;
-              expect({ pool: kv.pool.state(), free: kv.numFreeBlocks, held: kv.numHeldBlocks, cached: kv.numCachedBlocks }).toEqual(before);
+              expect({ pool: kv.pool.state(), free: kv.numFreeBlocks, held: kv.numHeldBlocks, cached: kv.numCachedBlocks, cpu: kv.cpuTier?.state() }).toEqual(before);
             } else {
               expect(kv.getBlocks(r.requestId).length).toBe(Math.ceil(r.numComputedTokens / 4));
               kv.cacheFullBlocks(r);
@@ -151,11 +188,19 @@ describe.each(['block-hash', 'radix'] as const)('KvCacheManager property (%s)', 
         seen.evicted += kv.stats.evictedBlocks;
         seen.hits += kv.stats.hits;
         seen.deduped += kv.stats.dedupedBlocks;
+        cpuSeen.cpuHits += kv.stats.cpuHits;
+        cpuSeen.offloaded += kv.stats.offloadedBlocks;
+        cpuSeen.reloaded += kv.stats.reloadedBlocks;
+        cpuSeen.cpuDropped += cpuDropped;
+        kv.takeReloadUs();
       }),
       { numRuns: 100 },
     );
     // the streams did exercise eviction, hits, deduplication and failed allocations
     expect(seen, JSON.stringify(seen)).toEqual({ evicted: expect.any(Number), hits: expect.any(Number), deduped: expect.any(Number), failed: expect.any(Number) });
     expect(Math.min(seen.evicted, seen.hits, seen.deduped, seen.failed), JSON.stringify(seen)).toBeGreaterThan(0);
+    // with a CPU tier they also hit on CPU, reloaded, and filled it until it dropped keys
+    if (withCpu) expect(Math.min(cpuSeen.cpuHits, cpuSeen.offloaded, cpuSeen.reloaded, cpuSeen.cpuDropped), JSON.stringify(cpuSeen)).toBeGreaterThan(0);
+    else expect(cpuSeen, JSON.stringify(cpuSeen)).toEqual({ cpuHits: 0, offloaded: 0, reloaded: 0, cpuDropped: 0 });
   });
 });

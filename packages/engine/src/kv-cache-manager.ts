@@ -13,6 +13,14 @@
  * as free for `numFreeBlocks` and `usage`, as vLLM counts it. Each request locks the deepest
  * prefix-cache entry of its cached blocks, which protects the whole chain.
  *
+ * CPU tier (optional, `cpuTier`): `@kvmgr/kv-pool`'s {@link TieredPool} in block-key mode below
+ * the GPU pool. Cached blocks the GPU evicts are written back to it (offload on eviction, the
+ * LMCache / vLLM CPU-offloading style; it drops its own least recently used key when full); a
+ * request's GPU hit is extended by the longest continuation held on CPU, which
+ * {@link KvCacheManager.allocateSlots} reloads into fresh GPU blocks (the CPU copy stays). Each
+ * offload or reload batch is queued on the host link (base latency + bytes / bandwidth); the wait
+ * for reloads is handed to the engine step by {@link KvCacheManager.takeReloadUs}.
+ *
  * @see vllm-project/vllm:vllm/v1/core/kv_cache_manager.py
  * @see vllm-project/vllm:vllm/v1/core/block_pool.py
  */
@@ -32,7 +40,7 @@ import {
   requirePositiveInt,
 } from '@kvmgr/core';
 import { createEvictionPolicy } from '@kvmgr/eviction';
-import { BlockPool } from '@kvmgr/kv-pool';
+import { BlockPool, TieredPool } from '@kvmgr/kv-pool';
 import { BlockHashIndex, RadixPrefixCache } from '@kvmgr/prefix-cache';
 import { BlockKeyChain } from './block-key-chain.js';
 
@@ -94,6 +102,26 @@ export interface ComputedBlocks {
   readonly numComputedTokens: number;
   /** Prefix-cache entry of the last block (what {@link KvCacheManager.allocateSlots} locks); -1 when none. */
   readonly node: PrefixNodeHandle;
+  /**
+   * Blocks after `blocks` held only on the CPU tier (0 without one); counted in
+   * `numComputedTokens`, reloaded into new GPU blocks by {@link KvCacheManager.allocateSlots}.
+   */
+  readonly numCpuBlocks: number;
+}
+
+/** The CPU tier of a {@link KvCacheManager} ({@link KvCacheManagerOptions.cpuTier}). */
+export interface KvCpuTierOptions {
+  /** CPU blocks (of the manager's `spec` geometry); a positive integer. */
+  readonly capacityBlocks: number;
+  /** Host link (PCIe) bandwidth, bytes/s. @default 25e9 (`TieredPool`'s CPU link) */
+  readonly bandwidthBytesPerSec?: number;
+  /** Fixed cost of one transfer batch on the link, µs. @default 10 */
+  readonly baseLatencyUs?: number;
+  /**
+   * Emit the tier's `medium: 'CPU'` events through `onEvent` (a driver whose index reads only GPU
+   * events, as the simulator's router, turns them off and saves building them). @default true
+   */
+  readonly events?: boolean;
 }
 
 /** Which prefix cache holds the block key → block map. */
@@ -119,6 +147,11 @@ export interface KvCacheManagerOptions {
   readonly enableCaching?: boolean;
   /** Receives KV events as the cache changes (see {@link KvCacheManager.onEvent}). */
   readonly onEvent?: (event: KvEvent) => void;
+  /**
+   * A CPU tier below the GPU pool (offload on eviction, reload on a hit held only on CPU). Give a
+   * real `spec` with it: transfer times come from `spec.bytesPerBlock`. @default none
+   */
+  readonly cpuTier?: KvCpuTierOptions;
 }
 
 /** Prefix cache counters, in tokens (vLLM `PrefixCacheStats`). */
@@ -135,6 +168,12 @@ export interface KvCacheStats {
   readonly evictedBlocks: number;
   /** Blocks a request computed twice concurrently and handed back for the cached copy. */
   readonly dedupedBlocks: number;
+  /** Tokens found on the CPU tier after the GPU hit (vLLM `external_prefix_cache_hits`); 0 without one. */
+  readonly cpuHits: number;
+  /** Evicted GPU blocks written to the CPU tier (new keys there). */
+  readonly offloadedBlocks: number;
+  /** Blocks reloaded from the CPU tier into the GPU. */
+  readonly reloadedBlocks: number;
 }
 
 /** Per-request bookkeeping. */
@@ -147,7 +186,7 @@ interface ReqState {
   lockNode: PrefixNodeHandle;
 }
 
-const EMPTY: ComputedBlocks = Object.freeze({ blocks: Object.freeze([]) as readonly BlockId[], numComputedTokens: 0, node: -1 });
+const EMPTY: ComputedBlocks = Object.freeze({ blocks: Object.freeze([]) as readonly BlockId[], numComputedTokens: 0, node: -1, numCpuBlocks: 0 });
 
 /**
  * vLLM v1's KV cache manager over kvmgr's block pool, prefix cache and eviction policy.
@@ -178,6 +217,9 @@ export class KvCacheManager {
    * Receives KV events with vLLM's semantics: one `BlockStored` per {@link cacheFullBlocks} call
    * that stores new blocks, one `BlockRemoved` per evicted block, `AllBlocksCleared` on
    * {@link resetPrefixCache}; hashes are the blocks' 64-bit keys (`blockKeyToU64`), `medium` 'GPU'.
+   * With a CPU tier also `medium` 'CPU' events, as vLLM's offloading connector sends them: one
+   * `BlockStored` per offload batch for the keys new on CPU (`parentBlockHash` null, no token ids),
+   * one `BlockRemoved` per key the CPU tier drops, `AllBlocksCleared` on reset.
    * May be replaced at any time; undefined = none.
    */
   onEvent: ((event: KvEvent) => void) | undefined;
@@ -186,6 +228,17 @@ export class KvCacheManager {
   readonly pool: BlockPool;
   /** The prefix cache, keyed by block keys (2 u32 words per block, `pageSize` 2). Read only. */
   readonly prefixCache: PrefixCache;
+  /** The CPU tier (block-key mode `TieredPool`), or null. Read it; the manager stores and reloads. */
+  readonly cpuTier: TieredPool | null;
+  /**
+   * Time of the current step, µs, set by the driver (`EngineCore.startStep`); CPU-tier transfers
+   * are queued on the link at this time. @default 0
+   */
+  nowUs = 0;
+  private reloadReadyAtUs = 0;
+  private nCpuHits = 0;
+  /** Keys newly stored on CPU, not yet reported in a `BlockStored` event. */
+  private cpuStored: bigint[] = [];
   private readonly reqs = new Map<string, ReqState>();
   private readonly cachedHi: Uint32Array;
   private readonly cachedLo: Uint32Array;
@@ -203,7 +256,8 @@ export class KvCacheManager {
   /**
    * @param options - see {@link KvCacheManagerOptions}.
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad `numBlocks` / `blockSize`, a `blockSize`
-   *   that differs from `spec.blockSize`, an unknown policy name or prefix cache kind.
+   *   that differs from `spec.blockSize`, an unknown policy name or prefix cache kind, or a bad
+   *   `cpuTier` (capacity, bandwidth, latency).
    */
   constructor(options: KvCacheManagerOptions) {
     const numBlocks = requirePositiveInt('numBlocks', options.numBlocks);
@@ -228,6 +282,52 @@ export class KvCacheManager {
     this.cachedHi = new Uint32Array(numBlocks);
     this.cachedLo = new Uint32Array(numBlocks);
     this.cached = new Uint8Array(numBlocks);
+    const ct = options.cpuTier;
+    if (ct === undefined) this.cpuTier = null;
+    else {
+      if (typeof ct !== 'object' || ct === null) throw invalidArgument('cpuTier', ct, 'an object { capacityBlocks, bandwidthBytesPerSec?, baseLatencyUs? }');
+      const cpu = {
+        capacityBlocks: requirePositiveInt('cpuTier.capacityBlocks', ct.capacityBlocks),
+        ...(ct.bandwidthBytesPerSec === undefined ? {} : { bandwidthBytesPerSec: ct.bandwidthBytesPerSec }),
+        ...(ct.baseLatencyUs === undefined ? {} : { baseLatencyUs: ct.baseLatencyUs }),
+      };
+      const events = ct.events ?? true;
+      if (typeof events !== 'boolean') throw invalidArgument('cpuTier.events', events, 'a boolean');
+      this.cpuTier = new TieredPool({
+        spec,
+        tiers: { cpu },
+        onBlockKeyStored: (hi, lo) => {
+          if (events && this.onEvent) this.cpuStored.push(blockKeyToU64(hi, lo));
+        },
+        onBlockKeyEvicted: (hi, lo) => {
+          if (!events || !this.onEvent) return;
+          this.flushCpuStored();
+          this.onEvent({ type: 'BlockRemoved', blockHashes: [blockKeyToU64(hi, lo)], medium: 'CPU' });
+        },
+      });
+    }
+  }
+
+  private flushCpuStored(): void {
+    if (this.cpuStored.length === 0) return;
+    const blockHashes = this.cpuStored;
+    this.cpuStored = [];
+    this.onEvent?.({ type: 'BlockStored', blockHashes, parentBlockHash: null, tokenIds: [], blockSize: this.blockSize, medium: 'CPU' });
+  }
+
+  /** Blocks held on the CPU tier (0 without one). */
+  get numCpuBlocks(): number {
+    return this.cpuTier?.numKeys ?? 0;
+  }
+
+  /**
+   * The wait for the CPU reloads issued since the last call, µs: from {@link nowUs} until the last
+   * of them lands on the link (0 when none); resets. The engine adds it to the step's duration.
+   */
+  takeReloadUs(): number {
+    const us = Math.max(0, this.reloadReadyAtUs - this.nowUs);
+    this.reloadReadyAtUs = 0;
+    return us;
   }
 
   /** Blocks that can be allocated now: free in the pool plus cached blocks no request uses (vLLM `get_num_free_blocks`). */
@@ -272,6 +372,9 @@ export class KvCacheManager {
       storedBlocks: this.nStored,
       evictedBlocks: this.nEvicted,
       dedupedBlocks: this.nDeduped,
+      cpuHits: this.nCpuHits,
+      offloadedBlocks: this.cpuTier?.stats.offloadedBlocks ?? 0,
+      reloadedBlocks: this.cpuTier?.stats.reloadedBlocks ?? 0,
     };
   }
 
@@ -291,8 +394,9 @@ export class KvCacheManager {
   }
 
   /**
-   * The longest cached prefix of the request's full blocks. The last token is never served from
-   * cache (its logits are needed), so a fully cached prompt recomputes its last block, as vLLM.
+   * The longest cached prefix of the request's full blocks: the GPU hit, then (with a CPU tier)
+   * the longest continuation held on CPU. The last token is never served from cache (its logits
+   * are needed), so a fully cached prompt recomputes its last block, as vLLM.
    * Matching does not count as an access for eviction order; {@link allocateSlots} does.
    *
    * @param request - a request holding no blocks yet (waiting, or preempted by recompute).
@@ -317,46 +421,54 @@ export class KvCacheManager {
     st.keys.extend(request.tokenIds, maxBlocks, bk);
     const m = this.prefixCache.match(st.keys.keys.subarray(0, KEY_WORDS * maxBlocks), { touch: false });
     const n = m.matchedLength / KEY_WORDS;
+    let c = n;
+    const tier = this.cpuTier;
+    if (tier !== null && tier.numKeys > 0) while (c < maxBlocks && tier.lookupBlockKey(st.keys.hi(c), st.keys.lo(c)) !== undefined) c++;
     if (options?.recordStats ?? true) {
       this.nRequests++;
       this.nQueries += numTokens;
       this.nHits += n * this.blockSize;
+      this.nCpuHits += (c - n) * this.blockSize;
     }
-    return n === 0 ? EMPTY : { blocks: m.blocks, numComputedTokens: n * this.blockSize, node: m.node };
+    return c === 0 ? EMPTY : { blocks: m.blocks, numComputedTokens: c * this.blockSize, node: m.node, numCpuBlocks: c - n };
   }
 
   /**
    * Makes room for `numNewTokens` more tokens of the request: takes the cached blocks found by
-   * {@link getComputedBlocks} (a cache hit: they leave the evictable set) and allocates the rest,
-   * evicting cached blocks no request uses in the eviction policy's order when the pool is short.
-   * All or nothing: on `null` nothing changed.
+   * {@link getComputedBlocks} (a cache hit: they leave the evictable set), reloads its CPU blocks
+   * into new GPU blocks (cached there at once, a `BlockStored` 'GPU'; their transfer is queued and
+   * reported by {@link takeReloadUs}) and allocates the rest, evicting cached blocks no request
+   * uses in the eviction policy's order when the pool is short (written back to the CPU tier when
+   * there is one). All or nothing: on `null` nothing changed.
    *
    * @param request - the request; its `numComputedTokens` excludes `numNewComputedTokens`.
    * @param numNewTokens - tokens to compute this step (non-negative integer).
    * @param numNewComputedTokens - tokens served by `newComputedBlocks` (must equal its
    *   `numComputedTokens`). @default 0
    * @param newComputedBlocks - the result of {@link getComputedBlocks}, for a request holding no blocks.
-   * @returns the newly allocated blocks (possibly empty), or null when the pool cannot satisfy it.
+   * @returns the newly allocated blocks, reloaded ones first (possibly empty), or null when the
+   *   pool cannot satisfy it.
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for bad counts; `KVMGR_INVALID_STATE` when
-   *   computed blocks are given to a request that holds blocks, or they were evicted since the
-   *   match. Nothing changes on a throw.
+   *   computed blocks are given to a request that holds blocks, or they were evicted (from the
+   *   GPU or the CPU tier) since the match. Nothing changes on a throw.
    * @see vllm-project/vllm:vllm/v1/core/kv_cache_manager.py (`allocate_slots`)
    */
   allocateSlots(request: KvCacheRequest, numNewTokens: number, numNewComputedTokens = 0, newComputedBlocks?: ComputedBlocks): BlockId[] | null {
     requireNonNegativeInt('numNewTokens', numNewTokens);
     requireNonNegativeInt('numNewComputedTokens', numNewComputedTokens);
     const computed = newComputedBlocks?.blocks ?? EMPTY.blocks;
-    if (numNewComputedTokens !== computed.length * this.blockSize) {
-      throw invalidArgument('numNewComputedTokens', numNewComputedTokens, `${computed.length * this.blockSize} (the tokens of newComputedBlocks)`);
+    const numCpu = newComputedBlocks?.numCpuBlocks ?? 0;
+    if (numNewComputedTokens !== (computed.length + numCpu) * this.blockSize) {
+      throw invalidArgument('numNewComputedTokens', numNewComputedTokens, `${(computed.length + numCpu) * this.blockSize} (the tokens of newComputedBlocks)`);
     }
     const st = this.stateOf(request);
-    if (computed.length > 0) this.checkComputed(request, st, computed);
+    if (computed.length + numCpu > 0) this.checkComputed(request, st, computed, numCpu);
     const need = request.numComputedTokens + numNewComputedTokens + numNewTokens;
-    const toAllocate = Math.max(0, Math.ceil(need / this.blockSize) - st.blocks.length - computed.length);
+    const toAllocate = Math.max(0, Math.ceil(need / this.blockSize) - st.blocks.length - computed.length - numCpu);
     // computed blocks nobody uses stop being evictable once taken: they do not count as free
     let evictableComputed = 0;
     for (const b of computed) if (this.userRefs(b) === 0) evictableComputed++;
-    if (toAllocate > this.numFreeBlocks - evictableComputed) return null;
+    if (toAllocate + numCpu > this.numFreeBlocks - evictableComputed) return null;
     if (computed.length > 0) {
       const node = (newComputedBlocks as ComputedBlocks).node;
       this.prefixCache.lock(node); // throws KVMGR_UNKNOWN_HANDLE for a stale handle: nothing changed yet
@@ -366,22 +478,37 @@ export class KvCacheManager {
       st.numCachedBlocks = computed.length;
       st.lockNode = node;
     }
-    if (toAllocate === 0) return [];
+    const reloaded = numCpu > 0 ? this.reload(request, st, computed.length, numCpu) : [];
+    if (toAllocate === 0) return reloaded;
     const short = toAllocate - this.pool.numFreeBlocks;
     if (short > 0) this.evict(short);
     const fresh = this.pool.allocate(toAllocate);
     this.held += toAllocate;
     for (const b of fresh) st.blocks.push(b);
-    return fresh;
+    return numCpu > 0 ? reloaded.concat(fresh) : fresh;
   }
 
-  private checkComputed(request: KvCacheRequest, st: ReqState, computed: readonly BlockId[]): void {
+  /** Reloads blocks `[from, from + n)` of the request from the CPU tier into new GPU blocks and caches them there. */
+  private reload(request: KvCacheRequest, st: ReqState, from: number, n: number): BlockId[] {
+    // reload first: the evictions below write GPU blocks back to CPU and may push these keys out
+    const ready = (this.cpuTier as TieredPool).reloadBlockKeys(st.keys.keys.subarray(KEY_WORDS * from, KEY_WORDS * (from + n)), this.nowUs);
+    if (ready > this.reloadReadyAtUs) this.reloadReadyAtUs = ready;
+    const short = n - this.pool.numFreeBlocks;
+    if (short > 0) this.evict(short);
+    const blocks = this.pool.allocate(n);
+    this.held += n;
+    for (const b of blocks) st.blocks.push(b);
+    this.cacheFullBlocks(request, (from + n) * this.blockSize);
+    return blocks;
+  }
+
+  private checkComputed(request: KvCacheRequest, st: ReqState, computed: readonly BlockId[], numCpu: number): void {
     if (st.blocks.length > 0) {
       throw new KvmgrError('KVMGR_INVALID_STATE', `request ${JSON.stringify(request.requestId)} already holds blocks; computed blocks are only taken by a request without blocks`, {
         details: { requestId: request.requestId },
       });
     }
-    st.keys.extend(request.tokenIds, computed.length, request.blockKeys);
+    st.keys.extend(request.tokenIds, computed.length + numCpu, request.blockKeys);
     for (let i = 0; i < computed.length; i++) {
       const b = computed[i] as number;
       if (!(b >= 0 && b < this.numBlocks) || this.cached[b] !== 1 || this.cachedHi[b] !== st.keys.hi(i) || this.cachedLo[b] !== st.keys.lo(i)) {
@@ -390,18 +517,40 @@ export class KvCacheManager {
         });
       }
     }
+    for (let i = computed.length; i < computed.length + numCpu; i++) {
+      if (this.cpuTier?.lookupBlockKey(st.keys.hi(i), st.keys.lo(i)) === undefined) {
+        throw new KvmgrError('KVMGR_INVALID_STATE', `CPU block #${i} of request ${JSON.stringify(request.requestId)} is no longer on the CPU tier (evicted since getComputedBlocks?)`, {
+          details: { requestId: request.requestId, index: i },
+        });
+      }
+    }
   }
 
-  /** Evicts `n` cached blocks no request uses (the caller checked there are enough) and frees them. */
+  /**
+   * Evicts `n` cached blocks no request uses (the caller checked there are enough) and frees
+   * them; with a CPU tier they are written back there first (one transfer batch).
+   */
   private evict(n: number): void {
     const { blocks } = this.prefixCache.evict(n);
-    for (const b of blocks) {
+    const words = this.cpuTier === null ? null : new Uint32Array(KEY_WORDS * blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      const b = blocks[i] as number;
       this.cached[b] = 0;
       this.numCached--;
-      this.onEvent?.({ type: 'BlockRemoved', blockHashes: [blockKeyToU64(this.cachedHi[b] as number, this.cachedLo[b] as number)], medium: 'GPU' });
+      const hi = this.cachedHi[b] as number;
+      const lo = this.cachedLo[b] as number;
+      this.onEvent?.({ type: 'BlockRemoved', blockHashes: [blockKeyToU64(hi, lo)], medium: 'GPU' });
+      if (words !== null) {
+        words[KEY_WORDS * i] = hi;
+        words[KEY_WORDS * i + 1] = lo;
+      }
     }
     this.nEvicted += blocks.length;
     this.pool.free(blocks);
+    if (words !== null && blocks.length > 0) {
+      (this.cpuTier as TieredPool).storeBlockKeys(words, this.nowUs);
+      this.flushCpuStored();
+    }
   }
 
   /**
@@ -496,8 +645,9 @@ export class KvCacheManager {
   }
 
   /**
-   * Drops every cached block and emits `AllBlocksCleared`; refused while any request holds
-   * blocks (vLLM returns False then, e.g. during RLHF weight updates with requests in flight).
+   * Drops every cached block and emits `AllBlocksCleared` (and clears the CPU tier, with a second
+   * `AllBlocksCleared` of `medium` 'CPU'); refused while any request holds blocks (vLLM returns
+   * False then, e.g. during RLHF weight updates with requests in flight).
    *
    * @returns true when the cache was reset.
    * @see vllm-project/vllm:vllm/v1/core/block_pool.py (`reset_prefix_cache`)
@@ -511,6 +661,10 @@ export class KvCacheManager {
     this.numCached = 0;
     this.pool.free(blocks);
     this.onEvent?.({ type: 'AllBlocksCleared', medium: 'GPU' });
+    if (this.cpuTier !== null) {
+      this.cpuTier.clearBlockKeys();
+      this.onEvent?.({ type: 'AllBlocksCleared', medium: 'CPU' });
+    }
     return true;
   }
 
@@ -549,7 +703,8 @@ export class KvCacheManager {
 
   /**
    * Checks the accounting (tests, debugging): pool references = requests holding the block + 1 if
-   * cached; a block is free iff unreferenced; held / cached / evictable counts match.
+   * cached; a block is free iff unreferenced; held / cached / evictable counts match; the CPU
+   * tier's books (`TieredPool.verify`) hold and it is within capacity.
    * @throws KvmgrError `KVMGR_VERIFY_FAILED` naming the first broken invariant.
    */
   verify(): void {
@@ -584,5 +739,15 @@ export class KvCacheManager {
     if (held !== this.held) fail(`${held} blocks are held, counter says ${this.held}`);
     if (cached !== this.numCached) fail(`${cached} blocks are cached, counter says ${this.numCached}`);
     if (cachedFree !== this.prefixCache.evictablePages) fail(`${cachedFree} cached blocks are unused, prefix cache says ${this.prefixCache.evictablePages} evictable`);
+    if (this.cpuTier !== null) {
+      try {
+        this.cpuTier.verify();
+      } catch (e) {
+        fail(`CPU tier: ${(e as Error).message}`);
+      }
+      const cap = (this.cpuTier.cpu as BlockPool).numBlocks;
+      if (this.cpuTier.numKeys > cap) fail(`CPU tier holds ${this.cpuTier.numKeys} keys, capacity ${cap}`);
+      if (this.cpuStored.length > 0) fail(`${this.cpuStored.length} CPU stores not reported in an event`);
+    }
   }
 }

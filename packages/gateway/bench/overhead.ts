@@ -9,13 +9,16 @@
  * `engine` (a kvmgr engine server at time scale 1000). Phases alternate direct / gateway twice, so
  * drift on a shared machine hits both alike; added latency = quantile(gateway) − quantile(direct).
  * Then: the same with a ~2,000-token prompt (tokenisation at the gateway) at a lower rate, and the
- * highest rate the gateway sustains (closed loop, 64 connections, short prompts).
+ * highest rate the gateway sustains (closed loop, 64 connections, short prompts). The gateway
+ * process's CPU time per request (user + system, asked of the child around each of its phases)
+ * is printed too: on a shared machine it says more than the latencies do.
  *
  * Every child process is stopped by its own handle at the end (SIGTERM, then awaited).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 
@@ -97,6 +100,13 @@ async function runChild(): Promise<void> {
   process.on('SIGTERM', () => {
     void close().then(() => process.exit(0));
   });
+  // the parent asks for this process's CPU time (µs, user + system) around each phase
+  process.on('message', (m) => {
+    if (m === 'cpu') {
+      const u = process.cpuUsage();
+      process.send?.({ cpuUs: u.user + u.system });
+    }
+  });
   process.send?.({ url });
 }
 
@@ -127,6 +137,20 @@ async function stop(c: Child): Promise<void> {
   const t = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
   await done;
   clearTimeout(t);
+}
+
+/** A child's CPU time so far, µs (user + system). */
+function cpuUs(c: Child): Promise<number> {
+  return new Promise((resolve) => {
+    const on = (m: unknown) => {
+      if (typeof m === 'object' && m !== null && 'cpuUs' in m) {
+        c.proc.off('message', on);
+        resolve((m as { cpuUs: number }).cpuUs);
+      }
+    };
+    c.proc.on('message', on);
+    c.proc.send('cpu');
+  });
 }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -200,7 +224,8 @@ function fmt(x: number): string {
   return x.toFixed(3);
 }
 
-async function compare(label: string, direct: string, gw: string, body: string, rate: number, seconds: number): Promise<void> {
+async function compare(label: string, direct: string, gwChild: Child, body: string, rate: number, seconds: number): Promise<void> {
+  const gw = gwChild.url;
   // warm-up (connections, JIT) on both paths
   await openLoop(direct, body, Math.min(rate, 200), 0.5);
   await openLoop(gw, body, Math.min(rate, 200), 0.5);
@@ -209,11 +234,14 @@ async function compare(label: string, direct: string, gw: string, body: string, 
   let dErr = 0;
   let gErr = 0;
   let gAch = 0;
+  let gCpuUs = 0;
   for (let i = 0; i < 2; i++) {
     const a = await openLoop(direct, body, rate, seconds / 2);
     d.push(...a.lat);
     dErr += a.errors;
+    const c0 = await cpuUs(gwChild);
     const b = await openLoop(gw, body, rate, seconds / 2);
+    gCpuUs += (await cpuUs(gwChild)) - c0;
     g.push(...b.lat);
     gErr += b.errors;
     gAch += b.achieved / 2;
@@ -223,7 +251,9 @@ async function compare(label: string, direct: string, gw: string, body: string, 
   const row = (q: number) => ({ direct: quantile(d, q), gateway: quantile(g, q), added: quantile(g, q) - quantile(d, q) });
   const p50 = row(0.5);
   const p99 = row(0.99);
-  console.log(`\n${label}: ${rate} req/s open loop, ${d.length} direct + ${g.length} via gateway (errors ${dErr} / ${gErr}; gateway achieved ${gAch.toFixed(0)} req/s)`);
+  console.log(
+    `\n${label}: ${rate} req/s open loop, ${d.length} direct + ${g.length} via gateway (errors ${dErr} / ${gErr}; gateway achieved ${gAch.toFixed(0)} req/s; gateway CPU ${fmt(gCpuUs / 1000 / Math.max(1, g.length + gErr))} ms per request; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`,
+  );
   console.log('| quantile | direct ms | via gateway ms | added ms |');
   console.log('|---|---|---|---|');
   console.log(`| p50 | ${fmt(p50.direct)} | ${fmt(p50.gateway)} | **${fmt(p50.added)}** |`);
@@ -244,19 +274,22 @@ async function main(): Promise<void> {
     children.push(gw);
     console.log(`upstream ${kind} at ${upstream.url}, gateway at ${gw.url}; node ${process.version}`);
     const short = JSON.stringify({ model: MODEL, prompt: 'Hello, how are you today?', max_tokens: 1 });
-    await compare('short prompt (7 tokens)', upstream.url, gw.url, short, rate, seconds);
+    await compare('short prompt (7 tokens)', upstream.url, gw, short, rate, seconds);
     const words: string[] = [];
     for (let i = 0; i < 1000; i++) words.push(`word${i % 97} sentence${i % 13}.`);
     const long = JSON.stringify({ model: MODEL, prompt: words.join(' '), max_tokens: 1 });
     const tok = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: long, dispatcher: agent });
     const u = ((await tok.body.json()) as { usage?: { prompt_tokens: number } }).usage;
-    await compare(`long prompt (the same ~${kind === 'engine' ? u?.prompt_tokens : '2,000'}-token text each time)`, upstream.url, gw.url, long, Math.min(rate, 100), seconds);
+    await compare(`long prompt (the same ~${kind === 'engine' ? u?.prompt_tokens : '2,000'}-token text each time)`, upstream.url, gw, long, Math.min(rate, 100), seconds);
     console.log('\nhighest rate (closed loop, 64 connections, 3 s each, short prompt):');
     const cd = await closedLoop(upstream.url, short, 64, 3);
+    const cpu0 = await cpuUs(gw);
     const cg = await closedLoop(gw.url, short, 64, 3);
+    const cgCpu = ((await cpuUs(gw)) - cpu0) / 1000 / Math.max(1, cg.rps * 3 + cg.errors);
     console.log(`| path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|`);
     console.log(`| direct | ${cd.rps.toFixed(0)} | ${fmt(cd.p50)} | ${fmt(cd.p99)} | ${cd.errors} |`);
     console.log(`| via gateway | ${cg.rps.toFixed(0)} | ${fmt(cg.p50)} | ${fmt(cg.p99)} | ${cg.errors} |`);
+    console.log(`gateway CPU ${fmt(cgCpu)} ms per request in the closed loop; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   } finally {
     for (const c of children.reverse()) await stop(c);
     await agent.close();

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AdmissionQueue, AdmissionRejected, type AdmissionTicket } from './admission.js';
+import { ServiceModel } from './service-model.js';
 
 const t = (over: Partial<AdmissionTicket> = {}): AdmissionTicket => ({ sloClass: 'standard', priority: 0, deadlineMs: Number.POSITIVE_INFINITY, ...over });
 
@@ -60,8 +61,8 @@ describe('AdmissionQueue', () => {
     const ps = [
       q.admit(t({ sloClass: 'batch' }), place('batch')),
       q.admit(t({ priority: 1 }), place('std-p1')),
-      q.admit(t({ deadlineMs: 500 }), place('std-d500')),
-      q.admit(t({ deadlineMs: 100 }), place('std-d100')),
+      q.admit(t({ deadlineMs: Date.now() + 50_000 }), place('std-d500')),
+      q.admit(t({ deadlineMs: Date.now() + 10_000 }), place('std-d100')),
       q.admit(t(), place('std-1')),
       q.admit(t({ sloClass: 'critical' }), place('critical')),
       q.admit(t(), place('std-2')),
@@ -120,5 +121,212 @@ describe('AdmissionQueue', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  describe('deadlines (TTFT SLO)', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    /** A model that has seen one placement → first byte of 40 ms and a service time of 250 ms. */
+    const seen = (): ServiceModel => {
+      const m = new ServiceModel();
+      m.observeTtft(40);
+      m.observeService(250);
+      return m;
+    };
+
+    it('refuses at the door a request whose queue ahead drains after its place-by time, with the drain time as Retry-After hint', async () => {
+      // 1,024 tokens in flight drained in 250 ms: 4.096 tokens/ms; TTFT bound 40 + 2 × 20 = 80 ms
+      const q = new AdmissionQueue<number>(16, 60_000, { model: seen(), inFlightTokens: () => 1024 });
+      const place = () => undefined;
+      // nothing ahead: deferred, however short its budget (it is next when KV frees)
+      const first = q.admit(t({ deadlineMs: Date.now() + 400, footprintTokens: 2048 }), place);
+      expect(q.depth).toBe(1);
+      // 2,048 tokens ahead → ~500 ms; 450 − 80 ms left to place it: refused at once
+      const behind = await q.admit(t({ deadlineMs: Date.now() + 450, footprintTokens: 512 }), place).catch((e: unknown) => e);
+      expect(behind).toBeInstanceOf(AdmissionRejected);
+      expect((behind as AdmissionRejected).reason).toBe('deadline');
+      expect((behind as AdmissionRejected).message).toMatch(/queued ahead of it 500 ms/);
+      expect((behind as AdmissionRejected).retryAfterMs).toBeCloseTo(625, 5); // (2,048 + 512) / 4.096
+      // 10 s to its deadline: deferred behind the first
+      const patient = q.admit(t({ deadlineMs: Date.now() + 10_000, footprintTokens: 512 }), place);
+      expect(q.depth).toBe(2);
+      // an earlier deadline goes ahead of both: nothing ahead of it, deferred
+      const urgent = q.admit(t({ deadlineMs: Date.now() + 300, footprintTokens: 512 }), place);
+      expect(q.depth).toBe(3);
+      expect(q.stats).toEqual({ admitted: 0, deferred: 3, rejected: 1 });
+      q.close();
+      for (const p of [first, patient, urgent]) await expect(p).rejects.toMatchObject({ reason: 'closed' });
+    });
+
+    it('without a service sample nothing is predicted: a request with time left is deferred, one past its deadline refused', async () => {
+      const q = new AdmissionQueue<number>(16, 60_000, { inFlightTokens: () => 1024 });
+      const pending = q.admit(t({ deadlineMs: Date.now() + 10_000, footprintTokens: 512 }), () => undefined);
+      expect(q.depth).toBe(1);
+      const late = await q.admit(t({ deadlineMs: Date.now() - 1 }), () => undefined).catch((e: unknown) => e);
+      expect((late as AdmissionRejected).reason).toBe('deadline');
+      q.close();
+      await expect(pending).rejects.toMatchObject({ reason: 'closed' });
+    });
+
+    it('a request that can be placed now is admitted whatever its deadline', async () => {
+      const q = new AdmissionQueue<number>(16, 60_000, { model: seen(), inFlightTokens: () => 1024 });
+      await expect(q.admit(t({ deadlineMs: Date.now() - 1000 }), () => 7)).resolves.toEqual({ value: 7, deferred: false });
+    });
+
+    it('a deferred request with a TTFT SLO expires at its deadline (reason deadline), not after maxWaitMs', async () => {
+      const q = new AdmissionQueue<number>(4, 3_600_000);
+      const err = await q.admit(t({ deadlineMs: Date.now() + 20 }), () => undefined).catch((e: unknown) => e);
+      expect((err as AdmissionRejected).reason).toBe('deadline');
+      expect(q.depth).toBe(0);
+      expect(q.stats).toEqual({ admitted: 0, deferred: 1, rejected: 1 });
+    });
+
+    it('release refuses a head whose place-by time has passed instead of placing it, and places the next', async () => {
+      vi.useFakeTimers({ now: 1_000_000 });
+      const q = new AdmissionQueue<string>(4, 60_000);
+      let open = false;
+      const placed: string[] = [];
+      const place = (id: string) => () => {
+        if (!open) return undefined;
+        placed.push(id);
+        return id;
+      };
+      const a = q.admit(t({ deadlineMs: 1_000_100 }), place('a')).catch((e: unknown) => e);
+      const b = q.admit(t({ deadlineMs: 1_010_000 }), place('b'));
+      vi.setSystemTime(1_000_200); // a's deadline passed; its timer has not run
+      open = true;
+      q.release();
+      expect(placed).toEqual(['b']);
+      expect(((await a) as AdmissionRejected).reason).toBe('deadline');
+      await expect(b).resolves.toEqual({ value: 'b', deferred: true });
+      expect(q.depth).toBe(0);
+    });
+
+    it('a standing queue serves the newest of the head group first (adaptive LIFO); a young queue the oldest', async () => {
+      vi.useFakeTimers({ now: 1_000_000 });
+      const q = new AdmissionQueue<string>(8, 60_000);
+      let free = 0;
+      const placed: string[] = [];
+      const place = (id: string) => () => {
+        if (free === 0) return undefined;
+        free--;
+        placed.push(id);
+        return id;
+      };
+      const all = ['old', 'mid', 'new'].map((id, i) => {
+        vi.setSystemTime(1_000_000 + i);
+        return q.admit(t({ deadlineMs: 1_001_000 }), place(id));
+      });
+      vi.setSystemTime(1_000_100); // 100 of 1,000 ms used: FIFO
+      free = 1;
+      q.release();
+      expect(placed).toEqual(['old']);
+      vi.setSystemTime(1_000_600); // more than half used: LIFO
+      free = 1;
+      q.release();
+      expect(placed).toEqual(['old', 'new']);
+      // a more important class still goes first
+      const crit = q.admit(t({ sloClass: 'critical', deadlineMs: 1_001_000 }), place('critical'));
+      free = 2;
+      q.release();
+      expect(placed).toEqual(['old', 'new', 'critical', 'mid']);
+      await Promise.all([...all, crit]);
+    });
+
+    it('property: with deadlines and fake time, every request ends placed before its deadline or refused, and nothing stays queued', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 6 }),
+          fc.array(
+            fc.oneof(
+              fc.record({ op: fc.constant('req' as const), budget: fc.integer({ min: 0, max: 500 }), cls: fc.constantFrom('critical', 'standard', 'batch') }),
+              fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 300 }) }),
+              fc.record({ op: fc.constant('finish' as const) }),
+            ),
+            { maxLength: 40 },
+          ),
+          async (slots, ops) => {
+            vi.useFakeTimers({ now: 5_000_000 });
+            try {
+              let free = slots;
+              const running: number[] = [];
+              const model = new ServiceModel();
+              model.observeTtft(10);
+              model.observeService(100);
+              const q = new AdmissionQueue<number>(4, 60_000, { model, inFlightTokens: () => running.length });
+              const ends: Promise<void>[] = [];
+              const late: number[] = [];
+              for (const o of ops) {
+                if (o.op === 'req') {
+                  const deadline = Date.now() + o.budget;
+                  let atDoor = true;
+                  const place = () => {
+                    if (free === 0) return undefined;
+                    // placed from the queue: must be before the deadline (at the door anything that fits goes)
+                    if (!atDoor && Date.now() >= deadline) late.push(deadline);
+                    free--;
+                    running.push(deadline);
+                    return deadline;
+                  };
+                  ends.push(
+                    q.admit(t({ sloClass: o.cls, deadlineMs: deadline, footprintTokens: 1 }), place).then(
+                      () => undefined,
+                      (e: unknown) => {
+                        expect(e).toBeInstanceOf(AdmissionRejected);
+                      },
+                    ),
+                  );
+                  atDoor = false;
+                } else if (o.op === 'tick') await vi.advanceTimersByTimeAsync(o.ms);
+                else if (running.length > 0) {
+                  running.shift();
+                  free++;
+                  q.release();
+                }
+                expect(free).toBeGreaterThanOrEqual(0);
+                expect(q.depth).toBeLessThanOrEqual(4);
+              }
+              await vi.advanceTimersByTimeAsync(1000);
+              await Promise.all(ends);
+              expect(late).toEqual([]);
+              expect(q.depth).toBe(0);
+              expect(free + running.length).toBe(slots);
+            } finally {
+              vi.useRealTimers();
+            }
+          },
+        ),
+        { numRuns: 100 },
+      );
+    });
+  });
+});
+
+describe('ServiceModel', () => {
+  it('follows RFC 6298: first sample sets mean and half of it as deviation; then gains 1/8 and 1/4; bound = mean + 2 × deviation', () => {
+    const m = new ServiceModel();
+    expect(m.ttftBoundMs()).toBe(0);
+    m.observeTtft(100);
+    expect(m.ttftBoundMs()).toBe(200); // 100 + 2 × 50
+    m.observeTtft(100);
+    expect(m.ttftBoundMs()).toBe(175); // dev 0.75 × 50 = 37.5
+    m.observeTtft(180);
+    // dev 0.75 × 37.5 + 0.25 × 80 = 48.125; mean 100 + 80 / 8 = 110
+    expect(m.ttftBoundMs()).toBeCloseTo(110 + 2 * 48.125, 10);
+    m.observeTtft(-1);
+    m.observeTtft(Number.NaN);
+    expect(m.ttftSamples).toBe(3);
+  });
+
+  it("drains by Little's law: tokens × service time / tokens in flight; unknown before a sample or with nothing in flight", () => {
+    const m = new ServiceModel();
+    expect(m.drainMs(512, 4096)).toBeUndefined();
+    m.observeService(250);
+    expect(m.drainMs(512, 4096)).toBe(31.25);
+    expect(m.drainMs(512, 0)).toBeUndefined();
+    m.observeService(330);
+    expect(m.serviceMs()).toBe(260); // 250 + 80 / 8
   });
 });

@@ -44,11 +44,15 @@ export interface AdmissionConfig {
   readonly enabled: boolean;
   /** Requests held in the DEFER queue; beyond it a request is rejected (429). @default 256 */
   readonly maxQueue: number;
-  /** Longest a deferred request waits for KV before it is rejected, ms. @default 30000 */
+  /**
+   * Longest a deferred request waits for KV before it is rejected, ms. A request with
+   * `x-slo-ttft-ms` is rejected earlier, when it can no longer be placed in time for its SLO.
+   * @default 30000
+   */
   readonly maxWaitMs: number;
   /** Output tokens assumed when a request sets no `max_tokens`. @default 256 */
   readonly defaultMaxTokens: number;
-  /** `Retry-After` of a 429, seconds. @default 1 */
+  /** Least `Retry-After` of a 429, seconds (it is the predicted drain time of the queue when longer). @default 1 */
   readonly retryAfterS: number;
 }
 

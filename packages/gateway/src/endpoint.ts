@@ -68,6 +68,11 @@ export class Endpoint {
   cachedBlocks = 0;
   /** Most recent KV-event lag (receive time − batch ts), seconds. */
   lastEventLagS = 0;
+  /**
+   * KV tokens of requests routed before the last scrape that finished after it: that scrape
+   * still counts them as used, so {@link freeTokens} gives them back until the next one.
+   */
+  private freedSinceScrape = { scrapedAtMs: Number.NaN, tokens: 0 };
   private healthyNow = false;
   private failures = 0;
   private lastFailureAtMs = 0;
@@ -247,8 +252,29 @@ export class Endpoint {
       reserved += f.tokens;
       if (f.routedAtMs >= since) recent += f.tokens;
     }
-    const used = Math.max((l?.snapshot.kvUtilization ?? 0) * cap + recent, reserved);
+    // without the tokens freed since the scrape, a finished request's KV would stay "used" for up to a scrape interval
+    const freed = this.freedSinceScrape.scrapedAtMs === since ? this.freedSinceScrape.tokens : 0;
+    const used = Math.max((l?.snapshot.kvUtilization ?? 0) * cap - freed + recent, reserved);
     return Math.max(0, cap - used);
+  }
+
+  /**
+   * Ends a request in flight (removes it from `inFlight`); its reserved tokens count as freed
+   * against the last scrape when it was routed before it.
+   *
+   * @param requestId - the id it was placed under.
+   * @returns the entry, or undefined when no such request is in flight here.
+   */
+  finishInFlight(requestId: string): InFlight | undefined {
+    const f = this.inFlight.get(requestId);
+    if (f === undefined) return undefined;
+    this.inFlight.delete(requestId);
+    const at = this.latest()?.scrapedAtMs;
+    if (at !== undefined && f.routedAtMs < at) {
+      if (this.freedSinceScrape.scrapedAtMs !== at) this.freedSinceScrape = { scrapedAtMs: at, tokens: 0 };
+      this.freedSinceScrape.tokens += f.tokens;
+    }
+    return f;
   }
 
   /** Takes the endpoint out of service now (a proxied request failed to connect or broke). */

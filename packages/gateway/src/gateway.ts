@@ -76,6 +76,13 @@ function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
   return reply.code(e.status).type('application/json').send(e.body);
 }
 
+/**
+ * The bytes of each JSON request body, as the client sent them: the proxied request forwards
+ * these instead of serialising the parsed body again (the schemas keep unknown fields and add
+ * nothing, so the engine gets the same JSON, byte for byte, for one parse less per request).
+ */
+const rawBodies = new WeakMap<FastifyRequest, Buffer>();
+
 /** Headers forwarded to the engine. */
 const FORWARD_HEADERS = ['authorization', 'x-slo-ttft-ms', 'x-slo-tpot-ms', 'x-slo-class', 'x-request-priority', 'traceparent', 'tracestate'];
 
@@ -94,7 +101,7 @@ class GatewayServer {
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
     this.shared = cfg.redis === undefined ? undefined : new ReplicaState(cfg.redis);
-    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs);
+    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs, { inFlightTokens: () => this.inFlightTokens() });
     this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-gateway' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
     this.pool = new EndpointPool(
       cfg,
@@ -125,6 +132,13 @@ class GatewayServer {
 
   // ---- routing and admission ---------------------------------------------------------------
 
+  /** KV tokens reserved by the requests in flight, all endpoints. */
+  private inFlightTokens(): number {
+    let s = 0;
+    for (const e of this.pool.endpoints.values()) for (const f of e.inFlight.values()) s += f.tokens;
+    return s;
+  }
+
   /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
   private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
@@ -139,6 +153,12 @@ class GatewayServer {
   private routes(): void {
     const app = this.app;
     app.addContentTypeParser(['text/plain', 'application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    // fastify's own JSON parser (secure-json-parse, __proto__/constructor keys rejected), keeping the bytes
+    const parseJson = app.getDefaultJsonParser('error', 'error');
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+      rawBodies.set(req, body as Buffer);
+      parseJson(req, body as unknown as string, done);
+    });
     app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
       const status = err.statusCode ?? 500;
       const e =
@@ -270,9 +290,8 @@ class GatewayServer {
     let placement: Placement<Endpoint>;
     let deferred = false;
     try {
-      const res = await this.admission.admit({ sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY) }, () =>
-        this.place(routeReq, info, new Set(), true),
-      );
+      const ticket = { sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY), footprintTokens: info.footprintTokens };
+      const res = await this.admission.admit(ticket, () => this.place(routeReq, info, new Set(), true));
       if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
       placement = res.value;
       deferred = res.deferred;
@@ -281,7 +300,7 @@ class GatewayServer {
       if (e instanceof AdmissionRejected) {
         this.metrics.admission.inc({ decision: 'reject' });
         this.metrics.rejections.inc({ reason: e.reason });
-        reply.header('retry-after', String(this.cfg.admission.retryAfterS));
+        reply.header('retry-after', String(Math.max(this.cfg.admission.retryAfterS, Math.ceil((e.retryAfterMs ?? 0) / 1000))));
         return fail(openAiError(429, e.message, { code: e.reason }), { admission: 'reject' });
       }
       throw e;
@@ -318,7 +337,7 @@ class GatewayServer {
       const v = req.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }
-    const bodyText = JSON.stringify(info.body);
+    const bodyText = rawBodies.get(req) ?? JSON.stringify(info.body);
     const path = route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
     const excluded = new Set<string>();
     const decisions: Record<string, unknown>[] = [];
@@ -330,7 +349,8 @@ class GatewayServer {
     let outcome = 'ok';
     let errorMsg: string | undefined;
     const finish = (ep: Endpoint, ok: boolean) => {
-      ep.inFlight.delete(requestId);
+      const f = ep.finishInFlight(requestId);
+      if (f !== undefined && ok) this.admission.model.observeService(Date.now() - f.routedAtMs);
       this.shared?.finished(requestId);
       if (ok) this.pool.recordHistory(ep, routeReq);
       this.admission.release();
@@ -432,6 +452,8 @@ class GatewayServer {
           return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
         }
         ttftMs = performance.now() - started;
+        const placedAt = ep.inFlight.get(requestId)?.routedAtMs;
+        if (placedAt !== undefined) this.admission.model.observeTtft(Date.now() - placedAt);
         status = 200;
         reply.hijack();
         const raw = reply.raw;

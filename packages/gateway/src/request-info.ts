@@ -1,7 +1,7 @@
 /**
  * What the gateway needs to know about an OpenAI request before routing it: the prompt's token
- * ids (tokenised here with adapter-vllm's tokenizer, as the engine does; token-id prompts as
- * they are), the predicted KV footprint, and the SLO fields from the headers
+ * ids (tokenised here with adapter-vllm's tokenizer, as the engine does, through its exact
+ * segment and pre-token caches; token-id prompts as they are), the predicted KV footprint, and the SLO fields from the headers
  * `x-slo-ttft-ms`, `x-slo-tpot-ms`, `x-slo-class`, `x-request-priority`.
  */
 import { performance } from 'node:perf_hooks';
@@ -13,11 +13,10 @@ import {
   type CompletionRequest,
   CompletionRequestSchema,
   type OpenAiErrorResponse,
-  LLAMA3_BOS_TOKEN_ID,
-  encodeText,
+  chatPromptTokenIds,
+  completionPromptTokenIds,
   openAiError,
   parseOpenAiRequest,
-  renderChatTemplate,
 } from '@kvmgr/adapter-vllm';
 
 /** The two routed OpenAI endpoints. */
@@ -63,43 +62,6 @@ export function routeRequestOf(requestId: string, info: RequestInfo): RouteReque
 
 const SLO_CLASSES: readonly SloClass[] = ['critical', 'standard', 'batch', 'background'];
 
-/**
- * Token ids of recently seen prompt texts (LRU, bounded by characters). Tokenisation is the
- * gateway's main per-request cost (~4 ms per 2,000 tokens); retried, repeated and benchmark
- * prompts are common. Texts shorter than `TOKEN_CACHE_MIN_CHARS` are cheap and not kept.
- */
-const TOKEN_CACHE_MAX_CHARS = 64 * 1024 * 1024;
-const TOKEN_CACHE_MIN_CHARS = 256;
-const tokenCache = new Map<string, readonly number[]>();
-let tokenCacheChars = 0;
-
-function encodeCached(text: string): readonly number[] {
-  if (text.length < TOKEN_CACHE_MIN_CHARS) return encodeText(text);
-  const hit = tokenCache.get(text);
-  if (hit !== undefined) {
-    tokenCache.delete(text);
-    tokenCache.set(text, hit);
-    return hit;
-  }
-  const ids = encodeText(text);
-  tokenCache.set(text, ids);
-  tokenCacheChars += text.length;
-  while (tokenCacheChars > TOKEN_CACHE_MAX_CHARS) {
-    const oldest = tokenCache.keys().next().value as string;
-    tokenCache.delete(oldest);
-    tokenCacheChars -= oldest.length;
-  }
-  return ids;
-}
-
-/** As adapter-vllm's `completionPromptTokenIds`, through the tokenisation cache. */
-function completionPrompts(prompt: CompletionRequest['prompt']): readonly (readonly number[])[] {
-  if (typeof prompt === 'string') return [[LLAMA3_BOS_TOKEN_ID, ...encodeCached(prompt)]];
-  if (prompt.length === 0) return [];
-  if (typeof prompt[0] === 'number') return [prompt as number[]];
-  return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? [LLAMA3_BOS_TOKEN_ID, ...encodeCached(p)] : p));
-}
-
 function header(headers: Readonly<Record<string, string | string[] | undefined>>, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -134,12 +96,12 @@ export function readRequest(
   let maxTokens: number;
   if (route === 'chat') {
     const c = parsed.value as ChatCompletionRequest;
-    prompts = [encodeCached(renderChatTemplate(c.messages))];
+    prompts = [chatPromptTokenIds(c.messages)];
     const m = [c.max_tokens, c.max_completion_tokens].filter((x): x is number => typeof x === 'number');
     maxTokens = m.length === 0 ? defaultMaxTokens : Math.min(...m);
   } else {
     const c = parsed.value as CompletionRequest;
-    prompts = completionPrompts(c.prompt);
+    prompts = completionPromptTokenIds(c.prompt);
     maxTokens = c.max_tokens ?? defaultMaxTokens;
   }
   const ttft = positiveHeader(headers, 'x-slo-ttft-ms');

@@ -2,6 +2,7 @@
  * Admission on real sockets: one engine server with a tiny KV pool (16 blocks × 16 tokens), its
  * steps stretched (`stallMs`) so that requests overlap.
  */
+import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, createGateway } from '../src/index.js';
@@ -62,3 +63,86 @@ describe('admission under overload with a tiny pool', () => {
     expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe('context_length_exceeded');
   });
 });
+
+describe('admission with TTFT SLOs (openai SDK)', () => {
+  let fleet: TestEngine[];
+  let gw: Gateway;
+  let client: OpenAI;
+  const logs = new LogSink();
+  beforeAll(async () => {
+    // 256 KV tokens; every step ≥ 15 ms, so a 40-token answer holds its KV ≥ 600 ms
+    fleet = await startFleet(1, { numGpuBlocks: 16, timeScale: 1, stallMs: 15 });
+    gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet), admission: { maxQueue: 16, maxWaitMs: 60_000, retryAfterS: 1 } }, { logStream: logs });
+    client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    for (const f of fleet ?? []) await f.close();
+  });
+
+  /** Streams a completion of `prompt` (token ids, `maxTokens` out); resolves to the tokens received, or the API error. */
+  const streamN = async (prompt: number[], id: string, sloTtftMs: number, maxTokens: number): Promise<number | InstanceType<typeof OpenAI.APIError>> => {
+    try {
+      const s = await client.completions.create({ model: MODEL, prompt, max_tokens: maxTokens, stream: true }, { headers: { 'x-request-id': id, 'x-slo-ttft-ms': String(sloTtftMs) } });
+      let n = 0;
+      for await (const c of s) n += c.choices.length;
+      return n;
+    } catch (e) {
+      if (e instanceof OpenAI.APIError) return e;
+      throw e;
+    }
+  };
+  const stream = (prompt: number[], id: string, sloTtftMs: number) => streamN(prompt, id, sloTtftMs, 40);
+  const prompts = (n: number, base: number) => Array.from({ length: n }, (_, i) => Array.from({ length: 60 }, (_, k) => base + 1000 * i + k));
+  const drained = async () => {
+    await until(() => gw.state().endpoints[0]?.inFlight === 0 && gw.state().queueDepth === 0, 5000, 'in-flight and queue back to 0');
+    await until(() => gw.state().endpoints[0]?.freeTokens === 256, 5000, 'all KV free again after a scrape');
+  };
+
+  it('requests that cannot be placed within their TTFT SLO get 429 with an OpenAI error body and Retry-After; nothing stays accounted', async () => {
+    // 100 KV tokens each: two run at once; the other four cannot start before ~600 ms, their SLO is 250 ms
+    const out = await Promise.all(prompts(6, 20_000).map((p, i) => stream(p, `slo-${i}`, 250)));
+    const served = out.filter((o) => typeof o === 'number');
+    const refused = out.filter((o): o is InstanceType<typeof OpenAI.APIError> => typeof o !== 'number');
+    expect(served).toEqual([40, 40]);
+    expect(refused).toHaveLength(4);
+    for (const e of refused) {
+      expect(e.status).toBe(429);
+      // deferred (no service time known yet to refuse them at the door), then expired in the queue
+      expect(e.error).toMatchObject({ type: 'rate_limit_error', code: 'deadline', message: 'no KV cache freed for this request in time for its TTFT SLO' });
+      expect(Number(e.headers?.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    }
+    const rejectedLines = logs.lines.filter((l) => l['msg'] === 'request failed' && l['admission'] === 'reject' && String(l['reqId']).startsWith('slo-'));
+    expect(rejectedLines).toHaveLength(4);
+    const m = await (await request(`${gw.url}/metrics`)).body.text();
+    expect(m).toMatch(/kvmgr_gateway_rejections_total\{reason="deadline"\} 4/);
+    expect(m).toMatch(/kvmgr_gateway_admission_decisions_total\{decision="admit"\} 2/);
+    expect(m).toMatch(/kvmgr_gateway_admission_decisions_total\{decision="reject"\} 4/);
+    expect((fleet[0] as TestEngine).server.core.metrics.numPreemptions).toBe(0);
+    await drained();
+  });
+
+  it('deferred requests whose SLO leaves time are served once KV frees; a refused one at the door says why', async () => {
+    const out = await Promise.all(prompts(4, 40_000).map((p, i) => stream(p, `wait-${i}`, 20_000)));
+    expect(out).toEqual([40, 40, 40, 40]);
+    const decisions = out.map((_, i) => logs.decision(`wait-${i}`).admission).sort();
+    expect(decisions).toEqual(['admit', 'admit', 'defer', 'defer']);
+    await drained();
+    // now the gateway knows the service time (≥ 600 ms for 200 tokens in flight: ≥ 3 ms per token to
+    // drain). With two running, one queued with 190 KV tokens (a 500 ms SLO) leaves a later one
+    // (600 ms SLO, after it in deadline order) ≥ 570 ms of predicted wait: refused at the door
+    const running = prompts(2, 60_000).map((p, i) => stream(p, `run-${i}`, 20_000));
+    await until(() => gw.state().endpoints[0]?.inFlight === 2, 5000, 'two running');
+    const queued = streamN(prompts(1, 80_000)[0] as number[], 'queued-0', 500, 130);
+    await until(() => gw.state().queueDepth === 1, 5000, 'one queued');
+    const late = await stream(prompts(1, 90_000)[0] as number[], 'late-0', 600);
+    expect(late).toBeInstanceOf(OpenAI.APIError);
+    expect((late as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ code: 'deadline' });
+    expect((late as InstanceType<typeof OpenAI.APIError>).message).toMatch(/cannot start within its TTFT SLO: predicted wait for the 190 KV tokens queued ahead of it \d+ ms/);
+    // the queued one cannot be placed before the running ones end (≥ 600 ms): it expires
+    expect(await queued).toBeInstanceOf(OpenAI.APIError);
+    expect(await Promise.all(running)).toEqual([40, 40]);
+    await drained();
+  });
+});
+

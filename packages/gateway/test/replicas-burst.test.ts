@@ -44,7 +44,7 @@ function config(redisUrl: string | undefined, id: string): GatewayConfigInput {
     endpoints: endpointsOf(fleet, false),
     routing: 'pa:3,qd:2,kv:2',
     scrape: { intervalMs: 60_000 },
-    ...(redisUrl === undefined ? {} : { redis: { url: redisUrl, namespace: 'burst', replicaId: id, commandTimeoutMs: 500 } }),
+    ...(redisUrl === undefined ? {} : { redis: { url: redisUrl, namespace: 'burst', replicaId: id, commandTimeoutMs: 5000 } }),
   };
 }
 

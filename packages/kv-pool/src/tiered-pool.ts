@@ -6,11 +6,16 @@
  * per link. Every copy goes through a {@link BlockBackend} (the bookkeeping one by default,
  * `@kvmgr/native` for real memory). Time is an explicit argument, in µs.
  *
+ * Without a GPU tier (`tiers.gpu` omitted) the pool is the CPU tier below a GPU pool someone else
+ * owns (an engine's KV cache manager): it stores copies of that GPU's blocks under their exact
+ * 64-bit block keys (two u32 words, `@kvmgr/core`'s block-key module), evicts its own least
+ * recently used key when full, and accounts the transfers on its link.
+ *
  * @see BLIS (inference-sim) `--kv-offload-threshold`
  * @see vllm-project/vllm:vllm/v1/kv_offload (CPU offloading connector)
  */
 import type { BlockBackend, BlockId, BlockSlab, KVCacheSpec, Tier } from '@kvmgr/core';
-import { KvmgrError, invalidArgument, requireInRange, requireNonNegativeInt, requireNonNegativeNumber, requirePositiveInt, requirePositiveNumber, transferTimeUs, US_PER_S } from '@kvmgr/core';
+import { HashTable64, KvmgrError, invalidArgument, requireInRange, requireNonNegativeInt, requireNonNegativeNumber, requirePositiveInt, requirePositiveNumber, transferTimeUs, US_PER_S } from '@kvmgr/core';
 import { requireList } from './arguments.js';
 import { BlockPool } from './block-pool.js';
 import { BookkeepingBackend, type BookkeepingSlab } from './bookkeeping-backend.js';
@@ -36,8 +41,12 @@ export interface TierConfig {
 export interface TieredPoolOptions<S extends BlockSlab = BookkeepingSlab> {
   /** Block geometry (bytes per block per tier). */
   readonly spec: KVCacheSpec;
-  /** Tiers; `gpu` is required, `cpu`/`disk` are absent when omitted or of capacity 0. */
-  readonly tiers: { readonly gpu: TierConfig; readonly cpu?: TierConfig; readonly disk?: TierConfig };
+  /**
+   * Tiers; `cpu`/`disk` are absent when omitted or of capacity 0. Without `gpu` the pool is the
+   * lower tier of a GPU pool the caller owns (block-key mode: `cpu` required, no `disk`; see
+   * {@link TieredPool.storeBlockKeys}).
+   */
+  readonly tiers: { readonly gpu?: TierConfig; readonly cpu?: TierConfig; readonly disk?: TierConfig };
   /** GPU usage (fraction of blocks in use) above which cached GPU blocks are offloaded. @default 0.9 */
   readonly offloadWatermark?: number;
   /** Most blocks offloaded per automatic offload round. @default 64 */
@@ -48,6 +57,10 @@ export interface TieredPoolOptions<S extends BlockSlab = BookkeepingSlab> {
   readonly backend?: BlockBackend<S>;
   /** Called when a key is no longer held by `tier` (evicted there), with the tiers still holding it. */
   readonly onKeyEvicted?: (key: number, tier: Tier, remaining: readonly Tier[]) => void;
+  /** Block-key mode: called when a block key lands in `tier` (see {@link TieredPool.storeBlockKeys}). */
+  readonly onBlockKeyStored?: (hi: number, lo: number, tier: Tier) => void;
+  /** Block-key mode: called when `tier` drops a block key to make room (its least recently used). */
+  readonly onBlockKeyEvicted?: (hi: number, lo: number, tier: Tier) => void;
 }
 
 /** Result of {@link TieredPool.acquire}. */
@@ -77,10 +90,13 @@ export interface TieredPoolStats {
 
 /** A comparable dump of a tiered pool (tests). */
 export interface TieredPoolState {
-  readonly gpu: ReturnType<BlockPool['state']>;
+  /** Null in block-key mode (no GPU tier). */
+  readonly gpu: ReturnType<BlockPool['state']> | null;
   readonly cpu: ReturnType<BlockPool['state']> | null;
   readonly disk: ReturnType<BlockPool['state']> | null;
   readonly keys: readonly (readonly [number, number, number, number])[];
+  /** Block-key mode: `[hi, lo, cpu block]`, sorted (empty otherwise). */
+  readonly blockKeys: readonly (readonly [number, number, number])[];
 }
 
 const LOWER: readonly Tier[] = ['cpu', 'disk'];
@@ -115,11 +131,7 @@ interface Link {
 export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   /** Block geometry. */
   readonly spec: KVCacheSpec;
-  /**
-   * The GPU tier. Read it, and use `share`/`fork`/`copyOnWrite` on it freely; register cached
-   * blocks through {@link cacheBlock} (not `gpu.markCached`) so the tiers track them.
-   */
-  readonly gpu: BlockPool;
+  private readonly gpuPool: BlockPool | null;
   /** The CPU tier, or null when absent. */
   readonly cpu: BlockPool | null;
   /** The disk tier, or null when absent. */
@@ -134,6 +146,17 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   readonly thrashingWindowUs: number;
   /** See {@link TieredPoolOptions.onKeyEvicted}; may be replaced. */
   onKeyEvicted: ((key: number, tier: Tier, remaining: readonly Tier[]) => void) | undefined;
+  /** See {@link TieredPoolOptions.onBlockKeyStored}; may be replaced. */
+  onBlockKeyStored: ((hi: number, lo: number, tier: Tier) => void) | undefined;
+  /** See {@link TieredPoolOptions.onBlockKeyEvicted}; may be replaced. */
+  onBlockKeyEvicted: ((hi: number, lo: number, tier: Tier) => void) | undefined;
+  /** Block-key mode: block key → CPU block, and each CPU block's key words. */
+  private readonly blockKeyTable: HashTable64 | null;
+  private readonly cpuHi: Uint32Array;
+  private readonly cpuLo: Uint32Array;
+  /** One block id for `share` / `free` (no array per call on the block-key hot path). */
+  private readonly one = new Int32Array(1);
+  private readonly blockBytes: number;
   private readonly slabs: Record<Tier, S | null>;
   private readonly links: Record<Tier, Link>;
   /** key → [gpu block, cpu block, disk block] (-1 = absent) */
@@ -151,22 +174,30 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   /**
    * @param options - see {@link TieredPoolOptions}.
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad capacity, bandwidth, latency,
-   *   watermark or window, or tiers with different block sizes (a backend copies equal blocks).
+   *   watermark or window, tiers with different block sizes (a backend copies equal blocks), or
+   *   block-key mode (no `gpu`) without a CPU tier or with a disk tier.
    */
   constructor(options: TieredPoolOptions<S>) {
     this.spec = options.spec;
     const tiers = options.tiers;
-    if (typeof tiers !== 'object' || tiers === null || typeof tiers.gpu !== 'object') throw invalidArgument('tiers.gpu', tiers?.gpu, 'a tier config');
+    if (typeof tiers !== 'object' || tiers === null) throw invalidArgument('tiers', tiers, 'an object of tier configs');
+    const keyed = tiers.gpu === undefined;
+    if (!keyed && (typeof tiers.gpu !== 'object' || tiers.gpu === null)) throw invalidArgument('tiers.gpu', tiers.gpu, 'a tier config, or omitted (block-key mode)');
+    if (keyed && !((tiers.cpu?.capacityBlocks ?? 0) > 0)) throw invalidArgument('tiers.cpu.capacityBlocks', tiers.cpu?.capacityBlocks, 'a positive block count when tiers.gpu is omitted (block-key mode)');
+    if (keyed && (tiers.disk?.capacityBlocks ?? 0) > 0) throw invalidArgument('tiers.disk', tiers.disk, 'absent when tiers.gpu is omitted (block-key mode holds a CPU tier only)');
     this.offloadWatermark = requireInRange('offloadWatermark', options.offloadWatermark ?? 0.9, 0, 1);
     this.offloadBatchBlocks = requirePositiveInt('offloadBatchBlocks', options.offloadBatchBlocks ?? 64);
     this.thrashingWindowUs = requirePositiveNumber('thrashingWindowUs', options.thrashingWindowUs ?? 10_000_000);
     this.onKeyEvicted = options.onKeyEvicted;
+    this.onBlockKeyStored = options.onBlockKeyStored;
+    this.onBlockKeyEvicted = options.onBlockKeyEvicted;
     const links = {} as Record<Tier, Link>;
     const sizes = new Set<number>();
     const pools = {} as Record<Tier, BlockPool | null>;
     for (const tier of ['gpu', 'cpu', 'disk'] as const) {
       const cfg = tiers[tier];
-      const cap = tier === 'gpu' ? requirePositiveInt('tiers.gpu.capacityBlocks', cfg?.capacityBlocks) : requireNonNegativeInt(`tiers.${tier}.capacityBlocks`, cfg?.capacityBlocks ?? 0);
+      const cap =
+        tier === 'gpu' ? (keyed ? 0 : requirePositiveInt('tiers.gpu.capacityBlocks', cfg?.capacityBlocks)) : requireNonNegativeInt(`tiers.${tier}.capacityBlocks`, cfg?.capacityBlocks ?? 0);
       links[tier] = {
         bandwidth: requirePositiveNumber(`tiers.${tier}.bandwidthBytesPerSec`, cfg?.bandwidthBytesPerSec ?? DEFAULT_BW[tier]),
         baseUs: requireNonNegativeNumber(`tiers.${tier}.baseLatencyUs`, cfg?.baseLatencyUs ?? DEFAULT_BASE_US[tier]),
@@ -177,11 +208,17 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
     }
     if (sizes.size > 1) throw invalidArgument('spec.tierDtypes', this.spec.tierDtypes, 'the same block size in every present tier');
     this.links = links;
-    this.gpu = pools.gpu as BlockPool;
+    this.gpuPool = pools.gpu;
     this.cpu = pools.cpu;
     this.disk = pools.disk;
-    this.gpu.onCachedBlockEvicted = (b, key) => this.lost(key, 'gpu', b);
-    this.cpu && (this.cpu.onCachedBlockEvicted = (b, key) => this.lost(key, 'cpu', b));
+    this.blockBytes = this.spec.bytesPerBlockByTier[keyed ? 'cpu' : 'gpu'];
+    const cpuCap = this.cpu?.numBlocks ?? 0;
+    this.blockKeyTable = keyed ? new HashTable64(Math.min(cpuCap, 1 << 16)) : null;
+    this.cpuHi = new Uint32Array(keyed ? cpuCap : 0);
+    this.cpuLo = new Uint32Array(keyed ? cpuCap : 0);
+    if (this.gpuPool) this.gpuPool.onCachedBlockEvicted = (b, key) => this.lost(key, 'gpu', b);
+    if (keyed) (this.cpu as BlockPool).onCachedBlockEvicted = (b) => this.lostBlockKey(b);
+    else if (this.cpu) this.cpu.onCachedBlockEvicted = (b, key) => this.lost(key, 'cpu', b);
     this.disk && (this.disk.onCachedBlockEvicted = (b, key) => this.lost(key, 'disk', b));
     this.backend = options.backend ?? (new BookkeepingBackend() as unknown as BlockBackend<S>);
     this.slabs = { gpu: null, cpu: null, disk: null };
@@ -191,8 +228,25 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
     }
   }
 
+  /**
+   * The GPU tier. Read it, and use `share`/`fork`/`copyOnWrite` on it freely; register cached
+   * blocks through {@link cacheBlock} (not `gpu.markCached`) so the tiers track them.
+   * @throws KvmgrError `KVMGR_INVALID_STATE` in block-key mode (no GPU tier); so does every
+   *   method that works on GPU blocks (`allocate`, `free`, `cacheBlock`, `acquire`, `offload`,
+   *   `prefetch`, `kvUtilization`, `snapshotFields`).
+   */
+  get gpu(): BlockPool {
+    if (this.gpuPool === null) throw new KvmgrError('KVMGR_INVALID_STATE', 'this TieredPool has no GPU tier (tiers.gpu was omitted: block-key mode); use storeBlockKeys / reloadBlockKeys');
+    return this.gpuPool;
+  }
+
+  /** True when the pool has no GPU tier of its own (block-key mode). */
+  get isBlockKeyMode(): boolean {
+    return this.blockKeyTable !== null;
+  }
+
   private pool(tier: Tier): BlockPool | null {
-    return tier === 'gpu' ? this.gpu : tier === 'cpu' ? this.cpu : this.disk;
+    return tier === 'gpu' ? this.gpuPool : tier === 'cpu' ? this.cpu : this.disk;
   }
 
   /** The backend slab of a tier (null when the tier is absent). */
@@ -285,15 +339,15 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
     return loc ? (['gpu', 'cpu', 'disk'] as const).filter((t) => loc[TIER_INDEX[t]]! >= 0) : [];
   }
 
-  /** Number of keys held in any tier. */
+  /** Number of keys held in any tier (block keys in block-key mode). */
   get numKeys(): number {
-    return this.where.size;
+    return this.blockKeyTable?.size ?? this.where.size;
   }
 
   private queueTransfer(link: Tier, blocks: number, nowUs: number): number {
     const l = this.links[link];
     const start = Math.max(nowUs, l.busyUntilUs);
-    l.busyUntilUs = start + transferTimeUs(blocks * this.gpu.bytesPerBlock, l.bandwidth, l.baseUs);
+    l.busyUntilUs = start + transferTimeUs(blocks * this.blockBytes, l.bandwidth, l.baseUs);
     return l.busyUntilUs;
   }
 
@@ -490,6 +544,148 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
     return { prefetched: todo.length, readyAtUs: r.readyAtUs };
   }
 
+  private keyTable(method: string): HashTable64 {
+    if (this.blockKeyTable === null) throw new KvmgrError('KVMGR_INVALID_STATE', `TieredPool.${method} needs block-key mode (a pool created without tiers.gpu)`);
+    return this.blockKeyTable;
+  }
+
+  private requireKeyWords(keys: ArrayLike<number>): void {
+    requireList('keys', keys);
+    if (keys.length % 2 !== 0) throw invalidArgument('keys.length', keys.length, 'an even number of u32 words (hi, lo per block key)');
+    for (let i = 0; i < keys.length; i++) {
+      const w = keys[i];
+      if (!(typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= 0xffffffff)) throw invalidArgument(`keys[${i}]`, w, 'a u32 word');
+    }
+  }
+
+  /** Makes CPU block `b` the most recently used (it moves to the tail of the free queue). */
+  private touchCpu(b: BlockId): void {
+    const cpu = this.cpu as BlockPool;
+    this.one[0] = b;
+    cpu.share(this.one);
+    cpu.free(this.one);
+  }
+
+  private lostBlockKey(b: BlockId): void {
+    const hi = this.cpuHi[b]!;
+    const lo = this.cpuLo[b]!;
+    (this.blockKeyTable as HashTable64).delete(hi, lo);
+    this.counters.droppedKeys++;
+    this.onBlockKeyEvicted?.(hi, lo, 'cpu');
+  }
+
+  /**
+   * Block-key mode: stores copies of GPU blocks (the caller's) under their 64-bit block keys on
+   * CPU, e.g. cached blocks the caller's GPU pool evicts (vLLM's CPU offloading connector writes
+   * them back as it evicts). A new key takes a free CPU block, or the block of the least recently
+   * used key when full (reported through `onBlockKeyEvicted`); it is reported through
+   * `onBlockKeyStored`. A key already held is not copied again (a full block never changes): it
+   * becomes the most recently used. The new copies are one transfer batch on the CPU link (base
+   * latency + bytes / bandwidth, queued after the link's earlier transfers); the bytes themselves
+   * live in the caller's GPU memory, so the backend copies nothing here.
+   *
+   * @param keys - block keys as u32 words, `[hi0, lo0, hi1, lo1, …]`.
+   * @param nowUs - time, µs.
+   * @returns keys newly stored.
+   * @throws KvmgrError `KVMGR_INVALID_STATE` outside block-key mode; `KVMGR_INVALID_ARGUMENT`
+   *   for an odd word count, a word that is not a u32, or a bad time. Nothing changes on a throw.
+   */
+  storeBlockKeys(keys: ArrayLike<number>, nowUs: number): number {
+    const t = this.keyTable('storeBlockKeys');
+    this.requireKeyWords(keys);
+    requireNonNegativeNumber('nowUs', nowUs);
+    const cpu = this.cpu as BlockPool;
+    let stored = 0;
+    for (let i = 0; i < keys.length; i += 2) {
+      const hi = keys[i]!;
+      const lo = keys[i + 1]!;
+      const held = t.get(hi, lo);
+      if (held >= 0) {
+        this.touchCpu(held);
+        continue;
+      }
+      const [c] = cpu.allocate(1) as [BlockId]; // drops the LRU key when no block is free
+      this.cpuHi[c] = hi;
+      this.cpuLo[c] = lo;
+      cpu.markCached(c, c);
+      this.one[0] = c;
+      cpu.free(this.one);
+      t.set(hi, lo, c);
+      stored++;
+      this.onBlockKeyStored?.(hi, lo, 'cpu');
+    }
+    if (stored > 0) this.queueTransfer('cpu', stored, nowUs);
+    this.counters.offloadedBlocks += stored;
+    this.counters.offloadBytes += stored * this.blockBytes;
+    return stored;
+  }
+
+  /**
+   * Block-key mode: the tier holding a block key, or undefined.
+   * @param hi - high u32 word of the key.
+   * @param lo - low u32 word of the key.
+   */
+  lookupBlockKey(hi: number, lo: number): Tier | undefined {
+    return this.keyTable('lookupBlockKey').get(hi >>> 0, lo >>> 0) >= 0 ? 'cpu' : undefined;
+  }
+
+  /**
+   * Block-key mode: a hit on keys held on CPU, reloaded into the caller's GPU blocks. The CPU
+   * copies stay (inclusive, as vLLM's CPU offloading keeps them) and become the most recently
+   * used. One transfer batch on the CPU link; counted in `reloadedBlocks` and in
+   * {@link kvThrashingRate}.
+   *
+   * @param keys - block keys as u32 words, `[hi0, lo0, hi1, lo1, …]`, each held on CPU.
+   * @param nowUs - time, µs.
+   * @returns when the reloaded blocks are usable, µs (= `nowUs` for no keys).
+   * @throws KvmgrError `KVMGR_INVALID_STATE` outside block-key mode; `KVMGR_NOT_FOUND` naming the
+   *   first key not held; `KVMGR_INVALID_ARGUMENT` for bad words or time. Nothing changes on a throw.
+   */
+  reloadBlockKeys(keys: ArrayLike<number>, nowUs: number): number {
+    const t = this.keyTable('reloadBlockKeys');
+    this.requireKeyWords(keys);
+    requireNonNegativeNumber('nowUs', nowUs);
+    for (let i = 0; i < keys.length; i += 2) {
+      if (t.get(keys[i]!, keys[i + 1]!) < 0) {
+        throw new KvmgrError('KVMGR_NOT_FOUND', `block key #${i / 2} (${keys[i]}:${keys[i + 1]}) is not held on CPU`, { details: { index: i / 2 } });
+      }
+    }
+    const n = keys.length / 2;
+    if (n === 0) return nowUs;
+    for (let i = 0; i < keys.length; i += 2) {
+      this.touchCpu(t.get(keys[i]!, keys[i + 1]!));
+      this.reloadTimes.push(nowUs);
+    }
+    this.pruneReloadTimes(nowUs);
+    this.counters.reloadedBlocks += n;
+    this.counters.reloadBytes += n * this.blockBytes;
+    return this.queueTransfer('cpu', n, nowUs);
+  }
+
+  /**
+   * Block-key mode: drops every block key (no `onBlockKeyEvicted` calls; e.g. a prefix-cache reset).
+   * @returns keys dropped.
+   * @throws KvmgrError `KVMGR_INVALID_STATE` outside block-key mode.
+   */
+  clearBlockKeys(): number {
+    const t = this.keyTable('clearBlockKeys');
+    const cpu = this.cpu as BlockPool;
+    const n = t.size;
+    for (let b = 0; b < cpu.numBlocks; b++) cpu.uncache(b);
+    t.clear();
+    return n;
+  }
+
+  /**
+   * Block-key mode: calls `fn(hi, lo, tier)` for every held block key, by CPU block id.
+   * @throws KvmgrError `KVMGR_INVALID_STATE` outside block-key mode.
+   */
+  forEachBlockKey(fn: (hi: number, lo: number, tier: Tier) => void): void {
+    this.keyTable('forEachBlockKey');
+    const cpu = this.cpu as BlockPool;
+    for (let b = 0; b < cpu.numBlocks; b++) if (cpu.cachedKey(b) !== undefined) fn(this.cpuHi[b]!, this.cpuLo[b]!, 'cpu');
+  }
+
   /**
    * Latency of the KV transfers queued on this pool's links at `nowUs`, µs: the sum over links of
    * the time until each link is idle (`EngineSnapshot.pendingTransferLatency`).
@@ -581,7 +777,13 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
   /** A comparable dump (tests: a failed operation leaves the pool as it was). */
   state(): TieredPoolState {
     const keys = [...this.where.entries()].map(([k, l]) => [k, l[0]!, l[1]!, l[2]!] as const).sort((a, b) => a[0] - b[0]);
-    return { gpu: this.gpu.state(), cpu: this.cpu?.state() ?? null, disk: this.disk?.state() ?? null, keys };
+    const blockKeys: (readonly [number, number, number])[] = [];
+    if (this.blockKeyTable) {
+      const cpu = this.cpu as BlockPool;
+      for (let b = 0; b < cpu.numBlocks; b++) if (cpu.cachedKey(b) !== undefined) blockKeys.push([this.cpuHi[b]!, this.cpuLo[b]!, b]);
+      blockKeys.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    }
+    return { gpu: this.gpuPool?.state() ?? null, cpu: this.cpu?.state() ?? null, disk: this.disk?.state() ?? null, keys, blockKeys };
   }
 
   /**
@@ -610,6 +812,16 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
         if (!p || p.cachedKey(b) !== key) throw new KvmgrError('KVMGR_VERIFY_FAILED', `TieredPool: key ${key} says ${tier} block ${b}, which holds ${p?.cachedKey(b)}`);
       }
       if (!any) throw new KvmgrError('KVMGR_VERIFY_FAILED', `TieredPool: key ${key} is held by no tier`);
+    }
+    if (this.blockKeyTable) {
+      const cpu = this.cpu as BlockPool;
+      for (let b = 0; b < cpu.numBlocks; b++) {
+        if (cpu.cachedKey(b) === undefined) continue;
+        locations++;
+        const at = this.blockKeyTable.get(this.cpuHi[b]!, this.cpuLo[b]!);
+        if (at !== b) throw new KvmgrError('KVMGR_VERIFY_FAILED', `TieredPool: CPU block ${b} holds block key ${this.cpuHi[b]}:${this.cpuLo[b]}, which the key table maps to ${at}`);
+      }
+      if (this.blockKeyTable.size !== locations) throw new KvmgrError('KVMGR_VERIFY_FAILED', `TieredPool: ${this.blockKeyTable.size} block keys but ${locations} cached CPU blocks`);
     }
     if (locations !== cachedLocations) throw new KvmgrError('KVMGR_VERIFY_FAILED', `TieredPool: ${locations} key locations but ${cachedLocations} cached blocks`);
   }

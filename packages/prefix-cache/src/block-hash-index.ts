@@ -1,6 +1,7 @@
 import {
   type EvictionEntryInfo,
   type EvictionPolicy,
+  HashTable64,
   type KvEvent,
   KvmgrError,
   type PrefixCache,
@@ -14,7 +15,6 @@ import {
   requireNonNegativeInt,
   requirePositiveInt,
 } from '@kvmgr/core';
-import { HashTable64 } from './hash-table64.js';
 import { hashNamespace, hashOut, hashPage, toBigHash } from './hash64.js';
 import { decodeHandle, encodeHandle, nextGeneration } from './handles.js';
 import { LruPolicy } from './lru-policy.js';

@@ -2,7 +2,7 @@
  * @kvmgr/sim — discrete-event engine and cluster simulator: latency models fitted to real vLLM
  * (BLIS α/β rows, roofline), trace loaders and workloads, metrics, and `runReplay`.
  */
-export { runReplay, resolveLatencyModel } from './replay.js';
+export { coreEngineGap, runReplay, resolveLatencyModel } from './replay.js';
 export type { ReplayOptions, ReplayResult, ReplayConfig } from './replay.js';
 export { ENGINE_PROFILES, VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE, KVMGR_OFFLOAD_PROFILE, getEngineProfile } from './profiles.js';
 export type { EngineProfile } from './profiles.js';

@@ -88,12 +88,15 @@ export interface ReplayOptions {
   /** Custom router used instead of the profile's. */
   readonly simRouter?: SimRouter;
   /**
-   * Engine of each instance: `instance` (the simulator's own `EngineInstance`) or `core`
-   * (`@kvmgr/engine`'s `EngineCore`, the core a live engine server runs; the router's block
-   * index is fed by its KV events). `core` does not take P/D roles, a CPU tier, `kvBackend`
-   * `tiered-pool` or a custom planner yet. @default 'instance'
+   * Engine of each instance: `core` (`@kvmgr/engine`'s `EngineCore`, the core a live engine
+   * server runs; the router's block index is fed by its KV events; a CPU tier is the
+   * `KvCacheManager`'s, on kv-pool's `TieredPool`) or `legacy` (the simulator's own
+   * `EngineInstance`, to be removed; `instance` is an older name of it). `core` does not take
+   * `kvBackend` `tiered-pool` or a custom planner: asked for explicitly, such a run is refused; by
+   * default it runs on `legacy` and `config.engineFallback` says why ({@link coreEngineGap}).
+   * @default 'core'
    */
-  readonly engine?: 'instance' | 'core';
+  readonly engine?: 'core' | 'legacy' | 'instance';
 }
 
 /** The resolved configuration of a run (for reports). */
@@ -108,8 +111,10 @@ export interface ReplayConfig {
   readonly router: string;
   readonly eviction: string;
   readonly kvBackend: 'kvmgr' | 'tiered-pool';
-  /** Present only when `core` was asked (so default results stay byte-identical). */
-  readonly engine?: 'core';
+  /** The engine that ran the instances. */
+  readonly engine: 'core' | 'legacy';
+  /** Why a run that did not ask for an engine ran on `legacy` (what the core does not take yet); absent otherwise. */
+  readonly engineFallback?: string;
   /** Present only when `radix` was asked (so default results stay byte-identical). */
   readonly prefixIndex?: 'radix';
   readonly blockSize: number;
@@ -164,6 +169,22 @@ export function lifetimeFeatures(req: SimRequest): LifetimeFeatures {
 }
 
 /**
+ * What of a replay the engine core does not take (so it runs on the `legacy` engine): `kvBackend`
+ * `tiered-pool` or a custom planner (the scheduler is always a scheduler-IR pipeline).
+ *
+ * @param options - the replay's options (the trace is not read).
+ * @returns one line naming the option and its value, or undefined when the core runs it.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown profile name.
+ */
+export function coreEngineGap(options: Omit<ReplayOptions, 'trace'>): string | undefined {
+  // Resolved for its error: an unknown profile name is refused here as in runReplay.
+  if (typeof options.profile !== 'object') getEngineProfile(options.profile ?? 'vllm-default');
+  if ((options.kvBackend ?? 'kvmgr') !== 'kvmgr') return `kvBackend ${options.kvBackend} runs on engine 'legacy'`;
+  if (options.planner !== undefined) return `planner ${options.planner.name} runs on engine 'legacy' (the core takes scheduler-IR pipelines only)`;
+  return undefined;
+}
+
+/**
  * Replays a trace on a simulated cluster.
  *
  * @param options - see {@link ReplayOptions}.
@@ -195,8 +216,10 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   if (backend === 'tiered-pool' && eviction !== 'lru') {
     throw invalidArgument('eviction', eviction, "'lru' with kvBackend 'tiered-pool' (its GPU free queue is LRU)");
   }
-  const engine = options.engine ?? 'instance';
-  if (engine !== 'instance' && engine !== 'core') throw invalidArgument('engine', engine, "'instance' or 'core'");
+  const asked = options.engine;
+  if (asked !== undefined && asked !== 'core' && asked !== 'legacy' && asked !== 'instance') throw invalidArgument('engine', asked, "'core' or 'legacy'");
+  const engineFallback = asked === undefined ? coreEngineGap(options) : undefined;
+  const engine = asked === 'legacy' || asked === 'instance' || engineFallback !== undefined ? 'instance' : 'core';
   // The core's block-hash index re-walks a request's whole prefix on every insert (quadratic in
   // long prompts); its radix cache continues from the matched node: the core defaults to radix.
   const prefixIndex = options.prefixIndex ?? (engine === 'core' ? 'radix' : 'hash-map');
@@ -248,8 +271,6 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     options.simRouter ??
     createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
   if (engine === 'core') {
-    if (pd) throw invalidArgument('instances', options.instances, "roles 'both' only with engine 'core' (P/D runs on engine 'instance')");
-    if (cpuBlocks > 0) throw invalidArgument('cpuBlocks', cpuBlocks, "0 with engine 'core' (no CPU tier yet; use engine 'instance')");
     if (backend !== 'kvmgr') throw invalidArgument('kvBackend', backend, "'kvmgr' with engine 'core'");
     if (options.planner !== undefined) throw invalidArgument('pipeline', options.planner.name, "a scheduler-IR pipeline with engine 'core'");
   }
@@ -271,6 +292,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
           instances: roles.map((role, i) => ({
             id: ids[i] as string,
             role,
+            bytesPerBlock: spec.bytesPerBlock,
             gpuBlocks,
             blockSize: bs,
             eviction,
@@ -281,6 +303,13 @@ export function runReplay(options: ReplayOptions): ReplayResult {
             latency,
             tokenBudget: profile.tokenBudget,
             maxSeqs: profile.maxSeqs,
+            ...(cpuBlocks > 0
+              ? {
+                  spec,
+                  // the router reads GPU events only (as with the instance engine): no CPU events built
+                  cpuTier: { capacityBlocks: cpuBlocks, bandwidthBytesPerSec: gpu.pcieBytesPerSec, baseLatencyUs: options.transferBaseUs ?? 50, events: false },
+                }
+              : {}),
           })),
         })
       : simulateCluster({ ...common, instances: setups });
@@ -298,7 +327,8 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       router: router.name,
       eviction,
       kvBackend: backend,
-      ...(engine === 'core' ? { engine } : {}),
+      engine: engine === 'core' ? 'core' : 'legacy',
+      ...(engineFallback === undefined ? {} : { engineFallback }),
       ...(prefixIndex === 'radix' ? { prefixIndex } : {}),
       blockSize: bs,
       tokenBudget: profile.tokenBudget,

@@ -44,12 +44,21 @@ describe("runReplay engine 'core'", () => {
     }
     const perInst = res.summary.perInstance.reduce((a, i) => a + i.finished, 0);
     expect(perInst).toBe(res.summary.finished);
+    // the counters the instance engine reports: fragmentation and token-slot utilization from the
+    // step stats, planned steps, re-prefill after eviction (evictions happen: see above)
+    const m = res.summary;
+    expect(m.fragmentation).toBeGreaterThan(0);
+    expect(m.kvUtilization).toBeGreaterThan(0);
+    expect(m.kvUtilization + m.fragmentation).toBeLessThanOrEqual(1);
+    for (const i of m.perInstance) expect(i.plannedSteps).toBeGreaterThan(0);
+    for (const i of m.perInstance) expect(i.plannedSteps).toBeLessThan(i.steps);
+    expect(m.reprefillRate).toBeGreaterThan(0);
   });
 
-  it('gives the rows of the instance engine when nothing is evicted or preempted', () => {
+  it('gives the rows of the legacy engine when nothing is evicted or preempted', () => {
     const reqs = first(80);
     const base = { trace: reqs, profile: VLLM_DEFAULT_PROFILE, rateScale: 0.5 } as const;
-    const a = runReplay({ ...base, engine: 'instance' });
+    const a = runReplay({ ...base, engine: 'legacy' });
     const b = runReplay({ ...base, engine: 'core' });
     expect(a.summary.evictedBlocks).toBe(0);
     expect(a.summary.preemptions).toBe(0);
@@ -107,11 +116,46 @@ describe("runReplay engine 'core'", () => {
     expect(res.config.scheduler).toContain('sched.step');
   });
 
+  it("runs a CPU tier on the KvCacheManager: offloads, reloads, more prompt tokens served from cache, no violation", () => {
+    const base = { trace: first(300), profile: VLLM_DEFAULT_PROFILE, engine: 'core', gpuBlocks: 1500 } as const;
+    const gpuOnly = runReplay(base);
+    const res = runReplay({ ...base, cpuBlocks: 50_000 });
+    expect(res.violations).toEqual([]);
+    expect(res.config.cpuBlocks).toBe(50_000);
+    expect(res.summary.finished + res.summary.rejected).toBe(300);
+    expect(gpuOnly.summary.offloadedBlocks).toBe(0);
+    expect(res.summary.offloadedBlocks).toBeGreaterThan(0);
+    expect(res.summary.reloadedBlocks).toBeGreaterThan(0);
+    expect(res.summary.hitRate).toBeGreaterThan(gpuOnly.summary.hitRate);
+  });
+
   it('rejects what the core does not take yet, naming the option', () => {
     const reqs = first(10);
-    expectCode(() => runReplay({ trace: reqs, cpuBlocks: 1000, engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'cpuBlocks');
-    expectCode(() => runReplay({ trace: reqs, instances: ['prefill', 'decode'], engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'instances');
+    expectCode(() => runReplay({ trace: reqs, kvBackend: 'tiered-pool', engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'kvBackend');
     expectCode(() => runReplay({ trace: reqs, planner: createFcfsPlanner(), engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'pipeline');
     expectCode(() => runReplay({ trace: reqs, engine: 'gpu' as never }), 'KVMGR_INVALID_ARGUMENT', 'engine');
+  });
+
+  it('is the default engine; with no engine asked, what it does not take yet runs on legacy and says why', () => {
+    const reqs = first(10);
+    const plain = runReplay({ trace: reqs, gpuBlocks: 4000 });
+    expect(plain.config.engine).toBe('core');
+    expect(plain.config.engineFallback).toBeUndefined();
+    const offload = runReplay({ trace: reqs, profile: { ...KVMGR_DEFAULT_PROFILE, name: 'with-cpu-tier', cpuOffloadGiB: 4 }, gpuBlocks: 4000 });
+    expect(offload.config.engine, 'a CPU tier runs on the core').toBe('core');
+    expect(offload.config.cpuBlocks).toBeGreaterThan(0);
+    expect(offload.config.engineFallback).toBeUndefined();
+    const tiered = runReplay({ trace: reqs, kvBackend: 'tiered-pool', gpuBlocks: 4000 });
+    expect(tiered.config.engine).toBe('legacy');
+    expect(tiered.config.engineFallback).toContain('tiered-pool');
+    const fcfs = runReplay({ trace: reqs, planner: createFcfsPlanner(), gpuBlocks: 4000 });
+    expect(fcfs.config.engine).toBe('legacy');
+    expect(fcfs.config.engineFallback).toContain('planner builtin-fcfs');
+    // asked for explicitly, legacy runs without a fallback note ('instance' is its older name)
+    for (const engine of ['legacy', 'instance'] as const) {
+      const l = runReplay({ trace: reqs, gpuBlocks: 4000, engine });
+      expect(l.config.engine).toBe('legacy');
+      expect(l.config.engineFallback).toBeUndefined();
+    }
   });
 });

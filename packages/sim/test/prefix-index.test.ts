@@ -158,9 +158,10 @@ describe("prefixIndex 'radix' vs 'hash-map' without memory pressure", () => {
     return { requestId: `r${i}`, arrivalUs: i * 150_000, promptTokens: prompt, maxTokens: 40, outputTokens: 20 + (i % 30), hashIds: ids, hashBlockTokens: 16 };
   }).flatMap((r, i) => (Math.floor(i / 4) % 3 === 0 ? [r, { ...r, requestId: `${r.requestId}-twin`, outputTokens: 7 }] : [r]));
 
-  for (const [profile, instances] of [VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE].flatMap((p) => [[p, 1], [p, 2]] as const)) {
-    it(`gives identical hit rates and results (${profile.name}, ${instances} instance(s))`, () => {
-      const run = (prefixIndex: 'hash-map' | 'radix') => runReplay({ trace: requests, instances, profile, latency, gpuBlocks: 4000, prefixIndex });
+  // legacy: KvManager vs RadixKvManager; core: KvCacheManager's block-hash index vs its radix cache
+  for (const [profile, instances, engine] of [VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE].flatMap((p) => [[p, 1, 'legacy'], [p, 2, 'legacy'], [p, 2, 'core']] as const)) {
+    it(`gives identical hit rates and results (${profile.name}, ${instances} instance(s), engine ${engine})`, () => {
+      const run = (prefixIndex: 'hash-map' | 'radix') => runReplay({ trace: requests, instances, profile, latency, gpuBlocks: 4000, prefixIndex, engine });
       const h = run('hash-map');
       const r = run('radix');
       expect(h.violations).toEqual([]);

@@ -33,6 +33,8 @@ describe('swap preemption', () => {
       cpuBlocks: 400,
       prefixIndex,
       seed: 1,
+      // the legacy engine's swap into its CPU tier (the core has no CPU tier yet)
+      engine: 'legacy',
     });
     expect(res.violations).toEqual([]);
     expect(res.summary.finished).toBe(requests.length);

@@ -16,6 +16,7 @@ import { type InstanceSample, type RequestRow, type RunSummary, type SweepJob, t
 import { writeOutputs } from '../output.js';
 import { checkOutDir, note, sweepThreads } from '../preflight.js';
 import { createProgress } from '../progress.js';
+import { noticeEngineFallback } from '../run.js';
 import { type ChartSpec, type TableSpec, renderReportHtml } from '../report-html.js';
 import { formatTable } from '../table.js';
 import { type CellRef, type Experiment, type WorkloadEntry, loadExperiment } from './schema.js';
@@ -153,7 +154,8 @@ export function jobOf(x: Experiment, cell: Cell): SweepJob {
 
 function jobKey(job: SweepJob): string {
   return createHash('sha256')
-    .update(JSON.stringify({ trace: job.trace, replay: job.replay, rows: job.includeRequests === true }))
+    // engine: cells logged before the engine core became the default ran on the legacy engine
+    .update(JSON.stringify({ trace: job.trace, replay: job.replay, rows: job.includeRequests === true, engine: job.replay.engine ?? 'core-default' }))
     .digest('hex')
     .slice(0, 20);
 }
@@ -558,6 +560,7 @@ export async function runExperimentCommand(file: string, flags: ExperimentFlags)
         onResult: (res, _n) => {
           const t = todo.find((v) => v.j.id === res.id) as { j: SweepJob; i: number };
           if (res.violations.length > 0) note(`${res.id}: conservation violations: ${res.violations.slice(0, 3).join('; ')}`);
+          noticeEngineFallback(res.config.engineFallback);
           const cell: CellResult = { ...(cells[t.i] as Cell), key: keys[t.i] as string, metrics: metricsOf(x.metrics, res) };
           appendFileSync(logPath, `${JSON.stringify(cell)}\n`);
           finished.set(cell.key, cell);

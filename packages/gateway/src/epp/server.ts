@@ -176,6 +176,27 @@ class EppServer {
   private podsListener: ((cur: { mtimeMs: number }) => void) | undefined;
   private podsChain: Promise<void> = Promise.resolve();
 
+  /**
+   * Answers that are the same every time (the CONTINUEs, and the body answer for each picked
+   * address), protobuf-encoded once: grpc-js would convert and encode each of them per request.
+   */
+  private readonly encoded = new WeakMap<object, Buffer>();
+  private readonly encodeOnce: (r: ProcessingResponse) => ProcessingResponse;
+  readonly continueHeaders: ProcessingResponse;
+  readonly continueResponseHeaders: ProcessingResponse;
+  private readonly pickAnswers = new Map<string, ProcessingResponse>();
+
+  /** The body answer that routes to `address` (header mutation + dynamic metadata), encoded once per address. */
+  pickAnswer(address: string, make: () => ProcessingResponse): ProcessingResponse {
+    let r = this.pickAnswers.get(address);
+    if (r === undefined) {
+      if (this.pickAnswers.size >= 4096) this.pickAnswers.clear(); // pods come and go; addresses seen long ago are dropped
+      r = this.encodeOnce(make());
+      this.pickAnswers.set(address, r);
+    }
+    return r;
+  }
+
   constructor(
     cfg: ResolvedGatewayConfig,
     readonly conf: EppConfig,
@@ -227,7 +248,19 @@ class EppServer {
     };
     this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxBodyBytes + 1024 * 1024 });
     const protos = loadEppProtos();
-    this.grpcServer.addService(protos.extProc.service, {
+    const method = protos.extProc.service['Process'] as grpc.MethodDefinition<ProcessingRequest, ProcessingResponse>;
+    const serialize = method.responseSerialize;
+    this.encodeOnce = (r) => {
+      this.encoded.set(r, serialize(r));
+      return Object.freeze(r);
+    };
+    this.continueHeaders = this.encodeOnce({
+      request_headers: { response: { status: 'CONTINUE' } },
+      mode_override: { request_body_mode: 'BUFFERED', response_header_mode: 'SEND', response_body_mode: 'NONE', request_trailer_mode: 'SKIP', response_trailer_mode: 'SKIP' },
+    });
+    this.continueResponseHeaders = this.encodeOnce({ response_headers: { response: { status: 'CONTINUE' } } });
+    const service: grpc.ServiceDefinition = { ...protos.extProc.service, Process: { ...method, responseSerialize: (r: ProcessingResponse) => this.encoded.get(r) ?? serialize(r) } };
+    this.grpcServer.addService(service, {
       Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => this.process(call),
     });
     this.grpcServer.addService(protos.health.service, this.health.handlers());
@@ -376,7 +409,7 @@ class EppServer {
 class EppStream {
   private headers: Record<string, string> = {};
   private sawHeaders = false;
-  private chunks: Buffer[] = [];
+  private chunks: Uint8Array[] = [];
   private bytes = 0;
   /** Addresses of the subset hint; null when the proxy sent none. */
   private subset: Set<string> | null = null;
@@ -434,10 +467,7 @@ class EppStream {
           this.send({ request_headers: { response: this.destination(r) }, dynamic_metadata: this.metadata(r) });
           return;
         }
-        this.send({
-          request_headers: { response: { status: 'CONTINUE' } },
-          mode_override: { request_body_mode: 'BUFFERED', response_header_mode: 'SEND', response_body_mode: 'NONE', request_trailer_mode: 'SKIP', response_trailer_mode: 'SKIP' },
-        });
+        this.send(this.srv.continueHeaders);
         return;
       }
       case 'request_body': {
@@ -446,16 +476,20 @@ class EppStream {
           return;
         }
         const b = req.request_body;
+        const last = b?.end_of_stream === true;
         if (b?.body !== undefined && b.body.length > 0) {
-          this.chunks.push(Buffer.from(b.body));
+          // a chunk kept past this message is copied (the decoder's buffer is not ours to hold); the last one is read now
+          this.chunks.push(last ? b.body : Buffer.from(b.body));
           this.bytes += b.body.length;
         }
         if (this.bytes > this.srv.cfg.maxBodyBytes) {
           this.immediate(openAiError(413, `request body is larger than ${this.srv.cfg.maxBodyBytes} bytes`, { code: 'request_too_large' }), 'too_large');
           return;
         }
-        if (b?.end_of_stream !== true) return; // buffered until the end of the body
-        await this.onBody(Buffer.concat(this.chunks, this.bytes));
+        if (!last) return; // buffered until the end of the body
+        // one chunk (a BUFFERED body) is parsed where it lies; several are joined once
+        const one = this.chunks.length === 1 ? (this.chunks[0] as Uint8Array) : undefined;
+        await this.onBody(one !== undefined ? Buffer.from(one.buffer, one.byteOffset, one.byteLength) : Buffer.concat(this.chunks, this.bytes));
         this.chunks = [];
         return;
       }
@@ -466,7 +500,7 @@ class EppStream {
         for (const h of req.response_headers?.headers?.headers ?? []) {
           if (h.key === ':status') this.status = Number(headerText(h));
         }
-        this.send({ response_headers: { response: { status: 'CONTINUE' } } });
+        this.send(this.srv.continueResponseHeaders);
         return;
       }
       case 'response_body':
@@ -584,7 +618,7 @@ class EppStream {
     }
     const address = this.accept(placement, req, info.footprintTokens, model, deferred, info);
     // a stream that ended while the request waited in admission is finished right after this (send is then a no-op)
-    this.send({ request_body: { response: this.destination(address) }, dynamic_metadata: this.metadata(address) });
+    this.send(this.srv.pickAnswer(address, () => ({ request_body: { response: this.destination(address) }, dynamic_metadata: this.metadata(address) })));
   }
 
   private routeRequest(info: RequestInfo): RouteRequest {

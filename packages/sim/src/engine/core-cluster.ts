@@ -10,16 +10,27 @@
  * chained 64-bit block keys a live gateway ingests), and requests are routed on the same chained
  * keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
  *
- * Not yet covered (callers get the instance-based {@link simulateCluster}): P/D roles, a CPU
- * tier (`cpuBlocks` > 0), custom planners.
+ * P/D disaggregation as the instance-based {@link simulateCluster} does it: when the router's P/D
+ * decider picks a prefill instance, the request is first added there with `maxTokens: 1` (its
+ * prefill leg, on an engine with role `prefill`; the first token comes from it), then, after the
+ * KV transfer over the link (base latency + prompt blocks × bytes per block / bandwidth), added to
+ * its decode instance with the KV of the prompt as remote KV (`EngineRequest.remoteKv`, vLLM's
+ * `do_remote_prefill`) and the first token as a remote output: the decode engine allocates blocks
+ * for that KV without computing it, caches its full blocks, and decodes the rest. Decode instances
+ * also prefill the requests the decider does not disaggregate (llm-d's decode pods do).
+ *
+ * A CPU tier (`cpuTier`) is the `KvCacheManager`'s own (offload on eviction, reload at admission,
+ * charged to the step); its 'CPU' events do not reach the router (the instance engine's did not
+ * either). Not yet covered (callers get the instance-based {@link simulateCluster}): custom planners.
  */
 import { type EngineSnapshot, type InstanceRole, KvmgrError, type KvEvent, blockKeyToU64, invalidArgument } from '@kvmgr/core';
-import { BlockKeyChain, EngineCore, type EngineRequest, type RequestFinishedStats } from '@kvmgr/engine';
+import { BlockKeyChain, EngineCore, type EngineRequest, type KvCpuTierOptions, type RequestFinishedStats } from '@kvmgr/engine';
+import type { KVCacheSpec } from '@kvmgr/core';
 import type { LifetimePredictor } from '@kvmgr/core';
 import type { LatencyModel } from '../latency/types.js';
 import { engineBlockKeys } from '../traces/block-keys.js';
 import type { SimRequest } from '../traces/types.js';
-import { type ClusterResult, type InstanceSample, type SimInstanceView, type SimProgress, type SimRouter, arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './cluster.js';
+import { type ClusterResult, type InstanceSample, type PdLink, type SimInstanceView, type SimProgress, type SimRouter, arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './cluster.js';
 import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
 import { type InstanceCounters, newInstanceCounters } from './instance.js';
 import { RequestState } from './request-state.js';
@@ -27,8 +38,14 @@ import { RequestState } from './request-state.js';
 /** One engine-core instance of the cluster. */
 export interface CoreInstanceSetup {
   readonly id: string;
-  /** Only `both` for now. */
+  /**
+   * `both`, `prefill` (an engine with role `prefill`: it runs the prefill legs of disaggregated
+   * requests) or `decode` (decodes disaggregated requests after their KV transfer, and serves the
+   * requests the router does not disaggregate, as `both`).
+   */
   readonly role: InstanceRole;
+  /** Bytes of one KV block (all layers), for P/D transfer times. @default 0 (a transfer costs only the link's base latency) */
+  readonly bytesPerBlock?: number;
   /** GPU KV blocks. */
   readonly gpuBlocks: number;
   readonly blockSize: number;
@@ -44,6 +61,10 @@ export interface CoreInstanceSetup {
   readonly latency: LatencyModel;
   readonly tokenBudget: number;
   readonly maxSeqs: number;
+  /** Block geometry (CPU-tier transfer times). @default the manager's bookkeeping spec */
+  readonly spec?: KVCacheSpec;
+  /** The KV cache manager's CPU tier. @default none */
+  readonly cpuTier?: KvCpuTierOptions;
 }
 
 /** Options of {@link simulateCoreCluster}. */
@@ -61,6 +82,8 @@ export interface CoreClusterOptions {
   readonly horizonUs?: number;
   /** SLO targets, ms, of requests without their own (the scheduler's deadlines). */
   readonly defaultSlo?: { readonly ttftMs?: number; readonly tpotMs?: number };
+  /** P/D transfer link. @default { bytesPerSec: 25e9, baseUs: 1000 } */
+  readonly pd?: PdLink;
 }
 
 
@@ -70,20 +93,25 @@ export interface CoreClusterOptions {
  * @returns per-request states, instance views (counters), samples, end time, event count and
  *   conservation violations (`KvCacheManager.verify()` failures, blocks still held at the end,
  *   requests neither finished nor rejected).
- * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for no instances, a non-`both` role, a bad rate
- *   scale, or a `previousTurn` that does not point to an earlier request.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for no instances, a role other than `both`,
+ *   `prefill` or `decode`, a bad rate scale, or a `previousTurn` that does not point to an
+ *   earlier request.
  */
 export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   if (o.instances.length === 0) throw invalidArgument('instances', o.instances, 'at least one instance');
-  for (const s of o.instances) if (s.role !== 'both') throw invalidArgument('role', s.role, "'both' (P/D roles run on the instance-based simulator)");
+  for (const s of o.instances) if (s.role !== 'both' && s.role !== 'prefill' && s.role !== 'decode') throw invalidArgument(`instances[${s.id}].role`, s.role, "'both', 'prefill' or 'decode'");
   const rateScale = o.rateScale ?? 1;
   if (!(rateScale > 0) || !Number.isFinite(rateScale)) throw invalidArgument('rateScale', rateScale, 'a finite number > 0');
   const sampleUs = o.sampleIntervalUs ?? 1_000_000;
+  const pdBw = o.pd?.bytesPerSec ?? 25e9;
+  const pdBase = o.pd?.baseUs ?? 1000;
   const horizon = o.horizonUs ?? Number.POSITIVE_INFINITY;
   const reqs = o.requests;
   const n = reqs.length;
   const N = o.instances.length;
   const states: (RequestState | undefined)[] = new Array(n);
+  // The instance whose engine holds the request now (a P/D request moves from prefill to decode).
+  const at = new Int32Array(n).fill(-1);
   const idxOf = new Map<string, number>();
   const q = new EventQueue();
   const router = o.router;
@@ -121,6 +149,8 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   };
 
   const cores: EngineCore[] = [];
+  // Free blocks at the start of each instance's running step while requests still waited (unusable for them).
+  const unusableFree = new Float64Array(N);
   const pairScratch = [0, 0];
   const toPair = (h: bigint): number[] => {
     pairScratch[0] = Number(h >> 32n);
@@ -132,8 +162,17 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     const c = counters[i] as InstanceCounters;
     const lat = s.latency;
     const core = new EngineCore({
-      kv: { numBlocks: s.gpuBlocks, blockSize: s.blockSize, evictionPolicy: s.eviction, ...(s.prefixCache === 'radix' ? { prefixCache: 'radix' as const } : {}) },
+      ...(s.role === 'prefill' ? { role: 'prefill' as const } : {}),
+      kv: {
+        numBlocks: s.gpuBlocks,
+        blockSize: s.blockSize,
+        evictionPolicy: s.eviction,
+        ...(s.prefixCache === 'radix' ? { prefixCache: 'radix' as const } : {}),
+        ...(s.spec === undefined ? {} : { spec: s.spec }),
+        ...(s.cpuTier === undefined ? {} : { cpuTier: s.cpuTier }),
+      },
       kvEvents: feedRouter,
+      trackEvictionRecompute: true,
       stepTimeUs: (shape) => lat.stepTimeUs(shape as never),
       scheduler: s.scheduler,
       tokenBudget: s.tokenBudget,
@@ -145,19 +184,27 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           const k = idxOf.get(st.requestId) as number;
           const r = states[k] as RequestState;
           idxOf.delete(st.requestId);
-          r.preemptions = st.preemptions;
-          r.cachedTokens = st.cachedPromptTokens;
+          at[k] = -1;
+          // A P/D request's two legs add up; its prompt (hit, first token) is the prefill leg's.
+          r.preemptions += st.preemptions;
+          if (!r.kvTransferred) r.cachedTokens = st.cachedPromptTokens;
           r.generatedTokens = st.outputTokens;
-          r.prefillComputed = st.prefillComputedTokens;
-          // re-prefill after preemption; a prefix computed before on this engine and lost from its
-          // cache is not told apart from a first computation (the instance engine counts both)
-          r.reprefillTokens = st.recomputedTokens;
+          r.prefillComputed += st.prefillComputedTokens;
+          // re-prefill: after a preemption, and after this engine evicted a prefix it had computed
+          r.reprefillTokens += st.recomputedTokens + st.evictionRecomputedTokens;
           if (st.finishReason === 'rejected' || st.finishReason === 'abort') {
             c.rejected++;
             rejectState(r, r.rejectedReason ?? st.rejectedReason ?? st.finishReason, st.finishUs);
             return;
           }
-          r.firstTokenUs = st.firstTokenUs;
+          if (!r.kvTransferred) r.firstTokenUs = st.firstTokenUs;
+          if (r.prefillInstance === i && !r.kvTransferred && !r.embed && targetTokens(r) > 1) {
+            // P/D: the prompt and the first token are done here; the KV moves to the decode instance.
+            r.kvTransferred = true;
+            const bytes = (r.promptTokens / bs) * (s.bytesPerBlock ?? 0);
+            q.push(st.finishUs + pdBase + (bytes / pdBw) * 1e6, EV_ENQUEUE, k, r.instance);
+            return;
+          }
           r.finishUs = st.finishUs;
           c.finished++;
           o.onFinished?.(r, st.finishUs);
@@ -165,7 +212,11 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           reportDone();
         },
         onStepStats(st) {
-          c.usedSlotUs += st.durationUs * st.kvCacheUsagePerc;
+          // DESIGN.md §7: used token slots, and allocated-unused slots plus free blocks that the
+          // waiting queue could not use, over capacity, time-averaged over steps
+          const cap = s.gpuBlocks * s.blockSize;
+          c.usedSlotUs += (st.durationUs * st.runningComputedTokens) / cap;
+          c.fragSlotUs += (st.durationUs * (st.runningBlocks * s.blockSize - st.runningComputedTokens + (unusableFree[i] as number) * s.blockSize)) / cap;
           c.batchUs += st.durationUs * st.shape.numSeqs;
           c.prefillTokens += st.shape.prefillTokens;
           c.decodeTokens += st.shape.decodeTokens;
@@ -175,6 +226,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           ? {
               onKvEvents(events: readonly KvEvent[]) {
                 for (const e of events) {
+                  if (e.medium === 'CPU') continue;
                   if (e.type === 'BlockStored') {
                     for (const h of e.blockHashes) {
                       if (!routerKeys.has(h)) continue;
@@ -229,6 +281,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     if (busy[i] === 1 || !core.hasWork()) return;
     const st = core.startStep(t);
     if (st === null) return;
+    unusableFree[i] = core.numWaiting > 0 ? core.kv.numFreeBlocks : 0;
     busy[i] = 1;
     q.push(t + st.durationUs, EV_STEP_END, i, 0);
   };
@@ -252,6 +305,11 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       rejectState(r, 'horizon', t);
       return;
     }
+    // Prompt keys only: with the keys of the blocks a multi-turn answer fills (which the engine
+    // takes), the next turn would hit them as on the legacy engine (pd-long-context chat: hit rate
+    // 0.523 → 0.577, vllm-default), but each decode-filled block then re-inserts its whole path
+    // into the radix cache (3-4× the wall time on that workload): left off until insert resumes
+    // from the request's node.
     const promptKeys = Math.min(keys.length, Math.floor(req.promptTokens / bs));
     const k32 = new Uint32Array(promptKeys);
     for (let j = 0; j < promptKeys; j++) k32[j] = (keys[j] as number) >>> 0;
@@ -285,10 +343,13 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     }
     const d = router.route(req, new Uint32Array(0), snaps as EngineSnapshot[], t, local);
     if (!(d.decode >= 0 && d.decode < N)) throw new KvmgrError('KVMGR_INVALID_STATE', `router ${router.name} returned instance ${d.decode} of ${N}`);
+    const disagg = d.prefill >= 0 && d.prefill < N && d.prefill !== d.decode;
+    const target = disagg ? d.prefill : d.decode;
     r.instance = d.decode;
-    inflightReqs[d.decode] = (inflightReqs[d.decode] as number) + 1;
-    inflightTokens[d.decode] = (inflightTokens[d.decode] as number) + req.promptTokens;
-    q.push(t + (o.instances[d.decode] as CoreInstanceSetup).latency.queueingUs(req.promptTokens), EV_ENQUEUE, idx, d.decode);
+    r.prefillInstance = disagg ? d.prefill : -1;
+    inflightReqs[target] = (inflightReqs[target] as number) + 1;
+    inflightTokens[target] = (inflightTokens[target] as number) + req.promptTokens;
+    q.push(t + (o.instances[target] as CoreInstanceSetup).latency.queueingUs(req.promptTokens), EV_ENQUEUE, idx, target);
   };
 
   const samples: InstanceSample[] = [];
@@ -349,7 +410,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
         stalled = true;
         for (const id of [...idxOf.keys()]) {
           const k = idxOf.get(id) as number;
-          if ((states[k] as RequestState).instance !== i) continue;
+          if (at[k] !== i) continue;
           (states[k] as RequestState).rejectedReason = 'unschedulable';
           core.abort(id, nowUs);
         }
@@ -381,8 +442,10 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     } else if (kind === EV_ENQUEUE) {
       const r = states[a] as RequestState;
       const req = r.req;
-      inflightReqs[b] = (inflightReqs[b] as number) - 1;
-      inflightTokens[b] = (inflightTokens[b] as number) - r.promptTokens;
+      if (!r.kvTransferred) {
+        inflightReqs[b] = (inflightReqs[b] as number) - 1;
+        inflightTokens[b] = (inflightTokens[b] as number) - r.promptTokens;
+      }
       const core = cores[b] as EngineCore;
       // As vLLM refuses a prompt longer than the KV cache can ever hold (max_model_len).
       if (Math.ceil((r.promptTokens + 1) / bs) > core.kv.numBlocks) {
@@ -390,20 +453,24 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
         continue;
       }
       idxOf.set(r.id, a);
+      at[a] = b;
+      // P/D: the prefill leg samples one token; the decode leg brings the prompt's KV and that token.
+      const prefillLeg = r.prefillInstance === b && !r.kvTransferred && !r.embed;
       const er: EngineRequest = {
         requestId: r.id,
         arrivalUs: r.arrivalUs,
         promptTokens: r.promptTokens,
         blockKeys: keysOf[a] as Uint32Array,
-        maxTokens: r.embed ? 0 : Math.max(req.maxTokens, 1),
-        outputTokens: r.outputTokens,
+        maxTokens: r.embed ? 0 : prefillLeg ? 1 : Math.max(req.maxTokens, 1),
+        outputTokens: prefillLeg ? 1 : r.outputTokens,
+        ...(r.kvTransferred ? { remoteKv: { computedTokens: r.promptTokens, outputTokenIds: [0] } } : {}),
         ...(r.embed ? { kind: 'embed' as const } : {}),
         ...(req.priority === undefined ? {} : { priority: req.priority }),
         ...(r.ttftMs === undefined && r.tpotMs === undefined
           ? {}
           : { slo: { ...(r.ttftMs === undefined ? {} : { ttftMs: r.ttftMs }), ...(r.tpotMs === undefined ? {} : { tpotMs: r.tpotMs }) } }),
       };
-      keysOf[a] = undefined;
+      if (!prefillLeg) keysOf[a] = undefined;
       core.addRequest(er, t);
       markDirty(b);
     } else if (kind === EV_SESSION_ARRIVAL) {
@@ -427,15 +494,21 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     }
     if (core.kv.numHeldBlocks !== 0) violations.push(`${s.id}: ${core.kv.numHeldBlocks} blocks still used by requests at the end`);
     const st = core.kv.stats;
-    views.push({ id: s.id, role: s.role, counters: c, kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: 0, reloadedBlocks: 0 } } });
+    views.push({ id: s.id, role: s.role, counters: c, kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: st.offloadedBlocks, reloadedBlocks: st.reloadedBlocks } } });
   }
   return { states: collectStates(reqs, states, violations), instances: views, samples, endUs: nowUs, events: q.pushed + n, violations };
+}
+
+/** Output tokens the engine generates for the request (its trace output, capped by `maxTokens`). */
+function targetTokens(r: RequestState): number {
+  return Math.min(r.outputTokens, Math.max(r.req.maxTokens, 1));
 }
 
 /** Copies the engine's cumulative metrics into the instance counters the summary reads. */
 function syncCounters(core: EngineCore, c: InstanceCounters): void {
   const m = core.metrics;
   c.steps = m.steps;
+  c.plannedSteps = m.plannedSteps;
   c.busyUs = m.busyUs;
   c.promptTokens = m.promptTokens;
   c.cachedTokens = m.promptTokensCached;

@@ -85,7 +85,7 @@ export class TieredKvBackend implements KvBackend {
   }
 
   private cachedInUse(): number {
-    const st = this.pool.state().gpu;
+    const st = this.pool.gpu.state();
     let n = 0;
     for (const [b] of st.cached) if ((st.refCounts[b] as number) > 0) n++;
     return n;

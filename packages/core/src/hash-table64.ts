@@ -1,7 +1,17 @@
 /**
  * Open-addressing map from a 64-bit hash (two u32 halves) to a non-negative int32 value, on typed
  * arrays, with linear probing and backward-shift deletion. Keys are already well mixed block
- * hashes, so the low half picks the home slot.
+ * hashes, so the low half picks the home slot. One u64 map for every package that keys by block
+ * key (`@kvmgr/prefix-cache`'s block-hash index, `@kvmgr/kv-pool`'s lower tiers): exact (both
+ * halves compared), no bigint on the hot path.
+ *
+ * @example
+ * ```ts
+ * const t = new HashTable64(1024);
+ * t.set(0xdeadbeef, 0x12345678, 7);
+ * t.get(0xdeadbeef, 0x12345678); // 7
+ * t.get(0, 0);                   // -1
+ * ```
  */
 export class HashTable64 {
   private his: Uint32Array;
@@ -10,6 +20,7 @@ export class HashTable64 {
   private mask: number;
   private used = 0;
 
+  /** @param initialCapacity - entries held before the first resize (it doubles when half full). @default 1024 */
   constructor(initialCapacity = 1024) {
     let cap = 16;
     while (cap < initialCapacity * 2) cap *= 2;

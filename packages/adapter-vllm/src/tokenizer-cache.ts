@@ -1,0 +1,195 @@
+/**
+ * An exact, bounded cache in front of Llama 3 BPE encoding.
+ *
+ * Why it is exact: a byte-level BPE tokenizer first splits the text at special tokens, then
+ * splits each text segment into pre-tokens with one regex, and encodes every pre-token on its own
+ * (merges never cross a pre-token boundary). `llama3-tokenizer-js` does exactly that, with a
+ * cache per `encode` call only. So a pre-token's ids depend on the pre-token's string alone, and
+ * a segment's ids on the segment's string alone: caching pre-token → ids and segment → ids across
+ * calls gives the same ids as encoding from scratch. Segments are what repeat in LLM traffic (the
+ * chat template puts every message between special tokens, so a shared system prompt or the
+ * earlier turns of a conversation are segments seen before); pre-tokens repeat within and across
+ * texts (words, numbers, punctuation), so even new text is mostly cache hits and costs the
+ * pre-token regex plus one lookup per piece.
+ *
+ * A pre-token is sent to the library alone only when the pre-token regex, run on it alone, gives
+ * back the whole of it (so the library encodes it as that one pre-token); otherwise, and this has
+ * not been seen in practice, the whole segment is encoded by the library as it stands.
+ *
+ * @see belladoreai/llama3-tokenizer-js:src/llama3-tokenizer.js (`encode`: special-token split,
+ *   pre-token regex, per-pre-token BPE with `ignore_merges`)
+ * @see huggingface/tokenizers:tokenizers/src/models/bpe/model.rs (the same per-word cache, bounded)
+ */
+import llama3Tokenizer from 'llama3-tokenizer-js';
+import { LRUCache } from 'lru-cache';
+
+/**
+ * The special-token split `llama3-tokenizer-js` applies first (its default `specialTokenRegex`):
+ * Llama 3.1's named special tokens and `<|reserved_special_token_0..247|>`.
+ */
+const SPECIAL_TOKEN_RE =
+  /<\|(?:begin_of_text|end_of_text|start_header_id|end_header_id|eot_id|eom_id|python_tag|finetune_right_pad_id|reserved_special_token_(?:[0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-3][0-9]|24[0-7]))\|>/g;
+
+/**
+ * Llama 3's pre-tokenizer regex as `llama3-tokenizer-js` compiles it (tiktoken's cl100k pattern;
+ * the case-insensitive contraction group spelled out for JavaScript).
+ */
+const PRETOKEN_SOURCE = "(?:'([sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD]))|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const PRETOKEN_RE = new RegExp(PRETOKEN_SOURCE, 'gu');
+/** Anchored at 0: does a pre-token, alone, split into exactly itself? */
+const PRETOKEN_STICKY_RE = new RegExp(PRETOKEN_SOURCE, 'uy');
+
+const NO_SPECIALS = { bos: false, eos: false } as const;
+
+/**
+ * A string with no reference to the text it was cut from: V8 keeps a slice of 13 characters or
+ * more as a view on its parent, which a cache key would then hold alive (a whole request body
+ * for each cached message). JSON round-trips every code unit, lone surrogates included.
+ */
+function detached(s: string): string {
+  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
+}
+
+/** Options of {@link CachedLlama3Encoder}. */
+export interface CachedLlama3EncoderOptions {
+  /** Pre-tokens kept (each a short string and its few ids). @default 65536 */
+  readonly maxPieces?: number;
+  /**
+   * Segments (text between special tokens) kept, bounded by their total size in UTF-16 code
+   * units plus 4 per token id (2 code units ≈ 4 bytes, 1 id ≈ 8 bytes in a `number[]`). Segments
+   * shorter than `minSegmentChars` are not kept (their pieces are). @default 16777216 (16 Mi)
+   */
+  readonly maxSegmentSize?: number;
+  /** Segments kept at most, whatever their size (lru-cache allocates its lists for this many up front). @default 65536 */
+  readonly maxSegments?: number;
+  /** @default 32 */
+  readonly minSegmentChars?: number;
+}
+
+/** Hit and miss counts of a {@link CachedLlama3Encoder} since it was made. */
+export interface TokenizerCacheStats {
+  readonly segmentHits: number;
+  readonly segmentMisses: number;
+  readonly pieceHits: number;
+  readonly pieceMisses: number;
+  /** Segments encoded by the library whole because a pre-token did not re-split to itself. */
+  readonly wholeSegmentFallbacks: number;
+  readonly segments: number;
+  readonly pieces: number;
+}
+
+/**
+ * Llama 3 encoding (as `llama3-tokenizer-js` with `{ bos: false, eos: false }`) through two
+ * bounded LRU caches: segment → ids and pre-token → ids. Same ids as the library for every
+ * input; one instance is not safe to share across worker threads (it is not shared memory).
+ */
+export class CachedLlama3Encoder {
+  private readonly pieces: LRUCache<string, readonly number[]>;
+  private readonly segments: LRUCache<string, readonly number[]>;
+  private readonly minSegmentChars: number;
+  private segmentHits = 0;
+  private segmentMisses = 0;
+  private pieceHits = 0;
+  private pieceMisses = 0;
+  private fallbacks = 0;
+
+  /** @param options - cache bounds, see {@link CachedLlama3EncoderOptions}. */
+  constructor(options: CachedLlama3EncoderOptions = {}) {
+    this.pieces = new LRUCache({ max: options.maxPieces ?? 65536 });
+    this.segments = new LRUCache({ max: options.maxSegments ?? 65536, maxSize: options.maxSegmentSize ?? 1 << 24, sizeCalculation: (ids, key) => key.length + 4 * ids.length + 1 });
+    this.minSegmentChars = options.minSegmentChars ?? 32;
+  }
+
+  /**
+   * Token ids of a text, without BOS/EOS; special-token strings in the text become their ids.
+   *
+   * @param text - any string.
+   * @returns Llama 3 token ids, a new array the caller may keep or change.
+   */
+  encode(text: string): number[] {
+    const out: number[] = [];
+    const re = SPECIAL_TOKEN_RE;
+    re.lastIndex = 0;
+    let prev = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      if (m.index > prev) this.encodeSegment(text.slice(prev, m.index), out);
+      out.push(llama3Tokenizer.vocabByString.get(m[0]) as number);
+      prev = m.index + m[0].length;
+    }
+    if (prev < text.length) this.encodeSegment(prev === 0 ? text : text.slice(prev), out);
+    return out;
+  }
+
+  /** Counts since construction, and the entries held now. */
+  stats(): TokenizerCacheStats {
+    return {
+      segmentHits: this.segmentHits,
+      segmentMisses: this.segmentMisses,
+      pieceHits: this.pieceHits,
+      pieceMisses: this.pieceMisses,
+      wholeSegmentFallbacks: this.fallbacks,
+      segments: this.segments.size,
+      pieces: this.pieces.size,
+    };
+  }
+
+  /** Empties both caches (the counts stay). */
+  clear(): void {
+    this.pieces.clear();
+    this.segments.clear();
+  }
+
+  /** Appends the ids of a segment (text with no special token) to `out`. */
+  private encodeSegment(segment: string, out: number[]): void {
+    const keep = segment.length >= this.minSegmentChars;
+    if (keep) {
+      const hit = this.segments.get(segment);
+      if (hit !== undefined) {
+        this.segmentHits++;
+        for (let i = 0; i < hit.length; i++) out.push(hit[i] as number);
+        return;
+      }
+      this.segmentMisses++;
+    }
+    const start = out.length;
+    if (!this.encodePieces(segment, out)) {
+      this.fallbacks++;
+      out.length = start;
+      const ids = llama3Tokenizer.encode(segment, NO_SPECIALS);
+      for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
+    }
+    if (keep) this.segments.set(detached(segment), out.slice(start));
+  }
+
+  /** Appends a segment's ids piece by piece; false (and `out` partly written) when a piece does not re-split to itself. */
+  private encodePieces(segment: string, out: number[]): boolean {
+    const re = PRETOKEN_RE;
+    re.lastIndex = 0;
+    let prev = 0;
+    for (let m = re.exec(segment); m !== null; m = re.exec(segment)) {
+      const p = m[0];
+      if (p.length === 0) return false; // no alternative matches empty; were one to, the library's split is the reference
+      // the library keeps text between matches as a piece too (none in practice: every code point matches an alternative)
+      if (m.index > prev && !this.encodePiece(segment.slice(prev, m.index), out)) return false;
+      if (!this.encodePiece(p, out)) return false;
+      prev = m.index + p.length;
+    }
+    return prev >= segment.length || this.encodePiece(segment.slice(prev), out);
+  }
+
+  private encodePiece(piece: string, out: number[]): boolean {
+    let ids = this.pieces.get(piece);
+    if (ids !== undefined) this.pieceHits++;
+    else {
+      this.pieceMisses++;
+      const re = PRETOKEN_STICKY_RE;
+      re.lastIndex = 0;
+      const m = re.exec(piece);
+      if (m === null || m[0].length !== piece.length) return false;
+      ids = llama3Tokenizer.encode(piece, NO_SPECIALS);
+      this.pieces.set(detached(piece), ids);
+    }
+    for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
+    return true;
+  }
+}
