@@ -48,18 +48,20 @@ export interface Section {
 
 // --- shapes of the JSON the CLI writes (only the fields read here) ---
 
+/** The simulator's `RunSummary` as `report.json` version 2 carries it. */
 interface Summary {
   readonly requests: number;
   readonly hitRate: number;
-  readonly ttftP99Ms: number;
-  readonly tpotP99Ms: number;
-  readonly e2eP99Ms: number;
-  readonly goodputReqPerS: number;
+  readonly ttftMs: { readonly p99: number };
+  readonly tpotMs: { readonly p99: number };
+  readonly e2eMs: { readonly p99: number };
+  readonly goodputRps: number;
   readonly sloAttainment: number;
   readonly preemptions: number;
 }
 interface ReplayJson {
   readonly setup: { trace: string; model: string; gpu: string; instances: number; rateScale: number; sloTtftMs: number; sloTpotMs: number; seed: number; latency?: string };
+  readonly version: number;
   readonly baseline: { label: string; summary: Summary; wallS: number };
   readonly candidate: { label: string; summary: Summary; wallS: number };
 }
@@ -128,7 +130,9 @@ const SWEEP_RATES = '0.5,0.75,1,1.25,1.5,2,3';
 const SWEEP_PROFILES = 'vllm-default,kvmgr-default,kvmgr-offload';
 
 function replayJson(out: Outputs): ReplayJson {
-  return out('replay').json<ReplayJson>('kvmgr-report/report.json');
+  const r = out('replay').json<ReplayJson>('kvmgr-report/report.json');
+  if (r.version !== 2) throw new Error(`kvmgr-report/report.json: version ${r.version}, expected 2 (rerun: pnpm docs:gen replay --rerun)`);
+  return r;
 }
 
 function sweepJson(out: Outputs): SweepJson {
@@ -152,10 +156,10 @@ function replayHeadline(out: Outputs): string {
   const b = r.candidate.summary;
   return [
     `On the bundled sample (${replaySetup(r)}), \`${r.candidate.label}\` against \`${r.baseline.label}\`:`,
-    `goodput **${change(a.goodputReqPerS, b.goodputReqPerS)}** (${num(a.goodputReqPerS, 3)} → ${num(b.goodputReqPerS, 3)} req/s),`,
+    `goodput **${change(a.goodputRps, b.goodputRps)}** (${num(a.goodputRps, 3)} → ${num(b.goodputRps, 3)} req/s),`,
     `SLO attainment ${pct(a.sloAttainment)} → ${pct(b.sloAttainment)},`,
-    `**TTFT p99 ${change(a.ttftP99Ms, b.ttftP99Ms)}** (${num(a.ttftP99Ms)} → ${num(b.ttftP99Ms)} ms),`,
-    `TPOT p99 ${change(a.tpotP99Ms, b.tpotP99Ms)} (${num(a.tpotP99Ms, 1)} → ${num(b.tpotP99Ms, 1)} ms),`,
+    `**TTFT p99 ${change(a.ttftMs.p99, b.ttftMs.p99)}** (${num(a.ttftMs.p99)} → ${num(b.ttftMs.p99)} ms),`,
+    `TPOT p99 ${change(a.tpotMs.p99, b.tpotMs.p99)} (${num(a.tpotMs.p99, 1)} → ${num(b.tpotMs.p99, 1)} ms),`,
     `prefix hit rate ${pct(a.hitRate)} → ${pct(b.hitRate)}, preemptions ${num(a.preemptions)} → ${num(b.preemptions)}.`,
     `Latency model: ${r.setup.latency ?? 'not reported'}.`,
   ].join('\n');
