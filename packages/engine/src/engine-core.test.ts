@@ -84,7 +84,10 @@ describe('EngineCore', () => {
     };
     core.hooks.onKvBlockKeys = (log) => {
       compactCalls++;
-      for (let i = 0; i < log.length; i++) compact.push(`${log.kind(i) === BLOCK_KEY_STORED ? 'S' : 'R'}${blockKeyToU64(log.hi(i), log.lo(i))}`);
+      for (let i = 0; i < log.length; i++) {
+        compact.push(`${log.kind(i) === BLOCK_KEY_STORED ? 'S' : 'R'}${blockKeyToU64(log.hi(i), log.lo(i))}`);
+        expect(log.position(i)).toBeGreaterThanOrEqual(0);
+      }
     };
     const shared = Array.from({ length: 64 }, (_, i) => 1000 + i);
     const N = 60;

@@ -94,8 +94,8 @@ export interface EngineCoreOptions {
    */
   readonly kvEvents?: boolean;
   /**
-   * Collect the KV cache manager's GPU events in compact form ({@link BlockKeyLog}: kind and the
-   * block key's two u32 words per block) for `onKvBlockKeys`, delivered at the same points as
+   * Collect the KV cache manager's GPU events in compact form ({@link BlockKeyLog}: kind, the
+   * block key's two u32 words and the block's position per block) for `onKvBlockKeys`, delivered at the same points as
    * `onKvEvents`. For a driver that feeds its own index in-process: with `kvEvents: false` the
    * manager builds no bigint, event object or token ids. @default false
    */
@@ -215,7 +215,7 @@ export class EngineCore {
     if (options.kvBlockKeys === true) {
       const log = new BlockKeyLog();
       this.keyLog = log;
-      this.kv.onBlockKey = (kind, hi, lo) => log.push(kind, hi, lo);
+      this.kv.onBlockKey = (kind, hi, lo, position) => log.push(kind, hi, lo, position);
     } else this.keyLog = null;
     this.stepTimeUs = options.stepTimeUs;
     const sel = options.victimSelector ?? 'vllm';

@@ -123,6 +123,7 @@ describe.each([
         // GPU events flattened to one entry per block, from the KvEvent form and from the compact form
         const fromEvents: string[] = [];
         const fromKeys: string[] = [];
+        const positions = new Map<bigint, number>();
         const kinds = { [BLOCK_KEY_STORED]: 'stored', [BLOCK_KEY_REMOVED]: 'removed', [BLOCK_KEYS_CLEARED]: 'cleared' };
         const kv = new KvCacheManager({
           numBlocks: 8,
@@ -136,7 +137,16 @@ describe.each([
             if (e.type === 'AllBlocksCleared') fromEvents.push('cleared 0');
             else for (const h of e.blockHashes) fromEvents.push(`${e.type === 'BlockStored' ? 'stored' : 'removed'} ${h}`);
           },
-          onBlockKey: (kind, hi, lo) => fromKeys.push(`${kinds[kind]} ${kind === BLOCK_KEYS_CLEARED ? 0 : blockKeyToU64(hi, lo)}`),
+          onBlockKey: (kind, hi, lo, position) => {
+            fromKeys.push(`${kinds[kind]} ${kind === BLOCK_KEYS_CLEARED ? 0 : blockKeyToU64(hi, lo)}`);
+            if (kind === BLOCK_KEYS_CLEARED) expect(position).toBe(-1);
+            else {
+              // a chained key always sits at the same position in its sequence
+              const key = blockKeyToU64(hi, lo);
+              expect(position).toBe(positions.get(key) ?? position);
+              positions.set(key, position);
+            }
+          },
           ...(withCpu ? { cpuTier: { capacityBlocks: CPU_BLOCKS } } : {}),
         });
         const reqs: Req[] = [];
