@@ -7,8 +7,9 @@
  * clock (`startStep(now)` → duration from the latency model → `finishStep(now + duration)`).
  *
  * The router's block index is fed by the engines' KV events (`BlockStored` / `BlockRemoved`, the
- * chained 64-bit block keys a live gateway ingests), and requests are routed on the same chained
- * keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
+ * chained 64-bit block keys a live gateway ingests), taken in their compact form (`kvBlockKeys`:
+ * the key's u32 words and position per block, no bigint), and requests are routed on the same
+ * chained keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
  *
  * P/D disaggregation as the instance-based {@link simulateCluster} does it: when the router's P/D
  * decider picks a prefill instance, the request is first added there with `maxTokens: 1` (its
