@@ -3,8 +3,9 @@
  * step count), conservation over a random workload with aborts and preemptions, preemption of the
  * newest request under a tiny pool, and the idle / plan-less / abort paths leaving nothing held.
  */
-import { type KvEvent, createRng } from '@kvmgr/core';
+import { type KvEvent, blockKeyToU64, createRng } from '@kvmgr/core';
 import { describe, expect, it } from 'vitest';
+import { BLOCK_KEY_STORED } from './block-key-log.js';
 import { EngineCore } from './engine-core.js';
 import type { EngineRequest, RequestFinishedStats, StepShape } from './engine-types.js';
 
@@ -69,8 +70,25 @@ describe('EngineCore', () => {
 
   it('conservation over a random workload: every request finishes or is aborted, nothing held, tokens = Σ outputs', () => {
     const rng = createRng(7);
-    const core = new EngineCore({ kv: { numBlocks: 48, blockSize: 16 }, stepTimeUs: blis, seed: 3, tokenBudget: 512, maxSeqs: 16 });
+    const core = new EngineCore({ kv: { numBlocks: 48, blockSize: 16 }, stepTimeUs: blis, seed: 3, tokenBudget: 512, maxSeqs: 16, kvBlockKeys: true });
     const { finished, tokens, events } = collect(core);
+    // kvBlockKeys: the same stream in compact form, one call just before each onKvEvents call
+    const compact: string[] = [];
+    let compactCalls = 0;
+    let eventCalls = 0;
+    const onKvEvents = core.hooks.onKvEvents;
+    core.hooks.onKvEvents = (e) => {
+      eventCalls++;
+      expect(compactCalls).toBe(eventCalls);
+      onKvEvents?.(e);
+    };
+    core.hooks.onKvBlockKeys = (log) => {
+      compactCalls++;
+      for (let i = 0; i < log.length; i++) {
+        compact.push(`${log.kind(i) === BLOCK_KEY_STORED ? 'S' : 'R'}${blockKeyToU64(log.hi(i), log.lo(i))}`);
+        expect(log.position(i)).toBeGreaterThanOrEqual(0);
+      }
+    };
     const shared = Array.from({ length: 64 }, (_, i) => 1000 + i);
     const N = 60;
     const reqs: { req: EngineRequest; atUs: number; abortAtUs: number }[] = [];
@@ -118,6 +136,9 @@ describe('EngineCore', () => {
     expect(core.kv.numRequests).toBe(0);
     expect(core.metrics.prefixCacheHits).toBeGreaterThan(0);
     expect(events.some((e) => e.type === 'BlockRemoved')).toBe(true);
+    const flat = events.flatMap((e) => (e.type === 'AllBlocksCleared' ? [] : e.blockHashes.map((h) => `${e.type === 'BlockStored' ? 'S' : 'R'}${h}`)));
+    expect(compact).toEqual(flat);
+    expect(compactCalls).toBe(eventCalls);
     core.kv.verify();
   });
 

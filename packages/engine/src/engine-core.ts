@@ -33,6 +33,7 @@ import type {
   StepStart,
   TokenGenerator,
 } from './engine-types.js';
+import { BlockKeyLog } from './block-key-log.js';
 import { KvCacheManager, type KvCacheManagerOptions } from './kv-cache-manager.js';
 
 /** Options of {@link EngineCore}. */
@@ -92,6 +93,13 @@ export interface EngineCoreOptions {
    * at all (a driver without a block index saves the work). @default true
    */
   readonly kvEvents?: boolean;
+  /**
+   * Collect the KV cache manager's GPU events in compact form ({@link BlockKeyLog}: kind, the
+   * block key's two u32 words and the block's position per block) for `onKvBlockKeys`, delivered at the same points as
+   * `onKvEvents`. For a driver that feeds its own index in-process: with `kvEvents: false` the
+   * manager builds no bigint, event object or token ids. @default false
+   */
+  readonly kvBlockKeys?: boolean;
 }
 
 /** Options of the CPU swap space ({@link EngineCoreOptions.swap}). */
@@ -163,6 +171,8 @@ export class EngineCore {
   private scheduled: EngineRequestState[] = [];
   private shape: StepShape = { ...EMPTY_SHAPE };
   private pendingEvents: KvEvent[] = [];
+  /** Compact GPU events of the step (`kvBlockKeys`), null when off. */
+  private readonly keyLog: BlockKeyLog | null;
   private busy = false;
   private stepStartUs = 0;
   private stepDurationUs = 0;
@@ -202,6 +212,11 @@ export class EngineCore {
     if (typeof options.stepTimeUs !== 'function') throw invalidArgument('stepTimeUs', options.stepTimeUs, 'a function (shape) => µs');
     this.kv = options.kv instanceof KvCacheManager ? options.kv : new KvCacheManager(options.kv);
     if (options.kvEvents ?? true) this.kv.onEvent = (e) => this.pendingEvents.push(e);
+    if (options.kvBlockKeys === true) {
+      const log = new BlockKeyLog();
+      this.keyLog = log;
+      this.kv.onBlockKey = (kind, hi, lo, position) => log.push(kind, hi, lo, position);
+    } else this.keyLog = null;
     this.stepTimeUs = options.stepTimeUs;
     const sel = options.victimSelector ?? 'vllm';
     this.selector = typeof sel === 'string' ? createVictimSelector(sel) : sel;
@@ -823,6 +838,11 @@ export class EngineCore {
   }
 
   private flushEvents(): void {
+    const log = this.keyLog;
+    if (log !== null && log.length > 0) {
+      this.hooks.onKvBlockKeys?.(log);
+      log.clear();
+    }
     if (this.pendingEvents.length === 0) return;
     const events = this.pendingEvents;
     this.pendingEvents = [];

@@ -3,6 +3,7 @@
  * function, tokens, finished-request stats, step stats and KV events out. Pure types.
  */
 import type { KvEvent, RequestMetadata } from '@kvmgr/core';
+import type { BlockKeyLog } from './block-key-log.js';
 
 /**
  * A request given to {@link EngineCore.addRequest}: core's request metadata without the arrival
@@ -207,6 +208,11 @@ export interface EngineHooks {
   onFinished?(request: EngineRequest, stats: RequestFinishedStats): void;
   /** KV events of one step (or of a reset), in order; one call per step that has any. */
   onKvEvents?(events: readonly KvEvent[]): void;
+  /**
+   * The same step's GPU events in compact form (`EngineCoreOptions.kvBlockKeys`), called just
+   * before `onKvEvents`; the log is cleared after the call (read it, do not keep it).
+   */
+  onKvBlockKeys?(log: BlockKeyLog): void;
   /** After every `finishStep`. */
   onStepStats?(stats: StepStats): void;
 }

@@ -3,11 +3,13 @@
  * often): block conservation and ref counts against a reference model, failed allocations change
  * nothing, and the KV events replayed into a fresh index reproduce the cached set exactly — with
  * a CPU tier, both tiers' key sets (GPU events carry tokens and parents; CPU ones, as vLLM's
- * offloading connector sends them, neither).
+ * offloading connector sends them, neither) — and the compact form (`onBlockKey`) is the GPU
+ * event stream block by block, in the same order.
  */
 import { type KvEvent, blockKeyToU64 } from '@kvmgr/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { BLOCK_KEYS_CLEARED, BLOCK_KEY_REMOVED, BLOCK_KEY_STORED } from './block-key-log.js';
 import { KvCacheManager, type KvCacheRequest } from './kv-cache-manager.js';
 
 interface Req extends KvCacheRequest {
@@ -118,6 +120,11 @@ describe.each([
       fc.property(fc.array(opArb, { minLength: 20, maxLength: 120, size: 'max' }), fc.constantFrom('lru', 'lfu', 's3fifo'), (ops, policy) => {
         const replay = new ReplayIndex();
         let cpuDropped = 0;
+        // GPU events flattened to one entry per block, from the KvEvent form and from the compact form
+        const fromEvents: string[] = [];
+        const fromKeys: string[] = [];
+        const positions = new Map<bigint, number>();
+        const kinds = { [BLOCK_KEY_STORED]: 'stored', [BLOCK_KEY_REMOVED]: 'removed', [BLOCK_KEYS_CLEARED]: 'cleared' };
         const kv = new KvCacheManager({
           numBlocks: 8,
           blockSize: 4,
@@ -126,6 +133,19 @@ describe.each([
           onEvent: (e) => {
             if (e.type === 'BlockRemoved' && e.medium === 'CPU') cpuDropped++;
             replay.apply(e);
+            if (e.medium === 'CPU') return;
+            if (e.type === 'AllBlocksCleared') fromEvents.push('cleared 0');
+            else for (const h of e.blockHashes) fromEvents.push(`${e.type === 'BlockStored' ? 'stored' : 'removed'} ${h}`);
+          },
+          onBlockKey: (kind, hi, lo, position) => {
+            fromKeys.push(`${kinds[kind]} ${kind === BLOCK_KEYS_CLEARED ? 0 : blockKeyToU64(hi, lo)}`);
+            if (kind === BLOCK_KEYS_CLEARED) expect(position).toBe(-1);
+            else {
+              // a chained key always sits at the same position in its sequence
+              const key = blockKeyToU64(hi, lo);
+              expect(position).toBe(positions.get(key) ?? position);
+              positions.set(key, position);
+            }
           },
           ...(withCpu ? { cpuTier: { capacityBlocks: CPU_BLOCKS } } : {}),
         });
@@ -179,6 +199,7 @@ describe.each([
             expect(kv.resetPrefixCache()).toBe(!busy);
           }
           check(kv, reqs, replay);
+          expect(fromKeys).toEqual(fromEvents);
         }
         for (const r of reqs) kv.free(r);
         check(kv, [], replay);

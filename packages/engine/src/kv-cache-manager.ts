@@ -43,6 +43,7 @@ import { createEvictionPolicy } from '@kvmgr/eviction';
 import { BlockPool, TieredPool } from '@kvmgr/kv-pool';
 import { BlockHashIndex, RadixPrefixCache } from '@kvmgr/prefix-cache';
 import { BlockKeyChain } from './block-key-chain.js';
+import { BLOCK_KEYS_CLEARED, BLOCK_KEY_REMOVED, BLOCK_KEY_STORED, type BlockKeyEventKind } from './block-key-log.js';
 
 /** Keys per block fed to the prefix cache: one 64-bit block key as two u32 words. */
 const KEY_WORDS = 2;
@@ -147,6 +148,8 @@ export interface KvCacheManagerOptions {
   readonly enableCaching?: boolean;
   /** Receives KV events as the cache changes (see {@link KvCacheManager.onEvent}). */
   readonly onEvent?: (event: KvEvent) => void;
+  /** Receives the GPU KV events in compact form (see {@link KvCacheManager.onBlockKey}). */
+  readonly onBlockKey?: (kind: BlockKeyEventKind, hi: number, lo: number, position: number) => void;
   /**
    * A CPU tier below the GPU pool (offload on eviction, reload on a hit held only on CPU). Give a
    * real `spec` with it: transfer times come from `spec.bytesPerBlock`. @default none
@@ -223,6 +226,17 @@ export class KvCacheManager {
    * May be replaced at any time; undefined = none.
    */
   onEvent: ((event: KvEvent) => void) | undefined;
+  /**
+   * Receives the GPU events of {@link onEvent}'s stream in compact form, at the same points and in
+   * the same order: `(BLOCK_KEY_STORED, hi, lo, position)` for each block of a `BlockStored`,
+   * `(BLOCK_KEY_REMOVED, hi, lo, position)` for each `BlockRemoved`, `(BLOCK_KEYS_CLEARED, 0, 0, -1)`
+   * for `AllBlocksCleared`; `hi` / `lo` are the u32 words of the block key (`blockKeyToU64(hi, lo)`
+   * is the event's hash) and `position` the block's index in its sequence (0 = the first block; a
+   * chained key always sits at the same position). No bigint, no token ids: for an index fed in the
+   * same process. Independent of `onEvent` (either, both or neither). May be replaced at any time;
+   * undefined = none.
+   */
+  onBlockKey: ((kind: BlockKeyEventKind, hi: number, lo: number, position: number) => void) | undefined;
 
   /** The block pool (read it; do not allocate or free through it). */
   readonly pool: BlockPool;
@@ -242,6 +256,8 @@ export class KvCacheManager {
   private readonly reqs = new Map<string, ReqState>();
   private readonly cachedHi: Uint32Array;
   private readonly cachedLo: Uint32Array;
+  /** Index of each cached block in its sequence (0 = first block), for `onBlockKey`. */
+  private readonly cachedPos: Int32Array;
   private readonly cached: Uint8Array;
   private numCached = 0;
   /** Blocks with at least one request reference. */
@@ -278,9 +294,11 @@ export class KvCacheManager {
     this.blockSize = blockSize;
     this.enableCaching = options.enableCaching ?? true;
     this.onEvent = options.onEvent;
+    this.onBlockKey = options.onBlockKey;
     this.pool = new BlockPool({ spec, numBlocks });
     this.cachedHi = new Uint32Array(numBlocks);
     this.cachedLo = new Uint32Array(numBlocks);
+    this.cachedPos = new Int32Array(numBlocks);
     this.cached = new Uint8Array(numBlocks);
     const ct = options.cpuTier;
     if (ct === undefined) this.cpuTier = null;
@@ -540,6 +558,7 @@ export class KvCacheManager {
       const hi = this.cachedHi[b] as number;
       const lo = this.cachedLo[b] as number;
       this.onEvent?.({ type: 'BlockRemoved', blockHashes: [blockKeyToU64(hi, lo)], medium: 'GPU' });
+      this.onBlockKey?.(BLOCK_KEY_REMOVED, hi, lo, this.cachedPos[b] as number);
       if (words !== null) {
         words[KEY_WORDS * i] = hi;
         words[KEY_WORDS * i + 1] = lo;
@@ -587,6 +606,7 @@ export class KvCacheManager {
         this.cached[b] = 1;
         this.cachedHi[b] = st.keys.hi(i);
         this.cachedLo[b] = st.keys.lo(i);
+        this.cachedPos[b] = i;
       }
       this.pool.share(res.adoptedBlocks);
       this.numCached += stored;
@@ -601,6 +621,8 @@ export class KvCacheManager {
         const ev: KvEvent = { type: 'BlockStored', blockHashes: hashes, parentBlockHash: parent, tokenIds, blockSize: this.blockSize, medium: 'GPU' };
         this.onEvent(st.namespace?.lora === undefined ? ev : { ...ev, loraName: st.namespace.lora });
       }
+      const onKey = this.onBlockKey;
+      if (onKey !== undefined) for (let i = existing; i < n; i++) onKey(BLOCK_KEY_STORED, st.keys.hi(i), st.keys.lo(i), i);
     }
     this.prefixCache.lock(res.node);
     if (st.lockNode !== -1) this.prefixCache.unlock(st.lockNode);
@@ -661,6 +683,7 @@ export class KvCacheManager {
     this.numCached = 0;
     this.pool.free(blocks);
     this.onEvent?.({ type: 'AllBlocksCleared', medium: 'GPU' });
+    this.onBlockKey?.(BLOCK_KEYS_CLEARED, 0, 0, -1);
     if (this.cpuTier !== null) {
       this.cpuTier.clearBlockKeys();
       this.onEvent?.({ type: 'AllBlocksCleared', medium: 'CPU' });

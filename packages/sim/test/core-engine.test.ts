@@ -82,6 +82,7 @@ describe("runReplay engine 'core'", () => {
     const inner = createSimRouter('pa:1', { instanceIds: ids, blockSize: 512, seed: 0 });
     const stored = new Set<string>();
     let removed = 0;
+    let removedUnknown = 0;
     let routedKnown = 0;
     const router: SimRouter = {
       name: 'recording',
@@ -96,6 +97,7 @@ describe("runReplay engine 'core'", () => {
       },
       onKeyRemoved(i, hi, lo) {
         removed++;
+        if (!stored.has(`${hi}:${lo}`)) removedUnknown++;
         inner.onKeyRemoved?.(i, hi, lo);
       },
     };
@@ -103,6 +105,7 @@ describe("runReplay engine 'core'", () => {
     expect(res.violations).toEqual([]);
     expect(stored.size).toBeGreaterThan(0);
     expect(removed).toBeGreaterThan(0);
+    expect(removedUnknown).toBe(0); // only keys announced as stored are removed
     expect(routedKnown).toBeGreaterThan(0);
     // prefix-affinity on the fed index finds more cached prefix than round-robin
     const rr = runReplay({ trace: reqs, profile: VLLM_DEFAULT_PROFILE, engine: 'core', gpuBlocks: 4000 });

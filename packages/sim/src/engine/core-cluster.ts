@@ -7,8 +7,9 @@
  * clock (`startStep(now)` → duration from the latency model → `finishStep(now + duration)`).
  *
  * The router's block index is fed by the engines' KV events (`BlockStored` / `BlockRemoved`, the
- * chained 64-bit block keys a live gateway ingests), and requests are routed on the same chained
- * keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
+ * chained 64-bit block keys a live gateway ingests), taken in their compact form (`kvBlockKeys`:
+ * the key's u32 words and position per block, no bigint), and requests are routed on the same
+ * chained keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
  *
  * P/D disaggregation as the instance-based {@link simulateCluster} does it: when the router's P/D
  * decider picks a prefill instance, the request is first added there with `maxTokens: 1` (its
@@ -23,8 +24,17 @@
  * charged to the step); its 'CPU' events do not reach the router (the instance engine's did not
  * either). Not yet covered (callers get the instance-based {@link simulateCluster}): custom planners.
  */
-import { type EngineSnapshot, type InstanceRole, KvmgrError, type KvEvent, blockKeyToU64, invalidArgument } from '@kvmgr/core';
-import { BlockKeyChain, EngineCore, type EngineRequest, type KvCpuTierOptions, type RequestFinishedStats } from '@kvmgr/engine';
+import { type EngineSnapshot, HashTable64, type InstanceRole, KvmgrError, invalidArgument } from '@kvmgr/core';
+import {
+  BLOCK_KEYS_CLEARED,
+  BLOCK_KEY_STORED,
+  BlockKeyChain,
+  type BlockKeyLog,
+  EngineCore,
+  type EngineRequest,
+  type KvCpuTierOptions,
+  type RequestFinishedStats,
+} from '@kvmgr/engine';
 import type { KVCacheSpec } from '@kvmgr/core';
 import type { LifetimePredictor } from '@kvmgr/core';
 import type { LatencyModel } from '../latency/types.js';
@@ -118,8 +128,8 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   const bs = o.instances[0]?.blockSize ?? 16;
   const ratio = routerKeyRatio(reqs, bs);
   const feedRouter = router.onKeyStored !== undefined;
-  // Router-granularity keys (every `ratio`-th chained engine key) as u64, for filtering events.
-  const routerKeys = new Set<bigint>();
+  // Router-granularity keys (every `ratio`-th chained engine key), for filtering events.
+  const routerKeys = new HashTable64(1 << 16);
 
   const { nextTurn, isFollowUp } = sessionLinks(reqs);
 
@@ -127,7 +137,6 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   let nowUs = 0;
   const progressEvery = Math.max(1, Math.floor(n / 100));
   const counters = o.instances.map(() => newInstanceCounters());
-  const evicted = new Float64Array(N);
 
   const finishSession = (r: RequestState, t: number): void => {
     const nx = nextTurn[r.index] as number;
@@ -151,12 +160,6 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   const cores: EngineCore[] = [];
   // Free blocks at the start of each instance's running step while requests still waited (unusable for them).
   const unusableFree = new Float64Array(N);
-  const pairScratch = [0, 0];
-  const toPair = (h: bigint): number[] => {
-    pairScratch[0] = Number(h >> 32n);
-    pairScratch[1] = Number(h & 0xffffffffn);
-    return pairScratch;
-  };
   for (let i = 0; i < N; i++) {
     const s = o.instances[i] as CoreInstanceSetup;
     const c = counters[i] as InstanceCounters;
@@ -171,7 +174,9 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
         ...(s.spec === undefined ? {} : { spec: s.spec }),
         ...(s.cpuTier === undefined ? {} : { cpuTier: s.cpuTier }),
       },
-      kvEvents: feedRouter,
+      // The router reads the GPU stored / removed stream in compact form (no bigint per block).
+      kvEvents: false,
+      kvBlockKeys: feedRouter,
       trackEvictionRecompute: true,
       stepTimeUs: (shape) => lat.stepTimeUs(shape as never),
       scheduler: s.scheduler,
@@ -224,23 +229,16 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
         },
         ...(feedRouter
           ? {
-              onKvEvents(events: readonly KvEvent[]) {
-                for (const e of events) {
-                  if (e.medium === 'CPU') continue;
-                  if (e.type === 'BlockStored') {
-                    for (const h of e.blockHashes) {
-                      if (!routerKeys.has(h)) continue;
-                      const p = toPair(h);
-                      router.onKeyStored?.(i, p[0] as number, p[1] as number);
-                    }
-                  } else if (e.type === 'BlockRemoved') {
-                    evicted[i] = (evicted[i] as number) + e.blockHashes.length;
-                    for (const h of e.blockHashes) {
-                      if (!routerKeys.has(h)) continue;
-                      const p = toPair(h);
-                      router.onKeyRemoved?.(i, p[0] as number, p[1] as number);
-                    }
-                  }
+              onKvBlockKeys(log: BlockKeyLog) {
+                for (let j = 0; j < log.length; j++) {
+                  // router keys sit at positions ratio-1, 2·ratio-1, …: skip the rest before the lookup
+                  if ((log.position(j) + 1) % ratio !== 0) continue;
+                  const kind = log.kind(j);
+                  const hi = log.hi(j);
+                  const lo = log.lo(j);
+                  if (kind === BLOCK_KEYS_CLEARED || routerKeys.get(hi, lo) < 0) continue;
+                  if (kind === BLOCK_KEY_STORED) router.onKeyStored?.(i, hi, lo);
+                  else router.onKeyRemoved?.(i, hi, lo);
                 }
               },
             }
@@ -325,7 +323,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
         const b = (j + 1) * ratio - 1;
         local[2 * j] = c.hi(b);
         local[2 * j + 1] = c.lo(b);
-        routerKeys.add(blockKeyToU64(c.hi(b), c.lo(b)));
+        routerKeys.set(c.hi(b), c.lo(b), 1);
       }
     } else local = new Uint32Array(0);
     for (let i = 0; i < N; i++) {
