@@ -10,9 +10,8 @@
  *   node --conditions=@kvmgr/source --import tsx packages/sim/scripts/core-cpu.ts [rounds=2] [requests] [profiles...]
  */
 import { join } from 'node:path';
-import { KVMGR_OFFLOAD_PROFILE } from '@kvmgr/adapter-vllm';
 import type { EngineProfile } from '@kvmgr/core';
-import { loadMooncakeTrace, runReplay } from '../src/index.js';
+import { KVMGR_OFFLOAD_PROFILE, loadMooncakeTrace, runReplay } from '../src/index.js';
 
 const path = process.env.KVMGR_TRACE ?? join(import.meta.dirname, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
 const full = loadMooncakeTrace(path);
