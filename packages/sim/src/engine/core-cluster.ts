@@ -30,9 +30,10 @@ import type { LifetimePredictor } from '@kvmgr/core';
 import type { LatencyModel } from '../latency/types.js';
 import { engineBlockKeys } from '../traces/block-keys.js';
 import type { SimRequest } from '../traces/types.js';
-import { type ClusterResult, type InstanceSample, type PdLink, type SimInstanceView, type SimProgress, type SimRouter, arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './cluster.js';
+import type { ClusterResult, InstanceSample, PdLink, SimInstanceView, SimProgress, SimRouter } from './cluster-types.js';
+import { arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './request-order.js';
 import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
-import { type InstanceCounters, newInstanceCounters } from './instance.js';
+import { type InstanceCounters, newInstanceCounters } from './cluster-types.js';
 import { RequestState } from './request-state.js';
 
 /** One engine-core instance of the cluster. */

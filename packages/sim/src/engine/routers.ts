@@ -6,7 +6,7 @@
 import type { EngineSnapshot } from '@kvmgr/core';
 import { type LatencyPredictor, ROUTER_PRESETS, type RouterConfig, createRouter, localKeysFromBlockIds } from '@kvmgr/router';
 import type { SimRequest } from '../traces/types.js';
-import type { SimRouter } from './cluster.js';
+import type { SimRouter } from './cluster-types.js';
 
 /** Options of {@link createSimRouter}. */
 export interface SimRouterOptions {
