@@ -7,7 +7,7 @@ import type { EngineSnapshot, InstanceRole } from '@kvmgr/core';
 import type { SimRequest } from '../traces/types.js';
 import type { RequestState } from './request-state.js';
 
-/** What the cluster needs of a router (the `@kvmgr/router` `Router` fits through {@link routerAdapter}). */
+/** What the cluster needs of a router (the `@kvmgr/router` `Router` fits through `createSimRouter`). */
 export interface SimRouter {
   readonly name: string;
   /**
@@ -19,19 +19,15 @@ export interface SimRouter {
     keys: Uint32Array,
     snapshots: readonly EngineSnapshot[],
     nowUs: number,
-    /** The request's block keys as `[hi, lo]` u32 pairs (engine-core clusters); replaces `keys` when given. */
+    /** The request's block keys as `[hi, lo]` u32 pairs; replaces `keys` when given. */
     localKeys?: Uint32Array,
   ): { readonly decode: number; readonly prefill: number };
-  /** Called when an instance caches / evicts a prompt block (block index feeding). */
-  onBlockStored?(instance: number, key: number): void;
-  onBlockRemoved?(instance: number, key: number): void;
-  /** Engine-core clusters: an instance stored / removed the block with this 64-bit key (from its KV events). */
+  /** An instance stored / removed the block with this 64-bit key (from its KV events). */
   onKeyStored?(instance: number, hi: number, lo: number): void;
   onKeyRemoved?(instance: number, hi: number, lo: number): void;
   /** Called when a request finished, with observed latencies (predictor feedback). */
   onFinished?(requestId: string, ttftMs: number, tpotMs: number): void;
 }
-
 
 /** P/D transfer link. */
 export interface PdLink {
