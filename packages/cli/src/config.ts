@@ -46,7 +46,6 @@ export const RunConfigSchema = z
     bootstrap: z.number().int().positive(),
     lenient: z.boolean(),
     prefixIndex: z.enum(['hash-map', 'radix']),
-    simEngine: z.enum(['core', 'legacy', 'instance']),
     requestRate: z.number().positive(),
     maxNumBatchedTokens: z.number().int().positive(),
     maxNumSeqs: z.number().int().positive(),

@@ -34,10 +34,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--gpu-memory-utilization <x>', "fraction of GPU memory for weights and KV cache, in (0, 1], as vLLM's flag (default: the profile's, 0.9)", (v) => parseFraction('--gpu-memory-utilization', v))
     .option('--block-size <n>', "tokens per KV block, as vLLM's flag: 8, 16, 32, 64 or 128 (default: the profile's, 16 for vLLM)", (v) => parsePositiveInt('--block-size', v))
     .addOption(
-      new Option('--prefix-index <kind>', "engine prefix index: 'hash-map' (vLLM-style block hashes, per-block free queue) or 'radix' (@kvmgr/prefix-cache radix tree, leaf-first eviction) (default: radix on the core engine, hash-map on legacy)").choices(['hash-map', 'radix']),
-    )
-    .addOption(
-      new Option('--sim-engine <kind>', "engine of each simulated instance: 'core' (@kvmgr/engine's EngineCore, as kvmgr engine runs it) or 'legacy' (the simulator's own, to be removed) (default: core; legacy, with a notice, for the tiered-pool KV backend, which the core does not take)").choices(['core', 'legacy']),
+      new Option('--prefix-index <kind>', "engine prefix index: 'hash-map' (vLLM-style block hashes, per-block free queue) or 'radix' (@kvmgr/prefix-cache radix tree, leaf-first eviction) (default: radix)").choices(['hash-map', 'radix']),
     )
     .option('--config <file>', 'YAML file with any of these options (kebab- or camelCase keys); flags win')
     .option('--no-progress', 'do not draw progress bars (they go to stderr, and only on a terminal)');

@@ -76,13 +76,8 @@ export interface ResolvedRunOptions {
   readonly sloTtftMs: number;
   readonly sloTpotMs: number;
   readonly seed: number;
-  /** `--prefix-index`; undefined = the engine's default (`radix` on core, `hash-map` on legacy). */
+  /** `--prefix-index`; undefined = the engine's default (`radix`). */
   readonly prefixIndex: 'hash-map' | 'radix' | undefined;
-  /**
-   * Engine of each simulated instance (`--sim-engine`): `@kvmgr/engine`'s EngineCore, or the
-   * simulator's legacy one; undefined = core, or legacy for what the core does not take yet.
-   */
-  readonly simEngine: 'core' | 'legacy' | undefined;
   readonly progress: boolean;
   /** Absolute arrival rate, requests/s (`--request-rate`), instead of `rateScale`. */
   readonly requestRate: number | undefined;
@@ -106,7 +101,6 @@ export interface RunFlags {
   sloTpot?: string;
   seed?: number;
   prefixIndex?: 'hash-map' | 'radix';
-  simEngine?: 'core' | 'legacy';
   config?: string;
   progress?: boolean;
   requestRate?: number;
@@ -156,7 +150,6 @@ export function resolveRunOptions(flags: RunFlags): ResolvedRunOptions {
     sloTpotMs: parseDurationMs('--slo-tpot', sloTpot),
     seed: flags.seed ?? config.seed ?? DEFAULTS.seed,
     prefixIndex: flags.prefixIndex ?? config.prefixIndex,
-    simEngine: flags.simEngine ?? (config.simEngine === 'instance' ? 'legacy' : config.simEngine),
     progress: flags.progress !== false,
     requestRate,
     engine,
@@ -291,15 +284,6 @@ function withContext(context: string, fn: () => unknown): void {
   }
 }
 
-const noticed = new Set<string>();
-
-/** One stderr line, once per process, for a run that went to the legacy engine because the core does not take it yet. */
-export function noticeEngineFallback(reason: string | undefined): void {
-  if (reason === undefined || noticed.has(reason)) return;
-  noticed.add(reason);
-  process.stderr.write(`kvmgr: ${reason}\n`);
-}
-
 /** Runs one replay of `trace` and maps it to a {@link RunResult}. */
 export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVariant, progress: Progress): RunResult {
   const started = performance.now();
@@ -319,13 +303,11 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
       slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
       seed: opts.seed,
       ...(opts.prefixIndex === undefined ? {} : { prefixIndex: opts.prefixIndex }),
-      ...(opts.simEngine === undefined ? {} : { engine: opts.simEngine }),
       onProgress: (p) => progress.update(p.done),
     });
   } finally {
     progress.stop();
   }
-  noticeEngineFallback(res.config.engineFallback);
   if (res.violations.length > 0) {
     throw new KvmgrError('KVMGR_VERIFY_FAILED', `simulation of ${variant.label} broke conservation: ${res.violations.slice(0, 3).join('; ')}`);
   }

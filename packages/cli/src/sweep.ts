@@ -10,7 +10,7 @@ import { writeOutputs } from './output.js';
 import { createProgress } from './progress.js';
 import { checkOutDir, sweepThreads } from './preflight.js';
 import { renderReportHtml } from './report-html.js';
-import { type RunFlags, noticeEngineFallback, prepareRun, profileFor, resolveRunOptions, traceSpec, validateVariant } from './run.js';
+import { type RunFlags, prepareRun, profileFor, resolveRunOptions, traceSpec, validateVariant } from './run.js';
 import { fmtNum, formatTable } from './table.js';
 import { latencyLine } from './replay-report.js';
 import { SWEEP_DEFAULTS } from './defaults.js';
@@ -52,7 +52,6 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
           slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
           seed: opts.seed,
           ...(opts.prefixIndex === undefined ? {} : { prefixIndex: opts.prefixIndex }),
-          ...(opts.simEngine === undefined ? {} : { engine: opts.simEngine }),
         },
       });
     }
@@ -68,7 +67,6 @@ export async function runSweepCommand(flags: SweepFlags, _cmd?: Command): Promis
   }
   const byProfile = new Map<string, SweepPoint[]>();
   for (const [i, r] of results.entries()) {
-    noticeEngineFallback(r.config.engineFallback);
     const job = jobs[i] as SweepJob;
     const profile = (job.replay.profile as { name: string }).name;
     const points = byProfile.get(profile) ?? [];

@@ -2,7 +2,7 @@
  * @kvmgr/sim — discrete-event engine and cluster simulator: latency models fitted to real vLLM
  * (BLIS α/β rows, roofline), trace loaders and workloads, metrics, and `runReplay`.
  */
-export { coreEngineGap, runReplay, resolveLatencyModel } from './replay.js';
+export { runReplay, resolveLatencyModel } from './replay.js';
 export type { ReplayOptions, ReplayResult, ReplayConfig } from './replay.js';
 export { ENGINE_PROFILES, VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE, KVMGR_OFFLOAD_PROFILE, getEngineProfile } from './profiles.js';
 export type { EngineProfile } from './profiles.js';
@@ -34,16 +34,12 @@ export type { ArrivalProcess } from './traces/arrivals.js';
 export { engineBlockKeys } from './traces/block-keys.js';
 export type { TraceSource } from './traces/read-source.js';
 export type { SimRequest, Trace, TraceLoadOptions } from './traces/types.js';
-export { simulateCluster } from './engine/cluster.js';
-export type { ClusterOptions, ClusterResult, InstanceSample, InstanceSetup, PdLink, SimProgress, SimRouter } from './engine/cluster.js';
+export { simulateCoreCluster } from './engine/core-cluster.js';
+export type { CoreClusterOptions, CoreInstanceSetup } from './engine/core-cluster.js';
+export { newInstanceCounters } from './engine/cluster-types.js';
+export type { ClusterResult, InstanceCounters, InstanceSample, PdLink, SimInstanceView, SimProgress, SimRouter } from './engine/cluster-types.js';
 export { createSimRouter } from './engine/routers.js';
 export type { SimRouterOptions } from './engine/routers.js';
-export { KvManager } from './engine/kv-manager.js';
-export type { KvCounters, KvManagerOptions } from './engine/kv-manager.js';
-export { RadixKvManager } from './engine/radix-kv-manager.js';
-export type { RadixKvManagerOptions } from './engine/radix-kv-manager.js';
-export { EngineInstance } from './engine/instance.js';
-export type { EngineInstanceOptions, InstanceCounters, InstanceHooks, InstanceLimits } from './engine/instance.js';
 export { RequestState } from './engine/request-state.js';
 export { createPlanner } from './planner.js';
 export type { PlannerOptions } from './planner.js';
@@ -60,11 +56,7 @@ export { normalVariate } from './traces/arrivals.js';
 export { createModelPredictor } from './engine/model-predictor.js';
 export type { ModelLatencyPredictor } from './engine/model-predictor.js';
 export { lifetimeFeatures } from './replay.js';
-export { routerKeyRatio } from './engine/cluster.js';
+export { routerKeyRatio } from './engine/request-order.js';
 export { runSweep, runSweepJob, loadTraceSpec } from './sweep.js';
 export type { SweepJob, SweepResult, SweepOptions, SweepReplayOptions, TraceSpec } from './sweep.js';
-export { TieredKvBackend } from './engine/tiered-backend.js';
-export type { TieredKvBackendOptions } from './engine/tiered-backend.js';
-export type { KvBackend } from './engine/kv-backend.js';
-export { KeyTable } from './engine/key-table.js';
-export { KeyLru } from './engine/key-lru.js';
+

@@ -3,17 +3,12 @@
  * profile, and get a summary, per-request rows and per-instance time series.
  */
 import { createKVCacheSpec, invalidArgument } from '@kvmgr/core';
-import { createEvictionPolicy, createVictimSelector } from '@kvmgr/eviction';
 import { createPredictor } from '@kvmgr/lifetime-predictor';
-import { BlockPool } from '@kvmgr/kv-pool';
 import { cpuKvBlocks, gpuKvBlocks } from './capacity.js';
-import { type InstanceSample, type InstanceSetup, type SimProgress, type SimRouter, routerKeyRatio, simulateCluster } from './engine/cluster.js';
-import type { KvBackend } from './engine/kv-backend.js';
+import type { InstanceSample, SimProgress, SimRouter } from './engine/cluster-types.js';
 import { simulateCoreCluster } from './engine/core-cluster.js';
-import { KvManager } from './engine/kv-manager.js';
-import { RadixKvManager } from './engine/radix-kv-manager.js';
-import { TieredKvBackend } from './engine/tiered-backend.js';
 import { createModelPredictor } from './engine/model-predictor.js';
+import { routerKeyRatio } from './engine/request-order.js';
 import { createSimRouter } from './engine/routers.js';
 import { type GpuSpec, getGpuSpec } from './latency/gpu-spec.js';
 import { type ModelSpec, getModelSpec } from './latency/model-spec.js';
@@ -25,7 +20,6 @@ import { createPlanner } from './planner.js';
 import { type EngineProfile, getEngineProfile } from './profiles.js';
 import type { SimRequest, Trace } from './traces/types.js';
 import type { InstanceRole, LifetimeFeatures } from '@kvmgr/core';
-import type { StepPlanner } from './engine/sched-types.js';
 import type { RequestState } from './engine/request-state.js';
 
 /** Options of {@link runReplay}. */
@@ -67,36 +61,29 @@ export interface ReplayOptions {
   /** Fixed latency of one host transfer batch, µs. @default 50 */
   readonly transferBaseUs?: number;
   /**
-   * KV bookkeeping: `kvmgr` (block-hash cache on `BlockPool`, any eviction policy, own CPU tier)
-   * or `tiered-pool` (`@kvmgr/kv-pool`'s `TieredPool`: LRU, watermark offload to CPU, queued
-   * transfer links; requires eviction `lru`). @default 'kvmgr'
+   * KV bookkeeping, kept so older configs stay valid: both values run `@kvmgr/engine`'s
+   * `KvCacheManager`, whose CPU tier (when `cpuBlocks` > 0) is `@kvmgr/kv-pool`'s `TieredPool`;
+   * `tiered-pool` is reported in `config.kvBackend` and changes nothing else. @default 'kvmgr'
    */
   readonly kvBackend?: 'kvmgr' | 'tiered-pool';
   /**
-   * Prefix index of the `kvmgr` backend (and of engine `core`'s `KvCacheManager`: `hash-map` =
-   * its `block-hash` index): `hash-map` (vLLM-style block-hash map; per-block free
-   * queue order) or `radix` (`@kvmgr/prefix-cache`'s `RadixPrefixCache`, `pageSize` 1 over the
-   * engine-block keys: match / lock / insert / leaf-first `evict` in the order of the eviction
-   * policy over radix nodes; keys must be < 2^32). Not available with `kvBackend: 'tiered-pool'`.
-   * @default 'hash-map' (engine `core`: 'radix')
+   * Prefix index of the `KvCacheManager` (`hash-map` = its `block-hash` index): `hash-map`
+   * (vLLM-style block-hash map; per-block free queue order) or `radix` (`@kvmgr/prefix-cache`'s
+   * `RadixPrefixCache` over the engine-block keys: match / lock / insert / leaf-first `evict` in
+   * the order of the eviction policy over radix nodes). @default 'radix'
    */
   readonly prefixIndex?: 'hash-map' | 'radix';
   /** Progress callback. */
   readonly onProgress?: (p: SimProgress) => void;
-  /** Custom planner (tests, experiments) used instead of the profile's scheduler. */
-  readonly planner?: StepPlanner;
   /** Custom router used instead of the profile's. */
   readonly simRouter?: SimRouter;
   /**
-   * Engine of each instance: `core` (`@kvmgr/engine`'s `EngineCore`, the core a live engine
+   * Engine of each instance; only `core` (`@kvmgr/engine`'s `EngineCore`, the core a live engine
    * server runs; the router's block index is fed by its KV events; a CPU tier is the
-   * `KvCacheManager`'s, on kv-pool's `TieredPool`) or `legacy` (the simulator's own
-   * `EngineInstance`, to be removed; `instance` is an older name of it). `core` does not take
-   * `kvBackend` `tiered-pool` or a custom planner: asked for explicitly, such a run is refused; by
-   * default it runs on `legacy` and `config.engineFallback` says why ({@link coreEngineGap}).
-   * @default 'core'
+   * `KvCacheManager`'s, on kv-pool's `TieredPool`). The simulator's own `legacy` engine was
+   * removed: any other value throws `KVMGR_INVALID_ARGUMENT`. @default 'core'
    */
-  readonly engine?: 'core' | 'legacy' | 'instance';
+  readonly engine?: 'core';
 }
 
 /** The resolved configuration of a run (for reports). */
@@ -111,10 +98,8 @@ export interface ReplayConfig {
   readonly router: string;
   readonly eviction: string;
   readonly kvBackend: 'kvmgr' | 'tiered-pool';
-  /** The engine that ran the instances. */
-  readonly engine: 'core' | 'legacy';
-  /** Why a run that did not ask for an engine ran on `legacy` (what the core does not take yet); absent otherwise. */
-  readonly engineFallback?: string;
+  /** The engine that ran the instances (always `core`; kept for reports that compare runs). */
+  readonly engine: 'core';
   /** Present only when `radix` was asked (so default results stay byte-identical). */
   readonly prefixIndex?: 'radix';
   readonly blockSize: number;
@@ -169,29 +154,13 @@ export function lifetimeFeatures(req: SimRequest): LifetimeFeatures {
 }
 
 /**
- * What of a replay the engine core does not take (so it runs on the `legacy` engine): `kvBackend`
- * `tiered-pool` or a custom planner (the scheduler is always a scheduler-IR pipeline).
- *
- * @param options - the replay's options (the trace is not read).
- * @returns one line naming the option and its value, or undefined when the core runs it.
- * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown profile name.
- */
-export function coreEngineGap(options: Omit<ReplayOptions, 'trace'>): string | undefined {
-  // Resolved for its error: an unknown profile name is refused here as in runReplay.
-  if (typeof options.profile !== 'object') getEngineProfile(options.profile ?? 'vllm-default');
-  if ((options.kvBackend ?? 'kvmgr') !== 'kvmgr') return `kvBackend ${options.kvBackend} runs on engine 'legacy'`;
-  if (options.planner !== undefined) return `planner ${options.planner.name} runs on engine 'legacy' (the core takes scheduler-IR pipelines only)`;
-  return undefined;
-}
-
-/**
  * Replays a trace on a simulated cluster.
  *
  * @param options - see {@link ReplayOptions}.
  * @returns summary, per-request rows, time series, resolved config, conservation violations.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown profile/model/GPU/eviction policy,
- *   a bad rate scale or instance count, an unknown `prefixIndex` or `radix` with `tiered-pool`, a
- *   block key ≥ 2^32 with `radix`; `KVMGR_BAD_CONFIG` for a bad router string.
+ *   a bad rate scale or instance count, an unknown `kvBackend` or `prefixIndex`, an `engine`
+ *   other than `core`; `KVMGR_BAD_CONFIG` for a bad router string.
  */
 export function runReplay(options: ReplayOptions): ReplayResult {
   const profile = typeof options.profile === 'object' ? options.profile : getEngineProfile(options.profile ?? 'vllm-default');
@@ -213,18 +182,12 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const eviction = options.eviction ?? profile.cacheEviction;
   const backend = options.kvBackend ?? 'kvmgr';
   if (backend !== 'kvmgr' && backend !== 'tiered-pool') throw invalidArgument('kvBackend', backend, "'kvmgr' or 'tiered-pool'");
-  if (backend === 'tiered-pool' && eviction !== 'lru') {
-    throw invalidArgument('eviction', eviction, "'lru' with kvBackend 'tiered-pool' (its GPU free queue is LRU)");
-  }
-  const asked = options.engine;
-  if (asked !== undefined && asked !== 'core' && asked !== 'legacy' && asked !== 'instance') throw invalidArgument('engine', asked, "'core' or 'legacy'");
-  const engineFallback = asked === undefined ? coreEngineGap(options) : undefined;
-  const engine = asked === 'legacy' || asked === 'instance' || engineFallback !== undefined ? 'instance' : 'core';
-  // The core's block-hash index re-walks a request's whole prefix on every insert (quadratic in
-  // long prompts); its radix cache continues from the matched node: the core defaults to radix.
-  const prefixIndex = options.prefixIndex ?? (engine === 'core' ? 'radix' : 'hash-map');
+  const engine: unknown = options.engine ?? 'core';
+  if (engine !== 'core') throw invalidArgument('engine', engine, "'core' (the simulator's legacy engine was removed)");
+  // The block-hash index re-walks a request's whole prefix on every insert (quadratic in long
+  // prompts); the radix cache continues from the matched node: radix is the default.
+  const prefixIndex = options.prefixIndex ?? 'radix';
   if (prefixIndex !== 'hash-map' && prefixIndex !== 'radix') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' or 'radix'");
-  if (prefixIndex === 'radix' && backend !== 'kvmgr') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' with kvBackend 'tiered-pool'");
   const schedulerSpec = options.pipeline ?? profile.scheduler;
   const routerSpec = options.router ?? profile.router;
   const spec = createKVCacheSpec({
@@ -238,42 +201,10 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const predictor = createPredictor(profile.lifetimePredictor);
   const ids = roles.map((r, i) => `${r === 'both' ? 'inst' : r}-${i}`);
   const pd = roles.some((r) => r === 'prefill');
-  const setups: InstanceSetup[] = roles.map((role, i) => {
-    const kv: KvBackend =
-      backend === 'tiered-pool'
-        ? new TieredKvBackend({ spec, gpuBlocks, cpuBlocks, hostBytesPerSec: gpu.pcieBytesPerSec, transferBaseUs: options.transferBaseUs ?? 50 })
-        : new (prefixIndex === 'radix' ? RadixKvManager : KvManager)({
-            pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
-            policy: createEvictionPolicy(eviction, { capacity: gpuBlocks, initialCapacity: Math.min(gpuBlocks, 1 << 16) }),
-            blockSize: bs,
-            cpuBlocks,
-            hostBytesPerSec: gpu.pcieBytesPerSec,
-            transferBaseUs: options.transferBaseUs ?? 50,
-          });
-    const planner =
-      options.planner ??
-      createPlanner(schedulerSpec, {
-        predictor,
-        victimSelector: createVictimSelector(profile.victimSelector),
-      });
-    return {
-      id: ids[i] as string,
-      role,
-      kv,
-      latency,
-      planner,
-      limits: { tokenBudget: profile.tokenBudget, maxSeqs: profile.maxSeqs },
-      bytesPerBlock: spec.bytesPerBlock,
-    };
-  });
   const requests = Array.isArray(options.trace) ? (options.trace as readonly SimRequest[]) : (options.trace as Trace).requests;
   const router =
     options.simRouter ??
     createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
-  if (engine === 'core') {
-    if (backend !== 'kvmgr') throw invalidArgument('kvBackend', backend, "'kvmgr' with engine 'core'");
-    if (options.planner !== undefined) throw invalidArgument('pipeline', options.planner.name, "a scheduler-IR pipeline with engine 'core'");
-  }
   const common = {
     requests,
     router,
@@ -285,9 +216,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       if (!r.embed) predictor.observe(lifetimeFeatures(r.req), r.outputTokens);
     },
   };
-  const res =
-    engine === 'core'
-      ? simulateCoreCluster({
+  const res = simulateCoreCluster({
           ...common,
           instances: roles.map((role, i) => ({
             id: ids[i] as string,
@@ -297,7 +226,8 @@ export function runReplay(options: ReplayOptions): ReplayResult {
             blockSize: bs,
             eviction,
             prefixCache: prefixIndex === 'radix' ? ('radix' as const) : ('block-hash' as const),
-            scheduler: schedulerSpec,
+            // the canonical pipeline text (its hash is the A/B experiment id)
+      scheduler: createPlanner(schedulerSpec).name,
             victimSelector: profile.victimSelector,
             predictor,
             latency,
@@ -306,13 +236,12 @@ export function runReplay(options: ReplayOptions): ReplayResult {
             ...(cpuBlocks > 0
               ? {
                   spec,
-                  // the router reads GPU events only (as with the instance engine): no CPU events built
+                  // the router reads GPU events only : no CPU events built
                   cpuTier: { capacityBlocks: cpuBlocks, bandwidthBytesPerSec: gpu.pcieBytesPerSec, baseLatencyUs: options.transferBaseUs ?? 50, events: false },
                 }
               : {}),
           })),
-        })
-      : simulateCluster({ ...common, instances: setups });
+        });
   const rows = buildRows(res, slo, latency.outputTokenUs, latency.deliveryLagSteps ?? 0);
   const summary = summarize(res, rows, slo);
   return {
@@ -323,12 +252,12 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       tp,
       instances: roles,
       latency: latency.name,
-      scheduler: setups[0]?.planner.name ?? schedulerSpec,
+      // the canonical pipeline text (its hash is the A/B experiment id)
+      scheduler: createPlanner(schedulerSpec).name,
       router: router.name,
       eviction,
       kvBackend: backend,
-      engine: engine === 'core' ? 'core' : 'legacy',
-      ...(engineFallback === undefined ? {} : { engineFallback }),
+      engine: 'core',
       ...(prefixIndex === 'radix' ? { prefixIndex } : {}),
       blockSize: bs,
       tokenBudget: profile.tokenBudget,

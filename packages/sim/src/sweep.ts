@@ -8,7 +8,7 @@ import { invalidArgument } from '@kvmgr/core';
 import { Piscina } from 'piscina';
 import type { RunSummary } from './metrics/summary.js';
 import { type ReplayConfig, type ReplayOptions, runReplay } from './replay.js';
-import type { InstanceSample } from './engine/cluster.js';
+import type { InstanceSample } from './engine/cluster-types.js';
 import type { RequestRow } from './metrics/summary.js';
 import { loadAzureTrace } from './traces/azure.js';
 import { type LengthCsvOptions, loadLengthCsv } from './traces/length-csv.js';

@@ -2,9 +2,8 @@
  * Check 2: analytic cases with exact expected values from the latency model's closed form.
  */
 import { describe, expect, it } from 'vitest';
-import { type EngineProfile, type StepPlanner, VLLM_DEFAULT_PROFILE, createBlisModel, runReplay } from '../src/index.js';
+import { type EngineProfile, VLLM_DEFAULT_PROFILE, createBlisModel, runReplay } from '../src/index.js';
 import type { SimRequest } from '../src/traces/types.js';
-import { createFcfsPlanner } from './support/fcfs-planner.js';
 
 const ROW = {
   model: 'test/model',
@@ -29,8 +28,8 @@ function req(id: string, arrivalUs: number, prompt: number, output: number, hash
   };
 }
 
-function replay(requests: SimRequest[], profile: EngineProfile = VLLM_DEFAULT_PROFILE, gpuBlocks = 1000, planner?: StepPlanner) {
-  return runReplay({ trace: requests, instances: 1, profile, latency, gpuBlocks, cpuBlocks: 0, slo: {}, ...(planner === undefined ? {} : { planner }) });
+function replay(requests: SimRequest[], profile: EngineProfile = VLLM_DEFAULT_PROFILE, gpuBlocks = 1000) {
+  return runReplay({ trace: requests, instances: 1, profile, latency, gpuBlocks, cpuBlocks: 0, slo: {} });
 }
 
 describe('one request alone', () => {
@@ -82,12 +81,9 @@ describe('preemption under vllm-default', () => {
   // 10 blocks of 16 tokens. Two 64-token prompts (4 blocks each) with 40 output tokens each end
   // at 103 KV tokens = 7 blocks: both fit at admission (8 blocks), both take a 5th block, and
   // when A needs its 6th block no block is free: the newest (B) is preempted by recompute, once.
-  const run = (planner?: StepPlanner) => replay([req('A', 0, 64, 40), req('B', 0, 64, 40)], VLLM_DEFAULT_PROFILE, 10, planner);
-
-  // The vllm-default pipeline, and the hand-written vLLM oracle (test/support/fcfs-planner.ts).
-  for (const scheduler of ['vllm-default', 'fcfs oracle'] as const) {
-    it(`preempts exactly the newest request once (${scheduler})`, () => {
-      const res = run(scheduler === 'vllm-default' ? undefined : createFcfsPlanner());
+  const run = () => replay([req('A', 0, 64, 40), req('B', 0, 64, 40)], VLLM_DEFAULT_PROFILE, 10);
+    it('preempts exactly the newest request once (vllm-default)', () => {
+      const res = run();
       const [A, B] = res.requests;
       expect(A!.preemptions).toBe(0);
       expect(B!.preemptions).toBe(1);
@@ -99,5 +95,4 @@ describe('preemption under vllm-default', () => {
       expect(B!.reprefillTokens).toBe(80);
       expect(res.violations).toEqual([]);
     });
-  }
 });

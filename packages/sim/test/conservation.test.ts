@@ -3,28 +3,12 @@
  * finishes or is rejected with a reason, no block leaks (the pool holds exactly the evictable
  * cached blocks, and is empty after the cache is cleared), and the prefix cache is accounted.
  */
-import { createKVCacheSpec } from '@kvmgr/core';
-import { createEvictionPolicy } from '@kvmgr/eviction';
-import { BlockPool } from '@kvmgr/kv-pool';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  KVMGR_DEFAULT_PROFILE,
-  KvManager,
-  RadixKvManager,
-  TieredKvBackend,
-  VLLM_DEFAULT_PROFILE,
-  createBlisModel,
-  createPlanner,
-  createSimRouter,
-  runReplay,
-  simulateCluster,
-} from '../src/index.js';
+import { KVMGR_DEFAULT_PROFILE, VLLM_DEFAULT_PROFILE, createBlisModel, runReplay } from '../src/index.js';
 import type { SimRequest } from '../src/traces/types.js';
-import { createFcfsPlanner } from './support/fcfs-planner.js';
 
 const latency = createBlisModel({ model: 'meta-llama/llama-3.1-8b-instruct', gpu: 'H100', tp: 1 });
-const spec = createKVCacheSpec({ blockSize: 16, numLayers: 32, numKvHeads: 8, headDim: 128 });
 
 const requestArb = fc.record({
   arrivalUs: fc.integer({ min: 0, max: 3_000_000 }),
@@ -63,9 +47,12 @@ function toRequests(ws: readonly W[]): SimRequest[] {
     .sort((a, b) => a.arrivalUs - b.arrivalUs);
 }
 
+// Swap preemption as a pipeline (the pipeline owns the preemption mode).
+const SWAP_PIPELINE = 'sched.step(fcfs,memory-aware-preemption{mode=swap victim=newest},chunked-prefill{budget=256 max-seqs=8})';
+
 describe('conservation', () => {
-  // prefixIndex 'radix': the same workloads with RadixKvManager as the KV bookkeeping (in place of
-  // both KvManager and TieredKvBackend).
+  // On EngineCore: a run's violations hold `KvCacheManager.verify()` failures (ref counts, free
+  // queue, index consistency) and blocks still held by requests at the end, per instance.
   for (const prefixIndex of ['hash-map', 'radix'] as const) {
     it(`every request finishes or is rejected with a reason; no block leaks (prefixIndex ${prefixIndex})`, () => {
       let evicted = 0;
@@ -76,66 +63,36 @@ describe('conservation', () => {
           fc.integer({ min: 8, max: 120 }),
           fc.constantFrom(0, 40),
           fc.constantFrom('lru', 's3fifo', 'arc', 'sieve', 'lfu'),
-          fc.constantFrom('vllm-default', 'kvmgr-default', 'fcfs oracle', 'sglang-default'),
-          fc.constantFrom<'recompute' | 'swap'>('recompute', 'swap'),
+          fc.constantFrom('vllm-default', 'kvmgr-default', 'sglang-default', SWAP_PIPELINE),
           fc.integer({ min: 1, max: 3 }),
-          fc.constantFrom('kvmgr', 'tiered-pool'),
-          (ws, gpuBlocks, cpuBlocks, eviction, scheduler, preemption, nInst, backend) => {
+          fc.constantFrom<'kvmgr' | 'tiered-pool'>('kvmgr', 'tiered-pool'),
+          (ws, gpuBlocks, cpuBlocks, eviction, pipeline, nInst, kvBackend) => {
             const requests = toRequests(ws);
-            const ids = Array.from({ length: nInst }, (_, i) => `i${i}`);
-            const setups = ids.map((id) => ({
-              id,
-              role: 'both' as const,
-              kv:
-                prefixIndex === 'radix'
-                  ? new RadixKvManager({
-                      pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
-                      policy: createEvictionPolicy(eviction, { capacity: gpuBlocks }),
-                      blockSize: 16,
-                      cpuBlocks,
-                    })
-                  : backend === 'tiered-pool'
-                  ? new TieredKvBackend({ spec, gpuBlocks, cpuBlocks })
-                  : new KvManager({
-                      pool: new BlockPool({ spec, numBlocks: gpuBlocks }),
-                      policy: createEvictionPolicy(eviction, { capacity: gpuBlocks }),
-                      blockSize: 16,
-                      cpuBlocks,
-                    }),
+            const res = runReplay({
+              trace: requests,
+              instances: nInst,
+              profile: { ...VLLM_DEFAULT_PROFILE, name: 'small', tokenBudget: 256, maxSeqs: 8 },
+              pipeline,
+              router: nInst > 1 ? 'kvmgr-default' : 'round-robin',
+              eviction,
+              gpuBlocks,
+              cpuBlocks,
+              kvBackend,
+              prefixIndex,
               latency,
-              // The preemption mode is drawn for the oracle only: pipelines name their own.
-              planner: scheduler === 'fcfs oracle' ? createFcfsPlanner({ preemption }) : createPlanner(scheduler),
-              limits: { tokenBudget: 256, maxSeqs: 8 },
-              bytesPerBlock: spec.bytesPerBlock,
-            }));
-            const res = simulateCluster({
-              requests,
-              instances: setups,
-              router: createSimRouter(nInst > 1 ? 'kvmgr-default' : 'round-robin', { instanceIds: ids, blockSize: 16, seed: 1 }),
+              seed: 1,
             });
             expect(res.violations).toEqual([]);
-            expect(res.states.length).toBe(requests.length);
-            for (const r of res.states) {
-              if (r.finishUs >= 0) {
-                expect(r.generatedTokens).toBe(r.outputTokens);
-                expect(r.firstTokenUs).toBeGreaterThanOrEqual(r.arrivalUs);
-                expect(r.finishUs).toBeGreaterThanOrEqual(r.firstTokenUs);
-              } else expect(r.rejectedReason ?? '').not.toBe('');
-              expect(r.blocks.length).toBe(0);
+            expect(res.requests.length).toBe(requests.length);
+            for (const r of res.requests) {
+              if (r.rejectedReason === '') {
+                expect(r.ttftMs).toBeGreaterThanOrEqual(0);
+                expect(r.e2eMs).toBeGreaterThanOrEqual(r.ttftMs);
+              }
+              cachedTokens += Math.max(0, r.cachedTokens);
             }
-            for (const s of setups) {
-              expect(s.kv.blocksInUse).toBe(0);
-              expect(s.kv.checkConservation()).toBeUndefined();
-              // Every cached block is evictable; clearing the cache frees the whole pool.
-              expect(s.kv.cachedBlocks).toBe(s.kv.evictableBlocks);
-              expect(s.kv.freeBlocks).toBe(gpuBlocks);
-              s.kv.clearCache();
-              expect(s.kv.freeBlocks).toBe(gpuBlocks);
-              expect(s.kv.cachedBlocks).toBe(0);
-              if (s.kv instanceof KvManager || s.kv instanceof RadixKvManager) expect(s.kv.pool.numFreeBlocks).toBe(gpuBlocks);
-              evicted += s.kv.counters.evictedBlocks;
-            }
-            for (const r of res.states) cachedTokens += Math.max(0, r.cachedTokens);
+            expect(res.summary.finished + res.summary.rejected).toBe(requests.length);
+            evicted += res.summary.evictedBlocks;
           },
         ),
         { numRuns: 60, seed: 42 },

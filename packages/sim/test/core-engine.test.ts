@@ -1,14 +1,13 @@
 /**
  * `engine: 'core'`: the cluster driven over `@kvmgr/engine`'s EngineCore. Conservation on the
- * bundled sample, identical rows with the instance engine where the three documented differences
- * cannot arise (no eviction, no preemption), the router's block index fed by KV events, and the
- * configurations the core does not take yet rejected with the option named.
+ * bundled sample, identical rows from its two prefix indexes where their eviction orders cannot
+ * differ (nothing evicted), the router's block index fed by KV events, the CPU tier, and the
+ * removed legacy engine refused with its name.
  */
 import { isKvmgrError } from '@kvmgr/core';
 import { describe, expect, it } from 'vitest';
 import { KVMGR_DEFAULT_PROFILE, VLLM_DEFAULT_PROFILE, createSimRouter, loadMooncakeTrace, runReplay } from '../src/index.js';
-import { createFcfsPlanner } from './support/fcfs-planner.js';
-import type { SimRouter } from '../src/engine/cluster.js';
+import type { SimRouter } from '../src/engine/cluster-types.js';
 import type { SimRequest } from '../src/traces/types.js';
 import { MOONCAKE_SAMPLE } from './paths.js';
 
@@ -44,7 +43,7 @@ describe("runReplay engine 'core'", () => {
     }
     const perInst = res.summary.perInstance.reduce((a, i) => a + i.finished, 0);
     expect(perInst).toBe(res.summary.finished);
-    // the counters the instance engine reports: fragmentation and token-slot utilization from the
+    // the counters a run reports: fragmentation and token-slot utilization from the
     // step stats, planned steps, re-prefill after eviction (evictions happen: see above)
     const m = res.summary;
     expect(m.fragmentation).toBeGreaterThan(0);
@@ -55,11 +54,11 @@ describe("runReplay engine 'core'", () => {
     expect(m.reprefillRate).toBeGreaterThan(0);
   });
 
-  it('gives the rows of the legacy engine when nothing is evicted or preempted', () => {
+  it('gives the same rows on the block-hash and the radix index when nothing is evicted or preempted', () => {
     const reqs = first(80);
     const base = { trace: reqs, profile: VLLM_DEFAULT_PROFILE, rateScale: 0.5 } as const;
-    const a = runReplay({ ...base, engine: 'legacy' });
-    const b = runReplay({ ...base, engine: 'core' });
+    const a = runReplay({ ...base, prefixIndex: 'hash-map' });
+    const b = runReplay({ ...base, prefixIndex: 'radix' });
     expect(a.summary.evictedBlocks).toBe(0);
     expect(a.summary.preemptions).toBe(0);
     expect(b.summary.evictedBlocks).toBe(0);
@@ -132,33 +131,21 @@ describe("runReplay engine 'core'", () => {
     expect(res.summary.hitRate).toBeGreaterThan(gpuOnly.summary.hitRate);
   });
 
-  it('rejects what the core does not take yet, naming the option', () => {
+  it('refuses the removed legacy engine, naming the value', () => {
     const reqs = first(10);
-    expectCode(() => runReplay({ trace: reqs, kvBackend: 'tiered-pool', engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'kvBackend');
-    expectCode(() => runReplay({ trace: reqs, planner: createFcfsPlanner(), engine: 'core' }), 'KVMGR_INVALID_ARGUMENT', 'pipeline');
-    expectCode(() => runReplay({ trace: reqs, engine: 'gpu' as never }), 'KVMGR_INVALID_ARGUMENT', 'engine');
+    for (const engine of ['legacy', 'instance', 'gpu']) expectCode(() => runReplay({ trace: reqs, engine: engine as never }), 'KVMGR_INVALID_ARGUMENT', engine);
+    expectCode(() => runReplay({ trace: reqs, kvBackend: 'disk' as never }), 'KVMGR_INVALID_ARGUMENT', 'kvBackend');
   });
 
-  it('is the default engine; with no engine asked, what it does not take yet runs on legacy and says why', () => {
-    const reqs = first(10);
-    const plain = runReplay({ trace: reqs, gpuBlocks: 4000 });
-    expect(plain.config.engine).toBe('core');
-    expect(plain.config.engineFallback).toBeUndefined();
-    const offload = runReplay({ trace: reqs, profile: { ...KVMGR_DEFAULT_PROFILE, name: 'with-cpu-tier', cpuOffloadGiB: 4 }, gpuBlocks: 4000 });
-    expect(offload.config.engine, 'a CPU tier runs on the core').toBe('core');
-    expect(offload.config.cpuBlocks).toBeGreaterThan(0);
-    expect(offload.config.engineFallback).toBeUndefined();
-    const tiered = runReplay({ trace: reqs, kvBackend: 'tiered-pool', gpuBlocks: 4000 });
-    expect(tiered.config.engine).toBe('legacy');
-    expect(tiered.config.engineFallback).toContain('tiered-pool');
-    const fcfs = runReplay({ trace: reqs, planner: createFcfsPlanner(), gpuBlocks: 4000 });
-    expect(fcfs.config.engine).toBe('legacy');
-    expect(fcfs.config.engineFallback).toContain('planner builtin-fcfs');
-    // asked for explicitly, legacy runs without a fallback note ('instance' is its older name)
-    for (const engine of ['legacy', 'instance'] as const) {
-      const l = runReplay({ trace: reqs, gpuBlocks: 4000, engine });
-      expect(l.config.engine).toBe('legacy');
-      expect(l.config.engineFallback).toBeUndefined();
-    }
+  it("runs kvBackend 'tiered-pool' (older configs) as the core's TieredPool CPU tier: the rows of 'kvmgr'", () => {
+    const base = { trace: first(300), profile: VLLM_DEFAULT_PROFILE, gpuBlocks: 1500, cpuBlocks: 50_000 } as const;
+    const tiered = runReplay({ ...base, kvBackend: 'tiered-pool' });
+    const plain = runReplay(base);
+    expect(tiered.config.engine).toBe('core');
+    expect(tiered.config.kvBackend).toBe('tiered-pool');
+    expect(tiered.violations).toEqual([]);
+    expect(tiered.summary.offloadedBlocks).toBeGreaterThan(0);
+    expect(tiered.requests).toEqual(plain.requests);
+    expect(tiered.summary).toEqual(plain.summary);
   });
 });

@@ -13,9 +13,9 @@ const requests: SimRequest[] = Array.from({ length: 30 }, (_, i) => ({
   outputTokens: 20 + (i % 7),
 }));
 
-describe.each(['legacy', 'core'] as const)('P/D disaggregation (engine %s)', (engine) => {
+describe('P/D disaggregation', () => {
   it('prefills long prompts on the prefill instance and decodes after the KV transfer', () => {
-    const res = runReplay({ trace: requests, instances: ['prefill', 'decode', 'decode'], profile: 'kvmgr-default', latency, gpuBlocks: 2000, engine });
+    const res = runReplay({ trace: requests, instances: ['prefill', 'decode', 'decode'], profile: 'kvmgr-default', latency, gpuBlocks: 2000 });
     expect(res.violations).toEqual([]);
     expect(res.summary.finished).toBe(30);
     const disagg = res.requests.filter((r) => r.prefillInstance !== '');
@@ -38,7 +38,7 @@ describe.each(['legacy', 'core'] as const)('P/D disaggregation (engine %s)', (en
 
   it('finishes a one-token answer on the prefill instance, with no transfer', () => {
     const one = requests.map((r) => ({ ...r, outputTokens: 1 }));
-    const res = runReplay({ trace: one, instances: ['prefill', 'decode'], profile: 'kvmgr-default', latency, gpuBlocks: 2000, engine });
+    const res = runReplay({ trace: one, instances: ['prefill', 'decode'], profile: 'kvmgr-default', latency, gpuBlocks: 2000 });
     expect(res.violations).toEqual([]);
     expect(res.summary.finished).toBe(30);
     const disagg = res.requests.filter((r) => r.prefillInstance !== '');
@@ -50,28 +50,9 @@ describe.each(['legacy', 'core'] as const)('P/D disaggregation (engine %s)', (en
 });
 
 describe('P/D on the engine core', () => {
-  it('gives the rows of the legacy engine when nothing is evicted or preempted', () => {
-    const base = { trace: requests, instances: ['prefill', 'decode', 'decode'] as const, profile: 'kvmgr-default', latency, gpuBlocks: 2000 } as const;
-    const a = runReplay({ ...base, instances: [...base.instances], engine: 'legacy' });
-    const b = runReplay({ ...base, instances: [...base.instances], engine: 'core' });
-    expect(a.summary.preemptions).toBe(0);
-    expect(b.summary.preemptions).toBe(0);
-    expect(a.summary.evictedBlocks).toBe(0);
-    expect(b.summary.evictedBlocks).toBe(0);
-    for (let i = 0; i < a.requests.length; i++) {
-      const x = a.requests[i];
-      const y = b.requests[i];
-      expect(y?.instance).toBe(x?.instance);
-      expect(y?.prefillInstance).toBe(x?.prefillInstance);
-      expect(y?.cachedTokens).toBe(x?.cachedTokens);
-      expect(y?.ttftMs).toBeCloseTo(x?.ttftMs as number, 6);
-      expect(y?.e2eMs).toBeCloseTo(x?.e2eMs as number, 6);
-    }
-  });
-
   it('charges the KV transfer to the decode leg: base 1 ms + prompt blocks × bytes per block / 25 GB/s', () => {
     const one = [{ requestId: 'a', arrivalUs: 0, promptTokens: 4096, maxTokens: 8, outputTokens: 8 }];
-    const common = { trace: one, profile: 'vllm-default', router: 'kvmgr-default', latency, gpuBlocks: 2000, engine: 'core' } as const;
+    const common = { trace: one, profile: 'vllm-default', router: 'kvmgr-default', latency, gpuBlocks: 2000 } as const;
     const pd = runReplay({ ...common, instances: ['prefill', 'decode'] }).requests[0];
     const agg = runReplay({ ...common, instances: 1 }).requests[0];
     expect(pd?.prefillInstance).toBe('prefill-0');

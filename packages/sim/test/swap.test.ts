@@ -1,7 +1,8 @@
 /**
- * Swap preemption end to end: requests swapped out in the middle of a chunked prefill come back
- * with their KV and get blocks for the rest of the chunk (regression: the re-admission used to
- * take only the swapped-in blocks, and committing the chunk read past the block list).
+ * Swap preemption end to end on the engine core: requests preempted in the middle of a chunked
+ * prefill come back and get blocks for the rest of the chunk (regression of the removed legacy
+ * engine: its re-admission took only the swapped-in blocks, and committing the chunk read past
+ * the block list).
  */
 import { describe, expect, it } from 'vitest';
 import { runReplay } from '../src/index.js';
@@ -33,14 +34,13 @@ describe('swap preemption', () => {
       cpuBlocks: 400,
       prefixIndex,
       seed: 1,
-      // the legacy engine's swap into its CPU tier (the core has no CPU tier yet)
-      engine: 'legacy',
     });
     expect(res.violations).toEqual([]);
     expect(res.summary.finished).toBe(requests.length);
     expect(res.summary.preemptions).toBeGreaterThan(0);
-    const transfers = res.timeseries.reduce((s, x) => s + x.transfers, 0);
-    expect(transfers, 'blocks moved to and from the CPU tier').toBeGreaterThan(0);
+    // The simulator gives EngineCore no swap space yet (core-cluster passes no `swap` option), so
+    // the core applies a swap as recompute; the swap round trip itself is tested on EngineCore
+    // (packages/engine/src/engine-core.test.ts, 'swap preemption').
     expect(res.summary.hitRate).toBe(0);
     for (const r of res.requests) expect(r.outputTokens).toBe(40);
   });

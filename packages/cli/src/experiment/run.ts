@@ -16,7 +16,6 @@ import { type InstanceSample, type RequestRow, type RunSummary, type SweepJob, t
 import { writeOutputs } from '../output.js';
 import { checkOutDir, note, sweepThreads } from '../preflight.js';
 import { createProgress } from '../progress.js';
-import { noticeEngineFallback } from '../run.js';
 import { type ChartSpec, type TableSpec, renderReportHtml } from '../report-html.js';
 import { formatTable } from '../table.js';
 import { type CellRef, type Experiment, type WorkloadEntry, loadExperiment } from './schema.js';
@@ -142,7 +141,7 @@ export function jobOf(x: Experiment, cell: Cell): SweepJob {
       ...(c.router === undefined ? {} : { router: c.router }),
       ...(c.pipeline === undefined ? {} : { pipeline: c.pipeline }),
       ...(c.eviction === undefined ? {} : { eviction: c.eviction }),
-      ...(c.kv_backend === undefined ? {} : { kvBackend: c.kv_backend }),
+      // kv_backend: both values run the same engine core (the cell key stays that of `kvmgr`)
       ...(gpuBlocks === undefined ? {} : { gpuBlocks }),
       ...(s.cpu_blocks === undefined ? {} : { cpuBlocks: s.cpu_blocks }),
       rateScale: w.rate_scale,
@@ -560,7 +559,6 @@ export async function runExperimentCommand(file: string, flags: ExperimentFlags)
         onResult: (res, _n) => {
           const t = todo.find((v) => v.j.id === res.id) as { j: SweepJob; i: number };
           if (res.violations.length > 0) note(`${res.id}: conservation violations: ${res.violations.slice(0, 3).join('; ')}`);
-          noticeEngineFallback(res.config.engineFallback);
           const cell: CellResult = { ...(cells[t.i] as Cell), key: keys[t.i] as string, metrics: metricsOf(x.metrics, res) };
           appendFileSync(logPath, `${JSON.stringify(cell)}\n`);
           finished.set(cell.key, cell);

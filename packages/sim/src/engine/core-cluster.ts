@@ -1,8 +1,8 @@
 /**
- * The cluster simulator over `@kvmgr/engine`'s {@link EngineCore}: the same discrete-event loop as
- * {@link simulateCluster} (arrivals by timestamp, multi-turn sessions, front-end queueing delay,
- * idle instances start their next step once every event of the current time is applied), but each
- * instance is the engine core a live server runs — `KvCacheManager` over kv-pool, prefix-cache and
+ * The cluster simulator over `@kvmgr/engine`'s {@link EngineCore}: a discrete-event loop
+ * (arrivals by timestamp, multi-turn sessions, front-end queueing delay, idle instances start
+ * their next step once every event of the current time is applied) where each instance is the
+ * engine core a live server runs — `KvCacheManager` over kv-pool, prefix-cache and
  * eviction, the scheduler-IR pipeline, vLLM's admission and preemption — driven by the simulated
  * clock (`startStep(now)` → duration from the latency model → `finishStep(now + duration)`).
  *
@@ -11,7 +11,7 @@
  * the key's u32 words and position per block, no bigint), and requests are routed on the same
  * chained keys (at the trace's hash-block granularity, see {@link routerKeyRatio}).
  *
- * P/D disaggregation as the instance-based {@link simulateCluster} does it: when the router's P/D
+ * P/D disaggregation: when the router's P/D
  * decider picks a prefill instance, the request is first added there with `maxTokens: 1` (its
  * prefill leg, on an engine with role `prefill`; the first token comes from it), then, after the
  * KV transfer over the link (base latency + prompt blocks × bytes per block / bandwidth), added to
@@ -21,8 +21,9 @@
  * also prefill the requests the decider does not disaggregate (llm-d's decode pods do).
  *
  * A CPU tier (`cpuTier`) is the `KvCacheManager`'s own (offload on eviction, reload at admission,
- * charged to the step); its 'CPU' events do not reach the router (the instance engine's did not
- * either). Not yet covered (callers get the instance-based {@link simulateCluster}): custom planners.
+ * charged to the step); its 'CPU' events do not reach the router. Swap preemption (a pipeline's
+ * `mode=swap`) runs as recompute here: the instances get no swap space of their own (the CPU tier's
+ * blocks are the prefix cache's).
  */
 import { type EngineSnapshot, HashTable64, type InstanceRole, KvmgrError, invalidArgument } from '@kvmgr/core';
 import {
@@ -40,9 +41,10 @@ import type { LifetimePredictor } from '@kvmgr/core';
 import type { LatencyModel } from '../latency/types.js';
 import { engineBlockKeys } from '../traces/block-keys.js';
 import type { SimRequest } from '../traces/types.js';
-import { type ClusterResult, type InstanceSample, type PdLink, type SimInstanceView, type SimProgress, type SimRouter, arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './cluster.js';
+import type { ClusterResult, InstanceSample, PdLink, SimInstanceView, SimProgress, SimRouter } from './cluster-types.js';
+import { arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './request-order.js';
 import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
-import { type InstanceCounters, newInstanceCounters } from './instance.js';
+import { type InstanceCounters, newInstanceCounters } from './cluster-types.js';
 import { RequestState } from './request-state.js';
 
 /** One engine-core instance of the cluster. */
@@ -304,10 +306,10 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       return;
     }
     // Prompt keys only: with the keys of the blocks a multi-turn answer fills (which the engine
-    // takes), the next turn would hit them as on the legacy engine (pd-long-context chat: hit rate
-    // 0.523 → 0.577, vllm-default), but each decode-filled block then re-inserts its whole path
-    // into the radix cache (3-4× the wall time on that workload): left off until insert resumes
-    // from the request's node.
+    // takes), the next turn would hit them (pd-long-context chat, vllm-default: a higher hit
+    // rate), but each decode-filled block then re-inserts its whole path into the radix cache
+    // (several times the wall time on that workload): left off until insert resumes from the
+    // request's node.
     const promptKeys = Math.min(keys.length, Math.floor(req.promptTokens / bs));
     const k32 = new Uint32Array(promptKeys);
     for (let j = 0; j < promptKeys; j++) k32[j] = (keys[j] as number) >>> 0;

@@ -6,7 +6,7 @@
 import type { EngineSnapshot } from '@kvmgr/core';
 import { type LatencyPredictor, ROUTER_PRESETS, type RouterConfig, createRouter, localKeysFromBlockIds } from '@kvmgr/router';
 import type { SimRequest } from '../traces/types.js';
-import type { SimRouter } from './cluster.js';
+import type { SimRouter } from './cluster-types.js';
 
 /** Options of {@link createSimRouter}. */
 export interface SimRouterOptions {
@@ -49,7 +49,6 @@ export function createSimRouter(config: string | RouterConfig, options: SimRoute
   const ids = options.instanceIds;
   const pos = new Map<string, number>();
   for (const [i, id] of ids.entries()) pos.set(id, i);
-  const scratch = new Uint32Array(2);
   const scored = router.config.strategy === 'scored';
   const index = router.index as unknown as {
     recordBlocks(id: string, keys: Uint32Array, tier: 'gpu', from: number, to: number): void;
@@ -80,16 +79,6 @@ export function createSimRouter(config: string | RouterConfig, options: SimRoute
         pair[0] = hi;
         pair[1] = lo;
         index.removeBlocks?.(ids[instance] as string, pair, 'gpu', 0, 1);
-      };
-    }
-    sim.onBlockStored = (instance: number, key: number) => {
-      scratch[1] = key >>> 0;
-      index.recordBlocks(ids[instance] as string, scratch, 'gpu', 0, 1);
-    };
-    if (typeof index.removeBlocks === 'function') {
-      sim.onBlockRemoved = (instance: number, key: number) => {
-        scratch[1] = key >>> 0;
-        index.removeBlocks?.(ids[instance] as string, scratch, 'gpu', 0, 1);
       };
     }
   }

@@ -7,7 +7,7 @@
  * (input ×1 + output ×2).
  */
 import type { SloClass } from '@kvmgr/core';
-import type { ClusterResult } from '../engine/cluster.js';
+import type { ClusterResult } from '../engine/cluster-types.js';
 import type { RequestState } from '../engine/request-state.js';
 import { type Distribution, distribution, jainIndex } from './stats.js';
 

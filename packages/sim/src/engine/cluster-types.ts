@@ -1,0 +1,142 @@
+/**
+ * What a simulated cluster run takes and returns: the router seam, the P/D link, progress
+ * reports, per-instance time-series samples and counters, and the result. Pure types (plus the
+ * counters' zero value).
+ */
+import type { EngineSnapshot, InstanceRole } from '@kvmgr/core';
+import type { SimRequest } from '../traces/types.js';
+import type { RequestState } from './request-state.js';
+
+/** What the cluster needs of a router (the `@kvmgr/router` `Router` fits through `createSimRouter`). */
+export interface SimRouter {
+  readonly name: string;
+  /**
+   * Picks the instance (position in `snapshots`) for a request; for P/D clusters also the
+   * prefill instance (`prefill` = -1 or equal to `decode` when not disaggregated).
+   */
+  route(
+    request: SimRequest,
+    keys: Uint32Array,
+    snapshots: readonly EngineSnapshot[],
+    nowUs: number,
+    /** The request's block keys as `[hi, lo]` u32 pairs; replaces `keys` when given. */
+    localKeys?: Uint32Array,
+  ): { readonly decode: number; readonly prefill: number };
+  /** An instance stored / removed the block with this 64-bit key (from its KV events). */
+  onKeyStored?(instance: number, hi: number, lo: number): void;
+  onKeyRemoved?(instance: number, hi: number, lo: number): void;
+  /** Called when a request finished, with observed latencies (predictor feedback). */
+  onFinished?(requestId: string, ttftMs: number, tpotMs: number): void;
+}
+
+/** P/D transfer link. */
+export interface PdLink {
+  /** Bandwidth between instances, bytes/s. @default 25e9 */
+  readonly bytesPerSec?: number;
+  /** Fixed cost per transfer, µs. @default 1000 */
+  readonly baseUs?: number;
+}
+
+/** Progress report. */
+export interface SimProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly simTimeUs: number;
+  readonly events: number;
+}
+
+/** One time-series sample of one instance. */
+export interface InstanceSample {
+  /** Sample time, ms. */
+  readonly tMs: number;
+  readonly instance: number;
+  /** GPU blocks used by requests / capacity. */
+  readonly kvUtilGpu: number;
+  /** GPU blocks holding cached prefixes (used or evictable) / capacity. */
+  readonly kvCachedGpu: number;
+  /** CPU-tier blocks used / capacity (0 without a CPU tier). */
+  readonly kvUtilCpu: number;
+  readonly waiting: number;
+  readonly running: number;
+  /** Mean batch size over the interval (sequences per step). */
+  readonly batchSize: number;
+  /** Mean step time over the interval, ms. */
+  readonly stepMs: number;
+  /** Output tokens per second over the interval. */
+  readonly outputTokPerSec: number;
+  /** Prefill tokens computed per second over the interval. */
+  readonly prefillTokPerSec: number;
+  /** Prefix hit rate of the requests admitted in the interval (tokens). */
+  readonly hitRate: number;
+  readonly evictions: number;
+  /** Blocks offloaded + reloaded + swapped over the interval. */
+  readonly transfers: number;
+  readonly preemptions: number;
+  readonly finished: number;
+}
+
+/** What a result tells of one instance (an engine-core instance's counters). */
+export interface SimInstanceView {
+  readonly id: string;
+  readonly role: InstanceRole;
+  readonly counters: InstanceCounters;
+  readonly kv: { readonly counters: { readonly evictedBlocks: number; readonly offloadedBlocks: number; readonly reloadedBlocks: number } };
+}
+
+/** What a cluster simulation returns. */
+export interface ClusterResult {
+  readonly states: readonly RequestState[];
+  readonly instances: readonly SimInstanceView[];
+  readonly samples: readonly InstanceSample[];
+  /** Simulated end time, µs. */
+  readonly endUs: number;
+  readonly events: number;
+  /** Conservation violations found at the end (empty when every check passed). */
+  readonly violations: readonly string[];
+}
+
+/** Cumulative counters of an instance (the time series samples differences). */
+export interface InstanceCounters {
+  steps: number;
+  busyUs: number;
+  prefillTokens: number;
+  decodeTokens: number;
+  /** Output tokens sampled. */
+  outputTokens: number;
+  promptTokens: number;
+  cachedTokens: number;
+  preemptions: number;
+  finished: number;
+  rejected: number;
+  /** Transfer time charged to steps, µs. */
+  transferUs: number;
+  /** Σ step duration × used token slots / capacity (utilization integral), µs. */
+  usedSlotUs: number;
+  /** Σ step duration × (allocated-unused slots + unusable free) / capacity, µs. */
+  fragSlotUs: number;
+  /** Σ step duration × batch size. */
+  batchUs: number;
+  /** Plans that went through the planner (not the pure-decode fast path). */
+  plannedSteps: number;
+}
+
+/** Counters at zero. */
+export function newInstanceCounters(): InstanceCounters {
+  return {
+    steps: 0,
+    busyUs: 0,
+    prefillTokens: 0,
+    decodeTokens: 0,
+    outputTokens: 0,
+    promptTokens: 0,
+    cachedTokens: 0,
+    preemptions: 0,
+    finished: 0,
+    rejected: 0,
+    transferUs: 0,
+    usedSlotUs: 0,
+    fragSlotUs: 0,
+    batchUs: 0,
+    plannedSteps: 0,
+  };
+}
