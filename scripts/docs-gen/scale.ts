@@ -3,8 +3,7 @@
  * conversation trace on 4 Llama-3.1-8B / H100 instances, at its first 1k, 2k, 4k, 8k requests and
  * whole, with both built-in profiles; prints JSON (one point per profile and size: wall and CPU
  * seconds, simulated events, simulated seconds, finished requests, invariant violations) and the
- * machine's load average before and after. Same measurement as `packages/sim/scripts/scale.ts`,
- * with the trace read from `$KVMGR_SHARED/traces` (default `../shared` beside the repository).
+ * machine's load average before and after, with the trace read from `$KVMGR_SHARED/traces` (default `../shared` beside the repository).
  *
  *   node --conditions=@kvmgr/source --import tsx scripts/docs-gen/scale.ts [sizes...]
  */
