@@ -13,7 +13,8 @@
  * process's CPU time per request (user + system, asked of the child around each of its phases)
  * is printed too: on a shared machine it says more than the latencies do.
  *
- * Every child process is stopped by its own handle at the end (SIGTERM, then awaited).
+ * Every child process is stopped by its own handle at the end (SIGTERM, then awaited), and exits
+ * by itself when this process dies first (its IPC channel closes).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -98,6 +99,11 @@ async function runChild(): Promise<void> {
     close = () => gw.close();
   }
   process.on('SIGTERM', () => {
+    void close().then(() => process.exit(0));
+  });
+  // lifeline: a parent that dies without stopping this child (killed, or a crash) closes the IPC
+  // channel; the child then closes its server and exits instead of listening on
+  process.on('disconnect', () => {
     void close().then(() => process.exit(0));
   });
   // the parent asks for this process's CPU time (µs, user + system) around each phase
