@@ -9,6 +9,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+// type only (erased at run time): the calibration as `kvmgr fidelity` writes it
+import type { RooflineCalibration } from '../../packages/sim/src/index.js';
 import { change, mdTable, num, pct, rate, ratio, transcript } from './format.js';
 
 /** The cached outputs of one section's last run. */
@@ -104,20 +106,9 @@ interface FidelityRow {
   readonly err: Triple;
   readonly error?: string;
 }
-interface Calibration {
-  readonly mfu: number;
-  readonly attnMfu: number;
-  readonly bwEfficiency: number;
-  readonly stepOverheadUs: number;
-  readonly perSeqOverheadUs: number;
-  readonly allReduceLatencyUs: number;
-  readonly queueingUs: number;
-  readonly queueingPerInputTokenUs: number;
-  readonly deliveryLagSteps: number;
-}
 interface CrossValidationJson {
   readonly heldOut: FidelityErr & { n: number };
-  readonly folds: ReadonlyArray<{ fit: string[]; test: string[]; calibration: Calibration; inSample: FidelityErr; heldOut: FidelityErr }>;
+  readonly folds: ReadonlyArray<{ fit: string[]; test: string[]; calibration: RooflineCalibration; inSample: FidelityErr; heldOut: FidelityErr }>;
 }
 interface EvictionPoint {
   readonly policy: string;
@@ -247,7 +238,7 @@ function fidelityTable(out: Outputs): string {
   return mdTable(['experiment', 'latency model', 'KV blocks', 'TTFT meas / sim (ms)', 'err', 'ITL meas / sim (ms)', 'err', 'E2E meas / sim (ms)', 'err'], rows);
 }
 
-function calibrationText(c: Calibration): string {
+function calibrationText(c: RooflineCalibration): string {
   return `mfu ${c.mfu}, attn ${c.attnMfu}, bw ${c.bwEfficiency}, step ${c.stepOverheadUs} µs, ${c.perSeqOverheadUs} µs per sequence, all-reduce ${c.allReduceLatencyUs} µs, q0 ${num(c.queueingUs / 1000, 2)} ms, q1 ${num(c.queueingPerInputTokenUs, 2)} µs, lag ${num(c.deliveryLagSteps, 2)}`;
 }
 

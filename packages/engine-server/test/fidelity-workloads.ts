@@ -4,8 +4,7 @@
  * timestamps with prompts built from its `hash_ids` as `kvmgr bench serve` builds them.
  */
 import { fileURLToPath } from 'node:url';
-import { createRng } from '@kvmgr/core';
-import { type SimRequest, loadMooncakeTrace } from '@kvmgr/sim';
+import { loadMooncakeTrace, tracePromptTokens } from '@kvmgr/sim';
 
 /** One request of a fidelity run. */
 export interface FidelityRequest {
@@ -39,25 +38,6 @@ export function syntheticWorkload(n = 24, gapMs = 15, maxTokens = 24, offset = 0
 /** The Mooncake conversation sample bundled with the CLI (3000 requests, 987 s). */
 export const BUNDLED_MOONCAKE_SAMPLE = fileURLToPath(new URL('../../cli/data/mooncake-conversation-sample.jsonl', import.meta.url));
 
-/** Tokens per Mooncake hash block. */
-const HASH_BLOCK = 512;
-
-// The prompt construction of packages/cli/src/bench-serve/workload.ts (`tracePromptTokens`),
-// repeated here because the CLI depends on this package: block `hash id` = 512 token ids from a
-// PRNG keyed by (seed, hash id), in Llama 3's ordinary range, so shared hash ids share tokens.
-function blockTokens(seed: number, key: number, length: number): number[] {
-  const rng = createRng((Math.imul(seed >>> 0, 0x9e3779b1) + key) >>> 0);
-  return Array.from({ length }, () => rng.int(1000, 127_999));
-}
-
-function tracePrompt(req: SimRequest, seed: number, fallbackKey: number): number[] {
-  const ids = req.hashIds ?? new Uint32Array(0);
-  const out: number[] = [];
-  for (let b = 0; b < ids.length && out.length < req.promptTokens; b++) out.push(...blockTokens(seed, ids[b] as number, Math.min(HASH_BLOCK, req.promptTokens - out.length)));
-  if (out.length < req.promptTokens) out.push(...blockTokens(seed ^ 0x5bd1e995, fallbackKey, req.promptTokens - out.length));
-  return out;
-}
-
 /** Options of {@link traceSliceWorkload}. */
 export interface TraceSlice {
   /** Mooncake JSONL file. @default the bundled sample */
@@ -87,6 +67,6 @@ export function traceSliceWorkload(slice: TraceSlice = {}): FidelityWorkload {
   const requests = trace.requests
     .map((r, i) => ({ r, i }))
     .filter(({ r }) => r.arrivalUs >= startUs && r.arrivalUs < endUs)
-    .map(({ r, i }) => ({ atMs: (r.arrivalUs - startUs) / 1000, prompt: tracePrompt(r, seed, i), maxTokens: Math.max(1, Math.min(cap, r.outputTokens)) }));
+    .map(({ r, i }) => ({ atMs: (r.arrivalUs - startUs) / 1000, prompt: tracePromptTokens(r, seed, i), maxTokens: Math.max(1, Math.min(cap, r.outputTokens)) }));
   return { name: `Mooncake slice: ${path.split('/').at(-1)} [${slice.startS ?? 0}, ${(slice.startS ?? 0) + (slice.durationS ?? 60)}) s, ${requests.length} requests`, requests };
 }

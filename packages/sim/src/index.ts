@@ -32,6 +32,7 @@ export type { LengthCsvOptions } from './traces/length-csv.js';
 export { generateArrivals, sampleGamma } from './traces/arrivals.js';
 export type { ArrivalProcess } from './traces/arrivals.js';
 export { engineBlockKeys } from './traces/block-keys.js';
+export { blockTokens, keyedRng, tracePromptTokens } from './traces/prompt-tokens.js';
 export type { TraceSource } from './traces/read-source.js';
 export type { SimRequest, Trace, TraceLoadOptions } from './traces/types.js';
 export { simulateCoreCluster } from './engine/core-cluster.js';
