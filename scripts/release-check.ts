@@ -11,7 +11,8 @@
  * real versions, `files`/`exports` are complete, types are included) install and work for a
  * user who installs one module.
  *
- * Usage (after `pnpm build`): `pnpm release:check [--only @kvmgr/core,kvmgr] [--keep]`.
+ * Usage (after `pnpm build`): `pnpm release:check [--only @kvmgr/core,kvmgr] [--keep] [--jobs N]` (packages
+ * published and installed N at a time, default 4).
  * Exit code 1 and one line per failing package when anything fails. Needs network access to
  * the npm registry for third-party dependencies.
  */
@@ -133,6 +134,12 @@ async function main(): Promise<number> {
   const onlyArg = argv.indexOf('--only');
   const only = onlyArg >= 0 ? new Set((argv[onlyArg + 1] ?? '').split(',').filter(Boolean)) : undefined;
   const keep = argv.includes('--keep');
+  const jobsArg = argv.indexOf('--jobs');
+  const jobs = jobsArg >= 0 ? Number(argv[jobsArg + 1]) : 4;
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    console.error(`release-check: --jobs ${argv[jobsArg + 1]}: expected a positive integer`);
+    return 2;
+  }
 
   const packages = workspacePackages().filter((p) => !p.private);
   for (const p of packages) {
@@ -158,14 +165,18 @@ async function main(): Promise<number> {
 
     // pnpm publish rewrites workspace:* ranges to the versions being published (as
     // `changeset publish` does, which calls it).
-    for (const p of packages) {
+    const publishStarted = Date.now();
+    await eachLimited(packages, jobs, async (p) => {
       const r = await run('pnpm', ['publish', '--registry', url, '--no-git-checks', '--access', 'public'], p.dir, env);
       if (!r.ok) failures.push(`${p.name}: publish failed\n${r.output.trim().split('\n').slice(-15).join('\n')}`);
-    }
+    });
     if (failures.length > 0) return report(failures);
+    console.log(`release-check: published ${packages.length} packages (${((Date.now() - publishStarted) / 1000).toFixed(1)} s, ${jobs} at a time)`);
 
-    for (const p of packages) {
-      if (only && !only.has(p.name)) continue;
+    // Each package installs into its own scratch project, so the installs are independent;
+    // npm's cache is safe to share between concurrent installs.
+    await eachLimited(packages, jobs, async (p) => {
+      if (only && !only.has(p.name)) return;
       const scratch = join(work, `install-${p.name.replace(/[@/]/g, '_')}`);
       mkdirSync(scratch);
       writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }, null, 2));
@@ -173,7 +184,7 @@ async function main(): Promise<number> {
       const inst = await run('npm', ['install', `${p.name}@${p.version}`, '--no-audit', '--no-fund', '--loglevel=error'], scratch, env);
       if (!inst.ok) {
         failures.push(`${p.name}: npm install failed\n${inst.output.trim().split('\n').slice(-15).join('\n')}`);
-        continue;
+        return;
       }
       const manifest = JSON.parse(readFileSync(join(scratch, 'node_modules', ...p.name.split('/'), 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
       const leftover = Object.entries(manifest.dependencies ?? {}).filter(([, v]) => v.startsWith('workspace:'));
@@ -198,13 +209,25 @@ async function main(): Promise<number> {
         if (!r.ok || !existsSync(join(scratch, 'report', 'report.json'))) failures.push(`${p.name}: npx kvmgr replay failed\n${r.output.trim().split('\n').slice(-15).join('\n')}`);
       }
       console.log(`release-check: ${p.name} installed alone and ran its ${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-    }
+    });
     return report(failures);
   } finally {
     await new Promise<void>((ok) => server.close(() => ok()));
     if (!keep) rmSync(work, { recursive: true, force: true });
     else console.log(`release-check: kept ${work}`);
   }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; resolves when all have settled. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function report(failures: readonly string[]): number {
