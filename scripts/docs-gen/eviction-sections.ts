@@ -316,7 +316,7 @@ function benchSummary(out: Outputs): string {
   };
   const one = get('slo-aware selectVictims 4096 candidates');
   const many = get('slo-aware selectVictims 4096 candidates, 5000 blocks');
-  const lru = get('lru 100k mix ×1000');
+  const lru = get('lru 100k mix ×1000 (ours)');
   return [
     `In that run the SLO-aware selector took ${num(one.p50Us, 1)} µs p50 over 4,096 candidates (goal ≤ 20 µs: ${(one.p50Us ?? Infinity) <= 20 ? 'met' : 'not met'}),`,
     `${num(one.speedup, 2)}× faster than vLLM's rule on the mean; needing about 18 victims (5,000 blocks short), ${num(many.p50Us, 1)} µs p50, ${num(many.speedup, 1)}× faster than vLLM's rule.`,
