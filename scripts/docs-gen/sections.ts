@@ -11,7 +11,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 // type only (erased at run time): the calibration as `kvmgr fidelity` writes it
 import type { RooflineCalibration } from '../../packages/sim/src/index.js';
+import { EVICTION_BENCH_BLOCKS, EVICTION_SECTIONS, EVICTION_SUITE_BLOCKS } from './eviction-sections.js';
 import { change, mdTable, num, pct, rate, ratio, transcript } from './format.js';
+import { loadLine } from './meta.js';
+import { PREDICTOR_BENCH_BLOCKS, PREDICTOR_SECTIONS } from './predictor-sections.js';
 
 /** The cached outputs of one section's last run. */
 export interface SectionOutput {
@@ -40,6 +43,14 @@ export interface Section {
   readonly args: readonly string[];
   /** A TypeScript file (relative to the repository root) to run instead of `kvmgr`. */
   readonly script?: string;
+  /** What runs {@link script}: node with tsx on sources, or `python3`. @default 'tsx' */
+  readonly runner?: 'tsx' | 'python3';
+  /**
+   * Files the command reads from the shared data folder (relative to it, e.g.
+   * `traces/mooncake_fast25_conversation_trace.jsonl`): when one is absent the section is
+   * skipped with a line naming it, and its blocks keep their text. @default []
+   */
+  readonly needs?: readonly string[];
   /** Where stdout is kept (for commands that print JSON), relative to the cache folder. @default 'stdout.txt' */
   readonly stdoutFile?: string;
   /** Files (relative to the cache folder) whose presence marks a complete run. */
@@ -365,12 +376,6 @@ function scaleTable(out: Outputs): string {
   ].join('\n');
 }
 
-/** "Load average (1 min) … when the run ended", from the section's meta.json. */
-function loadLine(dir: string): string {
-  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { loadAverage?: number; cpus?: number };
-  return meta.loadAverage === undefined ? '' : `Load average (1 min) when the run ended: ${num(meta.loadAverage, 1)} on ${meta.cpus ?? '?'} CPUs.`;
-}
-
 /**
  * A package's benchmark suites (`bench/run.ts`, as `pnpm bench --filter PKG` runs them): its
  * stdout table is the block, followed by the load average when the run ended. Benchmarks on the
@@ -397,6 +402,11 @@ function benchSection(pkg: string, grep?: string): Section {
       },
     },
   };
+}
+
+/** The section with more blocks rendered from its outputs. */
+function withBlocks(s: Section, blocks: Readonly<Record<string, (out: Outputs) => string>>): Section {
+  return { ...s, blocks: { ...s.blocks, ...blocks } };
 }
 
 function jsonLines<T>(stdout: string): T[] {
@@ -639,6 +649,9 @@ export const SECTIONS: readonly Section[] = [
   benchSection('router'),
   benchSection('kv-pool'),
   benchSection('prefix-cache'),
+  withBlocks(benchSection('eviction'), EVICTION_BENCH_BLOCKS),
+  // the suite reads the Mooncake trace from the shared data folder
+  { ...withBlocks(benchSection('lifetime-predictor'), PREDICTOR_BENCH_BLOCKS), needs: ['traces/mooncake_fast25_conversation_trace.jsonl'] },
   {
     name: 'predict-eval',
     display: 'pnpm kvmgr predict eval --trace ../shared/traces/azure_llm_2023_conv.csv --limit 5000',
@@ -666,6 +679,7 @@ export const SECTIONS: readonly Section[] = [
     produces: ['suite.json'],
     blocks: {
       'eviction-suite-adaptive': evictionSuiteAdaptive,
+      ...EVICTION_SUITE_BLOCKS,
     },
   },
   {
@@ -680,6 +694,8 @@ export const SECTIONS: readonly Section[] = [
       },
     },
   },
+  ...EVICTION_SECTIONS,
+  ...PREDICTOR_SECTIONS,
 ];
 
 /**
@@ -689,7 +705,9 @@ export const SECTIONS: readonly Section[] = [
  */
 export const GROUPS: Readonly<Record<string, readonly string[]>> = {
   sim: ['replay', 'ab', 'sweep', 'fidelity', 'scale', 'prefix-index', 'sim-readme-example', 'live'],
-  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'client-capacity', 'engine-fidelity', 'engine-load'],
+  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'bench-eviction', 'bench-lifetime-predictor', 'client-capacity', 'engine-fidelity', 'engine-load', 'eviction-op-cost'],
+  eviction: ['eviction-hit-ratios', 'eviction-signal-bounds', 'eviction-followup-signals', 'eviction-adaptive-seed2', 'eviction-adaptive-seed3', 'eviction-suite', 'eviction-op-cost', 'bench-eviction'],
+  predictor: ['predictor-eval-traces', 'predictor-mooncake-bound', 'predictor-eval-synthetic', 'predictor-eval-selection', 'bench-lifetime-predictor'],
 };
 
 /**

@@ -3,15 +3,17 @@
  *
  *   node --conditions=@kvmgr/source --import tsx scripts/hit-ratio-table.ts [trace.jsonl]
  *
+ * The trace defaults to the Mooncake conversation trace in the shared data folder
+ * (`$KVMGR_SHARED/traces`, else `../shared/traces` beside the repository); without it the
+ * script says so and exits 0.
+ *
  * Prefix semantics: hit = leading cached blocks at arrival; then every prompt block is
  * touched or inserted in order (512-token blocks).
  */
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { sharedTraceOrSkip } from '../../../scripts/shared-data.js';
 import { EVICTION_POLICY_NAMES, blockAccessSequence, createEvictionPolicy, readBlockTrace, replayBlockTrace } from '../src/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const path = process.argv[2] ?? resolve(here, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
+const path = process.argv[2] ?? sharedTraceOrSkip('hit-ratio-table', 'mooncake_fast25_conversation_trace.jsonl');
 const requests = readBlockTrace(path);
 const accesses = blockAccessSequence(requests);
 const capacities = [1000, 3000, 10000, 30000];

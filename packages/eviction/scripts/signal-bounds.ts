@@ -4,6 +4,10 @@
  *
  *   node --conditions=@kvmgr/source --import tsx scripts/signal-bounds.ts [trace.jsonl]
  *
+ * The trace defaults to the Mooncake conversation trace in the shared data folder
+ * (`$KVMGR_SHARED/traces`, else `../shared/traces` beside the repository); without it the
+ * script says so and exits 0.
+ *
  * Analysis only: every signal below except `none` is computed from the trace's FUTURE or fitted
  * on the whole trace, which no online policy may do. Each one is fed to the predictive policy
  * with `signal: 'combine'` (it splits the 48 built-in feature classes by the signal), so a
@@ -22,12 +26,10 @@
  *
  * Prompts of fewer than 3 blocks (root and last block only) carry no signal.
  */
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { sharedTraceOrSkip } from '../../../scripts/shared-data.js';
 import { type BlockTraceRequest, type PredictiveEntryInfo, PredictivePolicy, blockAccessSequence, createEvictionPolicy, followUpGapsMs, readBlockTrace, replayBlockTrace } from '../src/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const path = process.argv[2] ?? resolve(here, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
+const path = process.argv[2] ?? sharedTraceOrSkip('signal-bounds', 'mooncake_fast25_conversation_trace.jsonl');
 const requests = readBlockTrace(path);
 const accesses = blockAccessSequence(requests);
 const capacities = [1000, 3000, 10000, 30000];

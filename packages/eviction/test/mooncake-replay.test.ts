@@ -3,11 +3,11 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { sharedDir } from '../../../scripts/shared-data.js';
 import { type BlockTraceRequest, PredictivePolicy, blockAccessSequence, createEvictionPolicy, followUpGapsMs, readBlockTrace, replayBlockTrace } from '../src/index.js';
 
-// repo root is two levels up from the package; the shared data sits beside the repo
-const TRACE = join(import.meta.dirname, '../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl');
-/** The full trace is in ../shared beside the repository; a clone elsewhere skips its tests and says why. */
+const TRACE = join(sharedDir(), 'traces', 'mooncake_fast25_conversation_trace.jsonl');
+/** The full trace is in the shared data folder (`$KVMGR_SHARED`, else ../shared beside the repository); a clone without it skips its tests and says why. */
 const HAVE_TRACE = existsSync(TRACE);
 const SKIPPED = HAVE_TRACE ? '' : ` (skipped: ${TRACE} not found; it is in the shared data beside the repository)`;
 

@@ -1,5 +1,8 @@
 import type { LifetimePredictor } from '@kvmgr/core';
 import type { BenchCase, BenchSuite } from '../../../bench/types.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { sharedDir } from '../../../scripts/shared-data.js';
 import { LstmPredictor, createPredictor, listPredictors, loadTrace } from '../src/index.js';
 
 /**
@@ -7,10 +10,15 @@ import { LstmPredictor, createPredictor, listPredictors, loadTrace } from '../sr
  * the first 4,000 requests, then `predict` / `predictRemaining` cycle over the next ones
  * (per-call p50/p99 via `latencySamples`), and `observe` keeps learning (amortised retraining
  * included for gbdt; the LSTM's tfjs training is timed once and recorded in the notes). The
- * peer for the LSTM's hand-written forward pass is tfjs's own `model.predict`.
+ * peer for the LSTM's hand-written forward pass is tfjs's own `model.predict`. The trace is read
+ * from the shared data folder (`$KVMGR_SHARED/traces`, else `../shared/traces` beside the
+ * repository).
+ * @throws Error naming the path when the trace is absent
  */
 export function createSuite(): BenchSuite {
-  const records = loadTrace(new URL('../../../../shared/traces/mooncake_fast25_conversation_trace.jsonl', import.meta.url).pathname);
+  const path = join(sharedDir(), 'traces', 'mooncake_fast25_conversation_trace.jsonl');
+  if (!existsSync(path)) throw new Error(`lifetime-predictor bench: no trace at ${path} (set KVMGR_SHARED to the folder holding traces/)`);
+  const records = loadTrace(path);
   const train = records.slice(0, 4000);
   const test = records.slice(4000);
   const cases: BenchCase[] = [];

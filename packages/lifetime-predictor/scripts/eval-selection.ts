@@ -1,18 +1,22 @@
 /**
  * Issue #20: the model-selecting predictor (`auto`: gbdt while its recent prequential error
  * beats the global median's, else the global median) against the global-median baseline and
- * plain `gbdt`, on every real trace in shared/traces and on the generated workloads. Prints
- * Markdown: MAE ratio to global-median, p90 coverage, share served by the learned model.
+ * plain `gbdt`, on every real trace in the shared data folder (`$KVMGR_SHARED/traces`, else
+ * `../shared/traces` beside the repository; a missing trace is skipped with a line on stderr)
+ * and on the generated workloads. Prints Markdown: MAE ratio to global-median, p90 coverage,
+ * share served by the learned model.
  *
  * Run from packages/lifetime-predictor:
  *   node --conditions=@kvmgr/source --import tsx scripts/eval-selection.ts
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { createRng } from '@kvmgr/core';
 import { AutoPredictor, createPredictor, evaluatePrequential, loadTrace, templatedWorkload } from '../src/index.js';
 import type { TraceRecord } from '../src/index.js';
+import { sharedDir } from '../../../scripts/shared-data.js';
 
-const dir = new URL('../../../../shared/traces/', import.meta.url).pathname;
+const dir = join(sharedDir(), 'traces');
 const files = [
   'mooncake_fast25_conversation_trace.jsonl',
   'azure_llm_2023_conv.csv',
@@ -22,8 +26,8 @@ const files = [
 ];
 const sets: [string, TraceRecord[]][] = [];
 for (const f of files) {
-  if (existsSync(dir + f)) sets.push([f.split('_')[0] as string, loadTrace(dir + f)]);
-  else console.error(`skipped ${f}: not found in ${dir}`);
+  if (existsSync(join(dir, f))) sets.push([f.split('_')[0] as string, loadTrace(join(dir, f))]);
+  else console.error(`eval-selection: skipped ${f}: not found in ${dir} (set KVMGR_SHARED to the folder holding traces/)`);
 }
 /** The same lengths with outputs permuted (seeded): the prompt length carries no signal. */
 function shuffled(records: readonly TraceRecord[]): TraceRecord[] {

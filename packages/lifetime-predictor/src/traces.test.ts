@@ -1,14 +1,16 @@
 import { isKvmgrError } from '@kvmgr/core';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluatePrequential } from './evaluate.js';
 import { createPredictor } from './registry.js';
 import { type TraceRecord, loadTrace, parseAzureTrace, parseMooncakeTrace } from './traces.js';
+import { sharedDir } from '../../../scripts/shared-data.js';
 
-const TRACES = new URL('../../../../shared/traces/', import.meta.url).pathname;
-const MOONCAKE = `${TRACES}mooncake_fast25_conversation_trace.jsonl`;
-const AZURE = `${TRACES}azure_llm_2023_conv.csv`;
-/** The real traces are in ../shared beside the repository; a clone elsewhere skips their tests and says why. */
+const TRACES = join(sharedDir(), 'traces');
+const MOONCAKE = join(TRACES, 'mooncake_fast25_conversation_trace.jsonl');
+const AZURE = join(TRACES, 'azure_llm_2023_conv.csv');
+/** The real traces are in the shared data folder (`$KVMGR_SHARED`, else ../shared beside the repository); a clone without it skips their tests and says why. */
 const MISSING = [MOONCAKE, AZURE].find((f) => !existsSync(f));
 const SKIPPED = MISSING === undefined ? '' : ` (skipped: ${MISSING} not found; it is in the shared data beside the repository)`;
 /** The bundled Mooncake sample: the full trace's first 3,000 lines, unchanged. */
@@ -103,8 +105,8 @@ describe.skipIf(MISSING !== undefined)(`loadTrace on the real traces${SKIPPED}`,
   });
 
   it('rejects unknown extensions and missing files', () => {
-    expect(() => loadTrace(`${TRACES}README.md`)).toThrow(expect.objectContaining({ code: 'KVMGR_BAD_TRACE' }));
-    expect(() => loadTrace(`${TRACES}nope.csv`)).toThrow(expect.objectContaining({ code: 'KVMGR_NOT_FOUND' }));
+    expect(() => loadTrace(join(TRACES, 'README.md'))).toThrow(expect.objectContaining({ code: 'KVMGR_BAD_TRACE' }));
+    expect(() => loadTrace(join(TRACES, 'nope.csv'))).toThrow(expect.objectContaining({ code: 'KVMGR_NOT_FOUND' }));
   });
 
   it('check 1 (subset): on the first 6000 Azure requests gbdt beats global-median by ≥ 40 % MAE with τ ≥ 0.4 and calibrated p90', () => {
