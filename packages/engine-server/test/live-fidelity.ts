@@ -19,6 +19,8 @@ export interface FidelityRun {
   readonly workload?: FidelityWorkload;
   /** Sent first and not measured (JIT, connections); must share no block with `workload`. @default syntheticWorkload(24, 15, 24, 60000) */
   readonly warmup?: FidelityWorkload;
+  /** Times `warmup` is sent (from an empty prefix cache each time) before the measured round; the server's CPU per token falls for the first few rounds of a process (JIT). @default 1 */
+  readonly warmupRounds?: number;
   /** The client: `fetch` + `parseSseStream` (as an application would), or the lighter `node:http` one of `http-sse-client.ts`. @default 'fetch' */
   readonly client?: FidelityClientKind;
   /**
@@ -214,10 +216,12 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
   try {
     client = placement === 'process' ? await forkedClient(kind) : inProcessClient(kind);
     // Warm-up (JIT, first-use costs, connections): prompts that share no block with the measured ones.
-    await client.load(server.url, warmup.requests, scale);
-    await client.run();
-    // The replay starts from an empty prefix cache.
-    await fetch(`${server.url}/reset_prefix_cache`, { method: 'POST' });
+    for (let k = 0; k < (run.warmupRounds ?? 1); k++) {
+      await client.load(server.url, warmup.requests, scale);
+      await client.run();
+      // The next round (and the replay) starts from an empty prefix cache.
+      await fetch(`${server.url}/reset_prefix_cache`, { method: 'POST' });
+    }
     const before = server.stats();
     lagStart = before.lagSamplesMs.length;
     resyncStart = before.resyncs;
