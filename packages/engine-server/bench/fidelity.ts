@@ -2,10 +2,15 @@
  * Prints the live-driver fidelity (client-observed vs replayed TTFT / ITL medians) and where the
  * client's overhead goes, stage by stage, at several time scales:
  *
- * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--trace-file PATH]] [--breakdown] [--client fetch|http] [--max-lag-ms MS] [scales…]`
+ * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--trace-file PATH]] [--breakdown] [--client fetch|http] [--in-process] [--max-lag-ms MS] [--warmup-rounds N] [scales…]`
  *
  * Without `--trace`: 24 synthetic short prompts (test/fidelity-workloads.ts). With it: the requests
  * of a slice of the bundled Mooncake sample (default the first 60 s), at their own timestamps.
+ * The client runs in a child process of its own unless `--in-process` (then it shares the server's
+ * event loop, and `cpuUsPerToken` counts both). With `--breakdown`, `measuredWindowUs` is the
+ * measured round on the monotonic clock of the samples of `node --cpu-prof`, to cut a profile of the
+ * server's process to it. `--warmup-rounds` (default 3) warm-up rounds precede each measured one:
+ * the server's CPU per token keeps falling over a process's first rounds (JIT).
  */
 import { parseArgs } from 'node:util';
 import { syntheticWorkload, traceSliceWorkload } from '../test/fidelity-workloads.js';
@@ -21,10 +26,14 @@ const { values, positionals } = parseArgs({
     breakdown: { type: 'boolean', default: false },
     client: { type: 'string', default: 'fetch' },
     'max-lag-ms': { type: 'string' },
+    'in-process': { type: 'boolean', default: false },
+    'warmup-rounds': { type: 'string', default: '3' },
   },
 });
 if (values.client !== 'fetch' && values.client !== 'http') throw new Error(`--client: ${values.client}, expected fetch or http`);
 const client = values.client;
+const warmupRounds = Number(values['warmup-rounds']);
+if (!(Number.isInteger(warmupRounds) && warmupRounds >= 0)) throw new Error(`--warmup-rounds: ${values['warmup-rounds']}, expected an integer ≥ 0`);
 const scales = positionals.map(Number).filter((x) => x > 0);
 const workload = values.trace
   ? traceSliceWorkload({ startS: Number(values.start), durationS: Number(values.duration), ...(values['trace-file'] === undefined ? {} : { path: values['trace-file'] }) })
@@ -35,7 +44,14 @@ const st = (s: StageStat) => ({ median: ms(s.median), mean: ms(s.mean), p90: ms(
 console.log(JSON.stringify({ workload: workload.name }));
 for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
   const maxLag = values['max-lag-ms'] === undefined ? {} : { maxLagMs: Number(values['max-lag-ms']) };
-  const r = await measureFidelity({ timeScale, client, ...maxLag, ...(values.trace ? { workload } : {}) });
+  const r = await measureFidelity({
+    timeScale,
+    client,
+    clientPlacement: values['in-process'] ? 'in-process' : 'process',
+    warmupRounds,
+    ...maxLag,
+    ...(values.trace ? { workload } : {}),
+  });
   console.log(
     JSON.stringify({
       timeScale,
@@ -53,8 +69,11 @@ for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
       lagP99Ms: ms(r.lagP99Ms),
       resyncs: r.resyncs,
       client: r.client,
+      clientPlacement: r.clientPlacement,
       completed: `${r.completed}/${r.requests}`,
       cpuUsPerToken: +r.cpuUsPerToken.toFixed(1),
+      cpuUsPerStep: +r.cpuUsPerStep.toFixed(1),
+      clientCpuUsPerToken: Number.isNaN(r.clientCpuUsPerToken) ? null : +r.clientCpuUsPerToken.toFixed(1),
       loadavg: r.loadavg.map((x) => +x.toFixed(2)),
     }),
   );
@@ -63,6 +82,7 @@ for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
     console.log(
       JSON.stringify({
         timeScale,
+        measuredWindowUs: r.measuredWindowUs,
         wallMs: {
           sendToReceived: st(b.sendToReceived),
           receivedToSubmitted: st(b.receivedToSubmitted),

@@ -17,6 +17,7 @@ import { IncrementalDetokenizer } from './detokenizer.js';
 import type { EngineMetricsExporter } from './engine-metrics.js';
 import type { GenerationRequest } from './openai-requests.js';
 import type { RealtimeDriver } from './realtime-driver.js';
+import { SseChunkTemplate } from './sse-chunk-template.js';
 
 /** What a generation needs from its server. */
 export interface GenerationContext {
@@ -101,13 +102,15 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
   let flushQueued = false;
   const timing = ctx.onTiming === undefined ? null : { due: [] as number[], emitted: [] as number[], written: [] as number[] };
 
-  const choiceChunk = (text: string, finish: string | null): unknown => {
+  // A token's chunk is a per-request template plus its text; with `continuous_usage_stats` (usage
+  // on every chunk) it is built as an object instead.
+  const template = req.stream && !req.continuousUsage ? new SseChunkTemplate({ id: requestId, object, created, model: req.model }, chat) : null;
+  const tokenEvent = (text: string, finish: string | null): string => {
+    if (template !== null) return template.chunk(text, finish);
     const choice = chat
       ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: finish }
       : { index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null };
-    const chunk: Record<string, unknown> = { id: requestId, object, created, model: req.model, choices: [choice] };
-    if (req.continuousUsage) chunk['usage'] = usageOf(promptLen, outTokens, null);
-    return chunk;
+    return formatSseChunk({ id: requestId, object, created, model: req.model, choices: [choice], usage: usageOf(promptLen, outTokens, null) });
   };
 
   const writeSse = (s: string): void => {
@@ -119,7 +122,7 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     if (pendingText === null) return;
     const text = pendingText;
     pendingText = null;
-    writeSse(formatSseChunk(choiceChunk(text, finish)));
+    writeSse(tokenEvent(text, finish));
     timing?.written.push(performance.now());
   };
 

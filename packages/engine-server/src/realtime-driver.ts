@@ -13,10 +13,11 @@
  * process) does it give up the timeline and restart it at the current time (`resyncs`).
  *
  * It sleeps until the end of each step: a step of 4 wall ms or more sets its timer a millisecond
- * early and waits out the rest one event-loop turn at a time (`setImmediate`, I/O keeps running),
- * so its tokens leave on the model's time rather than up to a millisecond late (Node's timers have
- * whole-ms resolution); shorter steps round to the nearest ms (ends under half a millisecond away
- * run at once). When idle it awaits an arrival, then yields once (`setImmediate`) so that requests
+ * early and sleeps the rest in the thread in slices of 0.2 ms (`Atomics.wait`), with an event-loop
+ * turn between slices (`setImmediate`, so I/O keeps running), so its tokens leave on the model's
+ * time rather than up to a millisecond late (Node's timers have whole-ms resolution) without
+ * spinning through loop turns; shorter steps round to the nearest ms (ends under half a
+ * millisecond away run at once). When idle it awaits an arrival, then yields once (`setImmediate`) so that requests
  * arriving in the same event-loop turn join the same step.
  */
 import type { EngineCore, EngineRequest, RequestFinishedStats, StepStart } from '@kvmgr/engine';
@@ -87,6 +88,18 @@ const SPIN_SLEEP_MIN_MS = 4;
  * (≈ 0.4 ms on average, measured) is waited out with `setImmediate`.
  */
 const TIMER_EARLY_MS = 1;
+/**
+ * The rest of an exact sleep after its timer (under `TIMER_EARLY_MS`) is slept in the thread
+ * (`Atomics.wait`, a futex: no CPU) in slices of at most this many wall ms, with one event-loop
+ * turn between slices so that I/O (arriving requests and their arrival stamps) waits at most one
+ * slice. Spinning through loop turns instead (`setImmediate` alone) costs about one turn per
+ * few µs, dozens per step, all of it CPU time taken from the server's other work.
+ */
+const WAIT_SLICE_MS = 0.2;
+/** A slice ends this early (wall ms): the futex wakes up to ~50 µs late (timer slack); the last bit is waited out in loop turns. */
+const WAIT_SLACK_MS = 0.06;
+/** The cell `Atomics.wait` sleeps on; nothing ever notifies it, so every wait runs to its timeout. */
+const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Runs an {@link EngineCore} on the wall clock.
@@ -106,6 +119,8 @@ export class RealtimeDriver {
   private readonly maxLagUs: number;
   private readonly halfMsUs: number;
   private readonly clock: () => number;
+  /** Whether `clock` is the real one (a fake clock in tests must not be slept on in the thread). */
+  private readonly realClock: boolean;
   private readonly t0: number;
   private readonly onStep: ((step: DriverStep) => void) | undefined;
   private readonly sinks = new Map<string, RequestSink>();
@@ -137,6 +152,7 @@ export class RealtimeDriver {
     this.maxLagUs = this.wallMsToUs(maxLagMs);
     this.halfMsUs = this.wallMsToUs(0.5);
     this.clock = options.clock ?? (() => performance.now());
+    this.realClock = options.clock === undefined;
     this.t0 = this.clock();
     this.onStep = options.onStep;
     this.core.hooks = {
@@ -247,8 +263,8 @@ export class RealtimeDriver {
    * Resolves at model time `atUs` (never when undefined); with `wakeable`, also on {@link wake}.
    * Without `exact`, a timer of the nearest whole ms, or one I/O turn when under half a ms away.
    * With `exact` (the end of a step of at least `SPIN_SLEEP_MIN_MS` wall ms), the timer fires
-   * `TIMER_EARLY_MS` early and the rest is waited out one event-loop turn at a time
-   * (`setImmediate`, so I/O still runs): the step ends on its model time, not up to a ms late or early.
+   * `TIMER_EARLY_MS` early and the rest is slept in `WAIT_SLICE_MS` slices with an event-loop turn
+   * after each (`setImmediate`, so I/O still runs): the step ends on its model time, not up to a ms late or early.
    */
   private sleepUntil(atUs: number | undefined, wakeable: boolean, exact = false): Promise<void> {
     return new Promise((resolve) => {
@@ -275,6 +291,7 @@ export class RealtimeDriver {
         else if (left > TIMER_EARLY_MS) this.timer = setTimeout(check, Math.max(1, Math.floor(left - TIMER_EARLY_MS)));
         else if (now !== lastNow) {
           lastNow = now;
+          if (this.realClock && left > 2 * WAIT_SLACK_MS) Atomics.wait(SLEEP_CELL, 0, 0, Math.min(WAIT_SLICE_MS, left - WAIT_SLACK_MS));
           this.immediate = setImmediate(check);
         } else {
           // A clock that did not move in a loop turn (a coarse or fake clock): wait for it with a timer.

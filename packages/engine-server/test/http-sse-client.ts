@@ -7,12 +7,11 @@
 import { Agent, request } from 'node:http';
 
 /**
- * POSTs `body` as JSON to `url` and calls `onEvent` with each SSE event's parsed JSON (not `[DONE]`).
+ * POSTs `body` (JSON text) to `url` and calls `onEvent` with each SSE event's parsed JSON (not `[DONE]`).
  * @returns when the response ends.
  * @throws Error for a status other than 200 or a socket error.
  */
-export function postSse(url: string, body: unknown, agent: Agent, onEvent: (event: unknown) => void): Promise<void> {
-  const payload = JSON.stringify(body);
+export function postSse(url: string, payload: string, agent: Agent, onEvent: (event: unknown) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
       if (res.statusCode !== 200) {

@@ -6,12 +6,11 @@
  * `fidelity.test.ts` and by `bench/fidelity.ts` (which prints the numbers).
  */
 import { loadavg } from 'node:os';
-import { parseSseStream } from '@kvmgr/adapter-vllm';
 import { EngineCore } from '@kvmgr/engine';
 import { getEngineProfile, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
 import { type DriverStep, type RequestTiming, createEngineServer } from '../src/index.js';
 import { type FidelityRequest, type FidelityWorkload, syntheticWorkload } from './fidelity-workloads.js';
-import { postSse, sseAgent } from './http-sse-client.js';
+import { type FidelityClient, type FidelityClientKind, forkedClient, inProcessClient } from './fidelity-client.js';
 
 /** Options of {@link measureFidelity}. */
 export interface FidelityRun {
@@ -20,8 +19,16 @@ export interface FidelityRun {
   readonly workload?: FidelityWorkload;
   /** Sent first and not measured (JIT, connections); must share no block with `workload`. @default syntheticWorkload(24, 15, 24, 60000) */
   readonly warmup?: FidelityWorkload;
+  /** Times `warmup` is sent (from an empty prefix cache each time) before the measured round; the server's CPU per token falls for the first few rounds of a process (JIT). @default 1 */
+  readonly warmupRounds?: number;
   /** The client: `fetch` + `parseSseStream` (as an application would), or the lighter `node:http` one of `http-sse-client.ts`. @default 'fetch' */
-  readonly client?: 'fetch' | 'http';
+  readonly client?: FidelityClientKind;
+  /**
+   * Where the client runs: a child process of its own (`fidelity-client-process.ts`; this process's
+   * CPU time is then the server's alone) or this process (sharing the server's event loop). @default 'process'
+   */
+  readonly clientPlacement?: 'process' | 'in-process';
+
   /** The server's `maxLagMs` (how far its step loop may fall behind before it restarts the timeline). @default the server's default, 200 */
   readonly maxLagMs?: number;
   /** GPU KV blocks of the server and the replay. @default 4096 for the default workload, else the server's memory-model default */
@@ -86,10 +93,18 @@ export interface FidelityResult {
   readonly requests: number;
   /** Of those, how many streamed `maxTokens` tokens to the client and were seen by the server with as many tokens. */
   readonly completed: number;
-  /** CPU time of this process (server and client together) over the measured round, per streamed token, µs. */
+  /** CPU time of this process over the measured round per streamed token, µs: the server's alone when the client runs in its own process, else server and client together. */
   readonly cpuUsPerToken: number;
+  /** The same CPU time per engine step run in the round, µs. */
+  readonly cpuUsPerStep: number;
+  /** CPU time of the client's process per streamed token, µs; NaN when it shares this process. */
+  readonly clientCpuUsPerToken: number;
+  /** The measured round on the monotonic clock (`process.hrtime`, µs; the clock of V8's `--cpu-prof` sample times), to cut a whole-process profile to it. */
+  readonly measuredWindowUs: readonly [number, number];
   /** Which client sent the requests. */
-  readonly client: 'fetch' | 'http';
+  readonly client: FidelityClientKind;
+  /** Where it ran. */
+  readonly clientPlacement: 'process' | 'in-process';
   /** `os.loadavg()` (1, 5, 15 min) when the run ended. */
   readonly loadavg: readonly number[];
 }
@@ -109,6 +124,7 @@ function stat(xs: readonly number[]): StageStat {
   return { median: median(xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length, p90: quantile(xs, 0.9) };
 }
 
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const rel = (a: number, b: number): number => (a - b) / b;
 const gaps = (t: readonly number[]): number[] => t.slice(1).map((x, k) => x - (t[k] as number));
 
@@ -189,58 +205,42 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     },
   };
   const reqs = workload.requests;
-  const idOf: string[] = [];
-  const sends: number[] = [];
-  const tokenTimes: number[][] = [];
   let lagStart = 0;
   let resyncStart = 0;
-  const agent = sseAgent();
-  let cpu0 = process.cpuUsage();
-  let cpu = cpu0;
-  const sendAll = async (w: FidelityWorkload, measured: boolean): Promise<void> => {
-    const start = performance.now();
-    const one = async (r: FidelityRequest, i: number): Promise<void> => {
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, start + r.atMs / scale - performance.now())));
-      const times: number[] = [];
-      const t0 = performance.now();
-      if (measured) {
-        sends[i] = t0;
-        tokenTimes[i] = times;
-      }
-      const body = { prompt: r.prompt, max_tokens: r.maxTokens, min_tokens: r.maxTokens, ignore_eos: true, stream: true };
-      const onChunk = (chunk: unknown): void => {
-        const c = chunk as { id: string; choices: unknown[] };
-        if (c.choices.length === 0) return;
-        times.push(performance.now());
-        if (measured) idOf[i] = c.id;
-      };
-      if (run.client === 'http') {
-        await postSse(`${server.url}/v1/completions`, body, agent, onChunk);
-        return;
-      }
-      const res = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      for await (const chunk of parseSseStream(res.body as ReadableStream<Uint8Array>)) onChunk(chunk);
-    };
-    await Promise.all(w.requests.map(one));
-  };
+  const kind = run.client ?? 'fetch';
+  const placement = run.clientPlacement ?? 'process';
+  let client: FidelityClient | null = null;
+  let round: Awaited<ReturnType<FidelityClient['run']>>;
+  let cpu: NodeJS.CpuUsage;
+  const windowUs: [number, number] = [0, 0];
   try {
+    client = placement === 'process' ? await forkedClient(kind) : inProcessClient(kind);
     // Warm-up (JIT, first-use costs, connections): prompts that share no block with the measured ones.
-    await sendAll(warmup, false);
-    // The replay starts from an empty prefix cache.
-    await fetch(`${server.url}/reset_prefix_cache`, { method: 'POST' });
+    for (let k = 0; k < (run.warmupRounds ?? 1); k++) {
+      await client.load(server.url, warmup.requests, scale);
+      await client.run();
+      // The next round (and the replay) starts from an empty prefix cache.
+      await fetch(`${server.url}/reset_prefix_cache`, { method: 'POST' });
+    }
     const before = server.stats();
     lagStart = before.lagSamplesMs.length;
     resyncStart = before.resyncs;
+    await client.load(server.url, reqs, scale);
     recording = true;
-    cpu0 = process.cpuUsage();
-    await sendAll(workload, true);
+    const cpu0 = process.cpuUsage();
+    windowUs[0] = monotonicUs();
+    round = await client.run();
+    windowUs[1] = monotonicUs();
     cpu = process.cpuUsage(cpu0);
     // The last timing is reported in a microtask after the last write.
     await new Promise((resolve) => setImmediate(resolve));
   } finally {
-    agent.destroy();
+    await client?.close();
     await server.close();
   }
+  const idOf = round.ids;
+  const sends = round.sendsMs;
+  const tokenTimes = round.tokenMs;
   const stats = server.stats();
   const first = Math.min(...sends);
   const toModelMs = (wallMs: number) => wallMs * scale;
@@ -296,6 +296,7 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
   const live = { ttftMs: median(liveTtft), itlMs: median(liveItl) };
   const sim = { ttftMs: median(simTtft), itlMs: median(simItl) };
   const lags = stats.lagSamplesMs.slice(lagStart).sort((a, b) => a - b);
+  const streamed = tokenTimes.reduce((a, t) => a + t.length, 0);
   return {
     workload: workload.name,
     timeScale: scale,
@@ -310,8 +311,12 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     resyncs: stats.resyncs - resyncStart,
     requests: reqs.length,
     completed: tokenTimes.filter((t, i) => t?.length === (reqs[i] as FidelityRequest).maxTokens && serverTokens.get(idOf[i] as string)?.length === t.length).length,
-    cpuUsPerToken: (cpu.user + cpu.system) / tokenTimes.reduce((a, t) => a + t.length, 0),
-    client: run.client ?? 'fetch',
+    cpuUsPerToken: (cpu.user + cpu.system) / streamed,
+    cpuUsPerStep: (cpu.user + cpu.system) / steps.length,
+    clientCpuUsPerToken: round.cpuUs / streamed,
+    measuredWindowUs: windowUs,
+    client: kind,
+    clientPlacement: placement,
     loadavg: loadavg(),
   };
 }
