@@ -249,6 +249,8 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const ids = roles.map((r, i) => `${r === 'both' ? 'inst' : r}-${i}`);
   const pd = roles.some((r) => r === 'prefill');
   const requests = Array.isArray(options.trace) ? (options.trace as readonly SimRequest[]) : (options.trace as Trace).requests;
+  // In a heterogeneous cluster the router's latency predictor (the `pl` scorer, the SLO pair
+  // optimizer) uses the run's `gpu`; capability pairing reads each instance's own model.
   const router =
     options.simRouter ??
     createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
