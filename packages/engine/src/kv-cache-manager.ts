@@ -939,7 +939,8 @@ export class KvCacheManager {
 
   /**
    * Checks the accounting (tests, debugging): pool references = requests holding the block + 1 if
-   * cached; a block is free iff unreferenced; held / cached / evictable counts match; the CPU
+   * cached; a block is free iff unreferenced; held / cached / evictable counts match; prefetched
+   * blocks waiting for a taker are cached and unheld, and their count matches; the CPU
    * tier's books (`TieredPool.verify`) hold and it is within capacity.
    * @throws KvmgrError `KVMGR_VERIFY_FAILED` naming the first broken invariant.
    */
@@ -964,16 +965,22 @@ export class KvCacheManager {
     let held = 0;
     let cached = 0;
     let cachedFree = 0;
+    let pendingPrefetched = 0;
     for (let b = 0; b < this.numBlocks; b++) {
       const c = this.cached[b] as number;
       const u = users[b] as number;
       if (this.pool.refCount(b) !== u + c) fail(`block ${b} has ${this.pool.refCount(b)} pool references, expected ${u} requests + ${c} cache`);
       if (u > 0) held++;
       cached += c;
+      if (this.prefetchPending?.[b] === 1) {
+        pendingPrefetched++;
+        if (c !== 1 || u !== 0) fail(`prefetched block ${b} waits for its first taker but is ${c === 1 ? 'held by a request' : 'not cached'}`);
+      }
       if (c === 1 && u === 0) cachedFree++;
     }
     if (held !== this.held) fail(`${held} blocks are held, counter says ${this.held}`);
     if (cached !== this.numCached) fail(`${cached} blocks are cached, counter says ${this.numCached}`);
+    if (pendingPrefetched !== this.pf.pending) fail(`${pendingPrefetched} prefetched blocks wait for a taker, counter says ${this.pf.pending}`);
     if (cachedFree !== this.prefixCache.evictablePages) fail(`${cachedFree} cached blocks are unused, prefix cache says ${this.prefixCache.evictablePages} evictable`);
     if (this.cpuTier !== null) {
       try {
