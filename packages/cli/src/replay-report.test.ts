@@ -34,6 +34,8 @@ function run(label: string, over: Partial<RunSummary>): RunResult {
     evictedBlocks: 0,
     offloadedBlocks: 0,
     reloadedBlocks: 0,
+    migratedBlocks: 0,
+    migrationFailureRate: 0,
     jainIndex: 1,
     maxServiceGap: 0,
     perInstance: [],

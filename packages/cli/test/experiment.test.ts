@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isKvmgrError } from '@kvmgr/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { runExperimentCommand } from '../src/experiment/run.js';
+import { jobOf, metricsOf, runExperimentCommand } from '../src/experiment/run.js';
 import { parseExperiment } from '../src/experiment/schema.js';
 import { judgePaired, meanCi } from '../src/experiment/stats.js';
 import { measurePlots } from './screenshot.js';
@@ -73,6 +73,47 @@ describe('experiment files are validated before any run (issue #27, check 4)', (
     const out = join(dir, 'out-bad');
     await expect(runExperimentCommand(file, { out, workers: 1, progress: false })).rejects.toThrow(/configurations\.1\.router/);
     expect(existsSync(join(out, 'cells.jsonl'))).toBe(false);
+  });
+});
+
+describe('heterogeneous setups, pairing and prefetch (seed 001)', () => {
+  it('accepts a GPU per instance, capability pairing and prefetch, and passes them to the simulator job', () => {
+    const text = TINY.replace(
+      '  - { name: tight, instances: 2, gpu_blocks: 300 }',
+      "  - { name: tight, instances: 2, gpu_blocks: 300, cpu_blocks: 600, prefetch: true }\n  - { name: het, instances: [{ role: prefill, gpu: H100 }, { role: decode, gpu: A100 }, decode], pairing: capability }",
+    );
+    const x = parseExperiment(text, join(dir, 'het.yaml'));
+    const het = x.setups.find((s) => s.name === 'het');
+    expect(het?.instances).toEqual([{ role: 'prefill', gpu: 'H100' }, { role: 'decode', gpu: 'A100' }, 'decode']);
+    const job = jobOf(x, { workload: 'chat', setup: 'het', configuration: 'pa', seed: 0 });
+    expect(job.replay.instances).toEqual([{ role: 'prefill', gpu: 'H100' }, { role: 'decode', gpu: 'A100' }, 'decode']);
+    expect(job.replay.pdPairing).toBe('capability');
+    expect(job.replay.prefetch).toBeUndefined();
+    const tight = jobOf(x, { workload: 'chat', setup: 'tight', configuration: 'pa', seed: 0 });
+    expect(tight.replay.prefetch).toBe(true);
+    expect(tight.replay.pdPairing).toBeUndefined();
+    // a setup without the new keys keeps its job (and so its cached cells) unchanged
+    expect(jobOf(x, { workload: 'chat', setup: 'roomy', configuration: 'pa', seed: 0 }).replay).toEqual(
+      jobOf(parseExperiment(TINY, join(dir, 'tiny.yaml')), { workload: 'chat', setup: 'roomy', configuration: 'pa', seed: 0 }).replay,
+    );
+  });
+
+  it('rejects an unknown GPU, an unknown pairing and prefetch without a CPU tier, naming the key', () => {
+    const gpu = badFile('gpu', TINY.replace('{ name: roomy, instances: 2 }', '{ name: roomy, instances: [{ role: prefill, gpu: B200X }, decode] }'));
+    expect(gpu.message).toMatch(/setups\.0\.instances\.0\.gpu: .*a GPU name: one of H100, H200, A100-80/);
+    const setupGpu = badFile('setup-gpu', TINY.replace('{ name: roomy, instances: 2 }', '{ name: roomy, instances: 2, gpu: V100 }'));
+    expect(setupGpu.message).toMatch(/setups\.0\.gpu: /);
+    const pairing = badFile('pairing', TINY.replace('{ name: roomy, instances: 2 }', '{ name: roomy, instances: 2, pairing: fastest }'));
+    expect(pairing.message).toMatch(/setups\.0\.pairing: /);
+    const prefetch = badFile('prefetch', TINY.replace('{ name: roomy, instances: 2 }', '{ name: roomy, instances: 2, prefetch: true }'));
+    expect(prefetch.message).toMatch(/setups\.0\.prefetch: needs cpu_blocks > 0/);
+  });
+
+  it('reports migration_failure_rate as undefined (NaN) for a run without migrations, else the summary rate', () => {
+    const base = { summary: { migratedBlocks: 0, migrationFailureRate: 0 } } as never;
+    expect(metricsOf(['migration_failure_rate', 'migrated_blocks'], base)).toEqual({ migration_failure_rate: Number.NaN, migrated_blocks: 0 });
+    const some = { summary: { migratedBlocks: 200, migrationFailureRate: 0.03 } } as never;
+    expect(metricsOf(['migration_failure_rate'], some)).toEqual({ migration_failure_rate: 0.03 });
   });
 });
 

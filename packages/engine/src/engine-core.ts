@@ -368,6 +368,22 @@ export class EngineCore {
     if (request.remoteKv !== undefined) this.takeRemoteKv(r, request.remoteKv);
     this.byId.set(r.id, r);
     this.waiting.push(r);
+    // arriving during a step: it cannot be admitted before the next one, so its CPU-held prefix
+    // may load meanwhile (an idle engine plans at once: startStep prefetches what stays queued)
+    if (this.busy && this.kv.prefetchEnabled && this.waiting.length <= this.lookahead && r.status === 'waiting') this.kv.prefetch(r, nowUs);
+  }
+
+  /**
+   * Hot-spot prefetch: the CPU-tier continuations of the first `matchLookahead` waiting requests'
+   * prefix hits start loading now, in queue order (what the scheduler admits next), each bounded
+   * by `KvCacheManager.prefetch` (allocatable blocks, CPU link backlog).
+   */
+  private prefetchWaiting(nowUs: number): void {
+    const n = Math.min(this.waiting.length, this.lookahead);
+    for (let i = 0; i < n; i++) {
+      const r = this.waiting[i] as EngineRequestState;
+      if (r.computedTokens === 0 && r.status !== 'swapped' && this.kv.getNumBlocks(r.id) === 0) this.kv.prefetch(r, nowUs);
+    }
   }
 
   /** P/D decode leg: the request arrives with KV computed elsewhere and output tokens sampled there. */
@@ -464,6 +480,8 @@ export class EngineCore {
       counts = this.applyPlan(plan.ops, nowUs);
       // CPU-tier reloads of the admitted hits: the step waits until the last one lands
       this.pendingTransferUs += this.kv.takeReloadUs();
+      // requests still queued: their CPU-held prefixes load during this step (not charged to it)
+      if (this.kv.prefetchEnabled) this.prefetchWaiting(nowUs);
     }
     if (this.scheduled.length === 0) {
       this.flushEvents();
@@ -536,6 +554,8 @@ export class EngineCore {
         if (r.status === 'running') {
           this.scheduleRunning(r, op.tokens, nowUs, preempted);
         } else if (!admissionBlocked && this.running.length + admitted.length < this.state.budgets.maxSeqs) {
+          // its prefix is still being prefetched: it waits for the load, the others go on
+          if (this.kv.prefetchEnabled && this.prefetchLoading(r, nowUs)) continue;
           if (this.admit(r, op.tokens, nowUs)) admitted.push(r);
           else admissionBlocked = true; // vLLM stops admitting at the first request that does not fit
         }
@@ -553,6 +573,12 @@ export class EngineCore {
     }
     if (preempted.length > 0) this.waiting.unshift(...preempted);
     return { admitted: admitted.length, rejected };
+  }
+
+  /** True when blocks of the request's prefix hit are prefetched blocks that have not landed by `nowUs`. */
+  private prefetchLoading(r: EngineRequestState, nowUs: number): boolean {
+    if (r.status === 'swapped' || r.computedTokens > 0) return false;
+    return this.kv.prefetchLandsAtUs(this.kv.getComputedBlocks(r, { recordStats: false })) > nowUs;
   }
 
   /** Schedules `tokens` more tokens of a running request, preempting others when blocks run out. */

@@ -5,7 +5,7 @@
  * simulator and the engine server drive the same core.
  */
 export { KvCacheManager, traceBlockToken } from './kv-cache-manager.js';
-export type { ComputedBlocks, KvCacheManagerOptions, KvCacheRequest, KvCacheStats, KvCpuTierOptions, PrefixCacheKind } from './kv-cache-manager.js';
+export type { ComputedBlocks, KvCacheManagerOptions, KvCacheRequest, KvCacheStats, KvCpuTierOptions, KvPrefetchStats, PrefixCacheKind } from './kv-cache-manager.js';
 export { BlockKeyChain } from './block-key-chain.js';
 export { BLOCK_KEYS_CLEARED, BLOCK_KEY_REMOVED, BLOCK_KEY_STORED, BlockKeyLog } from './block-key-log.js';
 export type { BlockKeyEventKind } from './block-key-log.js';

@@ -37,6 +37,7 @@ import {
   createKVCacheSpec,
   invalidArgument,
   requireNonNegativeInt,
+  requireNonNegativeNumber,
   requirePositiveInt,
 } from '@kvmgr/core';
 import { createEvictionPolicy } from '@kvmgr/eviction';
@@ -123,6 +124,33 @@ export interface KvCpuTierOptions {
    * events, as the simulator's router, turns them off and saves building them). @default true
    */
   readonly events?: boolean;
+  /**
+   * Hot-spot prefetch: {@link KvCacheManager.prefetch} reloads the CPU-held continuation of a
+   * waiting request's prefix into GPU blocks before its step (the engine calls it for its queue).
+   * Off = `prefetch` does nothing. @default false
+   */
+  readonly prefetch?: boolean;
+  /**
+   * A prefetch is not issued while the CPU link's queued transfers end more than this far in the
+   * future, µs (prefetch never delays demand reloads by more). @default 20_000
+   */
+  readonly prefetchMaxLinkBacklogUs?: number;
+}
+
+/**
+ * Outcomes of prefetched blocks ({@link KvCacheManager.prefetch}), counted per block. A prefetched
+ * block is resolved once: `hit` when a request takes it as a cache hit after its transfer landed,
+ * `late` when a request takes it before (its step waits for the rest of the transfer), `evicted`
+ * when the GPU evicts it (or the cache is reset) before any request took it. Blocks neither taken
+ * nor evicted yet are `pending`.
+ */
+export interface KvPrefetchStats {
+  /** Blocks reloaded from the CPU tier ahead of the step that needs them. */
+  readonly prefetchedBlocks: number;
+  readonly hitBlocks: number;
+  readonly lateBlocks: number;
+  readonly evictedBlocks: number;
+  readonly pendingBlocks: number;
 }
 
 /** Which prefix cache holds the block key → block map. */
@@ -251,6 +279,14 @@ export class KvCacheManager {
   nowUs = 0;
   private reloadReadyAtUs = 0;
   private nCpuHits = 0;
+  private readonly prefetchOn: boolean;
+  private readonly prefetchMaxBacklogUs: number;
+  /** Per GPU block: 1 while a prefetched block waits for its first taker; when its transfer lands, µs. Null without prefetch. */
+  private readonly prefetchPending: Uint8Array | null;
+  private readonly prefetchReadyUs: Float64Array | null;
+  private readonly pf = { prefetched: 0, hit: 0, late: 0, evicted: 0, pending: 0 };
+  /** When the last prefetch issued lands, µs (0 when none). */
+  private lastPrefetchReadyUs = 0;
   /** Keys newly stored on CPU, not yet reported in a `BlockStored` event. */
   private cpuStored: bigint[] = [];
   private readonly reqs = new Map<string, ReqState>();
@@ -324,6 +360,12 @@ export class KvCacheManager {
         },
       });
     }
+    const pf = ct?.prefetch ?? false;
+    if (typeof pf !== 'boolean') throw invalidArgument('cpuTier.prefetch', pf, 'a boolean');
+    this.prefetchOn = pf && this.cpuTier !== null;
+    this.prefetchMaxBacklogUs = requireNonNegativeNumber('cpuTier.prefetchMaxLinkBacklogUs', ct?.prefetchMaxLinkBacklogUs ?? 20_000);
+    this.prefetchPending = this.prefetchOn ? new Uint8Array(numBlocks) : null;
+    this.prefetchReadyUs = this.prefetchOn ? new Float64Array(numBlocks) : null;
   }
 
   private flushCpuStored(): void {
@@ -346,6 +388,158 @@ export class KvCacheManager {
     const us = Math.max(0, this.reloadReadyAtUs - this.nowUs);
     this.reloadReadyAtUs = 0;
     return us;
+  }
+
+  /**
+   * Hot-spot prefetch (with `cpuTier.prefetch`): for a waiting request holding no blocks, reloads
+   * the continuation of its GPU prefix hit that is held on the CPU tier into GPU blocks now, so
+   * that its step finds them as ordinary cached blocks (matchable by any request, evictable in
+   * the policy's order) instead of waiting for a demand reload. Bounded by the GPU blocks that
+   * can be allocated (free plus evictable cached blocks, less the blocks earlier prefetches hold
+   * for their takers; cached blocks are evicted to make room, written back to CPU as any eviction),
+   * by `maxBlocks`, and by the CPU link: nothing is issued while its queued transfers end more than
+   * `cpuTier.prefetchMaxLinkBacklogUs` after `nowUs`. The transfer is queued on the CPU link at
+   * `nowUs` and is NOT charged to a step; a request that takes a block before it lands waits for
+   * the rest in its step (counted `late` in {@link prefetchStats}).
+   *
+   * @param request - a waiting request holding no blocks (its keys are those of
+   *   {@link getComputedBlocks}; the lookup records no stats).
+   * @param nowUs - time the transfer is issued, µs.
+   * @param maxBlocks - at most this many blocks. @default no limit
+   * @returns blocks prefetched (0 without prefetch, without CPU continuation, or when bounded).
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad `nowUs` / `maxBlocks`.
+   * @see LMCache (`lmcache/v1/cache_engine.py`, `prefetch`); vLLM's CPU offloading connector loads at admission instead.
+   */
+  prefetch(request: KvCacheRequest, nowUs: number, maxBlocks = Number.POSITIVE_INFINITY): number {
+    requireNonNegativeNumber('nowUs', nowUs);
+    if (!(maxBlocks >= 0)) throw invalidArgument('maxBlocks', maxBlocks, 'a number >= 0');
+    const tier = this.cpuTier;
+    if (!this.prefetchOn || tier === null || tier.numKeys === 0 || !this.enableCaching) return 0;
+    if (tier.pendingTransferLatency(nowUs) > this.prefetchMaxBacklogUs) return 0;
+    const existing = this.reqs.get(request.requestId);
+    if (existing !== undefined && existing.blocks.length > 0) return 0;
+    const numTokens = request.numTokens ?? request.tokenIds.length;
+    const bk = request.blockKeys;
+    const maxB = Math.min(numTokens > 0 ? Math.floor((numTokens - 1) / this.blockSize) : 0, bk === undefined ? Number.POSITIVE_INFINITY : bk.length);
+    if (maxB === 0) return 0;
+    const st = this.stateOf(request);
+    st.keys.extend(request.tokenIds, maxB, bk);
+    const m = this.prefixCache.match(st.keys.keys.subarray(0, KEY_WORDS * maxB), { touch: false });
+    const from = m.matchedLength / KEY_WORDS;
+    let c = from;
+    while (c < maxB && tier.lookupBlockKey(st.keys.hi(c), st.keys.lo(c)) !== undefined) c++;
+    const budget = this.numFreeBlocks - this.pf.pending - (m.node === -1 ? 0 : this.evictableOnPath(m.blocks));
+    const n = Math.floor(Math.min(c - from, budget, maxBlocks));
+    if (n <= 0) {
+      if (existing === undefined) this.reqs.delete(request.requestId);
+      return 0;
+    }
+    const t0 = this.nowUs;
+    this.nowUs = nowUs;
+    // the matched path is protected while cached blocks are evicted below
+    if (m.node !== -1) this.prefixCache.lock(m.node);
+    // reload first: the evictions below write GPU blocks back to CPU and may push these keys out
+    const ready = tier.reloadBlockKeys(st.keys.keys.subarray(KEY_WORDS * from, KEY_WORDS * (from + n)), nowUs);
+    const short = n - this.pool.numFreeBlocks;
+    if (short > 0) this.evict(short);
+    const fresh = this.pool.allocate(n);
+    const path: number[] = m.blocks.slice(0, from);
+    for (const b of fresh) path.push(b);
+    const res = this.prefixCache.insert(st.keys.keys.subarray(0, KEY_WORDS * (from + n)), path);
+    // the path was matched just now and locked: every new block is adopted
+    this.pool.share(res.adoptedBlocks);
+    for (let i = from; i < from + n; i++) {
+      const b = path[i] as number;
+      this.cached[b] = 1;
+      this.cachedHi[b] = st.keys.hi(i);
+      this.cachedLo[b] = st.keys.lo(i);
+      this.cachedPos[b] = i;
+      (this.prefetchPending as Uint8Array)[b] = 1;
+      (this.prefetchReadyUs as Float64Array)[b] = ready;
+    }
+    this.pool.free(fresh); // the cache's reference stays: cached, no request uses them
+    this.numCached += n;
+    this.nStored += n;
+    this.pf.prefetched += n;
+    this.pf.pending += n;
+    if (ready > this.lastPrefetchReadyUs) this.lastPrefetchReadyUs = ready;
+    this.emitStored(st, from, from + n, request);
+    if (m.node !== -1) this.prefixCache.unlock(m.node);
+    this.nowUs = t0;
+    if (existing === undefined) this.reqs.delete(request.requestId);
+    return n;
+  }
+
+  /** Cached blocks of `blocks` that no request uses (they stop being evictable while a path is locked). */
+  private evictableOnPath(blocks: readonly BlockId[]): number {
+    let k = 0;
+    for (const b of blocks) if (this.userRefs(b) === 0) k++;
+    return k;
+  }
+
+  /** Resolves the prefetched blocks among `blocks` that a request takes now: `hit` if landed, else `late` (the step waits). */
+  private takePrefetched(blocks: readonly BlockId[]): void {
+    const pending = this.prefetchPending as Uint8Array;
+    const ready = this.prefetchReadyUs as Float64Array;
+    for (const b of blocks) {
+      if (pending[b] !== 1) continue;
+      pending[b] = 0;
+      this.pf.pending--;
+      const at = ready[b] as number;
+      if (at > this.nowUs) {
+        this.pf.late++;
+        if (at > this.reloadReadyAtUs) this.reloadReadyAtUs = at;
+      } else this.pf.hit++;
+    }
+  }
+
+  /** True when {@link prefetch} can do anything (a CPU tier with `prefetch: true`). */
+  get prefetchEnabled(): boolean {
+    return this.prefetchOn;
+  }
+
+  /**
+   * When the prefetched blocks among a match's GPU blocks have all landed, µs: 0 when none of
+   * them is a prefetched block still waiting for its first taker. A scheduler keeps such a request
+   * waiting until then (vLLM's `WAITING_FOR_REMOTE_KVS` for asynchronous KV loads).
+   * @param hit - a result of {@link getComputedBlocks}.
+   */
+  prefetchLandsAtUs(hit: ComputedBlocks): number {
+    if (this.pf.pending === 0) return 0;
+    const pending = this.prefetchPending as Uint8Array;
+    const ready = this.prefetchReadyUs as Float64Array;
+    let t = 0;
+    for (const b of hit.blocks) if (pending[b] === 1 && (ready[b] as number) > t) t = ready[b] as number;
+    return t;
+  }
+
+  /** When every prefetch issued so far has landed, µs (0 when none was issued). */
+  get prefetchLandedByUs(): number {
+    return this.lastPrefetchReadyUs;
+  }
+
+  /** Outcomes of {@link prefetch}, in blocks (all 0 without prefetch). */
+  get prefetchStats(): KvPrefetchStats {
+    const p = this.pf;
+    return { prefetchedBlocks: p.prefetched, hitBlocks: p.hit, lateBlocks: p.late, evictedBlocks: p.evicted, pendingBlocks: p.pending };
+  }
+
+  /**
+   * Leading full blocks of the request's prompt that this GPU cache holds now (no stats, no
+   * access, no state kept): e.g. how much of a finished P/D prefill leg's KV is still there when
+   * its transfer ends.
+   * @param request - any request (its `blockKeys` or `tokenIds`).
+   * @param maxBlocks - look at most this many leading blocks. @default all full blocks of `numTokens`
+   */
+  cachedPrefixBlocks(request: KvCacheRequest, maxBlocks = Number.POSITIVE_INFINITY): number {
+    if (!this.enableCaching) return 0;
+    const numTokens = request.numTokens ?? request.tokenIds.length;
+    const bk = request.blockKeys;
+    const n = Math.min(Math.floor(numTokens / this.blockSize), bk === undefined ? Number.POSITIVE_INFINITY : bk.length, maxBlocks);
+    if (!(n > 0)) return 0;
+    const chain = new BlockKeyChain(this.blockSize, request.namespace);
+    chain.extend(request.tokenIds, n, bk);
+    return this.prefixCache.match(chain.keys.subarray(0, KEY_WORDS * n), { touch: false }).matchedLength / KEY_WORDS;
   }
 
   /** Blocks that can be allocated now: free in the pool plus cached blocks no request uses (vLLM `get_num_free_blocks`). */
@@ -490,6 +684,7 @@ export class KvCacheManager {
     if (computed.length > 0) {
       const node = (newComputedBlocks as ComputedBlocks).node;
       this.prefixCache.lock(node); // throws KVMGR_UNKNOWN_HANDLE for a stale handle: nothing changed yet
+      if (this.pf.pending > 0) this.takePrefetched(computed);
       this.pool.share(computed);
       this.held += evictableComputed;
       for (const b of computed) st.blocks.push(b);
@@ -551,8 +746,14 @@ export class KvCacheManager {
   private evict(n: number): void {
     const { blocks } = this.prefixCache.evict(n);
     const words = this.cpuTier === null ? null : new Uint32Array(KEY_WORDS * blocks.length);
+    const pending = this.pf.pending > 0 ? this.prefetchPending : null;
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i] as number;
+      if (pending !== null && pending[b] === 1) {
+        pending[b] = 0;
+        this.pf.pending--;
+        this.pf.evicted++;
+      }
       this.cached[b] = 0;
       this.numCached--;
       const hi = this.cachedHi[b] as number;
@@ -611,18 +812,7 @@ export class KvCacheManager {
       this.pool.share(res.adoptedBlocks);
       this.numCached += stored;
       this.nStored += stored;
-      if (this.onEvent) {
-        const hashes: bigint[] = [];
-        for (let i = existing; i < n; i++) hashes.push(blockKeyToU64(st.keys.hi(i), st.keys.lo(i)));
-        const tokenIds: number[] = [];
-        if (bk === undefined) for (let t = existing * this.blockSize; t < n * this.blockSize; t++) tokenIds.push(request.tokenIds[t] as number);
-        else for (let b = existing; b < n; b++) for (let j = 0; j < this.blockSize; j++) tokenIds.push(traceBlockToken(bk[b] as number, j));
-        const parent = existing === 0 ? null : blockKeyToU64(st.keys.hi(existing - 1), st.keys.lo(existing - 1));
-        const ev: KvEvent = { type: 'BlockStored', blockHashes: hashes, parentBlockHash: parent, tokenIds, blockSize: this.blockSize, medium: 'GPU' };
-        this.onEvent(st.namespace?.lora === undefined ? ev : { ...ev, loraName: st.namespace.lora });
-      }
-      const onKey = this.onBlockKey;
-      if (onKey !== undefined) for (let i = existing; i < n; i++) onKey(BLOCK_KEY_STORED, st.keys.hi(i), st.keys.lo(i), i);
+      this.emitStored(st, existing, n, request);
     }
     this.prefixCache.lock(res.node);
     if (st.lockNode !== -1) this.prefixCache.unlock(st.lockNode);
@@ -631,10 +821,28 @@ export class KvCacheManager {
     return stored;
   }
 
+  /** One GPU `BlockStored` (and the compact events) for the request's blocks `[existing, n)`, just cached. */
+  private emitStored(st: ReqState, existing: number, n: number, request: KvCacheRequest): void {
+    const bk = request.blockKeys;
+    if (this.onEvent) {
+      const hashes: bigint[] = [];
+      for (let i = existing; i < n; i++) hashes.push(blockKeyToU64(st.keys.hi(i), st.keys.lo(i)));
+      const tokenIds: number[] = [];
+      if (bk === undefined) for (let t = existing * this.blockSize; t < n * this.blockSize; t++) tokenIds.push(request.tokenIds[t] as number);
+      else for (let b = existing; b < n; b++) for (let j = 0; j < this.blockSize; j++) tokenIds.push(traceBlockToken(bk[b] as number, j));
+      const parent = existing === 0 ? null : blockKeyToU64(st.keys.hi(existing - 1), st.keys.lo(existing - 1));
+      const ev: KvEvent = { type: 'BlockStored', blockHashes: hashes, parentBlockHash: parent, tokenIds, blockSize: this.blockSize, medium: 'GPU' };
+      this.onEvent(st.namespace?.lora === undefined ? ev : { ...ev, loraName: st.namespace.lora });
+    }
+    const onKey = this.onBlockKey;
+    if (onKey !== undefined) for (let i = existing; i < n; i++) onKey(BLOCK_KEY_STORED, st.keys.hi(i), st.keys.lo(i), i);
+  }
+
   /** Blocks `[from, to)` of the request were cached by another request first: take the cached copies. */
   private dedup(st: ReqState, from: number, to: number): void {
     const m = this.prefixCache.match(st.keys.keys.subarray(0, KEY_WORDS * to), { touch: false });
     const own: BlockId[] = [];
+    if (this.pf.pending > 0) this.takePrefetched(m.blocks.slice(from, to));
     for (let i = from; i < to; i++) {
       const c = m.blocks[i] as number;
       if (this.userRefs(c) === 0) this.held++;
@@ -681,6 +889,11 @@ export class KvCacheManager {
     this.prefixCache.clear();
     this.cached.fill(0);
     this.numCached = 0;
+    if (this.prefetchPending !== null) {
+      this.prefetchPending.fill(0);
+      this.pf.evicted += this.pf.pending;
+      this.pf.pending = 0;
+    }
     this.pool.free(blocks);
     this.onEvent?.({ type: 'AllBlocksCleared', medium: 'GPU' });
     this.onBlockKey?.(BLOCK_KEYS_CLEARED, 0, 0, -1);
@@ -726,7 +939,8 @@ export class KvCacheManager {
 
   /**
    * Checks the accounting (tests, debugging): pool references = requests holding the block + 1 if
-   * cached; a block is free iff unreferenced; held / cached / evictable counts match; the CPU
+   * cached; a block is free iff unreferenced; held / cached / evictable counts match; prefetched
+   * blocks waiting for a taker are cached and unheld, and their count matches; the CPU
    * tier's books (`TieredPool.verify`) hold and it is within capacity.
    * @throws KvmgrError `KVMGR_VERIFY_FAILED` naming the first broken invariant.
    */
@@ -751,16 +965,22 @@ export class KvCacheManager {
     let held = 0;
     let cached = 0;
     let cachedFree = 0;
+    let pendingPrefetched = 0;
     for (let b = 0; b < this.numBlocks; b++) {
       const c = this.cached[b] as number;
       const u = users[b] as number;
       if (this.pool.refCount(b) !== u + c) fail(`block ${b} has ${this.pool.refCount(b)} pool references, expected ${u} requests + ${c} cache`);
       if (u > 0) held++;
       cached += c;
+      if (this.prefetchPending?.[b] === 1) {
+        pendingPrefetched++;
+        if (c !== 1 || u !== 0) fail(`prefetched block ${b} waits for its first taker but is ${c === 1 ? 'held by a request' : 'not cached'}`);
+      }
       if (c === 1 && u === 0) cachedFree++;
     }
     if (held !== this.held) fail(`${held} blocks are held, counter says ${this.held}`);
     if (cached !== this.numCached) fail(`${cached} blocks are cached, counter says ${this.numCached}`);
+    if (pendingPrefetched !== this.pf.pending) fail(`${pendingPrefetched} prefetched blocks wait for a taker, counter says ${this.pf.pending}`);
     if (cachedFree !== this.prefixCache.evictablePages) fail(`${cachedFree} cached blocks are unused, prefix cache says ${this.prefixCache.evictablePages} evictable`);
     if (this.cpuTier !== null) {
       try {

@@ -2,8 +2,8 @@
  * @kvmgr/sim — discrete-event engine and cluster simulator: latency models fitted to real vLLM
  * (BLIS α/β rows, roofline), trace loaders and workloads, metrics, and `runReplay`.
  */
-export { runReplay, resolveLatencyModel } from './replay.js';
-export type { ReplayOptions, ReplayResult, ReplayConfig } from './replay.js';
+export { runReplay, resolveLatencyModel, capabilityOf } from './replay.js';
+export type { ReplayOptions, ReplayResult, ReplayConfig, ReplayInstanceSpec } from './replay.js';
 export { ENGINE_PROFILES, VLLM_DEFAULT_PROFILE, KVMGR_DEFAULT_PROFILE, KVMGR_OFFLOAD_PROFILE, getEngineProfile } from './profiles.js';
 export type { EngineProfile } from './profiles.js';
 export { createBlisModel, findBlisRow, blisEvidence } from './latency/blis.js';
@@ -38,7 +38,9 @@ export type { SimRequest, Trace, TraceLoadOptions } from './traces/types.js';
 export { simulateCoreCluster } from './engine/core-cluster.js';
 export type { CoreClusterOptions, CoreInstanceSetup } from './engine/core-cluster.js';
 export { newInstanceCounters } from './engine/cluster-types.js';
-export type { ClusterResult, InstanceCounters, InstanceSample, PdLink, SimInstanceView, SimProgress, SimRouter } from './engine/cluster-types.js';
+export type { ClusterResult, InstanceCounters, InstanceSample, MigrationCounters, PdLink, SimInstanceView, SimProgress, SimRouter } from './engine/cluster-types.js';
+export { expectedDecodeStartUs, pdBandwidth, pickDecodeByCapability } from './engine/capability-pairing.js';
+export type { DecodeCandidateState } from './engine/capability-pairing.js';
 export { createSimRouter } from './engine/routers.js';
 export type { SimRouterOptions } from './engine/routers.js';
 export { RequestState } from './engine/request-state.js';

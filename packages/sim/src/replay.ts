@@ -2,7 +2,7 @@
  * The high-level entry point the CLI calls: replay a trace on a simulated cluster with an engine
  * profile, and get a summary, per-request rows and per-instance time series.
  */
-import { createKVCacheSpec, invalidArgument } from '@kvmgr/core';
+import { type CapabilityDescriptor, createKVCacheSpec, invalidArgument, validateCapability } from '@kvmgr/core';
 import { createPredictor } from '@kvmgr/lifetime-predictor';
 import { cpuKvBlocks, gpuKvBlocks } from './capacity.js';
 import type { InstanceSample, SimProgress, SimRouter } from './engine/cluster-types.js';
@@ -10,7 +10,7 @@ import { simulateCoreCluster } from './engine/core-cluster.js';
 import { createModelPredictor } from './engine/model-predictor.js';
 import { routerKeyRatio } from './engine/request-order.js';
 import { createSimRouter } from './engine/routers.js';
-import { type GpuSpec, getGpuSpec } from './latency/gpu-spec.js';
+import { GPU_SPECS, type GpuSpec, getGpuSpec } from './latency/gpu-spec.js';
 import { type ModelSpec, getModelSpec } from './latency/model-spec.js';
 import type { RooflineCalibration } from './latency/roofline.js';
 import { selectLatencyModel } from './latency/select.js';
@@ -22,6 +22,13 @@ import type { SimRequest, Trace } from './traces/types.js';
 import type { InstanceRole, LifetimeFeatures } from '@kvmgr/core';
 import type { RequestState } from './engine/request-state.js';
 
+/** One instance of a heterogeneous cluster ({@link ReplayOptions.instances}). */
+export interface ReplayInstanceSpec {
+  readonly role: InstanceRole;
+  /** GPU name (`getGpuSpec`): its latency model, KV blocks and links. @default the run's `gpu` */
+  readonly gpu?: string;
+}
+
 /** Options of {@link runReplay}. */
 export interface ReplayOptions {
   /** The trace (or its requests). */
@@ -32,8 +39,21 @@ export interface ReplayOptions {
   readonly gpu?: string | GpuSpec;
   /** Tensor-parallel size per instance. @default 1 */
   readonly tp?: number;
-  /** Number of instances, or their roles (`['prefill', 'decode', 'decode']`). @default 4 */
-  readonly instances?: number | readonly InstanceRole[];
+  /**
+   * Number of instances, or their roles (`['prefill', 'decode', 'decode']`), or per-instance
+   * specs with a GPU each (`[{ role: 'prefill', gpu: 'H100' }, { role: 'decode', gpu: 'A100' }]`:
+   * a heterogeneous cluster; each instance gets its GPU's latency model, KV blocks and links).
+   * @default 4
+   */
+  readonly instances?: number | readonly (InstanceRole | ReplayInstanceSpec)[];
+  /**
+   * Decode instance of a disaggregated request: `router` (the router's P/D decider) or
+   * `capability` (capability-aware pairing from each instance's `CapabilityDescriptor`, see
+   * `capability-pairing.ts`). @default 'router'
+   */
+  readonly pdPairing?: 'router' | 'capability';
+  /** Hot-spot prefetch of queued requests' CPU-tier prefixes (needs a CPU tier). @default false */
+  readonly prefetch?: boolean;
   /** Profile name (`vllm-default`, `kvmgr-default`) or object. @default 'vllm-default' */
   readonly profile?: string | EngineProfile;
   /** Scheduler override: scheduler-IR preset or pipeline text. */
@@ -107,6 +127,13 @@ export interface ReplayConfig {
   readonly maxSeqs: number;
   readonly gpuBlocks: number;
   readonly cpuBlocks: number;
+  /** Per-instance GPU names and KV blocks; present only for a heterogeneous cluster. */
+  readonly gpus?: readonly string[];
+  readonly gpuBlocksPerInstance?: readonly number[];
+  /** Present only when `capability` pairing was asked. */
+  readonly pdPairing?: 'capability';
+  /** Present only when prefetch was asked. */
+  readonly prefetch?: true;
   readonly rateScale: number;
   readonly seed: number;
 }
@@ -167,9 +194,16 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const model = typeof options.model === 'object' ? options.model : getModelSpec(options.model ?? 'meta-llama/Llama-3.1-8B-Instruct');
   const gpu = typeof options.gpu === 'object' ? options.gpu : getGpuSpec(options.gpu ?? 'H100');
   const tp = options.tp ?? 1;
-  const roles: InstanceRole[] =
-    typeof options.instances === 'object' ? [...options.instances] : new Array<InstanceRole>(options.instances ?? 4).fill('both');
+  const specs: ReplayInstanceSpec[] =
+    typeof options.instances === 'object'
+      ? options.instances.map((x) => (typeof x === 'object' && x !== null ? x : { role: x }))
+      : new Array<ReplayInstanceSpec>(options.instances ?? 4).fill({ role: 'both' });
+  const roles: InstanceRole[] = specs.map((x) => x.role);
   if (roles.length === 0 || !Number.isSafeInteger(roles.length)) throw invalidArgument('instances', options.instances, 'a positive integer or a non-empty list of roles');
+  const pdPairing = options.pdPairing ?? 'router';
+  if (pdPairing !== 'router' && pdPairing !== 'capability') throw invalidArgument('pdPairing', pdPairing, "'router' or 'capability'");
+  const prefetch = options.prefetch ?? false;
+  if (typeof prefetch !== 'boolean') throw invalidArgument('prefetch', prefetch, 'a boolean');
   const rateScale = options.rateScale ?? 1;
   if (!(rateScale > 0) || !Number.isFinite(rateScale)) throw invalidArgument('rateScale', rateScale, 'a finite number > 0');
   const seed = options.seed ?? 0;
@@ -178,6 +212,19 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const latency =
     typeof options.latency === 'object' ? options.latency : resolveLatencyModel(options.latency ?? 'auto', model, gpu, tp, options.roofline);
   const gpuBlocks = options.gpuBlocks ?? gpuKvBlocks(model, gpu, tp, bs, profile.gpuMemoryUtilization);
+  // Heterogeneous clusters: each instance's GPU gives its latency model, KV blocks and links.
+  const gpus = specs.map((x, i) => (x.gpu === undefined ? gpu : getGpuSpecAt(x.gpu, i)));
+  const hetero = gpus.some((g) => g.name !== gpu.name);
+  const latencyByGpu = new Map<string, LatencyModel>([[gpu.name, latency]]);
+  const latencyOf = (g: GpuSpec): LatencyModel => {
+    let l = latencyByGpu.get(g.name);
+    if (l === undefined) {
+      l = typeof options.latency === 'object' ? options.latency : resolveLatencyModel(options.latency ?? 'auto', model, g, tp, options.roofline);
+      latencyByGpu.set(g.name, l);
+    }
+    return l;
+  };
+  const blocksOf = (g: GpuSpec): number => (g === gpu ? gpuBlocks : (options.gpuBlocks ?? gpuKvBlocks(model, g, tp, bs, profile.gpuMemoryUtilization)));
   const cpuBlocks = options.cpuBlocks ?? (profile.cpuOffloadGiB > 0 ? cpuKvBlocks(model, tp, bs, profile.cpuOffloadGiB) : 0);
   const eviction = options.eviction ?? profile.cacheEviction;
   const backend = options.kvBackend ?? 'kvmgr';
@@ -202,6 +249,8 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const ids = roles.map((r, i) => `${r === 'both' ? 'inst' : r}-${i}`);
   const pd = roles.some((r) => r === 'prefill');
   const requests = Array.isArray(options.trace) ? (options.trace as readonly SimRequest[]) : (options.trace as Trace).requests;
+  // In a heterogeneous cluster the router's latency predictor (the `pl` scorer, the SLO pair
+  // optimizer) uses the run's `gpu`; capability pairing reads each instance's own model.
   const router =
     options.simRouter ??
     createSimRouter(routerSpec, { instanceIds: ids, blockSize: bs * routerKeyRatio(requests, bs), seed, pd, predictor: createModelPredictor(latency, profile.tokenBudget) });
@@ -218,11 +267,13 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   };
   const res = simulateCoreCluster({
           ...common,
+          ...(pdPairing === 'capability' ? { pdPairing } : {}),
           instances: roles.map((role, i) => ({
             id: ids[i] as string,
             role,
             bytesPerBlock: spec.bytesPerBlock,
-            gpuBlocks,
+            gpuBlocks: blocksOf(gpus[i] as GpuSpec),
+            capability: capabilityOf(ids[i] as string, role, model.name, gpus[i] as GpuSpec, tp, blocksOf(gpus[i] as GpuSpec), cpuBlocks, spec.bytesPerBlock, profile),
             blockSize: bs,
             eviction,
             prefixCache: prefixIndex === 'radix' ? ('radix' as const) : ('block-hash' as const),
@@ -230,14 +281,20 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       scheduler: createPlanner(schedulerSpec).name,
             victimSelector: profile.victimSelector,
             predictor,
-            latency,
+            latency: latencyOf(gpus[i] as GpuSpec),
             tokenBudget: profile.tokenBudget,
             maxSeqs: profile.maxSeqs,
             ...(cpuBlocks > 0
               ? {
                   spec,
                   // the router reads GPU events only : no CPU events built
-                  cpuTier: { capacityBlocks: cpuBlocks, bandwidthBytesPerSec: gpu.pcieBytesPerSec, baseLatencyUs: options.transferBaseUs ?? 50, events: false },
+                  cpuTier: {
+                    capacityBlocks: cpuBlocks,
+                    bandwidthBytesPerSec: (gpus[i] as GpuSpec).pcieBytesPerSec,
+                    baseLatencyUs: options.transferBaseUs ?? 50,
+                    events: false,
+                    ...(prefetch ? { prefetch: true } : {}),
+                  },
                 }
               : {}),
           })),
@@ -264,6 +321,9 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       maxSeqs: profile.maxSeqs,
       gpuBlocks,
       cpuBlocks,
+      ...(hetero ? { gpus: gpus.map((g) => g.name), gpuBlocksPerInstance: gpus.map(blocksOf) } : {}),
+      ...(pdPairing === 'capability' ? { pdPairing } : {}),
+      ...(prefetch ? { prefetch } : {}),
       rateScale,
       seed,
     },
@@ -274,4 +334,41 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     events: res.events,
     simulatedS: res.endUs / 1e6,
   };
+}
+
+function getGpuSpecAt(name: string, i: number): GpuSpec {
+  try {
+    return getGpuSpec(name);
+  } catch {
+    throw invalidArgument(`instances[${i}].gpu`, name, `one of ${Object.keys(GPU_SPECS).join(', ')}`);
+  }
+}
+
+/**
+ * The `CapabilityDescriptor` of a simulated instance: its GPU (device kind `sim`), KV memory per
+ * tier (blocks × bytes per block), links (`gpu`: GPU-to-GPU, read as its P/D transfer link;
+ * `cpu`: PCIe), and the profile's budgets. Checked with `validateCapability`.
+ */
+export function capabilityOf(
+  instanceId: string,
+  role: InstanceRole,
+  model: string,
+  gpu: GpuSpec,
+  tp: number,
+  gpuBlocks: number,
+  cpuBlocks: number,
+  bytesPerBlock: number,
+  profile: EngineProfile,
+): CapabilityDescriptor {
+  return validateCapability({
+    instanceId,
+    role,
+    model,
+    device: { kind: 'sim', name: gpu.name, count: tp },
+    memoryBytes: { gpu: gpuBlocks * bytesPerBlock, ...(cpuBlocks > 0 ? { cpu: cpuBlocks * bytesPerBlock } : {}) },
+    bandwidthBytesPerSec: { gpu: gpu.nvlinkBytesPerSec, cpu: gpu.pcieBytesPerSec },
+    blockSize: profile.blockSize,
+    maxBatchedTokens: profile.tokenBudget,
+    maxNumSeqs: profile.maxSeqs,
+  });
 }

@@ -24,7 +24,7 @@ import { KvmgrError, parseConfigText } from '@kvmgr/core';
 import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { getEngineProfile, parseWorkload } from '@kvmgr/sim';
+import { GPU_SPECS, getEngineProfile, gpuKey, parseWorkload } from '@kvmgr/sim';
 import { z } from 'zod';
 
 /** Metrics of a run summary, by the name an experiment file uses. Units in the name. */
@@ -44,6 +44,8 @@ export const RUN_METRICS = [
   'evicted_blocks',
   'offloaded_blocks',
   'reloaded_blocks',
+  'migration_failure_rate',
+  'migrated_blocks',
   'kv_utilization',
   'jain_index',
   'throughput_cv',
@@ -82,17 +84,32 @@ const workloadEntry = z
   })
   .strict();
 
+const role = z.enum(['both', 'prefill', 'decode']);
+const gpuName = z.string().refine((g) => gpuKey(g) !== undefined, { message: `a GPU name: one of ${Object.keys(GPU_SPECS).join(', ')}` });
+
 const setupEntry = z
   .object({
     name,
-    /** Instances, or their roles. @default 4 */
-    instances: z.union([z.number().int().positive().max(256), z.array(z.enum(['both', 'prefill', 'decode'])).min(1).max(256)]).default(4),
+    /**
+     * Instances, or their roles, or `{ role, gpu }` per instance (a heterogeneous cluster, e.g.
+     * `[{ role: prefill, gpu: H100 }, { role: decode, gpu: A100 }]`). @default 4
+     */
+    instances: z
+      .union([z.number().int().positive().max(256), z.array(z.union([role, z.object({ role, gpu: gpuName.optional() }).strict()])).min(1).max(256)])
+      .default(4),
+    /**
+     * P/D pairing: `router` (the router's P/D decider picks the decode instance) or `capability`
+     * (re-picked from each instance's `CapabilityDescriptor` and latency model). @default router
+     */
+    pairing: z.enum(['router', 'capability']).optional(),
+    /** Hot-spot prefetch of queued requests' CPU-tier prefixes (needs `cpu_blocks`). @default false */
+    prefetch: z.boolean().optional(),
     /** GPU KV blocks per instance (default: from GPU memory). */
     gpu_blocks: z.number().int().positive().optional(),
     /** CPU-tier blocks per instance: evicted blocks are offloaded there and reloaded on a hit. @default the profile's */
     cpu_blocks: z.number().int().nonnegative().optional(),
     model: z.string().min(1).optional(),
-    gpu: z.string().min(1).optional(),
+    gpu: gpuName.optional(),
     tp: z.number().int().positive().optional(),
   })
   .strict();
@@ -164,7 +181,7 @@ export const ExperimentSchema = z
     /** @default meta-llama/Llama-3.1-8B-Instruct */
     model: z.string().min(1).default('meta-llama/Llama-3.1-8B-Instruct'),
     /** @default H100 */
-    gpu: z.string().min(1).default('H100'),
+    gpu: gpuName.default('H100'),
     /** SLOs of requests without their own. @default { ttft_ms: 2000, tpot_ms: 100 } */
     slo: z.object({ ttft_ms: z.number().positive(), tpot_ms: z.number().positive() }).strict().default({ ttft_ms: 2000, tpot_ms: 100 }),
     metrics: z.array(z.string().refine(isMetricName, 'a metric name (see kvmgr experiment run --help)')).min(1).optional(),
@@ -262,6 +279,9 @@ export function parseExperiment(text: string, file: string): Experiment {
     if (n !== undefined && !x.configurations.some((c) => c.name === n)) throw bad(file, `knee.${k}`, `no configuration named ${JSON.stringify(n)}`);
   }
   unique(file, 'setups', x.setups);
+  for (const [i, s] of x.setups.entries()) {
+    if (s.prefetch === true && !(s.cpu_blocks !== undefined && s.cpu_blocks > 0)) throw bad(file, `setups.${i}.prefetch`, 'needs cpu_blocks > 0 (prefetch reloads from the CPU tier)');
+  }
   unique(file, 'configurations', x.configurations);
   unique(file, 'hypotheses', x.hypotheses);
   unique(file, 'targets', x.targets);

@@ -81,6 +81,31 @@ export interface SimInstanceView {
   readonly role: InstanceRole;
   readonly counters: InstanceCounters;
   readonly kv: { readonly counters: { readonly evictedBlocks: number; readonly offloadedBlocks: number; readonly reloadedBlocks: number } };
+  readonly migrations: MigrationCounters;
+}
+
+/**
+ * KV migrations of an instance, in blocks, and how they ended. A migration is a block moved to a
+ * GPU ahead of the step that needs it: a CPU→GPU prefetch (hot-spot prefetch of a queued request)
+ * or a block of a P/D KV transfer arriving at this (decode) instance. It fails when the KV is not
+ * there, complete, when the step needs it: a prefetched block that was evicted before any request
+ * took it, or that a request took before its transfer landed (the step waited); a P/D block whose
+ * source was evicted on the prefill instance before the transfer ended (recomputed here).
+ * Demand reloads at admission are not migrations (the step always waits for them).
+ */
+export interface MigrationCounters {
+  /** Blocks reloaded from the CPU tier ahead of their step (hot-spot prefetch). */
+  readonly prefetchedBlocks: number;
+  /** Prefetched blocks a request took after they landed. */
+  readonly prefetchHitBlocks: number;
+  /** Prefetched blocks a request took before they landed (its step waited for the transfer). */
+  readonly prefetchLateBlocks: number;
+  /** Prefetched blocks evicted (or reset away) before any request took them. */
+  readonly prefetchEvictedBlocks: number;
+  /** Full prompt blocks of P/D transfers that ended at this instance. */
+  readonly pdTransferBlocks: number;
+  /** Of those, blocks whose source was evicted before the transfer ended. */
+  readonly pdFailedBlocks: number;
 }
 
 /** What a cluster simulation returns. */
@@ -118,6 +143,10 @@ export interface InstanceCounters {
   batchUs: number;
   /** Plans that went through the planner (not the pure-decode fast path). */
   plannedSteps: number;
+  /** Full prompt blocks of P/D transfers that ended here (this instance decodes them). */
+  pdTransferBlocks: number;
+  /** Of those, blocks evicted at the source before the transfer ended. */
+  pdFailedBlocks: number;
 }
 
 /** Counters at zero. */
@@ -138,5 +167,7 @@ export function newInstanceCounters(): InstanceCounters {
     fragSlotUs: 0,
     batchUs: 0,
     plannedSteps: 0,
+    pdTransferBlocks: 0,
+    pdFailedBlocks: 0,
   };
 }

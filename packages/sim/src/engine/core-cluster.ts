@@ -20,12 +20,22 @@
  * for that KV without computing it, caches its full blocks, and decodes the rest. Decode instances
  * also prefill the requests the decider does not disaggregate (llm-d's decode pods do).
  *
+ * The KV transfer's source blocks are the prefill leg's, cached-free on the prefill instance once
+ * it finished: when the transfer ends, the leading blocks still cached there are the ones that
+ * arrived; if the prefill instance evicted any meanwhile, the transfer failed for the rest (counted
+ * in `migrations.pdFailedBlocks`) and the decode instance recomputes them (its remote KV is only
+ * the intact prefix; at least 1 token, the engine's remote-KV minimum).
+ *
+ * Heterogeneous clusters: each instance has its own latency model, KV blocks and, optionally, a
+ * `capability` (`CapabilityDescriptor`); with `pdPairing: 'capability'` the decode instance of a
+ * disaggregated request is re-picked when its prefill leg ends, by {@link pickDecodeByCapability}.
+ *
  * A CPU tier (`cpuTier`) is the `KvCacheManager`'s own (offload on eviction, reload at admission,
  * charged to the step); its 'CPU' events do not reach the router. Swap preemption (a pipeline's
  * `mode=swap`) runs as recompute here: the instances get no swap space of their own (the CPU tier's
  * blocks are the prefix cache's).
  */
-import { type EngineSnapshot, HashTable64, type InstanceRole, KvmgrError, invalidArgument } from '@kvmgr/core';
+import { type CapabilityDescriptor, type EngineSnapshot, HashTable64, type InstanceRole, KvmgrError, invalidArgument, validateCapability } from '@kvmgr/core';
 import {
   BLOCK_KEYS_CLEARED,
   BLOCK_KEY_STORED,
@@ -43,9 +53,10 @@ import { engineBlockKeys } from '../traces/block-keys.js';
 import type { SimRequest } from '../traces/types.js';
 import type { ClusterResult, InstanceSample, PdLink, SimInstanceView, SimProgress, SimRouter } from './cluster-types.js';
 import { arrivalOrder, collectStates, routerKeyRatio, sessionLinks } from './request-order.js';
-import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EventQueue } from './event-queue.js';
+import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EV_WAKE, EventQueue } from './event-queue.js';
 import { type InstanceCounters, newInstanceCounters } from './cluster-types.js';
 import { RequestState } from './request-state.js';
+import { type DecodeCandidateState, pdBandwidth, pickDecodeByCapability } from './capability-pairing.js';
 
 /** One engine-core instance of the cluster. */
 export interface CoreInstanceSetup {
@@ -75,8 +86,14 @@ export interface CoreInstanceSetup {
   readonly maxSeqs: number;
   /** Block geometry (CPU-tier transfer times). @default the manager's bookkeeping spec */
   readonly spec?: KVCacheSpec;
-  /** The KV cache manager's CPU tier. @default none */
+  /** The KV cache manager's CPU tier (`prefetch: true` for hot-spot prefetch). @default none */
   readonly cpuTier?: KvCpuTierOptions;
+  /**
+   * What the instance can do (checked with core's `validateCapability`): read by capability
+   * pairing, and its `bandwidthBytesPerSec.gpu` caps P/D transfers to and from it (see
+   * `capability-pairing.ts`). @default none (the cluster link alone)
+   */
+  readonly capability?: CapabilityDescriptor;
 }
 
 /** Options of {@link simulateCoreCluster}. */
@@ -96,6 +113,13 @@ export interface CoreClusterOptions {
   readonly defaultSlo?: { readonly ttftMs?: number; readonly tpotMs?: number };
   /** P/D transfer link. @default { bytesPerSec: 25e9, baseUs: 1000 } */
   readonly pd?: PdLink;
+  /**
+   * Decode instance of a disaggregated request: `router` (the router's pick at arrival) or
+   * `capability` (re-picked when the prefill leg ends, from the instances' capabilities and
+   * latency models: {@link pickDecodeByCapability}; every instance needs a `capability`).
+   * @default 'router'
+   */
+  readonly pdPairing?: 'router' | 'capability';
 }
 
 
@@ -106,12 +130,17 @@ export interface CoreClusterOptions {
  *   conservation violations (`KvCacheManager.verify()` failures, blocks still held at the end,
  *   requests neither finished nor rejected).
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for no instances, a role other than `both`,
- *   `prefill` or `decode`, a bad rate scale, or a `previousTurn` that does not point to an
- *   earlier request.
+ *   `prefill` or `decode`, a bad capability, a `pdPairing` other than `router` / `capability`
+ *   (or `capability` with an instance without one), a bad rate scale, or a `previousTurn` that
+ *   does not point to an earlier request.
  */
 export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   if (o.instances.length === 0) throw invalidArgument('instances', o.instances, 'at least one instance');
   for (const s of o.instances) if (s.role !== 'both' && s.role !== 'prefill' && s.role !== 'decode') throw invalidArgument(`instances[${s.id}].role`, s.role, "'both', 'prefill' or 'decode'");
+  for (const s of o.instances) if (s.capability !== undefined) validateCapability(s.capability);
+  const pairing = o.pdPairing ?? 'router';
+  if (pairing !== 'router' && pairing !== 'capability') throw invalidArgument('pdPairing', pairing, "'router' or 'capability'");
+  if (pairing === 'capability') for (const s of o.instances) if (s.capability === undefined) throw invalidArgument(`instances[${s.id}].capability`, undefined, "a CapabilityDescriptor (pdPairing 'capability')");
   const rateScale = o.rateScale ?? 1;
   if (!(rateScale > 0) || !Number.isFinite(rateScale)) throw invalidArgument('rateScale', rateScale, 'a finite number > 0');
   const sampleUs = o.sampleIntervalUs ?? 1_000_000;
@@ -139,6 +168,10 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   let nowUs = 0;
   const progressEvery = Math.max(1, Math.floor(n / 100));
   const counters = o.instances.map(() => newInstanceCounters());
+  // Blocks of P/D transfers under way to each decode instance (they will need room there).
+  const pdInflightBlocks = new Float64Array(N);
+  const decodeCands: number[] = [];
+  for (let i = 0; i < N; i++) if (o.instances[i]?.role !== 'prefill') decodeCands.push(i);
 
   const finishSession = (r: RequestState, t: number): void => {
     const nx = nextTurn[r.index] as number;
@@ -208,8 +241,11 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           if (r.prefillInstance === i && !r.kvTransferred && !r.embed && targetTokens(r) > 1) {
             // P/D: the prompt and the first token are done here; the KV moves to the decode instance.
             r.kvTransferred = true;
+            if (pairing === 'capability') r.instance = pickDecode(i, r.promptTokens);
+            const d = o.instances[r.instance] as CoreInstanceSetup;
             const bytes = (r.promptTokens / bs) * (s.bytesPerBlock ?? 0);
-            q.push(st.finishUs + pdBase + (bytes / pdBw) * 1e6, EV_ENQUEUE, k, r.instance);
+            pdInflightBlocks[r.instance] = (pdInflightBlocks[r.instance] as number) + Math.ceil((r.promptTokens + 1) / bs);
+            q.push(st.finishUs + pdBase + (bytes / pdBandwidth(pdBw, s.capability, d.capability)) * 1e6, EV_ENQUEUE, k, r.instance);
             return;
           }
           r.finishUs = st.finishUs;
@@ -250,6 +286,24 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     cores.push(core);
   }
 
+  /** Capability pairing: the decode instance for a request whose prefill leg just ended on `p`. */
+  const pickDecode = (p: number, promptTokens: number): number => {
+    const cands: DecodeCandidateState[] = decodeCands.map((j) => {
+      const core = cores[j] as EngineCore;
+      const s = o.instances[j] as CoreInstanceSetup;
+      return {
+        capability: s.capability as CapabilityDescriptor,
+        latency: s.latency,
+        freeBlocks: core.kv.numFreeBlocks - (pdInflightBlocks[j] as number),
+        runningSeqs: core.numRunning,
+        contextTokens: core.kv.numHeldBlocks * s.blockSize,
+        backlogTokens: core.prefillBacklog(),
+      };
+    });
+    const ps = o.instances[p] as CoreInstanceSetup;
+    return decodeCands[pickDecodeByCapability(ps.capability as CapabilityDescriptor, cands, promptTokens, (ps.bytesPerBlock ?? 0) / bs, o.pd ?? {})] as number;
+  };
+
   const snaps = o.instances.map((s) => ({
     instanceId: s.id,
     role: s.role,
@@ -268,6 +322,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   const inflightReqs = new Float64Array(N);
   const inflightTokens = new Float64Array(N);
   const busy = new Uint8Array(N);
+  const wakeAt = new Float64Array(N);
   const dirty = new Uint8Array(N);
   let nDirty = 0;
   const markDirty = (i: number): void => {
@@ -280,7 +335,15 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     const core = cores[i] as EngineCore;
     if (busy[i] === 1 || !core.hasWork()) return;
     const st = core.startStep(t);
-    if (st === null) return;
+    if (st === null) {
+      // queued requests wait for prefetched KV: step again once it has landed
+      const w = core.kv.prefetchLandedByUs;
+      if (w > t && wakeAt[i] !== w) {
+        wakeAt[i] = w;
+        q.push(w, EV_WAKE, i, 0);
+      }
+      return;
+    }
     unusableFree[i] = core.numWaiting > 0 ? core.kv.numFreeBlocks : 0;
     busy[i] = 1;
     q.push(t + st.durationUs, EV_STEP_END, i, 0);
@@ -447,6 +510,21 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
         inflightTokens[b] = (inflightTokens[b] as number) - r.promptTokens;
       }
       const core = cores[b] as EngineCore;
+      let remoteTokens = r.promptTokens;
+      if (r.kvTransferred) {
+        pdInflightBlocks[b] = (pdInflightBlocks[b] as number) - Math.ceil((r.promptTokens + 1) / bs);
+        // the transfer read the prefill leg's cached blocks: those evicted meanwhile never arrived
+        const keys = keysOf[a] as Uint32Array;
+        const full = Math.min(keys.length, Math.floor(r.promptTokens / bs));
+        const src = cores[r.prefillInstance] as EngineCore;
+        const intact = full === 0 ? 0 : src.kv.cachedPrefixBlocks({ requestId: r.id, tokenIds: [], numComputedTokens: 0, numTokens: r.promptTokens, blockKeys: keys }, full);
+        const mc = counters[b] as InstanceCounters;
+        mc.pdTransferBlocks += full;
+        if (intact < full) {
+          mc.pdFailedBlocks += full - intact;
+          remoteTokens = Math.max(1, intact * bs);
+        }
+      }
       // As vLLM refuses a prompt longer than the KV cache can ever hold (max_model_len).
       if (Math.ceil((r.promptTokens + 1) / bs) > core.kv.numBlocks) {
         rejectState(r, 'exceeds-capacity', t);
@@ -463,7 +541,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
         blockKeys: keysOf[a] as Uint32Array,
         maxTokens: r.embed ? 0 : prefillLeg ? 1 : Math.max(req.maxTokens, 1),
         outputTokens: prefillLeg ? 1 : r.outputTokens,
-        ...(r.kvTransferred ? { remoteKv: { computedTokens: r.promptTokens, outputTokenIds: [0] } } : {}),
+        ...(r.kvTransferred ? { remoteKv: { computedTokens: remoteTokens, outputTokenIds: [0] } } : {}),
         ...(r.embed ? { kind: 'embed' as const } : {}),
         ...(req.priority === undefined ? {} : { priority: req.priority }),
         ...(r.ttftMs === undefined && r.tpotMs === undefined
@@ -475,6 +553,8 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       markDirty(b);
     } else if (kind === EV_SESSION_ARRIVAL) {
       arrive(a, t);
+    } else if (kind === EV_WAKE) {
+      markDirty(a);
     }
   }
   sample(nextSample);
@@ -494,7 +574,21 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     }
     if (core.kv.numHeldBlocks !== 0) violations.push(`${s.id}: ${core.kv.numHeldBlocks} blocks still used by requests at the end`);
     const st = core.kv.stats;
-    views.push({ id: s.id, role: s.role, counters: c, kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: st.offloadedBlocks, reloadedBlocks: st.reloadedBlocks } } });
+    const pf = core.kv.prefetchStats;
+    views.push({
+      id: s.id,
+      role: s.role,
+      counters: c,
+      kv: { counters: { evictedBlocks: st.evictedBlocks, offloadedBlocks: st.offloadedBlocks, reloadedBlocks: st.reloadedBlocks } },
+      migrations: {
+        prefetchedBlocks: pf.prefetchedBlocks,
+        prefetchHitBlocks: pf.hitBlocks,
+        prefetchLateBlocks: pf.lateBlocks,
+        prefetchEvictedBlocks: pf.evictedBlocks,
+        pdTransferBlocks: c.pdTransferBlocks,
+        pdFailedBlocks: c.pdFailedBlocks,
+      },
+    });
   }
   return { states: collectStates(reqs, states, violations), instances: views, samples, endUs: nowUs, events: q.pushed + n, violations };
 }

@@ -11,6 +11,8 @@ export const EV_STEP_END = 1;
 export const EV_SESSION_ARRIVAL = 2;
 /** Event kind: take a time-series sample of every instance. */
 export const EV_SAMPLE = 3;
+/** Event kind: an idle instance whose queued requests wait for prefetched KV tries to step again. */
+export const EV_WAKE = 4;
 
 /** The event heap. */
 export class EventQueue {

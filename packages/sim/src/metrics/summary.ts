@@ -78,6 +78,17 @@ export interface RunSummary {
   readonly evictedBlocks: number;
   readonly offloadedBlocks: number;
   readonly reloadedBlocks: number;
+  /**
+   * KV migrations that ended, blocks: hot-spot prefetches taken or evicted, plus P/D transfer
+   * blocks (see `MigrationCounters`).
+   */
+  readonly migratedBlocks: number;
+  /**
+   * Migration failure rate: failed / ended migrations (prefetched blocks evicted before use or
+   * taken before they landed, P/D blocks evicted at the source before the transfer ended); 0 when
+   * none ended (see `migratedBlocks`).
+   */
+  readonly migrationFailureRate: number;
   /** Jain's index over tenants' weight-normalised VTC service. */
   readonly jainIndex: number;
   /** Largest minus smallest tenant service share. */
@@ -212,7 +223,12 @@ export function summarize(result: ClusterResult, rows: readonly RequestRow[], sl
   let offloaded = 0;
   let reloaded = 0;
   let preemptions = 0;
+  let migrated = 0;
+  let migrationFailed = 0;
   for (const inst of result.instances) {
+    const m = inst.migrations;
+    migrated += m.prefetchHitBlocks + m.prefetchLateBlocks + m.prefetchEvictedBlocks + m.pdTransferBlocks;
+    migrationFailed += m.prefetchLateBlocks + m.prefetchEvictedBlocks + m.pdFailedBlocks;
     evicted += inst.kv.counters.evictedBlocks;
     offloaded += inst.kv.counters.offloadedBlocks;
     reloaded += inst.kv.counters.reloadedBlocks;
@@ -241,6 +257,8 @@ export function summarize(result: ClusterResult, rows: readonly RequestRow[], sl
     evictedBlocks: evicted,
     offloadedBlocks: offloaded,
     reloadedBlocks: reloaded,
+    migratedBlocks: migrated,
+    migrationFailureRate: migrated > 0 ? migrationFailed / migrated : 0,
     jainIndex: jainIndex(shares),
     maxServiceGap: shares.length > 1 ? Math.max(...shares) - Math.min(...shares) : 0,
     perInstance,
