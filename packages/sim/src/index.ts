@@ -42,11 +42,13 @@ export type { ClusterResult, InstanceCounters, InstanceSample, PdLink, SimInstan
 export { createSimRouter } from './engine/routers.js';
 export type { SimRouterOptions } from './engine/routers.js';
 export { RequestState } from './engine/request-state.js';
+export { QuotaSplit, resolveQuotaSplit } from './engine/quota-split.js';
+export type { QuotaReport, QuotaSample, QuotaSplitOptions } from './engine/quota-split.js';
 export { createPlanner } from './planner.js';
 export type { PlannerOptions } from './planner.js';
 export type * from './engine/sched-types.js';
 export { buildRows, summarize } from './metrics/summary.js';
-export type { RequestRow, RunSummary, InstanceSummary, SloTargetsMs } from './metrics/summary.js';
+export type { RequestRow, RunSummary, InstanceSummary, QuotaSummary, SloTargetsMs } from './metrics/summary.js';
 export { distribution, percentileSorted, jainIndex } from './metrics/stats.js';
 export type { Distribution } from './metrics/stats.js';
 export { parseWorkload, generateWorkload, workloadSchema } from './workload/generator.js';

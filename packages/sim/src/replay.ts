@@ -21,6 +21,7 @@ import { type EngineProfile, getEngineProfile } from './profiles.js';
 import type { SimRequest, Trace } from './traces/types.js';
 import type { InstanceRole, LifetimeFeatures } from '@kvmgr/core';
 import type { RequestState } from './engine/request-state.js';
+import { type QuotaSample, type QuotaSplitOptions, resolveQuotaSplit } from './engine/quota-split.js';
 
 /** Options of {@link runReplay}. */
 export interface ReplayOptions {
@@ -84,6 +85,13 @@ export interface ReplayOptions {
    * removed: any other value throws `KVMGR_INVALID_ARGUMENT`. @default 'core'
    */
   readonly engine?: 'core';
+  /**
+   * Split each instance's GPU KV blocks between LLM and embedding requests with `@kvmgr/kv-pool`'s
+   * `QuotaAllocator`, rebalanced every `intervalMs` from what each kind holds and waits for
+   * (see `QuotaSplitOptions`); the summary's `quota` and the result's `quotaTimeline` report it.
+   * @default none (LLM and embedding requests share one pool)
+   */
+  readonly quota?: QuotaSplitOptions;
 }
 
 /** The resolved configuration of a run (for reports). */
@@ -109,6 +117,8 @@ export interface ReplayConfig {
   readonly cpuBlocks: number;
   readonly rateScale: number;
   readonly seed: number;
+  /** The quota split's resolved options; present only with one (so default results stay byte-identical). */
+  readonly quota?: Required<QuotaSplitOptions>;
 }
 
 /** What {@link runReplay} returns. */
@@ -123,6 +133,8 @@ export interface ReplayResult {
   readonly events: number;
   /** Simulated time, s. */
   readonly simulatedS: number;
+  /** Every instance's LLM / embedding quotas after every rebalancing round; present only with `quota`. */
+  readonly quotaTimeline?: readonly QuotaSample[];
 }
 
 /**
@@ -160,7 +172,8 @@ export function lifetimeFeatures(req: SimRequest): LifetimeFeatures {
  * @returns summary, per-request rows, time series, resolved config, conservation violations.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown profile/model/GPU/eviction policy,
  *   a bad rate scale or instance count, an unknown `kvBackend` or `prefixIndex`, an `engine`
- *   other than `core`; `KVMGR_BAD_CONFIG` for a bad router string.
+ *   other than `core`, bad `quota` options (naming the option, e.g. `quota.intervalMs`);
+ *   `KVMGR_BAD_CONFIG` for a bad router string.
  */
 export function runReplay(options: ReplayOptions): ReplayResult {
   const profile = typeof options.profile === 'object' ? options.profile : getEngineProfile(options.profile ?? 'vllm-default');
@@ -186,6 +199,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   if (engine !== 'core') throw invalidArgument('engine', engine, "'core' (the simulator's legacy engine was removed)");
   // The block-hash index re-walks a request's whole prefix on every insert (quadratic in long
   // prompts); the radix cache continues from the matched node: radix is the default.
+  const quota = options.quota === undefined ? undefined : resolveQuotaSplit(options.quota);
   const prefixIndex = options.prefixIndex ?? 'radix';
   if (prefixIndex !== 'hash-map' && prefixIndex !== 'radix') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' or 'radix'");
   const schedulerSpec = options.pipeline ?? profile.scheduler;
@@ -218,6 +232,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   };
   const res = simulateCoreCluster({
           ...common,
+          ...(quota === undefined ? {} : { quota }),
           instances: roles.map((role, i) => ({
             id: ids[i] as string,
             role,
@@ -266,6 +281,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       cpuBlocks,
       rateScale,
       seed,
+      ...(quota === undefined ? {} : { quota }),
     },
     summary,
     requests: rows,
@@ -273,5 +289,6 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     violations: res.violations,
     events: res.events,
     simulatedS: res.endUs / 1e6,
+    ...(res.quota === undefined ? {} : { quotaTimeline: res.quota.timeline }),
   };
 }
