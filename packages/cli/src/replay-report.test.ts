@@ -36,6 +36,8 @@ function run(label: string, over: Partial<RunSummary>): RunResult {
     reloadedBlocks: 0,
     jainIndex: 1,
     maxServiceGap: 0,
+    kvPredictionMape: 0.2,
+    kvUnderpredictionRate: 0.1,
     perInstance: [],
     ...over,
   };
