@@ -23,6 +23,8 @@ function run(label: string, ttft: (i: number) => number): RunResult {
     rejectedReason: '',
     tenant: '',
     sloClass: '',
+    predictedKvBlocks: 8,
+    peakKvBlocks: 7,
   }));
   return { label, profile: label, pipeline: label, router: 'rr', summary: {} as RunResult['summary'], requests, timeseries: { tSec: [], throughputTokPerS: [], kvUtilization: [], hitRate: [] }, wallS: 0 };
 }

@@ -38,6 +38,8 @@ function run(label: string, over: Partial<RunSummary>): RunResult {
     migrationFailureRate: 0,
     jainIndex: 1,
     maxServiceGap: 0,
+    kvPredictionMape: 0.2,
+    kvUnderpredictionRate: 0.1,
     perInstance: [],
     ...over,
   };

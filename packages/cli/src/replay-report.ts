@@ -124,6 +124,8 @@ const CSV_COLUMNS = [
   'reprefill_tokens',
   'slo_met',
   'rejected_reason',
+  'predicted_kv_blocks',
+  'peak_kv_blocks',
 ] as const;
 
 /** A CSV cell: numbers to 3 decimals (integers as they are); a rejected request's NaN times are empty. */
@@ -157,6 +159,8 @@ export function requestsCsv(runs: readonly RunResult[]): string {
           r.reprefillTokens,
           r.sloMet,
           r.rejectedReason,
+          r.predictedKvBlocks,
+          r.peakKvBlocks,
         ]
           .map(csvCell)
           .join(','),

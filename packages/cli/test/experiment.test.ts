@@ -117,6 +117,23 @@ describe('heterogeneous setups, pairing and prefetch (seed 001)', () => {
   });
 });
 
+describe('the quota split of a configuration', () => {
+  it('takes quota: {} and its options, and names the key of a bad value', () => {
+    const ok = parseExperiment(TINY.replace('{ name: rr, router: round-robin }', '{ name: rr, router: round-robin, quota: { interval_ms: 250, llm_weight: 4 } }'), join(dir, 'ok.yaml'));
+    expect(ok.configurations[0]?.quota).toEqual({ interval_ms: 250, llm_weight: 4 });
+    const negative = badFile('quota-interval', TINY.replace('{ name: rr, router: round-robin }', '{ name: rr, router: round-robin, quota: { interval_ms: -5 } }'));
+    expect(negative.message).toMatch(/configurations\.0\.quota\.interval_ms: /);
+    const unknown = badFile('quota-key', TINY.replace('{ name: rr, router: round-robin }', '{ name: rr, router: round-robin, quota: { intervals: 5 } }'));
+    expect(unknown.message).toMatch(/configurations\.0\.quota.*intervals/);
+    const fraction = badFile('quota-fraction', TINY.replace('{ name: rr, router: round-robin }', '{ name: rr, router: round-robin, quota: { max_step_fraction: 1.5 } }'));
+    expect(fraction.message).toMatch(/configurations\.0\.quota\.max_step_fraction: /);
+    const sum = badFile('quota-sum', TINY.replace('{ name: rr, router: round-robin }', '{ name: rr, router: round-robin, quota: { llm_min_fraction: 0.9, embedding_min_fraction: 0.2 } }'));
+    expect(sum.message).toMatch(/configurations\.0\.quota\.llm_min_fraction: .*at most 1/);
+    const metric = badFile('quota-metric', TINY.replace('hit_rate, preemptions', 'hit_rate, quota_shift'));
+    expect(metric.message).toMatch(/metrics\.2: a metric name/);
+  });
+});
+
 describe('kvmgr experiment run', () => {
   it('runs the cross product over seeds, gives identical results twice, resumes from finished cells and renders its plots', async () => {
     const file = join(dir, 'tiny.yaml');

@@ -20,13 +20,16 @@ import {
   requirePositiveNumber,
 } from '@kvmgr/core';
 import { createVictimSelector } from '@kvmgr/eviction';
-import { PassManager, type PlanOp, type SchedAnalyses, type SchedRequest, type SchedState, createDefaultRegistry } from '@kvmgr/scheduler-ir';
+import { PassManager, type PlanOp, type SchedAnalyses, type SchedRequest, type SchedState, createDefaultRegistry, predictedFootprintBlocks } from '@kvmgr/scheduler-ir';
 import { EngineRequestState, hashString } from './engine-request.js';
 import type {
+  BlockQuota,
+  BlockQuotaKind,
   EngineHooks,
   EngineMetrics,
   EngineRequest,
   FinishReason,
+  KindBlockUsage,
   RequestFinishedStats,
   StepLatencyFn,
   StepShape,
@@ -201,6 +204,13 @@ export class EngineCore {
   private readonly seenKeys: Uint8Array | null;
   private readonly seenBigKeys = new Set<number>();
   private readonly success: Record<FinishReason, number> = { stop: 0, length: 0, abort: 0, rejected: 0 };
+  private readonly analyses: SchedAnalyses;
+  /** Block quotas per kind (`setBlockQuota`); null = none. */
+  private quota: BlockQuota | null = null;
+  /** Blocks held by running embedding requests, refreshed at each step start and kept during it (quotas only). */
+  private embedHeld = 0;
+  /** Kinds whose admission a quota stopped in the step being planned (FCFS within a kind). */
+  private quotaBlocked = { generate: false, embed: false };
 
   /**
    * @param options - see {@link EngineCoreOptions}.
@@ -222,6 +232,7 @@ export class EngineCore {
     this.selector = typeof sel === 'string' ? createVictimSelector(sel) : sel;
     const analyses: SchedAnalyses =
       options.predictor === undefined ? { victimSelector: this.selector } : { victimSelector: this.selector, predictor: options.predictor };
+    this.analyses = analyses;
     this.pm = new PassManager({
       pipeline: options.scheduler ?? 'vllm-default',
       registry: createDefaultRegistry(),
@@ -260,6 +271,71 @@ export class EngineCore {
     const role = options.role ?? 'both';
     if (role !== 'both' && role !== 'prefill') throw invalidArgument('role', role, "'both' or 'prefill'");
     if (role === 'prefill') this.state.role = 'prefill';
+  }
+
+  /**
+   * Splits the GPU blocks between request kinds: from the next allocation on, LLM (`generate`)
+   * requests together hold at most `quota.generate` blocks and embedding requests at most
+   * `quota.embed` (embedding blocks are counted per request, LLM blocks as the manager's held
+   * blocks minus those). A kind at its quota admits no more of its requests (the other kind goes
+   * on), and a running request that needs a block beyond its kind's quota preempts a running
+   * request of the same kind (the victim selector's choice), as an allocation failure does. Held
+   * blocks are never taken away: a driver lowering a quota keeps it ≥ the kind's
+   * `blockUsage().heldBlocks` (kv-pool's `QuotaAllocator` with that as the consumer's minimum).
+   * Admission counts a request's prefix hits as new blocks (an upper bound).
+   *
+   * @param quota - blocks per kind (non-negative integers), or null to lift the quotas.
+   * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a negative or fractional quota.
+   */
+  setBlockQuota(quota: BlockQuota | null): void {
+    if (quota === null) {
+      this.quota = null;
+      return;
+    }
+    if (quota === undefined || typeof quota !== 'object') throw invalidArgument('quota', quota, 'an object { generate, embed } or null');
+    const generate = requireNonNegativeInt('quota.generate', quota.generate);
+    const embed = requireNonNegativeInt('quota.embed', quota.embed);
+    this.quota = { generate, embed };
+  }
+
+  /** The block quotas in force, or null. */
+  get blockQuota(): BlockQuota | null {
+    return this.quota;
+  }
+
+  /**
+   * Blocks held and waited for, per request kind (see {@link KindBlockUsage}); what a quota
+   * allocator reports as demand. O(running + waiting).
+   */
+  blockUsage(): Readonly<Record<BlockQuotaKind, KindBlockUsage>> {
+    const bs = this.kv.blockSize;
+    let emb = 0;
+    for (const r of this.running) if (r.embed) emb += r.blocksHeld;
+    const w = { generate: { blocks: 0, n: 0, oldest: -1 }, embed: { blocks: 0, n: 0, oldest: -1 } };
+    for (const r of this.waiting) {
+      const k = r.embed ? w.embed : w.generate;
+      k.blocks += Math.ceil(r.numTokens / bs);
+      k.n++;
+      if (k.oldest < 0 || r.arrivalUs < k.oldest) k.oldest = r.arrivalUs;
+    }
+    return {
+      generate: { heldBlocks: this.kv.numHeldBlocks - emb, waitingBlocks: w.generate.blocks, waiting: w.generate.n, oldestWaitingArrivalUs: w.generate.oldest },
+      embed: { heldBlocks: emb, waitingBlocks: w.embed.blocks, waiting: w.embed.n, oldestWaitingArrivalUs: w.embed.oldest },
+    };
+  }
+
+  /** True when `r` taking `newBlocks` more blocks would put its kind over its quota. */
+  private overQuota(r: EngineRequestState, newBlocks: number): boolean {
+    const q = this.quota;
+    if (q === null || newBlocks <= 0) return false;
+    return r.embed ? this.embedHeld + newBlocks > q.embed : this.kv.numHeldBlocks - this.embedHeld + newBlocks > q.generate;
+  }
+
+  /** Records the blocks `r` holds now (peak; embedding blocks for the quotas). */
+  private held(r: EngineRequestState, blocks: number): void {
+    if (r.embed) this.embedHeld += blocks - r.blocksHeld;
+    r.blocksHeld = blocks;
+    if (blocks > r.peakBlocks) r.peakBlocks = blocks;
   }
 
   /**
@@ -462,6 +538,13 @@ export class EngineCore {
     this.pendingTransferUs = 0;
     this.kv.nowUs = nowUs;
     if (!this.hasWork()) return null;
+    if (this.quota !== null) {
+      let emb = 0;
+      for (const r of this.running) if (r.embed) emb += r.blocksHeld;
+      this.embedHeld = emb;
+      this.quotaBlocked.generate = false;
+      this.quotaBlocked.embed = false;
+    }
     let counts = NO_COUNTS;
     if (this.pureDecode()) {
       // Every running request decodes one token and each has a free block for it: the plan of
@@ -553,11 +636,12 @@ export class EngineCore {
         if (r === undefined || r.inflight > 0) continue;
         if (r.status === 'running') {
           this.scheduleRunning(r, op.tokens, nowUs, preempted);
-        } else if (!admissionBlocked && this.running.length + admitted.length < this.state.budgets.maxSeqs) {
+        } else if (!admissionBlocked && !(this.quota !== null && this.quotaBlocked[r.embed ? 'embed' : 'generate']) && this.running.length + admitted.length < this.state.budgets.maxSeqs) {
           // its prefix is still being prefetched: it waits for the load, the others go on
           if (this.kv.prefetchEnabled && this.prefetchLoading(r, nowUs)) continue;
           if (this.admit(r, op.tokens, nowUs)) admitted.push(r);
-          else admissionBlocked = true; // vLLM stops admitting at the first request that does not fit
+          // vLLM stops admitting at the first request that does not fit; a kind at its quota stops only its own kind
+          else if (!(this.quota !== null && this.quotaBlocked[r.embed ? 'embed' : 'generate'])) admissionBlocked = true;
         }
       }
       // admit (taken with its prefill/decode op), defer, evict-prefix (eviction is lazy, at
@@ -571,7 +655,8 @@ export class EngineCore {
       this.waiting.length = j;
       for (const r of admitted) this.running.push(r);
     }
-    if (preempted.length > 0) this.waiting.unshift(...preempted);
+    // a victim the same plan admitted again (an op later in the plan) runs: it is not requeued
+    if (preempted.length > 0) this.waiting.unshift(...preempted.filter((r) => r.status !== 'running'));
     return { admitted: admitted.length, rejected };
   }
 
@@ -584,22 +669,25 @@ export class EngineCore {
   /** Schedules `tokens` more tokens of a running request, preempting others when blocks run out. */
   private scheduleRunning(r: EngineRequestState, tokens: number, nowUs: number, preempted: EngineRequestState[]): void {
     const n = Math.max(1, Math.min(tokens, r.numTokens - r.computedTokens));
-    while (this.kv.allocateSlots(r, n) === null) {
-      const v = this.pickVictim(r, n, nowUs);
+    for (;;) {
+      const over = this.overQuota(r, Math.ceil((r.computedTokens + n) / this.kv.blockSize) - r.blocksHeld);
+      if (!over && this.kv.allocateSlots(r, n) !== null) break;
+      // over its kind's quota: a victim of the same kind gives the blocks back
+      const v = this.pickVictim(r, n, nowUs, over);
       this.preempt(v);
       preempted.push(v);
       if (v === r) return;
     }
-    r.blocksHeld = this.kv.getNumBlocks(r.id);
+    this.held(r, this.kv.getNumBlocks(r.id));
     this.addWork(r, n);
   }
 
   /** vLLM preempts the newest running request (`self.running.pop()`); here the victim selector picks among those not scheduled yet this step, else `self`. */
-  private pickVictim(self: EngineRequestState, n: number, nowUs: number): EngineRequestState {
+  private pickVictim(self: EngineRequestState, n: number, nowUs: number, sameKind = false): EngineRequestState {
     const cands: VictimCandidate[] = [];
     const idx: EngineRequestState[] = [];
     for (const r of this.running) {
-      if (r === self || r.inflight > 0) continue;
+      if (r === self || r.inflight > 0 || (sameKind && r.embed !== self.embed)) continue;
       idx.push(r);
       cands.push({
         requestId: r.id,
@@ -628,6 +716,7 @@ export class EngineCore {
   private swapOut(r: EngineRequestState): void {
     const n = this.kv.getNumBlocks(r.id);
     this.kv.free(r);
+    if (r.embed) this.embedHeld -= r.blocksHeld;
     const i = this.running.indexOf(r);
     if (i >= 0) this.running.splice(i, 1);
     r.status = 'swapped';
@@ -649,6 +738,10 @@ export class EngineCore {
    */
   private swapIn(r: EngineRequestState, tokens: number, nowUs: number): boolean {
     const n = Math.max(1, Math.min(tokens, r.numTokens - r.computedTokens));
+    if (this.overQuota(r, Math.ceil((r.computedTokens + n) / this.kv.blockSize))) {
+      this.quotaBlocked[r.embed ? 'embed' : 'generate'] = true;
+      return false;
+    }
     if (this.kv.allocateSlots(r, n) === null) return false;
     if (r.remote) r.remote = false; // its KV came over the P/D link, charged by the driver
     else {
@@ -659,10 +752,14 @@ export class EngineCore {
       r.swappedBlocks = 0;
     }
     r.recache = true; // its swapped-in full blocks are cached again at the end of the step
-    r.blocksHeld = this.kv.getNumBlocks(r.id);
+    r.blocksHeld = 0;
+    this.held(r, this.kv.getNumBlocks(r.id));
     r.status = 'running';
     r.admittedUs = nowUs;
-    if (r.firstScheduledUs < 0) r.firstScheduledUs = nowUs;
+    if (r.firstScheduledUs < 0) {
+      r.firstScheduledUs = nowUs;
+      r.predictedBlocks = predictedFootprintBlocks(r, this.kv.blockSize, this.analyses);
+    }
     this.addWork(r, n);
     return true;
   }
@@ -670,6 +767,7 @@ export class EngineCore {
   /** Recompute preemption: frees the request's blocks and resets its progress; the caller puts it back in the waiting queue. */
   private preempt(r: EngineRequestState): void {
     this.kv.free(r);
+    if (r.embed) this.embedHeld -= r.blocksHeld;
     const i = this.running.indexOf(r);
     if (i >= 0) this.running.splice(i, 1);
     r.status = 'preempted';
@@ -688,15 +786,21 @@ export class EngineCore {
     const hit = this.kv.getComputedBlocks(r);
     const start = hit.numComputedTokens;
     const n = Math.max(1, Math.min(tokens, r.numTokens - start));
+    if (this.overQuota(r, Math.ceil((start + n) / this.kv.blockSize))) {
+      this.quotaBlocked[r.embed ? 'embed' : 'generate'] = true;
+      return false;
+    }
     const fresh = this.kv.allocateSlots(r, n, start, hit);
     if (fresh === null) return false;
     r.computedTokens = start;
-    r.blocksHeld = hit.blocks.length + fresh.length;
+    r.blocksHeld = 0;
+    this.held(r, hit.blocks.length + fresh.length);
     r.status = 'running';
     r.admittedUs = nowUs;
     if (r.firstScheduledUs < 0) {
       r.firstScheduledUs = nowUs;
       r.cachedPromptTokens = Math.min(start, r.promptTokens);
+      r.predictedBlocks = predictedFootprintBlocks(r, this.kv.blockSize, this.analyses);
     }
     this.addWork(r, n);
     return true;
@@ -858,6 +962,8 @@ export class EngineCore {
       prefillComputedTokens: r.prefillComputed,
       recomputedTokens: r.recomputedTokens,
       evictionRecomputedTokens: r.evictionRecomputedTokens,
+      peakBlocks: r.peakBlocks,
+      predictedBlocks: r.predictedBlocks,
       ...(rejectedReason === undefined ? {} : { rejectedReason }),
     };
     this.hooks.onFinished?.(r.request, stats);

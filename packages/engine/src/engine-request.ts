@@ -66,6 +66,10 @@ export class EngineRequestState implements SchedRequest, KvCacheRequest {
   recache = false;
   /** Arrived with remote KV (P/D decode leg) and not admitted yet. */
   remote = false;
+  /** Most blocks held at once. */
+  peakBlocks = 0;
+  /** Predicted footprint at first admission, blocks; -1 before. */
+  predictedBlocks = -1;
 
   /**
    * @param promptTokens - prompt length. @default tokenIds.length

@@ -102,6 +102,18 @@ export interface RequestFinishedStats {
    * `trackEvictionRecompute` option is on; 0 otherwise.
    */
   readonly evictionRecomputedTokens: number;
+  /**
+   * Most KV blocks the request held at once on this engine (its prefix-cache hits and blocks
+   * shared with other requests included, as the admission footprint counts them); 0 when never
+   * admitted.
+   */
+  readonly peakBlocks: number;
+  /**
+   * Its predicted KV footprint at first admission, blocks: scheduler-IR's
+   * `predictedFootprintBlocks` (p90 remaining output from the engine's predictor, margin 0.1,
+   * fallback 256 tokens: the `admission` pass's defaults); -1 when never admitted.
+   */
+  readonly predictedBlocks: number;
   /** Why the plan rejected it (the scheduler's reason, e.g. `slo-infeasible`); only for `finishReason` `rejected`. */
   readonly rejectedReason?: string;
 }
@@ -215,4 +227,33 @@ export interface EngineHooks {
   onKvBlockKeys?(log: BlockKeyLog): void;
   /** After every `finishStep`. */
   onStepStats?(stats: StepStats): void;
+}
+
+/** A request kind for block quotas: `generate` (LLM) or `embed` (pooling). */
+export type BlockQuotaKind = 'generate' | 'embed';
+
+/**
+ * Block quotas per request kind ({@link EngineCore.setBlockQuota}): requests of a kind may hold
+ * at most this many blocks together; the sum should not exceed the pool.
+ */
+export interface BlockQuota {
+  /** Blocks LLM (generate) requests may hold. */
+  readonly generate: number;
+  /** Blocks embedding requests may hold. */
+  readonly embed: number;
+}
+
+/** What requests of one kind hold and wait for ({@link EngineCore.blockUsage}). */
+export interface KindBlockUsage {
+  /**
+   * Blocks held: for `embed`, Σ blocks of running embedding requests; for `generate`, the
+   * manager's held blocks minus those (so the two add up to `kv.numHeldBlocks`).
+   */
+  readonly heldBlocks: number;
+  /** Σ blocks the waiting requests of the kind need for their known tokens (prompt + generated). */
+  readonly waitingBlocks: number;
+  /** Waiting requests of the kind. */
+  readonly waiting: number;
+  /** Arrival of the oldest waiting request of the kind, µs; -1 when none waits. */
+  readonly oldestWaitingArrivalUs: number;
 }

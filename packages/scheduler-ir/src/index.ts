@@ -39,6 +39,7 @@ export { printState, parseState, printPlan, parsePlan, printStepIR } from './tex
 export { BUILTIN_PASSES, createDefaultRegistry } from './builtin.js';
 export { PRESETS } from './presets.js';
 export { predictedRemaining } from './passes/predict.js';
+export { predictedFootprintBlocks } from './passes/admission.js';
 export type { QuantileName } from './passes/predict.js';
 export type { Lowering } from './lowering.js';
 export { abTest, pairedBootstrap, DEFAULT_AB_METRICS } from './ab.js';

@@ -21,6 +21,7 @@ import { type EngineProfile, getEngineProfile } from './profiles.js';
 import type { SimRequest, Trace } from './traces/types.js';
 import type { InstanceRole, LifetimeFeatures } from '@kvmgr/core';
 import type { RequestState } from './engine/request-state.js';
+import { type QuotaSample, type QuotaSplitOptions, resolveQuotaSplit } from './engine/quota-split.js';
 
 /** One instance of a heterogeneous cluster ({@link ReplayOptions.instances}). */
 export interface ReplayInstanceSpec {
@@ -104,6 +105,13 @@ export interface ReplayOptions {
    * removed: any other value throws `KVMGR_INVALID_ARGUMENT`. @default 'core'
    */
   readonly engine?: 'core';
+  /**
+   * Split each instance's GPU KV blocks between LLM and embedding requests with `@kvmgr/kv-pool`'s
+   * `QuotaAllocator`, rebalanced every `intervalMs` from what each kind holds and waits for
+   * (see `QuotaSplitOptions`); the summary's `quota` and the result's `quotaTimeline` report it.
+   * @default none (LLM and embedding requests share one pool)
+   */
+  readonly quota?: QuotaSplitOptions;
 }
 
 /** The resolved configuration of a run (for reports). */
@@ -136,6 +144,8 @@ export interface ReplayConfig {
   readonly prefetch?: true;
   readonly rateScale: number;
   readonly seed: number;
+  /** The quota split's resolved options; present only with one (so default results stay byte-identical). */
+  readonly quota?: Required<QuotaSplitOptions>;
 }
 
 /** What {@link runReplay} returns. */
@@ -150,6 +160,8 @@ export interface ReplayResult {
   readonly events: number;
   /** Simulated time, s. */
   readonly simulatedS: number;
+  /** Every instance's LLM / embedding quotas after every rebalancing round; present only with `quota`. */
+  readonly quotaTimeline?: readonly QuotaSample[];
 }
 
 /**
@@ -187,7 +199,8 @@ export function lifetimeFeatures(req: SimRequest): LifetimeFeatures {
  * @returns summary, per-request rows, time series, resolved config, conservation violations.
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown profile/model/GPU/eviction policy,
  *   a bad rate scale or instance count, an unknown `kvBackend` or `prefixIndex`, an `engine`
- *   other than `core`; `KVMGR_BAD_CONFIG` for a bad router string.
+ *   other than `core`, bad `quota` options (naming the option, e.g. `quota.intervalMs`);
+ *   `KVMGR_BAD_CONFIG` for a bad router string.
  */
 export function runReplay(options: ReplayOptions): ReplayResult {
   const profile = typeof options.profile === 'object' ? options.profile : getEngineProfile(options.profile ?? 'vllm-default');
@@ -233,6 +246,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   if (engine !== 'core') throw invalidArgument('engine', engine, "'core' (the simulator's legacy engine was removed)");
   // The block-hash index re-walks a request's whole prefix on every insert (quadratic in long
   // prompts); the radix cache continues from the matched node: radix is the default.
+  const quota = options.quota === undefined ? undefined : resolveQuotaSplit(options.quota);
   const prefixIndex = options.prefixIndex ?? 'radix';
   if (prefixIndex !== 'hash-map' && prefixIndex !== 'radix') throw invalidArgument('prefixIndex', prefixIndex, "'hash-map' or 'radix'");
   const schedulerSpec = options.pipeline ?? profile.scheduler;
@@ -268,6 +282,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
   const res = simulateCoreCluster({
           ...common,
           ...(pdPairing === 'capability' ? { pdPairing } : {}),
+          ...(quota === undefined ? {} : { quota }),
           instances: roles.map((role, i) => ({
             id: ids[i] as string,
             role,
@@ -326,6 +341,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
       ...(prefetch ? { prefetch } : {}),
       rateScale,
       seed,
+      ...(quota === undefined ? {} : { quota }),
     },
     summary,
     requests: rows,
@@ -333,6 +349,7 @@ export function runReplay(options: ReplayOptions): ReplayResult {
     violations: res.violations,
     events: res.events,
     simulatedS: res.endUs / 1e6,
+    ...(res.quota === undefined ? {} : { quotaTimeline: res.quota.timeline }),
   };
 }
 

@@ -18,7 +18,7 @@ import { checkOutDir, note, sweepThreads } from '../preflight.js';
 import { createProgress } from '../progress.js';
 import { type ChartSpec, type TableSpec, renderReportHtml } from '../report-html.js';
 import { formatTable } from '../table.js';
-import { type CellRef, type Experiment, type WorkloadEntry, loadExperiment } from './schema.js';
+import { type CellRef, type Experiment, type WorkloadEntry, loadExperiment, quotaOptions } from './schema.js';
 import { type MeanCi, type PairedVerdict, judgePaired, meanCi } from './stats.js';
 
 /** Flags of `kvmgr experiment run`. */
@@ -146,6 +146,7 @@ export function jobOf(x: Experiment, cell: Cell): SweepJob {
       // kv_backend: both values run the same engine core (the cell key stays that of `kvmgr`)
       ...(gpuBlocks === undefined ? {} : { gpuBlocks }),
       ...(s.cpu_blocks === undefined ? {} : { cpuBlocks: s.cpu_blocks }),
+      ...(c.quota === undefined ? {} : { quota: quotaOptions(c.quota) }),
       rateScale: w.rate_scale,
       slo: { ttftMs: x.slo.ttft_ms, tpotMs: x.slo.tpot_ms },
       seed: cell.seed,
@@ -182,6 +183,13 @@ const SUMMARY_METRICS: Readonly<Record<string, (s: RunSummary) => number>> = {
   migrated_blocks: (s) => s.migratedBlocks,
   kv_utilization: (s) => s.kvUtilization,
   jain_index: (s) => s.jainIndex,
+  kv_prediction_mape: (s) => s.kvPredictionMape,
+  kv_underprediction_rate: (s) => s.kvUnderpredictionRate,
+  // quota metrics are undefined (NaN) for a configuration without the quota split
+  quota_shifts: (s) => s.quota?.shifts ?? Number.NaN,
+  quota_shifted_blocks: (s) => s.quota?.shiftedBlocks ?? Number.NaN,
+  embedding_quota_peak: (s) => s.quota?.embeddingQuotaPeak ?? Number.NaN,
+  quota_overcommitted: (s) => s.quota?.overCommitted ?? Number.NaN,
 };
 
 function classMetric(base: string, rows: readonly RequestRow[], durationS: number): number {
@@ -448,6 +456,12 @@ const UNITS: Readonly<Record<string, string>> = {
   kv_utilization: 'KV utilization (fraction)',
   jain_index: "Jain's fairness index",
   throughput_cv: 'output-throughput fluctuation (CV over 1 s intervals)',
+  kv_prediction_mape: 'predicted vs peak KV blocks per request, MAPE (fraction)',
+  kv_underprediction_rate: 'requests whose peak KV exceeded the prediction (fraction)',
+  quota_shifts: 'LLM/embedding quota shifts (instance-rounds)',
+  quota_shifted_blocks: 'embedding quota moved (blocks)',
+  embedding_quota_peak: 'peak embedding quota (fraction of GPU blocks)',
+  quota_overcommitted: 'quota over-commits (instance-rounds)',
 };
 
 /** Y-axis label of a metric, with its unit. */

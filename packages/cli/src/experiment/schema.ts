@@ -24,7 +24,7 @@ import { KvmgrError, parseConfigText } from '@kvmgr/core';
 import { EVICTION_POLICY_NAMES } from '@kvmgr/eviction';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { GPU_SPECS, getEngineProfile, gpuKey, parseWorkload } from '@kvmgr/sim';
+import { GPU_SPECS, type QuotaSplitOptions, getEngineProfile, gpuKey, parseWorkload } from '@kvmgr/sim';
 import { z } from 'zod';
 
 /** Metrics of a run summary, by the name an experiment file uses. Units in the name. */
@@ -49,6 +49,12 @@ export const RUN_METRICS = [
   'kv_utilization',
   'jain_index',
   'throughput_cv',
+  'kv_prediction_mape',
+  'kv_underprediction_rate',
+  'quota_shifts',
+  'quota_shifted_blocks',
+  'embedding_quota_peak',
+  'quota_overcommitted',
 ] as const;
 
 /** Metrics that can be split by SLO class with `@class` (e.g. `ttft_p99_ms@critical`). */
@@ -114,6 +120,40 @@ const setupEntry = z
   })
   .strict();
 
+/**
+ * The LLM / embedding quota split of a configuration (`@kvmgr/sim`'s `QuotaSplitOptions`, snake
+ * case); `quota: {}` turns it on with the defaults.
+ */
+const quotaEntry = z
+  .object({
+    /** Simulated time between rebalancing rounds, ms. @default 500 */
+    interval_ms: z.number().positive().optional(),
+    /** Blocks always kept for LLM requests, fraction of the GPU blocks. @default 0.25 */
+    llm_min_fraction: z.number().min(0).max(1).optional(),
+    /** Blocks always kept for embedding requests, fraction of the GPU blocks. @default 0.05 */
+    embedding_min_fraction: z.number().min(0).max(1).optional(),
+    /** Most a quota moves per round, fraction of the GPU blocks (in (0, 1]). @default 0.1 */
+    max_step_fraction: z.number().gt(0).max(1).optional(),
+    /** LLM share weight of unclaimed blocks against the embedding's 1. @default 9 */
+    llm_weight: z.number().positive().max(1e6).optional(),
+  })
+  .strict()
+  .refine((q) => (q.llm_min_fraction ?? 0.25) + (q.embedding_min_fraction ?? 0.05) <= 1, {
+    message: 'llm_min_fraction + embedding_min_fraction must be at most 1',
+    path: ['llm_min_fraction'],
+  });
+
+/** A configuration's quota entry as the simulator takes it. */
+export function quotaOptions(q: z.infer<typeof quotaEntry>): QuotaSplitOptions {
+  return {
+    ...(q.interval_ms === undefined ? {} : { intervalMs: q.interval_ms }),
+    ...(q.llm_min_fraction === undefined ? {} : { llmMinFraction: q.llm_min_fraction }),
+    ...(q.embedding_min_fraction === undefined ? {} : { embeddingMinFraction: q.embedding_min_fraction }),
+    ...(q.max_step_fraction === undefined ? {} : { maxStepFraction: q.max_step_fraction }),
+    ...(q.llm_weight === undefined ? {} : { llmWeight: q.llm_weight }),
+  };
+}
+
 const configurationEntry = z
   .object({
     name,
@@ -133,6 +173,8 @@ const configurationEntry = z
      * cells run, and are cached, as the same cell without it. @default kvmgr
      */
     kv_backend: z.enum(['kvmgr', 'tiered-pool']).optional(),
+    /** Split each instance's GPU blocks between LLM and embedding requests with kv-pool's quota allocator. @default off */
+    quota: quotaEntry.optional(),
   })
   .strict();
 

@@ -16,6 +16,35 @@ import type { PassDefinition, SchedAnalyses } from '../pass.js';
 import { type AdmissionAttr, blocksFor } from '../step-ir.js';
 import { predictedRemaining, type QuantileName } from './predict.js';
 
+/**
+ * Predicted KV footprint of a request, blocks: `blocks(prompt + generated + ⌈remaining_q × (1 +
+ * margin)⌉)`, capped at `blocks(prompt + max(maxTokens, generated))`, where `remaining_q` is the
+ * remaining output at `quantile` ({@link predictedRemaining}: the request's own prediction, else
+ * the injected predictor, else `min(maxTokens - generated, fallbackTokens)`). What the
+ * `admission` pass admits by; an engine records it per request to compare with the blocks held.
+ *
+ * @param r - the request (prompt, generated and max tokens, predictions).
+ * @param blockSize - tokens per block.
+ * @param analyses - the pass context's analyses (the `predictor`).
+ * @param quantile - @default 'p90'
+ * @param margin - extra fraction on the predicted output, ≥ 0. @default 0.1
+ * @param fallbackTokens - remaining output assumed when nothing predicts it. @default 256
+ * @returns blocks, an integer ≥ 0.
+ */
+export function predictedFootprintBlocks(
+  r: SchedRequest,
+  blockSize: number,
+  analyses: SchedAnalyses,
+  quantile: QuantileName = 'p90',
+  margin = 0.1,
+  fallbackTokens = 256,
+): number {
+  const remaining = predictedRemaining(r, quantile, fallbackTokens, analyses);
+  const predicted = blocksFor(r.promptTokens + r.generatedTokens + Math.ceil(remaining * (1 + margin)), blockSize);
+  const cap = blocksFor(r.promptTokens + Math.max(r.maxTokens, r.generatedTokens), blockSize);
+  return Math.min(predicted, cap);
+}
+
 /** The `admission` pass: ADMIT / DEFER / REJECT / PREEMPT from the predicted KV footprint (see the file comment). */
 export const admissionPass: PassDefinition = {
   argument: 'admission',
@@ -48,12 +77,7 @@ export const admissionPass: PassDefinition = {
     let analyses: SchedAnalyses = {};
     const rejected = stats.get('rejected');
     const evaluated = stats.get('evaluated');
-    const footprint = (r: SchedRequest): number => {
-      const remaining = predictedRemaining(r, q, fb, analyses);
-      const predicted = blocksFor(r.promptTokens + r.generatedTokens + Math.ceil(remaining * (1 + margin)), blockSize);
-      const cap = blocksFor(r.promptTokens + Math.max(r.maxTokens, r.generatedTokens), blockSize);
-      return Math.min(predicted, cap);
-    };
+    const footprint = (r: SchedRequest): number => predictedFootprintBlocks(r, blockSize, analyses, q, margin, fb);
     // one attribute object per pass instance, refreshed each step (no per-step allocation)
     const attr: AdmissionAttr = {
       limitBlocks: 0,

@@ -5,6 +5,7 @@
  */
 import type { EngineSnapshot, InstanceRole } from '@kvmgr/core';
 import type { SimRequest } from '../traces/types.js';
+import type { QuotaReport } from './quota-split.js';
 import type { RequestState } from './request-state.js';
 
 /** What the cluster needs of a router (the `@kvmgr/router` `Router` fits through `createSimRouter`). */
@@ -118,6 +119,8 @@ export interface ClusterResult {
   readonly events: number;
   /** Conservation violations found at the end (empty when every check passed). */
   readonly violations: readonly string[];
+  /** The LLM / embedding quota split (`CoreClusterOptions.quota`); absent without one. */
+  readonly quota?: QuotaReport;
 }
 
 /** Cumulative counters of an instance (the time series samples differences). */

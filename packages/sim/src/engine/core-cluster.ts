@@ -57,6 +57,7 @@ import { EV_ENQUEUE, EV_SESSION_ARRIVAL, EV_STEP_END, EV_WAKE, EventQueue } from
 import { type InstanceCounters, newInstanceCounters } from './cluster-types.js';
 import { RequestState } from './request-state.js';
 import { type DecodeCandidateState, pdBandwidth, pickDecodeByCapability } from './capability-pairing.js';
+import { QuotaSplit, type QuotaSplitOptions } from './quota-split.js';
 
 /** One engine-core instance of the cluster. */
 export interface CoreInstanceSetup {
@@ -120,6 +121,12 @@ export interface CoreClusterOptions {
    * @default 'router'
    */
   readonly pdPairing?: 'router' | 'capability';
+  /**
+   * Split each instance's GPU blocks between LLM and embedding requests with kv-pool's quota
+   * allocator, rebalanced over time ({@link QuotaSplit}); the result's `quota` reports the
+   * timeline. @default none (one shared pool)
+   */
+  readonly quota?: QuotaSplitOptions;
 }
 
 
@@ -232,6 +239,8 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
           r.prefillComputed += st.prefillComputedTokens;
           // re-prefill: after a preemption, and after this engine evicted a prefix it had computed
           r.reprefillTokens += st.recomputedTokens + st.evictionRecomputedTokens;
+          if (st.peakBlocks > r.peakKvBlocks) r.peakKvBlocks = st.peakBlocks;
+          if (st.predictedBlocks >= 0) r.predictedKvBlocks = st.predictedBlocks;
           if (st.finishReason === 'rejected' || st.finishReason === 'abort') {
             c.rejected++;
             rejectState(r, r.rejectedReason ?? st.rejectedReason ?? st.finishReason, st.finishUs);
@@ -303,6 +312,10 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     const ps = o.instances[p] as CoreInstanceSetup;
     return decodeCands[pickDecodeByCapability(ps.capability as CapabilityDescriptor, cands, promptTokens, (ps.bytesPerBlock ?? 0) / bs, o.pd ?? {})] as number;
   };
+  const quota = o.quota === undefined ? null : new QuotaSplit(cores, o.quota, o.defaultSlo?.ttftMs ?? 2000);
+  // quota rounds go on while engines hold work they may be waiting on a quota for, up to this long without a step
+  const quotaStallUs = 600e6;
+  let lastStepUs = 0;
 
   const snaps = o.instances.map((s) => ({
     instanceId: s.id,
@@ -346,6 +359,7 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
     }
     unusableFree[i] = core.numWaiting > 0 ? core.kv.numFreeBlocks : 0;
     busy[i] = 1;
+    lastStepUs = t;
     q.push(t + st.durationUs, EV_STEP_END, i, 0);
   };
   const startDirty = (t: number): void => {
@@ -459,7 +473,11 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
   for (;;) {
     const tArr = ai < order.length ? (reqs[order[ai] as number] as SimRequest).arrivalUs / rateScale : Number.POSITIVE_INFINITY;
     const tEv = q.peekTime();
-    const t = Math.min(tArr, tEv);
+    const tQuota =
+      quota !== null && quota.nextUs - lastStepUs <= quotaStallUs && (tArr < Number.POSITIVE_INFINITY || tEv < Number.POSITIVE_INFINITY || cores.some((c) => c.hasWork()))
+        ? quota.nextUs
+        : Number.POSITIVE_INFINITY;
+    const t = Math.min(tArr, tEv, tQuota);
     if (t === Number.POSITIVE_INFINITY && nDirty > 0) {
       startDirty(nowUs);
       continue;
@@ -490,6 +508,11 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       nextSample += sampleUs;
     }
     nowUs = t;
+    if (quota !== null && tQuota === t && t < tArr && t <= tEv) {
+      quota.round(t);
+      for (let i = 0; i < N; i++) markDirty(i);
+      continue;
+    }
     if (tArr <= tEv) {
       arrive(order[ai++] as number, t);
       continue;
@@ -590,7 +613,16 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       },
     });
   }
-  return { states: collectStates(reqs, states, violations), instances: views, samples, endUs: nowUs, events: q.pushed + n, violations };
+  if (quota !== null && quota.report().overCommitted > 0) violations.push(`quota: ${quota.report().overCommitted} instance-rounds with a kind over its quota or quotas over the pool`);
+  return {
+    states: collectStates(reqs, states, violations),
+    instances: views,
+    samples,
+    endUs: nowUs,
+    events: q.pushed + n,
+    violations,
+    ...(quota === null ? {} : { quota: quota.report() }),
+  };
 }
 
 /** Output tokens the engine generates for the request (its trace output, capped by `maxTokens`). */

@@ -52,6 +52,10 @@ export class RequestState implements SchedRequest {
   reloadedTokens = 0;
   preemptions = 0;
   reprefillTokens = 0;
+  /** Most KV blocks it held at once on an engine (prefix hits included); 0 when never admitted. */
+  peakKvBlocks = 0;
+  /** Its predicted KV footprint at admission, blocks (the engine's `predictedBlocks`); -1 when never admitted. */
+  predictedKvBlocks = -1;
   /** Prefill tokens computed in total (including recomputation). */
   prefillComputed = 0;
   /** Instance index serving it (decode instance for P/D). */

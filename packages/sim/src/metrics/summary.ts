@@ -44,6 +44,13 @@ export interface RequestRow {
   readonly rejectedReason: string;
   readonly tenant: string;
   readonly sloClass: SloClass | '';
+  /**
+   * Predicted KV footprint at admission, blocks (scheduler-IR's `predictedFootprintBlocks`: the
+   * `admission` pass's p90 footprint with its default margin); -1 when never admitted.
+   */
+  readonly predictedKvBlocks: number;
+  /** Most KV blocks it held at once (prefix hits included); 0 when never admitted. */
+  readonly peakKvBlocks: number;
 }
 
 /** A run summary. */
@@ -93,7 +100,32 @@ export interface RunSummary {
   readonly jainIndex: number;
   /** Largest minus smallest tenant service share. */
   readonly maxServiceGap: number;
+  /**
+   * Predicted vs actual KV per request, over finished LLM requests: mean |predicted − peak| /
+   * peak blocks (MAPE, a fraction); NaN when none.
+   */
+  readonly kvPredictionMape: number;
+  /** Fraction of finished LLM requests whose peak KV blocks exceeded the predicted footprint; NaN when none. */
+  readonly kvUnderpredictionRate: number;
+  /** The LLM / embedding quota split, when the run had one. */
+  readonly quota?: QuotaSummary;
   readonly perInstance: readonly InstanceSummary[];
+}
+
+/** What a run's LLM / embedding quota split did (`ReplayOptions.quota`). */
+export interface QuotaSummary {
+  /** Rebalancing rounds (per instance). */
+  readonly rounds: number;
+  /** Instance-rounds in which the quotas moved. */
+  readonly shifts: number;
+  /** Σ |embedding quota change|, blocks. */
+  readonly shiftedBlocks: number;
+  /** Highest embedding quota / GPU blocks over instances and rounds (a fraction). */
+  readonly embeddingQuotaPeak: number;
+  /** Embedding quota / GPU blocks at the last round, mean over instances (a fraction). */
+  readonly embeddingQuotaFinal: number;
+  /** Instance-rounds with a kind holding more than its quota or quotas over the pool (0 on a healthy run). */
+  readonly overCommitted: number;
 }
 
 /** Per-instance numbers. */
@@ -156,6 +188,8 @@ function rowOf(r: RequestState, res: ClusterResult, slo: SloTargetsMs, a2: numbe
     rejectedReason: r.rejectedReason ?? '',
     tenant: r.req.tenant ?? '',
     sloClass: r.req.sloClass ?? '',
+    predictedKvBlocks: r.predictedKvBlocks,
+    peakKvBlocks: r.peakKvBlocks,
   };
 }
 
@@ -217,6 +251,16 @@ export function summarize(result: ClusterResult, rows: readonly RequestRow[], sl
       plannedSteps: c.plannedSteps,
     };
   });
+  // predicted vs actual KV: finished LLM requests (an embedding's footprint is its prompt, known)
+  let apeSum = 0;
+  let under = 0;
+  let nPred = 0;
+  for (const r of result.states) {
+    if (r.embed || r.finishUs < 0 || r.predictedKvBlocks < 0 || r.peakKvBlocks <= 0) continue;
+    nPred++;
+    apeSum += Math.abs(r.predictedKvBlocks - r.peakKvBlocks) / r.peakKvBlocks;
+    if (r.peakKvBlocks > r.predictedKvBlocks) under++;
+  }
   const mean = (f: (i: InstanceSummary) => number): number =>
     perInstance.length > 0 ? perInstance.reduce((a, i) => a + f(i), 0) / perInstance.length : 0;
   let evicted = 0;
@@ -261,6 +305,29 @@ export function summarize(result: ClusterResult, rows: readonly RequestRow[], sl
     migrationFailureRate: migrated > 0 ? migrationFailed / migrated : 0,
     jainIndex: jainIndex(shares),
     maxServiceGap: shares.length > 1 ? Math.max(...shares) - Math.min(...shares) : 0,
+    kvPredictionMape: nPred > 0 ? apeSum / nPred : Number.NaN,
+    kvUnderpredictionRate: nPred > 0 ? under / nPred : Number.NaN,
+    ...(result.quota === undefined ? {} : { quota: quotaSummary(result) }),
     perInstance,
+  };
+}
+
+function quotaSummary(result: ClusterResult): QuotaSummary {
+  const q = result.quota as NonNullable<ClusterResult['quota']>;
+  let peak = 0;
+  const last = new Map<number, number>();
+  for (const s of q.timeline) {
+    const f = s.totalBlocks > 0 ? s.embeddingQuota / s.totalBlocks : 0;
+    if (f > peak) peak = f;
+    last.set(s.instance, f);
+  }
+  const finals = [...last.values()];
+  return {
+    rounds: q.rounds,
+    shifts: q.shifts,
+    shiftedBlocks: q.shiftedBlocks,
+    embeddingQuotaPeak: peak,
+    embeddingQuotaFinal: finals.length > 0 ? finals.reduce((a, b) => a + b, 0) / finals.length : 0,
+    overCommitted: q.overCommitted,
   };
 }
