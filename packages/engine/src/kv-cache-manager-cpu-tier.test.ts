@@ -163,6 +163,6 @@ describe('KvCacheManager CPU tier', () => {
       expect(none.pendingTransferLatencyUs(t)).toBe(0);
       expect(none.kvThrashingRate(t)).toBe(0);
     }
-    expect(() => new KvCacheManager({ numBlocks: 2, spec, cpuTier: { capacityBlocks: 1, thrashingWindowUs: 0 } })).toThrow(/thrashingWindowUs/);
+    expect(() => new KvCacheManager({ numBlocks: 2, spec, cpuTier: { capacityBlocks: 1, thrashingWindowUs: 0 } })).toThrow(/^cpuTier\.thrashingWindowUs must be .*got 0$/);
   });
 });

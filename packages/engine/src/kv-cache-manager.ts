@@ -38,6 +38,7 @@ import {
   invalidArgument,
   requireNonNegativeInt,
   requirePositiveInt,
+  requirePositiveNumber,
 } from '@kvmgr/core';
 import { createEvictionPolicy } from '@kvmgr/eviction';
 import { BlockPool, TieredPool } from '@kvmgr/kv-pool';
@@ -278,7 +279,7 @@ export class KvCacheManager {
    * @param options - see {@link KvCacheManagerOptions}.
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad `numBlocks` / `blockSize`, a `blockSize`
    *   that differs from `spec.blockSize`, an unknown policy name or prefix cache kind, or a bad
-   *   `cpuTier` (capacity, bandwidth, latency).
+   *   `cpuTier` (capacity, bandwidth, latency, thrashing window).
    */
   constructor(options: KvCacheManagerOptions) {
     const numBlocks = requirePositiveInt('numBlocks', options.numBlocks);
@@ -314,7 +315,7 @@ export class KvCacheManager {
         ...(ct.bandwidthBytesPerSec === undefined ? {} : { bandwidthBytesPerSec: ct.bandwidthBytesPerSec }),
         ...(ct.baseLatencyUs === undefined ? {} : { baseLatencyUs: ct.baseLatencyUs }),
       };
-      const thrashingWindowUs = ct.thrashingWindowUs;
+      const thrashingWindowUs = ct.thrashingWindowUs === undefined ? undefined : requirePositiveNumber('cpuTier.thrashingWindowUs', ct.thrashingWindowUs);
       const events = ct.events ?? true;
       if (typeof events !== 'boolean') throw invalidArgument('cpuTier.events', events, 'a boolean');
       this.cpuTier = new TieredPool({
