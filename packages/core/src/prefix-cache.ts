@@ -20,6 +20,26 @@ export interface PrefixMatchOptions {
   readonly nowUs?: number;
 }
 
+/** Options of {@link PrefixCache.insert}. */
+export interface PrefixCacheInsertOptions extends PrefixMatchOptions {
+  /**
+   * Resume the insert at a node the caller holds: the handle an earlier `match` or `insert` of
+   * the same key sequence returned, kept alive since (e.g. locked), whose path from the root holds
+   * exactly `keys[0, resumeLength)`. That prefix is then neither walked nor compared (nor are its
+   * `blocks` read, so none of them is reported in `duplicateBlocks`); the result is otherwise a
+   * full insert's (`existingLength` counts from key 0, the whole path is touched). An engine
+   * caching the blocks a request fills while decoding inserts one block at a time after its
+   * cached prefix: without this, each insert re-walks the whole prefix. An implementation may
+   * ignore it and walk from the root (same cache state). @default none (walk from the root)
+   */
+  readonly resumeFrom?: PrefixNodeHandle;
+  /**
+   * Keys on the path root → `resumeFrom` (a multiple of `pageSize`); required with it.
+   * @default 0
+   */
+  readonly resumeLength?: number;
+}
+
 /** Result of a match. */
 export interface PrefixMatch {
   /** Number of leading keys found (a multiple of `pageSize`). */
@@ -72,7 +92,7 @@ export interface PrefixCache {
    * Caches `keys` with one block per page. `blocks.length` must be ≥ ceil(keys.length / pageSize)
    * for the aligned part.
    */
-  insert(keys: ArrayLike<number>, blocks: ArrayLike<number>, options?: PrefixMatchOptions): PrefixInsertResult;
+  insert(keys: ArrayLike<number>, blocks: ArrayLike<number>, options?: PrefixCacheInsertOptions): PrefixInsertResult;
   /** Protects the path root→node from eviction (reference counted). */
   lock(node: PrefixNodeHandle): void;
   unlock(node: PrefixNodeHandle): void;

@@ -137,4 +137,32 @@ describe('KvCacheManager CPU tier', () => {
     expect(core.metrics).toMatchObject({ cpuPrefixCacheHits: 8, reloadedBlocks: 2, promptTokensCached: 8, numRequestsRunning: 0 });
     core.kv.verify();
   });
+
+  it('reports KV pressure for a router: pending link time and CPU reloads per second (0 without a CPU tier)', () => {
+    const kv = new KvCacheManager({ numBlocks: 4, spec, cpuTier: { ...cpuTier, thrashingWindowUs: 1_000_000 } });
+    const none = new KvCacheManager({ numBlocks: 4, spec });
+    const a = { requestId: 'a', tokenIds: [0, 1, 2, 3, 4, 5, 6, 7, 8], numComputedTokens: 0 };
+    const b = { requestId: 'b', tokenIds: [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112], numComputedTokens: 0 };
+    for (const m of [kv, none]) {
+      run(m, a);
+      m.nowUs = 1000;
+      run(m, b); // evicts a's 2 blocks (written back to CPU with a tier)
+    }
+    expect(kv.pendingTransferLatencyUs()).toBe(2010); // at nowUs: 10 µs + 2 blocks × 1 ms queued
+    expect(kv.pendingTransferLatencyUs(2000)).toBe(1010);
+    expect(kv.pendingTransferLatencyUs(4000)).toBe(0);
+    expect(kv.kvThrashingRate(4000)).toBe(0); // offloaded, not reloaded yet
+    kv.nowUs = 5000;
+    run(kv, { ...a, requestId: 'a2' }); // a's 2 blocks come back from CPU
+    expect(kv.stats.reloadedBlocks).toBe(2);
+    // 2 reloads in the 1 s window; the reload and the write-back of b's evicted blocks are queued
+    expect(kv.kvThrashingRate(5000)).toBe(2);
+    expect(kv.pendingTransferLatencyUs(5000)).toBeGreaterThan(2000);
+    expect(kv.kvThrashingRate(1_005_000)).toBe(0); // out of the window
+    for (const t of [1000, 5000, 1_005_000]) {
+      expect(none.pendingTransferLatencyUs(t)).toBe(0);
+      expect(none.kvThrashingRate(t)).toBe(0);
+    }
+    expect(() => new KvCacheManager({ numBlocks: 2, spec, cpuTier: { capacityBlocks: 1, thrashingWindowUs: 0 } })).toThrow(/^cpuTier\.thrashingWindowUs must be .*got 0$/);
+  });
 });

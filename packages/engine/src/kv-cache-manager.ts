@@ -39,6 +39,7 @@ import {
   requireNonNegativeInt,
   requireNonNegativeNumber,
   requirePositiveInt,
+  requirePositiveNumber,
 } from '@kvmgr/core';
 import { createEvictionPolicy } from '@kvmgr/eviction';
 import { BlockPool, TieredPool } from '@kvmgr/kv-pool';
@@ -119,6 +120,11 @@ export interface KvCpuTierOptions {
   readonly bandwidthBytesPerSec?: number;
   /** Fixed cost of one transfer batch on the link, µs. @default 10 */
   readonly baseLatencyUs?: number;
+  /**
+   * Window of {@link KvCacheManager.kvThrashingRate}, µs (`TieredPool`'s `thrashingWindowUs`).
+   * @default 10_000_000 (10 s)
+   */
+  readonly thrashingWindowUs?: number;
   /**
    * Emit the tier's `medium: 'CPU'` events through `onEvent` (a driver whose index reads only GPU
    * events, as the simulator's router, turns them off and saves building them). @default true
@@ -309,7 +315,7 @@ export class KvCacheManager {
    * @param options - see {@link KvCacheManagerOptions}.
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a bad `numBlocks` / `blockSize`, a `blockSize`
    *   that differs from `spec.blockSize`, an unknown policy name or prefix cache kind, or a bad
-   *   `cpuTier` (capacity, bandwidth, latency).
+   *   `cpuTier` (capacity, bandwidth, latency, thrashing window).
    */
   constructor(options: KvCacheManagerOptions) {
     const numBlocks = requirePositiveInt('numBlocks', options.numBlocks);
@@ -345,11 +351,13 @@ export class KvCacheManager {
         ...(ct.bandwidthBytesPerSec === undefined ? {} : { bandwidthBytesPerSec: ct.bandwidthBytesPerSec }),
         ...(ct.baseLatencyUs === undefined ? {} : { baseLatencyUs: ct.baseLatencyUs }),
       };
+      const thrashingWindowUs = ct.thrashingWindowUs === undefined ? undefined : requirePositiveNumber('cpuTier.thrashingWindowUs', ct.thrashingWindowUs);
       const events = ct.events ?? true;
       if (typeof events !== 'boolean') throw invalidArgument('cpuTier.events', events, 'a boolean');
       this.cpuTier = new TieredPool({
         spec,
         tiers: { cpu },
+        ...(thrashingWindowUs === undefined ? {} : { thrashingWindowUs }),
         onBlockKeyStored: (hi, lo) => {
           if (events && this.onEvent) this.cpuStored.push(blockKeyToU64(hi, lo));
         },
@@ -540,6 +548,28 @@ export class KvCacheManager {
     const chain = new BlockKeyChain(this.blockSize, request.namespace);
     chain.extend(request.tokenIds, n, bk);
     return this.prefixCache.match(chain.keys.subarray(0, KEY_WORDS * n), { touch: false }).matchedLength / KEY_WORDS;
+  }
+
+  /**
+   * KV-pressure signal for a router (`EngineSnapshot.pendingTransferLatency`): the CPU-tier
+   * transfers (offloads of evicted blocks, reloads of CPU hits) still queued on the host link at
+   * `nowUs`, µs (`TieredPool.pendingTransferLatency`: how long until the link is idle). 0 without
+   * a CPU tier.
+   * @param nowUs - time of the reading, µs. @default {@link nowUs}
+   */
+  pendingTransferLatencyUs(nowUs: number = this.nowUs): number {
+    return this.cpuTier === null ? 0 : this.cpuTier.pendingTransferLatency(nowUs);
+  }
+
+  /**
+   * KV-pressure signal for a router (`EngineSnapshot.kvThrashingRate`): blocks reloaded from the
+   * CPU tier per second over the window `(nowUs − cpuTier.thrashingWindowUs, nowUs]`, each one a
+   * block the GPU evicted and then needed again (an offload → reload cycle,
+   * `TieredPool.kvThrashingRate`). 0 without a CPU tier. Readings must not go back in time.
+   * @param nowUs - time of the reading, µs. @default {@link nowUs}
+   */
+  kvThrashingRate(nowUs: number = this.nowUs): number {
+    return this.cpuTier === null ? 0 : this.cpuTier.kvThrashingRate(nowUs);
   }
 
   /** Blocks that can be allocated now: free in the pool plus cached blocks no request uses (vLLM `get_num_free_blocks`). */
@@ -797,7 +827,13 @@ export class KvCacheManager {
     const from = st.numCachedBlocks;
     if (n <= from) return 0;
     st.keys.extend(request.tokenIds, n, bk);
-    const res = this.prefixCache.insert(st.keys.keys.subarray(0, KEY_WORDS * n), st.blocks);
+    // continue below the request's locked node (its `from` cached blocks): a decode step that
+    // fills one block inserts that block, not the whole prefix again
+    const res = this.prefixCache.insert(
+      st.keys.keys.subarray(0, KEY_WORDS * n),
+      st.blocks,
+      st.lockNode === -1 ? undefined : { resumeFrom: st.lockNode, resumeLength: KEY_WORDS * from },
+    );
     const existing = res.existingLength / KEY_WORDS;
     if (existing > from) this.dedup(st, from, existing);
     const stored = res.adoptedBlocks.length;

@@ -708,9 +708,11 @@ export class TieredPool<S extends BlockSlab = BookkeepingSlab> {
       this.reloadTimes.splice(0, this.reloadHead);
       this.reloadHead = 0;
     }
-    let n = 0;
-    for (let i = this.reloadHead; i < this.reloadTimes.length; i++) if (this.reloadTimes[i]! <= nowUs) n++;
-    return n / (this.thrashingWindowUs / US_PER_S);
+    // reload times are pushed in time order: skip the ones after `nowUs` from the end (O(1) for a
+    // query at or after the latest reload, as a router's snapshot each arrival)
+    let end = this.reloadTimes.length;
+    while (end > this.reloadHead && this.reloadTimes[end - 1]! > nowUs) end--;
+    return (end - this.reloadHead) / (this.thrashingWindowUs / US_PER_S);
   }
 
   /** The tiered fields of an `EngineSnapshot` at `nowUs`. */

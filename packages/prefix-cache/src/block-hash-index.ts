@@ -210,9 +210,12 @@ export class BlockHashIndex implements PrefixCache {
 
   /**
    * Caches the full blocks of `keys` (one handle per block). Same contract as
-   * {@link RadixPrefixCache.insert}.
+   * {@link RadixPrefixCache.insert}; with `resumeFrom` the chain continues from that entry's hash
+   * (the namespace is the entry's: `namespace` is not read then).
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` (bad key or block, too few blocks, partial block
-   *   with `partialPage: 'error'`); nothing is changed then.
+   *   with `partialPage: 'error'`, a `resumeLength` that is not `pageSize` × the entries on the
+   *   chain to `resumeFrom` or exceeds the full pages of `keys`); `KVMGR_UNKNOWN_HANDLE` for a
+   *   dead `resumeFrom`. Nothing is changed then.
    */
   insert(keys: ArrayLike<number>, blocks: ArrayLike<number>, options?: PrefixInsertOptions): PrefixInsertResult {
     requireU32Keys('keys', keys);
@@ -222,22 +225,37 @@ export class BlockHashIndex implements PrefixCache {
     }
     const end = keys.length - (keys.length % P);
     const pages = end / P;
-    requireU32Blocks('blocks', blocks, Math.min(pages, blocks?.length ?? 0));
+    const resumeFrom = options?.resumeFrom ?? -1;
+    let node = -1;
+    if (resumeFrom !== -1) {
+      node = this.requireHandle(resumeFrom, 'insert');
+      let d = 0;
+      for (let n = node; n !== -1; n = this.parent[n] as number) d += P;
+      const length = options?.resumeLength;
+      if (length !== d || d > end) throw invalidArgument('resumeLength', length, `${d} (the keys on the chain to resumeFrom), at most the ${end} keys of full pages`);
+    }
+    let pos = node === -1 ? 0 : (options?.resumeLength as number);
+    requireU32Blocks('blocks', blocks, Math.min(pages, blocks?.length ?? 0), pos / P);
     if (blocks.length < pages) {
       throw invalidArgument('blocks.length', blocks.length, `>= ${pages} (one block per full page of ${P} keys)`);
     }
-    const seed = this.seedOf(options?.namespace ?? '');
-    let hi = seed[0] as number;
-    let lo = seed[1] as number;
+    let hi: number;
+    let lo: number;
+    if (node === -1) {
+      const seed = this.seedOf(options?.namespace ?? '');
+      hi = seed[0] as number;
+      lo = seed[1] as number;
+    } else {
+      hi = this.hashHi[node] as number;
+      lo = this.hashLo[node] as number;
+    }
     const duplicateBlocks: number[] = [];
     const adoptedBlocks: number[] = [];
-    let node = -1;
-    let pos = 0;
     let existingLength = -1;
     let storedHashes: bigint[] | undefined;
     let parentHash: bigint | null = null;
     const t = options?.nowUs ?? ++this.clock;
-    for (let i = 0; i < pages; i++, pos += P) {
+    for (let i = pos / P; i < pages; i++, pos += P) {
       const phi = hi;
       const plo = lo;
       hashPage(hi, lo, keys, pos, P);

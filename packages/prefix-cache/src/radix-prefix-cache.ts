@@ -4,6 +4,7 @@ import {
   type KvEvent,
   KvmgrError,
   type PrefixCache,
+  type PrefixCacheInsertOptions,
   type PrefixCacheStats,
   type PrefixEvictResult,
   type PrefixInsertResult,
@@ -42,8 +43,11 @@ export interface RadixPrefixCacheOptions {
   readonly initialNodes?: number;
 }
 
-/** Options of {@link RadixPrefixCache.insert} and {@link BlockHashIndex.insert}. */
-export interface PrefixInsertOptions extends PrefixMatchOptions {
+/**
+ * Options of {@link RadixPrefixCache.insert} and {@link BlockHashIndex.insert}: core's
+ * (`namespace`, `nowUs`, `resumeFrom` / `resumeLength`) plus `partialPage`.
+ */
+export interface PrefixInsertOptions extends PrefixCacheInsertOptions {
   /**
    * What to do with keys after the last full page: `'ignore'` caches the full pages only (as
    * engines cache full blocks only); `'error'` throws `KVMGR_INVALID_ARGUMENT`.
@@ -476,14 +480,19 @@ export class RadixPrefixCache implements PrefixCache {
    *
    * @param keys - u32 keys; see {@link PrefixInsertOptions.partialPage} for a trailing partial page.
    * @param blocks - block handles (u32), one per full page of `keys`; extra entries are ignored.
-   * @param options - `namespace` (@default ''), `nowUs`, `partialPage` (@default 'ignore').
+   * @param options - `namespace` (@default ''), `nowUs`, `partialPage` (@default 'ignore'),
+   *   `resumeFrom` / `resumeLength` (continue below a held node whose path holds
+   *   `keys[0, resumeLength)`, without walking it; @default from the root).
    * @returns `existingLength` (keys already cached), `adoptedBlocks` (handles of the new pages,
    *   now owned by the cache), `duplicateBlocks` (handles given for pages already cached under a
    *   different handle: the caller frees them; a handle equal to the cached one is in neither
-   *   list) and the node at the end of the path (`-1` when no full page was given).
+   *   list; the resumed prefix is not compared) and the node at the end of the path (`-1` when
+   *   no full page was given).
    * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` when a key or block is not a u32, when fewer
-   *   blocks than full pages are given, or when `partialPage` is 'error' and `keys.length` is not
-   *   a multiple of `pageSize`. Nothing is changed then.
+   *   blocks than full pages are given, when `partialPage` is 'error' and `keys.length` is not
+   *   a multiple of `pageSize`, or when `resumeLength` is not the number of keys on the path to
+   *   `resumeFrom` in `namespace` (at most the full pages of `keys`); `KVMGR_UNKNOWN_HANDLE` for
+   *   a dead `resumeFrom`. Nothing is changed then.
    */
   insert(keys: ArrayLike<number>, blocks: ArrayLike<number>, options?: PrefixInsertOptions): PrefixInsertResult {
     requireU32Keys('keys', keys);
@@ -493,19 +502,22 @@ export class RadixPrefixCache implements PrefixCache {
     }
     const end = keys.length - (keys.length % P);
     const pages = end / P;
-    requireU32Blocks('blocks', blocks, Math.min(pages, blocks?.length ?? 0));
+    const namespace = options?.namespace ?? '';
+    const resumeFrom = options?.resumeFrom ?? -1;
+    const resumeNode = resumeFrom === -1 ? -1 : this.resumeNode(resumeFrom, options?.resumeLength, end, namespace);
+    const from = resumeNode === -1 ? 0 : (options?.resumeLength as number);
+    requireU32Blocks('blocks', blocks, Math.min(pages, blocks?.length ?? 0), from / P);
     if (blocks.length < pages) {
       throw invalidArgument('blocks.length', blocks.length, `>= ${pages} (one block per full page of ${P} keys)`);
     }
     const duplicateBlocks: number[] = [];
     const adoptedBlocks: number[] = [];
     if (pages === 0) return { existingLength: 0, adoptedBlocks, duplicateBlocks, node: -1 };
-    const namespace = options?.namespace ?? '';
     const newRoot = !this.roots.has(namespace);
     const root = this.rootOf(namespace, true);
     const qb = queryBytes(keys);
-    let node = root;
-    let pos = 0;
+    let node = resumeNode === -1 ? root : resumeNode;
+    let pos = from;
     // an edge split by this insert, with its arrays before the split, to undo it on a throw
     let splitLower = -1;
     let splitEdge: [Uint32Array, Uint32Array, Uint32Array] | undefined;
@@ -546,6 +558,20 @@ export class RadixPrefixCache implements PrefixCache {
     this.nInsertedKeys += end - existingLength;
     this.touchPath(node, options?.nowUs ?? ++this.clock);
     return { existingLength, adoptedBlocks, duplicateBlocks, node: encodeHandle(node, this.gens[node] as number) };
+  }
+
+  /**
+   * The node id of `handle` for an insert resumed there: checks that its path from the root of
+   * `namespace` holds `length` keys (page aligned, ≤ `end`), walking parent links only.
+   */
+  private resumeNode(handle: PrefixNodeHandle, length: number | undefined, end: number, namespace: string): number {
+    const id = this.requireHandle(handle, 'insert');
+    let d = 0;
+    let n = id;
+    for (; this.state[n] === LIVE; n = this.parent[n] as number) d += (this.edgeKeys[n] as Uint32Array).length;
+    if (n !== this.rootOf(namespace, false)) throw invalidArgument('resumeFrom', handle, `a node of namespace ${JSON.stringify(namespace)}`);
+    if (length !== d || d > end) throw invalidArgument('resumeLength', length, `${d} (the keys on the path to resumeFrom), at most the ${end} keys of full pages`);
+    return id;
   }
 
   private addLeaf(

@@ -21,13 +21,13 @@ export function requireU32Keys(field: string, keys: ArrayLike<number>): void {
   }
 }
 
-/** Throws `KVMGR_INVALID_ARGUMENT` unless `blocks[0..count)` are integers in [0, 2^32). */
-export function requireU32Blocks(field: string, blocks: ArrayLike<number>, count: number): void {
+/** Throws `KVMGR_INVALID_ARGUMENT` unless `blocks[from..count)` are integers in [0, 2^32). */
+export function requireU32Blocks(field: string, blocks: ArrayLike<number>, count: number, from = 0): void {
   if (blocks === null || typeof blocks !== 'object' || typeof blocks.length !== 'number') {
     throw invalidArgument(field, blocks, 'an array of block ids (unsigned 32-bit integers)');
   }
   if (blocks instanceof Uint32Array) return;
-  for (let i = 0; i < count; i++) {
+  for (let i = from; i < count; i++) {
     const b = blocks[i];
     if (typeof b !== 'number' || b >>> 0 !== b) {
       throw new KvmgrError(

@@ -31,7 +31,10 @@
  * disaggregated request is re-picked when its prefill leg ends, by {@link pickDecodeByCapability}.
  *
  * A CPU tier (`cpuTier`) is the `KvCacheManager`'s own (offload on eviction, reload at admission,
- * charged to the step); its 'CPU' events do not reach the router. Swap preemption (a pipeline's
+ * charged to the step); its 'CPU' events do not reach the router, its pressure does: each
+ * snapshot the router reads carries the transfers still queued on the host link
+ * (`pendingTransferLatency`, µs) and the CPU reloads per second over the tier's window
+ * (`kvThrashingRate`), both 0 without a CPU tier. Swap preemption (a pipeline's
  * `mode=swap`) runs as recompute here: the instances get no swap space of their own (the CPU tier's
  * blocks are the prefix cache's).
  */
@@ -382,28 +385,28 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       rejectState(r, 'horizon', t);
       return;
     }
-    // Prompt keys only: with the keys of the blocks a multi-turn answer fills (which the engine
-    // takes), the next turn would hit them (pd-long-context chat, vllm-default: a higher hit
-    // rate), but each decode-filled block then re-inserts its whole path into the radix cache
-    // (several times the wall time on that workload): left off until insert resumes from the
-    // request's node.
+    // The engine gets the keys of every full block the trace names: the prompt's, then (a
+    // multi-turn turn whose hash ids cover its answer, `hashTokens`) those its output fills, so
+    // the blocks decoded here are cached under the keys the next turn's prompt carries (vLLM
+    // chains block hashes over prompt + output tokens alike). The router matches the prompt only.
     const promptKeys = Math.min(keys.length, Math.floor(req.promptTokens / bs));
-    const k32 = new Uint32Array(promptKeys);
-    for (let j = 0; j < promptKeys; j++) k32[j] = (keys[j] as number) >>> 0;
+    const k32 = new Uint32Array(keys.length);
+    for (let j = 0; j < keys.length; j++) k32[j] = (keys[j] as number) >>> 0;
     keysOf[idx] = k32;
     let local: Uint32Array;
     if (feedRouter) {
-      // The engine's chained keys of the prompt's full blocks, every `ratio`-th one.
+      // The engine's chained keys of the prompt's full blocks, every `ratio`-th one; the keys of
+      // the answer's blocks pass the event filter too (the next turn matches them).
       const c = new BlockKeyChain(bs);
-      c.extend([], promptKeys, k32);
+      c.extend([], k32.length, k32);
       const m = Math.floor(promptKeys / ratio);
       local = new Uint32Array(2 * m);
       for (let j = 0; j < m; j++) {
         const b = (j + 1) * ratio - 1;
         local[2 * j] = c.hi(b);
         local[2 * j + 1] = c.lo(b);
-        routerKeys.set(c.hi(b), c.lo(b), 1);
       }
+      for (let b = ratio - 1; b < k32.length; b += ratio) routerKeys.set(c.hi(b), c.lo(b), 1);
     } else local = new Uint32Array(0);
     for (let i = 0; i < N; i++) {
       const core = cores[i] as EngineCore;
@@ -417,6 +420,9 @@ export function simulateCoreCluster(o: CoreClusterOptions): ClusterResult {
       s.prefixCacheQueries = m.promptTokens;
       s.prefixCacheHits = m.promptTokensCached;
       s.freeBlocks = core.kv.numFreeBlocks;
+      // KV pressure (0 without a CPU tier): what the `kv-pressure` scorers add to utilization
+      s.pendingTransferLatency = core.kv.pendingTransferLatencyUs(t);
+      s.kvThrashingRate = core.kv.kvThrashingRate(t);
     }
     const d = router.route(req, new Uint32Array(0), snaps as EngineSnapshot[], t, local);
     if (!(d.decode >= 0 && d.decode < N)) throw new KvmgrError('KVMGR_INVALID_STATE', `router ${router.name} returned instance ${d.decode} of ${N}`);
