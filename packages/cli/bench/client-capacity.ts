@@ -237,6 +237,30 @@ function line(r: PhaseResult, seconds: number): string {
   return `${r.phase.padEnd(12)} ${offered} × ${seconds} s: ${r.requests} sent, ${r.failed} failed | ${rates} | schedule delay p50 ${d.median.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms | ${cost}`;
 }
 
+/**
+ * The summary: per kind of request, the client's CPU cost at the highest offered rate (where the
+ * fixed costs — the connection ramp, the send timer's last-millisecond wait — weigh least), what
+ * one free core would sustain at that cost, and the highest rates achieved on this machine.
+ */
+function capacityLines(results: readonly PhaseResult[]): string[] {
+  const lines: string[] = [];
+  const last = (stream: boolean) => results.filter((r) => r.stream === stream).at(-1);
+  const most = (stream: boolean, f: (r: PhaseResult) => number) => Math.max(0, ...results.filter((r) => r.stream === stream).map(f));
+  const ns = last(false);
+  if (ns !== undefined) {
+    lines.push(
+      `capacity, non-streamed: ${ns.clientCpuUsPerRequest.toFixed(0)} µs client CPU per request at ${ns.offeredReqPerS} req/s offered = ${(1e6 / ns.clientCpuUsPerRequest).toFixed(0)} req per CPU-second; highest achieved here ${most(false, (r) => r.sendReqPerS).toFixed(0)} req/s sent, ${most(false, (r) => r.completedReqPerS).toFixed(0)} req/s done`,
+    );
+  }
+  const st = last(true);
+  if (st !== undefined && st.clientCpuUsPerToken !== null) {
+    lines.push(
+      `capacity, streamed: ${st.clientCpuUsPerToken.toFixed(2)} µs client CPU per token at ${st.offeredTokPerS} tok/s offered = ${(1e6 / st.clientCpuUsPerToken).toFixed(0)} tok per CPU-second; highest achieved here ${most(true, (r) => r.streamedTokPerS).toFixed(0)} tok/s`,
+    );
+  }
+  return lines;
+}
+
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 5);
   const only = process.argv[3];
@@ -258,6 +282,7 @@ async function main(): Promise<void> {
       results.push(r);
       process.stdout.write(`${line(r, seconds)}\n`);
     }
+    process.stdout.write(`${capacityLines(results).join('\n')}\n`);
   } finally {
     rmSync(out, { recursive: true, force: true });
     const exited = new Promise((r) => up.child.once('exit', r));
