@@ -568,7 +568,7 @@ export const SECTIONS: readonly Section[] = [
     args: ['live', '--limit', '100', '--time-scale', '2', '--rate-scale', '0.5', '--no-progress'],
     produces: ['kvmgr-live/live.json'],
     blocks: {
-      'live-output': (out) => transcript('pnpm kvmgr live --limit 100 --time-scale 2 --rate-scale 0.5', out('live').stdout),
+      'live-output': (out) => [transcript('pnpm kvmgr live --limit 100 --time-scale 2 --rate-scale 0.5', out('live').stdout), '', loadLine(out('live').dir)].join('\n'),
     },
   },
   {

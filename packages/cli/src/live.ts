@@ -3,10 +3,12 @@
  * processes of `kvmgr engine` by default, or in this process — (the engine core on the wall
  * clock, time-scaled, KV events on loopback), puts a gateway in front of them — first with
  * round-robin routing, then with kvmgr's — and runs `bench serve` through each on the same
- * trace, with fresh engines each time (cold caches on both sides). Prints the side-by-side
- * table, with the simulator's replay of the same trace, engines and routings next to it; writes
- * each side's bench files, `live.json` and `report.html`. Every process it starts is stopped by
- * its handle, also on Ctrl-C.
+ * trace, with fresh engines each time (cold caches on both sides). As `kvmgr replay`'s baseline
+ * and candidate: round-robin on `vllm-default` engines, kvmgr's routing on `kvmgr-default`
+ * engines (`--profile`). Prints the side-by-side table, with the simulator's replay of the same
+ * trace, profiles and routings next to it, and the live-vs-simulated differences on throughput
+ * and the TTFT/TPOT medians; writes each side's bench files, `live.json` and `report.html`.
+ * Every process it starts is stopped by its handle, also on Ctrl-C.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -21,7 +23,7 @@ import { removeOutputs, writeOutputs } from './output.js';
 import { DEFAULTS } from './defaults.js';
 import { createProgress } from './progress.js';
 import { renderReportHtml } from './report-html.js';
-import type { RunSummary } from '@kvmgr/sim';
+import { type RunSummary, getEngineProfile, percentileSorted } from '@kvmgr/sim';
 import type { RunResult } from './run.js';
 import { loadTrace, resolveRunOptions, runOnce } from './run.js';
 import { fmtDelta, fmtNum, formatTable } from './table.js';
@@ -36,6 +38,8 @@ export interface LiveFlags {
   timeScale?: number;
   rateScale?: number;
   routing?: string;
+  /** Engine profile of the kvmgr side (the round-robin side runs `vllm-default`). */
+  profile?: string;
   sloTtft?: string;
   sloTpot?: string;
   seed?: number;
@@ -45,6 +49,12 @@ export interface LiveFlags {
   /** `process` (default): each engine a `kvmgr engine` child process; `in-process`: all in this one. */
   engines?: 'process' | 'in-process';
 }
+
+/** Engine profile of the round-robin side (`kvmgr replay`'s default baseline). */
+export const LIVE_BASELINE_PROFILE = 'vllm-default';
+
+/** Default engine profile of the kvmgr side (`kvmgr replay`'s default candidate). */
+export const LIVE_DEFAULT_PROFILE = 'kvmgr-default';
 
 /** Default time scale: the bundled sample's 16 minutes of arrivals in under a minute of wall time. */
 export const LIVE_DEFAULT_TIME_SCALE = 20;
@@ -72,6 +82,8 @@ export interface LiveEngineOptions {
   readonly gpu: string;
   readonly timeScale: number;
   readonly seed: number;
+  /** Engine profile (block size, budgets, eviction, scheduler). @default 'vllm-default' */
+  readonly profile?: string;
 }
 
 const KV_EVENTS = { enable_kv_cache_events: true, publisher: 'zmq' as const, endpoint: 'tcp://127.0.0.1:0', replay_endpoint: 'tcp://127.0.0.1:0', topic: '' };
@@ -85,6 +97,9 @@ function kvmgrArgv(): { args: string[]; cwd: string } {
   return { args: [join(dir, 'bin.js')], cwd: dir };
 }
 
+/** How long an engine process may take to print its ready line (several start together on a possibly loaded machine, each compiling the sources when run from them). */
+const READY_TIMEOUT_MS = 120_000;
+
 /** `kvmgr engine`'s ready line: `kvmgr engine: NAME on GPU (…) listening on URL[, KV events EP (replay EP)]; Ctrl-C stops`. */
 const READY = /^kvmgr engine: (\S+) on .* listening on (http:\/\/\S+?)(?:, KV events (\S+)(?: \(replay (\S+)\))?)?; Ctrl-C stops$/m;
 
@@ -92,13 +107,13 @@ const READY = /^kvmgr engine: (\S+) on .* listening on (http:\/\/\S+?)(?:, KV ev
  * Starts one `kvmgr engine` child process on 127.0.0.1 (ephemeral HTTP and KV-event ports, logs
  * off) and resolves when it prints its ready line. `close()` sends SIGTERM (the server closes
  * gracefully), then SIGKILL after 5 s, and resolves when the child has exited.
- * @throws KvmgrError `KVMGR_UNAVAILABLE` when the child exits or stays silent for 60 s before ready (with its stderr).
+ * @throws KvmgrError `KVMGR_UNAVAILABLE` when the child exits or stays silent for 120 s before ready (with its stderr).
  */
 export function startEngineProcess(o: LiveEngineOptions): Promise<LiveEngine> {
   const { args, cwd } = kvmgrArgv();
   const child: ChildProcess = spawn(
     process.execPath,
-    [...args, 'engine', '--host', '127.0.0.1', '--port', '0', '--model', o.model, '--gpu', o.gpu, '--time-scale', String(o.timeScale), '--seed', String(o.seed), '--kv-events-config', JSON.stringify(KV_EVENTS), '--log-level', 'silent'],
+    [...args, 'engine', '--host', '127.0.0.1', '--port', '0', '--model', o.model, '--gpu', o.gpu, '--time-scale', String(o.timeScale), '--seed', String(o.seed), '--profile', o.profile ?? 'vllm-default', '--kv-events-config', JSON.stringify(KV_EVENTS), '--log-level', 'silent'],
     // the IPC channel is a lifeline: the engine stops itself when it closes (this process died)
     { cwd, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
@@ -118,11 +133,15 @@ export function startEngineProcess(o: LiveEngineOptions): Promise<LiveEngine> {
   };
   return new Promise<LiveEngine>((resolve, reject) => {
     let err = '';
+    let failed = false;
     const fail = (why: string) => {
+      // the first reason only: closing after a timeout makes the child exit (SIGTERM) too
+      if (failed) return;
+      failed = true;
       clearTimeout(timer);
       void close().then(() => reject(new KvmgrError('KVMGR_UNAVAILABLE', `kvmgr live: an engine process ${why}${err.trim() ? `: ${err.trim().split('\n').slice(-3).join(' | ')}` : ''}`)));
     };
-    const timer = setTimeout(() => fail('did not become ready within 60 s'), 60_000);
+    const timer = setTimeout(() => fail(`did not become ready within ${READY_TIMEOUT_MS / 1000} s`), READY_TIMEOUT_MS);
     const early = (code: number | null, signal: NodeJS.Signals | null) => fail(`exited before it was ready (${signal ?? `code ${code}`})`);
     child.once('exit', early);
     child.stderr?.setEncoding('utf8');
@@ -140,7 +159,7 @@ export function startEngineProcess(o: LiveEngineOptions): Promise<LiveEngine> {
 }
 
 async function startEngineInProcess(o: LiveEngineOptions): Promise<LiveEngine> {
-  const e = await createEngineServer({ host: '127.0.0.1', port: 0, model: o.model, gpu: o.gpu, timeScale: o.timeScale, seed: o.seed, kvEventsConfig: KV_EVENTS });
+  const e = await createEngineServer({ host: '127.0.0.1', port: 0, model: o.model, gpu: o.gpu, timeScale: o.timeScale, seed: o.seed, profile: o.profile ?? 'vllm-default', kvEventsConfig: KV_EVENTS });
   return { url: e.url, servedModelName: e.config.servedModelName, ...(e.kvEventsEndpoint ? { kvEventsEndpoint: e.kvEventsEndpoint } : {}), ...(e.replayEndpoint ? { replayEndpoint: e.replayEndpoint } : {}), close: () => e.close() };
 }
 
@@ -159,7 +178,9 @@ export async function startLiveStack(o: LiveEngineOptions & { instances: number;
   };
   try {
     const start = o.engines === 'in-process' ? startEngineInProcess : startEngineProcess;
-    const started = await Promise.allSettled(Array.from({ length: o.instances }, (_, i) => start({ model: o.model, gpu: o.gpu, timeScale: o.timeScale, seed: o.seed + i })));
+    const started = await Promise.allSettled(
+      Array.from({ length: o.instances }, (_, i) => start({ model: o.model, gpu: o.gpu, timeScale: o.timeScale, seed: o.seed + i, ...(o.profile !== undefined ? { profile: o.profile } : {}) })),
+    );
     for (const r of started) if (r.status === 'fulfilled') engines.push(r.value);
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -228,6 +249,35 @@ export function liveTable(a: BenchRun, b: BenchRun, sim?: readonly [RunResult, R
   return { header, rows };
 }
 
+/**
+ * inference-perf's schedule delay of a live run (actual − scheduled send, per request), p50 and
+ * p99 in model ms: when it is more than a few ms, the client (or its machine) could not send at
+ * the trace's pace and the load was not the one asked for.
+ */
+export function scheduleDelayMs(run: BenchRun): { p50: number; p99: number } {
+  const a = Float64Array.from(run.derived, (d) => (d.record.startS - d.record.scheduledS) * 1000).sort();
+  if (a.length === 0) return { p50: Number.NaN, p99: Number.NaN };
+  return { p50: percentileSorted(a, 50), p99: percentileSorted(a, 99) };
+}
+
+/** Live vs simulated on throughput and the TTFT/TPOT medians, one line per side, with the ±5% verdict (issue #25). */
+export function agreementLines(live: readonly [BenchRun, BenchRun], sim: readonly [RunResult, RunResult]): string[] {
+  const metrics: ReadonlyArray<readonly [string, (s: BenchRun['summary']) => number, (s: RunSummary) => number]> = [
+    ['throughput', (s) => s.outputTokPerS, (s) => s.outputTokPerSec],
+    ['TTFT p50', (s) => s.ttftP50Ms, (s) => s.ttftMs.p50],
+    ['TPOT p50', (s) => s.tpotP50Ms, (s) => s.tpotMs.p50],
+  ];
+  return live.map((run, i) => {
+    const s = (sim[i] as RunResult).summary;
+    const parts = metrics.map(([name, l, m]) => {
+      const d = fmtDelta(m(s), l(run.summary));
+      const within = Number.isFinite(l(run.summary)) && Number.isFinite(m(s)) && m(s) !== 0 && Math.abs(l(run.summary) / m(s) - 1) <= 0.05;
+      return `${name} ${d}${within ? '' : ' (outside ±5%)'}`;
+    });
+    return `live vs sim, ${run.label}: ${parts.join(', ')}`;
+  });
+}
+
 /** Runs `kvmgr live`. */
 export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => void; err: (t: string) => void } = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<void> {
   const seed = f.seed ?? DEFAULTS.seed;
@@ -237,6 +287,12 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   const timeScale = f.timeScale ?? LIVE_DEFAULT_TIME_SCALE;
   const rateScale = f.rateScale ?? 1;
   const routing = f.routing ?? 'kvmgr-default';
+  const profile = f.profile ?? LIVE_DEFAULT_PROFILE;
+  try {
+    getEngineProfile(profile); // an unknown name fails here, before any engine starts
+  } catch (e) {
+    throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `--profile: ${(e as Error).message}`, { cause: e });
+  }
   const out = f.out ?? 'kvmgr-live';
   const opts = resolveRunOptions({
     ...(f.trace !== undefined ? { trace: f.trace } : {}),
@@ -254,15 +310,15 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   const workload = traceWorkload(trace, opts.traceLabel, seed);
   const slo = resolveSlo(f);
   removeOutputs(out, ['live.json', 'report.html']);
-  const sides: Array<{ label: string; routing: string }> = [
-    { label: 'round-robin', routing: 'round-robin' },
-    { label: 'kvmgr', routing },
+  const sides: Array<{ label: string; routing: string; profile: string }> = [
+    { label: 'round-robin', routing: 'round-robin', profile: LIVE_BASELINE_PROFILE },
+    { label: 'kvmgr', routing, profile },
   ];
   const results: BenchServeResult[] = [];
   let interrupted: NodeJS.Signals | undefined;
   for (const side of sides) {
-    io.err(`kvmgr live: ${side.label}: ${instances} × ${model} on ${gpu} (time scale ${timeScale}), gateway routing ${side.routing}, ${workload.requests.length} requests\n`);
-    const stack = await startLiveStack({ instances, model, gpu, timeScale, routing: side.routing, seed, engines: f.engines ?? 'process' });
+    io.err(`kvmgr live: ${side.label}: ${instances} × ${model} on ${gpu} (${side.profile}, time scale ${timeScale}), gateway routing ${side.routing}, ${workload.requests.length} requests\n`);
+    const stack = await startLiveStack({ instances, model, gpu, timeScale, routing: side.routing, profile: side.profile, seed, engines: f.engines ?? 'process' });
     // Ctrl-C / SIGTERM: stop sending, abort what is in flight, stop what this side started, exit.
     // Installed before the ready line below, so a signal sent on seeing that line is never missed.
     const interrupt = new AbortController();
@@ -307,21 +363,24 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   let sim: [RunResult, RunResult] | undefined;
   if (f.sim !== false) {
     const progress = createProgress(f.progress !== false && process.stderr.isTTY === true);
-    sim = [runOnce(opts, trace, { label: 'round-robin', profile: 'vllm-default', router: 'round-robin' }, progress), runOnce(opts, trace, { label: 'kvmgr', profile: 'vllm-default', router: routing }, progress)];
+    sim = [runOnce(opts, trace, { label: 'round-robin', profile: LIVE_BASELINE_PROFILE, router: 'round-robin' }, progress), runOnce(opts, trace, { label: 'kvmgr', profile, router: routing }, progress)];
   }
   const table = liveTable(a.run, b.run, sim);
   const head = [
-    `trace ${opts.traceLabel} | ${workload.requests.length} requests | ${instances} × ${model} on ${gpu}, vLLM-default engines | time scale ${timeScale} (times in model time) | rate ×${rateScale} | SLO TTFT ${slo.ttftS * 1000} ms, TPOT ${slo.tpotS * 1000} ms | seed ${seed}`,
+    `trace ${opts.traceLabel} | ${workload.requests.length} requests | ${instances} × ${model} on ${gpu}: round-robin on ${LIVE_BASELINE_PROFILE} engines, ${routing} on ${profile} engines | time scale ${timeScale} (times in model time) | rate ×${rateScale} | SLO TTFT ${slo.ttftS * 1000} ms, TPOT ${slo.tpotS * 1000} ms | seed ${seed}`,
     `live: kvmgr engine servers behind the kvmgr gateway (round-robin vs ${routing}), measured by bench serve${sim ? '; sim: the simulator on the same trace, engines and routings' : ''}`,
   ];
   io.out(`${head.join('\n')}\n\n${formatTable(table.header, table.rows)}\n`);
+  const delays = results.map((r) => ({ label: r.run.label, ...scheduleDelayMs(r.run) }));
+  io.out(`\nclient schedule delay (model ms): ${delays.map((d) => `${d.label} p50 ${fmtNum(d.p50, 1)}, p99 ${fmtNum(d.p99, 1)}`).join('; ')}\n`);
+  if (sim) io.out(`${agreementLines([a.run, b.run], sim).join('\n')}\n`);
   const failures = results.flatMap((r) => Object.entries(r.run.summary.failureReasons).map(([k, n]) => `${r.run.label}: ${n} × ${k}`));
   if (failures.length > 0) io.out(`\nfailures: ${failures.join('; ')}\n`);
   const live = {
     kind: 'kvmgr.live',
     version: 1,
-    setup: { trace: opts.traceLabel, requests: workload.requests.length, instances, model, gpu, timeScale, rateScale, routing, sloTtftMs: slo.ttftS * 1000, sloTpotMs: slo.tpotS * 1000, seed },
-    live: Object.fromEntries(results.map((r) => [r.run.label, { summary: r.run.summary, wallS: r.wallS }])),
+    setup: { trace: opts.traceLabel, requests: workload.requests.length, instances, model, gpu, timeScale, rateScale, routing, profiles: { 'round-robin': LIVE_BASELINE_PROFILE, kvmgr: profile }, sloTtftMs: slo.ttftS * 1000, sloTpotMs: slo.tpotS * 1000, seed },
+    live: Object.fromEntries(results.map((r) => [r.run.label, { summary: r.run.summary, wallS: r.wallS, scheduleDelayMs: scheduleDelayMs(r.run) }])),
     ...(sim ? { sim: Object.fromEntries(sim.map((r) => [r.label, r.summary])) } : {}),
   };
   const html = benchHtml(`kvmgr live: ${routing} vs round-robin`, head, [a.run, b.run], [{ title: 'Live and simulated', header: table.header, rows: table.rows }]);

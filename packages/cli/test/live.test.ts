@@ -2,8 +2,10 @@
  * `kvmgr live` as a user runs it (the executable, a child process on the sources): 40 requests of
  * the bundled trace at time scale 50 through 4 engine servers (kvmgr engine child processes), behind a round-robin
  * gateway and then the kvmgr gateway; both sides complete, the side-by-side table (with the
- * simulator's columns) is printed, and live.json and each side's inference-perf files are written.
- * Bounded: 40 requests, the child is killed after 240 s.
+ * simulator's columns) is printed with the live-vs-simulated lines and the client's schedule
+ * delay, the round-robin side runs vllm-default engines and the kvmgr side kvmgr-default ones (as
+ * `kvmgr replay`), and live.json and each side's inference-perf files are written. An unknown
+ * `--profile` fails before any engine starts. Bounded: 40 requests, the child is killed after 240 s.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -27,8 +29,14 @@ describe('kvmgr live', () => {
     for (const label of ['prefix hit rate (%)', 'TTFT p50 (ms)', 'TTFT p99 (ms)', 'TPOT p50 (ms)', 'TPOT p99 (ms)', 'goodput (req/s)', 'SLO attainment (%)']) expect(r.stdout).toContain(label);
     expect(r.stdout).toMatch(/requests completed\s+40\s+40\s/);
     expect(r.stdout).toMatch(/requests failed\s+0\s+0\s/);
+    expect(r.stdout).toContain('round-robin on vllm-default engines, kvmgr-default on kvmgr-default engines');
+    expect(r.stdout).toMatch(/client schedule delay \(model ms\): round-robin p50 [\d.]+, p99 [\d.]+; kvmgr p50 [\d.]+, p99 [\d.]+/);
+    expect(r.stdout).toMatch(/live vs sim, round-robin: throughput [+-][\d.]+%.*, TTFT p50 [+-][\d.]+%.*, TPOT p50 [+-][\d.]+%/);
+    expect(r.stdout).toMatch(/live vs sim, kvmgr: throughput [+-][\d.]+%/);
     const live = JSON.parse(readFileSync(join(out, 'live.json'), 'utf8'));
     expect(live.kind).toBe('kvmgr.live');
+    expect(live.setup.profiles).toEqual({ 'round-robin': 'vllm-default', kvmgr: 'kvmgr-default' });
+    expect(live.live.kvmgr.scheduleDelayMs.p50).toBeGreaterThanOrEqual(0);
     expect(live.live['round-robin'].summary.completed).toBe(40);
     expect(live.live.kvmgr.summary.completed).toBe(40);
     expect(live.sim.kvmgr.requests).toBe(40);
@@ -39,4 +47,19 @@ describe('kvmgr live', () => {
     }
     expect(existsSync(join(out, 'report.html'))).toBe(true);
   }, 260_000);
+
+  it('rejects an unknown --profile in one line before starting anything', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'kvmgr-live-')), 'out');
+    const r = spawnSync(process.execPath, ['--conditions=@kvmgr/source', '--import', 'tsx', BIN, 'live', '--profile', 'nope', '--limit', '5', '--out', out, '--no-progress'], {
+      encoding: 'utf8',
+      cwd: resolve(import.meta.dirname, '..'),
+      timeout: 120_000,
+      killSignal: 'SIGKILL',
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('--profile: unknown profile "nope"');
+    expect(r.stderr).not.toContain('engines http://');
+    expect(existsSync(join(out, 'live.json'))).toBe(false);
+  }, 130_000);
 });

@@ -30,6 +30,7 @@ export interface BenchServeFlags {
   rateScale?: number;
   rate?: number;
   concurrency?: number;
+  maxConnections?: number;
   timeScale?: number;
   sloTtft?: string;
   sloTpot?: string;
@@ -96,6 +97,8 @@ export interface BenchServeOptions {
   readonly timeScale: number;
   readonly rate?: number;
   readonly concurrency?: number;
+  /** Connection cap of the run (see `runWorkload`). @default 1024 */
+  readonly maxConnections?: number;
   readonly durationS?: number;
   readonly requestTimeoutS: number;
   readonly slo: SloS;
@@ -132,6 +135,7 @@ export async function benchServe(o: BenchServeOptions): Promise<BenchServeResult
     rateScale: o.rateScale,
     timeScale: o.timeScale,
     ...(o.concurrency !== undefined ? { maxConcurrency: o.concurrency } : {}),
+    ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
     ...(o.durationS !== undefined ? { durationS: o.durationS } : {}),
     requestTimeoutS: o.requestTimeoutS,
     headers,
@@ -248,6 +252,7 @@ export async function runBenchServeCommand(f: BenchServeFlags, io: { out: (t: st
     timeScale: f.timeScale ?? 1,
     ...(f.rate !== undefined ? { rate: f.rate } : {}),
     ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}),
+    ...(f.maxConnections !== undefined ? { maxConnections: f.maxConnections } : {}),
     ...(durationS !== undefined ? { durationS } : {}),
     requestTimeoutS,
     slo,

@@ -27,6 +27,15 @@ export interface RunWorkloadOptions {
   readonly timeScale?: number;
   /** At most this many requests in flight (open-loop stages wait for a slot). @default unbounded */
   readonly maxConcurrency?: number;
+  /**
+   * At most this many connections to the target (HTTP/1.1 keep-alive, one request in flight on
+   * each). A request due while all are busy waits for one, and the wait counts as its schedule
+   * delay (actual − scheduled send). Unbounded, an overloaded client or target opened one new
+   * connection per request (connect, accept and pool scan on every request: the client's CPU per
+   * request doubled, and the target's accept queue overflowed into connect timeouts and resets).
+   * @default {@link DEFAULT_MAX_CONNECTIONS}
+   */
+  readonly maxConnections?: number;
   /** Stop sending after this many wall seconds. @default unbounded */
   readonly durationS?: number;
   /** Abort a request after this many wall seconds. @default 600 */
@@ -58,6 +67,9 @@ export interface RunWorkloadResult {
   /** Wall seconds of the whole run. */
   readonly wallS: number;
 }
+
+/** Default of {@link RunWorkloadOptions.maxConnections}. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 class Slots {
   private free: number;
@@ -110,8 +122,11 @@ export async function runWorkload(o: RunWorkloadOptions): Promise<RunWorkloadRes
   const deadline = o.durationS ?? Number.POSITIVE_INFINITY;
   const records: BenchRecord[] = [];
   const timeoutMs = (o.requestTimeoutS ?? 600) * 1000;
-  // One pool per run: keep-alive connections, as many as requests in flight; closed at the end.
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  // One pool per run: keep-alive connections, as many as requests in flight up to the cap (the
+  // runner never hands undici more, so no request waits inside undici, unseen); closed at the end.
+  const maxConnections = o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const connections = new Slots(maxConnections);
+  const dispatcher = new Agent({ connections: maxConnections, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   // Request timeouts: one sweep over the in-flight requests (oldest first) instead of a timer each.
   const inFlight = new Map<AbortController, number>();
   const sweep = setInterval(() => {
@@ -155,7 +170,9 @@ export async function runWorkload(o: RunWorkloadOptions): Promise<RunWorkloadRes
         if (wait > 0) await untilWall(dueWall, wall, o.signal);
         if (stopped()) break;
         await slots.acquire();
+        await connections.acquire();
         if (wall() >= deadline || stopped()) {
+          connections.release();
           slots.release();
           break;
         }
@@ -183,6 +200,7 @@ export async function runWorkload(o: RunWorkloadOptions): Promise<RunWorkloadRes
           }).then((rec) => {
             inFlight.delete(abort);
             records.push(rec);
+            connections.release();
             slots.release();
             o.progress?.update(records.length);
           }),
