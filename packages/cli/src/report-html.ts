@@ -29,6 +29,8 @@ export interface ChartSpec {
   readonly logX?: boolean;
   /** Mark each point (for charts of a few points). @default false */
   readonly symbols?: boolean;
+  /** Whole-number ticks only on the x axis (x is an index, e.g. setup 1…S). @default false */
+  readonly integerX?: boolean;
 }
 
 /** A table of the report: header row then body rows, already formatted. */
@@ -120,7 +122,7 @@ ${charts}
       tooltip: { trigger: 'axis' },
       legend: { top: 0 },
       grid: { left: 64, right: 24, top: 36, bottom: 48 },
-      xAxis: { type: spec.logX ? 'log' : 'value', name: spec.xLabel, nameLocation: 'middle', nameGap: 28, scale: true },
+      xAxis: { type: spec.logX ? 'log' : 'value', name: spec.xLabel, nameLocation: 'middle', nameGap: 28, scale: true, ...(spec.integerX ? { minInterval: 1 } : {}) },
       yAxis: { type: 'value', name: spec.yLabel, nameLocation: 'middle', nameGap: 48, scale: true },
       series: spec.series.map(function(s){
         var line = { name: s.name, type: 'line', showSymbol: spec.symbols === true, step: spec.step ? 'end' : false, data: s.points, lineStyle: { width: 2, type: s.dashed ? 'dashed' : 'solid' } };

@@ -504,6 +504,7 @@ export function resultCharts(x: Experiment, r: ExperimentResults): ChartSpec[] {
         xLabel: setupAxis,
         yLabel: metricLabel(m),
         symbols: true,
+        integerX: true,
         series: x.configurations.map((c) => ({
           name: c.name,
           points: x.setups
