@@ -563,6 +563,17 @@ export const SECTIONS: readonly Section[] = [
     },
   },
   {
+    name: 'experiment-headlines',
+    display: 'node --import tsx scripts/docs-gen/experiment-headlines.ts',
+    script: 'scripts/docs-gen/experiment-headlines.ts',
+    args: [],
+    produces: ['stdout.txt'],
+    blocks: {
+      // Read from the generated blocks of docs/experiments/*.md: re-run after scripts/docs-experiments.ts.
+      'experiment-headlines': (out) => out('experiment-headlines').stdout.trimEnd(),
+    },
+  },
+  {
     name: 'live',
     display: 'pnpm kvmgr live --limit 100 --time-scale 2 --rate-scale 0.5',
     args: ['live', '--limit', '100', '--time-scale', '2', '--rate-scale', '0.5', '--no-progress'],
