@@ -61,9 +61,12 @@ for (const name of names.length > 0 ? names : all) {
   }
   const imgDir = join(root, 'docs/experiments/img', name);
   const shots = await screenshots(join(res, 'report.html'), imgDir);
+  const timingFile = join(res, 'timing.json');
+  const timing = existsSync(timingFile) ? (JSON.parse(readFileSync(timingFile, 'utf8')) as { cells: number; wallS: number; workerThreads: number; cpuCores: number }) : undefined;
   const body = [
     readFileSync(md, 'utf8').trimEnd(),
     '',
+    ...(timing === undefined ? [] : [`Wall time of a run computing all ${timing.cells} cells: ${timing.wallS} s with ${timing.workerThreads} worker threads on ${timing.cpuCores} CPU cores (the machine these pages were generated on).`, '']),
     '**Plots** (rendered from `report.html` in headless Chromium):',
     '',
     ...shots.map((s) => `![${s.title}](img/${name}/${basename(s.file)})`),

@@ -158,6 +158,12 @@ describe('kvmgr experiment run', () => {
     await runExperimentCommand(file, { out: out2, workers: 1, progress: false });
     const text1 = readFileSync(join(out1, 'results.json'), 'utf8');
     expect(readFileSync(join(out2, 'results.json'), 'utf8')).toBe(text1);
+    // a run that computed every cell keeps its wall time apart from the results
+    const timing = JSON.parse(readFileSync(join(out2, 'timing.json'), 'utf8')) as { cells: number; wallS: number; workerThreads: number };
+    expect(timing.cells).toBe(8);
+    expect(timing.workerThreads).toBe(1);
+    expect(timing.wallS).toBeGreaterThan(0);
+    expect(text1).not.toMatch(/wall/i);
 
     // interrupted: keep 3 finished cells plus a torn line, rerun → 5 cells run, same results
     const lines = readFileSync(join(out2, 'cells.jsonl'), 'utf8').trim().split('\n');
@@ -167,6 +173,8 @@ describe('kvmgr experiment run', () => {
     const printed = (log.mock.calls as unknown[][]).map((c) => String(c[0])).join('\n');
     expect(printed).toMatch(/8 cells \(5 run now, 3 resumed\)/);
     expect(readFileSync(join(out2, 'results.json'), 'utf8')).toBe(text1);
+    // a resumed run's wall time says nothing about the experiment: the full run's stays
+    expect((JSON.parse(readFileSync(join(out2, 'timing.json'), 'utf8')) as { workerThreads: number }).workerThreads).toBe(1);
 
     // results.md: a verdict line with the numbers behind it, the target, the table of means
     const md = readFileSync(join(out1, 'results.md'), 'utf8');

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { KvmgrError, parseYamlText } from '@kvmgr/core';
 import { type InstanceSample, type RequestRow, type RunSummary, type SweepJob, type SweepResult, getEngineProfile, percentileSorted, runSweep } from '@kvmgr/sim';
 import { writeOutputs } from '../output.js';
@@ -608,6 +609,11 @@ export async function runExperimentCommand(file: string, flags: ExperimentFlags)
   for (const t of tables) console.log(`\n${t.title}\n${formatTable(t.header, t.rows)}`);
   const wallS = (performance.now() - started) / 1000;
   console.log(`\n${cells.length} cells (${todo.length} run now, ${cells.length - todo.length} resumed) in ${wallS.toFixed(1)} s with ${threads} worker thread${threads === 1 ? '' : 's'}`);
+  // The wall time of a run that computed every cell (a resumed run's says nothing about the
+  // experiment): kept apart from results.json, which stays byte-identical across runs.
+  if (todo.length === cells.length && cells.length > 0) {
+    written.push(...writeOutputs(out, { 'timing.json': `${JSON.stringify({ cells: cells.length, wallS: Math.round(wallS * 10) / 10, workerThreads: threads, cpuCores: availableParallelism() }, null, 1)}\n` }));
+  }
   console.log(`wrote ${[...written, join(out, 'cells.jsonl')].join(', ')}`);
   return results;
 }
