@@ -260,6 +260,18 @@ export function scheduleDelayMs(run: BenchRun): { p50: number; p99: number } {
   return { p50: percentileSorted(a, 50), p99: percentileSorted(a, 99) };
 }
 
+/**
+ * The warning `kvmgr live` prints when the client fell behind its schedule: a p50 schedule
+ * delay above `limitMs` model ms (default 5% of the TTFT SLO) means this machine could not drive
+ * the stack at `timeScale`, so the live numbers measure the machine, not the routing.
+ * @returns the one-line warning, or undefined when every side kept its schedule
+ */
+export function scheduleLagWarning(delays: ReadonlyArray<{ label: string; p50: number }>, timeScale: number, limitMs: number): string | undefined {
+  const late = delays.filter((d) => d.p50 > limitMs);
+  if (late.length === 0) return undefined;
+  return `warning: the client fell behind its schedule (${late.map((d) => `${d.label} p50 ${fmtNum(d.p50, 1)} ms`).join(', ')}, above ${fmtNum(limitMs, 1)} ms of model time): this machine could not drive the stack at --time-scale ${timeScale}, so the live columns measure the machine, not the routing; lower --time-scale or --limit`;
+}
+
 /** Live vs simulated on throughput and the TTFT/TPOT medians, one line per side, with the ±5% verdict (issue #25). */
 export function agreementLines(live: readonly [BenchRun, BenchRun], sim: readonly [RunResult, RunResult]): string[] {
   const metrics: ReadonlyArray<readonly [string, (s: BenchRun['summary']) => number, (s: RunSummary) => number]> = [
@@ -373,6 +385,8 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   io.out(`${head.join('\n')}\n\n${formatTable(table.header, table.rows)}\n`);
   const delays = results.map((r) => ({ label: r.run.label, ...scheduleDelayMs(r.run) }));
   io.out(`\nclient schedule delay (model ms): ${delays.map((d) => `${d.label} p50 ${fmtNum(d.p50, 1)}, p99 ${fmtNum(d.p99, 1)}`).join('; ')}\n`);
+  const lag = scheduleLagWarning(delays, timeScale, 0.05 * slo.ttftS * 1000);
+  if (lag !== undefined) io.err(`kvmgr live: ${lag}\n`);
   if (sim) io.out(`${agreementLines([a.run, b.run], sim).join('\n')}\n`);
   const failures = results.flatMap((r) => Object.entries(r.run.summary.failureReasons).map(([k, n]) => `${r.run.label}: ${n} × ${k}`));
   if (failures.length > 0) io.out(`\nfailures: ${failures.join('; ')}\n`);
