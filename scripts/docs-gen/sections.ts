@@ -428,21 +428,27 @@ interface EngineFidelityLine {
   readonly driverItlDiff: string;
   readonly lagP99Ms: number;
   readonly resyncs: number;
+  /** Server process CPU per streamed token, µs (absent in outputs of older benches). */
+  readonly cpuUsPerToken?: number;
 }
 
 /** The live driver's fidelity per time scale (engine-server/bench/fidelity.ts JSON lines). */
 function engineFidelity(out: Outputs): string {
   const o = out('engine-fidelity');
-  const rows = jsonLines<EngineFidelityLine>(o.stdout).map((r) => [
+  // one result line per time scale; the bench also prints a workload line (and breakdowns with --breakdown)
+  const rows = jsonLines<EngineFidelityLine>(o.stdout)
+    .filter((r) => typeof r.timeScale === 'number' && typeof r.ttftDiff === 'string')
+    .map((r) => [
     String(r.timeScale),
     `${r.driverTtftDiff} / ${r.driverItlDiff}`,
     `${r.ttftDiff} (${num(r.liveTtftMs, 1)} vs ${num(r.simTtftMs, 1)} ms)`,
     `${r.itlDiff} (${num(r.liveItlMs, 2)} vs ${num(r.simItlMs, 2)} ms)`,
     `${num(r.lagP99Ms, 1)} ms`,
     String(r.resyncs),
+    r.cpuUsPerToken === undefined ? '-' : `${num(r.cpuUsPerToken, 0)} µs`,
   ]);
   return [
-    mdTable(['time scale', 'server timeline vs replay (TTFT / ITL medians)', 'client-observed TTFT vs replay', 'client-observed ITL vs replay', 'loop lag p99', 'resyncs'], rows),
+    mdTable(['time scale', 'server timeline vs replay (TTFT / ITL medians)', 'client-observed TTFT vs replay', 'client-observed ITL vs replay', 'loop lag p99', 'resyncs', 'server CPU per token'], rows),
     '',
     loadLine(o.dir),
   ].join('\n');
