@@ -7,9 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot as root } from '../shared-data.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const BEGIN = '<!-- BEGIN GENERATED';
 
 /** The generated part of a study's page. */

@@ -8,13 +8,12 @@
  *   node --conditions=@kvmgr/source --import tsx scripts/docs-gen/scale.ts [sizes...]
  */
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 // The root package does not depend on @kvmgr/sim: import its sources (run with the source condition).
 import { loadMooncakeTrace, runReplay } from '../../packages/sim/src/index.js';
+import { sharedDir } from '../shared-data.js';
 
-const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const shared = resolve(process.env.KVMGR_SHARED ?? join(root, '..', 'shared'));
+const shared = sharedDir();
 const full = loadMooncakeTrace(join(shared, 'traces/mooncake_fast25_conversation_trace.jsonl'));
 const sizes = process.argv.length > 2 ? process.argv.slice(2).map(Number) : [1000, 2000, 4000, 8000, full.requests.length];
 const loadBefore = loadavg()[0];
