@@ -56,6 +56,31 @@ export interface AdmissionConfig {
   readonly retryAfterS: number;
 }
 
+/**
+ * P/D disaggregation settings (the `pd` section). P/D is active while the pool has a healthy
+ * endpoint of role `prefill`; the decider and the SLO pair optimizer are the router's
+ * (`Router.routePd`).
+ */
+export interface PdSettings {
+  /**
+   * `two-legs`: the gateway sends the prefill leg (`kv_transfer_params.do_remote_decode`,
+   * `max_tokens: 1`) to the prefill endpoint, then the request with the returned
+   * `kv_transfer_params` to the decode endpoint (vLLM's disaggregated proxy).
+   * `prefiller-header`: the request goes to the decode endpoint alone with
+   * `x-prefiller-host-port: host:port` of the prefill endpoint (llm-d's routing sidecar runs the legs).
+   * @default 'two-legs'
+   */
+  readonly mode: 'two-legs' | 'prefiller-header';
+  /**
+   * Prompt tokens not cached on the chosen decode endpoint from which prefill runs on a prefill
+   * endpoint (below it the decode endpoint prefills alone); 0 turns P/D off. Written into
+   * `routing.pd.nonCachedTokens`. @default routing.pd.nonCachedTokens (256)
+   */
+  readonly threshold: number;
+  /** Pick the (prefill, decode) pair with the SLO pair optimizer for requests with `x-slo-ttft-ms`/`x-slo-tpot-ms`. Written into `routing.pd.sloPairs`. @default routing.pd.sloPairs (true) */
+  readonly sloPairs: boolean;
+}
+
 /** The whole, resolved gateway configuration. */
 export interface ResolvedGatewayConfig {
   /** @default '127.0.0.1' */
@@ -88,6 +113,8 @@ export interface ResolvedGatewayConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Shared state of gateway replicas (docs/gateway-replicas.md); absent = this gateway alone. @default undefined */
   readonly redis?: RedisConfig | undefined;
+  /** P/D disaggregation (see {@link PdSettings}). */
+  readonly pd: PdSettings;
 }
 
 function badConfig(key: string, message: string, cause?: unknown): KvmgrError {
@@ -151,6 +178,13 @@ const schema = z.strictObject({
       maxWaitMs: posInt.optional(),
       defaultMaxTokens: posInt.optional(),
       retryAfterS: posInt.optional(),
+    })
+    .optional(),
+  pd: z
+    .strictObject({
+      mode: z.enum(['two-legs', 'prefiller-header']).optional(),
+      threshold: z.number().int().min(0).optional(),
+      sloPairs: z.boolean().optional(),
     })
     .optional(),
   // llm-d EndpointPickerConfig header fields, accepted and ignored
@@ -270,9 +304,20 @@ function fromEndpointPicker(r: Record<string, unknown>): RouterConfig {
  *
  * @param routing - the `routing` value. @default 'llm-d-default' (`pa:3,qd:2,kv:2`)
  * @param model - the key namespace's model, written into the router config when it has none.
+ * @param pd - the gateway's P/D settings, written into `pd.nonCachedTokens` / `pd.sloPairs` when
+ *   `routing` does not set them itself (so `PUT /admin/routing` keeps the gateway's threshold). @default none
  * @throws KvmgrError `KVMGR_BAD_CONFIG`, message starting with `routing…:`.
  */
-export function resolveRouting(routing: unknown, model?: string): { config: ResolvedRouterConfig; blockSizeFixed: boolean } {
+export function resolveRouting(routing: unknown, model?: string, pd?: Pick<PdSettings, 'threshold' | 'sloPairs'>): { config: ResolvedRouterConfig; blockSizeFixed: boolean } {
+  const r = resolveRoutingOnly(routing, model);
+  if (pd === undefined) return r;
+  const given = typeof routing === 'object' && routing !== null ? (routing as { pd?: { nonCachedTokens?: unknown; sloPairs?: unknown } }).pd : undefined;
+  const p = r.config.pd;
+  const next = { ...p, nonCachedTokens: given?.nonCachedTokens === undefined ? pd.threshold : p.nonCachedTokens, sloPairs: given?.sloPairs === undefined ? pd.sloPairs : p.sloPairs };
+  return { config: { ...r.config, pd: next }, blockSizeFixed: r.blockSizeFixed };
+}
+
+function resolveRoutingOnly(routing: unknown, model?: string): { config: ResolvedRouterConfig; blockSizeFixed: boolean } {
   try {
     let resolved: ResolvedRouterConfig;
     let blockSizeFixed = false;
@@ -337,7 +382,15 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     byName.set(e.name, i);
     byUrl.set(e.url, i);
   });
-  const { config: routing, blockSizeFixed } = resolveRouting(c.routing, c.model);
+  const plain = resolveRouting(c.routing, c.model);
+  const pd: PdSettings = {
+    mode: c.pd?.mode ?? 'two-legs',
+    threshold: c.pd?.threshold ?? plain.config.pd.nonCachedTokens,
+    sloPairs: c.pd?.sloPairs ?? plain.config.pd.sloPairs,
+  };
+  // the gateway's pd section wins over routing.pd (it is the one documented for kvmgr serve)
+  const routing: ResolvedRouterConfig = { ...plain.config, pd: { ...plain.config.pd, nonCachedTokens: pd.threshold, sloPairs: pd.sloPairs } };
+  const blockSizeFixed = plain.blockSizeFixed;
   const s = c.server ?? {};
   const a = c.admission ?? {};
   return {
@@ -363,6 +416,7 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     unhealthyThreshold: c.health?.unhealthyThreshold ?? 2,
     logLevel: s.logLevel ?? 'info',
     redis: resolveRedis(c.redis, c.model),
+    pd,
   };
 }
 
@@ -412,13 +466,15 @@ export function parseGatewayConfig(text: string): ResolvedGatewayConfig {
  * Parses a routing configuration given over HTTP or on the command line: YAML/JSON text, a
  * preset or a weight string, or an already-decoded object.
  *
+ * @param pd - the gateway's P/D settings, kept unless the input sets `pd.nonCachedTokens` / `pd.sloPairs` (see {@link resolveRouting}). @default none
+ *
  * @throws KvmgrError `KVMGR_BAD_CONFIG` naming the bad key.
  */
-export function parseRoutingInput(input: unknown, model?: string): { config: ResolvedRouterConfig; blockSizeFixed: boolean } {
+export function parseRoutingInput(input: unknown, model?: string, pd?: Pick<PdSettings, 'threshold' | 'sloPairs'>): { config: ResolvedRouterConfig; blockSizeFixed: boolean } {
   if (typeof input === 'string') {
     const t = input.trim();
-    if (t.includes('\n') || t.startsWith('{')) return resolveRouting(parseYaml(t), model);
-    return resolveRouting(t, model);
+    if (t.includes('\n') || t.startsWith('{')) return resolveRouting(parseYaml(t), model, pd);
+    return resolveRouting(t, model, pd);
   }
-  return resolveRouting(input, model);
+  return resolveRouting(input, model, pd);
 }

@@ -6,7 +6,7 @@
  * endpoints without sockets.
  */
 import type { EngineSnapshot } from '@kvmgr/core';
-import type { RouteDecision, RouteRequest, Router } from '@kvmgr/router';
+import type { PdDecision, PdReason, RouteDecision, RouteRequest, Router } from '@kvmgr/router';
 import type { InFlight } from './endpoint.js';
 
 /** What a decision reads of an endpoint (`Endpoint` implements it). */
@@ -21,12 +21,25 @@ export interface RoutableEndpoint {
   routingSnapshot(nowUs: number): EngineSnapshot;
 }
 
+/** The decision behind a placement: the router's, or for a P/D placement the decode side with the P/D reason. */
+export type PlacedDecision = Omit<RouteDecision, 'reason'> & { readonly reason: RouteDecision['reason'] | PdReason };
+
+/** The P/D side of a placement (`pd.ts`): the router's P/D decision and the prefill endpoint. */
+export interface PdPlacement<E extends RoutableEndpoint = RoutableEndpoint> {
+  readonly decision: PdDecision;
+  /** The prefill endpoint (the decode endpoint itself when not disaggregated). */
+  readonly prefill: E;
+}
+
 /** A placed request. */
 export interface Placement<E extends RoutableEndpoint = RoutableEndpoint> {
+  /** The endpoint that serves the response (the decode endpoint under P/D). */
   readonly endpoint: E;
-  readonly decision: RouteDecision;
+  readonly decision: PlacedDecision;
   /** Names of the candidates, index-aligned with `decision.scores`. */
   readonly names: readonly string[];
+  /** Present when the pool has prefill endpoints and P/D decided (see `pd.ts`). */
+  readonly pd?: PdPlacement<E>;
 }
 
 /** No endpoint takes traffic (all out, or all excluded). */

@@ -23,6 +23,7 @@ import { NO_ENDPOINT, type Placement } from './decide.js';
 import type { Endpoint } from './endpoint.js';
 import { ReplicaState } from './shared/replica-state.js';
 import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
+import { PdLegs, pdLogOf } from './pd.js';
 import { EndpointPool } from './pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from './request-info.js';
 import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
@@ -97,6 +98,8 @@ class GatewayServer {
   readonly log: Logger;
   readonly agent: Agent;
   readonly app: FastifyInstance;
+  /** The P/D legs (prefill leg or prefiller header) of disaggregated requests. */
+  readonly pd: PdLegs;
 
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
@@ -122,6 +125,16 @@ class GatewayServer {
     });
     this.app = Fastify({ logger: false, bodyLimit: cfg.maxBodyBytes, forceCloseConnections: true });
     this.shared?.registerMetrics(this.metrics.registry);
+    this.pd = new PdLegs({
+      pool: this.pool,
+      settings: cfg.pd,
+      agent: this.agent,
+      headersTimeoutMs: cfg.upstreamHeadersTimeoutMs,
+      bodyTimeoutMs: cfg.upstreamBodyTimeoutMs,
+      retries: cfg.retries,
+      registry: this.metrics.registry,
+      log: this.log,
+    });
     this.routes();
   }
 
@@ -182,7 +195,7 @@ class GatewayServer {
       let next: Router;
       let fixed: boolean;
       try {
-        const { config, blockSizeFixed } = parseRoutingInput(req.body, this.cfg.model);
+        const { config, blockSizeFixed } = parseRoutingInput(req.body, this.cfg.model, this.cfg.pd);
         if (this.cfg.model !== undefined && config.model !== this.cfg.model) {
           return sendError(reply, openAiError(400, `routing.model: must stay ${JSON.stringify(this.cfg.model)} (the block index namespace)`, { param: 'model', code: 'invalid_value' }));
         }
@@ -312,7 +325,8 @@ class GatewayServer {
     const d = p.decision;
     const scores: Record<string, number> = {};
     if (d.scores !== undefined) for (let i = 0; i < p.names.length; i++) scores[p.names[i] as string] = Math.round((d.scores[i] as number) * 1e4) / 1e4;
-    return { endpoint: p.endpoint.name, reason: d.reason, scores, predictedCachedTokens: d.cachedTokens, admission: deferred ? 'defer' : 'admit' };
+    const pd = pdLogOf(p, this.cfg.pd.mode);
+    return { endpoint: p.endpoint.name, reason: d.reason, scores, predictedCachedTokens: d.cachedTokens, admission: deferred ? 'defer' : 'admit', ...(pd === undefined ? {} : { pd }) };
   }
 
   private async proxy(
@@ -337,7 +351,7 @@ class GatewayServer {
       const v = req.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }
-    const bodyText = rawBodies.get(req) ?? JSON.stringify(info.body);
+    let bodyText = rawBodies.get(req) ?? JSON.stringify(info.body);
     const path = route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
     const excluded = new Set<string>();
     const decisions: Record<string, unknown>[] = [];
@@ -348,6 +362,7 @@ class GatewayServer {
     let ttftMs: number | undefined;
     let outcome = 'ok';
     let errorMsg: string | undefined;
+    let pdLeg: Record<string, unknown> | undefined;
     const finish = (ep: Endpoint, ok: boolean) => {
       const f = ep.finishInFlight(requestId);
       if (f !== undefined && ok) this.admission.model.observeService(Date.now() - f.routedAtMs);
@@ -356,6 +371,20 @@ class GatewayServer {
       this.admission.release();
     };
     try {
+      if (first.pd !== undefined) {
+        // P/D: the prefill leg (two-legs) or the prefiller header, before the decode leg below
+        const leg = await this.pd.prepare(first, route, info, headers, ac.signal);
+        pdLeg = leg.log;
+        if (leg.body !== undefined) bodyText = leg.body;
+        if (leg.aborted === true || leg.error !== undefined) {
+          finish(first.endpoint, false);
+          outcome = leg.aborted === true ? 'client-aborted' : 'prefill-failed';
+          if (leg.error === undefined) return reply;
+          status = leg.error.status;
+          errorMsg = leg.error.body.error.message;
+          return this.sendFailure(reply, leg.error, model);
+        }
+      }
       while (placement !== undefined) {
         const p: Placement<Endpoint> = placement;
         placement = undefined;
@@ -504,6 +533,7 @@ class GatewayServer {
           stream: info.stream,
           decision: decisions[decisions.length - 1],
           ...(decisions.length > 1 ? { attempts: decisions } : {}),
+          ...(pdLeg === undefined ? {} : { pdLeg }),
           promptTokens: info.promptTokens,
           maxTokens: info.maxTokens,
           slo: info.slo,

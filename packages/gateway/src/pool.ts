@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { EndpointConfig, ResolvedGatewayConfig } from './config.js';
 import { type NO_ENDPOINT, type Placement, placeRequest } from './decide.js';
 import { Endpoint } from './endpoint.js';
+import { placePdRequest } from './pd.js';
 
 /** What the pool tells its server. */
 export interface EndpointPoolHooks {
@@ -77,6 +78,8 @@ export class EndpointPool {
   readonly index: KvBlockIndex;
   /** Without a configured `routing.blockSize`, the router follows the block size the endpoints report. */
   blockSizeFixed: boolean;
+  /** Endpoints of role `prefill` in the pool (P/D decisions while > 0). */
+  prefillEndpoints = 0;
   private routerNow: Router;
   private readonly addresses = new Map<string, string>();
   private readonly cfg: ResolvedGatewayConfig;
@@ -163,6 +166,7 @@ export class EndpointPool {
     this.endpoints.set(config.name, ep);
     this.byAddress.set(address, ep);
     this.addresses.set(config.name, address);
+    if (config.role === 'prefill') this.prefillEndpoints++;
     this.adoptBlockSize();
     return ep;
   }
@@ -196,6 +200,7 @@ export class EndpointPool {
     const ep = this.endpoints.get(name);
     if (ep === undefined) return false;
     this.endpoints.delete(name);
+    if (ep.config.role === 'prefill') this.prefillEndpoints--;
     const address = this.addresses.get(name);
     if (address !== undefined && this.byAddress.get(address) === ep) this.byAddress.delete(address);
     this.addresses.delete(name);
@@ -254,6 +259,8 @@ export class EndpointPool {
    * One routing decision over the pool ({@link placeRequest}): among the eligible endpoints not
    * in `excluded` (and, with `checkKv`, with `footprintTokens` free), the router's pick, with
    * the footprint reserved on it (`inFlight`; the caller deletes it when the request ends).
+   * While the pool has endpoints of role `prefill` and `routing.pd.nonCachedTokens` > 0, the
+   * decision is a P/D one ({@link placePdRequest}: the placement's `pd` names the prefill endpoint).
    *
    * @param req - the request (its prompt token ids give the block keys).
    * @param footprintTokens - KV tokens to reserve (prompt + max output).
@@ -263,6 +270,9 @@ export class EndpointPool {
    * @returns the placement; undefined when no eligible endpoint has room; {@link NO_ENDPOINT} when none is eligible.
    */
   place(req: RouteRequest, footprintTokens: number, excluded: ReadonlySet<string>, checkKv: boolean, nowUs: number): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+    if (this.prefillEndpoints > 0 && this.routerNow.config.pd.nonCachedTokens > 0) {
+      return placePdRequest(this.routerNow, this.endpoints.values(), req, footprintTokens, excluded, checkKv, nowUs);
+    }
     return placeRequest(this.routerNow, this.endpoints.values(), req, footprintTokens, excluded, checkKv, nowUs);
   }
 
@@ -312,5 +322,6 @@ export class EndpointPool {
     this.endpoints.clear();
     this.byAddress.clear();
     this.addresses.clear();
+    this.prefillEndpoints = 0;
   }
 }

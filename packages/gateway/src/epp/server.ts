@@ -48,6 +48,7 @@ import { NO_ENDPOINT, type Placement } from '../decide.js';
 import type { Endpoint } from '../endpoint.js';
 import type { GatewayOptions } from '../gateway.js';
 import { type GatewayMetrics, createGatewayMetrics } from '../metrics.js';
+import { PREFILLER_HEADER, pdLogOf } from '../pd.js';
 import { EndpointPool } from '../pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from '../request-info.js';
 import { HealthState } from './health.js';
@@ -519,9 +520,20 @@ class EppStream {
     }
   }
 
-  /** The header mutation that names the endpoint (the body is left as it is). */
-  private destination(address: string): { status: 'CONTINUE'; header_mutation: { set_headers: PbHeaderValueOption[] }; clear_route_cache: boolean } {
-    return { status: 'CONTINUE', header_mutation: { set_headers: [headerOption(DESTINATION_ENDPOINT_KEY, address)] }, clear_route_cache: true };
+  /**
+   * The header mutation that names the endpoint (the body is left as it is). Under P/D
+   * (`prefiller` given) it also sets `x-prefiller-host-port` to the prefill endpoint, or removes a
+   * client's one when the request is not disaggregated (`prefiller` empty).
+   */
+  private destination(
+    address: string,
+    prefiller?: string,
+  ): { status: 'CONTINUE'; header_mutation: { set_headers: PbHeaderValueOption[]; remove_headers?: string[] }; clear_route_cache: boolean } {
+    const set = [headerOption(DESTINATION_ENDPOINT_KEY, address)];
+    if (prefiller === undefined) return { status: 'CONTINUE', header_mutation: { set_headers: set }, clear_route_cache: true };
+    if (prefiller === '') return { status: 'CONTINUE', header_mutation: { set_headers: set, remove_headers: [PREFILLER_HEADER] }, clear_route_cache: true };
+    set.push(headerOption(PREFILLER_HEADER, prefiller));
+    return { status: 'CONTINUE', header_mutation: { set_headers: set }, clear_route_cache: true };
   }
 
   private metadata(address: string): PbStruct {
@@ -617,8 +629,12 @@ class EppStream {
       throw e;
     }
     const address = this.accept(placement, req, info.footprintTokens, model, deferred, info);
+    // P/D (as llm-d's prefill-header pre-request): the decode endpoint is the destination, the prefill one goes in x-prefiller-host-port
+    const pd = placement.pd;
+    const prefiller = pd === undefined ? undefined : pd.decision.disaggregated ? this.srv.pool.addressOf(pd.prefill) : '';
+    const key = prefiller === undefined ? address : `${address} ${prefiller}`;
     // a stream that ended while the request waited in admission is finished right after this (send is then a no-op)
-    this.send(this.srv.pickAnswer(address, () => ({ request_body: { response: this.destination(address) }, dynamic_metadata: this.metadata(address) })));
+    this.send(this.srv.pickAnswer(key, () => ({ request_body: { response: this.destination(address, prefiller) }, dynamic_metadata: this.metadata(address) })));
   }
 
   private routeRequest(info: RequestInfo): RouteRequest {
@@ -642,7 +658,15 @@ class EppStream {
         path: this.headers[':path'] ?? null,
         status: 200,
         outcome: 'picked',
-        decision: { endpoint: ep.name, address, reason: p.decision.reason, scores, predictedCachedTokens: p.decision.cachedTokens, admission: deferred ? 'defer' : 'admit' },
+        decision: {
+          endpoint: ep.name,
+          address,
+          reason: p.decision.reason,
+          scores,
+          predictedCachedTokens: p.decision.cachedTokens,
+          admission: deferred ? 'defer' : 'admit',
+          ...(p.pd === undefined ? {} : { pd: pdLogOf(p, 'prefiller-header') }),
+        },
         ...(this.subset === null ? {} : { subset: [...this.subset] }),
         ...(info === undefined ? {} : { promptTokens: info.promptTokens, maxTokens: info.maxTokens, slo: info.slo }),
         durationMs: Math.round((performance.now() - this.started) * 100) / 100,
