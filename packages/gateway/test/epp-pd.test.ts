@@ -82,7 +82,7 @@ describe('epp: P/D sets x-prefiller-host-port', () => {
     const m = headerMutation(r.response);
     expect(m.set).not.toHaveProperty('x-prefiller-host-port');
     expect(m.remove).toEqual(['x-prefiller-host-port']);
-    expect((logs.request('epp-pd-2')?.['decision'] as { reason: string }).reason).toBe('below-threshold');
+    expect(logs.request('epp-pd-2')?.['decision']).toMatchObject({ reason: 'below-threshold', pd: { disaggregated: false } });
     await r.call.end();
     await until(() => epp.state().endpoints.every((e) => e.inFlight === 0), 5000, 'reservations released');
   });
