@@ -5,7 +5,8 @@
 export { createGateway } from './gateway.js';
 export type { Gateway, GatewayOptions, EndpointState } from './gateway.js';
 export { parseGatewayConfig, readGatewayConfigYaml, resolveGatewayConfig, resolveEndpoint, resolveRouting, parseRoutingInput, EndpointInputSchema } from './config.js';
-export type { ResolvedGatewayConfig, GatewayConfigInput, EndpointConfig, EndpointInput, AdmissionConfig } from './config.js';
+export type { ResolvedGatewayConfig, GatewayConfigInput, EndpointConfig, EndpointInput, AdmissionConfig, PdSettings } from './config.js';
+export { PREFILLER_HEADER } from './pd.js';
 export { AdmissionQueue, AdmissionRejected } from './admission.js';
 export type { AdmissionTicket, AdmissionStats, AdmissionOptions, RejectReason } from './admission.js';
 export { ServiceModel } from './service-model.js';

@@ -270,6 +270,20 @@ describe('gateway P/D: prefill, decode and both engines', () => {
     expect(gw.state().endpoints.every((e) => e.inFlight === 0)).toBe(true);
   });
 
+  it('a prefill endpoint that refuses the leg (4xx: a decode-role engine listed as prefill): that status to the client, not retried', async () => {
+    const { gw, client } = await start({ endpoints: [{ name: 'wrong', url: (rec['d0'] as Recorder).url, engine: 'kvmgr', role: 'prefill' }, ep('b0', 'both')] });
+    const b0Before = (rec['b0'] as Recorder).generations().length;
+    const err = await client.completions.create({ model: MODEL, prompt: longPrompt(512, 8), max_tokens: 4 }, { headers: { 'x-request-id': 'pd-4xx-1' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
+    expect((err as InstanceType<typeof OpenAI.APIError>).message).toMatch(/prefill endpoint wrong answered 400: kv_transfer_params\.do_remote_decode: this engine has the decode role/);
+    expect((rec['b0'] as Recorder).generations().length).toBe(b0Before);
+    expect(line('pd-4xx-1').pdLeg?.prefillLeg?.attempts).toHaveLength(1);
+    expect(gw.state().endpoints.every((e) => e.inFlight === 0)).toBe(true);
+  });
+
   it('a failing prefill endpoint beside a good one: the prefill leg is retried on the good one before any byte to the client', async () => {
     const { gw, client } = await start({ endpoints: [ep('pbad', 'prefill'), ep('p0', 'prefill'), ep('d0', 'decode')] });
     let retried: PdLine | undefined;
