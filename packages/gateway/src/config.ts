@@ -16,6 +16,7 @@ import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type ResolvedRouterConfig, type RouterConfig, parseRouterConfig, resolveRouterConfig } from '@kvmgr/router';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { type ResolvedAbConfig, resolveAbConfig } from './ab.js';
 import type { RedisConfig } from './shared/replica-state.js';
 
 /** One upstream engine endpoint. */
@@ -88,6 +89,8 @@ export interface ResolvedGatewayConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Shared state of gateway replicas (docs/gateway-replicas.md); absent = this gateway alone. @default undefined */
   readonly redis?: RedisConfig | undefined;
+  /** Live A/B of two routing configurations (`ab.ts`); absent = every request uses `routing`. @default undefined */
+  readonly ab?: ResolvedAbConfig | undefined;
 }
 
 function badConfig(key: string, message: string, cause?: unknown): KvmgrError {
@@ -142,6 +145,7 @@ const schema = z.strictObject({
   model: z.string().min(1).optional(),
   endpoints: z.array(EndpointInputSchema).optional(),
   routing: z.unknown().optional(),
+  ab: z.unknown().optional(),
   health: z.strictObject({ intervalMs: posInt.optional(), unhealthyThreshold: posInt.optional() }).optional(),
   scrape: z.strictObject({ intervalMs: posInt.optional() }).optional(),
   admission: z
@@ -363,6 +367,7 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     unhealthyThreshold: c.health?.unhealthyThreshold ?? 2,
     logLevel: s.logLevel ?? 'info',
     redis: resolveRedis(c.redis, c.model),
+    ab: c.ab === undefined || c.ab === null ? undefined : resolveAbConfig(c.ab, c.model),
   };
 }
 

@@ -17,6 +17,7 @@ import type { ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
+import { type AbArm, AbExperiment, type AbMetrics, type AbOutcome, createAbMetrics, resolveAbConfig } from './ab.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
 import { NO_ENDPOINT, type Placement } from './decide.js';
@@ -97,6 +98,9 @@ class GatewayServer {
   readonly log: Logger;
   readonly agent: Agent;
   readonly app: FastifyInstance;
+  /** The live A/B experiment (`ab` section), replaced or cleared by `PUT /admin/routing`. */
+  ab: AbExperiment | undefined;
+  readonly abMetrics: AbMetrics;
 
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
@@ -122,6 +126,8 @@ class GatewayServer {
     });
     this.app = Fastify({ logger: false, bodyLimit: cfg.maxBodyBytes, forceCloseConnections: true });
     this.shared?.registerMetrics(this.metrics.registry);
+    this.abMetrics = createAbMetrics(this.metrics.registry);
+    this.ab = cfg.ab === undefined ? undefined : new AbExperiment(cfg.ab, (c) => this.pool.routerFor(c));
     this.routes();
   }
 
@@ -140,9 +146,9 @@ class GatewayServer {
   }
 
   /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
-  private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+  private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean, router?: Router): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
-    const p = this.pool.place(req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
+    const p = this.pool.place(req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs(), router);
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
     if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.requestId, info.footprintTokens);
     return p;
@@ -178,7 +184,28 @@ class GatewayServer {
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
     app.get('/admin/state', async () => this.state());
     app.get('/admin/routing', async () => this.routerNow.config);
+    app.get('/admin/ab', async () => this.ab?.report() ?? { active: false });
     app.put('/admin/routing', async (req, reply) => {
+      // `{ ab: {...} | null, ...routing }` sets or clears the A/B section (with the routing, when other keys are given)
+      const body = req.body;
+      if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'ab')) {
+        const { ab, ...rest } = body as Record<string, unknown>;
+        let nextAb: AbExperiment | undefined;
+        let routing: { config: ResolvedRouterConfig; blockSizeFixed: boolean } | undefined;
+        try {
+          routing = Object.keys(rest).length === 0 ? undefined : parseRoutingInput(rest, this.cfg.model);
+          if (routing !== undefined && this.cfg.model !== undefined && routing.config.model !== this.cfg.model) throw new Error(`routing.model: must stay ${JSON.stringify(this.cfg.model)} (the block index namespace)`);
+          nextAb = ab === null ? undefined : new AbExperiment(resolveAbConfig(ab, this.cfg.model), (c) => this.pool.routerFor(c));
+          if (routing !== undefined) this.pool.routerFor(routing.config);
+        } catch (e) {
+          return sendError(reply, openAiError(400, (e as Error).message, { code: isKvmgrError(e) ? e.code : 'invalid_value' }));
+        }
+        if (routing !== undefined) this.pool.useRouter(this.pool.routerFor(routing.config), routing.blockSizeFixed);
+        const previous = this.ab?.report();
+        this.ab = nextAb;
+        this.log.info({ event: 'ab-updated', ab: nextAb === undefined ? null : { id: nextAb.id, ...nextAb.config }, previous: previous ?? null, ...(routing === undefined ? {} : { routing: this.routerNow.config }) }, nextAb === undefined ? 'A/B experiment cleared' : 'A/B experiment started');
+        return { routing: this.routerNow.config, ab: nextAb === undefined ? null : { id: nextAb.id, ...nextAb.config } };
+      }
       let next: Router;
       let fixed: boolean;
       try {
@@ -269,10 +296,14 @@ class GatewayServer {
     this.metrics.requests.inc({ model_name: model, target_model_name: model });
     const fail = (e: OpenAiErrorResponse, extra: Record<string, unknown> = {}) => {
       this.metrics.requestErrors.inc({ model_name: model, target_model_name: model, error_code: String(e.status) });
+      if (arm !== undefined) this.recordAb(ab, arm, { ok: false, stream: info.stream, slo: info.slo });
       this.log.info({ ...logBase, status: e.status, error: e.body.error.message, promptTokens: info.promptTokens, durationMs: performance.now() - started, ...extra }, 'request failed');
       return sendError(reply, e);
     };
     const routeReq: RouteRequest = routeRequestOf(requestId, info);
+    const ab = this.ab;
+    const arm = ab?.assign(req.headers, info.body, requestId);
+    const armRouter = arm === undefined ? undefined : ab?.routerOf(arm, this.routerNow.config.blockSize);
     await this.shared?.prepare(this.routerNow.keysFor(routeReq));
     const healthy = this.pool.eligible();
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
@@ -291,7 +322,7 @@ class GatewayServer {
     let deferred = false;
     try {
       const ticket = { sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY), footprintTokens: info.footprintTokens };
-      const res = await this.admission.admit(ticket, () => this.place(routeReq, info, new Set(), true));
+      const res = await this.admission.admit(ticket, () => this.place(routeReq, info, new Set(), true, armRouter));
       if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
       placement = res.value;
       deferred = res.deferred;
@@ -305,7 +336,14 @@ class GatewayServer {
       }
       throw e;
     }
-    return this.proxy(route, req, reply, info, routeReq, placement, deferred, started, model);
+    return this.proxy(route, req, reply, info, routeReq, placement, deferred, started, model, ab === undefined || arm === undefined ? undefined : { ab, arm, router: armRouter });
+  }
+
+  /** Records an A/B outcome, unless the experiment was replaced while the request ran. */
+  private recordAb(ab: AbExperiment | undefined, arm: AbArm, o: AbOutcome): void {
+    if (ab === undefined || ab !== this.ab) return;
+    ab.record(arm, o);
+    this.abMetrics.requests.inc({ arm: arm.name, outcome: o.ok ? 'ok' : 'error' });
   }
 
   private decisionLog(p: Placement<Endpoint>, deferred: boolean): Record<string, unknown> {
@@ -325,6 +363,7 @@ class GatewayServer {
     deferred: boolean,
     started: number,
     model: string,
+    abArm?: { ab: AbExperiment; arm: AbArm; router: Router | undefined },
   ): Promise<unknown> {
     const requestId = routeReq.requestId;
     const ac = new AbortController();
@@ -362,6 +401,7 @@ class GatewayServer {
         const ep = p.endpoint;
         decisions.push(this.decisionLog(p, deferred));
         this.metrics.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
+        if (abArm !== undefined) this.abMetrics.decisions.inc({ arm: abArm.arm.name, endpoint: ep.name, reason: p.decision.reason });
         if (p.decision.scores !== undefined) this.metrics.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
         const retry = (why: string, failed: boolean, e?: unknown) => {
           if (failed) {
@@ -372,7 +412,7 @@ class GatewayServer {
           excluded.add(ep.name);
           errorMsg = why;
           if (ac.signal.aborted || attempt >= this.cfg.retries) return false;
-          const next = this.place(routeReq, info, excluded, false);
+          const next = this.place(routeReq, info, excluded, false, abArm?.router);
           if (next === undefined || next === NO_ENDPOINT) return false;
           attempt++;
           this.metrics.retries.inc();
@@ -491,6 +531,16 @@ class GatewayServer {
       return reply;
     } finally {
       reply.raw.off('close', onClientClose);
+      if (abArm !== undefined && outcome !== 'client-aborted') {
+        const ok = status === 200 && outcome === 'ok';
+        this.recordAb(abArm.ab, abArm.arm, {
+          ok,
+          stream: info.stream,
+          slo: info.slo,
+          ...(ok ? { ttftMs, e2eMs: performance.now() - started } : {}),
+          ...(usage === undefined ? {} : { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, cachedTokens: usage.cachedTokens }),
+        });
+      }
       if (usage !== undefined) {
         this.metrics.promptTokens.inc(usage.promptTokens);
         if (usage.cachedTokens !== null) this.metrics.cachedTokens.inc(usage.cachedTokens);
@@ -503,6 +553,7 @@ class GatewayServer {
           outcome,
           stream: info.stream,
           decision: decisions[decisions.length - 1],
+          ...(abArm === undefined ? {} : { ab: abArm.arm.name }),
           ...(decisions.length > 1 ? { attempts: decisions } : {}),
           promptTokens: info.promptTokens,
           maxTokens: info.maxTokens,

@@ -18,3 +18,5 @@ export { endpointAddress } from './pool.js';
 export type { PodInput } from './epp/pods.js';
 export { loadEppProtos, envoyProtoDirs, PROTO_OPTIONS } from './epp/protos.js';
 export type { EppProtos, ProcessingRequest, ProcessingResponse, PbStruct, PbValue, ServingStatus } from './epp/protos.js';
+export { resolveAbConfig, abHashUnit, welchInterval, AB_METRICS } from './ab.js';
+export type { ResolvedAbConfig, AbArmConfig, AbReport, AbArmReport, AbDifference, AbMean, AbMetricName, AbKeySource } from './ab.js';
