@@ -18,6 +18,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { type ResolvedAbConfig, resolveAbConfig } from './ab.js';
 import type { RedisConfig } from './shared/replica-state.js';
+import { type TenantsConfig, resolveTenantsConfig } from './tenants.js';
 
 /** One upstream engine endpoint. */
 export interface EndpointConfig {
@@ -91,6 +92,8 @@ export interface ResolvedGatewayConfig {
   readonly redis?: RedisConfig | undefined;
   /** Live A/B of two routing configurations (`ab.ts`); absent = every request uses `routing`. @default undefined */
   readonly ab?: ResolvedAbConfig | undefined;
+  /** Tenants and their fairness in the DEFER queue (`tenants.ts`). @default resolveTenantsConfig(undefined) */
+  readonly tenants?: TenantsConfig | undefined;
 }
 
 function badConfig(key: string, message: string, cause?: unknown): KvmgrError {
@@ -146,6 +149,7 @@ const schema = z.strictObject({
   endpoints: z.array(EndpointInputSchema).optional(),
   routing: z.unknown().optional(),
   ab: z.unknown().optional(),
+  tenants: z.unknown().optional(),
   health: z.strictObject({ intervalMs: posInt.optional(), unhealthyThreshold: posInt.optional() }).optional(),
   scrape: z.strictObject({ intervalMs: posInt.optional() }).optional(),
   admission: z
@@ -368,6 +372,7 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     logLevel: s.logLevel ?? 'info',
     redis: resolveRedis(c.redis, c.model),
     ab: c.ab === undefined || c.ab === null ? undefined : resolveAbConfig(c.ab, c.model),
+    tenants: resolveTenantsConfig(c.tenants),
   };
 }
 

@@ -19,6 +19,7 @@ import pino, { type Logger } from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
 import { type AbArm, AbExperiment, type AbMetrics, type AbOutcome, createAbMetrics, resolveAbConfig } from './ab.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { TenantFairness, type TenantStats, resolveTenantsConfig } from './tenants.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
 import { NO_ENDPOINT, type Placement } from './decide.js';
 import type { Endpoint } from './endpoint.js';
@@ -63,8 +64,8 @@ export interface Gateway {
   readonly url: string;
   /** The current router (replaced atomically by `PUT /admin/routing`). */
   router(): Router;
-  /** What `GET /admin/state` returns. */
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig };
+  /** What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest as `other`). */
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[] };
   /** Stops listening, closes upstream connections, scrapers and KV-event sockets. Idempotent. */
   close(): Promise<void>;
 }
@@ -101,11 +102,17 @@ class GatewayServer {
   /** The live A/B experiment (`ab` section), replaced or cleared by `PUT /admin/routing`. */
   ab: AbExperiment | undefined;
   readonly abMetrics: AbMetrics;
+  /** Tenants, their VTC counters and tallies. */
+  readonly tenants: TenantFairness;
 
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
     this.shared = cfg.redis === undefined ? undefined : new ReplicaState(cfg.redis);
-    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs, { inFlightTokens: () => this.inFlightTokens() });
+    this.tenants = new TenantFairness(cfg.tenants ?? resolveTenantsConfig(undefined));
+    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs, {
+      inFlightTokens: () => this.inFlightTokens(),
+      ...(this.tenants.config.enabled ? { fairness: this.tenants } : {}),
+    });
     this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-gateway' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
     this.pool = new EndpointPool(
       cfg,
@@ -127,6 +134,7 @@ class GatewayServer {
     this.app = Fastify({ logger: false, bodyLimit: cfg.maxBodyBytes, forceCloseConnections: true });
     this.shared?.registerMetrics(this.metrics.registry);
     this.abMetrics = createAbMetrics(this.metrics.registry);
+    this.tenants.registerMetrics(this.metrics.registry);
     this.ab = cfg.ab === undefined ? undefined : new AbExperiment(cfg.ab, (c) => this.pool.routerFor(c));
     this.routes();
   }
@@ -249,7 +257,7 @@ class GatewayServer {
     app.post('/v1/chat/completions', (req, reply) => this.handle('chat', req, reply));
   }
 
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig } {
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[] } {
     const now = Date.now();
     return {
       endpoints: [...this.pool.endpoints.values()].map((e) => {
@@ -277,6 +285,7 @@ class GatewayServer {
       indexBlocks: this.pool.index.size,
       queueDepth: this.admission.depth,
       routing: this.routerNow.config,
+      tenants: this.tenants.summary(this.tenants.config.metricsTopN),
     };
   }
 
@@ -292,6 +301,12 @@ class GatewayServer {
       return sendError(reply, r.error);
     }
     const info = r.info;
+    const tenant = this.tenants.tenantOf(req.headers);
+    if (typeof tenant !== 'string') {
+      this.log.info({ ...logBase, status: tenant.status, error: tenant.body.error.message }, 'request rejected');
+      return sendError(reply, tenant);
+    }
+    this.tenants.arrived(tenant);
     const model = info.model ?? this.cfg.model ?? '';
     this.metrics.requests.inc({ model_name: model, target_model_name: model });
     const fail = (e: OpenAiErrorResponse, extra: Record<string, unknown> = {}) => {
@@ -321,8 +336,13 @@ class GatewayServer {
     let placement: Placement<Endpoint>;
     let deferred = false;
     try {
-      const ticket = { sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY), footprintTokens: info.footprintTokens };
-      const res = await this.admission.admit(ticket, () => this.place(routeReq, info, new Set(), true, armRouter));
+      const ticket = { sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY), footprintTokens: info.footprintTokens, tenant };
+      const res = await this.admission.admit(ticket, () => {
+        const p = this.place(routeReq, info, new Set(), true, armRouter);
+        // charged as it is placed, so the next release of the same loop sees it (VTC)
+        if (typeof p === 'object') this.tenants.charge(tenant, info.promptTokens, 0);
+        return p;
+      });
       if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
       placement = res.value;
       deferred = res.deferred;
@@ -331,12 +351,13 @@ class GatewayServer {
       if (e instanceof AdmissionRejected) {
         this.metrics.admission.inc({ decision: 'reject' });
         this.metrics.rejections.inc({ reason: e.reason });
+        this.tenants.rejected(tenant);
         reply.header('retry-after', String(Math.max(this.cfg.admission.retryAfterS, Math.ceil((e.retryAfterMs ?? 0) / 1000))));
         return fail(openAiError(429, e.message, { code: e.reason }), { admission: 'reject' });
       }
       throw e;
     }
-    return this.proxy(route, req, reply, info, routeReq, placement, deferred, started, model, ab === undefined || arm === undefined ? undefined : { ab, arm, router: armRouter });
+    return this.proxy(route, req, reply, info, routeReq, placement, deferred, started, model, ab === undefined || arm === undefined ? undefined : { ab, arm, router: armRouter }, tenant);
   }
 
   /** Records an A/B outcome, unless the experiment was replaced while the request ran. */
@@ -363,7 +384,8 @@ class GatewayServer {
     deferred: boolean,
     started: number,
     model: string,
-    abArm?: { ab: AbExperiment; arm: AbArm; router: Router | undefined },
+    abArm: { ab: AbExperiment; arm: AbArm; router: Router | undefined } | undefined,
+    tenant: string,
   ): Promise<unknown> {
     const requestId = routeReq.requestId;
     const ac = new AbortController();
@@ -542,6 +564,7 @@ class GatewayServer {
         });
       }
       if (usage !== undefined) {
+        this.tenants.charge(tenant, 0, usage.completionTokens);
         this.metrics.promptTokens.inc(usage.promptTokens);
         if (usage.cachedTokens !== null) this.metrics.cachedTokens.inc(usage.cachedTokens);
       }
@@ -554,6 +577,7 @@ class GatewayServer {
           stream: info.stream,
           decision: decisions[decisions.length - 1],
           ...(abArm === undefined ? {} : { ab: abArm.arm.name }),
+          tenant,
           ...(decisions.length > 1 ? { attempts: decisions } : {}),
           promptTokens: info.promptTokens,
           maxTokens: info.maxTokens,
