@@ -17,6 +17,7 @@ import { type ResolvedRouterConfig, type RouterConfig, parseRouterConfig, resolv
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { type ResolvedAbConfig, resolveAbConfig } from './ab.js';
+import { type EmbeddingsConfig, resolveEmbeddingsConfig } from './embeddings.js';
 import type { RedisConfig } from './shared/replica-state.js';
 import { type TenantsConfig, resolveTenantsConfig } from './tenants.js';
 
@@ -94,6 +95,8 @@ export interface ResolvedGatewayConfig {
   readonly ab?: ResolvedAbConfig | undefined;
   /** Tenants and their fairness in the DEFER queue (`tenants.ts`). @default resolveTenantsConfig(undefined) */
   readonly tenants?: TenantsConfig | undefined;
+  /** `POST /v1/embeddings` and the LLM/embedding memory quotas (`embeddings.ts`); absent = no embeddings route. @default undefined */
+  readonly embeddings?: EmbeddingsConfig | undefined;
 }
 
 function badConfig(key: string, message: string, cause?: unknown): KvmgrError {
@@ -150,6 +153,7 @@ const schema = z.strictObject({
   routing: z.unknown().optional(),
   ab: z.unknown().optional(),
   tenants: z.unknown().optional(),
+  embeddings: z.unknown().optional(),
   health: z.strictObject({ intervalMs: posInt.optional(), unhealthyThreshold: posInt.optional() }).optional(),
   scrape: z.strictObject({ intervalMs: posInt.optional() }).optional(),
   admission: z
@@ -373,6 +377,7 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     redis: resolveRedis(c.redis, c.model),
     ab: c.ab === undefined || c.ab === null ? undefined : resolveAbConfig(c.ab, c.model),
     tenants: resolveTenantsConfig(c.tenants),
+    embeddings: c.embeddings === undefined || c.embeddings === null ? undefined : resolveEmbeddingsConfig(c.embeddings),
   };
 }
 

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
-import { isKvmgrError } from '@kvmgr/core';
+import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
 import type { ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -19,6 +19,7 @@ import pino, { type Logger } from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
 import { type AbArm, AbExperiment, type AbMetrics, type AbOutcome, createAbMetrics, resolveAbConfig } from './ab.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { type EmbeddingsConfig, EmbeddingsService, type MemoryQuotaState } from './embeddings.js';
 import { TenantFairness, type TenantStats, resolveTenantsConfig } from './tenants.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
 import { NO_ENDPOINT, type Placement } from './decide.js';
@@ -65,7 +66,7 @@ export interface Gateway {
   /** The current router (replaced atomically by `PUT /admin/routing`). */
   router(): Router;
   /** What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest as `other`). */
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[] };
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState };
   /** Stops listening, closes upstream connections, scrapers and KV-event sockets. Idempotent. */
   close(): Promise<void>;
 }
@@ -104,6 +105,8 @@ class GatewayServer {
   readonly abMetrics: AbMetrics;
   /** Tenants, their VTC counters and tallies. */
   readonly tenants: TenantFairness;
+  /** `/v1/embeddings` and the memory quotas, when `embeddings` is configured (made once the endpoints are open). */
+  embeddings: EmbeddingsService | undefined;
 
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
@@ -255,9 +258,27 @@ class GatewayServer {
     });
     app.post('/v1/completions', (req, reply) => this.handle('completions', req, reply));
     app.post('/v1/chat/completions', (req, reply) => this.handle('chat', req, reply));
+    app.post('/v1/embeddings', async (req, reply) => {
+      const emb = this.embeddings;
+      if (emb === undefined) return sendError(reply, openAiError(404, 'no route POST /v1/embeddings: the gateway has no embeddings section', { code: 'not_found' }));
+      const hdr = req.headers['x-request-id'];
+      const requestId = (Array.isArray(hdr) ? hdr[0] : hdr) || randomUUID();
+      const ac = new AbortController();
+      const onClose = () => {
+        if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
+      };
+      reply.raw.on('close', onClose);
+      try {
+        const r = await emb.handle(req.body, rawBodies.get(req), requestId, req.headers.authorization, ac.signal);
+        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status }, 'request');
+        return reply.code(r.status).headers({ ...r.headers, 'x-request-id': requestId }).send(r.body);
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+    });
   }
 
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[] } {
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState } {
     const now = Date.now();
     return {
       endpoints: [...this.pool.endpoints.values()].map((e) => {
@@ -286,6 +307,7 @@ class GatewayServer {
       queueDepth: this.admission.depth,
       routing: this.routerNow.config,
       tenants: this.tenants.summary(this.tenants.config.metricsTopN),
+      ...(this.embeddings === undefined ? {} : { memoryQuotas: this.embeddings.state() }),
     };
   }
 
@@ -338,6 +360,7 @@ class GatewayServer {
     try {
       const ticket = { sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY), footprintTokens: info.footprintTokens, tenant };
       const res = await this.admission.admit(ticket, () => {
+        if (this.embeddings !== undefined && !this.embeddings.llmFits(this.inFlightTokens(), info.footprintTokens)) return undefined;
         const p = this.place(routeReq, info, new Set(), true, armRouter);
         // charged as it is placed, so the next release of the same loop sees it (VTC)
         if (typeof p === 'object') this.tenants.charge(tenant, info.promptTokens, 0);
@@ -597,12 +620,41 @@ class GatewayServer {
     return sendError(reply, e);
   }
 
+  /**
+   * Makes the embeddings service: its budget is `embeddings.quota.totalTokens`, else the KV
+   * capacity the endpoints reported at their first scrape.
+   *
+   * @throws KvmgrError `KVMGR_BAD_CONFIG` when neither gives a budget, or there is no embedding endpoint.
+   */
+  startEmbeddings(ec: EmbeddingsConfig): void {
+    let total = ec.totalTokens;
+    if (total === null) {
+      const caps = [...this.pool.endpoints.values()].map((e) => e.capacityTokens());
+      if (caps.length === 0 || caps.some((c) => c === undefined)) {
+        throw new KvmgrError('KVMGR_BAD_CONFIG', 'embeddings.quota.totalTokens: required when the endpoints do not report their KV capacity', { details: { key: 'embeddings.quota.totalTokens' } });
+      }
+      total = (caps as number[]).reduce((a, b) => a + b, 0);
+    }
+    const urls = ec.endpoints.length > 0 ? ec.endpoints : [...this.pool.endpoints.values()].map((e) => e.config.url);
+    this.embeddings = new EmbeddingsService(
+      ec,
+      total,
+      urls,
+      { llmInFlightTokens: () => this.inFlightTokens(), llmQueuedTokens: () => this.admission.queuedTokens, releaseLlm: () => this.admission.release() },
+      this.agent,
+      this.log,
+      this.metrics.registry,
+    );
+    this.embeddings.start();
+  }
+
   closing = false;
 
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.admission.close();
+    this.embeddings?.close();
     await this.shared?.close();
     await this.app.close();
     await this.pool.close();
@@ -632,6 +684,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   const server = new GatewayServer(cfg, options);
   try {
     for (const e of cfg.endpoints) await server.pool.add(e);
+    if (cfg.embeddings !== undefined) server.startEmbeddings(cfg.embeddings);
     await server.app.listen({ host: cfg.host, port: cfg.port });
     server.shared?.start();
   } catch (e) {

@@ -20,3 +20,8 @@ export { loadEppProtos, envoyProtoDirs, PROTO_OPTIONS } from './epp/protos.js';
 export type { EppProtos, ProcessingRequest, ProcessingResponse, PbStruct, PbValue, ServingStatus } from './epp/protos.js';
 export { resolveAbConfig, abHashUnit, welchInterval, AB_METRICS } from './ab.js';
 export type { ResolvedAbConfig, AbArmConfig, AbReport, AbArmReport, AbDifference, AbMean, AbMetricName, AbKeySource } from './ab.js';
+export { resolveTenantsConfig, apiKeyTenant, ANONYMOUS_TENANT } from './tenants.js';
+export type { TenantsConfig, TenantStats } from './tenants.js';
+export type { AdmissionFairness } from './admission.js';
+export { resolveEmbeddingsConfig, EmbeddingRequestSchema } from './embeddings.js';
+export type { EmbeddingsConfig, MemoryQuotaState, QuotaConsumer } from './embeddings.js';
