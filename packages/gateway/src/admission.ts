@@ -9,7 +9,9 @@
  * it fits, and release stops at the first request that does not — so a large request at the
  * head is never starved by smaller ones behind it. When the queue is standing (its head has
  * used more than half of its time to be placed), release takes the newest request of the head's
- * SLO class and priority instead of the oldest (adaptive LIFO). Placement (routing and reserving KV on the
+ * SLO class and priority instead of the oldest (adaptive LIFO). With {@link AdmissionOptions.fairness},
+ * release takes, within the head's SLO class and priority, a request of the tenant that has
+ * received the least service (VTC), by the same rule among that tenant's requests. Placement (routing and reserving KV on the
  * chosen endpoint) happens synchronously inside the release loop, so two released requests
  * never count the same free KV.
  *
@@ -60,6 +62,21 @@ export interface AdmissionTicket {
   readonly deadlineMs: number;
   /** KV tokens the request reserves once placed (prompt + max output): its share of the predicted wait. @default 0 */
   readonly footprintTokens?: number;
+  /** Who the request belongs to, for {@link AdmissionFairness}. @default '' */
+  readonly tenant?: string;
+}
+
+/**
+ * Per-tenant fairness of the DEFER queue (`tenants.ts` implements it with VTC): within one SLO
+ * class and priority, the waiter of the tenant with the smallest `counter` is released first.
+ */
+export interface AdmissionFairness {
+  /** Service received so far (smaller = released first). */
+  counter(tenant: string): number;
+  /** A request of `tenant` entered the queue. */
+  enqueued(tenant: string): void;
+  /** A request of `tenant` left the queue (placed or refused). */
+  dequeued(tenant: string): void;
 }
 
 /** Options of an {@link AdmissionQueue}. */
@@ -71,6 +88,8 @@ export interface AdmissionOptions {
   readonly inFlightTokens?: () => number;
   /** The latency and drain-rate estimates, fed by the server. @default a new {@link ServiceModel} */
   readonly model?: ServiceModel;
+  /** Release order among tenants within an SLO class and priority. @default none (deadline order) */
+  readonly fairness?: AdmissionFairness;
 }
 
 interface Waiter<T> {
@@ -125,6 +144,7 @@ export class AdmissionQueue<T> {
   /** What deadlines and waits are predicted from; the server records its requests' TTFT and service time here. */
   readonly model: ServiceModel;
   private readonly inFlightTokens: (() => number) | undefined;
+  private readonly fairness: AdmissionFairness | undefined;
   private readonly waiting: Waiter<T>[] = [];
   private seq = 0;
   private closed = false;
@@ -139,6 +159,7 @@ export class AdmissionQueue<T> {
     this.maxWaitMs = maxWaitMs;
     this.model = options.model ?? new ServiceModel();
     this.inFlightTokens = options.inFlightTokens;
+    this.fairness = options.fairness;
   }
 
   /** Requests deferred now. */
@@ -221,7 +242,24 @@ export class AdmissionQueue<T> {
     }
     this.stats.deferred++;
     const value = await new Promise<T>((resolve, reject) => {
-      const waiter: Waiter<T> = { ...w, resolve, reject };
+      // every way out of the queue resolves or rejects exactly once: the tenant's backlog follows
+      const fair = this.fairness;
+      const tenant = ticket.tenant ?? '';
+      fair?.enqueued(tenant);
+      const waiter: Waiter<T> =
+        fair === undefined
+          ? { ...w, resolve, reject }
+          : {
+              ...w,
+              resolve: (v) => {
+                fair.dequeued(tenant);
+                resolve(v);
+              },
+              reject: (e) => {
+                fair.dequeued(tenant);
+                reject(e);
+              },
+            };
       this.waiting.splice(at, 0, waiter);
       waiter.timer = setTimeout(
         () => {
@@ -290,13 +328,26 @@ export class AdmissionQueue<T> {
    * @see B. Maurer, "Fail at Scale", ACM Queue 13(8), 2015 (adaptive LIFO with CoDel).
    */
   private next(nowMs: number): number {
-    if (!this.congested(nowMs)) return 0;
+    const lifo = this.congested(nowMs);
+    const fair = this.fairness;
+    if (!lifo && fair === undefined) return 0;
     const head = this.waiting[0] as Waiter<unknown>;
     let best = 0;
+    // with fairness, the tenant with the least service first (VTC), then the rule above among its requests
+    let bestCounter = fair === undefined ? 0 : fair.counter(head.ticket.tenant ?? '');
     for (let i = 1; i < this.waiting.length; i++) {
       const w = this.waiting[i] as Waiter<unknown>;
       if (!sameGroup(w, head)) break;
-      if (w.seq > (this.waiting[best] as Waiter<unknown>).seq) best = i;
+      if (fair !== undefined) {
+        const c = fair.counter(w.ticket.tenant ?? '');
+        if (c < bestCounter) {
+          best = i;
+          bestCounter = c;
+          continue;
+        }
+        if (c > bestCounter) continue;
+      }
+      if (lifo && w.seq > (this.waiting[best] as Waiter<unknown>).seq) best = i;
     }
     return best;
   }

@@ -16,7 +16,10 @@ import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type ResolvedRouterConfig, type RouterConfig, parseRouterConfig, resolveRouterConfig } from '@kvmgr/router';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { type ResolvedAbConfig, resolveAbConfig } from './ab.js';
+import { type EmbeddingsConfig, resolveEmbeddingsConfig } from './embeddings.js';
 import type { RedisConfig } from './shared/replica-state.js';
+import { type TenantsConfig, resolveTenantsConfig } from './tenants.js';
 
 /** One upstream engine endpoint. */
 export interface EndpointConfig {
@@ -115,6 +118,12 @@ export interface ResolvedGatewayConfig {
   readonly redis?: RedisConfig | undefined;
   /** P/D disaggregation (see {@link PdSettings}). */
   readonly pd: PdSettings;
+  /** Live A/B of two routing configurations (`ab.ts`); absent = every request uses `routing`. @default undefined */
+  readonly ab?: ResolvedAbConfig | undefined;
+  /** Tenants and their fairness in the DEFER queue (`tenants.ts`). @default resolveTenantsConfig(undefined) */
+  readonly tenants?: TenantsConfig | undefined;
+  /** `POST /v1/embeddings` and the LLM/embedding memory quotas (`embeddings.ts`); absent = no embeddings route. @default undefined */
+  readonly embeddings?: EmbeddingsConfig | undefined;
 }
 
 function badConfig(key: string, message: string, cause?: unknown): KvmgrError {
@@ -169,6 +178,9 @@ const schema = z.strictObject({
   model: z.string().min(1).optional(),
   endpoints: z.array(EndpointInputSchema).optional(),
   routing: z.unknown().optional(),
+  ab: z.unknown().optional(),
+  tenants: z.unknown().optional(),
+  embeddings: z.unknown().optional(),
   health: z.strictObject({ intervalMs: posInt.optional(), unhealthyThreshold: posInt.optional() }).optional(),
   scrape: z.strictObject({ intervalMs: posInt.optional() }).optional(),
   admission: z
@@ -417,6 +429,9 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     logLevel: s.logLevel ?? 'info',
     redis: resolveRedis(c.redis, c.model),
     pd,
+    ab: c.ab === undefined || c.ab === null ? undefined : resolveAbConfig(c.ab, c.model, 'ab', pd),
+    tenants: resolveTenantsConfig(c.tenants),
+    embeddings: c.embeddings === undefined || c.embeddings === null ? undefined : resolveEmbeddingsConfig(c.embeddings),
   };
 }
 

@@ -11,13 +11,16 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
-import { isKvmgrError } from '@kvmgr/core';
+import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
 import type { ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
+import { type AbArm, AbExperiment, type AbMetrics, type AbOutcome, createAbMetrics, resolveAbConfig } from './ab.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { type EmbeddingsConfig, EmbeddingsService, type MemoryQuotaState } from './embeddings.js';
+import { TenantFairness, type TenantStats, resolveTenantsConfig } from './tenants.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
 import { NO_ENDPOINT, type Placement } from './decide.js';
 import type { Endpoint } from './endpoint.js';
@@ -63,8 +66,8 @@ export interface Gateway {
   readonly url: string;
   /** The current router (replaced atomically by `PUT /admin/routing`). */
   router(): Router;
-  /** What `GET /admin/state` returns. */
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig };
+  /** What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest as `other`). */
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState };
   /** Stops listening, closes upstream connections, scrapers and KV-event sockets. Idempotent. */
   close(): Promise<void>;
 }
@@ -100,11 +103,22 @@ class GatewayServer {
   readonly app: FastifyInstance;
   /** The P/D legs (prefill leg or prefiller header) of disaggregated requests. */
   readonly pd: PdLegs;
+  /** The live A/B experiment (`ab` section), replaced or cleared by `PUT /admin/routing`. */
+  ab: AbExperiment | undefined;
+  readonly abMetrics: AbMetrics;
+  /** Tenants, their VTC counters and tallies. */
+  readonly tenants: TenantFairness;
+  /** `/v1/embeddings` and the memory quotas, when `embeddings` is configured (made once the endpoints are open). */
+  embeddings: EmbeddingsService | undefined;
 
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
     this.shared = cfg.redis === undefined ? undefined : new ReplicaState(cfg.redis);
-    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs, { inFlightTokens: () => this.inFlightTokens() });
+    this.tenants = new TenantFairness(cfg.tenants ?? resolveTenantsConfig(undefined));
+    this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs, {
+      inFlightTokens: () => this.inFlightTokens(),
+      ...(this.tenants.config.enabled ? { fairness: this.tenants } : {}),
+    });
     this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-gateway' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
     this.pool = new EndpointPool(
       cfg,
@@ -135,6 +149,9 @@ class GatewayServer {
       registry: this.metrics.registry,
       log: this.log,
     });
+    this.abMetrics = createAbMetrics(this.metrics.registry);
+    this.tenants.registerMetrics(this.metrics.registry);
+    this.ab = cfg.ab === undefined ? undefined : new AbExperiment(cfg.ab, (c) => this.pool.routerFor(c));
     this.routes();
   }
 
@@ -153,9 +170,9 @@ class GatewayServer {
   }
 
   /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
-  private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+  private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean, router?: Router): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
-    const p = this.pool.place(req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
+    const p = this.pool.place(req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs(), router);
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
     if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.requestId, info.footprintTokens);
     return p;
@@ -191,7 +208,28 @@ class GatewayServer {
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
     app.get('/admin/state', async () => this.state());
     app.get('/admin/routing', async () => this.routerNow.config);
+    app.get('/admin/ab', async () => this.ab?.report() ?? { active: false });
     app.put('/admin/routing', async (req, reply) => {
+      // `{ ab: {...} | null, ...routing }` sets or clears the A/B section (with the routing, when other keys are given)
+      const body = req.body;
+      if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'ab')) {
+        const { ab, ...rest } = body as Record<string, unknown>;
+        let nextAb: AbExperiment | undefined;
+        let routing: { config: ResolvedRouterConfig; blockSizeFixed: boolean } | undefined;
+        try {
+          routing = Object.keys(rest).length === 0 ? undefined : parseRoutingInput(rest, this.cfg.model, this.cfg.pd);
+          if (routing !== undefined && this.cfg.model !== undefined && routing.config.model !== this.cfg.model) throw new Error(`routing.model: must stay ${JSON.stringify(this.cfg.model)} (the block index namespace)`);
+          nextAb = ab === null ? undefined : new AbExperiment(resolveAbConfig(ab, this.cfg.model, 'ab', this.cfg.pd), (c) => this.pool.routerFor(c));
+          if (routing !== undefined) this.pool.routerFor(routing.config);
+        } catch (e) {
+          return sendError(reply, openAiError(400, (e as Error).message, { code: isKvmgrError(e) ? e.code : 'invalid_value' }));
+        }
+        if (routing !== undefined) this.pool.useRouter(this.pool.routerFor(routing.config), routing.blockSizeFixed);
+        const previous = this.ab?.report();
+        this.ab = nextAb;
+        this.log.info({ event: 'ab-updated', ab: nextAb === undefined ? null : { id: nextAb.id, ...nextAb.config }, previous: previous ?? null, ...(routing === undefined ? {} : { routing: this.routerNow.config }) }, nextAb === undefined ? 'A/B experiment cleared' : 'A/B experiment started');
+        return { routing: this.routerNow.config, ab: nextAb === undefined ? null : { id: nextAb.id, ...nextAb.config } };
+      }
       let next: Router;
       let fixed: boolean;
       try {
@@ -233,9 +271,27 @@ class GatewayServer {
     });
     app.post('/v1/completions', (req, reply) => this.handle('completions', req, reply));
     app.post('/v1/chat/completions', (req, reply) => this.handle('chat', req, reply));
+    app.post('/v1/embeddings', async (req, reply) => {
+      const emb = this.embeddings;
+      if (emb === undefined) return sendError(reply, openAiError(404, 'no route POST /v1/embeddings: the gateway has no embeddings section', { code: 'not_found' }));
+      const hdr = req.headers['x-request-id'];
+      const requestId = (Array.isArray(hdr) ? hdr[0] : hdr) || randomUUID();
+      const ac = new AbortController();
+      const onClose = () => {
+        if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
+      };
+      reply.raw.on('close', onClose);
+      try {
+        const r = await emb.handle(req.body, rawBodies.get(req), requestId, req.headers.authorization, ac.signal);
+        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status }, 'request');
+        return reply.code(r.status).headers({ ...r.headers, 'x-request-id': requestId }).send(r.body);
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+    });
   }
 
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig } {
+  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState } {
     const now = Date.now();
     return {
       endpoints: [...this.pool.endpoints.values()].map((e) => {
@@ -263,6 +319,8 @@ class GatewayServer {
       indexBlocks: this.pool.index.size,
       queueDepth: this.admission.depth,
       routing: this.routerNow.config,
+      tenants: this.tenants.summary(this.tenants.config.metricsTopN),
+      ...(this.embeddings === undefined ? {} : { memoryQuotas: this.embeddings.state() }),
     };
   }
 
@@ -278,14 +336,24 @@ class GatewayServer {
       return sendError(reply, r.error);
     }
     const info = r.info;
+    const tenant = this.tenants.tenantOf(req.headers);
+    if (typeof tenant !== 'string') {
+      this.log.info({ ...logBase, status: tenant.status, error: tenant.body.error.message }, 'request rejected');
+      return sendError(reply, tenant);
+    }
+    this.tenants.arrived(tenant);
     const model = info.model ?? this.cfg.model ?? '';
     this.metrics.requests.inc({ model_name: model, target_model_name: model });
     const fail = (e: OpenAiErrorResponse, extra: Record<string, unknown> = {}) => {
       this.metrics.requestErrors.inc({ model_name: model, target_model_name: model, error_code: String(e.status) });
+      if (arm !== undefined) this.recordAb(ab, arm, { ok: false, stream: info.stream, slo: info.slo });
       this.log.info({ ...logBase, status: e.status, error: e.body.error.message, promptTokens: info.promptTokens, durationMs: performance.now() - started, ...extra }, 'request failed');
       return sendError(reply, e);
     };
     const routeReq: RouteRequest = routeRequestOf(requestId, info);
+    const ab = this.ab;
+    const arm = ab?.assign(req.headers, info.body, requestId);
+    const armRouter = arm === undefined ? undefined : ab?.routerOf(arm, this.routerNow.config.blockSize);
     await this.shared?.prepare(this.routerNow.keysFor(routeReq));
     const healthy = this.pool.eligible();
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
@@ -303,8 +371,14 @@ class GatewayServer {
     let placement: Placement<Endpoint>;
     let deferred = false;
     try {
-      const ticket = { sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY), footprintTokens: info.footprintTokens };
-      const res = await this.admission.admit(ticket, () => this.place(routeReq, info, new Set(), true));
+      const ticket = { sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY), footprintTokens: info.footprintTokens, tenant };
+      const res = await this.admission.admit(ticket, () => {
+        if (this.embeddings !== undefined && !this.embeddings.llmFits(this.inFlightTokens(), info.footprintTokens)) return undefined;
+        const p = this.place(routeReq, info, new Set(), true, armRouter);
+        // charged as it is placed, so the next release of the same loop sees it (VTC)
+        if (typeof p === 'object') this.tenants.charge(tenant, info.promptTokens, 0);
+        return p;
+      });
       if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
       placement = res.value;
       deferred = res.deferred;
@@ -313,12 +387,20 @@ class GatewayServer {
       if (e instanceof AdmissionRejected) {
         this.metrics.admission.inc({ decision: 'reject' });
         this.metrics.rejections.inc({ reason: e.reason });
+        this.tenants.rejected(tenant);
         reply.header('retry-after', String(Math.max(this.cfg.admission.retryAfterS, Math.ceil((e.retryAfterMs ?? 0) / 1000))));
         return fail(openAiError(429, e.message, { code: e.reason }), { admission: 'reject' });
       }
       throw e;
     }
-    return this.proxy(route, req, reply, info, routeReq, placement, deferred, started, model);
+    return this.proxy(route, req, reply, info, routeReq, placement, deferred, started, model, ab === undefined || arm === undefined ? undefined : { ab, arm, router: armRouter }, tenant);
+  }
+
+  /** Records an A/B outcome, unless the experiment was replaced while the request ran. */
+  private recordAb(ab: AbExperiment | undefined, arm: AbArm, o: AbOutcome): void {
+    if (ab === undefined || ab !== this.ab) return;
+    ab.record(arm, o);
+    this.abMetrics.requests.inc({ arm: arm.name, outcome: o.ok ? 'ok' : 'error' });
   }
 
   private decisionLog(p: Placement<Endpoint>, deferred: boolean): Record<string, unknown> {
@@ -339,6 +421,8 @@ class GatewayServer {
     deferred: boolean,
     started: number,
     model: string,
+    abArm: { ab: AbExperiment; arm: AbArm; router: Router | undefined } | undefined,
+    tenant: string,
   ): Promise<unknown> {
     const requestId = routeReq.requestId;
     const ac = new AbortController();
@@ -391,6 +475,7 @@ class GatewayServer {
         const ep = p.endpoint;
         decisions.push(this.decisionLog(p, deferred));
         this.metrics.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
+        if (abArm !== undefined) this.abMetrics.decisions.inc({ arm: abArm.arm.name, endpoint: ep.name, reason: p.decision.reason });
         if (p.decision.scores !== undefined) this.metrics.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
         const retry = (why: string, failed: boolean, e?: unknown) => {
           if (failed) {
@@ -401,7 +486,7 @@ class GatewayServer {
           excluded.add(ep.name);
           errorMsg = why;
           if (ac.signal.aborted || attempt >= this.cfg.retries) return false;
-          const next = this.place(routeReq, info, excluded, false);
+          const next = this.place(routeReq, info, excluded, false, abArm?.router);
           if (next === undefined || next === NO_ENDPOINT) return false;
           attempt++;
           this.metrics.retries.inc();
@@ -520,7 +605,18 @@ class GatewayServer {
       return reply;
     } finally {
       reply.raw.off('close', onClientClose);
+      if (abArm !== undefined && outcome !== 'client-aborted') {
+        const ok = status === 200 && outcome === 'ok';
+        this.recordAb(abArm.ab, abArm.arm, {
+          ok,
+          stream: info.stream,
+          slo: info.slo,
+          ...(ok ? { ttftMs, e2eMs: performance.now() - started } : {}),
+          ...(usage === undefined ? {} : { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, cachedTokens: usage.cachedTokens }),
+        });
+      }
       if (usage !== undefined) {
+        this.tenants.charge(tenant, 0, usage.completionTokens);
         this.metrics.promptTokens.inc(usage.promptTokens);
         if (usage.cachedTokens !== null) this.metrics.cachedTokens.inc(usage.cachedTokens);
       }
@@ -532,6 +628,8 @@ class GatewayServer {
           outcome,
           stream: info.stream,
           decision: decisions[decisions.length - 1],
+          ...(abArm === undefined ? {} : { ab: abArm.arm.name }),
+          tenant,
           ...(decisions.length > 1 ? { attempts: decisions } : {}),
           ...(pdLeg === undefined ? {} : { pdLeg }),
           promptTokens: info.promptTokens,
@@ -552,12 +650,41 @@ class GatewayServer {
     return sendError(reply, e);
   }
 
+  /**
+   * Makes the embeddings service: its budget is `embeddings.quota.totalTokens`, else the KV
+   * capacity the endpoints reported at their first scrape.
+   *
+   * @throws KvmgrError `KVMGR_BAD_CONFIG` when neither gives a budget, or there is no embedding endpoint.
+   */
+  startEmbeddings(ec: EmbeddingsConfig): void {
+    let total = ec.totalTokens;
+    if (total === null) {
+      const caps = [...this.pool.endpoints.values()].map((e) => e.capacityTokens());
+      if (caps.length === 0 || caps.some((c) => c === undefined)) {
+        throw new KvmgrError('KVMGR_BAD_CONFIG', 'embeddings.quota.totalTokens: required when the endpoints do not report their KV capacity', { details: { key: 'embeddings.quota.totalTokens' } });
+      }
+      total = (caps as number[]).reduce((a, b) => a + b, 0);
+    }
+    const urls = ec.endpoints.length > 0 ? ec.endpoints : [...this.pool.endpoints.values()].map((e) => e.config.url);
+    this.embeddings = new EmbeddingsService(
+      ec,
+      total,
+      urls,
+      { llmInFlightTokens: () => this.inFlightTokens(), llmQueuedTokens: () => this.admission.queuedTokens, releaseLlm: () => this.admission.release() },
+      this.agent,
+      this.log,
+      this.metrics.registry,
+    );
+    this.embeddings.start();
+  }
+
   closing = false;
 
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.admission.close();
+    this.embeddings?.close();
     await this.shared?.close();
     await this.app.close();
     await this.pool.close();
@@ -587,6 +714,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   const server = new GatewayServer(cfg, options);
   try {
     for (const e of cfg.endpoints) await server.pool.add(e);
+    if (cfg.embeddings !== undefined) server.startEmbeddings(cfg.embeddings);
     await server.app.listen({ host: cfg.host, port: cfg.port });
     server.shared?.start();
   } catch (e) {

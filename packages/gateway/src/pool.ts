@@ -267,13 +267,21 @@ export class EndpointPool {
    * @param excluded - endpoint names not to use.
    * @param checkKv - keep only endpoints with room for the footprint.
    * @param nowUs - decision time, µs.
+   * @param router - the router deciding (an A/B arm's, over the same index). @default the pool's router
    * @returns the placement; undefined when no eligible endpoint has room; {@link NO_ENDPOINT} when none is eligible.
    */
-  place(req: RouteRequest, footprintTokens: number, excluded: ReadonlySet<string>, checkKv: boolean, nowUs: number): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
-    if (this.prefillEndpoints > 0 && this.routerNow.config.pd.nonCachedTokens > 0) {
-      return placePdRequest(this.routerNow, this.endpoints.values(), req, footprintTokens, excluded, checkKv, nowUs);
+  place(
+    req: RouteRequest,
+    footprintTokens: number,
+    excluded: ReadonlySet<string>,
+    checkKv: boolean,
+    nowUs: number,
+    router: Router = this.routerNow,
+  ): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+    if (this.prefillEndpoints > 0 && router.config.pd.nonCachedTokens > 0) {
+      return placePdRequest(router, this.endpoints.values(), req, footprintTokens, excluded, checkKv, nowUs);
     }
-    return placeRequest(this.routerNow, this.endpoints.values(), req, footprintTokens, excluded, checkKv, nowUs);
+    return placeRequest(router, this.endpoints.values(), req, footprintTokens, excluded, checkKv, nowUs);
   }
 
   /**

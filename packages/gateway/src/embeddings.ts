@@ -1,0 +1,369 @@
+/**
+ * `POST /v1/embeddings` at the gateway, and the memory quotas that keep LLM and embedding
+ * requests from starving each other.
+ *
+ * One memory budget in tokens (by default the KV capacity of the LLM endpoints at startup) is
+ * split between two consumers, `llm` (the KV footprint of generation requests in flight: prompt
+ * + max output) and `embedding` (the input tokens of embedding requests in flight), by
+ * `@kvmgr/kv-pool`'s {@link QuotaAllocator}: each keeps a minimum share, and every `rebalanceMs`
+ * the quotas move (damped, at most a tenth of the budget per round by default) toward a max–min
+ * fair split of the demand (in flight + queued) weighted by `weight`. A request is admitted when
+ * its class's tokens in flight plus its own fit in its class's quota; otherwise it waits in its
+ * class's own DEFER queue (an embedding flood never sits in front of LLM requests, nor the
+ * reverse) until a request of its class finishes or a rebalance grows the quota.
+ *
+ * The proxy is plain: the validated OpenAI body is forwarded as the client sent it to the next
+ * embedding endpoint (round robin; another one is tried once when the connection fails before a
+ * response), and the answer is passed through.
+ *
+ * @see OpenAI API reference, "Create embeddings" (`POST /v1/embeddings`: model, input as a string,
+ *   an array of strings, an array of token ids or an array of token-id arrays, encoding_format,
+ *   dimensions, user).
+ */
+import { type OpenAiErrorResponse, completionPromptTokenIds, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
+import { KvmgrError } from '@kvmgr/core';
+import { QuotaAllocator, type QuotaRound } from '@kvmgr/kv-pool';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { type Agent, request as undiciRequest } from 'undici';
+import { z } from 'zod';
+import { AdmissionQueue, AdmissionRejected } from './admission.js';
+
+/** The `embeddings` section of the gateway configuration, resolved. */
+export interface EmbeddingsConfig {
+  /** Base URLs that answer `/v1/embeddings`. @default the URLs of the gateway's endpoints */
+  readonly endpoints: readonly string[];
+  /** Memory shared by LLM and embedding requests in flight, tokens. @default the LLM endpoints' KV capacity at startup */
+  readonly totalTokens: number | null;
+  /** Quota granularity, tokens per block of the allocator. @default 16 */
+  readonly blockTokens: number;
+  /** Least share of the budget kept for LLM requests, 0..1. @default 0.25 */
+  readonly llmMinFraction: number;
+  /** Least share kept for embedding requests, 0..1. @default 0.1 */
+  readonly embeddingMinFraction: number;
+  /** Share weight of LLM demand. @default 1 */
+  readonly llmWeight: number;
+  /** Share weight of embedding demand. @default 1 */
+  readonly embeddingWeight: number;
+  /** Rebalancing period, ms. @default 250 */
+  readonly rebalanceMs: number;
+  /** Most a quota moves per round, as a fraction of the budget. @default 0.1 */
+  readonly maxStepFraction: number;
+  /** Embedding requests held waiting; beyond it, 429. @default 256 */
+  readonly maxQueue: number;
+  /** Longest wait of an embedding request, ms (then 429). @default 30000 */
+  readonly maxWaitMs: number;
+}
+
+const urlString = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'expected an http(s) URL such as http://10.0.0.7:8000');
+const fraction = z.number().min(0).max(1);
+const embeddingsSchema = z.strictObject({
+  endpoints: z.array(urlString).min(1).optional(),
+  quota: z
+    .strictObject({
+      totalTokens: z.number().int().min(1).optional(),
+      blockTokens: z.number().int().min(1).optional(),
+      llmMinFraction: fraction.optional(),
+      embeddingMinFraction: fraction.optional(),
+      llmWeight: z.number().positive().optional(),
+      embeddingWeight: z.number().positive().optional(),
+      rebalanceMs: z.number().int().min(10).optional(),
+      maxStepFraction: z.number().gt(0).max(1).optional(),
+    })
+    .optional(),
+  maxQueue: z.number().int().min(0).optional(),
+  maxWaitMs: z.number().int().min(1).optional(),
+});
+
+/**
+ * Validates the `embeddings` section.
+ *
+ * @param input - the section's value (`{}` enables embeddings with every default).
+ * @param key - the section's key, for messages. @default 'embeddings'
+ * @throws KvmgrError `KVMGR_BAD_CONFIG` whose one-line message starts with the bad key
+ *   (`embeddings.quota.llmMinFraction: …`), also when the two minimum fractions add up past 1.
+ */
+export function resolveEmbeddingsConfig(input: unknown, key = 'embeddings'): EmbeddingsConfig {
+  const r = embeddingsSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    let k = key;
+    for (const p of issue?.path ?? []) k += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
+    const extra = issue !== undefined && 'keys' in issue ? ` (${(issue.keys as string[]).join(', ')})` : '';
+    throw new KvmgrError('KVMGR_BAD_CONFIG', `${k}: ${issue?.message ?? 'invalid'}${extra}`, { details: { key: k } });
+  }
+  const v = r.data;
+  const q = v.quota ?? {};
+  const llmMin = q.llmMinFraction ?? 0.25;
+  const embMin = q.embeddingMinFraction ?? 0.1;
+  if (llmMin + embMin > 1) {
+    throw new KvmgrError('KVMGR_BAD_CONFIG', `${key}.quota.embeddingMinFraction: llmMinFraction + embeddingMinFraction must be at most 1, got ${llmMin} + ${embMin}`, {
+      details: { key: `${key}.quota.embeddingMinFraction` },
+    });
+  }
+  return {
+    endpoints: (v.endpoints ?? []).map((u) => u.replace(/\/+$/, '')),
+    totalTokens: q.totalTokens ?? null,
+    blockTokens: q.blockTokens ?? 16,
+    llmMinFraction: llmMin,
+    embeddingMinFraction: embMin,
+    llmWeight: q.llmWeight ?? 1,
+    embeddingWeight: q.embeddingWeight ?? 1,
+    rebalanceMs: q.rebalanceMs ?? 250,
+    maxStepFraction: q.maxStepFraction ?? 0.1,
+    maxQueue: v.maxQueue ?? 256,
+    maxWaitMs: v.maxWaitMs ?? 30_000,
+  };
+}
+
+const tokenIds = z.array(z.number().int().min(0)).min(1);
+/** An OpenAI embeddings request body (unknown fields kept and forwarded). */
+export const EmbeddingRequestSchema = z.looseObject({
+  model: z.string().min(1),
+  input: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(2048), tokenIds, z.array(tokenIds).min(1).max(2048)]),
+  encoding_format: z.enum(['float', 'base64']).optional(),
+  dimensions: z.number().int().min(1).optional(),
+  user: z.string().optional(),
+});
+
+/** The two consumers of the memory budget. */
+export type QuotaConsumer = 'llm' | 'embedding';
+
+/** The memory quotas as `GET /admin/state` shows them (tokens). */
+export interface MemoryQuotaState {
+  readonly totalTokens: number;
+  readonly blockTokens: number;
+  /** Per consumer: quota, tokens in flight, tokens queued, least and most quota. */
+  readonly consumers: Readonly<Record<QuotaConsumer, { quotaTokens: number; inFlightTokens: number; queuedTokens: number; minTokens: number }>>;
+  /** Rebalancing rounds so far. */
+  readonly rounds: number;
+  /** Quota changes of the last round that moved anything, tokens (null before one). */
+  readonly lastChange: Readonly<Record<QuotaConsumer, number>> | null;
+}
+
+/** What the embeddings service reads of the gateway. */
+export interface EmbeddingsHost {
+  /** KV footprint of the LLM requests in flight, tokens. */
+  llmInFlightTokens(): number;
+  /** KV footprint of the LLM requests waiting, tokens. */
+  llmQueuedTokens(): number;
+  /** The LLM DEFER queue re-checks its head (a quota grew). */
+  releaseLlm(): void;
+}
+
+/** A placed embedding request. */
+interface EmbeddingPlacement {
+  readonly url: string;
+}
+
+/**
+ * Embedding proxying and the LLM/embedding memory quotas of one gateway.
+ */
+export class EmbeddingsService {
+  readonly config: EmbeddingsConfig;
+  readonly quotas: QuotaAllocator;
+  readonly totalTokens: number;
+  private readonly endpoints: readonly string[];
+  private readonly host: EmbeddingsHost;
+  private readonly agent: Agent;
+  private readonly log: Logger;
+  private readonly queue: AdmissionQueue<EmbeddingPlacement>;
+  private inFlight = 0;
+  private next = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private lastChange: Record<QuotaConsumer, number> | null = null;
+  private rounds = 0;
+  private readonly requests: Counter<'outcome'>;
+
+  /**
+   * @param config - the resolved `embeddings` section.
+   * @param totalTokens - the budget, tokens (`config.totalTokens` when set, else the fleet's KV capacity).
+   * @param endpoints - upstream base URLs (`config.endpoints` when given, else the gateway's endpoints).
+   * @param host - the gateway's LLM side.
+   * @param agent - the gateway's undici agent.
+   * @param log - the gateway's logger.
+   * @param registry - where the quota gauges and request counter are registered.
+   * @throws KvmgrError `KVMGR_BAD_CONFIG` when there is no endpoint, or the budget is smaller than one block.
+   */
+  constructor(config: EmbeddingsConfig, totalTokens: number, endpoints: readonly string[], host: EmbeddingsHost, agent: Agent, log: Logger, registry: Registry) {
+    if (endpoints.length === 0) throw new KvmgrError('KVMGR_BAD_CONFIG', 'embeddings.endpoints: no endpoint answers /v1/embeddings; list them here or under endpoints', { details: { key: 'embeddings.endpoints' } });
+    const blocks = Math.floor(totalTokens / config.blockTokens);
+    if (blocks < 2) {
+      throw new KvmgrError('KVMGR_BAD_CONFIG', `embeddings.quota.totalTokens: a budget of ${totalTokens} tokens is less than two blocks of ${config.blockTokens}`, { details: { key: 'embeddings.quota.totalTokens' } });
+    }
+    this.config = config;
+    this.totalTokens = blocks * config.blockTokens;
+    this.endpoints = endpoints;
+    this.host = host;
+    this.agent = agent;
+    this.log = log;
+    this.quotas = new QuotaAllocator({
+      totalBlocks: blocks,
+      maxStepFraction: config.maxStepFraction,
+      consumers: [
+        { name: 'llm', minBlocks: Math.floor(blocks * config.llmMinFraction), weight: config.llmWeight },
+        { name: 'embedding', minBlocks: Math.floor(blocks * config.embeddingMinFraction), weight: config.embeddingWeight },
+      ],
+    });
+    this.queue = new AdmissionQueue<EmbeddingPlacement>(config.maxQueue, config.maxWaitMs);
+    this.requests = new Counter({ name: 'kvmgr_gateway_embedding_requests_total', help: 'Embedding requests by outcome (ok, error, rejected).', labelNames: ['outcome'], registers: [registry] });
+    const self = this;
+    new Gauge({
+      name: 'kvmgr_gateway_memory_quota_tokens',
+      help: 'Memory quota (rebalanced by demand) and use of LLM and embedding requests, tokens: kind = quota | in_flight | queued.',
+      labelNames: ['consumer', 'kind'],
+      registers: [registry],
+      collect() {
+        const s = self.state();
+        for (const c of ['llm', 'embedding'] as const) {
+          this.set({ consumer: c, kind: 'quota' }, s.consumers[c].quotaTokens);
+          this.set({ consumer: c, kind: 'in_flight' }, s.consumers[c].inFlightTokens);
+          this.set({ consumer: c, kind: 'queued' }, s.consumers[c].queuedTokens);
+        }
+      },
+    });
+  }
+
+  /** Starts the rebalancing timer. */
+  start(): void {
+    this.timer = setInterval(() => this.rebalance(), this.config.rebalanceMs);
+    this.timer.unref();
+  }
+
+  /** Quota of a consumer, tokens. */
+  quotaTokens(c: QuotaConsumer): number {
+    return this.quotas.quota(c) * this.config.blockTokens;
+  }
+
+  /** Whether `tokens` more LLM tokens fit in the LLM quota now (`inFlightTokens` already placed). */
+  llmFits(inFlightTokens: number, tokens: number): boolean {
+    return inFlightTokens + tokens <= this.quotaTokens('llm');
+  }
+
+  /**
+   * One rebalancing round: demands (in flight + queued, in blocks, at most the budget) reported
+   * to the allocator, quotas moved; when they moved, both queues re-check their heads.
+   */
+  rebalance(nowUs = Math.round(performance.now() * 1000)): QuotaRound {
+    const bt = this.config.blockTokens;
+    const blocks = this.quotas.totalBlocks;
+    const demand = (tokens: number) => Math.min(blocks, Math.ceil(tokens / bt));
+    this.quotas.report('llm', { demandBlocks: demand(this.host.llmInFlightTokens() + this.host.llmQueuedTokens()) });
+    this.quotas.report('embedding', { demandBlocks: demand(this.inFlight + this.queue.queuedTokens) });
+    const round = this.quotas.rebalance(nowUs);
+    this.rounds++;
+    const dl = (round.changes['llm'] ?? 0) * bt;
+    const de = (round.changes['embedding'] ?? 0) * bt;
+    if (dl !== 0 || de !== 0) {
+      this.lastChange = { llm: dl, embedding: de };
+      this.log.debug({ event: 'memory-quotas', quotas: { llm: this.quotaTokens('llm'), embedding: this.quotaTokens('embedding') }, change: this.lastChange }, 'memory quotas rebalanced');
+      if (dl > 0) this.host.releaseLlm();
+      if (de > 0) this.queue.release();
+    }
+    return round;
+  }
+
+  /** What `/admin/state` shows under `memoryQuotas`. */
+  state(): MemoryQuotaState {
+    const bt = this.config.blockTokens;
+    const minOf = (c: QuotaConsumer) => Math.floor(this.quotas.totalBlocks * (c === 'llm' ? this.config.llmMinFraction : this.config.embeddingMinFraction)) * bt;
+    return {
+      totalTokens: this.totalTokens,
+      blockTokens: bt,
+      consumers: {
+        llm: { quotaTokens: this.quotaTokens('llm'), inFlightTokens: this.host.llmInFlightTokens(), queuedTokens: this.host.llmQueuedTokens(), minTokens: minOf('llm') },
+        embedding: { quotaTokens: this.quotaTokens('embedding'), inFlightTokens: this.inFlight, queuedTokens: this.queue.queuedTokens, minTokens: minOf('embedding') },
+      },
+      rounds: this.rounds,
+      lastChange: this.lastChange,
+    };
+  }
+
+  /**
+   * Handles `POST /v1/embeddings`: validates the body (400 with an OpenAI error naming the field),
+   * admits it under the embedding quota (deferred while it does not fit; 429 with `Retry-After`
+   * when the queue is full or the wait exceeds `maxWaitMs`; 400 when it is larger than the
+   * quota can ever grow), forwards it and passes the answer through.
+   *
+   * @param body - the parsed JSON body.
+   * @param raw - the body's bytes as sent (forwarded as they are), when known.
+   * @param requestId - the request id (forwarded as `x-request-id`).
+   * @param authorization - the client's `Authorization` header, forwarded.
+   * @param signal - aborted when the client goes away.
+   * @returns status, headers and body bytes for the client.
+   */
+  async handle(
+    body: unknown,
+    raw: Buffer | undefined,
+    requestId: string,
+    authorization: string | undefined,
+    signal: AbortSignal,
+  ): Promise<{ status: number; headers: Record<string, string>; body: Buffer | OpenAiErrorResponse['body'] }> {
+    const parsed = parseOpenAiRequest(EmbeddingRequestSchema, body);
+    if (!parsed.ok) return this.error(parsed.error, 'error');
+    const input = parsed.value.input as string | string[] | number[] | number[][];
+    let tokens = 0;
+    for (const p of completionPromptTokenIds(input)) tokens += p.length;
+    const most = this.totalTokens - this.state().consumers.llm.minTokens;
+    if (tokens > most) {
+      return this.error(openAiError(400, `input has ${tokens} tokens; the embedding quota holds at most ${most}`, { param: 'input', code: 'context_length_exceeded' }), 'error');
+    }
+    let placement: EmbeddingPlacement;
+    try {
+      const res = await this.queue.admit({ sloClass: 'standard', priority: 0, deadlineMs: Number.POSITIVE_INFINITY, footprintTokens: tokens }, () => {
+        if (this.inFlight + tokens > this.quotaTokens('embedding')) return undefined;
+        this.inFlight += tokens;
+        const url = this.endpoints[this.next++ % this.endpoints.length] as string;
+        return { url };
+      });
+      placement = res.value;
+    } catch (e) {
+      if (e instanceof AdmissionRejected) {
+        const r = this.error(openAiError(429, `embedding quota: ${e.message}`, { code: e.reason }), 'rejected');
+        r.headers['retry-after'] = String(Math.max(1, Math.ceil((e.retryAfterMs ?? 1000) / 1000)));
+        return r;
+      }
+      throw e;
+    }
+    try {
+      const payload = raw ?? Buffer.from(JSON.stringify(parsed.value));
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
+      if (authorization !== undefined) headers['authorization'] = authorization;
+      let url = placement.url;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await undiciRequest(`${url}/v1/embeddings`, { method: 'POST', headers, body: payload, dispatcher: this.agent, signal });
+          const buf = Buffer.from(await res.body.arrayBuffer());
+          this.requests.inc({ outcome: res.statusCode === 200 ? 'ok' : 'error' });
+          return { status: res.statusCode, headers: { 'content-type': String(res.headers['content-type'] ?? 'application/json'), 'x-kvmgr-endpoint': url }, body: buf };
+        } catch (e) {
+          if (signal.aborted || attempt >= 1 || this.endpoints.length < 2) {
+            return this.error(openAiError(502, `embedding upstream ${url} failed: ${(e as Error).message}`, { code: 'upstream_error' }), 'error');
+          }
+          url = this.endpoints[this.next++ % this.endpoints.length] as string;
+        }
+      }
+    } finally {
+      this.inFlight -= tokens;
+      this.queue.release();
+    }
+  }
+
+  private error(e: OpenAiErrorResponse, outcome: 'error' | 'rejected'): { status: number; headers: Record<string, string>; body: OpenAiErrorResponse['body'] } {
+    this.requests.inc({ outcome });
+    return { status: e.status, headers: { 'content-type': 'application/json' }, body: e.body };
+  }
+
+  /** Stops rebalancing and refuses what waits. */
+  close(): void {
+    clearInterval(this.timer);
+    this.queue.close();
+  }
+}

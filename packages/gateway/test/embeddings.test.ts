@@ -1,0 +1,213 @@
+/**
+ * `POST /v1/embeddings` and the LLM/embedding memory quotas on real sockets: one engine server
+ * for generation (steps stretched so requests stay in flight), and a node:http server on
+ * 127.0.0.1 that answers OpenAI embedding bodies and can hold its answers, so the embedding
+ * requests in flight are under the test's control.
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MemoryQuotaState } from '../src/embeddings.js';
+import { type Gateway, createGateway } from '../src/index.js';
+import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
+
+const EMBED_MODEL = 'BAAI/bge-small-en-v1.5';
+
+/** An OpenAI embeddings server on 127.0.0.1 that holds its answers while `hold` is set. */
+class EmbeddingUpstream {
+  hold = false;
+  inFlight = 0;
+  maxInFlight = 0;
+  received = 0;
+  readonly authorizations: (string | undefined)[] = [];
+  private readonly held: (() => void)[] = [];
+  private constructor(readonly server: Server) {}
+
+  static async start(): Promise<EmbeddingUpstream> {
+    const holder: { u?: EmbeddingUpstream } = {};
+    const server = createServer((req, res) => holder.u?.serve(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const u = new EmbeddingUpstream(server);
+    holder.u = u;
+    return u;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      this.received++;
+      this.authorizations.push(req.headers.authorization);
+      this.inFlight++;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { model: string; input: unknown; encoding_format?: string };
+      const inputs = Array.isArray(body.input) && (typeof body.input[0] !== 'number') ? body.input : [body.input];
+      const answer = () => {
+        this.inFlight--;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            object: 'list',
+            // the openai SDK asks for base64 (little-endian float32) unless told otherwise
+            data: inputs.map((_, index) => {
+              const v = [0.25 * (index + 1), 0.5, 0.75];
+              return { object: 'embedding', index, embedding: body.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v };
+            }),
+            model: body.model,
+            usage: { prompt_tokens: 1, total_tokens: 1 },
+          }),
+        );
+      };
+      if (this.hold) this.held.push(answer);
+      else answer();
+    });
+  }
+
+  releaseAll(): void {
+    this.hold = false;
+    for (const a of this.held.splice(0)) a();
+  }
+
+  close(): Promise<void> {
+    this.releaseAll();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+async function memory(gw: Gateway): Promise<MemoryQuotaState> {
+  const r = await request(`${gw.url}/admin/state`);
+  return ((await r.body.json()) as { memoryQuotas: MemoryQuotaState }).memoryQuotas;
+}
+
+/** Token-id input of exactly `n` tokens (counted as they are, no tokenizer in between). */
+const ids = (n: number, seed: number) => Array.from({ length: n }, (_, k) => seed * 1000 + k);
+
+describe('embeddings under separate memory quotas', () => {
+  let fleet: TestEngine[];
+  let upstream: EmbeddingUpstream;
+  let gw: Gateway;
+  let client: OpenAI;
+  const logs = new LogSink();
+
+  beforeAll(async () => {
+    // 64 blocks × 16 = 1024 KV tokens; every step ≥ 15 ms, so a 40-token answer stays ≥ 600 ms
+    fleet = await startFleet(1, { numGpuBlocks: 64, timeScale: 1, stallMs: 15 });
+    upstream = await EmbeddingUpstream.start();
+    gw = await createGateway(
+      {
+        server: { port: 0 },
+        model: MODEL,
+        endpoints: endpointsOf(fleet),
+        admission: { maxQueue: 64, maxWaitMs: 60_000 },
+        // 2048 tokens = 128 blocks; each side keeps 512; a round moves ≤ 12 blocks (192 tokens)
+        embeddings: { endpoints: [upstream.url], quota: { totalTokens: 2048, llmMinFraction: 0.25, embeddingMinFraction: 0.25, rebalanceMs: 50 }, maxQueue: 64, maxWaitMs: 60_000 },
+      },
+      { logStream: logs },
+    );
+    client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'sk-embed', maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.close();
+    for (const f of fleet ?? []) await f.close();
+  });
+
+  const llm = (i: number) => client.completions.create({ model: MODEL, prompt: ids(60, 20 + i), max_tokens: 40 }, { headers: { 'x-request-id': `llm-${i}` } });
+  const embed = (i: number, tokens = 200) => client.embeddings.create({ model: EMBED_MODEL, input: ids(tokens, i) }, { headers: { 'x-request-id': `emb-${i}` } });
+
+  it('proxies the OpenAI body and answer; bad bodies get OpenAI 400s and reach nobody', async () => {
+    const r = await client.embeddings.create({ model: EMBED_MODEL, input: ['hello world', 'second'] });
+    expect(r.data).toHaveLength(2);
+    expect(r.data[1]?.embedding).toEqual([0.5, 0.5, 0.75]);
+    const f = await client.embeddings.create({ model: EMBED_MODEL, input: 'x', encoding_format: 'float' });
+    expect(f.data[0]?.embedding).toEqual([0.25, 0.5, 0.75]);
+    expect(upstream.authorizations.at(-1)).toBe('Bearer sk-embed');
+    const before = upstream.received;
+    for (const [body, param] of [
+      [{ model: EMBED_MODEL, input: 5 }, 'input'],
+      [{ input: 'x' }, 'model'],
+      [{ model: EMBED_MODEL, input: [] }, 'input'],
+    ] as const) {
+      const res = await request(`${gw.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect(res.statusCode).toBe(400);
+      const e = (await res.body.json()) as { error: { type: string; param: string | null } };
+      expect(e.error.type).toBe('invalid_request_error');
+      expect(e.error.param).toBe(param);
+    }
+    const huge = await request(`${gw.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: EMBED_MODEL, input: ids(1600, 9) }) });
+    expect(huge.statusCode).toBe(400);
+    expect(((await huge.body.json()) as { error: { code: string } }).error.code).toBe('context_length_exceeded');
+    expect(upstream.received).toBe(before);
+  });
+
+  it('an embedding flood takes the spare memory but not the LLM share; quotas shift back when LLM demand comes', async () => {
+    const start = await memory(gw);
+    expect(start.totalTokens).toBe(2048);
+    expect(start.consumers.llm.minTokens).toBe(512);
+    expect(start.consumers.embedding.minTokens).toBe(512);
+    upstream.hold = true;
+    upstream.maxInFlight = 0;
+    const embeds = Array.from({ length: 20 }, (_, i) => embed(i));
+    // no LLM demand: the embedding quota grows to everything but the LLM minimum (2048 − 512)
+    await until(() => gw.state().memoryQuotas?.consumers.embedding.quotaTokens === 1536, 10_000, 'the embedding quota to grow');
+    await until(() => upstream.inFlight === 7, 5000, 'seven embeddings in flight (7 × 200 ≤ 1536)');
+    await until(() => gw.state().memoryQuotas?.consumers.embedding.queuedTokens === 13 * 200, 5000, 'the other thirteen to queue');
+    const flooded = await memory(gw);
+    expect(flooded.consumers.embedding.inFlightTokens).toBe(1400);
+    expect(flooded.consumers.embedding.queuedTokens).toBe(13 * 200);
+    expect(flooded.consumers.llm.quotaTokens).toBe(512);
+
+    // LLM requests still get in: their quota never drops below its minimum, and grows with their demand
+    const llms = Array.from({ length: 8 }, (_, i) => llm(i));
+    await until(() => (gw.state().memoryQuotas?.consumers.llm.quotaTokens ?? 0) > 512, 10_000, 'the LLM quota to grow with LLM demand');
+    const done = await Promise.all(llms);
+    expect(done.every((c) => c.usage?.completion_tokens === 40)).toBe(true);
+    // the embedding flood never went past its quota's ceiling
+    expect(upstream.maxInFlight).toBeLessThanOrEqual(7);
+    expect(upstream.inFlight).toBeLessThanOrEqual(7);
+
+    upstream.releaseAll();
+    const answers = await Promise.all(embeds);
+    expect(answers.every((a) => a.data.length === 1)).toBe(true);
+    await until(() => gw.state().memoryQuotas?.consumers.embedding.inFlightTokens === 0, 5000, 'embeddings to drain');
+  });
+
+  it('an LLM flood does not starve embeddings: they keep their minimum share', async () => {
+    await until(() => gw.state().endpoints[0]?.inFlight === 0, 10_000, 'LLM drain');
+    const llms = Array.from({ length: 16 }, (_, i) => llm(30 + i));
+    await until(() => (gw.state().memoryQuotas?.consumers.llm.quotaTokens ?? 0) >= 1024, 10_000, 'the LLM quota to grow');
+    upstream.hold = true;
+    upstream.maxInFlight = 0;
+    // 3 × 200 = 600 tokens: at least two fit in the embedding minimum (512) at once
+    const embeds = [embed(50), embed(51), embed(52)];
+    await until(() => upstream.inFlight >= 2, 5000, 'embeddings admitted during the LLM flood');
+    expect(gw.state().queueDepth + (gw.state().endpoints[0]?.inFlight ?? 0)).toBeGreaterThan(0); // the LLM flood is still on
+    upstream.releaseAll();
+    await Promise.all(embeds);
+    const m = await memory(gw);
+    expect(m.consumers.llm.quotaTokens + m.consumers.embedding.quotaTokens).toBeLessThanOrEqual(2048);
+    await Promise.all(llms);
+    const text = await (await request(`${gw.url}/metrics`)).body.text();
+    expect(text).toMatch(/kvmgr_gateway_memory_quota_tokens\{consumer="llm",kind="quota"\} \d+/);
+    expect(text).toMatch(/kvmgr_gateway_embedding_requests_total\{outcome="ok"\} \d+/);
+  });
+});
+
+describe('no embeddings section', () => {
+  it('POST /v1/embeddings → 404 with an OpenAI error', async () => {
+    const gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: [] }, { logStream: new LogSink() });
+    try {
+      const r = await request(`${gw.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', input: 'x' }) });
+      expect(r.statusCode).toBe(404);
+      expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    } finally {
+      await gw.close();
+    }
+  });
+});
