@@ -107,3 +107,33 @@ export function startCpuMeter(enginePids: readonly number[]): (tokens?: number) 
     };
   };
 }
+
+/** Output tokens of a trace and the span of its arrivals, model time. */
+export interface TraceLoad {
+  readonly requests: number;
+  readonly outputTokens: number;
+  /** First to last arrival, s (after `--rate-scale`). */
+  readonly arrivalSpanS: number;
+}
+
+/**
+ * The capacity arithmetic of a live run, in one line: the stack's measured CPU µs per output
+ * token times the tokens per wall second the run streams (the trace's output tokens per second
+ * of arrivals × the time scale) gives the cores it needs; the same for the whole trace in one
+ * minute of wall time per side, and how long the whole trace takes per side at `budgetCores`.
+ * @param usPerToken CPU µs per output token of the whole stack (engines + gateway + client)
+ * @param run what this run sent; @param whole the whole trace (before `--limit`)
+ * @param budgetCores cores the stack may use on this machine @default 1.3
+ */
+export function capacityLine(usPerToken: number, run: TraceLoad, whole: TraceLoad, timeScale: number, cpus: number, budgetCores = 1.3): string {
+  const rate = run.arrivalSpanS > 0 ? run.outputTokens / run.arrivalSpanS : Number.NaN;
+  const need = (rate * timeScale * usPerToken) / 1e6;
+  const minuteCores = (whole.outputTokens * usPerToken) / 1e6 / 60;
+  const wholeMin = (whole.outputTokens * usPerToken) / 1e6 / budgetCores / 60;
+  const wholeScale = whole.arrivalSpanS > 0 ? whole.arrivalSpanS / (wholeMin * 60) : Number.NaN;
+  const f = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  return (
+    `capacity: ${f(usPerToken, 0)} CPU µs per output token (stack, mean of the sides) × ${f(rate, 0)} output tok/s of arrivals (${run.outputTokens} tokens, ${run.requests} requests in ${f(run.arrivalSpanS, 0)} s) × time scale ${timeScale} = ${f(need, 2)} cores of ${cpus}; ` +
+    `the whole trace (${whole.requests} requests, ${whole.outputTokens} output tokens, ${f(whole.arrivalSpanS, 0)} s of arrivals) in one minute per side would need ${f(minuteCores, 1)} cores, and at ${budgetCores} cores takes ≥ ${f(wholeMin, 1)} min per side (time scale ≤ ${f(wholeScale, 1)})`
+  );
+}

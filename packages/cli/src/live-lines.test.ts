@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LiveCpu } from './live-cpu.js';
-import { cpuLimitWarning, cpuLines, gatewayLine, headline } from './live.js';
+import { capacityLine } from './live-cpu.js';
+import { cpuLimitWarning, cpuLines, gatewayLine, headline, traceLoad } from './live.js';
 
 const side = (label: string, goodputReqPerS: number, ttftP99Ms: number) => ({ label, summary: { goodputReqPerS, ttftP99Ms } });
 const simSide = (goodputRps: number, p99: number) => ({ summary: { goodputRps, ttftMs: { p99 } } });
@@ -44,5 +45,20 @@ describe('kvmgr live: CPU lines and the CPU-bound warning', () => {
     expect(cpuLimitWarning([{ label: 'kvmgr', cpu: cpu([0.1], 0.3, 0.5) }], 2)).toBeUndefined();
     expect(cpuLimitWarning([{ label: 'kvmgr', cpu: cpu([0.1], 0.3, 0.95) }], 2)).toMatch(/kvmgr: machine 95% busy.*--time-scale 2/);
     expect(cpuLimitWarning([{ label: 'round-robin', cpu: cpu([0.95], 0.3) }], 2)).toMatch(/round-robin: one process at 0\.95 cores/);
+  });
+});
+
+describe('kvmgr live: the capacity line', () => {
+  it('multiplies CPU per token by the tokens per wall second, for this run and for the whole trace', () => {
+    const l = capacityLine(300, { requests: 300, outputTokens: 113_079, arrivalSpanS: 102 }, { requests: 3000, outputTokens: 1_048_832, arrivalSpanS: 987 }, 2, 2);
+    // 113079 / 102 = 1108.6 tok/s × 2 × 300 µs = 0.67 cores; 1048832 × 300 µs = 314.6 s: 5.2 cores for a minute, 4.0 min at 1.3 cores
+    expect(l).toBe(
+      'capacity: 300 CPU µs per output token (stack, mean of the sides) × 1109 output tok/s of arrivals (113079 tokens, 300 requests in 102 s) × time scale 2 = 0.67 cores of 2; the whole trace (3000 requests, 1048832 output tokens, 987 s of arrivals) in one minute per side would need 5.2 cores, and at 1.3 cores takes ≥ 4.0 min per side (time scale ≤ 4.1)',
+    );
+  });
+
+  it("reads a trace's output tokens and arrival span, scaled by the rate", () => {
+    const t = { requests: [{ arrivalUs: 1e6, outputTokens: 10 }, { arrivalUs: 5e6, outputTokens: 0 }] };
+    expect(traceLoad(t, 2)).toEqual({ requests: 2, outputTokens: 11, arrivalSpanS: 2 });
   });
 });

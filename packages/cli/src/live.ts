@@ -19,7 +19,7 @@ import { type Gateway, createGateway } from '@kvmgr/gateway';
 import { type BenchServeResult, benchFiles, benchServe, resolveSlo } from './bench-serve/command.js';
 import { type BenchRun, benchHtml } from './bench-serve/report.js';
 import { traceWorkload } from './bench-serve/workload.js';
-import { type LiveCpu, startCpuMeter } from './live-cpu.js';
+import { type LiveCpu, type TraceLoad, capacityLine, startCpuMeter } from './live-cpu.js';
 import { removeOutputs, writeOutputs } from './output.js';
 import { DEFAULTS } from './defaults.js';
 import { createProgress } from './progress.js';
@@ -311,6 +311,14 @@ export function gatewayLine(
   return `gateway, ${label}: routing ${how}; KV events from ${ev}/${st.endpoints.length} engines, blocks held per engine ${st.endpoints.map((e) => e.cachedBlocks).join(' / ')}, prefix index ${st.indexBlocks} blocks`;
 }
 
+/** A trace's output tokens and arrival span (model s, after `rateScale`). */
+export function traceLoad(trace: { readonly requests: ReadonlyArray<{ readonly arrivalUs: number; readonly outputTokens: number }> }, rateScale: number): TraceLoad {
+  const r = trace.requests;
+  const first = r[0]?.arrivalUs ?? 0;
+  const last = r[r.length - 1]?.arrivalUs ?? 0;
+  return { requests: r.length, outputTokens: r.reduce((s, x) => s + Math.max(1, x.outputTokens), 0), arrivalSpanS: (last - first) / 1e6 / rateScale };
+}
+
 /** Output tokens a live run streamed (completed requests). */
 export function outputTokens(run: BenchRun): number {
   return run.derived.reduce((s, d) => s + (d.ok ? d.record.outputTokens : 0), 0);
@@ -501,6 +509,8 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   if (lag !== undefined) io.err(`kvmgr live: ${lag}\n`);
   io.out(`${results.map((r, i) => gatewayLine(r.run.label, gateways[i] as ReturnType<LiveStack['gatewayState']>)).join('\n')}\n`);
   io.out(`${cpuLines(results.map((r, i) => ({ label: r.run.label, cpu: cpu[i] as LiveCpu })), f.engines === 'in-process').join('\n')}\n`);
+  const perToken = cpu.map((c) => (c.usPerToken ? (c.engines.length > 0 ? c.usPerToken.engines : 0) + c.usPerToken.self : Number.NaN));
+  io.out(`${capacityLine(perToken.reduce((s, x) => s + x, 0) / perToken.length, traceLoad(trace, rateScale), traceLoad(loadTrace({ ...opts, limit: undefined }), rateScale), timeScale, cpu[0]?.cpus ?? 0)}\n`);
   const busy = cpuLimitWarning(results.map((r, i) => ({ label: r.run.label, cpu: cpu[i] as LiveCpu })), timeScale);
   if (busy !== undefined) io.err(`kvmgr live: ${busy}\n`);
   if (sim) io.out(`${agreementLines([a.run, b.run], sim).join('\n')}\n`);

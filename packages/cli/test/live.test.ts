@@ -44,6 +44,7 @@ describe('kvmgr live', () => {
     expect(live.kind).toBe('kvmgr.live');
     expect(live.setup.profiles).toEqual({ 'round-robin': 'vllm-default', kvmgr: 'kvmgr-default' });
     expect(live.live.kvmgr.scheduleDelayMs.p50).toBeGreaterThanOrEqual(0);
+    expect(r.stdout).toMatch(/^capacity: \d+ CPU µs per output token .* 40 requests in \d+ s\) × time scale 50 = [\d.]+ cores of \d+; the whole trace \(3000 requests, 1048832 output tokens, 987 s of arrivals\)/m);
     expect(live.live.kvmgr.cpu.engines).toHaveLength(4);
     expect(live.live.kvmgr.cpu.self).toBeGreaterThan(0);
     expect(live.live['round-robin'].summary.completed).toBe(40);
