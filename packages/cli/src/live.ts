@@ -185,7 +185,8 @@ async function startEngineInProcess(o: LiveEngineOptions): Promise<LiveEngine> {
 /**
  * Starts `instances` engine servers on 127.0.0.1 (ephemeral ports, KV events and replay on
  * ephemeral loopback ports; `engines: 'process'` (default) as `kvmgr engine` child processes,
- * started together) and a gateway with `routing` in front of them. Whatever started is closed
+ * started together) and a gateway with `routing` in front of them, its admission control off
+ * (as in the simulator, every request is routed at once). Whatever started is closed
  * again when a later start fails.
  */
 export async function startLiveStack(o: LiveEngineOptions & { instances: number; routing: string; engines?: 'process' | 'in-process' }): Promise<LiveStack> {
@@ -219,6 +220,12 @@ export async function startLiveStack(o: LiveEngineOptions & { instances: number;
         // timeout there means a busy CPU, not a dead engine (a refused connection still counts at
         // once). The default (2 in a row) emptied the pool under load (gateway 503 no_endpoint).
         health: { unhealthyThreshold: 5 },
+        // The simulator's replay (the columns this is compared with) routes every request at
+        // once: it has no admission control at the front. The gateway's (on by default) defers a
+        // request while no engine has KV for its predicted footprint and refuses one that cannot
+        // make its TTFT SLO, on both sides — a stage the simulator does not model. Off here, so
+        // both stacks are the simulator's: a router in front of engines.
+        admission: { enabled: false },
       },
       { logStream: { write: () => true } },
     );
