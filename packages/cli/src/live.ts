@@ -218,8 +218,10 @@ export async function startLiveStack(o: LiveEngineOptions & { instances: number;
         routing: o.routing,
         // Engines, gateway and client share one machine: a /metrics scrape that misses its 1 s
         // timeout there means a busy CPU, not a dead engine (a refused connection still counts at
-        // once). The default (2 in a row) emptied the pool under load (gateway 503 no_endpoint).
-        health: { unhealthyThreshold: 5 },
+        // once, and a dead engine process fails `kvmgr live` anyway). The default (2 in a row)
+        // emptied the pool under load (gateway 503 no_endpoint), and so did 5 in a row at load
+        // average ~17 (19 of 300 requests of a default run): 30 in a row.
+        health: { unhealthyThreshold: 30 },
         // The simulator's replay (the columns this is compared with) routes every request at
         // once: it has no admission control at the front. The gateway's (on by default) defers a
         // request while no engine has KV for its predicted footprint and refuses one that cannot
