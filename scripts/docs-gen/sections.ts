@@ -416,6 +416,38 @@ function jsonLines<T>(stdout: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
+interface LiveHopsLine {
+  readonly timeScale?: number;
+  readonly promptTokens: number | number[];
+  readonly via?: string;
+  readonly ttft: number;
+  readonly toEngine: number;
+  readonly intake: number;
+  readonly model: number;
+  readonly emitLag: number;
+  readonly write: number;
+  readonly back: number;
+  readonly overhead: number;
+  readonly overheadModelMs: number;
+}
+
+/** The live TTFT's wall overhead per hop (packages/cli/bench/live-hops.ts JSON lines). */
+function liveHops(out: Outputs): string {
+  const o = out('live-hops');
+  const lines = jsonLines<LiveHopsLine>(o.stdout);
+  const scale = lines.find((l) => typeof l.timeScale === 'number')?.timeScale ?? Number.NaN;
+  const rows = lines
+    .filter((l) => typeof l.via === 'string')
+    .map((l) => [String(l.promptTokens), `\`${l.via}\``, num(l.ttft, 1), num(l.model, 1), num(l.toEngine, 1), num(l.intake, 1), num(l.emitLag, 1), num(l.back, 1), num(l.overhead, 1), num(l.overheadModelMs, 0)]);
+  return [
+    mdTable(['prompt tokens', 'path', 'client TTFT', 'model (wall)', 'client → engine', 'engine intake', 'step-loop lag', 'engine → client', 'overhead (wall)', `overhead × ${scale} (model ms)`], rows),
+    '',
+    'Wall ms, medians of 5 sequential requests per row.',
+    '',
+    loadLine(o.dir),
+  ].join('\n');
+}
+
 interface EngineFidelityLine {
   readonly timeScale: number;
   readonly liveTtftMs: number;
@@ -580,13 +612,22 @@ export const SECTIONS: readonly Section[] = [
     },
   },
   {
+    // the defaults: the first 300 requests of the bundled sample at time scale 2 (docs/cli/live.md has the arithmetic)
     name: 'live',
-    display: 'pnpm kvmgr live --limit 100 --time-scale 2 --rate-scale 0.5',
-    args: ['live', '--limit', '100', '--time-scale', '2', '--rate-scale', '0.5', '--no-progress'],
+    display: 'pnpm kvmgr live',
+    args: ['live', '--no-progress'],
     produces: ['kvmgr-live/live.json'],
     blocks: {
-      'live-output': (out) => [transcript('pnpm kvmgr live --limit 100 --time-scale 2 --rate-scale 0.5', out('live').stdout), '', loadLine(out('live').dir)].join('\n'),
+      'live-output': (out) => [transcript('pnpm kvmgr live', out('live').stdout), '', loadLine(out('live').dir)].join('\n'),
     },
+  },
+  {
+    name: 'live-hops',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/cli/bench/live-hops.ts',
+    script: 'packages/cli/bench/live-hops.ts',
+    args: [],
+    produces: ['stdout.txt'],
+    blocks: { 'live-hops-table': liveHops },
   },
   {
     name: 'metrics-scrape',
@@ -722,7 +763,7 @@ export const SECTIONS: readonly Section[] = [
  */
 export const GROUPS: Readonly<Record<string, readonly string[]>> = {
   sim: ['replay', 'ab', 'sweep', 'fidelity', 'scale', 'prefix-index', 'sim-readme-example', 'live'],
-  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'bench-eviction', 'bench-lifetime-predictor', 'client-capacity', 'engine-fidelity', 'engine-load', 'eviction-op-cost'],
+  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'bench-eviction', 'bench-lifetime-predictor', 'client-capacity', 'engine-fidelity', 'engine-load', 'eviction-op-cost', 'live-hops'],
   eviction: ['eviction-hit-ratios', 'eviction-signal-bounds', 'eviction-followup-signals', 'eviction-adaptive-seed2', 'eviction-adaptive-seed3', 'eviction-suite', 'eviction-op-cost', 'bench-eviction'],
   predictor: ['predictor-eval-traces', 'predictor-mooncake-bound', 'predictor-eval-synthetic', 'predictor-eval-selection', 'bench-lifetime-predictor'],
 };

@@ -19,6 +19,7 @@ import { type Gateway, createGateway } from '@kvmgr/gateway';
 import { type BenchServeResult, benchFiles, benchServe, resolveSlo } from './bench-serve/command.js';
 import { type BenchRun, benchHtml } from './bench-serve/report.js';
 import { traceWorkload } from './bench-serve/workload.js';
+import { type LiveCpu, type TraceLoad, capacityLine, startCpuMeter } from './live-cpu.js';
 import { removeOutputs, writeOutputs } from './output.js';
 import { DEFAULTS } from './defaults.js';
 import { createProgress } from './progress.js';
@@ -56,8 +57,22 @@ export const LIVE_BASELINE_PROFILE = 'vllm-default';
 /** Default engine profile of the kvmgr side (`kvmgr replay`'s default candidate). */
 export const LIVE_DEFAULT_PROFILE = 'kvmgr-default';
 
-/** Default time scale: the bundled sample's 16 minutes of arrivals in under a minute of wall time. */
-export const LIVE_DEFAULT_TIME_SCALE = 20;
+/**
+ * Default time scale (model time per wall time). The stack costs about 250–450 CPU µs per output
+ * token streamed (engines, gateway and client together; `kvmgr live` prints it), and the bundled
+ * sample streams about 1,060 output tokens per second of model time at `--rate-scale 1`: time
+ * scale 2 keeps the stack near 0.5–1 core, within reach of a 2-core machine with room for bursts
+ * (docs/cli/live.md has the arithmetic).
+ */
+export const LIVE_DEFAULT_TIME_SCALE = 2;
+
+/**
+ * Default request count: the first 300 requests of the bundled sample (102 s of arrivals in model
+ * time, about a minute of wall time per side at the default time scale). The whole sample (3,000
+ * requests, 987 s of arrivals) would take ≥ 5 minutes per side at a sustainable time scale on a
+ * 2-core machine; `--limit 3000` runs it.
+ */
+export const LIVE_DEFAULT_LIMIT = 300;
 
 /** One engine server of a live stack, wherever it runs. */
 export interface LiveEngine {
@@ -65,6 +80,8 @@ export interface LiveEngine {
   readonly servedModelName: string;
   readonly kvEventsEndpoint?: string;
   readonly replayEndpoint?: string;
+  /** Process id of an engine running as a child process (absent for an in-process engine). */
+  readonly pid?: number;
   close(): Promise<void>;
 }
 
@@ -73,6 +90,8 @@ export interface LiveStack {
   readonly url: string;
   readonly model: string;
   readonly engines: readonly LiveEngine[];
+  /** The gateway's `GET /admin/state` (endpoints with their KV-event block counts, the prefix index size). */
+  gatewayState(): ReturnType<Gateway['state']>;
   close(): Promise<void>;
 }
 
@@ -153,7 +172,7 @@ export function startEngineProcess(o: LiveEngineOptions): Promise<LiveEngine> {
       child.off('exit', early);
       child.stderr?.removeAllListeners('data');
       child.stderr?.resume();
-      resolve({ servedModelName: m[1] as string, url: m[2] as string, ...(m[3] ? { kvEventsEndpoint: m[3] } : {}), ...(m[4] ? { replayEndpoint: m[4] } : {}), close });
+      resolve({ servedModelName: m[1] as string, url: m[2] as string, ...(m[3] ? { kvEventsEndpoint: m[3] } : {}), ...(m[4] ? { replayEndpoint: m[4] } : {}), ...(child.pid !== undefined ? { pid: child.pid } : {}), close });
     });
   });
 }
@@ -166,7 +185,8 @@ async function startEngineInProcess(o: LiveEngineOptions): Promise<LiveEngine> {
 /**
  * Starts `instances` engine servers on 127.0.0.1 (ephemeral ports, KV events and replay on
  * ephemeral loopback ports; `engines: 'process'` (default) as `kvmgr engine` child processes,
- * started together) and a gateway with `routing` in front of them. Whatever started is closed
+ * started together) and a gateway with `routing` in front of them, its admission control off
+ * (as in the simulator, every request is routed at once). Whatever started is closed
  * again when a later start fails.
  */
 export async function startLiveStack(o: LiveEngineOptions & { instances: number; routing: string; engines?: 'process' | 'in-process' }): Promise<LiveStack> {
@@ -198,12 +218,21 @@ export async function startLiveStack(o: LiveEngineOptions & { instances: number;
         routing: o.routing,
         // Engines, gateway and client share one machine: a /metrics scrape that misses its 1 s
         // timeout there means a busy CPU, not a dead engine (a refused connection still counts at
-        // once). The default (2 in a row) emptied the pool under load (gateway 503 no_endpoint).
-        health: { unhealthyThreshold: 5 },
+        // once, and a dead engine process fails `kvmgr live` anyway). The default (2 in a row)
+        // emptied the pool under load (gateway 503 no_endpoint), and so did 5 in a row at load
+        // average ~17 (19 of 300 requests of a default run): 30 in a row.
+        health: { unhealthyThreshold: 30 },
+        // The simulator's replay (the columns this is compared with) routes every request at
+        // once: it has no admission control at the front. The gateway's (on by default) defers a
+        // request while no engine has KV for its predicted footprint and refuses one that cannot
+        // make its TTFT SLO, on both sides — a stage the simulator does not model. Off here, so
+        // both stacks are the simulator's: a router in front of engines.
+        admission: { enabled: false },
       },
       { logStream: { write: () => true } },
     );
-    return { url: gw.url, model, engines, close };
+    const g = gw;
+    return { url: gw.url, model, engines, gatewayState: () => g.state(), close };
   } catch (e) {
     await close();
     throw e;
@@ -272,6 +301,100 @@ export function scheduleLagWarning(delays: ReadonlyArray<{ label: string; p50: n
   return `warning: the client fell behind its schedule (${late.map((d) => `${d.label} p50 ${fmtNum(d.p50, 1)} ms`).join(', ')}, above ${fmtNum(limitMs, 1)} ms of model time): this machine could not drive the stack at --time-scale ${timeScale}, so the live columns measure the machine, not the routing; lower --time-scale or --limit`;
 }
 
+/**
+ * What the gateway of one side knew at the end of its run: its routing, the blocks it holds per
+ * engine from KV events, and its prefix index's size — the check that prefix-aware routing had
+ * the engines' caches to go on (a scored routing with 0 indexed blocks routes blind).
+ */
+export function gatewayLine(
+  label: string,
+  st: {
+    readonly endpoints: ReadonlyArray<{ readonly kvEvents: boolean; readonly cachedBlocks: number }>;
+    readonly indexBlocks: number;
+    readonly routing: Pick<ReturnType<LiveStack['gatewayState']>['routing'], 'strategy' | 'scorers' | 'picker' | 'blockSize'>;
+  },
+): string {
+  const r = st.routing;
+  const how = r.strategy === 'scored' ? `${r.scorers.map((x) => `${x.name}:${x.weight}`).join(',')} (${r.picker}, block size ${r.blockSize})` : r.strategy;
+  const ev = st.endpoints.filter((e) => e.kvEvents).length;
+  return `gateway, ${label}: routing ${how}; KV events from ${ev}/${st.endpoints.length} engines, blocks held per engine ${st.endpoints.map((e) => e.cachedBlocks).join(' / ')}, prefix index ${st.indexBlocks} blocks`;
+}
+
+/** A trace's output tokens and arrival span (model s, after `rateScale`). */
+export function traceLoad(trace: { readonly requests: ReadonlyArray<{ readonly arrivalUs: number; readonly outputTokens: number }> }, rateScale: number): TraceLoad {
+  const r = trace.requests;
+  const first = r[0]?.arrivalUs ?? 0;
+  const last = r[r.length - 1]?.arrivalUs ?? 0;
+  return { requests: r.length, outputTokens: r.reduce((s, x) => s + Math.max(1, x.outputTokens), 0), arrivalSpanS: (last - first) / 1e6 / rateScale };
+}
+
+/** Output tokens a live run streamed (completed requests). */
+export function outputTokens(run: BenchRun): number {
+  return run.derived.reduce((s, d) => s + (d.ok ? d.record.outputTokens : 0), 0);
+}
+
+/**
+ * One line per side with the CPU its stack used, in cores (CPU seconds / wall seconds of the
+ * side's run): the engine processes (each, and summed), this process (gateway and client), the
+ * whole machine's busy share, and CPU µs per output token.
+ */
+export function cpuLines(sides: ReadonlyArray<{ label: string; cpu: LiveCpu }>, inProcess: boolean): string[] {
+  return sides.map(({ label, cpu: c }) => {
+    const eng = c.engines.reduce((s, x) => s + x, 0);
+    const engines = c.engines.length > 0 ? `engines ${c.engines.map((x) => x.toFixed(2)).join(' + ')} = ${eng.toFixed(2)}, ` : '';
+    const self = inProcess ? 'engines + gateway + client (this process)' : 'gateway + client';
+    const per = c.usPerToken ? ` (${c.engines.length > 0 ? `engines ${c.usPerToken.engines.toFixed(0)} µs + ` : ''}${inProcess ? 'this process' : 'gateway + client'} ${c.usPerToken.self.toFixed(0)} µs per output token)` : '';
+    const machine = c.machineBusy !== undefined ? `; machine ${(c.machineBusy * 100).toFixed(0)}% busy (all processes)` : '';
+    return `CPU, ${label} (cores over ${c.wallS.toFixed(1)} s wall, ${c.cpus} CPUs): ${engines}${self} ${c.self.toFixed(2)}, stack ${(eng + c.self).toFixed(2)}${per}${machine}`;
+  });
+}
+
+/**
+ * The warning `kvmgr live` prints when the CPU, not the routing, may have limited a side: the
+ * machine more than 90% busy over the run (every process counted), or one process of the stack
+ * using more than 0.9 of a core (Node runs each process's JavaScript on one thread).
+ * @returns the one-line warning, or undefined
+ */
+export function cpuLimitWarning(sides: ReadonlyArray<{ label: string; cpu: LiveCpu }>, timeScale: number): string | undefined {
+  const why: string[] = [];
+  for (const { label, cpu: c } of sides) {
+    if (c.machineBusy !== undefined && c.machineBusy > 0.9) why.push(`${label}: machine ${(c.machineBusy * 100).toFixed(0)}% busy`);
+    const top = Math.max(c.self, ...c.engines);
+    if (top > 0.9) why.push(`${label}: one process at ${top.toFixed(2)} cores`);
+  }
+  if (why.length === 0) return undefined;
+  return `warning: CPU-bound (${why.join(', ')}): this machine may not drive the stack at --time-scale ${timeScale}, so the live columns may measure the machine, not the routing; lower --time-scale or --limit`;
+}
+
+/** What {@link headline} reads of a live side. */
+export interface HeadlineLive {
+  readonly label: string;
+  readonly summary: Pick<BenchRun['summary'], 'goodputReqPerS' | 'ttftP99Ms'>;
+}
+
+/** What {@link headline} reads of a simulated side. */
+export interface HeadlineSim {
+  readonly goodputRps: number;
+  readonly ttftMs: { readonly p99: number };
+}
+
+/**
+ * The result in one line: by how much the kvmgr side beats round-robin on goodput and TTFT p99,
+ * live (and in the simulator when given), with a verdict — "beats" only when goodput is higher
+ * and TTFT p99 lower. Changes are relative (kvmgr − round-robin) / round-robin.
+ */
+export function headline(
+  live: readonly [HeadlineLive, HeadlineLive],
+  sim?: readonly [{ readonly summary: HeadlineSim }, { readonly summary: HeadlineSim }],
+): string {
+  const [a, b] = live;
+  const verdict = (g0: number, g1: number, p0: number, p1: number) => (g1 > g0 && p1 < p0 ? 'beats' : g1 >= g0 || p1 <= p0 ? 'partly beats' : 'does not beat');
+  const liveText = `live, ${b.label} ${verdict(a.summary.goodputReqPerS, b.summary.goodputReqPerS, a.summary.ttftP99Ms, b.summary.ttftP99Ms)} ${a.label}: goodput ${fmtDelta(a.summary.goodputReqPerS, b.summary.goodputReqPerS)} (${fmtNum(a.summary.goodputReqPerS, 3)} → ${fmtNum(b.summary.goodputReqPerS, 3)} req/s), TTFT p99 ${fmtDelta(a.summary.ttftP99Ms, b.summary.ttftP99Ms)} (${fmtNum(a.summary.ttftP99Ms, 0)} → ${fmtNum(b.summary.ttftP99Ms, 0)} ms)`;
+  if (!sim) return liveText;
+  const [x, y] = [sim[0].summary, sim[1].summary];
+  return `${liveText}; sim: goodput ${fmtDelta(x.goodputRps, y.goodputRps)}, TTFT p99 ${fmtDelta(x.ttftMs.p99, y.ttftMs.p99)}`;
+}
+
 /** Live vs simulated on throughput and the TTFT/TPOT medians, one line per side, with the ±5% verdict (issue #25). */
 export function agreementLines(live: readonly [BenchRun, BenchRun], sim: readonly [RunResult, RunResult]): string[] {
   const metrics: ReadonlyArray<readonly [string, (s: BenchRun['summary']) => number, (s: RunSummary) => number]> = [
@@ -308,7 +431,8 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   const out = f.out ?? 'kvmgr-live';
   const opts = resolveRunOptions({
     ...(f.trace !== undefined ? { trace: f.trace } : {}),
-    ...(f.limit !== undefined ? { limit: f.limit } : {}),
+    // live's own default on the bundled sample: a subset the machine can drive (LIVE_DEFAULT_LIMIT), unlike replay's whole trace
+    ...(f.limit !== undefined ? { limit: f.limit } : f.trace === undefined ? { limit: LIVE_DEFAULT_LIMIT } : {}),
     ...(f.sloTtft !== undefined ? { sloTtft: f.sloTtft } : {}),
     ...(f.sloTpot !== undefined ? { sloTpot: f.sloTpot } : {}),
     model,
@@ -327,6 +451,8 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
     { label: 'kvmgr', routing, profile },
   ];
   const results: BenchServeResult[] = [];
+  const cpu: LiveCpu[] = [];
+  const gateways: Array<ReturnType<LiveStack['gatewayState']>> = [];
   let interrupted: NodeJS.Signals | undefined;
   for (const side of sides) {
     io.err(`kvmgr live: ${side.label}: ${instances} × ${model} on ${gpu} (${side.profile}, time scale ${timeScale}), gateway routing ${side.routing}, ${workload.requests.length} requests\n`);
@@ -342,6 +468,7 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     io.err(`kvmgr live: ${side.label}: engines ${stack.engines.map((e) => e.url).join(' ')} behind the gateway at ${stack.url}\n`);
+    const stopCpu = startCpuMeter(stack.engines.flatMap((e) => (e.pid !== undefined ? [e.pid] : [])));
     try {
       const r = await benchServe({
         target: stack.url,
@@ -359,6 +486,8 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
       });
       if (interrupt.signal.aborted) break;
       results.push(r);
+      cpu.push(stopCpu(outputTokens(r.run)));
+      gateways.push(stack.gatewayState());
       writeOutputs(join(out, side.label), benchFiles(r, { vllmJson: true, html: false }));
     } finally {
       process.off('SIGINT', onSignal);
@@ -382,11 +511,17 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
     `trace ${opts.traceLabel} | ${workload.requests.length} requests | ${instances} × ${model} on ${gpu}: round-robin on ${LIVE_BASELINE_PROFILE} engines, ${routing} on ${profile} engines | time scale ${timeScale} (times in model time) | rate ×${rateScale} | SLO TTFT ${slo.ttftS * 1000} ms, TPOT ${slo.tpotS * 1000} ms | seed ${seed}`,
     `live: kvmgr engine servers behind the kvmgr gateway (round-robin vs ${routing}), measured by bench serve${sim ? '; sim: the simulator on the same trace, engines and routings' : ''}`,
   ];
-  io.out(`${head.join('\n')}\n\n${formatTable(table.header, table.rows)}\n`);
+  io.out(`${head.join('\n')}\n\n${formatTable(table.header, table.rows)}\n\n${headline([a.run, b.run], sim)}\n`);
   const delays = results.map((r) => ({ label: r.run.label, ...scheduleDelayMs(r.run) }));
   io.out(`\nclient schedule delay (model ms): ${delays.map((d) => `${d.label} p50 ${fmtNum(d.p50, 1)}, p99 ${fmtNum(d.p99, 1)}`).join('; ')}\n`);
   const lag = scheduleLagWarning(delays, timeScale, 0.05 * slo.ttftS * 1000);
   if (lag !== undefined) io.err(`kvmgr live: ${lag}\n`);
+  io.out(`${results.map((r, i) => gatewayLine(r.run.label, gateways[i] as ReturnType<LiveStack['gatewayState']>)).join('\n')}\n`);
+  io.out(`${cpuLines(results.map((r, i) => ({ label: r.run.label, cpu: cpu[i] as LiveCpu })), f.engines === 'in-process').join('\n')}\n`);
+  const perToken = cpu.map((c) => (c.usPerToken ? (c.engines.length > 0 ? c.usPerToken.engines : 0) + c.usPerToken.self : Number.NaN));
+  io.out(`${capacityLine(perToken.reduce((s, x) => s + x, 0) / perToken.length, traceLoad(trace, rateScale), traceLoad(loadTrace({ ...opts, limit: undefined }), rateScale), timeScale, cpu[0]?.cpus ?? 0)}\n`);
+  const busy = cpuLimitWarning(results.map((r, i) => ({ label: r.run.label, cpu: cpu[i] as LiveCpu })), timeScale);
+  if (busy !== undefined) io.err(`kvmgr live: ${busy}\n`);
   if (sim) io.out(`${agreementLines([a.run, b.run], sim).join('\n')}\n`);
   const failures = results.flatMap((r) => Object.entries(r.run.summary.failureReasons).map(([k, n]) => `${r.run.label}: ${n} × ${k}`));
   if (failures.length > 0) io.out(`\nfailures: ${failures.join('; ')}\n`);
@@ -394,7 +529,7 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
     kind: 'kvmgr.live',
     version: 1,
     setup: { trace: opts.traceLabel, requests: workload.requests.length, instances, model, gpu, timeScale, rateScale, routing, profiles: { 'round-robin': LIVE_BASELINE_PROFILE, kvmgr: profile }, sloTtftMs: slo.ttftS * 1000, sloTpotMs: slo.tpotS * 1000, seed },
-    live: Object.fromEntries(results.map((r) => [r.run.label, { summary: r.run.summary, wallS: r.wallS, scheduleDelayMs: scheduleDelayMs(r.run) }])),
+    live: Object.fromEntries(results.map((r, i) => [r.run.label, { summary: r.run.summary, wallS: r.wallS, scheduleDelayMs: scheduleDelayMs(r.run), cpu: cpu[i] }])),
     ...(sim ? { sim: Object.fromEntries(sim.map((r) => [r.label, r.summary])) } : {}),
   };
   const html = benchHtml(`kvmgr live: ${routing} vs round-robin`, head, [a.run, b.run], [{ title: 'Live and simulated', header: table.header, rows: table.rows }]);

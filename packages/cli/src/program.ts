@@ -327,11 +327,11 @@ export function buildProgram(): Command {
       "The main job on a live stack: starts N engine servers (kvmgr engine child processes), runs bench serve through a round-robin gateway and through the kvmgr gateway on the same trace, and prints the side-by-side table next to the simulator's.",
     )
     .option('--trace <file>', 'trace (default: the bundled Mooncake conversation sample)')
-    .option('--limit <n>', 'first N requests only (default: all)', (v) => parsePositiveInt('--limit', v))
+    .option('--limit <n>', 'first N requests only (default: 300 of the bundled sample, all of a --trace)', (v) => parsePositiveInt('--limit', v))
     .option('--instances <n>', `engine servers (default: ${DEFAULTS.instances})`, (v) => parsePositiveInt('--instances', v))
     .option('--model <name>', `modelled model (default: ${DEFAULTS.model})`)
     .option('--gpu <name>', `modelled GPU (default: ${DEFAULTS.gpu})`)
-    .option('--time-scale <x>', 'model time per wall time of the engine servers (default: 20)', (v) => parsePositiveNumber('--time-scale', v))
+    .option('--time-scale <x>', 'model time per wall time of the engine servers (default: 2)', (v) => parsePositiveNumber('--time-scale', v))
     .option('--rate-scale <x>', "multiply the trace's arrival rate by x (default: 1)", (v) => parsePositiveNumber('--rate-scale', v))
     .option('--routing <config>', 'routing of the kvmgr side (default: kvmgr-default)')
     .option('--profile <name>', 'engine profile of the kvmgr side; the round-robin side runs vllm-default, as kvmgr replay (default: kvmgr-default)')

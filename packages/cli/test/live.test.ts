@@ -33,10 +33,20 @@ describe('kvmgr live', () => {
     expect(r.stdout).toMatch(/client schedule delay \(model ms\): round-robin p50 [\d.]+, p99 [\d.]+; kvmgr p50 [\d.]+, p99 [\d.]+/);
     expect(r.stdout).toMatch(/live vs sim, round-robin: throughput [+-][\d.]+%.*, TTFT p50 [+-][\d.]+%.*, TPOT p50 [+-][\d.]+%/);
     expect(r.stdout).toMatch(/live vs sim, kvmgr: throughput [+-][\d.]+%/);
+    expect(r.stdout).toMatch(/^live, kvmgr (beats|partly beats|does not beat) round-robin: goodput ([+-][\d.]+%|-) .*TTFT p99 ([+-][\d.]+%|-) .*; sim: goodput /m);
+    // the kvmgr gateway routes on the engines' caches: KV events from every engine, a non-empty prefix index
+    const gw = /^gateway, kvmgr: routing prefix-affinity:3,queue-depth:2,kv-pressure:2 \(max, block size 16\); KV events from 4\/4 engines, blocks held per engine [\d /]+, prefix index (\d+) blocks$/m.exec(r.stdout);
+    expect(gw, r.stdout).not.toBeNull();
+    expect(Number(gw?.[1])).toBeGreaterThan(0);
+    expect(r.stdout).toMatch(/^gateway, round-robin: routing round-robin; /m);
+    expect(r.stdout).toMatch(/^CPU, round-robin \(cores over [\d.]+ s wall, \d+ CPUs\): engines [\d.]+ \+ [\d.]+ \+ [\d.]+ \+ [\d.]+ = [\d.]+, gateway \+ client [\d.]+, stack [\d.]+ \(engines \d+ µs \+ gateway \+ client \d+ µs per output token\)/m);
     const live = JSON.parse(readFileSync(join(out, 'live.json'), 'utf8'));
     expect(live.kind).toBe('kvmgr.live');
     expect(live.setup.profiles).toEqual({ 'round-robin': 'vllm-default', kvmgr: 'kvmgr-default' });
     expect(live.live.kvmgr.scheduleDelayMs.p50).toBeGreaterThanOrEqual(0);
+    expect(r.stdout).toMatch(/^capacity: \d+ CPU µs per output token .* 40 requests in \d+ s\) × time scale 50 = [\d.]+ cores of \d+; the whole trace \(3000 requests, 1048832 output tokens, 987 s of arrivals\)/m);
+    expect(live.live.kvmgr.cpu.engines).toHaveLength(4);
+    expect(live.live.kvmgr.cpu.self).toBeGreaterThan(0);
     expect(live.live['round-robin'].summary.completed).toBe(40);
     expect(live.live.kvmgr.summary.completed).toBe(40);
     expect(live.sim.kvmgr.requests).toBe(40);
