@@ -4,6 +4,12 @@
  * arrives at the other (shared speculative entries; the engines publish no KV events, so neither
  * replica knows it locally), and with Redis killed both keep serving every request, report the
  * degraded mode in /health and /metrics, and return to shared mode when Redis is back.
+ *
+ * Under load (a 2-core machine at load average 20) the event loop lags by hundreds of ms: the
+ * replicas use a 5 s command timeout and 3 s leases, so a late reply or renewal does not count
+ * as Redis trouble (a 200 ms timeout fired before a reply already in the socket was read, the
+ * link degraded and the next decision was local; a 600 ms lease lapsed locally between
+ * renewals). Redis killed still degrades at once: its connections close.
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +17,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisTestServer, startRedisServer } from '../../router/src/redis-test-server.js';
 import { type Gateway, createGateway } from '../src/index.js';
 import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet } from './helpers.js';
+
+/** The routing decision logged for a request: the per-request line is written as the response ends (bounded wait). */
+async function decisionOf(logs: LogSink, reqId: string): Promise<ReturnType<LogSink['decision']>> {
+  const end = Date.now() + 5000;
+  while (logs.request(reqId) === undefined) {
+    if (Date.now() > end) throw new Error(`no request line logged for ${reqId} within 5 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return logs.decision(reqId);
+}
+
+/** Both replicas' held leases, sorted, read until each engine has exactly one holder (bounded: a lease changing hands shows briefly as held twice or not at all). */
+async function leasesOnce(a: Gateway, b: Gateway, engines: string[]): Promise<string[]> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const held = [...((await health(a)).redis?.leases ?? []), ...((await health(b)).redis?.leases ?? [])].sort();
+    if (JSON.stringify(held) === JSON.stringify(engines) || Date.now() > end) return held;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function complete(gw: Gateway, prompt: string, id: string): Promise<{ status: number; endpoint: string }> {
   const r = await request(`${gw.url}/v1/completions`, {
@@ -31,21 +57,24 @@ describe('gateway replicas over shared Redis', () => {
   let redis: RedisTestServer;
   let fleet: TestEngine[] = [];
   const gws: Gateway[] = [];
+  const logs: LogSink[] = [];
 
   beforeAll(async () => {
     redis = await startRedisServer();
     fleet = await startFleet(3, { kvEvents: false });
     for (const id of ['A', 'B']) {
+      const sink = new LogSink();
+      logs.push(sink);
       gws.push(
         await createGateway(
           {
-            server: { port: 0, logLevel: 'warn' },
+            server: { port: 0, logLevel: 'info' },
             model: MODEL,
             endpoints: endpointsOf(fleet, false),
             routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 60_000 },
-            redis: { url: redis.url, namespace: 'replicas-test', replicaId: id, commandTimeoutMs: 200, leaseTtlMs: 600, leaseRenewMs: 200 },
+            redis: { url: redis.url, namespace: 'replicas-test', replicaId: id, commandTimeoutMs: 5000, leaseTtlMs: 3000, leaseRenewMs: 1000 },
           },
-          { logStream: new LogSink() },
+          { logStream: sink },
         ),
       );
     }
@@ -71,10 +100,14 @@ describe('gateway replicas over shared Redis', () => {
       expect(first.status).toBe(200);
       expect(second.status).toBe(200);
       expect(second.endpoint, `prompt ${i}`).toBe(first.endpoint);
+      // B never saw this prompt and the engines publish no KV events: only the shared index can
+      // predict a cache hit (an idle pool otherwise ties, and both replicas' routers draw the same
+      // seeded tie-break, so the endpoints alone would agree without any sharing)
+      const d = await decisionOf(logs[1] as LogSink, `b-${i}`);
+      expect(d.predictedCachedTokens, `prompt ${i}: B's predicted cached tokens on ${d.endpoint}`).toBeGreaterThan(0);
     }
     // leases: each engine has exactly one holder among the replicas
-    const held = [...((await health(a)).redis?.leases ?? []), ...((await health(b)).redis?.leases ?? [])].sort();
-    expect(held).toEqual(['e0', 'e1', 'e2']);
+    expect(await leasesOnce(a, b, ['e0', 'e1', 'e2'])).toEqual(['e0', 'e1', 'e2']);
   });
 
   it('with Redis killed both replicas serve every request and report degraded mode; shared again when it returns', async () => {
@@ -101,6 +134,7 @@ describe('gateway replicas over shared Redis', () => {
     const first = await complete(a, prompt, 'after-a');
     const second = await complete(b, prompt, 'after-b');
     expect(second.endpoint).toBe(first.endpoint);
+    expect((await decisionOf(logs[1] as LogSink, 'after-b')).predictedCachedTokens, 'B predicts the hit from the shared index again').toBeGreaterThan(0);
     const m2 = await (await request(`${a.url}/metrics`)).body.text();
     expect(m2).toMatch(/^kvmgr_gateway_redis_degraded 0$/m);
   });

@@ -89,6 +89,18 @@ interface View {
   matches: PrefixLookup;
 }
 
+/**
+ * Prepared views kept at most (oldest dropped first): enough for the decisions of one replica
+ * that can be between their `prepare` and their placement at once (concurrent requests, and
+ * requests deferred by admission, which are placed later).
+ */
+const MAX_VIEWS = 1024;
+
+/** A view's map key: block count and the last block's key (keys are chained: it names the whole prefix). */
+function viewKey(keys: LocalKeys, blocks: number): string {
+  return `${blocks}:${keys[2 * blocks - 2]}:${keys[2 * blocks - 1]}`;
+}
+
 /** Shared state of one gateway replica. Create, `attach` the local index, then `start`. */
 export class ReplicaState {
   readonly config: RedisConfig;
@@ -103,7 +115,14 @@ export class ReplicaState {
   private local: KvBlockIndex | undefined;
   private endpoints: () => Iterable<SharedEndpoint> = () => [];
   private readonly prefix: string;
-  private view: View | undefined;
+  /**
+   * Shared views prepared for decisions, by {@link viewKey}. One slot is not enough: requests
+   * interleave `prepare` and placement (a request deferred by admission is placed after later
+   * requests prepared; replies read in one socket chunk resume several decisions in one turn),
+   * and a decision that found another prompt's view used its local index only, losing the other
+   * replicas' matches.
+   */
+  private readonly views = new Map<string, View>();
   /** This replica's own in-flight requests (rewritten to Redis on recovery). */
   private readonly own = new Map<string, { endpoint: string; tokens: number; routedAtMs: number }>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -183,10 +202,15 @@ export class ReplicaState {
 
   /**
    * One round trip before a decision: the prompt's shared matches and the other replicas'
-   * in-flight requests. Never throws; on any Redis trouble the decision is local.
+   * in-flight requests. The matches are kept for the decision on these keys (by content, so the
+   * router's recomputed key array finds them) until {@link MAX_VIEWS} newer prompts are
+   * prepared, the same prompt's next `prepare` answers (a concurrent request for the same prompt
+   * keeps the older view meanwhile), or the link degrades (all views dropped). Never throws; on
+   * any Redis trouble the decision is local.
+   *
+   * @param keys - the prompt's block keys (two 32-bit words per block).
    */
   async prepare(keys: LocalKeys): Promise<void> {
-    this.view = undefined;
     const blocks = keys.length >>> 1;
     if (this.link.degraded || this.local === undefined) {
       this.counters.localLookups++;
@@ -205,7 +229,12 @@ export class ReplicaState {
       return;
     }
     this.counters.sharedLookups++;
-    this.view = { keys, blocks, matches: res.matches };
+    if (blocks > 0 && !this.link.degraded) {
+      const k = viewKey(keys, blocks);
+      this.views.delete(k);
+      this.views.set(k, { keys, blocks, matches: res.matches });
+      if (this.views.size > MAX_VIEWS) this.views.delete(this.views.keys().next().value as string);
+    }
     this.applyRemoteLoad(res.load);
   }
 
@@ -238,7 +267,7 @@ export class ReplicaState {
   }
 
   private dropRemoteLoad(): void {
-    this.view = undefined;
+    this.views.clear();
     for (const e of this.endpoints()) for (const k of e.inFlight.keys()) if (k.startsWith(REMOTE)) e.inFlight.delete(k);
   }
 
@@ -288,7 +317,8 @@ export class ReplicaState {
       },
       matchPrefix(keys, blocks, nowUs, out: PrefixMatch) {
         local().matchPrefix(keys, blocks, nowUs, out);
-        const v = self.view;
+        if (blocks <= 0) return;
+        const v = self.views.get(viewKey(keys, blocks));
         if (v === undefined || !sameKeys(v.keys, keys, blocks)) return;
         for (const [ep, m] of v.matches) {
           const i = local().instanceIndex(ep);
