@@ -246,7 +246,8 @@ class EppServer {
         registers,
       }),
     };
-    this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxBodyBytes + 1024 * 1024 });
+    // channelz (grpc-js's per-call and per-message counters and timestamps) is off: nothing reads it here
+    this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxBodyBytes + 1024 * 1024, 'grpc.enable_channelz': 0 });
     const protos = loadEppProtos();
     const method = protos.extProc.service['Process'] as grpc.MethodDefinition<ProcessingRequest, ProcessingResponse>;
     const serialize = method.responseSerialize;
