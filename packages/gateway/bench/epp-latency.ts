@@ -30,6 +30,9 @@
  * 4 × `rate` until the picker falls behind (an error, achieved < 95 % of offered, or p99 > 250 ms;
  * `rate` itself is always run), and a closed loop of 32 concurrent streams.
  *
+ * `KVMGR_BENCH_PICKER=null` replaces the picker with the transport floor: a grpc-js server that
+ * answers every stream with the same two pre-encoded answers and decides nothing.
+ * `KVMGR_BENCH_STEPS=300,600` runs those open-loop steps only (for A/B runs at fixed rates).
  * `KVMGR_BENCH_PROF=dir` writes the picker's CPU profile of each measured phase there
  * (`KVMGR_BENCH_PROF_HEAP=1`: its allocations instead); `KVMGR_BENCH_PICKER_NODE_OPTIONS` adds
  * node options to the picker only (e.g. `--max-semi-space-size=32`).
@@ -82,10 +85,43 @@ async function stubServer(): Promise<{ url: string; close(): Promise<void> }> {
   };
 }
 
+/**
+ * The transport floor (KVMGR_BENCH_PICKER=null): a grpc-js ext_proc server over the same protos
+ * and server options that answers every stream at once with the picker's two answers, encoded
+ * once (CONTINUE to the headers; the destination, header and metadata, to the body), and
+ * decides nothing. The picker's CPU per request less this one's is what kvmgr's decision costs.
+ */
+async function nullPicker(): Promise<{ address: string; close(): Promise<void> }> {
+  const method = loadEppProtos().extProc.service['Process'] as grpc.MethodDefinition<ProcessingRequest, ProcessingResponse>;
+  const header = (key: string, value: string) => ({ header: { key, raw_value: Buffer.from(value) }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' as const });
+  const cont = method.responseSerialize({
+    request_headers: { response: { status: 'CONTINUE' } },
+    mode_override: { request_body_mode: 'BUFFERED', response_header_mode: 'SEND', response_body_mode: 'NONE', request_trailer_mode: 'SKIP', response_trailer_mode: 'SKIP' },
+  });
+  const address = '127.0.0.1:1';
+  const pick = method.responseSerialize({
+    request_body: { response: { status: 'CONTINUE', header_mutation: { set_headers: [header('x-gateway-destination-endpoint', address)] }, clear_route_cache: true } },
+    dynamic_metadata: { fields: { 'envoy.lb': { structValue: { fields: { 'x-gateway-destination-endpoint': { stringValue: address } } } } } },
+  });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 5 * 1024 * 1024, 'grpc.enable_channelz': 0 });
+  server.addService({ Process: { ...method, responseSerialize: (b: Buffer) => b } } as grpc.ServiceDefinition, {
+    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, Buffer>) => {
+      call.on('data', (m: ProcessingRequest) => {
+        if (m.request === 'request_headers') call.write(cont);
+        else if (m.request === 'request_body' && m.request_body?.end_of_stream === true) call.write(pick);
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.tryShutdown(() => r())) };
+}
+
 async function runChild(): Promise<void> {
   const { createEpp } = await import('../src/index.js');
   const stubs = await Promise.all([0, 1, 2, 3].map(() => stubServer()));
-  const epp = await createEpp(
+  const epp = process.env['KVMGR_BENCH_PICKER'] === 'null' ? await nullPicker() : await createEpp(
     {
       gateway: { model: MODEL, endpoints: stubs.map((s, i) => ({ name: `e${i}`, url: s.url })), admission: { maxQueue: 4096 }, server: { logLevel: 'info' } },
       grpcHost: '127.0.0.1',
@@ -452,7 +488,7 @@ async function main(): Promise<void> {
     const w = new Workload(promptWords);
     const info = readRequest('chat', JSON.parse(w.body(0).toString()), {}, 64);
     const tokens = info.ok ? info.info.promptTokens : Number.NaN;
-    console.log(`picker at ${picker.address}; node ${process.version}; ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; prompts: 64 conversations, ${w.body(0).length} bytes of JSON, ${tokens} prompt tokens each; client: ${withObjects ? 'message objects per request (KVMGR_BENCH_CLIENT=objects)' : 'messages encoded ahead of each phase'}`);
+    console.log(`${process.env['KVMGR_BENCH_PICKER'] === 'null' ? 'transport floor (KVMGR_BENCH_PICKER=null)' : 'picker'} at ${picker.address}; node ${process.version}; ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; prompts: 64 conversations, ${w.body(0).length} bytes of JSON, ${tokens} prompt tokens each; client: ${withObjects ? 'message objects per request (KVMGR_BENCH_CLIENT=objects)' : 'messages encoded ahead of each phase'}`);
     // warm-up: JIT, the connection, and one pass over every conversation (the index learns them)
     const warm = await openLoop(requester(client, w, 0, 400), 200, 2);
     if (warm.samples.length === 0) throw new Error(`warm-up failed: ${warm.firstError}`);
@@ -473,11 +509,14 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     // rising steps; the ceiling is the last step the picker sustains. After the first step it
     // cannot sustain, only `rate` itself is still run (when not run yet), then the steps stop.
-    const steps = [...new Set([rate / 40, rate / 20, rate / 10, rate / 4, rate / 2, rate, rate * 1.5, rate * 2, rate * 3, rate * 4].map(Math.round))].filter((x) => x > 0);
+    // KVMGR_BENCH_STEPS=300,600 runs those steps only (all of them), for A/B comparisons at fixed rates
+    const fixed = process.env['KVMGR_BENCH_STEPS']?.split(',').map(Number);
+    if (fixed?.some((x) => !(x > 0 && x <= 10_000))) throw new Error(`KVMGR_BENCH_STEPS: expected comma-separated rates in (0, 10000], got ${process.env['KVMGR_BENCH_STEPS']}`);
+    const steps = fixed ?? [...new Set([rate / 40, rate / 20, rate / 10, rate / 4, rate / 2, rate, rate * 1.5, rate * 2, rate * 3, rate * 4].map(Math.round))].filter((x) => x > 0);
     let ceiling = 0;
     let failed = false;
     for (const step of steps) {
-      if (failed && step !== rate) continue;
+      if (failed && step !== rate && fixed === undefined) continue;
       send = requester(client, w, next, Math.round(step * seconds));
       await pickerProfile(picker.proc, 'start');
       cpu0 = await pickerCpuUs(picker.proc);
@@ -491,7 +530,7 @@ async function main(): Promise<void> {
       const kept = r.errors === 0 && r.achieved >= 0.95 * step && p99 <= KEPT_P99_MS;
       if (kept && !failed) ceiling = step;
       if (!kept) failed = true;
-      if (failed && step >= rate) break;
+      if (failed && step >= rate && fixed === undefined) break;
     }
     console.log(`\nhighest open-loop step sustained (no errors, achieved ≥ 95 % of offered, p99 ≤ ${KEPT_P99_MS} ms from the scheduled start): ${ceiling} req/s`);
     send = requester(client, w, next, 15_000);
