@@ -107,16 +107,36 @@ export class CachedLlama3Encoder {
    * @returns Llama 3 token ids, a new array the caller may keep or change.
    */
   encode(text: string): number[] {
-    const out: number[] = [];
+    // each part's ids first (cached arrays as they are), then one copy into an array of the final
+    // length: pushing ~2,000 ids one by one grows the array several times (about 3× its size in
+    // garbage per prompt, the largest allocation of a routing decision)
+    const parts: (readonly number[] | number)[] = [];
+    let n = 0;
     const re = SPECIAL_TOKEN_RE;
     re.lastIndex = 0;
     let prev = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      if (m.index > prev) this.encodeSegment(text.slice(prev, m.index), out);
-      out.push(llama3Tokenizer.vocabByString.get(m[0]) as number);
+      if (m.index > prev) {
+        const ids = this.segmentIds(text.slice(prev, m.index));
+        parts.push(ids);
+        n += ids.length;
+      }
+      parts.push(llama3Tokenizer.vocabByString.get(m[0]) as number);
+      n++;
       prev = m.index + m[0].length;
     }
-    if (prev < text.length) this.encodeSegment(prev === 0 ? text : text.slice(prev), out);
+    if (prev < text.length) {
+      const ids = this.segmentIds(prev === 0 ? text : text.slice(prev));
+      parts.push(ids);
+      n += ids.length;
+    }
+    // a preallocated array beyond V8's fast-elements limit for `new Array(n)` would be a slow dictionary one
+    const out: number[] = n <= 50_000 ? new Array<number>(n) : [];
+    let k = 0;
+    for (const p of parts) {
+      if (typeof p === 'number') out[k++] = p;
+      else for (let i = 0; i < p.length; i++) out[k++] = p[i] as number;
+    }
     return out;
   }
 
@@ -139,26 +159,24 @@ export class CachedLlama3Encoder {
     this.segments.clear();
   }
 
-  /** Appends the ids of a segment (text with no special token) to `out`. */
-  private encodeSegment(segment: string, out: number[]): void {
+  /** The ids of a segment (text with no special token): the cached array on a hit (not to be changed), else a new one (then cached). */
+  private segmentIds(segment: string): readonly number[] {
     const keep = segment.length >= this.minSegmentChars;
     if (keep) {
       const hit = this.segments.get(segment);
       if (hit !== undefined) {
         this.segmentHits++;
-        for (let i = 0; i < hit.length; i++) out.push(hit[i] as number);
-        return;
+        return hit;
       }
       this.segmentMisses++;
     }
-    const start = out.length;
-    if (!this.encodePieces(segment, out)) {
+    let ids: number[] = [];
+    if (!this.encodePieces(segment, ids)) {
       this.fallbacks++;
-      out.length = start;
-      const ids = llama3Tokenizer.encode(segment, NO_SPECIALS);
-      for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
+      ids = llama3Tokenizer.encode(segment, NO_SPECIALS);
     }
-    if (keep) this.segments.set(detached(segment), out.slice(start));
+    if (keep) this.segments.set(detached(segment), ids);
+    return ids;
   }
 
   /** Appends a segment's ids piece by piece; false (and `out` partly written) when a piece does not re-split to itself. */

@@ -207,9 +207,12 @@ describe('epp: ext_proc endpoint picker over engine servers', () => {
     await r.call.next();
     expect(epp.state().endpoints.find((e) => e.address === other)?.inFlight).toBe(1);
     expect(epp.state().endpoints.find((e) => e.address === r.address)?.inFlight).toBe(0);
+    // picked and not finished: counted as running until the stream ends
+    expect(metricValue(await epp.metrics(), 'inference_objective_running_requests')).toBe(1);
     await r.call.end();
     await until(() => epp.state().endpoints.every((e) => e.inFlight === 0), 5000, 'reservation released');
     const text = await (await request(epp.metricsUrl as string)).body.text();
+    expect(text).toMatch(/^inference_objective_running_requests\{model_name="[^"]+"\} 0$/m);
     const otherName = epp.state().endpoints.find((e) => e.address === other)?.name as string;
     expect(metricValue(text, 'kvmgr_epp_served_total', { endpoint: otherName, matched: 'false' })).toBe(1);
     expect(metricValue(text, 'kvmgr_epp_served_total', { matched: 'true' })).toBeGreaterThanOrEqual(3);

@@ -156,6 +156,8 @@ function routeOf(path: string): OpenAiRoute | null {
 interface EppMetrics extends GatewayMetrics {
   readonly served: Counter<'endpoint' | 'matched'>;
   readonly running: Gauge<'model_name'>;
+  /** Requests picked and not finished, by model: counted here per request, read by `running` when scraped. */
+  readonly runningByModel: Map<string, number>;
   readonly immediate: Counter<'status' | 'reason'>;
 }
 
@@ -221,6 +223,7 @@ class EppServer {
     });
     const registers = [base.registry];
     const pool = this.pool;
+    const runningByModel = new Map<string, number>();
     new Gauge({
       name: 'inference_pool_per_pod_queue_size',
       help: 'Requests waiting in each model server of the pool (last scrape).',
@@ -239,7 +242,17 @@ class EppServer {
         labelNames: ['endpoint', 'matched'],
         registers,
       }),
-      running: new Gauge({ name: 'inference_objective_running_requests', help: 'Requests picked and not yet finished, by model.', labelNames: ['model_name'], registers }),
+      // set when scraped from a plain count: prom-client's inc/dec hash the labels on every call, twice per request
+      running: new Gauge({
+        name: 'inference_objective_running_requests',
+        help: 'Requests picked and not yet finished, by model.',
+        labelNames: ['model_name'],
+        registers,
+        collect() {
+          for (const [model, n] of runningByModel) this.set({ model_name: model }, n);
+        },
+      }),
+      runningByModel,
       immediate: new Counter({
         name: 'kvmgr_epp_immediate_responses_total',
         help: 'Requests answered by the picker itself (ext_proc ImmediateResponse), by HTTP status and reason.',
@@ -247,7 +260,8 @@ class EppServer {
         registers,
       }),
     };
-    this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxBodyBytes + 1024 * 1024 });
+    // channelz (grpc-js's per-call and per-message counters and timestamps) is off: nothing reads it here
+    this.grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxBodyBytes + 1024 * 1024, 'grpc.enable_channelz': 0 });
     const protos = loadEppProtos();
     const method = protos.extProc.service['Process'] as grpc.MethodDefinition<ProcessingRequest, ProcessingResponse>;
     const serialize = method.responseSerialize;
@@ -649,7 +663,7 @@ class EppStream {
     const m = this.srv.metrics;
     m.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
     if (p.decision.scores !== undefined) m.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
-    m.running.inc({ model_name: model });
+    m.runningByModel.set(model, (m.runningByModel.get(model) ?? 0) + 1);
     const scores: Record<string, number> = {};
     if (p.decision.scores !== undefined) for (let i = 0; i < p.names.length; i++) scores[p.names[i] as string] = Math.round((p.decision.scores[i] as number) * 1e4) / 1e4;
     this.srv.log.info(
@@ -718,7 +732,8 @@ class EppStream {
     if (p === undefined) return;
     this.finished = true;
     p.endpoint.inFlight.delete(this.requestId);
-    this.srv.metrics.running.dec({ model_name: p.model });
+    const running = this.srv.metrics.runningByModel;
+    running.set(p.model, (running.get(p.model) ?? 1) - 1);
     const ok = how !== 'shutdown' && (this.status === undefined ? how === 'end' : this.status >= 200 && this.status < 300);
     if (ok && p.req.promptTokens > 0) this.srv.pool.recordHistory(p.endpoint, p.req);
     this.srv.admission.release();
