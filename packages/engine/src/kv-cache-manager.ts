@@ -712,10 +712,9 @@ export class KvCacheManager {
    * waiting queue every step. Memoized per request and revalidated in O(1): the hit cannot have
    * shrunk (its last block's key is still cached; the block-hash index evicts children first) nor
    * grown (the key of the block after it is not cached); the key index holds every cached block's
-   * key. Recomputed otherwise, after a reset, when
-   * the request's length changed, and always with a non-empty CPU tier (whose continuation changes
-   * on every offload) or a radix prefix cache (whose match splits edges: skipping one could
-   * change later eviction choices, so it is not skipped).
+   * key. Recomputed otherwise, after a reset, when the request's length changed, and always with a
+   * non-empty CPU tier (whose continuation changes on every offload) or a radix prefix cache (whose
+   * match splits edges: skipping one could change later eviction choices, so it is not skipped).
    *
    * @param request - a request holding no blocks yet (as {@link getComputedBlocks}).
    * @returns tokens, a multiple of `blockSize`.
