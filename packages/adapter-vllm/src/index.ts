@@ -48,7 +48,7 @@ export type {
 export { openAiError, openAiErrorType, zodErrorToOpenAi, parseOpenAiRequest, formatIssuePath } from './openai-api-errors.js';
 export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParseResult } from './openai-api-errors.js';
 export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
-export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds, tokenizerCacheStats } from './tokenizer.js';
+export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, decodeToken, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds, tokenizerCacheStats } from './tokenizer.js';
 export { CachedLlama3Encoder } from './tokenizer-cache.js';
 export type { CachedLlama3EncoderOptions, TokenizerCacheStats } from './tokenizer-cache.js';
 export type { ParseSseOptions } from './openai-api-sse.js';

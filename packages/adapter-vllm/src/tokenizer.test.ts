@@ -1,7 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { LLAMA3_BOS_TOKEN_ID, chatPromptTokenIds, completionPromptTokenIds, decodeTokens, encodeText, renderChatTemplate } from './tokenizer.js';
+import { LLAMA3_BOS_TOKEN_ID, chatPromptTokenIds, completionPromptTokenIds, decodeToken, decodeTokens, encodeText, renderChatTemplate } from './tokenizer.js';
 
 describe('tokenizer (Llama 3 vocabulary)', () => {
+  it('decodeToken is decodeTokens of one id, for every id of the vocabulary', () => {
+    const differ: number[] = [];
+    let ascii = 0;
+    let multiByte = 0;
+    for (let id = 0; id < 128_256; id++) {
+      const want = decodeTokens([id]);
+      if (decodeToken(id) !== want) differ.push(id);
+      if ([...want].every((c) => c.charCodeAt(0) < 0x80)) ascii++;
+      else multiByte++;
+    }
+    expect(differ.slice(0, 10)).toEqual([]);
+    // both paths of the fast decode were taken (ASCII tokens, and multi-byte or partial characters)
+    expect(Math.min(ascii, multiByte)).toBeGreaterThan(1000);
+    // past the vocabulary it fails as the library does
+    expect(() => decodeToken(128_256)).toThrow();
+    expect(() => decodeTokens([128_256])).toThrow();
+  });
+
   it('encodes text without BOS/EOS to known ids', () => {
     expect(encodeText('hello world')).toEqual([15339, 1917]);
     expect(decodeTokens([15339, 1917])).toBe('hello world');

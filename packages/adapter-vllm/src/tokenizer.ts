@@ -54,6 +54,52 @@ export function decodeTokens(tokenIds: readonly number[]): string {
   return llama3Tokenizer.decode([...tokenIds]);
 }
 
+/** Below this id Llama 3's tokens are byte-level BPE strings; at and above it, special tokens. */
+const FIRST_SPECIAL_TOKEN_ID = 128000;
+
+/**
+ * Byte of each character of byte-level BPE's alphabet (GPT-2's `bytes_to_unicode`: printable
+ * Latin-1 bytes stand for themselves, the other 68 bytes for U+0100…U+0143), -1 for the others.
+ * @see openai/gpt-2:src/encoder.py (`bytes_to_unicode`)
+ */
+const BYTE_OF_CHAR = ((): Int16Array => {
+  const byteOf = new Int16Array(256 + 68).fill(-1);
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    byteOf[printable ? b : 256 + n++] = b;
+  }
+  return byteOf;
+})();
+
+const utf8 = new TextDecoder('utf-8');
+const tokenBytes = new Uint8Array(256);
+
+/**
+ * The text of one token: exactly `decodeTokens([tokenId])` (`tokenizer.test.ts` checks every id
+ * of the vocabulary), without the library's per-call arrays: the token's byte-level BPE string is
+ * mapped to its bytes, and an all-ASCII token (most of them) needs no UTF-8 decoder. For a
+ * streaming detokenizer's first sight of a token id.
+ *
+ * @param tokenId - a Llama 3 token id.
+ */
+export function decodeToken(tokenId: number): string {
+  const s = tokenId < FIRST_SPECIAL_TOKEN_ID ? llama3Tokenizer.vocabById[tokenId] : undefined;
+  if (s === undefined || s.length > tokenBytes.length) return decodeTokens([tokenId]);
+  let ascii = true;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const b = c < BYTE_OF_CHAR.length ? (BYTE_OF_CHAR[c] as number) : -1;
+    if (b < 0) return decodeTokens([tokenId]);
+    tokenBytes[i] = b;
+    if (b >= 0x80) ascii = false;
+  }
+  if (!ascii) return utf8.decode(tokenBytes.subarray(0, s.length));
+  let out = '';
+  for (let i = 0; i < s.length; i++) out += String.fromCharCode(tokenBytes[i] as number);
+  return out;
+}
+
 function messageText(m: ChatMessage): string {
   const c = m.content;
   if (c == null) return '';

@@ -2,10 +2,12 @@
  * Prints the live-driver fidelity (client-observed vs replayed TTFT / ITL medians) and where the
  * client's overhead goes, stage by stage, at several time scales:
  *
- * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--trace-file PATH]] [--breakdown] [--client fetch|http] [--in-process] [--max-lag-ms MS] [--warmup-rounds N] [scales…]`
+ * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--rate-scale X] [--trace-file PATH]] [--breakdown] [--client fetch|http] [--in-process] [--max-lag-ms MS] [--warmup-rounds N] [scales…]`
  *
  * Without `--trace`: 24 synthetic short prompts (test/fidelity-workloads.ts). With it: the requests
- * of a slice of the bundled Mooncake sample (default the first 60 s), at their own timestamps.
+ * of a slice of the bundled Mooncake sample (default the first 60 s), at their own timestamps
+ * divided by `--rate-scale` (default 1; Mooncake is a cluster trace: 0.25 sends a quarter of its
+ * rate, which one modelled H100 keeps up with, so that queueing order does not amplify timing noise).
  * The client runs in a child process of its own unless `--in-process` (then it shares the server's
  * event loop, and `cpuUsPerToken` counts both). With `--breakdown`, `measuredWindowUs` is the
  * measured round on the monotonic clock of the samples of `node --cpu-prof`, to cut a profile of the
@@ -23,6 +25,7 @@ const { values, positionals } = parseArgs({
     'trace-file': { type: 'string' },
     start: { type: 'string', default: '0' },
     duration: { type: 'string', default: '60' },
+    'rate-scale': { type: 'string', default: '1' },
     breakdown: { type: 'boolean', default: false },
     client: { type: 'string', default: 'fetch' },
     'max-lag-ms': { type: 'string' },
@@ -34,9 +37,12 @@ if (values.client !== 'fetch' && values.client !== 'http') throw new Error(`--cl
 const client = values.client;
 const warmupRounds = Number(values['warmup-rounds']);
 if (!(Number.isInteger(warmupRounds) && warmupRounds >= 0)) throw new Error(`--warmup-rounds: ${values['warmup-rounds']}, expected an integer ≥ 0`);
+const rateScale = Number(values['rate-scale']);
+if (!(rateScale > 0 && Number.isFinite(rateScale))) throw new Error(`--rate-scale: ${values['rate-scale']}, expected a number > 0`);
+if (rateScale !== 1 && !values.trace) throw new Error('--rate-scale: applies to --trace only');
 const scales = positionals.map(Number).filter((x) => x > 0);
 const workload = values.trace
-  ? traceSliceWorkload({ startS: Number(values.start), durationS: Number(values.duration), ...(values['trace-file'] === undefined ? {} : { path: values['trace-file'] }) })
+  ? traceSliceWorkload({ startS: Number(values.start), durationS: Number(values.duration), rateScale, ...(values['trace-file'] === undefined ? {} : { path: values['trace-file'] }) })
   : syntheticWorkload();
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const ms = (x: number) => +x.toFixed(3);

@@ -11,7 +11,7 @@
  *
  * @see vllm-project/vllm:vllm/transformers_utils/detokenizer_utils.py (detokenize_incrementally)
  */
-import { decodeTokens } from '@kvmgr/adapter-vllm';
+import { decodeToken, decodeTokens } from '@kvmgr/adapter-vllm';
 
 /** Tokens of context decoded before the new ones, so merges at the boundary come out right. */
 const CONTEXT = 5;
@@ -22,7 +22,7 @@ const tokenText = new Map<number, string | null>();
 function wholeTokenText(tokenId: number): string | null {
   let t = tokenText.get(tokenId);
   if (t === undefined) {
-    const s = decodeTokens([tokenId]);
+    const s = decodeToken(tokenId);
     t = s.includes('\uFFFD') ? null : s;
     tokenText.set(tokenId, t);
   }

@@ -57,7 +57,7 @@ export interface RequestTiming {
   readonly tokenDueMs: readonly number[];
   /** Per output token: when the step loop emitted it (ran `finishStep`). */
   readonly tokenEmittedMs: readonly number[];
-  /** Per output token: when its SSE chunk had been handed to the socket (streams only, else empty). */
+  /** Per output token: when its SSE chunk had been handed to the kernel (streams only, else empty). */
   readonly tokenWrittenMs: readonly number[];
 }
 
@@ -123,6 +123,13 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     const text = pendingText;
     pendingText = null;
     writeSse(tokenEvent(text, finish));
+    // Node corks a response's socket on each write and uncorks it on the next tick (so that the
+    // chunk-size line, the data and the CRLF leave in one writev): here that tick comes after the
+    // rest of the step's tokens, the step hooks and the next step's planning, so every stream's
+    // token would wait for the whole step end. Uncorking now sends this chunk (one writev, as
+    // before) while the loop goes on; Node's own uncork on the next tick then finds nothing corked.
+    const socket = res.socket;
+    if (socket !== null && socket.writableCorked > 0) socket.uncork();
     timing?.written.push(performance.now());
   };
 

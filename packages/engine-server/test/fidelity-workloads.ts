@@ -4,6 +4,7 @@
  * timestamps with prompts built from its `hash_ids` as `kvmgr bench serve` builds them.
  */
 import { fileURLToPath } from 'node:url';
+import { invalidArgument } from '@kvmgr/core';
 import { loadMooncakeTrace, tracePromptTokens } from '@kvmgr/sim';
 
 /** One request of a fidelity run. */
@@ -50,12 +51,20 @@ export interface TraceSlice {
   readonly maxOutputTokens?: number;
   /** Prompt-token seed. @default 0 */
   readonly seed?: number;
+  /**
+   * Arrival-rate multiplier, as `kvmgr replay --rate-scale`: send times are the trace's offsets
+   * divided by it (0.25 = four times slower, so that one instance keeps up with a cluster trace).
+   * The slice is still `[startS, startS + durationS)` of trace time. @default 1
+   */
+  readonly rateScale?: number;
 }
 
 /**
  * The requests of a Mooncake trace whose timestamps fall in `[startS, startS + durationS)`, sent
- * at those timestamps (relative to the slice start) with their own prompt and output lengths.
- * @throws KvmgrError from `loadMooncakeTrace` for a missing file or a bad row.
+ * at those timestamps (relative to the slice start, divided by `rateScale`) with their own prompt
+ * and output lengths.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for a `rateScale` that is not a finite number > 0;
+ *   from `loadMooncakeTrace` for a missing file or a bad row.
  */
 export function traceSliceWorkload(slice: TraceSlice = {}): FidelityWorkload {
   const path = slice.path ?? BUNDLED_MOONCAKE_SAMPLE;
@@ -63,10 +72,13 @@ export function traceSliceWorkload(slice: TraceSlice = {}): FidelityWorkload {
   const endUs = startUs + (slice.durationS ?? 60) * 1e6;
   const seed = slice.seed ?? 0;
   const cap = slice.maxOutputTokens ?? Number.POSITIVE_INFINITY;
+  const rate = slice.rateScale ?? 1;
+  if (!(rate > 0 && Number.isFinite(rate))) throw invalidArgument('rateScale', slice.rateScale, 'a finite number > 0');
   const trace = loadMooncakeTrace(path);
   const requests = trace.requests
     .map((r, i) => ({ r, i }))
     .filter(({ r }) => r.arrivalUs >= startUs && r.arrivalUs < endUs)
-    .map(({ r, i }) => ({ atMs: (r.arrivalUs - startUs) / 1000, prompt: tracePromptTokens(r, seed, i), maxTokens: Math.max(1, Math.min(cap, r.outputTokens)) }));
-  return { name: `Mooncake slice: ${path.split('/').at(-1)} [${slice.startS ?? 0}, ${(slice.startS ?? 0) + (slice.durationS ?? 60)}) s, ${requests.length} requests`, requests };
+    .map(({ r, i }) => ({ atMs: (r.arrivalUs - startUs) / 1000 / rate, prompt: tracePromptTokens(r, seed, i), maxTokens: Math.max(1, Math.min(cap, r.outputTokens)) }));
+  const rateNote = rate === 1 ? '' : `, arrivals at ${rate}× the trace's rate`;
+  return { name: `Mooncake slice: ${path.split('/').at(-1)} [${slice.startS ?? 0}, ${(slice.startS ?? 0) + (slice.durationS ?? 60)}) s, ${requests.length} requests${rateNote}`, requests };
 }

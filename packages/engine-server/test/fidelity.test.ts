@@ -42,5 +42,10 @@ describe('fidelity of the live driver (issue #22, check 4)', () => {
     const [a, b] = w.requests as [(typeof w.requests)[number], (typeof w.requests)[number]];
     expect(a.prompt.slice(0, 512)).toEqual(b.prompt.slice(0, 512));
     expect(a.prompt.slice(512, 1024)).not.toEqual(b.prompt.slice(512, 1024));
+    // --rate-scale: the same requests, their send times divided by it
+    const slow = traceSliceWorkload({ startS: 0, durationS: 10, rateScale: 0.25 });
+    expect(slow.requests.map((q) => q.prompt)).toEqual(w.requests.map((q) => q.prompt));
+    expect(slow.requests.map((q) => q.atMs)).toEqual(trace.map((t) => t.arrivalUs / 1000 / 0.25));
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => traceSliceWorkload({ durationS: 1, rateScale: bad })).toThrow(expect.objectContaining({ code: 'KVMGR_INVALID_ARGUMENT' }));
   });
 });

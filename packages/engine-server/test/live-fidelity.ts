@@ -62,7 +62,7 @@ export interface OverheadBreakdown {
   readonly join: StageStat;
   /** Step loop: `finishStep` ran this late behind the end of the first token's step (timer granularity, event-loop lag). */
   readonly emitLag: StageStat;
-  /** Emitted → its SSE chunk handed to the socket (chunk serialisation, microtask). */
+  /** Emitted → its SSE chunk handed to the kernel (chunk serialisation, the socket's writev). */
   readonly write: StageStat;
   /** Chunk written → the client parsed it (loopback, undici, SSE parse, event-loop turn). */
   readonly clientRead: StageStat;

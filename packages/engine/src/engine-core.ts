@@ -607,7 +607,7 @@ export class EngineCore {
     const n = Math.min(this.waiting.length, this.lookahead);
     for (let i = 0; i < n; i++) {
       const r = this.waiting[i] as EngineRequestState;
-      r.cachedPrefixTokens = r.computedTokens === 0 ? this.kv.getComputedBlocks(r, { recordStats: false }).numComputedTokens : 0;
+      r.cachedPrefixTokens = r.computedTokens === 0 ? this.kv.prefixHitTokens(r) : 0;
     }
   }
 

@@ -4,7 +4,8 @@
  * nothing, and the KV events replayed into a fresh index reproduce the cached set exactly — with
  * a CPU tier, both tiers' key sets (GPU events carry tokens and parents; CPU ones, as vLLM's
  * offloading connector sends them, neither) — and the compact form (`onBlockKey`) is the GPU
- * event stream block by block, in the same order.
+ * event stream block by block, in the same order; a waiting request's memoized prefix hit
+ * (`prefixHitTokens`) is always what a fresh match finds.
  */
 import { type KvEvent, blockKeyToU64 } from '@kvmgr/core';
 import fc from 'fast-check';
@@ -78,6 +79,8 @@ const BASES = [0, 1, 2].map((b) => Array.from({ length: 12 }, (_, i) => 100 * (b
 
 function check(kv: KvCacheManager, reqs: readonly Req[], replay: ReplayIndex): void {
   kv.verify();
+  // the memoized hit of a waiting request (kept across the ops since the last check) is the hit a fresh match finds
+  for (const r of reqs) if (!r.admitted) expect(kv.prefixHitTokens(r), `prefix hit of waiting ${r.requestId}`).toBe(kv.getComputedBlocks(r, { recordStats: false }).numComputedTokens);
   const holders = new Int32Array(kv.numBlocks);
   for (const r of reqs) for (const b of kv.getBlocks(r.requestId)) holders[b] = (holders[b] as number) + 1;
   let free = 0;

@@ -28,6 +28,7 @@ import {
   type BlockId,
   type BlockKeyNamespace,
   type EvictionPolicy,
+  HashTable64,
   type KVCacheSpec,
   type KvEvent,
   KvmgrError,
@@ -221,6 +222,12 @@ interface ReqState {
   /** Leading blocks cached (and locked through `lockNode`). */
   numCachedBlocks: number;
   lockNode: PrefixNodeHandle;
+  /** {@link KvCacheManager.prefixHitTokens}'s memo: the hit's tokens (-1: none), its blocks, and what it was computed for. */
+  memoTokens: number;
+  memoBlocks: number;
+  memoMaxBlocks: number;
+  memoEvicted: number;
+  memoResets: number;
 }
 
 const EMPTY: ComputedBlocks = Object.freeze({ blocks: Object.freeze([]) as readonly BlockId[], numComputedTokens: 0, node: -1, numCpuBlocks: 0 });
@@ -310,6 +317,16 @@ export class KvCacheManager {
   private nStored = 0;
   private nEvicted = 0;
   private nDeduped = 0;
+  /** `resetPrefixCache` calls that cleared the cache. */
+  private nResets = 0;
+  /**
+   * Cached GPU blocks by block key (hi, lo) → block id: exactly the blocks with `cached[b] = 1`
+   * (one per key: a second copy is deduplicated). Lets {@link prefixHitTokens} ask in O(1)
+   * whether a waiting request's hit can have grown.
+   */
+  private readonly keyIndex: HashTable64;
+  /** {@link prefixHitTokens} memoizes (the block-hash index: its match has no side effect). */
+  private readonly memoHits: boolean;
 
   /**
    * @param options - see {@link KvCacheManagerOptions}.
@@ -332,6 +349,7 @@ export class KvCacheManager {
     if (kind === 'block-hash') this.prefixCache = new BlockHashIndex({ pageSize: KEY_WORDS, policy, initialBlocks: Math.min(numBlocks, 1 << 16) });
     else if (kind === 'radix') this.prefixCache = new RadixPrefixCache({ pageSize: KEY_WORDS, policy });
     else throw invalidArgument('prefixCache', kind, "'block-hash' or 'radix'");
+    this.memoHits = kind === 'block-hash';
     this.numBlocks = numBlocks;
     this.blockSize = blockSize;
     this.enableCaching = options.enableCaching ?? true;
@@ -342,6 +360,7 @@ export class KvCacheManager {
     this.cachedLo = new Uint32Array(numBlocks);
     this.cachedPos = new Int32Array(numBlocks);
     this.cached = new Uint8Array(numBlocks);
+    this.keyIndex = new HashTable64(Math.min(numBlocks, 1 << 16));
     const ct = options.cpuTier;
     if (ct === undefined) this.cpuTier = null;
     else {
@@ -462,6 +481,7 @@ export class KvCacheManager {
       this.cachedHi[b] = st.keys.hi(i);
       this.cachedLo[b] = st.keys.lo(i);
       this.cachedPos[b] = i;
+      this.keyIndex.set(st.keys.hi(i), st.keys.lo(i), b);
       (this.prefetchPending as Uint8Array)[b] = 1;
       (this.prefetchReadyUs as Float64Array)[b] = ready;
     }
@@ -624,7 +644,18 @@ export class KvCacheManager {
     let st = this.reqs.get(request.requestId);
     if (st === undefined) {
       if (typeof request.requestId !== 'string') throw invalidArgument('request.requestId', request.requestId, 'a string');
-      st = { blocks: [], keys: new BlockKeyChain(this.blockSize, request.namespace), namespace: request.namespace, numCachedBlocks: 0, lockNode: -1 };
+      st = {
+        blocks: [],
+        keys: new BlockKeyChain(this.blockSize, request.namespace),
+        namespace: request.namespace,
+        numCachedBlocks: 0,
+        lockNode: -1,
+        memoTokens: -1,
+        memoBlocks: 0,
+        memoMaxBlocks: 0,
+        memoEvicted: 0,
+        memoResets: 0,
+      };
       this.reqs.set(request.requestId, st);
     }
     return st;
@@ -673,6 +704,60 @@ export class KvCacheManager {
       this.nCpuHits += (c - n) * this.blockSize;
     }
     return c === 0 ? EMPTY : { blocks: m.blocks, numComputedTokens: c * this.blockSize, node: m.node, numCpuBlocks: c - n };
+  }
+
+  /**
+   * The tokens of the request's prefix hit: `getComputedBlocks(request, { recordStats: false })
+   * .numComputedTokens`, always the same number, for a scheduler that re-reads the hits of its
+   * waiting queue every step. Memoized per request and revalidated in O(1): the hit cannot have
+   * shrunk (its last block's key is still cached; the block-hash index evicts children first) nor
+   * grown (the key of the block after it is not cached); the key index holds every cached block's
+   * key. Recomputed otherwise, after a reset, when the request's length changed, and always with a
+   * non-empty CPU tier (whose continuation changes on every offload) or a radix prefix cache (whose
+   * match splits edges: skipping one could change later eviction choices, so it is not skipped).
+   *
+   * @param request - a request holding no blocks yet (as {@link getComputedBlocks}).
+   * @returns tokens, a multiple of `blockSize`.
+   * @throws KvmgrError as {@link getComputedBlocks}.
+   */
+  prefixHitTokens(request: KvCacheRequest): number {
+    if (!this.enableCaching) return 0;
+    const tier = this.cpuTier;
+    if (!this.memoHits || (tier !== null && tier.numKeys > 0)) return this.getComputedBlocks(request, { recordStats: false }).numComputedTokens;
+    const st = this.reqs.get(request.requestId);
+    if (st !== undefined && st.memoTokens >= 0 && st.blocks.length === 0 && st.memoResets === this.nResets && st.memoMaxBlocks === this.maxHitBlocks(request) && this.memoHolds(st)) {
+      return st.memoTokens;
+    }
+    const hit = this.getComputedBlocks(request, { recordStats: false });
+    const s = this.reqs.get(request.requestId) as ReqState;
+    s.memoTokens = hit.numComputedTokens;
+    s.memoBlocks = hit.blocks.length;
+    s.memoMaxBlocks = this.maxHitBlocks(request);
+    s.memoEvicted = this.nEvicted;
+    s.memoResets = this.nResets;
+    return hit.numComputedTokens;
+  }
+
+  /** Full blocks a hit may cover: all but the last token's block, at most the request's block keys. */
+  private maxHitBlocks(request: KvCacheRequest): number {
+    const numTokens = request.numTokens ?? request.tokenIds.length;
+    const bk = request.blockKeys;
+    return Math.min(numTokens > 0 ? Math.floor((numTokens - 1) / this.blockSize) : 0, bk === undefined ? Number.POSITIVE_INFINITY : bk.length);
+  }
+
+  /**
+   * Whether a memoized hit (no CPU blocks, block-hash index) is still what `getComputedBlocks`
+   * finds: its last block's key is still cached (the index evicts children before their parent,
+   * so the keys before it are too), and the next block's key is not (the match walks the chain
+   * from the first block: it can only go further through that key).
+   */
+  private memoHolds(st: ReqState): boolean {
+    const n = st.memoBlocks;
+    if (n > 0 && this.nEvicted !== st.memoEvicted) {
+      if (this.keyIndex.get(st.keys.hi(n - 1), st.keys.lo(n - 1)) < 0) return false;
+      st.memoEvicted = this.nEvicted;
+    }
+    return n >= st.memoMaxBlocks || this.keyIndex.get(st.keys.hi(n), st.keys.lo(n)) < 0;
   }
 
   /**
@@ -788,6 +873,7 @@ export class KvCacheManager {
       this.numCached--;
       const hi = this.cachedHi[b] as number;
       const lo = this.cachedLo[b] as number;
+      this.keyIndex.delete(hi, lo);
       this.onEvent?.({ type: 'BlockRemoved', blockHashes: [blockKeyToU64(hi, lo)], medium: 'GPU' });
       this.onBlockKey?.(BLOCK_KEY_REMOVED, hi, lo, this.cachedPos[b] as number);
       if (words !== null) {
@@ -844,6 +930,7 @@ export class KvCacheManager {
         this.cachedHi[b] = st.keys.hi(i);
         this.cachedLo[b] = st.keys.lo(i);
         this.cachedPos[b] = i;
+        this.keyIndex.set(st.keys.hi(i), st.keys.lo(i), b);
       }
       this.pool.share(res.adoptedBlocks);
       this.numCached += stored;
@@ -924,7 +1011,9 @@ export class KvCacheManager {
     for (let b = 0; b < this.numBlocks; b++) if (this.cached[b] === 1) blocks.push(b);
     this.prefixCache.clear();
     this.cached.fill(0);
+    this.keyIndex.clear();
     this.numCached = 0;
+    this.nResets++;
     if (this.prefetchPending !== null) {
       this.prefetchPending.fill(0);
       this.pf.evicted += this.pf.pending;
@@ -1016,6 +1105,10 @@ export class KvCacheManager {
     }
     if (held !== this.held) fail(`${held} blocks are held, counter says ${this.held}`);
     if (cached !== this.numCached) fail(`${cached} blocks are cached, counter says ${this.numCached}`);
+    if (this.keyIndex.size !== cached) fail(`the key index holds ${this.keyIndex.size} keys, ${cached} blocks are cached`);
+    for (let b = 0; b < this.numBlocks; b++) {
+      if (this.cached[b] === 1 && this.keyIndex.get(this.cachedHi[b] as number, this.cachedLo[b] as number) !== b) fail(`cached block ${b} is not in the key index under its key`);
+    }
     if (pendingPrefetched !== this.pf.pending) fail(`${pendingPrefetched} prefetched blocks wait for a taker, counter says ${this.pf.pending}`);
     if (cachedFree !== this.prefixCache.evictablePages) fail(`${cachedFree} cached blocks are unused, prefix cache says ${this.prefixCache.evictablePages} evictable`);
     if (this.cpuTier !== null) {
