@@ -16,7 +16,7 @@ import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
 import type { ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { Agent, request as undiciRequest } from 'undici';
+import { Agent } from 'undici';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
 import { NO_ENDPOINT, type Placement } from './decide.js';
@@ -26,6 +26,7 @@ import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
 import { EndpointPool } from './pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from './request-info.js';
 import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
+import { UpstreamCall } from './upstream-call.js';
 
 /** Options of {@link createGateway} besides the configuration. */
 export interface GatewayOptions {
@@ -327,15 +328,19 @@ class GatewayServer {
     model: string,
   ): Promise<unknown> {
     const requestId = routeReq.requestId;
-    const ac = new AbortController();
+    // the client going away aborts the upstream request in flight (and stops retries)
+    let clientGone = false;
+    let call: UpstreamCall | undefined;
     const onClientClose = () => {
-      if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
+      if (reply.raw.writableFinished) return;
+      clientGone = true;
+      call?.abort(new Error('client disconnected'));
     };
     reply.raw.on('close', onClientClose);
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
+    const headers: string[] = ['content-type', 'application/json', 'x-request-id', requestId];
     for (const h of FORWARD_HEADERS) {
       const v = req.headers[h];
-      if (typeof v === 'string') headers[h] = v;
+      if (typeof v === 'string') headers.push(h, v);
     }
     const bodyText = rawBodies.get(req) ?? JSON.stringify(info.body);
     const path = route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
@@ -371,7 +376,7 @@ class GatewayServer {
           finish(ep, false);
           excluded.add(ep.name);
           errorMsg = why;
-          if (ac.signal.aborted || attempt >= this.cfg.retries) return false;
+          if (clientGone || attempt >= this.cfg.retries) return false;
           const next = this.place(routeReq, info, excluded, false);
           if (next === undefined || next === NO_ENDPOINT) return false;
           attempt++;
@@ -380,48 +385,41 @@ class GatewayServer {
           placement = next;
           return true;
         };
-        let res: Awaited<ReturnType<typeof undiciRequest>>;
+        const res = UpstreamCall.start(this.agent, {
+          url: ep.config.url,
+          path,
+          headers,
+          body: bodyText,
+          headersTimeoutMs: this.cfg.upstreamHeadersTimeoutMs,
+          bodyTimeoutMs: this.cfg.upstreamBodyTimeoutMs,
+        });
+        call = res;
         try {
-          res = await undiciRequest(`${ep.config.url}${path}`, {
-            method: 'POST',
-            headers,
-            body: bodyText,
-            dispatcher: this.agent,
-            signal: ac.signal,
-            headersTimeout: this.cfg.upstreamHeadersTimeoutMs,
-            bodyTimeout: this.cfg.upstreamBodyTimeoutMs,
-          });
+          await res.response();
         } catch (e) {
-          if (ac.signal.aborted) {
+          if (clientGone) {
             finish(ep, false);
             outcome = 'client-aborted';
             return reply;
           }
-          if (retry(`upstream ${ep.name} failed before responding: ${(e as Error).message}`, isEndpointFailure(e), e)) continue;
+          // a 502/503/504 whose body broke is retried as the status says, without blaming the endpoint for the break
+          const gatewayStatus = res.headReceived && (res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504);
+          const why = !res.headReceived
+            ? `upstream ${ep.name} failed before responding: ${(e as Error).message}`
+            : gatewayStatus
+              ? `upstream ${ep.name} answered ${res.statusCode}`
+              : `upstream ${ep.name} broke before the response was complete: ${(e as Error).message}`;
+          if (retry(why, gatewayStatus ? false : res.headReceived || isEndpointFailure(e), e)) continue;
           status = 502;
           outcome = 'upstream-error';
           return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
         }
-        const ctype = String(res.headers['content-type'] ?? '');
-        if (res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504) {
-          await res.body.dump().catch(() => undefined);
-          if (retry(`upstream ${ep.name} answered ${res.statusCode}`, false)) continue;
-        }
-        if (res.statusCode !== 200 || !ctype.includes('text/event-stream')) {
-          let buf: Buffer;
-          try {
-            buf = Buffer.from(await res.body.arrayBuffer());
-          } catch (e) {
-            if (ac.signal.aborted) {
-              finish(ep, false);
-              outcome = 'client-aborted';
-              return reply;
-            }
-            if (retry(`upstream ${ep.name} broke before the response was complete: ${(e as Error).message}`, true, e)) continue;
-            status = 502;
-            outcome = 'upstream-error';
-            return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
+        const ctype = res.contentType;
+        if (!res.streaming) {
+          if (res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504) {
+            if (retry(`upstream ${ep.name} answered ${res.statusCode}`, false)) continue;
           }
+          const buf = res.whole();
           status = res.statusCode;
           if (status === 200) {
             try {
@@ -436,12 +434,11 @@ class GatewayServer {
           return reply.send(buf);
         }
         // SSE: hold the client's headers until the first upstream chunk, so a failure before it can still be retried
-        const it = (res.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-        let head: IteratorResult<Uint8Array>;
+        let head: Buffer | null;
         try {
-          head = await it.next();
+          head = await res.next();
         } catch (e) {
-          if (ac.signal.aborted) {
+          if (clientGone) {
             finish(ep, false);
             outcome = 'client-aborted';
             return reply;
@@ -461,16 +458,16 @@ class GatewayServer {
         const scanner = new SseUsageScanner();
         let ok = false;
         try {
-          let r = head;
-          while (!r.done) {
-            scanner.push(r.value);
-            if (!raw.write(r.value)) await drained(raw);
-            if (ac.signal.aborted) break;
-            r = await it.next();
+          let chunk = head;
+          while (chunk !== null) {
+            scanner.push(chunk);
+            if (!raw.write(chunk)) await drained(raw);
+            if (clientGone) break;
+            chunk = await res.next();
           }
-          ok = !ac.signal.aborted;
+          ok = !clientGone;
         } catch (e) {
-          if (!ac.signal.aborted) {
+          if (!clientGone) {
             outcome = 'upstream-broke-mid-stream';
             errorMsg = `upstream ${ep.name} failed mid-stream: ${(e as Error).message}`;
             ep.markFailed(errorMsg);
@@ -479,9 +476,9 @@ class GatewayServer {
             raw.write(`data: ${JSON.stringify(openAiError(502, errorMsg, { code: 'upstream_error' }).body)}\n\n`);
           }
         }
-        if (ac.signal.aborted) {
+        if (clientGone) {
           outcome = 'client-aborted';
-          await it.return?.().catch(() => undefined);
+          res.abort(new Error('client disconnected'));
           raw.destroy();
         } else raw.end();
         usage = scanner.usage;
