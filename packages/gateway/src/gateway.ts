@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { isKvmgrError } from '@kvmgr/core';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
-import type { ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
+import type { LocalKeys, ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Agent } from 'undici';
@@ -84,6 +84,13 @@ function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
  */
 const rawBodies = new WeakMap<FastifyRequest, Buffer>();
 
+/**
+ * Each request with its block keys attached (`localKeys`), hashed by the router that was current:
+ * the shared index, the decision (and a retry's) and the routing history read the same keys
+ * instead of hashing the prompt again each time (a 2,000-token prompt is 125 blocks to hash).
+ */
+const keyedRequests = new WeakMap<RouteRequest, { readonly router: Router; readonly req: RouteRequest }>();
+
 /** Headers forwarded to the engine. */
 const FORWARD_HEADERS = ['authorization', 'x-slo-ttft-ms', 'x-slo-tpot-ms', 'x-slo-class', 'x-request-priority', 'traceparent', 'tracestate'];
 
@@ -136,14 +143,24 @@ class GatewayServer {
   /** KV tokens reserved by the requests in flight, all endpoints. */
   private inFlightTokens(): number {
     let s = 0;
-    for (const e of this.pool.endpoints.values()) for (const f of e.inFlight.values()) s += f.tokens;
+    for (const e of this.pool.endpoints.values()) s += e.inFlight.reservedTokens;
     return s;
+  }
+
+  /** `req` with `localKeys` from the current router (hashed once per request and router). */
+  private keyed(req: RouteRequest): RouteRequest {
+    const router = this.pool.router;
+    const m = keyedRequests.get(req);
+    if (m !== undefined && m.router === router) return m.req;
+    const keyed: RouteRequest = { ...req, localKeys: router.keysFor(req) };
+    keyedRequests.set(req, { router, req: keyed });
+    return keyed;
   }
 
   /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
   private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
-    const p = this.pool.place(req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
+    const p = this.pool.place(this.keyed(req), info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
     if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.requestId, info.footprintTokens);
     return p;
@@ -274,7 +291,7 @@ class GatewayServer {
       return sendError(reply, e);
     };
     const routeReq: RouteRequest = routeRequestOf(requestId, info);
-    await this.shared?.prepare(this.routerNow.keysFor(routeReq));
+    if (this.shared !== undefined) await this.shared.prepare(this.keyed(routeReq).localKeys as LocalKeys);
     const healthy = this.pool.eligible();
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
     if (this.cfg.admission.enabled) {
@@ -328,6 +345,8 @@ class GatewayServer {
     model: string,
   ): Promise<unknown> {
     const requestId = routeReq.requestId;
+    // the request's log line (and the decision records in it) are built only when it is written
+    const logging = this.log.isLevelEnabled('info');
     // the client going away aborts the upstream request in flight (and stops retries)
     let clientGone = false;
     let call: UpstreamCall | undefined;
@@ -357,7 +376,7 @@ class GatewayServer {
       const f = ep.finishInFlight(requestId);
       if (f !== undefined && ok) this.admission.model.observeService(Date.now() - f.routedAtMs);
       this.shared?.finished(requestId);
-      if (ok) this.pool.recordHistory(ep, routeReq);
+      if (ok && ep.config.kvEvents === null) this.pool.recordHistory(ep, this.keyed(routeReq));
       this.admission.release();
     };
     try {
@@ -365,7 +384,7 @@ class GatewayServer {
         const p: Placement<Endpoint> = placement;
         placement = undefined;
         const ep = p.endpoint;
-        decisions.push(this.decisionLog(p, deferred));
+        if (logging) decisions.push(this.decisionLog(p, deferred));
         this.metrics.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
         if (p.decision.scores !== undefined) this.metrics.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
         const retry = (why: string, failed: boolean, e?: unknown) => {
@@ -492,25 +511,19 @@ class GatewayServer {
         this.metrics.promptTokens.inc(usage.promptTokens);
         if (usage.cachedTokens !== null) this.metrics.cachedTokens.inc(usage.cachedTokens);
       }
-      this.log.info(
-        {
-          reqId: requestId,
-          route,
-          status,
-          outcome,
-          stream: info.stream,
-          decision: decisions[decisions.length - 1],
-          ...(decisions.length > 1 ? { attempts: decisions } : {}),
-          promptTokens: info.promptTokens,
-          maxTokens: info.maxTokens,
-          slo: info.slo,
-          ...(usage === undefined ? {} : { usage }),
-          ...(errorMsg === undefined || outcome === 'ok' ? {} : { error: errorMsg }),
-          ttftMs: ttftMs === undefined ? null : Math.round(ttftMs * 100) / 100,
-          durationMs: Math.round((performance.now() - started) * 100) / 100,
-        },
-        'request',
-      );
+      if (logging) {
+        // one object, keys added in the order of the line (no spread copies per request)
+        const line: Record<string, unknown> = { reqId: requestId, route, status, outcome, stream: info.stream, decision: decisions[decisions.length - 1] };
+        if (decisions.length > 1) line['attempts'] = decisions;
+        line['promptTokens'] = info.promptTokens;
+        line['maxTokens'] = info.maxTokens;
+        line['slo'] = info.slo;
+        if (usage !== undefined) line['usage'] = usage;
+        if (errorMsg !== undefined && outcome !== 'ok') line['error'] = errorMsg;
+        line['ttftMs'] = ttftMs === undefined ? null : Math.round(ttftMs * 100) / 100;
+        line['durationMs'] = Math.round((performance.now() - started) * 100) / 100;
+        this.log.info(line, 'request');
+      }
     }
   }
 
