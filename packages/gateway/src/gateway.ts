@@ -85,11 +85,16 @@ function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
 const rawBodies = new WeakMap<FastifyRequest, Buffer>();
 
 /**
- * Each request with its block keys attached (`localKeys`), hashed by the router that was current:
- * the shared index, the decision (and a retry's) and the routing history read the same keys
- * instead of hashing the prompt again each time (a 2,000-token prompt is 125 blocks to hash).
+ * A request and its block keys (`localKeys`), hashed by the router that was current: the shared
+ * index, the decision (and a retry's) and the routing history read the same keys instead of
+ * hashing the prompt again each time (a 2,000-token prompt is 125 blocks to hash). Hashed again
+ * only when the router was replaced meanwhile (its block size may differ).
  */
-const keyedRequests = new WeakMap<RouteRequest, { readonly router: Router; readonly req: RouteRequest }>();
+interface KeyedRequest {
+  readonly base: RouteRequest;
+  router: Router | undefined;
+  req: RouteRequest;
+}
 
 /** Headers forwarded to the engine. */
 const FORWARD_HEADERS = ['authorization', 'x-slo-ttft-ms', 'x-slo-tpot-ms', 'x-slo-class', 'x-request-priority', 'traceparent', 'tracestate'];
@@ -147,22 +152,22 @@ class GatewayServer {
     return s;
   }
 
-  /** `req` with `localKeys` from the current router (hashed once per request and router). */
-  private keyed(req: RouteRequest): RouteRequest {
+  /** The request with `localKeys` from the current router (hashed once per request and router). */
+  private keyed(k: KeyedRequest): RouteRequest {
     const router = this.pool.router;
-    const m = keyedRequests.get(req);
-    if (m !== undefined && m.router === router) return m.req;
-    const keyed: RouteRequest = { ...req, localKeys: router.keysFor(req) };
-    keyedRequests.set(req, { router, req: keyed });
-    return keyed;
+    if (k.router !== router) {
+      k.req = { ...k.base, localKeys: router.keysFor(k.base) };
+      k.router = router;
+    }
+    return k.req;
   }
 
   /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
-  private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+  private place(req: KeyedRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
     const p = this.pool.place(this.keyed(req), info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs());
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
-    if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.requestId, info.footprintTokens);
+    if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.base.requestId, info.footprintTokens);
     return p;
   }
 
@@ -290,7 +295,8 @@ class GatewayServer {
       this.log.info({ ...logBase, status: e.status, error: e.body.error.message, promptTokens: info.promptTokens, durationMs: performance.now() - started, ...extra }, 'request failed');
       return sendError(reply, e);
     };
-    const routeReq: RouteRequest = routeRequestOf(requestId, info);
+    const base = routeRequestOf(requestId, info);
+    const routeReq: KeyedRequest = { base, router: undefined, req: base };
     if (this.shared !== undefined) await this.shared.prepare(this.keyed(routeReq).localKeys as LocalKeys);
     const healthy = this.pool.eligible();
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
@@ -338,13 +344,13 @@ class GatewayServer {
     req: FastifyRequest,
     reply: FastifyReply,
     info: RequestInfo,
-    routeReq: RouteRequest,
+    routeReq: KeyedRequest,
     first: Placement<Endpoint>,
     deferred: boolean,
     started: number,
     model: string,
   ): Promise<unknown> {
-    const requestId = routeReq.requestId;
+    const requestId = routeReq.base.requestId;
     // the request's log line (and the decision records in it) are built only when it is written
     const logging = this.log.isLevelEnabled('info');
     // the client going away aborts the upstream request in flight (and stops retries)
