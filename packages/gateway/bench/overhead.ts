@@ -13,6 +13,10 @@
  * process's CPU time per request (user + system, asked of the child around each of its phases)
  * is printed too: on a shared machine it says more than the latencies do.
  *
+ * The gateway logs at info as `kvmgr serve` does (its per-request JSON line built and serialised,
+ * then dropped); `KVMGR_BENCH_LOG=silent` turns the log off. `KVMGR_BENCH_PROF=dir` writes a V8
+ * CPU profile of the gateway process there.
+ *
  * Every child process is stopped by its own handle at the end (SIGTERM, then awaited), and exits
  * by itself when this process dies first (its IPC channel closes).
  */
@@ -91,8 +95,10 @@ async function runChild(): Promise<void> {
   } else {
     const { createGateway } = await import('../src/index.js');
     const upstream = process.env['KVMGR_BENCH_UPSTREAM'] as string;
+    // as `kvmgr serve` does, one JSON line per request is built and written (to a stream that drops it)
+    const logLevel = process.env['KVMGR_BENCH_LOG'] === 'silent' ? 'silent' : 'info';
     const gw = await createGateway(
-      { server: { port: 0, logLevel: 'silent' }, model: MODEL, endpoints: [{ name: 'u', url: upstream }], admission: { maxQueue: 4096 } },
+      { server: { port: 0, logLevel }, model: MODEL, endpoints: [{ name: 'u', url: upstream }], admission: { maxQueue: 4096 } },
       { logStream: { write: () => true } },
     );
     url = gw.url;
@@ -232,9 +238,13 @@ function fmt(x: number): string {
 
 async function compare(label: string, direct: string, gwChild: Child, body: string, rate: number, seconds: number): Promise<void> {
   const gw = gwChild.url;
-  // warm-up (connections, JIT) on both paths
+  // warm-up (connections, JIT) on both paths, then a second at the measured rate: without it the
+  // first gateway phase still pays for compiling its hot paths, which a gateway that has been
+  // serving for a while no longer does (that alone read as ~1.5× the steady CPU per request)
   await openLoop(direct, body, Math.min(rate, 200), 0.5);
   await openLoop(gw, body, Math.min(rate, 200), 0.5);
+  await openLoop(direct, body, rate, 1);
+  await openLoop(gw, body, rate, 1);
   const d: number[] = [];
   const g: number[] = [];
   let dErr = 0;
@@ -278,7 +288,9 @@ async function main(): Promise<void> {
     children.push(upstream);
     const gw = await spawn('gateway', { KVMGR_BENCH_UPSTREAM: upstream.url });
     children.push(gw);
-    console.log(`upstream ${kind} at ${upstream.url}, gateway at ${gw.url}; node ${process.version}`);
+    console.log(
+      `upstream ${kind} at ${upstream.url}, gateway at ${gw.url} (request log ${process.env['KVMGR_BENCH_LOG'] === 'silent' ? 'off (KVMGR_BENCH_LOG=silent)' : 'at info, one line per request built and dropped'}); node ${process.version}`,
+    );
     const short = JSON.stringify({ model: MODEL, prompt: 'Hello, how are you today?', max_tokens: 1 });
     await compare('short prompt (7 tokens)', upstream.url, gw, short, rate, seconds);
     const words: string[] = [];

@@ -24,6 +24,82 @@ export interface InFlight {
   readonly routedAtMs: number;
 }
 
+/**
+ * The requests in flight to an endpoint, by request id, with running sums: all reserved tokens,
+ * and the count and tokens of those routed at or after a time (the last scrape's). Every
+ * decision reads these ({@link Endpoint.freeTokens}, {@link Endpoint.routingSnapshot}); kept
+ * up to date on `set`/`delete` they cost O(1) per decision instead of a walk over every request
+ * in flight — which, when a burst has hundreds in flight, made each decision O(n). The sums
+ * since a time are recomputed by one walk when that time changes (once per scrape).
+ */
+export class InFlightMap extends Map<string, InFlight> {
+  private tokens = 0;
+  private sinceMs = Number.NaN;
+  private recentCount = 0;
+  private recentTokens = 0;
+
+  // biome-ignore lint/complexity/noUselessConstructor: it takes no entries, on purpose: Map's constructor would `set` them before the sums exist
+  constructor() {
+    super();
+  }
+
+  override set(requestId: string, f: InFlight): this {
+    const old = super.get(requestId);
+    if (old !== undefined) this.remove(old);
+    super.set(requestId, f);
+    this.tokens += f.tokens;
+    if (f.routedAtMs >= this.sinceMs) {
+      this.recentCount++;
+      this.recentTokens += f.tokens;
+    }
+    return this;
+  }
+
+  override delete(requestId: string): boolean {
+    const old = super.get(requestId);
+    if (old === undefined) return false;
+    super.delete(requestId);
+    this.remove(old);
+    return true;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.tokens = 0;
+    this.recentCount = 0;
+    this.recentTokens = 0;
+  }
+
+  private remove(f: InFlight): void {
+    this.tokens -= f.tokens;
+    if (f.routedAtMs >= this.sinceMs) {
+      this.recentCount--;
+      this.recentTokens -= f.tokens;
+    }
+  }
+
+  /** KV tokens reserved by all requests in flight. */
+  get reservedTokens(): number {
+    return this.tokens;
+  }
+
+  /** Requests routed at or after `sinceMs` (ms since the epoch): their count and reserved tokens. */
+  routedSince(sinceMs: number): { readonly count: number; readonly tokens: number } {
+    if (sinceMs !== this.sinceMs) {
+      this.sinceMs = sinceMs;
+      this.recentCount = 0;
+      this.recentTokens = 0;
+      for (const f of super.values()) {
+        if (f.routedAtMs >= sinceMs) {
+          this.recentCount++;
+          this.recentTokens += f.tokens;
+        }
+      }
+    }
+    return { count: this.recentCount, tokens: this.recentTokens };
+  }
+}
+
 /** What an endpoint reports to the gateway about KV events. */
 export interface EndpointEventSink {
   onEvents(endpoint: Endpoint, events: readonly KvEvent[], lagS: number): void;
@@ -62,8 +138,8 @@ export interface EndpointOptions {
  */
 export class Endpoint {
   readonly config: EndpointConfig;
-  /** Requests in flight, by request id. */
-  readonly inFlight = new Map<string, InFlight>();
+  /** Requests in flight, by request id (with running sums of their tokens). */
+  readonly inFlight = new InFlightMap();
   /** GPU blocks this endpoint holds per its KV events (or per routing history without events). */
   cachedBlocks = 0;
   /** Most recent KV-event lag (receive time − batch ts), seconds. */
@@ -219,15 +295,7 @@ export class Endpoint {
       prefixCacheQueries: 0,
       prefixCacheHits: 0,
     };
-    const since = l?.scrapedAtMs ?? 0;
-    let extra = 0;
-    let extraTokens = 0;
-    for (const f of this.inFlight.values()) {
-      if (f.routedAtMs >= since) {
-        extra++;
-        extraTokens += f.tokens;
-      }
-    }
+    const { count: extra, tokens: extraTokens } = this.inFlight.routedSince(l?.scrapedAtMs ?? 0);
     if (extra === 0) return base;
     const cap = this.capacityTokens();
     return {
@@ -246,12 +314,8 @@ export class Endpoint {
     if (cap === undefined) return Number.POSITIVE_INFINITY;
     const l = this.latest();
     const since = l?.scrapedAtMs ?? 0;
-    let reserved = 0;
-    let recent = 0;
-    for (const f of this.inFlight.values()) {
-      reserved += f.tokens;
-      if (f.routedAtMs >= since) recent += f.tokens;
-    }
+    const reserved = this.inFlight.reservedTokens;
+    const recent = this.inFlight.routedSince(since).tokens;
     // without the tokens freed since the scrape, a finished request's KV would stay "used" for up to a scrape interval
     const freed = this.freedSinceScrape.scrapedAtMs === since ? this.freedSinceScrape.tokens : 0;
     const used = Math.max((l?.snapshot.kvUtilization ?? 0) * cap - freed + recent, reserved);

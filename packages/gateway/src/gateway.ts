@@ -13,10 +13,10 @@ import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
-import type { ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
+import type { LocalKeys, ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { Agent, request as undiciRequest } from 'undici';
+import { Agent } from 'undici';
 import { type AbArm, AbExperiment, type AbMetrics, type AbOutcome, createAbMetrics, resolveAbConfig } from './ab.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
 import { type EmbeddingsConfig, EmbeddingsService, type MemoryQuotaState } from './embeddings.js';
@@ -30,6 +30,7 @@ import { PdLegs, pdLogOf } from './pd.js';
 import { EndpointPool } from './pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from './request-info.js';
 import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
+import { UpstreamCall } from './upstream-call.js';
 
 /** Options of {@link createGateway} besides the configuration. */
 export interface GatewayOptions {
@@ -86,6 +87,18 @@ function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
  * nothing, so the engine gets the same JSON, byte for byte, for one parse less per request).
  */
 const rawBodies = new WeakMap<FastifyRequest, Buffer>();
+
+/**
+ * A request and its block keys (`localKeys`), hashed by the router that was current: the shared
+ * index, the decision (and a retry's) and the routing history read the same keys instead of
+ * hashing the prompt again each time (a 2,000-token prompt is 125 blocks to hash). Hashed again
+ * only when the router was replaced meanwhile (its block size may differ).
+ */
+interface KeyedRequest {
+  readonly base: RouteRequest;
+  router: Router | undefined;
+  req: RouteRequest;
+}
 
 /** Headers forwarded to the engine. */
 const FORWARD_HEADERS = ['authorization', 'x-slo-ttft-ms', 'x-slo-tpot-ms', 'x-slo-class', 'x-request-priority', 'traceparent', 'tracestate'];
@@ -165,16 +178,25 @@ class GatewayServer {
   /** KV tokens reserved by the requests in flight, all endpoints. */
   private inFlightTokens(): number {
     let s = 0;
-    for (const e of this.pool.endpoints.values()) for (const f of e.inFlight.values()) s += f.tokens;
+    for (const e of this.pool.endpoints.values()) s += e.inFlight.reservedTokens;
     return s;
   }
 
+  /** The request with `localKeys` from `router` (default: the current one), hashed once per request and router. */
+  private keyed(k: KeyedRequest, router: Router = this.pool.router): RouteRequest {
+    if (k.router !== router) {
+      k.req = { ...k.base, localKeys: router.keysFor(k.base) };
+      k.router = router;
+    }
+    return k.req;
+  }
+
   /** Routes among the endpoints with room for the footprint and reserves it; undefined when none has room. */
-  private place(req: RouteRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean, router?: Router): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
+  private place(req: KeyedRequest, info: RequestInfo, excluded: ReadonlySet<string>, checkKv: boolean, router?: Router): Placement<Endpoint> | typeof NO_ENDPOINT | undefined {
     const t0 = performance.now();
-    const p = this.pool.place(req, info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs(), router);
+    const p = this.pool.place(this.keyed(req, router), info.footprintTokens, excluded, checkKv && this.cfg.admission.enabled, nowUs(), router);
     if (typeof p === 'object') this.metrics.decisionSeconds.observe((performance.now() - t0) / 1000);
-    if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.requestId, info.footprintTokens);
+    if (typeof p === 'object') this.shared?.routed(p.endpoint.name, req.base.requestId, info.footprintTokens);
     return p;
   }
 
@@ -350,11 +372,12 @@ class GatewayServer {
       this.log.info({ ...logBase, status: e.status, error: e.body.error.message, promptTokens: info.promptTokens, durationMs: performance.now() - started, ...extra }, 'request failed');
       return sendError(reply, e);
     };
-    const routeReq: RouteRequest = routeRequestOf(requestId, info);
+    const base = routeRequestOf(requestId, info);
+    const routeReq: KeyedRequest = { base, router: undefined, req: base };
     const ab = this.ab;
     const arm = ab?.assign(req.headers, info.body, requestId);
     const armRouter = arm === undefined ? undefined : ab?.routerOf(arm, this.routerNow.config.blockSize);
-    await this.shared?.prepare(this.routerNow.keysFor(routeReq));
+    if (this.shared !== undefined) await this.shared.prepare(this.keyed(routeReq).localKeys as LocalKeys);
     const healthy = this.pool.eligible();
     if (healthy.length === 0) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
     if (this.cfg.admission.enabled) {
@@ -416,7 +439,7 @@ class GatewayServer {
     req: FastifyRequest,
     reply: FastifyReply,
     info: RequestInfo,
-    routeReq: RouteRequest,
+    routeReq: KeyedRequest,
     first: Placement<Endpoint>,
     deferred: boolean,
     started: number,
@@ -424,16 +447,22 @@ class GatewayServer {
     abArm: { ab: AbExperiment; arm: AbArm; router: Router | undefined } | undefined,
     tenant: string,
   ): Promise<unknown> {
-    const requestId = routeReq.requestId;
-    const ac = new AbortController();
+    const requestId = routeReq.base.requestId;
+    // the request's log line (and the decision records in it) are built only when it is written
+    const logging = this.log.isLevelEnabled('info');
+    // the client going away aborts the upstream request in flight (and stops retries)
+    let clientGone = false;
+    let call: UpstreamCall | undefined;
     const onClientClose = () => {
-      if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
+      if (reply.raw.writableFinished) return;
+      clientGone = true;
+      call?.abort(new Error('client disconnected'));
     };
     reply.raw.on('close', onClientClose);
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
+    const headers: string[] = ['content-type', 'application/json', 'x-request-id', requestId];
     for (const h of FORWARD_HEADERS) {
       const v = req.headers[h];
-      if (typeof v === 'string') headers[h] = v;
+      if (typeof v === 'string') headers.push(h, v);
     }
     let bodyText = rawBodies.get(req) ?? JSON.stringify(info.body);
     const path = route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
@@ -451,13 +480,22 @@ class GatewayServer {
       const f = ep.finishInFlight(requestId);
       if (f !== undefined && ok) this.admission.model.observeService(Date.now() - f.routedAtMs);
       this.shared?.finished(requestId);
-      if (ok) this.pool.recordHistory(ep, routeReq);
+      if (ok && ep.config.kvEvents === null) this.pool.recordHistory(ep, this.keyed(routeReq));
       this.admission.release();
     };
     try {
       if (first.pd !== undefined) {
         // P/D: the prefill leg (two-legs) or the prefiller header, before the decode leg below
-        const leg = await this.pd.prepare(first, route, info, headers, ac.signal);
+        // the legs take the headers as a record and stop on the client's disconnect
+        const pdHeaders: Record<string, string> = {};
+        for (let i = 0; i < headers.length; i += 2) pdHeaders[headers[i] as string] = headers[i + 1] as string;
+        const pdAbort = new AbortController();
+        const onGone = () => pdAbort.abort(new Error('client disconnected'));
+        if (clientGone) onGone();
+        else reply.raw.once('close', onGone);
+        const leg = await this.pd.prepare(first, route, info, pdHeaders, pdAbort.signal).finally(() => reply.raw.off('close', onGone));
+        headers.length = 0;
+        for (const [k, v] of Object.entries(pdHeaders)) headers.push(k, v);
         pdLeg = leg.log;
         if (leg.body !== undefined) bodyText = leg.body;
         if (leg.aborted === true || leg.error !== undefined) {
@@ -473,7 +511,7 @@ class GatewayServer {
         const p: Placement<Endpoint> = placement;
         placement = undefined;
         const ep = p.endpoint;
-        decisions.push(this.decisionLog(p, deferred));
+        if (logging) decisions.push(this.decisionLog(p, deferred));
         this.metrics.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
         if (abArm !== undefined) this.abMetrics.decisions.inc({ arm: abArm.arm.name, endpoint: ep.name, reason: p.decision.reason });
         if (p.decision.scores !== undefined) this.metrics.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
@@ -485,7 +523,7 @@ class GatewayServer {
           finish(ep, false);
           excluded.add(ep.name);
           errorMsg = why;
-          if (ac.signal.aborted || attempt >= this.cfg.retries) return false;
+          if (clientGone || attempt >= this.cfg.retries) return false;
           const next = this.place(routeReq, info, excluded, false, abArm?.router);
           if (next === undefined || next === NO_ENDPOINT) return false;
           attempt++;
@@ -494,48 +532,41 @@ class GatewayServer {
           placement = next;
           return true;
         };
-        let res: Awaited<ReturnType<typeof undiciRequest>>;
+        const res = UpstreamCall.start(this.agent, {
+          url: ep.config.url,
+          path,
+          headers,
+          body: bodyText,
+          headersTimeoutMs: this.cfg.upstreamHeadersTimeoutMs,
+          bodyTimeoutMs: this.cfg.upstreamBodyTimeoutMs,
+        });
+        call = res;
         try {
-          res = await undiciRequest(`${ep.config.url}${path}`, {
-            method: 'POST',
-            headers,
-            body: bodyText,
-            dispatcher: this.agent,
-            signal: ac.signal,
-            headersTimeout: this.cfg.upstreamHeadersTimeoutMs,
-            bodyTimeout: this.cfg.upstreamBodyTimeoutMs,
-          });
+          await res.response();
         } catch (e) {
-          if (ac.signal.aborted) {
+          if (clientGone) {
             finish(ep, false);
             outcome = 'client-aborted';
             return reply;
           }
-          if (retry(`upstream ${ep.name} failed before responding: ${(e as Error).message}`, isEndpointFailure(e), e)) continue;
+          // a 502/503/504 whose body broke is retried as the status says, without blaming the endpoint for the break
+          const gatewayStatus = res.headReceived && (res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504);
+          const why = !res.headReceived
+            ? `upstream ${ep.name} failed before responding: ${(e as Error).message}`
+            : gatewayStatus
+              ? `upstream ${ep.name} answered ${res.statusCode}`
+              : `upstream ${ep.name} broke before the response was complete: ${(e as Error).message}`;
+          if (retry(why, gatewayStatus ? false : res.headReceived || isEndpointFailure(e), e)) continue;
           status = 502;
           outcome = 'upstream-error';
           return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
         }
-        const ctype = String(res.headers['content-type'] ?? '');
-        if (res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504) {
-          await res.body.dump().catch(() => undefined);
-          if (retry(`upstream ${ep.name} answered ${res.statusCode}`, false)) continue;
-        }
-        if (res.statusCode !== 200 || !ctype.includes('text/event-stream')) {
-          let buf: Buffer;
-          try {
-            buf = Buffer.from(await res.body.arrayBuffer());
-          } catch (e) {
-            if (ac.signal.aborted) {
-              finish(ep, false);
-              outcome = 'client-aborted';
-              return reply;
-            }
-            if (retry(`upstream ${ep.name} broke before the response was complete: ${(e as Error).message}`, true, e)) continue;
-            status = 502;
-            outcome = 'upstream-error';
-            return this.sendFailure(reply, openAiError(502, errorMsg ?? 'upstream failed', { code: 'upstream_error' }), model);
+        const ctype = res.contentType;
+        if (!res.streaming) {
+          if (res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504) {
+            if (retry(`upstream ${ep.name} answered ${res.statusCode}`, false)) continue;
           }
+          const buf = res.whole();
           status = res.statusCode;
           if (status === 200) {
             try {
@@ -550,12 +581,11 @@ class GatewayServer {
           return reply.send(buf);
         }
         // SSE: hold the client's headers until the first upstream chunk, so a failure before it can still be retried
-        const it = (res.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-        let head: IteratorResult<Uint8Array>;
+        let head: Buffer | null;
         try {
-          head = await it.next();
+          head = await res.next();
         } catch (e) {
-          if (ac.signal.aborted) {
+          if (clientGone) {
             finish(ep, false);
             outcome = 'client-aborted';
             return reply;
@@ -575,16 +605,16 @@ class GatewayServer {
         const scanner = new SseUsageScanner();
         let ok = false;
         try {
-          let r = head;
-          while (!r.done) {
-            scanner.push(r.value);
-            if (!raw.write(r.value)) await drained(raw);
-            if (ac.signal.aborted) break;
-            r = await it.next();
+          let chunk = head;
+          while (chunk !== null) {
+            scanner.push(chunk);
+            if (!raw.write(chunk)) await drained(raw);
+            if (clientGone) break;
+            chunk = await res.next();
           }
-          ok = !ac.signal.aborted;
+          ok = !clientGone;
         } catch (e) {
-          if (!ac.signal.aborted) {
+          if (!clientGone) {
             outcome = 'upstream-broke-mid-stream';
             errorMsg = `upstream ${ep.name} failed mid-stream: ${(e as Error).message}`;
             ep.markFailed(errorMsg);
@@ -593,9 +623,9 @@ class GatewayServer {
             raw.write(`data: ${JSON.stringify(openAiError(502, errorMsg, { code: 'upstream_error' }).body)}\n\n`);
           }
         }
-        if (ac.signal.aborted) {
+        if (clientGone) {
           outcome = 'client-aborted';
-          await it.return?.().catch(() => undefined);
+          res.abort(new Error('client disconnected'));
           raw.destroy();
         } else raw.end();
         usage = scanner.usage;
@@ -620,28 +650,22 @@ class GatewayServer {
         this.metrics.promptTokens.inc(usage.promptTokens);
         if (usage.cachedTokens !== null) this.metrics.cachedTokens.inc(usage.cachedTokens);
       }
-      this.log.info(
-        {
-          reqId: requestId,
-          route,
-          status,
-          outcome,
-          stream: info.stream,
-          decision: decisions[decisions.length - 1],
-          ...(abArm === undefined ? {} : { ab: abArm.arm.name }),
-          tenant,
-          ...(decisions.length > 1 ? { attempts: decisions } : {}),
-          ...(pdLeg === undefined ? {} : { pdLeg }),
-          promptTokens: info.promptTokens,
-          maxTokens: info.maxTokens,
-          slo: info.slo,
-          ...(usage === undefined ? {} : { usage }),
-          ...(errorMsg === undefined || outcome === 'ok' ? {} : { error: errorMsg }),
-          ttftMs: ttftMs === undefined ? null : Math.round(ttftMs * 100) / 100,
-          durationMs: Math.round((performance.now() - started) * 100) / 100,
-        },
-        'request',
-      );
+      if (logging) {
+        // one object, keys added in the order of the line (no spread copies per request)
+        const line: Record<string, unknown> = { reqId: requestId, route, status, outcome, stream: info.stream, decision: decisions[decisions.length - 1] };
+        if (abArm !== undefined) line['ab'] = abArm.arm.name;
+        line['tenant'] = tenant;
+        if (decisions.length > 1) line['attempts'] = decisions;
+        if (pdLeg !== undefined) line['pdLeg'] = pdLeg;
+        line['promptTokens'] = info.promptTokens;
+        line['maxTokens'] = info.maxTokens;
+        line['slo'] = info.slo;
+        if (usage !== undefined) line['usage'] = usage;
+        if (errorMsg !== undefined && outcome !== 'ok') line['error'] = errorMsg;
+        line['ttftMs'] = ttftMs === undefined ? null : Math.round(ttftMs * 100) / 100;
+        line['durationMs'] = Math.round((performance.now() - started) * 100) / 100;
+        this.log.info(line, 'request');
+      }
     }
   }
 
