@@ -342,6 +342,10 @@ function resolveRoutingOnly(routing: unknown, model?: string): { config: Resolve
       resolved = resolveRouterConfig(obj.scorers === undefined && obj.strategy === undefined ? { ...obj, scorers: 'pa:3,qd:2,kv:2' } : obj);
     } else throw badConfig('routing', 'expected a preset name, a weight string like "pa:3,qd:2,kv:2", or a mapping');
     if (resolved.model === undefined && model !== undefined) resolved = { ...resolved, model };
+    // the gateway never reports actual latencies back (Router.recordActual), so unless asked for,
+    // predictions would only fill the router's pending map (65,536 entries of garbage for the GC)
+    const askedToRecord = typeof routing === 'object' && routing !== null && (routing as { recordPredictions?: unknown }).recordPredictions !== undefined;
+    if (!askedToRecord && resolved.recordPredictions) resolved = { ...resolved, recordPredictions: false };
     return { config: resolved, blockSizeFixed };
   } catch (e) {
     if (isKvmgrError(e) && typeof e.details?.['key'] === 'string') throw e;
