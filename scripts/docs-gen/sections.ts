@@ -465,8 +465,8 @@ interface EngineFidelityLine {
 }
 
 /** The live driver's fidelity per time scale (engine-server/bench/fidelity.ts JSON lines). */
-function engineFidelity(out: Outputs): string {
-  const o = out('engine-fidelity');
+function engineFidelity(out: Outputs, name = 'engine-fidelity'): string {
+  const o = out(name);
   // one result line per time scale; the bench also prints a workload line (and breakdowns with --breakdown)
   const rows = jsonLines<EngineFidelityLine>(o.stdout)
     .filter((r) => typeof r.timeScale === 'number' && typeof r.ttftDiff === 'string')
@@ -657,6 +657,14 @@ export const SECTIONS: readonly Section[] = [
     args: ['1', '5', '10'],
     produces: ['stdout.txt'],
     blocks: { 'engine-fidelity-table': engineFidelity },
+  },
+  {
+    name: 'engine-fidelity-trace',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts --trace --duration 15 --rate-scale 0.25 --max-lag-ms 5000 --client http 1 1',
+    script: 'packages/engine-server/bench/fidelity.ts',
+    args: ['--trace', '--duration', '15', '--rate-scale', '0.25', '--max-lag-ms', '5000', '--client', 'http', '1', '1'],
+    produces: ['stdout.txt'],
+    blocks: { 'engine-fidelity-trace-table': (out) => engineFidelity(out, 'engine-fidelity-trace') },
   },
   {
     name: 'engine-load',
