@@ -651,6 +651,36 @@ export const SECTIONS: readonly Section[] = [
     },
   },
   {
+    name: 'gateway-overhead',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overhead.ts 1000 5 trivial',
+    script: 'packages/gateway/bench/overhead.ts',
+    args: ['1000', '5', 'trivial'],
+    produces: ['stdout.txt'],
+    blocks: {
+      'gateway-overhead-output': (out) => [transcript('node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overhead.ts 1000 5 trivial', out('gateway-overhead').stdout), '', loadLine(out('gateway-overhead').dir)].join('\n'),
+    },
+  },
+  {
+    name: 'gateway-overload',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overload.ts 15 all 1',
+    script: 'packages/gateway/bench/overload.ts',
+    args: ['15', 'all', '1'],
+    produces: ['stdout.txt'],
+    blocks: {
+      'gateway-overload-output': (out) => [transcript('node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overload.ts 15 all 1', out('gateway-overload').stdout), '', loadLine(out('gateway-overload').dir)].join('\n'),
+    },
+  },
+  {
+    name: 'epp-latency',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/gateway/bench/epp-latency.ts 1000 5',
+    script: 'packages/gateway/bench/epp-latency.ts',
+    args: ['1000', '5'],
+    produces: ['stdout.txt'],
+    blocks: {
+      'epp-latency-output': (out) => [transcript('node --conditions=@kvmgr/source --import tsx packages/gateway/bench/epp-latency.ts 1000 5', out('epp-latency').stdout), '', loadLine(out('epp-latency').dir)].join('\n'),
+    },
+  },
+  {
     name: 'engine-fidelity',
     display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts 1 5 10',
     script: 'packages/engine-server/bench/fidelity.ts',
