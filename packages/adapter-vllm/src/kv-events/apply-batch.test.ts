@@ -207,6 +207,31 @@ describe('KvEventDecoder.applyBatch (fused decode + apply)', () => {
     expect(snapshot(m)).toEqual(before);
   });
 
+  it('a string cut inside a UTF-8 sequence (LoRA name, extra keys) decodes as the general path decodes it', () => {
+    // @msgpack/msgpack decodes a string ending in a lead byte with the byte after the string; the
+    // fast path used to decode such a value cut at its own end, and got another LoRA name (fast-check seed 304465975)
+    const ev: KvEvent = { type: 'BlockStored', blockHashes: [1n, 0xffffffffffffffffn], parentBlockHash: null, tokenIds: [65536, 73455], blockSize: 1, loraName: 'sql-lora', extraKeys: [[''], [' ', ' ']] };
+    const clean = encode({ ts: 1, events: [ev], dataParallelRank: null, encoding: 'map', batchEncoding: 'map' });
+    let compared = 0;
+    for (let at = 0; at < clean.length; at++) {
+      const payload = Uint8Array.from(clean);
+      payload[at] = 0xc0;
+      const seed: KvEvent = { type: 'BlockStored', blockHashes: [1n, 2n], parentBlockHash: null, tokenIds: [1, 2], blockSize: 1 };
+      const fast = new EngineKeyMap({ maxEntries: 6 });
+      const ref = new EngineKeyMap({ maxEntries: 6 });
+      fast.apply(seed);
+      ref.apply(seed);
+      const refError = reference(new KvEventDecoder(), ref, payload);
+      const e = fused(new KvEventDecoder(), fast, payload);
+      expect((e as Error | undefined)?.message, `byte ${at}`).toBe((refError as Error | undefined)?.message);
+      if (refError === undefined) {
+        expect(snapshot(fast), `byte ${at}`).toEqual(snapshot(ref));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(0);
+  });
+
   it('property: on corrupted payloads it throws what decodeBatch throws (nothing applied) or reaches the same state', () => {
     fc.assert(
       fc.property(

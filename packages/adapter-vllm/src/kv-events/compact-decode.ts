@@ -73,7 +73,10 @@ const CLEARED_AT = [F_TYPE, F_MEDIUM];
  *
  * @param decodeValue - the general msgpack decoder, used for the rare values whose JavaScript
  *   form matters (non-null extra keys, LoRA names, media other than GPU/CPU), so they come out
- *   exactly as the general path decodes them.
+ *   exactly as the general path decodes them. It gets the payload from the value's first byte to
+ *   the payload's end and must return the first value only: `@msgpack/msgpack` decodes a string
+ *   that ends inside a UTF-8 sequence with the bytes after the string, so a value cut at its own
+ *   end could decode differently from the same value inside the whole payload.
  */
 export class CompactBatchReader {
   private b = EMPTY;
@@ -688,13 +691,12 @@ export class CompactBatchReader {
     const n = this.int;
     if (this.bytesEqual(v, n, GPU)) return 1;
     if (this.bytesEqual(v, n, CPU)) return 2;
-    return mediumBit(this.decodeValue(this.b.subarray(p, v + n)) as string);
+    return mediumBit(this.decodeValue(this.b.subarray(p, this.end)) as string);
   }
 
   private loraAt(): string | null {
     if (this.loraNameAt >= 0) {
-      const v = this.strHeader(this.loraNameAt);
-      return this.decodeValue(this.b.subarray(this.loraNameAt, v + this.int)) as string;
+      return this.decodeValue(this.b.subarray(this.loraNameAt, this.end)) as string;
     }
     return this.loraId === null ? null : String(this.loraId);
   }
@@ -706,7 +708,7 @@ export class CompactBatchReader {
     const n = Math.min(this.extraCount, this.hashCount);
     for (let i = 0; i < n; i++) {
       const q = this.skip(p, 0);
-      if (this.b[p] !== 0xc0) out.extra[this.hashStart + i] = blockKeyExtraDigest(this.decodeValue(this.b.subarray(p, q)));
+      if (this.b[p] !== 0xc0) out.extra[this.hashStart + i] = blockKeyExtraDigest(this.decodeValue(this.b.subarray(p, this.end)));
       p = q;
     }
   }

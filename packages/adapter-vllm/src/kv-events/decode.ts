@@ -201,7 +201,10 @@ export class KvEventDecoder {
   private readonly decoder = new Decoder({ useBigInt64: true });
   private readonly text = new TextDecoder('utf-8', { fatal: true });
   private readonly compact = new CompactKvEvents();
-  private readonly reader = new CompactBatchReader((bytes) => this.decoder.decode(bytes));
+  private readonly reader = new CompactBatchReader((bytes) => {
+    for (const v of this.decoder.decodeMulti(bytes)) return v;
+    return undefined;
+  });
   /**
    * Batches {@link applyBatch} could not take on its fast path and decoded the general way
    * (malformed payloads included). A count that grows with every batch means the publisher uses
