@@ -16,6 +16,7 @@ import type { ResolvedRouterConfig, Router } from '@kvmgr/router';
 import jstat from 'jstat';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
+import { sectionError } from './config-error.js';
 import { type PdSettings, resolveRouting } from './config.js';
 
 /** One arm of an A/B configuration, resolved. */
@@ -70,11 +71,7 @@ function badAb(key: string, message: string, cause?: unknown): KvmgrError {
 export function resolveAbConfig(input: unknown, model?: string, key = 'ab', pd?: Pick<PdSettings, 'threshold' | 'sloPairs'>): ResolvedAbConfig {
   const r = abSchema.safeParse(input);
   if (!r.success) {
-    const issue = r.error.issues[0];
-    let k = key;
-    for (const p of issue?.path ?? []) k += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
-    const extra = issue !== undefined && 'keys' in issue ? ` (${(issue.keys as string[]).join(', ')})` : '';
-    throw badAb(k, `${issue?.message ?? 'invalid'}${extra}`);
+    throw sectionError(key, r.error);
   }
   const v = r.data;
   const arm = (which: 'a' | 'b'): AbArmConfig => {

@@ -27,6 +27,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type Agent, request as undiciRequest } from 'undici';
 import { z } from 'zod';
+import { sectionError } from './config-error.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
 
 /** The `embeddings` section of the gateway configuration, resolved. */
@@ -93,11 +94,7 @@ const embeddingsSchema = z.strictObject({
 export function resolveEmbeddingsConfig(input: unknown, key = 'embeddings'): EmbeddingsConfig {
   const r = embeddingsSchema.safeParse(input ?? {});
   if (!r.success) {
-    const issue = r.error.issues[0];
-    let k = key;
-    for (const p of issue?.path ?? []) k += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
-    const extra = issue !== undefined && 'keys' in issue ? ` (${(issue.keys as string[]).join(', ')})` : '';
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `${k}: ${issue?.message ?? 'invalid'}${extra}`, { details: { key: k } });
+    throw sectionError(key, r.error);
   }
   const v = r.data;
   const q = v.quota ?? {};

@@ -14,10 +14,10 @@
  */
 import { createHash } from 'node:crypto';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
-import { KvmgrError } from '@kvmgr/core';
 import { VirtualTokenCounter } from '@kvmgr/eviction';
 import { Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
+import { sectionError } from './config-error.js';
 import type { AdmissionFairness } from './admission.js';
 
 /** The `tenants` section of the gateway configuration, resolved. */
@@ -68,11 +68,7 @@ const tenantsSchema = z.strictObject({
 export function resolveTenantsConfig(input: unknown, key = 'tenants'): TenantsConfig {
   const r = tenantsSchema.safeParse(input ?? {});
   if (!r.success) {
-    const issue = r.error.issues[0];
-    let k = key;
-    for (const p of issue?.path ?? []) k += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
-    const extra = issue !== undefined && 'keys' in issue ? ` (${(issue.keys as string[]).join(', ')})` : '';
-    throw new KvmgrError('KVMGR_BAD_CONFIG', `${k}: ${issue?.message ?? 'invalid'}${extra}`, { details: { key: k } });
+    throw sectionError(key, r.error);
   }
   const v = r.data;
   return {
