@@ -221,7 +221,10 @@ export async function startLiveStack(o: LiveEngineOptions & { instances: number;
         // once, and a dead engine process fails `kvmgr live` anyway). The default (2 in a row)
         // emptied the pool under load (gateway 503 no_endpoint), and so did 5 in a row at load
         // average ~17 (19 of 300 requests of a default run): 30 in a row.
-        health: { unhealthyThreshold: 30 },
+        // Scrapes every model second (1 s of wall time ÷ the time scale, at least 100 ms), so the
+        // queue and KV state the router reads is as old in model time as a real gateway's would be.
+        health: { unhealthyThreshold: 30, intervalMs: Math.max(100, Math.round(1000 / o.timeScale)) },
+        scrape: { intervalMs: Math.max(100, Math.round(1000 / o.timeScale)) },
         // The simulator's replay (the columns this is compared with) routes every request at
         // once: it has no admission control at the front. The gateway's (on by default) defers a
         // request while no engine has KV for its predicted footprint and refuses one that cannot
