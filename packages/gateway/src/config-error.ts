@@ -1,8 +1,20 @@
 /**
- * The one-line error of a gateway config section that fails its zod schema.
+ * Pieces shared by the gateway's config sections: the one-line error of a section that fails its
+ * zod schema, and the schema of an endpoint URL. (Kept out of `config.ts`, which imports the
+ * sections' modules.)
  */
 import { KvmgrError } from '@kvmgr/core';
-import type { z } from 'zod';
+import { z } from 'zod';
+
+/** An http(s) URL string (`http://10.0.0.5:8000`); anything else fails with one message. */
+export const urlString = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'expected an http(s) URL such as http://10.0.0.5:8000');
 
 /**
  * `KVMGR_BAD_CONFIG` for the first issue of a failed parse of section `key`: the message starts

@@ -17,6 +17,7 @@ import { type ResolvedRouterConfig, type RouterConfig, parseRouterConfig, resolv
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { type ResolvedAbConfig, resolveAbConfig } from './ab.js';
+import { urlString } from './config-error.js';
 import { type EmbeddingsConfig, resolveEmbeddingsConfig } from './embeddings.js';
 import type { RedisConfig } from './shared/replica-state.js';
 import { type TenantsConfig, resolveTenantsConfig } from './tenants.js';
@@ -137,14 +138,6 @@ function keyPath(prefix: string, path: readonly PropertyKey[]): string {
   return s;
 }
 
-const urlString = z.string().refine((s) => {
-  try {
-    const u = new URL(s);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}, 'expected an http(s) URL such as http://10.0.0.5:8000');
 const zmqEndpoint = z.string().regex(/^(tcp|ipc|inproc):\/\/\S+$/, 'expected a ZMQ endpoint such as tcp://10.0.0.5:5557');
 const posInt = z.number().int().min(1);
 

@@ -18,7 +18,7 @@ describe('resolveEmbeddingsConfig', () => {
     const c = resolveEmbeddingsConfig({});
     expect(c).toMatchObject({ endpoints: [], totalTokens: null, blockTokens: 16, llmMinFraction: 0.25, embeddingMinFraction: 0.1, rebalanceMs: 250, maxStepFraction: 0.1, maxQueue: 256 });
     expect(resolveGatewayConfig({}).embeddings).toBeUndefined();
-    expect(resolveGatewayConfig({ embeddings: { endpoints: ['http://10.0.0.7:8000/'] } }).embeddings?.endpoints).toEqual(['http://10.0.0.7:8000']);
+    expect(resolveGatewayConfig({ embeddings: { endpoints: ['http://127.0.0.1:8000/'] } }).embeddings?.endpoints).toEqual(['http://127.0.0.1:8000']);
   });
 
   it('errors name the key', () => {

@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type Agent, request as undiciRequest } from 'undici';
 import { z } from 'zod';
-import { sectionError } from './config-error.js';
+import { sectionError, urlString } from './config-error.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
 
 /** The `embeddings` section of the gateway configuration, resolved. */
@@ -56,14 +56,6 @@ export interface EmbeddingsConfig {
   readonly maxWaitMs: number;
 }
 
-const urlString = z.string().refine((s) => {
-  try {
-    const u = new URL(s);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}, 'expected an http(s) URL such as http://10.0.0.7:8000');
 const fraction = z.number().min(0).max(1);
 const embeddingsSchema = z.strictObject({
   endpoints: z.array(urlString).min(1).optional(),
