@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { LiveCpu } from './live-cpu.js';
 import { capacityLine } from './live-cpu.js';
-import { cpuLimitWarning, cpuLines, gatewayLine, headline, traceLoad } from './live.js';
+import { cpuLimitWarning, cpuLines, gatewayLine, headline, liveRoutingRouter, reroutedCount, traceLoad } from './live.js';
+import type { BenchRun } from './bench-serve/report.js';
+import type { RunResult } from './run.js';
+import type { Trace } from '@kvmgr/sim';
 
 const side = (label: string, goodputReqPerS: number, ttftP99Ms: number) => ({ label, summary: { goodputReqPerS, ttftP99Ms } });
 const simSide = (goodputRps: number, p99: number) => ({ summary: { goodputRps, ttftMs: { p99 } } });
@@ -60,5 +63,39 @@ describe('kvmgr live: the capacity line', () => {
   it("reads a trace's output tokens and arrival span, scaled by the rate", () => {
     const t = { requests: [{ arrivalUs: 1e6, outputTokens: 10 }, { arrivalUs: 5e6, outputTokens: 0 }] };
     expect(traceLoad(t, 2)).toEqual({ requests: 2, outputTokens: 11, arrivalSpanS: 2 });
+  });
+});
+
+describe('kvmgr live: the simulator on the live run\'s routing', () => {
+  const trace = { requests: [{ requestId: 't0' }, { requestId: 't1' }, { requestId: 't2' }] } as unknown as Trace;
+  const run = (eps: Array<string | undefined>) => ({ derived: eps.map((endpoint, i) => ({ record: { id: `req-${i}`, ...(endpoint === undefined ? {} : { endpoint }) } })) }) as unknown as BenchRun;
+
+  it('routes each request to the engine the gateway named, and the rest round-robin', () => {
+    const { router, missing, assigned } = liveRoutingRouter(trace, run(['engine-2', undefined, 'engine-0']), 4);
+    expect(missing).toBe(1);
+    expect([...assigned]).toEqual([
+      ['t0', 2],
+      ['t2', 0],
+    ]);
+    const at = (id: string) => router.route({ requestId: id } as never, new Uint32Array(0), [], 0).decode;
+    expect(at('t0')).toBe(2);
+    expect(at('t2')).toBe(0);
+    expect(at('t1')).toBe(1);
+    expect(at('t1')).toBe(2);
+    expect(router.route({ requestId: 't0' } as never, new Uint32Array(0), [], 0).prefill).toBe(-1);
+  });
+
+  it('ignores an endpoint that is not one of the instances', () => {
+    expect(liveRoutingRouter(trace, run(['engine-7', 'other', 'engine-1']), 4).missing).toBe(2);
+  });
+
+  it('counts the requests the simulator placed elsewhere', () => {
+    const rows = [
+      { requestId: 't0', instance: 'inst-2' },
+      { requestId: 't1', instance: 'inst-1' },
+      { requestId: 't2', instance: 'inst-3' },
+    ] as unknown as RunResult['requests'];
+    expect(reroutedCount(new Map([['t0', 2], ['t2', 0]]), rows)).toBe(1);
+    expect(reroutedCount(new Map([['t0', 1], ['t1', 0], ['t2', 0]]), rows)).toBe(3);
   });
 });

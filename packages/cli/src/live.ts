@@ -24,7 +24,7 @@ import { removeOutputs, writeOutputs } from './output.js';
 import { DEFAULTS } from './defaults.js';
 import { createProgress } from './progress.js';
 import { renderReportHtml } from './report-html.js';
-import { type RunSummary, getEngineProfile, percentileSorted } from '@kvmgr/sim';
+import { type RunSummary, type SimRouter, type Trace, getEngineProfile, percentileSorted } from '@kvmgr/sim';
 import type { RunResult } from './run.js';
 import { loadTrace, resolveRunOptions, runOnce } from './run.js';
 import { fmtDelta, fmtNum, formatTable } from './table.js';
@@ -398,8 +398,53 @@ export function headline(
   return `${liveText}; sim: goodput ${fmtDelta(x.goodputRps, y.goodputRps)}, TTFT p99 ${fmtDelta(x.ttftMs.p99, y.ttftMs.p99)}`;
 }
 
+/**
+ * The simulator's router that replays a live run's routing: each request goes to the engine the
+ * gateway picked for it (the `x-kvmgr-endpoint` response header the client recorded;
+ * `engine-<i>` is instance i of `startLiveStack`). A request the gateway answered without one (a
+ * refusal before routing, a network error) goes round-robin over the instances; `missing` counts
+ * them. The live and simulated columns then differ by timing alone (the hops, the scrape period
+ * and the events' delay): how the gateway's choices differ from the simulator's router is taken out.
+ */
+export function liveRoutingRouter(trace: Trace, run: BenchRun, instances: number): { router: SimRouter; missing: number; assigned: ReadonlyMap<string, number> } {
+  const byId = new Map<string, number>();
+  for (const d of run.derived) {
+    const req = /^req-(\d+)$/.exec(d.record.id);
+    const ep = d.record.endpoint === undefined ? null : /^engine-(\d+)$/.exec(d.record.endpoint);
+    if (req === null || ep === null) continue;
+    const r = trace.requests[Number(req[1])];
+    const k = Number(ep[1]);
+    if (r !== undefined && k < instances) byId.set(r.requestId, k);
+  }
+  let next = 0;
+  const router: SimRouter = {
+    name: 'live routing',
+    route: (r) => {
+      const k = byId.get(r.requestId);
+      if (k !== undefined) return { decode: k, prefill: -1 };
+      next = (next + 1) % instances;
+      return { decode: next, prefill: -1 };
+    },
+  };
+  return { router, missing: trace.requests.length - byId.size, assigned: byId };
+}
+
+/**
+ * How many of the requests the gateway placed live (`assigned`: request id → instance) the
+ * simulator's own router placed on another instance (its rows' `instance`, `…-<i>`).
+ */
+export function reroutedCount(assigned: ReadonlyMap<string, number>, simRows: RunResult['requests']): number {
+  let n = 0;
+  for (const r of simRows) {
+    const k = assigned.get(r.requestId);
+    const m = /-(\d+)$/.exec(r.instance);
+    if (k !== undefined && m !== null && Number(m[1]) !== k) n++;
+  }
+  return n;
+}
+
 /** Live vs simulated on throughput and the TTFT/TPOT medians, one line per side, with the ±5% verdict (issue #25). */
-export function agreementLines(live: readonly [BenchRun, BenchRun], sim: readonly [RunResult, RunResult]): string[] {
+export function agreementLines(live: readonly [BenchRun, BenchRun], sim: readonly [RunResult, RunResult], what = 'sim'): string[] {
   const metrics: ReadonlyArray<readonly [string, (s: BenchRun['summary']) => number, (s: RunSummary) => number]> = [
     ['throughput', (s) => s.outputTokPerS, (s) => s.outputTokPerSec],
     ['TTFT p50', (s) => s.ttftP50Ms, (s) => s.ttftMs.p50],
@@ -412,8 +457,19 @@ export function agreementLines(live: readonly [BenchRun, BenchRun], sim: readonl
       const within = Number.isFinite(l(run.summary)) && Number.isFinite(m(s)) && m(s) !== 0 && Math.abs(l(run.summary) / m(s) - 1) <= 0.05;
       return `${name} ${d}${within ? '' : ' (outside ±5%)'}`;
     });
-    return `live vs sim, ${run.label}: ${parts.join(', ')}`;
+    return `live vs ${what}, ${run.label}: ${parts.join(', ')}`;
   });
+}
+
+/** The simulator's replay of one side on the engines the gateway picked live (see {@link liveRoutingRouter}). */
+interface LiveRoutingReplay {
+  readonly result: RunResult;
+  /** Requests with no recorded endpoint (routed round-robin in the replay). */
+  readonly missing: number;
+  /** Requests placed live on another engine than the simulator's own router placed them. */
+  readonly rerouted: number;
+  /** Requests with a recorded endpoint. */
+  readonly placed: number;
 }
 
 /** Runs `kvmgr live`. */
@@ -505,9 +561,17 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   }
   const [a, b] = results as [BenchServeResult, BenchServeResult];
   let sim: [RunResult, RunResult] | undefined;
+  let simLive: [LiveRoutingReplay, LiveRoutingReplay] | undefined;
   if (f.sim !== false) {
     const progress = createProgress(f.progress !== false && process.stderr.isTTY === true);
     sim = [runOnce(opts, trace, { label: 'round-robin', profile: LIVE_BASELINE_PROFILE, router: 'round-robin' }, progress), runOnce(opts, trace, { label: 'kvmgr', profile, router: routing }, progress)];
+    // The same replay with each request on the engine the gateway picked live: what is left of
+    // the live-vs-sim gap is timing, not the gateway's choices.
+    const replayLive = (r: BenchServeResult, side: { label: string; profile: string }, simOwn: RunResult) => {
+      const { router, missing, assigned } = liveRoutingRouter(trace, r.run, instances);
+      return { result: runOnce(opts, trace, { label: side.label, profile: side.profile, simRouter: router }, progress), missing, rerouted: reroutedCount(assigned, simOwn.requests), placed: assigned.size };
+    };
+    simLive = [replayLive(a, sides[0] as (typeof sides)[0], sim[0]), replayLive(b, sides[1] as (typeof sides)[0], sim[1])];
   }
   const table = liveTable(a.run, b.run, sim);
   const head = [
@@ -526,6 +590,12 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   const busy = cpuLimitWarning(results.map((r, i) => ({ label: r.run.label, cpu: cpu[i] as LiveCpu })), timeScale);
   if (busy !== undefined) io.err(`kvmgr live: ${busy}\n`);
   if (sim) io.out(`${agreementLines([a.run, b.run], sim).join('\n')}\n`);
+  if (simLive) {
+    io.out(`requests the gateway placed on another engine than the simulator's router did: ${simLive.map((s) => `${s.result.label} ${s.rerouted} of ${s.placed}`).join(', ')}\n`);
+    io.out(`${agreementLines([a.run, b.run], [simLive[0].result, simLive[1].result], "the sim on the live run's routing").join('\n')}\n`);
+    const missing = simLive.filter((s) => s.missing > 0).map((s) => `${s.result.label}: ${s.missing}`);
+    if (missing.length > 0) io.out(`(requests without a recorded endpoint, routed round-robin in that sim: ${missing.join('; ')})\n`);
+  }
   const failures = results.flatMap((r) => Object.entries(r.run.summary.failureReasons).map(([k, n]) => `${r.run.label}: ${n} × ${k}`));
   if (failures.length > 0) io.out(`\nfailures: ${failures.join('; ')}\n`);
   const live = {
@@ -534,6 +604,7 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
     setup: { trace: opts.traceLabel, requests: workload.requests.length, instances, model, gpu, timeScale, rateScale, routing, profiles: { 'round-robin': LIVE_BASELINE_PROFILE, kvmgr: profile }, sloTtftMs: slo.ttftS * 1000, sloTpotMs: slo.tpotS * 1000, seed },
     live: Object.fromEntries(results.map((r, i) => [r.run.label, { summary: r.run.summary, wallS: r.wallS, scheduleDelayMs: scheduleDelayMs(r.run), cpu: cpu[i] }])),
     ...(sim ? { sim: Object.fromEntries(sim.map((r) => [r.label, r.summary])) } : {}),
+    ...(simLive ? { simLiveRouting: Object.fromEntries(simLive.map((r) => [r.result.label, { summary: r.result.summary, rerouted: r.rerouted, placed: r.placed, missing: r.missing }])) } : {}),
   };
   const html = benchHtml(`kvmgr live: ${routing} vs round-robin`, head, [a.run, b.run], [{ title: 'Live and simulated', header: table.header, rows: table.rows }]);
   const written = writeOutputs(out, { 'live.json': `${JSON.stringify(live, null, 2)}\n`, 'report.html': renderReportHtml({ ...html, tables: [{ title: 'Live and simulated', header: table.header, rows: table.rows }] }) });

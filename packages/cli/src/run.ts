@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { KvmgrError } from '@kvmgr/core';
 import { createRouter } from '@kvmgr/router';
 import { PassManager, createDefaultRegistry } from '@kvmgr/scheduler-ir';
-import { type ReplayResult, type RequestRow, type RunSummary, type Trace, type TraceSpec, getEngineProfile, loadTraceSpec, runReplay } from '@kvmgr/sim';
+import { type ReplayResult, type RequestRow, type RunSummary, type SimRouter, type Trace, type TraceSpec, getEngineProfile, loadTraceSpec, runReplay } from '@kvmgr/sim';
 import type { EngineProfile } from '@kvmgr/core';
 import { type RunConfig, loadRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
@@ -254,6 +254,8 @@ export interface RunVariant {
   readonly pipeline?: string | undefined;
   readonly router?: string | undefined;
   readonly rateScale?: number;
+  /** A router object used instead of `router` (e.g. `kvmgr live`'s replay of a live run's routing). */
+  readonly simRouter?: SimRouter;
 }
 
 /**
@@ -299,6 +301,7 @@ export function runOnce(opts: ResolvedRunOptions, trace: Trace, variant: RunVari
       profile: profileFor(opts, variant.profile),
       ...(variant.pipeline ? { pipeline: variant.pipeline } : {}),
       ...(variant.router ? { router: variant.router } : {}),
+      ...(variant.simRouter ? { simRouter: variant.simRouter } : {}),
       rateScale: variant.rateScale ?? opts.rateScale,
       slo: { ttftMs: opts.sloTtftMs, tpotMs: opts.sloTpotMs },
       seed: opts.seed,

@@ -33,6 +33,10 @@ describe('kvmgr live', () => {
     expect(r.stdout).toMatch(/client schedule delay \(model ms\): round-robin p50 [\d.]+, p99 [\d.]+; kvmgr p50 [\d.]+, p99 [\d.]+/);
     expect(r.stdout).toMatch(/live vs sim, round-robin: throughput [+-][\d.]+%.*, TTFT p50 [+-][\d.]+%.*, TPOT p50 [+-][\d.]+%/);
     expect(r.stdout).toMatch(/live vs sim, kvmgr: throughput [+-][\d.]+%/);
+    // the simulator again on the engines the gateway picked (every request's x-kvmgr-endpoint recorded)
+    expect(r.stdout).toMatch(/^requests the gateway placed on another engine than the simulator's router did: round-robin \d+ of 40, kvmgr \d+ of 40$/m);
+    expect(r.stdout).toMatch(/^live vs the sim on the live run's routing, kvmgr: throughput [+-][\d.]+%/m);
+    expect(r.stdout).not.toContain('without a recorded endpoint');
     expect(r.stdout).toMatch(/^live, kvmgr (beats|partly beats|does not beat) round-robin: goodput ([+-][\d.]+%|-) .*TTFT p99 ([+-][\d.]+%|-) .*; sim: goodput /m);
     // the kvmgr gateway routes on the engines' caches: KV events from every engine, a non-empty prefix index
     const gw = /^gateway, kvmgr: routing prefix-affinity:3,queue-depth:2,kv-pressure:2 \(max, block size 16\); KV events from 4\/4 engines, blocks held per engine [\d /]+, prefix index (\d+) blocks$/m.exec(r.stdout);
@@ -50,6 +54,9 @@ describe('kvmgr live', () => {
     expect(live.live['round-robin'].summary.completed).toBe(40);
     expect(live.live.kvmgr.summary.completed).toBe(40);
     expect(live.sim.kvmgr.requests).toBe(40);
+    expect(live.simLiveRouting.kvmgr.placed).toBe(40);
+    expect(live.simLiveRouting.kvmgr.missing).toBe(0);
+    expect(live.simLiveRouting.kvmgr.summary.requests).toBe(40);
     for (const side of ['round-robin', 'kvmgr']) {
       for (const f of ['summary_lifecycle_metrics.json', 'stage_0_lifecycle_metrics.json', 'per_request_lifecycle_metrics.json', 'config.yaml', 'vllm_bench_serve.json']) {
         expect(existsSync(join(out, side, f)), `${side}/${f}`).toBe(true);

@@ -28,6 +28,11 @@ export interface BenchRecord {
   /** The request body, prompt shortened (see {@link requestSummary}). */
   readonly request: string;
   readonly error: { readonly error_type: string; readonly error_msg: string } | null;
+  /**
+   * The endpoint that served it when the target is the kvmgr gateway (its `x-kvmgr-endpoint`
+   * response header: the endpoint's name); absent otherwise.
+   */
+  readonly endpoint?: string;
 }
 
 /** Which OpenAI API a request goes to: `/v1/completions` (`prompt`) or `/v1/chat/completions` (one user message). */
@@ -142,6 +147,7 @@ export async function sendCompletion(o: SendOptions): Promise<BenchRecord> {
   const chunkTimesS: number[] = [];
   let text = '';
   let usage: Chunk['usage'] = null;
+  let endpoint: string | undefined;
   const done = (error: BenchRecord['error']): BenchRecord => ({
     id: o.id,
     stage: o.stage,
@@ -155,6 +161,7 @@ export async function sendCompletion(o: SendOptions): Promise<BenchRecord> {
     text,
     request,
     error,
+    ...(endpoint !== undefined ? { endpoint } : {}),
   });
   try {
     // undici's request on the run's pooled Agent (less per-request work than fetch's WHATWG layer; see bench/client-capacity.ts).
@@ -165,6 +172,8 @@ export async function sendCompletion(o: SendOptions): Promise<BenchRecord> {
       signal: o.signal,
       ...(o.dispatcher !== undefined ? { dispatcher: o.dispatcher } : {}),
     });
+    const ep = res.headers['x-kvmgr-endpoint'];
+    if (typeof ep === 'string') endpoint = ep;
     if (res.statusCode !== 200) {
       const msg = await res.body.text().catch(() => '');
       return done({ error_type: `${res.statusCode} ${STATUS_CODES[res.statusCode] ?? ''}`.trim(), error_msg: msg });
