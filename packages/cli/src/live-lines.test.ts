@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LiveCpu } from './live-cpu.js';
 import { capacityLine } from './live-cpu.js';
-import { cpuLimitWarning, cpuLines, gatewayLine, headline, liveRoutingRouter, reroutedCount, traceLoad } from './live.js';
+import { cpuLimitWarning, cpuLines, gatewayLine, headline, liveRoutingRouter, liveSendTrace, reroutedCount, traceLoad } from './live.js';
 import type { BenchRun } from './bench-serve/report.js';
 import type { RunResult } from './run.js';
 import type { Trace } from '@kvmgr/sim';
@@ -87,6 +87,19 @@ describe('kvmgr live: the simulator on the live run\'s routing', () => {
 
   it('ignores an endpoint that is not one of the instances', () => {
     expect(liveRoutingRouter(trace, run(['engine-7', 'other', 'engine-1']), 4).missing).toBe(2);
+  });
+
+  it('moves each arrival by how late the client sent it (× the rate scale), sorted again', () => {
+    const tr = { name: 't', requests: [{ requestId: 't0', arrivalUs: 0 }, { requestId: 't1', arrivalUs: 1000 }, { requestId: 't2', arrivalUs: 2000 }] } as unknown as Trace;
+    const rec = (i: number, scheduledS: number, startS: number) => ({ record: { id: `req-${i}`, scheduledS, startS } });
+    const r = { derived: [rec(0, 0, 0.0025), rec(1, 0.001, 0.0009), rec(2, 0.002, 0.002)] } as unknown as BenchRun;
+    const out = liveSendTrace(tr, r, 2);
+    expect(out.requests.map((q) => [q.requestId, q.arrivalUs])).toEqual([
+      ['t1', 1000],
+      ['t2', 2000],
+      ['t0', 5000],
+    ]);
+    expect(tr.requests[0]?.arrivalUs).toBe(0);
   });
 
   it('counts the requests the simulator placed elsewhere', () => {

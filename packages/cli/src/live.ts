@@ -430,6 +430,21 @@ export function liveRoutingRouter(trace: Trace, run: BenchRun, instances: number
 }
 
 /**
+ * The trace with each request's arrival moved by how late the client actually sent it (its record's
+ * start − scheduled send, model s; × `rateScale` since the simulator divides arrivals by it), sorted
+ * again by arrival. Requests without a record keep their arrival.
+ */
+export function liveSendTrace(trace: Trace, run: BenchRun, rateScale: number): Trace {
+  const lateUs = new Map<number, number>();
+  for (const d of run.derived) {
+    const m = /^req-(\d+)$/.exec(d.record.id);
+    if (m !== null) lateUs.set(Number(m[1]), Math.max(0, d.record.startS - d.record.scheduledS) * 1e6 * rateScale);
+  }
+  const requests = trace.requests.map((r, i) => ({ ...r, arrivalUs: r.arrivalUs + (lateUs.get(i) ?? 0) })).sort((a, b) => a.arrivalUs - b.arrivalUs);
+  return { ...trace, requests };
+}
+
+/**
  * How many of the requests the gateway placed live (`assigned`: request id → instance) the
  * simulator's own router placed on another instance (its rows' `instance`, `…-<i>`).
  */
@@ -565,11 +580,11 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   if (f.sim !== false) {
     const progress = createProgress(f.progress !== false && process.stderr.isTTY === true);
     sim = [runOnce(opts, trace, { label: 'round-robin', profile: LIVE_BASELINE_PROFILE, router: 'round-robin' }, progress), runOnce(opts, trace, { label: 'kvmgr', profile, router: routing }, progress)];
-    // The same replay with each request on the engine the gateway picked live: what is left of
-    // the live-vs-sim gap is timing, not the gateway's choices.
+    // The same replay with each request on the engine the gateway picked live, sent when the
+    // client sent it: what is left of the live-vs-sim gap is the hops' and the engines' timing.
     const replayLive = (r: BenchServeResult, side: { label: string; profile: string }, simOwn: RunResult) => {
       const { router, missing, assigned } = liveRoutingRouter(trace, r.run, instances);
-      return { result: runOnce(opts, trace, { label: side.label, profile: side.profile, simRouter: router }, progress), missing, rerouted: reroutedCount(assigned, simOwn.requests), placed: assigned.size };
+      return { result: runOnce(opts, liveSendTrace(trace, r.run, rateScale), { label: side.label, profile: side.profile, simRouter: router }, progress), missing, rerouted: reroutedCount(assigned, simOwn.requests), placed: assigned.size };
     };
     simLive = [replayLive(a, sides[0] as (typeof sides)[0], sim[0]), replayLive(b, sides[1] as (typeof sides)[0], sim[1])];
   }
@@ -592,7 +607,7 @@ export async function runLiveCommand(f: LiveFlags, io: { out: (t: string) => voi
   if (sim) io.out(`${agreementLines([a.run, b.run], sim).join('\n')}\n`);
   if (simLive) {
     io.out(`requests the gateway placed on another engine than the simulator's router did: ${simLive.map((s) => `${s.result.label} ${s.rerouted} of ${s.placed}`).join(', ')}\n`);
-    io.out(`${agreementLines([a.run, b.run], [simLive[0].result, simLive[1].result], "the sim on the live run's routing").join('\n')}\n`);
+    io.out(`${agreementLines([a.run, b.run], [simLive[0].result, simLive[1].result], "the sim on the live run's routing and send times").join('\n')}\n`);
     const missing = simLive.filter((s) => s.missing > 0).map((s) => `${s.result.label}: ${s.missing}`);
     if (missing.length > 0) io.out(`(requests without a recorded endpoint, routed round-robin in that sim: ${missing.join('; ')})\n`);
   }

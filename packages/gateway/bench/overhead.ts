@@ -14,7 +14,9 @@
  * is printed too: on a shared machine it says more than the latencies do.
  *
  * The gateway logs at info as `kvmgr serve` does (its per-request JSON line built and serialised,
- * then dropped); `KVMGR_BENCH_LOG=silent` turns the log off. `KVMGR_BENCH_PROF=dir` writes a V8
+ * then dropped); `KVMGR_BENCH_LOG=silent` turns the log off. `KVMGR_BENCH_GATEWAY=floor` puts a
+ * bare node:http + undici pass-through proxy in the gateway's place: the floor of any Node proxy
+ * hop on this machine, to read the gateway's numbers against. `KVMGR_BENCH_PROF=dir` writes a V8
  * CPU profile of the gateway process there.
  *
  * Every child process is stopped by its own handle at the end (SIGTERM, then awaited), and exits
@@ -92,6 +94,36 @@ async function runChild(): Promise<void> {
     const s = await createEngineServer({ port: 0, timeScale: 1000, numGpuBlocks: 65536, maxLagMs: 1000 });
     url = s.url;
     close = () => s.close();
+  } else if (process.env['KVMGR_BENCH_GATEWAY'] === 'floor') {
+    // the floor of any Node proxy hop: node:http in, undici out on a keep-alive pool, the body
+    // and the answer passed through as bytes; no parse, no routing, no log, no metrics
+    const upstream = process.env['KVMGR_BENCH_UPSTREAM'] as string;
+    const pool = new Agent({ connections: 256, pipelining: 1 });
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        request(`${upstream}${req.url ?? '/'}`, { method: req.method as 'POST', headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, body: chunks.length > 0 ? Buffer.concat(chunks) : null, dispatcher: pool }).then(
+          async (up) => {
+            const body = Buffer.from(await up.body.arrayBuffer());
+            res.writeHead(up.statusCode, { 'content-type': String(up.headers['content-type'] ?? 'application/json'), 'content-length': body.length });
+            res.end(body);
+          },
+          (e: Error) => {
+            res.writeHead(502, { 'content-type': 'text/plain' });
+            res.end(e.message);
+          },
+        );
+      });
+    });
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    close = async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await pool.close();
+    };
   } else {
     const { createGateway } = await import('../src/index.js');
     const upstream = process.env['KVMGR_BENCH_UPSTREAM'] as string;
@@ -288,6 +320,7 @@ async function main(): Promise<void> {
     children.push(upstream);
     const gw = await spawn('gateway', { KVMGR_BENCH_UPSTREAM: upstream.url });
     children.push(gw);
+    if (process.env['KVMGR_BENCH_GATEWAY'] === 'floor') console.log(`KVMGR_BENCH_GATEWAY=floor: the "gateway" below is a bare node:http + undici pass-through proxy (no parse, routing, log or metrics), the floor of any Node proxy hop`);
     console.log(
       `upstream ${kind} at ${upstream.url}, gateway at ${gw.url} (request log ${process.env['KVMGR_BENCH_LOG'] === 'silent' ? 'off (KVMGR_BENCH_LOG=silent)' : 'at info, one line per request built and dropped'}); node ${process.version}`,
     );
