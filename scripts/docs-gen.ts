@@ -82,7 +82,7 @@ function runSection(s: Section): number {
   const r = spawnSync(exe, [...pre, entry, ...args], {
     cwd: dir,
     // absolute, so that a script resolving the data itself finds what `$SHARED` names
-    env: { ...process.env, KVMGR_SHARED: shared },
+    env: { ...process.env, ...s.env, KVMGR_SHARED: shared },
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -43,6 +43,8 @@ export interface Section {
   readonly args: readonly string[];
   /** A TypeScript file (relative to the repository root) to run instead of `kvmgr`. */
   readonly script?: string;
+  /** Environment variables set for the command (shown in front of {@link display}). */
+  readonly env?: Readonly<Record<string, string>>;
   /** What runs {@link script}: node with tsx on sources, or `python3`. @default 'tsx' */
   readonly runner?: 'tsx' | 'python3';
   /**
@@ -456,6 +458,10 @@ interface EngineFidelityLine {
   readonly liveItlMs: number;
   readonly simItlMs: number;
   readonly itlDiff: string;
+  /** Mean inter-token gap, live vs replay (absent in outputs of older benches). */
+  readonly liveItlMeanMs?: number;
+  readonly simItlMeanMs?: number;
+  readonly itlMeanDiff?: string;
   readonly driverTtftDiff: string;
   readonly driverItlDiff: string;
   readonly lagP99Ms: number;
@@ -475,12 +481,13 @@ function engineFidelity(out: Outputs, name = 'engine-fidelity'): string {
     `${r.driverTtftDiff} / ${r.driverItlDiff}`,
     `${r.ttftDiff} (${num(r.liveTtftMs, 1)} vs ${num(r.simTtftMs, 1)} ms)`,
     `${r.itlDiff} (${num(r.liveItlMs, 2)} vs ${num(r.simItlMs, 2)} ms)`,
+    r.itlMeanDiff === undefined ? '-' : `${r.itlMeanDiff} (${num(r.liveItlMeanMs ?? Number.NaN, 2)} vs ${num(r.simItlMeanMs ?? Number.NaN, 2)} ms)`,
     `${num(r.lagP99Ms, 1)} ms`,
     String(r.resyncs),
     r.cpuUsPerToken === undefined ? '-' : `${num(r.cpuUsPerToken, 0)} µs`,
   ]);
   return [
-    mdTable(['time scale', 'server timeline vs replay (TTFT / ITL medians)', 'client-observed TTFT vs replay', 'client-observed ITL vs replay', 'loop lag p99', 'resyncs', 'server CPU per token'], rows),
+    mdTable(['time scale', 'server timeline vs replay (TTFT / ITL medians)', 'client-observed TTFT vs replay', 'client-observed ITL vs replay', 'ITL mean vs replay', 'loop lag p99', 'resyncs', 'server CPU per token'], rows),
     '',
     loadLine(o.dir),
   ].join('\n');
@@ -661,6 +668,18 @@ export const SECTIONS: readonly Section[] = [
     },
   },
   {
+    name: 'gateway-overhead-floor',
+    display: 'KVMGR_BENCH_GATEWAY=floor node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overhead.ts 1000 5 trivial',
+    script: 'packages/gateway/bench/overhead.ts',
+    args: ['1000', '5', 'trivial'],
+    env: { KVMGR_BENCH_GATEWAY: 'floor' },
+    produces: ['stdout.txt'],
+    blocks: {
+      'gateway-overhead-floor-output': (out) =>
+        [transcript('KVMGR_BENCH_GATEWAY=floor node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overhead.ts 1000 5 trivial', out('gateway-overhead-floor').stdout), '', loadLine(out('gateway-overhead-floor').dir)].join('\n'),
+    },
+  },
+  {
     name: 'gateway-overload',
     display: 'node --conditions=@kvmgr/source --import tsx packages/gateway/bench/overload.ts 15 all 1',
     script: 'packages/gateway/bench/overload.ts',
@@ -678,6 +697,18 @@ export const SECTIONS: readonly Section[] = [
     produces: ['stdout.txt'],
     blocks: {
       'epp-latency-output': (out) => [transcript('node --conditions=@kvmgr/source --import tsx packages/gateway/bench/epp-latency.ts 1000 5', out('epp-latency').stdout), '', loadLine(out('epp-latency').dir)].join('\n'),
+    },
+  },
+  {
+    name: 'epp-latency-floor',
+    display: 'KVMGR_BENCH_PICKER=null KVMGR_BENCH_STEPS=1000 node --conditions=@kvmgr/source --import tsx packages/gateway/bench/epp-latency.ts 1000 5',
+    script: 'packages/gateway/bench/epp-latency.ts',
+    args: ['1000', '5'],
+    env: { KVMGR_BENCH_PICKER: 'null', KVMGR_BENCH_STEPS: '1000' },
+    produces: ['stdout.txt'],
+    blocks: {
+      'epp-latency-floor-output': (out) =>
+        [transcript('KVMGR_BENCH_PICKER=null KVMGR_BENCH_STEPS=1000 node --conditions=@kvmgr/source --import tsx packages/gateway/bench/epp-latency.ts 1000 5', out('epp-latency-floor').stdout), '', loadLine(out('epp-latency-floor').dir)].join('\n'),
     },
   },
   {

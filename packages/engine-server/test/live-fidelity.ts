@@ -35,10 +35,17 @@ export interface FidelityRun {
   readonly numGpuBlocks?: number;
 }
 
-/** Medians in model ms. */
+/** Medians in model ms (and the ITL's mean). */
 export interface LatencyMedians {
   readonly ttftMs: number;
   readonly itlMs: number;
+  /**
+   * Mean inter-token gap, model ms. Jitter in when each token reaches the client moves the median
+   * of the gaps (most gaps are one decode step, a point mass, with longer ones above it: noise
+   * spread evenly around the mass pushes the median up) but not their mean, which sums to the
+   * stream's duration.
+   */
+  readonly itlMeanMs: number;
 }
 
 /** Median and mean of one stage, wall ms. */
@@ -80,6 +87,8 @@ export interface FidelityResult {
   /** (live − sim) / sim. */
   readonly ttftDiff: number;
   readonly itlDiff: number;
+  /** (live − sim) / sim of the mean inter-token gap. */
+  readonly itlMeanDiff: number;
   /** The driver alone: the server's own token times vs a replay of the server's own enqueue times (model clock). */
   readonly driver: { readonly ttftDiff: number; readonly itlDiff: number };
   /** Per request, client TTFT − replay TTFT, model ms (its median need not be the difference of the medians: in a long queue, arrivals that swap places change single requests' TTFT by seconds). */
@@ -293,8 +302,9 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     stepStartLag: stat(steps.map((s) => s.startLagMs)),
   };
 
-  const live = { ttftMs: median(liveTtft), itlMs: median(liveItl) };
-  const sim = { ttftMs: median(simTtft), itlMs: median(simItl) };
+  const meanOf = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
+  const live = { ttftMs: median(liveTtft), itlMs: median(liveItl), itlMeanMs: meanOf(liveItl) };
+  const sim = { ttftMs: median(simTtft), itlMs: median(simItl), itlMeanMs: meanOf(simItl) };
   const lags = stats.lagSamplesMs.slice(lagStart).sort((a, b) => a - b);
   const streamed = tokenTimes.reduce((a, t) => a + t.length, 0);
   return {
@@ -304,6 +314,7 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
     sim,
     ttftDiff: rel(live.ttftMs, sim.ttftMs),
     itlDiff: rel(live.itlMs, sim.itlMs),
+    itlMeanDiff: rel(live.itlMeanMs, sim.itlMeanMs),
     driver,
     ttftDeltaMs: stat(liveTtft.map((x, i) => x - (simTtft[i] as number))),
     breakdown,
