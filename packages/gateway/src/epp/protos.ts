@@ -75,7 +75,7 @@ export type PbBodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIA
 
 /**
  * `envoy.service.ext_proc.v3.ProtocolConfiguration`: the filter's configured body modes, sent on
- * the first `ProcessingRequest` of a stream only (Envoy 1.35+; older filters send none).
+ * the first `ProcessingRequest` of a stream only (in Envoy's API since March 2025, envoyproxy/envoy#38451; older filters send none).
  */
 export interface PbProtocolConfiguration {
   request_body_mode?: PbBodySendMode;

@@ -3,10 +3,11 @@
  * picker (GIE proposal 004, the Endpoint Picker Protocol) behind Envoy's `ext_proc` filter.
  *
  * One `envoy.service.ext_proc.v3.ExternalProcessor.Process` stream per HTTP request. The body
- * mode is the filter's `processing_mode.request_body_mode`, which Envoy (1.35+) sends in
- * `protocol_config` on a stream's first message (kept for the stream; none from older filters:
- * BUFFERED handling). The messages and answers (Envoy's `external_processor.proto` and
- * `processing_mode.proto`, vendored in `protos/envoy-api/`):
+ * mode is the filter's `processing_mode.request_body_mode`, which Envoy sends in
+ * `protocol_config` on a stream's first message (since envoyproxy/envoy#38451, March 2025); it is
+ * kept for the stream, and a filter that sends none gets the BUFFERED handling. The messages and
+ * answers (Envoy's `external_processor.proto` and `processing_mode.proto`, vendored in
+ * `protos/envoy-api/`):
  *
  * 1. `request_headers` → in BUFFERED (and any mode but FULL_DUPLEX_STREAMED) answered at once
  *    with CONTINUE and a `mode_override` asking for the request body BUFFERED (honoured when the
