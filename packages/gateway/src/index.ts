@@ -18,7 +18,7 @@ export { parsePodsFile, podToEndpoint, PodInputSchema } from './epp/pods.js';
 export { endpointAddress } from './pool.js';
 export type { PodInput } from './epp/pods.js';
 export { loadEppProtos, envoyProtoDirs, PROTO_OPTIONS } from './epp/protos.js';
-export type { EppProtos, ProcessingRequest, ProcessingResponse, PbStruct, PbValue, ServingStatus } from './epp/protos.js';
+export type { EppProtos, ProcessingRequest, ProcessingResponse, PbBodySendMode, PbProtocolConfiguration, PbStreamedBodyResponse, PbStruct, PbValue, ServingStatus } from './epp/protos.js';
 export { resolveAbConfig, abHashUnit, welchInterval, AB_METRICS } from './ab.js';
 export type { ResolvedAbConfig, AbArmConfig, AbReport, AbArmReport, AbDifference, AbMean, AbMetricName, AbKeySource } from './ab.js';
 export { resolveTenantsConfig, apiKeyTenant, ANONYMOUS_TENANT } from './tenants.js';

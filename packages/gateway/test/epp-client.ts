@@ -1,11 +1,13 @@
 /**
  * An ext_proc client for tests and benchmarks: grpc-js over the same Envoy protos the picker
- * loads (`loadEppProtos`), driving one `Process` stream per HTTP request the way Envoy does
- * (request headers, the body in one or several `request_body` messages with `end_of_stream` on
- * the last, response headers with the served endpoint in `metadata_context`, then the end).
+ * loads (`loadEppProtos`, the vendored `protos/envoy-api` first), driving one `Process` stream
+ * per HTTP request the way Envoy does (request headers, the body in one or several
+ * `request_body` messages with `end_of_stream` on the last, response headers with the served
+ * endpoint in `metadata_context`, then the end). In full-duplex mode the first message carries
+ * `protocol_config` ({@link fullDuplex}).
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { PbStruct, ProcessingRequest, ProcessingResponse } from '../src/index.js';
+import type { PbBodySendMode, PbProtocolConfiguration, PbStruct, ProcessingRequest, ProcessingResponse } from '../src/index.js';
 
 /** `envoy.type.v3.StatusCode` names (proto-loader `enums: String`) → HTTP status. */
 const STATUS: Readonly<Record<string, number>> = { BadRequest: 400, NotFound: 404, PayloadTooLarge: 413, TooManyRequests: 429, ServiceUnavailable: 503, InternalServerError: 500 };
@@ -62,12 +64,28 @@ export class ExtProcCall {
   }
 }
 
-/** A `request_headers` message (pseudo-headers included), with the filter metadata given. */
-export function headersMsg(h: Record<string, string>, endOfStream = false, metadata?: Record<string, PbStruct>): ProcessingRequest {
+/**
+ * A `request_headers` message (pseudo-headers included), with the filter metadata given and,
+ * as Envoy sends it on a stream's first message, the filter's `protocol_config`.
+ */
+export function headersMsg(h: Record<string, string>, endOfStream = false, metadata?: Record<string, PbStruct>, protocol?: PbProtocolConfiguration): ProcessingRequest {
   return {
     request_headers: { headers: { headers: Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: endOfStream },
     ...(metadata === undefined ? {} : { metadata_context: { filter_metadata: metadata } }),
+    ...(protocol === undefined ? {} : { protocol_config: protocol }),
   };
+}
+
+/** The `protocol_config` of a filter with `request_body_mode: FULL_DUPLEX_STREAMED` (and the response body mode given). */
+export function fullDuplex(responseBodyMode: PbBodySendMode = 'NONE'): PbProtocolConfiguration {
+  return { request_body_mode: 'FULL_DUPLEX_STREAMED', response_body_mode: responseBodyMode };
+}
+
+/** The `streamed_response` of a body response (request or response body), or undefined when it has none. */
+export function streamedOf(r: ProcessingResponse): { body: Buffer; endOfStream: boolean } | undefined {
+  const m = (r.request_body ?? r.response_body)?.response?.body_mutation;
+  if (m === undefined || !('streamed_response' in m) || m.streamed_response === undefined) return undefined;
+  return { body: Buffer.from(m.streamed_response.body ?? []), endOfStream: m.streamed_response.end_of_stream === true };
 }
 
 /** `envoy.lb.subset_hint` filter metadata naming `addresses`. */

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type EngineServer, createEngineServer } from '@kvmgr/engine-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Epp, type ProcessingResponse, createEpp, loadEppProtos } from '../src/index.js';
-import { destinationOf, pickOver, postHeaders } from './epp-client.js';
+import { ExtProcCall, destinationOf, fullDuplex, headersMsg, pickOver, postHeaders, streamedOf } from './epp-client.js';
 import { LogSink, MODEL, until } from './helpers.js';
 
 function completion(prompt: number[]): Buffer {
@@ -20,7 +20,7 @@ function prompt(n: number, seed: number): number[] {
 }
 
 function headerMutation(r: ProcessingResponse): { set: Record<string, string>; remove: string[] } {
-  const m = r.request_body?.response?.header_mutation;
+  const m = (r.request_body ?? r.request_headers)?.response?.header_mutation;
   const set: Record<string, string> = {};
   for (const o of m?.set_headers ?? []) set[o.header.key] = o.header.raw_value !== undefined && o.header.raw_value.length > 0 ? Buffer.from(o.header.raw_value).toString() : (o.header.value ?? '');
   return { set, remove: m?.remove_headers ?? [] };
@@ -84,6 +84,21 @@ describe('epp: P/D sets x-prefiller-host-port', () => {
     expect(m.remove).toEqual(['x-prefiller-host-port']);
     expect(logs.request('epp-pd-2')?.['decision']).toMatchObject({ reason: 'below-threshold', pd: { disaggregated: false } });
     await r.call.end();
+    await until(() => epp.state().endpoints.every((e) => e.inFlight === 0), 5000, 'reservations released');
+  });
+
+  it('full-duplex mode: the held headers answer carries both headers, then the body comes back unchanged', async () => {
+    const body = completion(prompt(600, 3));
+    const c = new ExtProcCall(client);
+    c.send(headersMsg(postHeaders('epp-pd-fdx'), false, undefined, fullDuplex()));
+    c.send({ request_body: { body, end_of_stream: true } });
+    const h = await c.next();
+    expect(h.request_headers).toBeDefined();
+    expect(destinationOf(h)).toMatchObject({ header: address(decode), metadata: address(decode) });
+    expect(headerMutation(h).set['x-prefiller-host-port']).toBe(address(prefill));
+    const back = streamedOf(await c.next());
+    expect(back).toEqual({ body, endOfStream: true });
+    await c.end();
     await until(() => epp.state().endpoints.every((e) => e.inFlight === 0), 5000, 'reservations released');
   });
 });

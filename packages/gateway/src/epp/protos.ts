@@ -1,12 +1,15 @@
 /**
  * The gRPC services of the endpoint picker, loaded with `@grpc/proto-loader`:
  *
- * - `envoy.service.ext_proc.v3.ExternalProcessor` from Envoy's published protos as
- *   `@grpc/grpc-js-xds` vendors them (`deps/envoy-api`, `deps/xds`, `deps/protoc-gen-validate`,
- *   `deps/googleapis`). That copy predates Envoy's full-duplex streaming mode: it has no
- *   `ProcessingMode.FULL_DUPLEX_STREAMED`, no `BodyMutation.streamed_response`
- *   (`StreamedBodyResponse`) and no `ProcessingRequest.protocol_config`, so the picker works in
- *   BUFFERED request-body mode (and asks for it with `mode_override`).
+ * - `envoy.service.ext_proc.v3.ExternalProcessor` from Envoy's published protos. The ext_proc
+ *   files and every `envoy/` file they import are vendored in this package's `protos/envoy-api/`
+ *   (envoyproxy/data-plane-api at 84e84367f2560cdb47b9bb78fd3e615feb80c3e4, 2026-01-29; see
+ *   `protos/README.md`), because the copy `@grpc/grpc-js-xds` carries (`deps/envoy-api`) predates
+ *   Envoy's full-duplex streaming mode: it has no `ProcessingMode.FULL_DUPLEX_STREAMED`, no
+ *   `BodyMutation.streamed_response` (`StreamedBodyResponse`) and no
+ *   `ProcessingRequest.protocol_config`. The vendored directory comes first in the include path
+ *   and shadows the old files; `xds/`, `udpa/`, `validate/` and `google/` imports still come from
+ *   grpc-js-xds's `deps/` (`xds`, `protoc-gen-validate`, `googleapis`).
  * - `grpc.health.v1.Health` (the standard gRPC health-checking protocol). Neither grpc-js,
  *   grpc-js-xds nor their `deps/` carry `health.proto`, so its ten lines are given here as a
  *   protobufjs JSON descriptor and loaded with `fromJSON` (same message and service names and
@@ -18,8 +21,10 @@
  * `google.protobuf.Struct`/`Value`, whose wrappers keep protobufjs's camelCase (`structValue`,
  * `stringValue`, `listValue`). Only the fields the picker reads or writes are typed.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
@@ -65,6 +70,19 @@ export interface PbHttpBody {
   end_of_stream?: boolean;
 }
 
+/** `envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode`. */
+export type PbBodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
+
+/**
+ * `envoy.service.ext_proc.v3.ProtocolConfiguration`: the filter's configured body modes, sent on
+ * the first `ProcessingRequest` of a stream only (in Envoy's API since March 2025, envoyproxy/envoy#38451; older filters send none).
+ */
+export interface PbProtocolConfiguration {
+  request_body_mode?: PbBodySendMode;
+  response_body_mode?: PbBodySendMode;
+  send_body_without_waiting_for_header_response?: boolean;
+}
+
 /** `envoy.service.ext_proc.v3.ProcessingRequest`. */
 export interface ProcessingRequest {
   request_headers?: PbHttpHeaders;
@@ -78,6 +96,8 @@ export interface ProcessingRequest {
   /** `envoy.config.core.v3.Metadata`: the namespaces the filter forwards (`metadata_options.forwarding_namespaces`). */
   metadata_context?: { filter_metadata?: Record<string, PbStruct> };
   observability_mode?: boolean;
+  /** On the first message of a stream only. */
+  protocol_config?: PbProtocolConfiguration;
 }
 
 /** `envoy.service.ext_proc.v3.HeaderMutation`. */
@@ -86,20 +106,33 @@ export interface PbHeaderMutation {
   remove_headers?: string[];
 }
 
+/**
+ * `envoy.service.ext_proc.v3.StreamedBodyResponse`: a body chunk the processor hands back in
+ * FULL_DUPLEX_STREAMED mode (the data plane forwards exactly these bytes).
+ */
+export interface PbStreamedBodyResponse {
+  body?: Buffer | Uint8Array;
+  /** On the last chunk, once the processor has seen the body's `end_of_stream`. */
+  end_of_stream?: boolean;
+}
+
+/** `envoy.service.ext_proc.v3.BodyMutation` (`body`/`clear_body` in BUFFERED/STREAMED modes, `streamed_response` in FULL_DUPLEX_STREAMED). */
+export type PbBodyMutation = { body?: Buffer } | { clear_body?: boolean } | { streamed_response?: PbStreamedBodyResponse };
+
 /** `envoy.service.ext_proc.v3.CommonResponse`. */
 export interface PbCommonResponse {
   status?: 'CONTINUE' | 'CONTINUE_AND_REPLACE';
   header_mutation?: PbHeaderMutation;
-  body_mutation?: { body?: Buffer } | { clear_body?: boolean };
+  body_mutation?: PbBodyMutation;
   clear_route_cache?: boolean;
 }
 
-/** `envoy.extensions.filters.http.ext_proc.v3.ProcessingMode` (no FULL_DUPLEX_STREAMED in this copy). */
+/** `envoy.extensions.filters.http.ext_proc.v3.ProcessingMode`. */
 export interface PbProcessingMode {
   request_header_mode?: 'DEFAULT' | 'SEND' | 'SKIP';
   response_header_mode?: 'DEFAULT' | 'SEND' | 'SKIP';
-  request_body_mode?: 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL';
-  response_body_mode?: 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL';
+  request_body_mode?: PbBodySendMode;
+  response_body_mode?: PbBodySendMode;
   request_trailer_mode?: 'DEFAULT' | 'SEND' | 'SKIP';
   response_trailer_mode?: 'DEFAULT' | 'SEND' | 'SKIP';
 }
@@ -161,10 +194,32 @@ const HEALTH_V1 = {
 /** proto-loader options of every definition here (clients should use the same). */
 export const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
 
-/** The Envoy API include directories inside `@grpc/grpc-js-xds`. */
+/**
+ * The root of this package (the nearest directory above this module with a `package.json`): the
+ * package directory both when the sources run (`src/epp/protos.ts`, tests) and when the build does
+ * (`dist/index.js`, one bundle), in the workspace and in an installed package.
+ */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`@kvmgr/gateway: no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+/**
+ * The proto include directories, in lookup order: this package's vendored Envoy API
+ * (`protos/envoy-api`, which shadows the older files of the same paths), then `@grpc/grpc-js-xds`'s
+ * `deps/` (`envoy-api`, `xds`, `protoc-gen-validate`, `googleapis`).
+ */
 export function envoyProtoDirs(): string[] {
+  const vendored = join(packageRoot(), 'protos', 'envoy-api');
+  // without it the old copies would load silently, and full-duplex requests would fail at run time
+  if (!existsSync(join(vendored, 'envoy', 'service', 'ext_proc', 'v3', 'external_processor.proto'))) throw new Error(`@kvmgr/gateway: the vendored Envoy protos are missing (${vendored})`);
   const root = dirname(createRequire(import.meta.url).resolve('@grpc/grpc-js-xds/package.json'));
-  return ['envoy-api', 'xds', 'protoc-gen-validate', 'googleapis'].map((d) => join(root, 'deps', d));
+  return [vendored, ...['envoy-api', 'xds', 'protoc-gen-validate', 'googleapis'].map((d) => join(root, 'deps', d))];
 }
 
 /** The loaded services (`loadEppProtos`). */

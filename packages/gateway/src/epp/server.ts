@@ -2,27 +2,45 @@
  * `kvmgr epp`: the gateway's routing decision as a Gateway API Inference Extension endpoint
  * picker (GIE proposal 004, the Endpoint Picker Protocol) behind Envoy's `ext_proc` filter.
  *
- * One `envoy.service.ext_proc.v3.ExternalProcessor.Process` stream per HTTP request:
+ * One `envoy.service.ext_proc.v3.ExternalProcessor.Process` stream per HTTP request. The body
+ * mode is the filter's `processing_mode.request_body_mode`, which Envoy sends in
+ * `protocol_config` on a stream's first message (since envoyproxy/envoy#38451, March 2025); it is
+ * kept for the stream, and a filter that sends none gets the BUFFERED handling. The messages and
+ * answers (Envoy's `external_processor.proto` and `processing_mode.proto`, vendored in
+ * `protos/envoy-api/`):
  *
- * 1. `request_headers` → answered at once with CONTINUE and a `mode_override` asking for the
- *    request body BUFFERED (honoured when the filter sets `allow_mode_override`), response
- *    headers SEND (to read the served endpoint), no response body. A request without a body
- *    (`end_of_stream` on its headers) is placed at once, without a prompt; on an OpenAI route
- *    (`/v1/completions`, `/v1/chat/completions`) it is answered 400 instead.
+ * 1. `request_headers` → in BUFFERED (and any mode but FULL_DUPLEX_STREAMED) answered at once
+ *    with CONTINUE and a `mode_override` asking for the request body BUFFERED (honoured when the
+ *    filter sets `allow_mode_override`), response headers SEND (to read the served endpoint), no
+ *    response body. In FULL_DUPLEX_STREAMED not answered yet (see 2), and no `mode_override` ever
+ *    (Envoy does not let a full-duplex stream change modes). A request without a body
+ *    (`end_of_stream` on its headers) is placed at once in every mode, without a prompt, and
+ *    answered in the headers response; on an OpenAI route (`/v1/completions`,
+ *    `/v1/chat/completions`) it is answered 400 instead.
  * 2. `request_body` chunks are gathered until `end_of_stream`; then the request is validated and
  *    tokenised (`readRequest`), admitted (the gateway's {@link AdmissionQueue}: ADMIT, DEFER, or
  *    REJECT → immediate 429) and placed with the gateway's {@link placeRequest} over the
  *    gateway's {@link Endpoint} state, among the pods of the subset hint
  *    (`metadata_context.filter_metadata["envoy.lb.subset_hint"]["x-gateway-destination-endpoint-subset"]`)
  *    when there is one (empty, or nothing eligible in it → immediate 503).
- *    The answer is a `BodyResponse` that sets the header `x-gateway-destination-endpoint: ip:port`
- *    (overwriting a client's), `clear_route_cache: true`, and the same value in
- *    `dynamic_metadata["envoy.lb"]["x-gateway-destination-endpoint"]`. The body passes through as
- *    it came (no body mutation, so no `content-length` change).
+ *    The answer's `CommonResponse` sets the header `x-gateway-destination-endpoint: ip:port`
+ *    (overwriting a client's) and `clear_route_cache: true`; the same value goes in
+ *    `dynamic_metadata["envoy.lb"]["x-gateway-destination-endpoint"]`. BUFFERED: the answer is
+ *    the `BodyResponse`, the body passes through as it came (no body mutation, so no
+ *    `content-length` change). FULL_DUPLEX_STREAMED (the body chunks, then `end_of_stream` on the
+ *    last, or the request trailers, which end a full-duplex body too): the processor owns the body,
+ *    so the answer is the held `HeadersResponse` carrying that mutation and metadata, then
+ *    `BodyResponse`s whose `body_mutation.streamed_response { body, end_of_stream }` hand the
+ *    gathered bytes back unchanged, in chunks of at most 64 KiB (Envoy's recommended size),
+ *    `end_of_stream` on the last when the body's own last chunk had it (then the trailers' answer,
+ *    when trailers ended it).
  * 3. `response_headers` → CONTINUE; `:status` and the served endpoint
  *    (`metadata_context.filter_metadata["envoy.lb"]["x-gateway-destination-endpoint-served"]`,
  *    counted in `kvmgr_epp_served_total{endpoint,matched}`) are noted; a served endpoint other
- *    than the picked one takes over the request's KV reservation.
+ *    than the picked one takes over the request's KV reservation. `response_body` chunks (only
+ *    when the filter sends them) → CONTINUE, or in `response_body_mode` FULL_DUPLEX_STREAMED each
+ *    chunk handed back as it came (`streamed_response` with the chunk's own `end_of_stream`),
+ *    without which the client would never get the response body.
  * 4. The stream's end (Envoy closes it with the HTTP stream) ends the request: its reservation
  *    is released, admission re-checks its queue, and endpoints without KV events record the
  *    prompt's blocks (routing history).
@@ -53,7 +71,16 @@ import { EndpointPool } from '../pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from '../request-info.js';
 import { HealthState } from './health.js';
 import { parsePodsFile } from './pods.js';
-import { type PbHeaderValue, type PbHeaderValueOption, type PbStruct, type PbValue, type ProcessingRequest, type ProcessingResponse, loadEppProtos } from './protos.js';
+import {
+  type PbBodySendMode,
+  type PbHeaderValue,
+  type PbHeaderValueOption,
+  type PbStruct,
+  type PbValue,
+  type ProcessingRequest,
+  type ProcessingResponse,
+  loadEppProtos,
+} from './protos.js';
 
 /** Header and metadata key of the picked endpoint (GIE proposal 004). */
 export const DESTINATION_ENDPOINT_KEY = 'x-gateway-destination-endpoint';
@@ -119,6 +146,12 @@ export interface Epp {
   /** Readiness NOT_SERVING, lets open streams finish (`shutdownGraceMs`), then stops everything. Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * Largest body chunk handed back in one `StreamedBodyResponse` (full-duplex mode): Envoy's
+ * `processing_mode.proto` recommends at most 64K bytes per response chunk.
+ */
+export const STREAMED_CHUNK_BYTES = 64 * 1024;
 
 function nowUs(): number {
   return Math.round(performance.now() * 1000);
@@ -186,10 +219,12 @@ class EppServer {
   private readonly encoded = new WeakMap<object, Buffer>();
   private readonly encodeOnce: (r: ProcessingResponse) => ProcessingResponse;
   readonly continueHeaders: ProcessingResponse;
+  /** CONTINUE to the request headers without `mode_override` (a full-duplex response body mode is configured). */
+  readonly continueHeadersPlain: ProcessingResponse;
   readonly continueResponseHeaders: ProcessingResponse;
   private readonly pickAnswers = new Map<string, ProcessingResponse>();
 
-  /** The body answer that routes to `address` (header mutation + dynamic metadata), encoded once per address. */
+  /** The answer that routes to `address` (header mutation + dynamic metadata; the body's, or the headers' in full-duplex mode), encoded once per key. */
   pickAnswer(address: string, make: () => ProcessingResponse): ProcessingResponse {
     let r = this.pickAnswers.get(address);
     if (r === undefined) {
@@ -273,6 +308,7 @@ class EppServer {
       request_headers: { response: { status: 'CONTINUE' } },
       mode_override: { request_body_mode: 'BUFFERED', response_header_mode: 'SEND', response_body_mode: 'NONE', request_trailer_mode: 'SKIP', response_trailer_mode: 'SKIP' },
     });
+    this.continueHeadersPlain = this.encodeOnce({ request_headers: { response: { status: 'CONTINUE' } } });
     this.continueResponseHeaders = this.encodeOnce({ response_headers: { response: { status: 'CONTINUE' } } });
     const service: grpc.ServiceDefinition = { ...protos.extProc.service, Process: { ...method, responseSerialize: (r: ProcessingResponse) => this.encoded.get(r) ?? serialize(r) } };
     this.grpcServer.addService(service, {
@@ -433,6 +469,18 @@ class EppStream {
   private picked: { endpoint: Endpoint; address: string; req: RouteRequest; tokens: number; model: string } | undefined;
   private served: string | undefined;
   private status: number | undefined;
+  /** The filter's body modes from `protocol_config` (first message); undefined without one. */
+  private requestBodyMode: PbBodySendMode | undefined;
+  private responseBodyMode: PbBodySendMode | undefined;
+  private sawProtocol = false;
+  /** FULL_DUPLEX_STREAMED request body: the headers' answer waits for the body, and the body is handed back. */
+  private fullDuplex = false;
+  /** The request body is complete (its `end_of_stream`, or trailers in full-duplex mode). */
+  private bodyEnded = false;
+  /** Full-duplex: the gathered body, handed back after the decision. */
+  private heldBody: Buffer | undefined;
+  /** Full-duplex: whether the body's last chunk carried `end_of_stream` (false when trailers ended it). */
+  private heldEndOfStream = true;
   private done = false;
   private finished = false;
 
@@ -460,6 +508,14 @@ class EppStream {
 
   async onMessage(req: ProcessingRequest): Promise<void> {
     if (this.done) return;
+    if (!this.sawProtocol) {
+      // protocol_config comes with the first message only
+      this.sawProtocol = true;
+      const pc = req.protocol_config;
+      this.requestBodyMode = pc?.request_body_mode;
+      this.responseBodyMode = pc?.response_body_mode;
+      this.fullDuplex = this.requestBodyMode === 'FULL_DUPLEX_STREAMED';
+    }
     this.readMetadata(req);
     switch (req.request) {
       case 'request_headers': {
@@ -482,7 +538,10 @@ class EppStream {
           this.send({ request_headers: { response: this.destination(r) }, dynamic_metadata: this.metadata(r) });
           return;
         }
-        this.send(this.srv.continueHeaders);
+        // full-duplex: the headers are answered with the decision, once the body is in
+        if (this.fullDuplex) return;
+        // Envoy lets no full-duplex stream change modes: no mode_override when the response body is full-duplex
+        this.send(this.responseBodyMode === 'FULL_DUPLEX_STREAMED' ? this.srv.continueHeadersPlain : this.srv.continueHeaders);
         return;
       }
       case 'request_body': {
@@ -490,11 +549,16 @@ class EppStream {
           this.immediate(openAiError(400, 'ext_proc: request_body before request_headers; expected the request headers first (processing_mode.request_header_mode SEND)', { code: 'invalid_value' }), 'protocol');
           return;
         }
+        if (this.bodyEnded) {
+          this.immediate(openAiError(400, 'ext_proc: request_body after the end of the request body; expected response messages', { code: 'invalid_value' }), 'protocol');
+          return;
+        }
         const b = req.request_body;
         const last = b?.end_of_stream === true;
         if (b?.body !== undefined && b.body.length > 0) {
-          // a chunk kept past this message is copied (the decoder's buffer is not ours to hold); the last one is read now
-          this.chunks.push(last ? b.body : Buffer.from(b.body));
+          // a chunk kept past this message is copied (the decoder's buffer is not ours to hold); the last one of a
+          // BUFFERED body is read now, a full-duplex body is held until it is handed back (after admission)
+          this.chunks.push(last && !this.fullDuplex ? b.body : Buffer.from(b.body));
           this.bytes += b.body.length;
         }
         if (this.bytes > this.srv.cfg.maxBodyBytes) {
@@ -502,13 +566,15 @@ class EppStream {
           return;
         }
         if (!last) return; // buffered until the end of the body
-        // one chunk (a BUFFERED body) is parsed where it lies; several are joined once
-        const one = this.chunks.length === 1 ? (this.chunks[0] as Uint8Array) : undefined;
-        await this.onBody(one !== undefined ? Buffer.from(one.buffer, one.byteOffset, one.byteLength) : Buffer.concat(this.chunks, this.bytes));
-        this.chunks = [];
+        await this.endBody(true);
         return;
       }
       case 'request_trailers':
+        // full-duplex: trailers tell that the body is complete (its last chunk had no end_of_stream)
+        if (this.fullDuplex && this.sawHeaders && !this.bodyEnded) {
+          await this.endBody(false);
+          if (this.done) return;
+        }
         this.send({ request_trailers: {} });
         return;
       case 'response_headers': {
@@ -518,9 +584,16 @@ class EppStream {
         this.send(this.srv.continueResponseHeaders);
         return;
       }
-      case 'response_body':
+      case 'response_body': {
+        if (this.responseBodyMode === 'FULL_DUPLEX_STREAMED') {
+          // the processor owns the response body in this mode: each chunk goes back as it came
+          const rb = req.response_body;
+          this.send({ response_body: { response: { body_mutation: { streamed_response: { body: rb?.body ?? Buffer.alloc(0), end_of_stream: rb?.end_of_stream === true } } } } });
+          return;
+        }
         this.send({ response_body: { response: { status: 'CONTINUE' } } });
         return;
+      }
       case 'response_trailers':
         this.send({ response_trailers: {} });
         return;
@@ -568,11 +641,50 @@ class EppStream {
     return this.accept(p, req, 0, '', false);
   }
 
+  /** The request body is complete: join its chunks (one is used where it lies) and decide. */
+  private async endBody(endOfStream: boolean): Promise<void> {
+    this.bodyEnded = true;
+    const one = this.chunks.length === 1 ? (this.chunks[0] as Uint8Array) : undefined;
+    const body = one !== undefined ? Buffer.from(one.buffer, one.byteOffset, one.byteLength) : Buffer.concat(this.chunks, this.bytes);
+    this.chunks = [];
+    if (this.fullDuplex) {
+      this.heldBody = body;
+      this.heldEndOfStream = endOfStream;
+    }
+    await this.onBody(body);
+    this.heldBody = undefined;
+  }
+
+  /**
+   * Sends the routing answer for `address`. BUFFERED: the body response carries the header
+   * mutation (encoded once per key). Full-duplex: the held headers response carries it (encoded
+   * once per key), then the body goes back unchanged as `streamed_response` chunks.
+   */
+  private answerPick(address: string, prefiller?: string): void {
+    const key = prefiller === undefined ? address : `${address} ${prefiller}`;
+    if (!this.fullDuplex) {
+      this.send(this.srv.pickAnswer(key, () => ({ request_body: { response: this.destination(address, prefiller) }, dynamic_metadata: this.metadata(address) })));
+      return;
+    }
+    this.send(this.srv.pickAnswer(`headers ${key}`, () => ({ request_headers: { response: this.destination(address, prefiller) }, dynamic_metadata: this.metadata(address) })));
+    const body = this.heldBody ?? Buffer.alloc(0);
+    const eos = this.heldEndOfStream;
+    if (body.length === 0) {
+      // nothing to hand back; an empty last chunk still tells the filter the body is over
+      if (eos) this.send({ request_body: { response: { body_mutation: { streamed_response: { body, end_of_stream: true } } } } });
+      return;
+    }
+    for (let at = 0; at < body.length; at += STREAMED_CHUNK_BYTES) {
+      const end = Math.min(at + STREAMED_CHUNK_BYTES, body.length);
+      this.send({ request_body: { response: { body_mutation: { streamed_response: { body: body.subarray(at, end), end_of_stream: eos && end === body.length } } } } });
+    }
+  }
+
   private async onBody(body: Buffer): Promise<void> {
     const route = routeOf(this.headers[':path'] ?? '');
     if (route === null) {
       const address = this.placePromptless();
-      if (address !== undefined) this.send({ request_body: { response: this.destination(address) }, dynamic_metadata: this.metadata(address) });
+      if (address !== undefined) this.answerPick(address);
       return;
     }
     if (body.length === 0) {
@@ -646,9 +758,8 @@ class EppStream {
     // P/D (as llm-d's prefill-header pre-request): the decode endpoint is the destination, the prefill one goes in x-prefiller-host-port
     const pd = placement.pd;
     const prefiller = pd === undefined ? undefined : pd.decision.disaggregated ? this.srv.pool.addressOf(pd.prefill) : '';
-    const key = prefiller === undefined ? address : `${address} ${prefiller}`;
     // a stream that ended while the request waited in admission is finished right after this (send is then a no-op)
-    this.send(this.srv.pickAnswer(key, () => ({ request_body: { response: this.destination(address, prefiller) }, dynamic_metadata: this.metadata(address) })));
+    this.answerPick(address, prefiller);
   }
 
   private routeRequest(info: RequestInfo): RouteRequest {
@@ -682,6 +793,7 @@ class EppStream {
           ...(p.pd === undefined ? {} : { pd: pdLogOf(p, 'prefiller-header') }),
         },
         ...(this.subset === null ? {} : { subset: [...this.subset] }),
+        ...(this.fullDuplex ? { bodyMode: 'FULL_DUPLEX_STREAMED' } : {}),
         ...(info === undefined ? {} : { promptTokens: info.promptTokens, maxTokens: info.maxTokens, slo: info.slo }),
         durationMs: Math.round((performance.now() - this.started) * 100) / 100,
       },
