@@ -145,10 +145,15 @@ export class Endpoint {
   /** Most recent KV-event lag (receive time − batch ts), seconds. */
   lastEventLagS = 0;
   /**
-   * KV tokens of requests routed before the last scrape that finished after it: that scrape
-   * still counts them as used, so {@link freeTokens} gives them back until the next one.
+   * KV tokens of requests routed before the last scrape was sent that finished after its answer
+   * landed: that scrape still counts them as used, so {@link freeTokens} gives them back until
+   * the next one. Keyed on the scrape's send time, as {@link latest} gives it.
    */
   private freedSinceScrape = { scrapedAtMs: Number.NaN, tokens: 0 };
+  /** When the scrape in flight (or the last one) was sent, ms since the epoch. */
+  private sendingAtMs = Number.NaN;
+  /** The scraper's last answer (its exposition object) and when its request was sent. */
+  private sentOf: { exposition: object | undefined; sentAtMs: number } = { exposition: undefined, sentAtMs: Number.NaN };
   private healthyNow = false;
   private failures = 0;
   private lastFailureAtMs = 0;
@@ -256,10 +261,22 @@ export class Endpoint {
     return this.scraper.counts();
   }
 
-  /** The last scraped snapshot with its time, or undefined before one. */
+  /**
+   * The last scraped snapshot with its time, or undefined before one. `scrapedAtMs` is when that
+   * scrape's request was SENT (ms since the epoch), not when its answer arrived: the engine's
+   * numbers are at least that new, so a request routed while the scrape was in flight counts as
+   * routed since it ({@link routingSnapshot}, {@link freeTokens}) instead of being in neither the
+   * snapshot nor the requests routed since.
+   */
   latest(): { snapshot: EngineSnapshot; scrapedAtMs: number } | undefined {
     const r = this.scraper.latest();
-    return r === undefined ? undefined : { snapshot: r.snapshot, scrapedAtMs: r.scrapedAtMs };
+    if (r === undefined) return undefined;
+    if (r.exposition !== this.sentOf.exposition) {
+      // the scraper's snapshot is newer than the send time recorded for it: it is the answer of
+      // the scrape in flight (one at a time), whose settle handler has not run yet
+      this.sentOf = { exposition: r.exposition, sentAtMs: this.sendingAtMs };
+    }
+    return { snapshot: r.snapshot, scrapedAtMs: this.sentOf.sentAtMs };
   }
 
   /** Tokens per block: configured, else reported (`vllm:cache_config_info`), else undefined. */
@@ -276,8 +293,10 @@ export class Endpoint {
   }
 
   /**
-   * The snapshot the router sees: the scraped one, plus the requests this gateway routed after
-   * that scrape (counted as waiting, their tokens added to KV utilization).
+   * The snapshot the router sees: the scraped one, plus the requests this gateway routed since
+   * that scrape was sent (counted as waiting, their tokens added to KV utilization). A request
+   * routed while the scrape was in flight may be in the engine's numbers too: counted twice until
+   * the next scrape, on the safe side, rather than in neither.
    *
    * @param nowUs - time of the decision, µs (written into the snapshot).
    */
@@ -368,10 +387,12 @@ export class Endpoint {
   private scrapeOnce(): Promise<void> {
     if (this.scraping) return this.scraping;
     const startedAt = Date.now();
+    this.sendingAtMs = startedAt;
     this.scraping = this.scraper
       .scrape()
       .then(
-        () => {
+        (r) => {
+          this.sentOf = { exposition: r.exposition, sentAtMs: startedAt };
           this.failures = 0;
           const q = this.scraper.latest()?.snapshot.prefixCacheQueries;
           if (q !== undefined && this.lastQueries !== undefined && q < this.lastQueries) this.restarted(`prefix_cache_queries_total went back from ${this.lastQueries} to ${q}`);

@@ -4,6 +4,7 @@
  * `/metrics` and its ZMQ KV events) on 127.0.0.1 ephemeral ports.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type Server as NetServer, type Socket, createServer as createNetServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type EngineServer, type EngineServerOptions, createEngineServer } from '@kvmgr/engine-server';
@@ -194,5 +195,98 @@ export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condi
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * A loopback TCP proxy (node:net, no HTTP parsing) in front of one `http://host:port`, which can
+ * hold what comes back: {@link hold} keeps every chunk from upstream (and its end) until
+ * {@link release}; {@link passFirst} lets the next chunk through and holds the ones after it.
+ * {@link sent} is what the clients wrote (latin1), to see a request go out.
+ */
+export class GatedProxy {
+  /** Everything the clients sent, latin1. */
+  sent = '';
+  private mode: 'open' | 'hold' | 'first' = 'open';
+  private readonly held: { client: Socket; chunk: Buffer | null }[] = [];
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    private readonly server: NetServer,
+    readonly url: string,
+  ) {}
+
+  static async start(target: string): Promise<GatedProxy> {
+    const t = new URL(target);
+    const holder: { p?: GatedProxy } = {};
+    const server = createNetServer({ allowHalfOpen: true }, (client) => holder.p?.accept(client, t.hostname, Number(t.port)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const addr = server.address() as { port: number };
+    const p = new GatedProxy(server, `http://127.0.0.1:${addr.port}`);
+    holder.p = p;
+    return p;
+  }
+
+  /** How many times `text` occurs in what the clients sent. */
+  count(text: string): number {
+    return this.sent.split(text).length - 1;
+  }
+
+  private accept(client: Socket, host: string, port: number): void {
+    const up = netConnect({ host, port, allowHalfOpen: true });
+    this.sockets.add(client);
+    this.sockets.add(up);
+    client.on('data', (c: Buffer) => {
+      this.sent += c.toString('latin1');
+      up.write(c);
+    });
+    client.on('end', () => up.end());
+    up.on('data', (c: Buffer) => this.deliver(client, c));
+    up.on('end', () => this.deliver(client, null));
+    const drop = () => {
+      client.destroy();
+      up.destroy();
+    };
+    client.on('error', drop);
+    up.on('error', drop);
+    client.on('close', () => {
+      up.destroy();
+      this.sockets.delete(client);
+    });
+    up.on('close', () => this.sockets.delete(up));
+  }
+
+  private deliver(client: Socket, chunk: Buffer | null): void {
+    if (this.mode === 'hold') {
+      this.held.push({ client, chunk });
+      return;
+    }
+    if (this.mode === 'first' && chunk !== null) this.mode = 'hold';
+    if (chunk === null) client.end();
+    else client.write(chunk);
+  }
+
+  /** Holds what comes back from upstream from now on. */
+  hold(): void {
+    this.mode = 'hold';
+  }
+
+  /** Lets the next chunk from upstream through (the held ones first), then holds. */
+  passFirst(): void {
+    const held = this.held.splice(0);
+    this.mode = 'first';
+    for (const h of held) this.deliver(h.client, h.chunk);
+  }
+
+  /** Passes what was held, in order, and everything after. */
+  release(): void {
+    this.mode = 'open';
+    for (const h of this.held.splice(0)) this.deliver(h.client, h.chunk);
+  }
+
+  async close(): Promise<void> {
+    this.release();
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
