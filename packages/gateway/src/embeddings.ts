@@ -12,6 +12,12 @@
  * class's own DEFER queue (an embedding flood never sits in front of LLM requests, nor the
  * reverse) until a request of its class finishes or a rebalance grows the quota.
  *
+ * Tenants (`tenants.ts`): an embedding request's input tokens are charged to its tenant's
+ * Virtual Token Counter when it is placed, the same counter its completions are charged to (so a
+ * tenant that floods embeddings has used its share when its completions wait), and, with
+ * `tenants.enabled`, the embedding DEFER queue is released by that counter as the LLM one is:
+ * the waiting request of the tenant with the least service first.
+ *
  * The proxy is plain: the validated OpenAI body is forwarded as the client sent it to the next
  * embedding endpoint (round robin; another one is tried once when the connection fails before a
  * response), and the answer is passed through.
@@ -29,6 +35,7 @@ import { type Agent, request as undiciRequest } from 'undici';
 import { z } from 'zod';
 import { sectionError, urlString } from './config-error.js';
 import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import type { TenantFairness } from './tenants.js';
 
 /** The `embeddings` section of the gateway configuration, resolved. */
 export interface EmbeddingsConfig {
@@ -170,6 +177,7 @@ export class EmbeddingsService {
   private lastChange: Record<QuotaConsumer, number> | null = null;
   private rounds = 0;
   private readonly requests: Counter<'outcome'>;
+  private readonly tenants: TenantFairness | undefined;
 
   /**
    * @param config - the resolved `embeddings` section.
@@ -179,9 +187,11 @@ export class EmbeddingsService {
    * @param agent - the gateway's undici agent.
    * @param log - the gateway's logger.
    * @param registry - where the quota gauges and request counter are registered.
+   * @param tenants - the gateway's tenants: input tokens charged at placement, and (when
+   *   `tenants.enabled`) the queue released by their counters. @default none (arrival order, nothing charged)
    * @throws KvmgrError `KVMGR_BAD_CONFIG` when there is no endpoint, or the budget is smaller than one block.
    */
-  constructor(config: EmbeddingsConfig, totalTokens: number, endpoints: readonly string[], host: EmbeddingsHost, agent: Agent, log: Logger, registry: Registry) {
+  constructor(config: EmbeddingsConfig, totalTokens: number, endpoints: readonly string[], host: EmbeddingsHost, agent: Agent, log: Logger, registry: Registry, tenants?: TenantFairness) {
     if (endpoints.length === 0) throw new KvmgrError('KVMGR_BAD_CONFIG', 'embeddings.endpoints: no endpoint answers /v1/embeddings; list them here or under endpoints', { details: { key: 'embeddings.endpoints' } });
     const blocks = Math.floor(totalTokens / config.blockTokens);
     if (blocks < 2) {
@@ -201,7 +211,8 @@ export class EmbeddingsService {
         { name: 'embedding', minBlocks: Math.floor(blocks * config.embeddingMinFraction), weight: config.embeddingWeight },
       ],
     });
-    this.queue = new AdmissionQueue<EmbeddingPlacement>(config.maxQueue, config.maxWaitMs);
+    this.tenants = tenants;
+    this.queue = new AdmissionQueue<EmbeddingPlacement>(config.maxQueue, config.maxWaitMs, tenants?.config.enabled === true ? { fairness: tenants } : {});
     this.requests = new Counter({ name: 'kvmgr_gateway_embedding_requests_total', help: 'Embedding requests by outcome (ok, error, rejected).', labelNames: ['outcome'], registers: [registry] });
     const self = this;
     new Gauge({
@@ -286,6 +297,7 @@ export class EmbeddingsService {
    * @param requestId - the request id (forwarded as `x-request-id`).
    * @param authorization - the client's `Authorization` header, forwarded.
    * @param signal - aborted when the client goes away.
+   * @param tenant - the request's tenant (charged its input tokens at placement; its place in the queue). @default ''
    * @returns status, headers and body bytes for the client.
    */
   async handle(
@@ -294,6 +306,7 @@ export class EmbeddingsService {
     requestId: string,
     authorization: string | undefined,
     signal: AbortSignal,
+    tenant = '',
   ): Promise<{ status: number; headers: Record<string, string>; body: Buffer | OpenAiErrorResponse['body'] }> {
     const parsed = parseOpenAiRequest(EmbeddingRequestSchema, body);
     if (!parsed.ok) return this.error(parsed.error, 'error');
@@ -306,15 +319,18 @@ export class EmbeddingsService {
     }
     let placement: EmbeddingPlacement;
     try {
-      const res = await this.queue.admit({ sloClass: 'standard', priority: 0, deadlineMs: Number.POSITIVE_INFINITY, footprintTokens: tokens }, () => {
+      const res = await this.queue.admit({ sloClass: 'standard', priority: 0, deadlineMs: Number.POSITIVE_INFINITY, footprintTokens: tokens, tenant }, () => {
         if (this.inFlight + tokens > this.quotaTokens('embedding')) return undefined;
         this.inFlight += tokens;
+        // charged as it is placed, so the next release of the same loop sees it (VTC)
+        this.tenants?.charge(tenant, tokens, 0);
         const url = this.endpoints[this.next++ % this.endpoints.length] as string;
         return { url };
       });
       placement = res.value;
     } catch (e) {
       if (e instanceof AdmissionRejected) {
+        this.tenants?.rejected(tenant);
         const r = this.error(openAiError(429, `embedding quota: ${e.message}`, { code: e.reason }), 'rejected');
         r.headers['retry-after'] = String(Math.max(1, Math.ceil((e.retryAfterMs ?? 1000) / 1000)));
         return r;

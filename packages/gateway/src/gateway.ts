@@ -298,14 +298,20 @@ class GatewayServer {
       if (emb === undefined) return sendError(reply, openAiError(404, 'no route POST /v1/embeddings: the gateway has no embeddings section', { code: 'not_found' }));
       const hdr = req.headers['x-request-id'];
       const requestId = (Array.isArray(hdr) ? hdr[0] : hdr) || randomUUID();
+      const tenant = this.tenants.tenantOf(req.headers);
+      if (typeof tenant !== 'string') {
+        this.log.info({ reqId: requestId, route: 'embeddings', status: tenant.status, error: tenant.body.error.message }, 'request rejected');
+        return sendError(reply, tenant);
+      }
+      this.tenants.arrived(tenant);
       const ac = new AbortController();
       const onClose = () => {
         if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
       };
       reply.raw.on('close', onClose);
       try {
-        const r = await emb.handle(req.body, rawBodies.get(req), requestId, req.headers.authorization, ac.signal);
-        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status }, 'request');
+        const r = await emb.handle(req.body, rawBodies.get(req), requestId, req.headers.authorization, ac.signal, tenant);
+        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status, tenant }, 'request');
         return reply.code(r.status).headers({ ...r.headers, 'x-request-id': requestId }).send(r.body);
       } finally {
         reply.raw.off('close', onClose);
@@ -698,6 +704,7 @@ class GatewayServer {
       this.agent,
       this.log,
       this.metrics.registry,
+      this.tenants,
     );
     this.embeddings.start();
   }

@@ -4,8 +4,9 @@
  * (`@kvmgr/eviction`'s {@link VirtualTokenCounter}: weighted input + output tokens served,
  * divided by the tenant's weight; a tenant that becomes backlogged is lifted to the smallest
  * counter of the backlogged ones, so idling earns no credit), and per-tenant metrics with a
- * bounded label set. The DEFER queue (`admission.ts`) asks it which tenant has received the
- * least service; within one SLO class and priority that tenant's request is released first.
+ * bounded label set. The DEFER queues (`admission.ts`: the LLM one, and the embedding one of
+ * `embeddings.ts`) ask it which tenant has received the least service; within one SLO class and
+ * priority that tenant's request is released first. Both kinds of request charge the same counter.
  *
  * Charging at the gateway: a request's prompt tokens when it is placed (so the next release
  * in the same loop sees them), its completion tokens from `usage` when it finishes.
@@ -98,7 +99,7 @@ export interface TenantStats {
   requests: number;
   deferred: number;
   rejected: number;
-  /** Requests of the tenant in the DEFER queue now. */
+  /** Requests of the tenant in the DEFER queues (LLM and embedding) now. */
   queued: number;
   /** Weighted service received (input · inputWeight + output · outputWeight), tokens. */
   service: number;

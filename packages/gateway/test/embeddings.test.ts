@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MemoryQuotaState } from '../src/embeddings.js';
 import { type Gateway, createGateway } from '../src/index.js';
+import { apiKeyTenant } from '../src/tenants.js';
 import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
 
 const EMBED_MODEL = 'BAAI/bge-small-en-v1.5';
@@ -22,6 +23,8 @@ class EmbeddingUpstream {
   maxInFlight = 0;
   received = 0;
   readonly authorizations: (string | undefined)[] = [];
+  /** `x-request-id` of each request, in the order they reached this server. */
+  readonly ids: (string | undefined)[] = [];
   private readonly held: (() => void)[] = [];
   private constructor(readonly server: Server) {}
 
@@ -44,6 +47,7 @@ class EmbeddingUpstream {
     req.on('end', () => {
       this.received++;
       this.authorizations.push(req.headers.authorization);
+      this.ids.push(req.headers['x-request-id'] as string | undefined);
       this.inFlight++;
       this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { model: string; input: unknown; encoding_format?: string };
@@ -67,6 +71,11 @@ class EmbeddingUpstream {
       if (this.hold) this.held.push(answer);
       else answer();
     });
+  }
+
+  /** Answers the oldest held request (answers keep being held). */
+  releaseOne(): void {
+    this.held.shift()?.();
   }
 
   releaseAll(): void {
@@ -196,6 +205,88 @@ describe('embeddings under separate memory quotas', () => {
     const text = await (await request(`${gw.url}/metrics`)).body.text();
     expect(text).toMatch(/kvmgr_gateway_memory_quota_tokens\{consumer="llm",kind="quota"\} \d+/);
     expect(text).toMatch(/kvmgr_gateway_embedding_requests_total\{outcome="ok"\} \d+/);
+  });
+});
+
+const FLOOD = 8;
+const QUIET = 2;
+
+/**
+ * Two tenants' embeddings through a quota that holds two at a time: one floods, a quiet one
+ * arrives behind its backlog; the upstream answers one request at a time, so each answer lets
+ * exactly one waiting request through, and the order the upstream receives them in is the
+ * gateway's release order.
+ */
+async function embeddingOrder(fairness: boolean): Promise<{ order: string[]; tenants: { tenant: string; requests: number; deferred: number; service: number }[] }> {
+  const fleet = await startFleet(1, { numGpuBlocks: 64 });
+  const upstream = await EmbeddingUpstream.start();
+  let gw: Gateway | undefined;
+  try {
+    gw = await createGateway(
+      {
+        server: { port: 0 },
+        model: MODEL,
+        endpoints: endpointsOf(fleet),
+        // both minimum shares add up to the budget: the embedding quota stays at 1024 tokens, two 500-token inputs
+        embeddings: { endpoints: [upstream.url], quota: { totalTokens: 2048, llmMinFraction: 0.5, embeddingMinFraction: 0.5, rebalanceMs: 50 }, maxQueue: 64, maxWaitMs: 60_000 },
+        tenants: { enabled: fairness },
+      },
+      { logStream: new LogSink() },
+    );
+    const g = gw;
+    upstream.hold = true;
+    const flood = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'sk-flood', maxRetries: 0, defaultHeaders: { 'x-tenant-id': 'flood' } });
+    const quiet = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'sk-quiet-secret', maxRetries: 0 });
+    const queued = () => g.state().memoryQuotas?.consumers.embedding.queuedTokens;
+    const all: Promise<unknown>[] = [];
+    for (let i = 0; i < FLOOD; i++) all.push(flood.embeddings.create({ model: EMBED_MODEL, input: ids(500, 100 + i) }, { headers: { 'x-request-id': `eflood-${i}` } }));
+    await until(() => upstream.inFlight === 2 && queued() === (FLOOD - 2) * 500, 5000, 'the flood to queue');
+    for (let i = 0; i < QUIET; i++) all.push(quiet.embeddings.create({ model: EMBED_MODEL, input: ids(500, 200 + i) }, { headers: { 'x-request-id': `equiet-${i}` } }));
+    await until(() => queued() === (FLOOD - 2 + QUIET) * 500, 5000, 'the quiet requests to queue');
+    // one answer at a time: each frees 500 tokens, which lets exactly one waiting request through
+    while (upstream.received < FLOOD + QUIET) {
+      const n = upstream.received;
+      upstream.releaseOne();
+      await until(() => upstream.received > n, 5000, 'the next waiting embedding to be released');
+    }
+    upstream.releaseAll();
+    await Promise.all(all);
+    const order = upstream.ids.filter((id): id is string => id !== undefined && /^e(flood|quiet)-/.test(id));
+    return { order, tenants: g.state().tenants };
+  } finally {
+    await gw?.close();
+    await upstream.close();
+    for (const f of fleet) await f.close();
+  }
+}
+
+describe('per-tenant fairness in the embedding DEFER queue (real HTTP)', () => {
+  let fair: Awaited<ReturnType<typeof embeddingOrder>>;
+  let fifo: Awaited<ReturnType<typeof embeddingOrder>>;
+  beforeAll(async () => {
+    fair = await embeddingOrder(true);
+    fifo = await embeddingOrder(false);
+  }, 60_000);
+
+  it('the quiet tenant’s embeddings are released ahead of the flooding tenant’s backlog', () => {
+    expect(fair.order).toHaveLength(FLOOD + QUIET);
+    const lastQuiet = Math.max(fair.order.indexOf('equiet-0'), fair.order.indexOf('equiet-1'));
+    // VTC alternates once the quiet tenant is lifted to the flooder's counter: both quiet
+    // requests go within the next four releases, ahead of the flood's last four
+    expect(fair.order.slice(lastQuiet + 1).filter((id) => id.startsWith('eflood-')).length).toBeGreaterThanOrEqual(4);
+    // the same arrivals without fairness: arrival order, the quiet tenant last
+    expect(fifo.order).toHaveLength(FLOOD + QUIET);
+    expect(fifo.order.slice(-QUIET).sort()).toEqual(['equiet-0', 'equiet-1']);
+  });
+
+  it('embedding input tokens are charged to the tenant’s counter, the one its completions are charged to', () => {
+    const fairBy = new Map(fair.tenants.map((t) => [t.tenant, t]));
+    expect(fairBy.get('flood')).toMatchObject({ requests: FLOOD, deferred: FLOOD - 2, service: FLOOD * 500 });
+    expect(fairBy.get(apiKeyTenant('sk-quiet-secret'))).toMatchObject({ requests: QUIET, deferred: QUIET, service: QUIET * 500 });
+    // without fairness the queue does not order by tenant (nor count deferrals per tenant), but the service is still charged
+    const fifoBy = new Map(fifo.tenants.map((t) => [t.tenant, t]));
+    expect(fifoBy.get('flood')).toMatchObject({ requests: FLOOD, service: FLOOD * 500 });
+    expect(fifoBy.get(apiKeyTenant('sk-quiet-secret'))).toMatchObject({ requests: QUIET, service: QUIET * 500 });
   });
 });
 
