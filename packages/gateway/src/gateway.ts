@@ -405,7 +405,11 @@ class GatewayServer {
         if (this.embeddings !== undefined && !this.embeddings.llmFits(this.inFlightTokens(), info.footprintTokens)) return undefined;
         const p = this.place(routeReq, info, new Set(), true, armRouter);
         // charged as it is placed, so the next release of the same loop sees it (VTC)
-        if (typeof p === 'object') this.tenants.charge(tenant, info.promptTokens, 0);
+        if (typeof p === 'object') {
+          this.tenants.charge(tenant, info.promptTokens, 0);
+          // prefiller-header: the sidecar's prefill leg holds the prompt on the prefill endpoint
+          this.pd.reservePrefill(p, requestId, info.promptTokens);
+        }
         return p;
       });
       if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
@@ -482,6 +486,10 @@ class GatewayServer {
     let outcome = 'ok';
     let errorMsg: string | undefined;
     let pdLeg: Record<string, unknown> | undefined;
+    // prefiller-header: the prompt's reservation on the prefill endpoint ends when the decode answer starts, or with the request
+    const releasePrefill = () => {
+      if (this.pd.releasePrefill(first, requestId)) this.admission.release();
+    };
     const finish = (ep: Endpoint, ok: boolean) => {
       const f = ep.finishInFlight(requestId);
       if (f !== undefined && ok) this.admission.model.observeService(Date.now() - f.routedAtMs);
@@ -547,6 +555,8 @@ class GatewayServer {
           bodyTimeoutMs: this.cfg.upstreamBodyTimeoutMs,
         });
         call = res;
+        // undici calls it from its handler: the release loop runs after, not inside it
+        if (first.pd !== undefined) res.onHead = () => queueMicrotask(releasePrefill);
         try {
           await res.response();
         } catch (e) {
@@ -640,6 +650,7 @@ class GatewayServer {
       }
       return reply;
     } finally {
+      releasePrefill();
       reply.raw.off('close', onClientClose);
       if (abArm !== undefined && outcome !== 'client-aborted') {
         const ok = status === 200 && outcome === 'ok';

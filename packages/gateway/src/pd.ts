@@ -15,6 +15,8 @@
  *   OpenAI error (502).
  * - `prefiller-header` (llm-d's routing sidecar): the request goes to the decode endpoint alone
  *   with `x-prefiller-host-port: host:port` of the prefill endpoint; the sidecar runs the legs.
+ *   The gateway reserves the prompt's tokens on the prefill endpoint from placement until the
+ *   decode endpoint's answer starts ({@link PdLegs.reservePrefill}).
  *
  * @see vllm-project/vllm:tests/v1/kv_connector/nixl_integration/toy_proxy_server.py (the two legs)
  * @see llm-d/llm-d-inference-scheduler: pkg/common (PrefillPodHeader `x-prefiller-host-port`), the pd profile handler and prefill-header pre-request
@@ -183,6 +185,37 @@ export class PdLegs {
       labelNames: ['endpoint', 'outcome'],
       registers: [o.registry],
     });
+  }
+
+  /**
+   * `prefiller-header` mode: reserves the prompt's tokens on the prefill endpoint of a
+   * disaggregated placement, as `two-legs` does for its prefill leg (the sidecar's prefill leg
+   * computes the prompt there, and the router would otherwise see that endpoint idle). Called
+   * where the placement is made (inside the admission release loop), so the next placement of
+   * the same loop already sees it. Release it with {@link releasePrefill}.
+   *
+   * @param p - the placement.
+   * @param requestId - the request's id (the key of its entry in the prefill endpoint's `inFlight`).
+   * @param promptTokens - tokens reserved.
+   * @returns whether a reservation was made.
+   */
+  reservePrefill(p: Placement<Endpoint>, requestId: string, promptTokens: number): boolean {
+    const pd = p.pd;
+    if (this.o.settings.mode !== 'prefiller-header' || pd === undefined || !pd.decision.disaggregated || pd.prefill === p.endpoint) return false;
+    pd.prefill.inFlight.set(requestId, { tokens: promptTokens, routedAtMs: Date.now() });
+    return true;
+  }
+
+  /**
+   * Ends the reservation of {@link reservePrefill}: when the decode endpoint's answer starts (the
+   * sidecar's prefill leg is done by then) or the request ends or fails. Idempotent.
+   *
+   * @returns whether a reservation was released (KV may have freed).
+   */
+  releasePrefill(p: Placement<Endpoint>, requestId: string): boolean {
+    const pd = p.pd;
+    if (this.o.settings.mode !== 'prefiller-header' || pd === undefined || !pd.decision.disaggregated || pd.prefill === p.endpoint) return false;
+    return pd.prefill.finishInFlight(requestId) !== undefined;
   }
 
   /**

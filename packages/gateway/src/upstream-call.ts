@@ -68,6 +68,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   streaming = false;
   /** True after {@link abort}. */
   aborted = false;
+  /** Called once when the response headers come (the first byte of the answer), before any body. */
+  onHead: (() => void) | undefined = undefined;
   private controller: Dispatcher.DispatchController | undefined;
   private abortReason: Error | undefined;
   private chunks: Buffer[] = [];
@@ -158,6 +160,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.contentType = ct === undefined ? '' : String(ct);
     this.headReceived = true;
     this.streaming = statusCode === 200 && this.contentType.includes('text/event-stream');
+    const h = this.onHead;
+    if (h !== undefined) {
+      this.onHead = undefined;
+      h();
+    }
     if (this.streaming) {
       const w = this.headWaiter;
       this.headWaiter = undefined;

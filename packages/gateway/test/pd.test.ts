@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, type GatewayConfigInput, createGateway, parseRoutingInput, resolveGatewayConfig } from '../src/index.js';
-import { LogSink, MODEL, TestEngine, until } from './helpers.js';
+import { GatedProxy, LogSink, MODEL, TestEngine, until } from './helpers.js';
 
 /** One request an engine got through its recorder. */
 interface Recorded {
@@ -243,6 +243,67 @@ describe('gateway P/D: prefill, decode and both engines', () => {
     await client.completions.create({ model: MODEL, prompt: longPrompt(30, 4), max_tokens: 2 }, { headers: { 'x-request-id': 'pd-hdr-2', 'x-prefiller-host-port': '10.9.9.9:1' } });
     const short = (rec['d0'] as Recorder).generations().find((s) => s.headers['x-request-id'] === 'pd-hdr-2');
     expect(short?.headers).not.toHaveProperty('x-prefiller-host-port');
+  });
+
+  it('prefiller-header mode: the prompt is reserved on the prefill endpoint until the decode answer starts; nothing is left after', async () => {
+    // a decode engine of its own (every step ≥ 10 ms: its chunks come apart) behind a TCP proxy that holds its answer; metrics scraped directly
+    const dec = await TestEngine.start({ kvEvents: false, timeScale: 1, stallMs: 10, numGpuBlocks: 1024, pd: { role: 'decode' } });
+    const gate = await GatedProxy.start(dec.url);
+    try {
+      const { gw } = await start({
+        endpoints: [ep('p0', 'prefill'), { name: 'dg', url: gate.url, metricsUrl: `${dec.url}/metrics`, engine: 'kvmgr', role: 'decode' }],
+        pd: { mode: 'prefiller-header' },
+      });
+      const st = (name: string) => gw.state().endpoints.find((e) => e.name === name) as { inFlight: number; freeTokens: number | null; capacityTokens: number | null };
+      const cap = st('p0').capacityTokens as number;
+      expect(cap).toBe(1024 * 16);
+      gate.hold();
+      const prompt = longPrompt(512, 40);
+      let chunks = 0;
+      const done = request(`${gw.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'pd-hdr-res-1' },
+        body: JSON.stringify({ model: MODEL, prompt, max_tokens: 16, stream: true }),
+      }).then(async (r) => {
+        for await (const _ of r.body) chunks++;
+        return r.statusCode;
+      });
+      // the decode request went out with the header; its answer is held: the prefill endpoint holds the prompt's tokens
+      await until(() => gate.sent.includes('pd-hdr-res-1'), 5000, 'the decode request to go out');
+      expect(gate.sent).toContain(`x-prefiller-host-port: ${(rec['p0'] as Recorder).hostPort}`);
+      expect(st('p0').inFlight).toBe(1);
+      expect(st('p0').freeTokens).toBeLessThanOrEqual(cap - 512);
+      expect(st('dg').inFlight).toBe(1);
+      // the first bytes of the decode answer: the sidecar's prefill is done, the reservation ends; the decode one stays
+      gate.passFirst();
+      await until(() => st('p0').inFlight === 0, 5000, 'the prefill reservation to end at the first byte');
+      expect(st('dg').inFlight).toBe(1);
+      gate.release();
+      expect(await done).toBe(200);
+      expect(chunks).toBeGreaterThan(0);
+      expect(line('pd-hdr-res-1').decision.pd).toMatchObject({ mode: 'prefiller-header', disaggregated: true, prefill: 'p0', decode: 'dg' });
+      await until(() => gw.state().endpoints.every((e) => e.inFlight === 0), 5000, 'every reservation released');
+      expect(st('p0').freeTokens).toBeGreaterThan(cap - 512);
+
+      // a decode endpoint that fails before answering: the reservation ends with the request
+      gate.hold();
+      const failed = request(`${gw.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'pd-hdr-res-2' },
+        body: JSON.stringify({ model: MODEL, prompt: longPrompt(512, 41), max_tokens: 4 }),
+      }).then(async (r) => {
+        await r.body.text();
+        return r.statusCode;
+      });
+      await until(() => gate.sent.includes('pd-hdr-res-2'), 5000, 'the second decode request to go out');
+      expect(st('p0').inFlight).toBe(1);
+      await gate.close();
+      expect(await failed).toBe(502);
+      await until(() => gw.state().endpoints.every((e) => e.inFlight === 0), 5000, 'every reservation released after the failure');
+    } finally {
+      await gate.close();
+      await dec.close();
+    }
   });
 
   it('SLO pairs: with only (p0, d0) the pair optimizer picks a split pair; the decider still keeps a short prompt on d0', async () => {
