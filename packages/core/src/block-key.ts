@@ -159,13 +159,15 @@ export function blockKeysFromTokens(
   if (root.length < 2) throw invalidArgument('root', root, 'a 2-word key [hi, lo]');
   const n = Math.floor(tokens.length / blockSize);
   const out = new Uint32Array(2 * n);
-  let ph = root[0] as number;
-  let pl = root[1] as number;
+  // the parent halves are carried as int32 (same bits; the hash reads them through Math.imul): a
+  // u32 above 2^31 passed as an argument would be boxed, two heap numbers per block
+  let ph = (root[0] as number) | 0;
+  let pl = (root[1] as number) | 0;
   for (let b = 0; b < n; b++) {
     const x = extraKeys?.[b];
     chainBlockKey(ph, pl, tokens, b * blockSize, (b + 1) * blockSize, x == null ? 0 : blockKeyExtraDigest(x), out, b);
-    ph = out[2 * b] as number;
-    pl = out[2 * b + 1] as number;
+    ph = (out[2 * b] as number) | 0;
+    pl = (out[2 * b + 1] as number) | 0;
   }
   return out;
 }

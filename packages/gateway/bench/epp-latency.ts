@@ -34,8 +34,10 @@
  * answers every stream with the same two pre-encoded answers and decides nothing.
  * `KVMGR_BENCH_STEPS=300,600` runs those open-loop steps only (for A/B runs at fixed rates).
  * `KVMGR_BENCH_PROF=dir` writes the picker's CPU profile of each measured phase there
- * (`KVMGR_BENCH_PROF_HEAP=1`: its allocations instead); `KVMGR_BENCH_PICKER_NODE_OPTIONS` adds
- * node options to the picker only (e.g. `--max-semi-space-size=32`).
+ * (`KVMGR_BENCH_PROF_HEAP=1`: its allocations instead; `=live`: only the allocations still held at
+ * the phase's end); `KVMGR_BENCH_PICKER_NODE_OPTIONS` adds node options to the picker only (e.g.
+ * `--max-semi-space-size=32`, or `--trace-gc --trace-gc-nvp` for the bytes each scavenge survived
+ * and promoted).
  *
  * The child is stopped by its own handle at the end (SIGTERM, then awaited).
  */
@@ -161,10 +163,14 @@ async function runChild(): Promise<void> {
   });
   // KVMGR_BENCH_PROF=dir: one profile per measured phase (startup and warm-up left out): CPU
   // (`<phase>.cpuprofile`, sampled every 250 µs), or with KVMGR_BENCH_PROF_HEAP=1 the allocations
-  // (`<phase>.heapprofile`, one sample per 4 KiB allocated, garbage included)
+  // (`<phase>.heapprofile`, one sample per 4 KiB allocated, garbage included; KVMGR_BENCH_PROF_HEAP=live: only the
+  // objects still alive at the phase's end, i.e. what outlived its requests)
   const profDir = process.env['KVMGR_BENCH_PROF'];
   if (profDir !== undefined) {
-    const heap = process.env['KVMGR_BENCH_PROF_HEAP'] === '1';
+    const heapMode = process.env['KVMGR_BENCH_PROF_HEAP'];
+    const heap = heapMode === '1' || heapMode === 'live';
+    // 'live': the samples of objects collected before the profile is written are dropped, so it shows what the phase's allocations still hold at its end (what the scavenges copied and promoted)
+    const collected = heapMode !== 'live';
     const { Session } = await import('node:inspector/promises');
     const { mkdirSync, writeFileSync } = await import('node:fs');
     mkdirSync(profDir, { recursive: true });
@@ -178,7 +184,7 @@ async function runChild(): Promise<void> {
       void (async () => {
         if (heap) {
           // the two include flags (V8 ≥ 11) keep the samples of objects already collected: the garbage is what the scavenges cost
-          if (prof === 'start') await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true } as { samplingInterval: number });
+          if (prof === 'start') await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: collected, includeObjectsCollectedByMajorGC: collected } as { samplingInterval: number });
           else writeFileSync(`${profDir}/${name}.heapprofile`, JSON.stringify((await session.post('HeapProfiler.stopSampling')).profile));
         } else if (prof === 'start') await session.post('Profiler.start');
         else writeFileSync(`${profDir}/${name}.cpuprofile`, JSON.stringify((await session.post('Profiler.stop')).profile));

@@ -287,8 +287,16 @@ export class Endpoint {
   /** KV capacity in tokens: configured, else reported blocks × block size, else undefined. */
   capacityTokens(): number | undefined {
     if (this.config.kvCapacityTokens !== null) return this.config.kvCapacityTokens;
-    const s = this.scraper.latest()?.snapshot;
-    const bs = this.blockSize();
+    return this.capacityOf(this.scraper.latest()?.snapshot);
+  }
+
+  /**
+   * {@link capacityTokens} from a snapshot the caller has already read (every decision reads
+   * the last scrape several times per endpoint; each `scraper.latest()` builds a result object).
+   */
+  private capacityOf(s: EngineSnapshot | undefined): number | undefined {
+    if (this.config.kvCapacityTokens !== null) return this.config.kvCapacityTokens;
+    const bs = this.config.blockSize ?? s?.blockSize;
     return s?.totalBlocks === undefined || bs === undefined ? undefined : s.totalBlocks * bs;
   }
 
@@ -301,7 +309,7 @@ export class Endpoint {
    * @param nowUs - time of the decision, µs (written into the snapshot).
    */
   routingSnapshot(nowUs: number): EngineSnapshot {
-    const l = this.latest();
+    const l = this.scraper.latest();
     const base: EngineSnapshot = l?.snapshot ?? {
       instanceId: this.name,
       role: this.config.role,
@@ -316,7 +324,7 @@ export class Endpoint {
     };
     const { count: extra, tokens: extraTokens } = this.inFlight.routedSince(l?.scrapedAtMs ?? 0);
     if (extra === 0) return base;
-    const cap = this.capacityTokens();
+    const cap = this.capacityOf(l?.snapshot);
     return {
       ...base,
       waiting: base.waiting + extra,
@@ -329,9 +337,9 @@ export class Endpoint {
    * all tokens reserved in flight. Infinity when the capacity is unknown.
    */
   freeTokens(): number {
-    const cap = this.capacityTokens();
+    const l = this.scraper.latest();
+    const cap = this.capacityOf(l?.snapshot);
     if (cap === undefined) return Number.POSITIVE_INFINITY;
-    const l = this.latest();
     const since = l?.scrapedAtMs ?? 0;
     const reserved = this.inFlight.reservedTokens;
     const recent = this.inFlight.routedSince(since).tokens;

@@ -8,7 +8,7 @@
  * admission queues and metrics) stays in them.
  */
 import type { KvEvent } from '@kvmgr/core';
-import { type BlockIndex, type BlockIndexListener, KvBlockIndex, type ResolvedRouterConfig, type RouteRequest, Router } from '@kvmgr/router';
+import { type BlockIndex, type BlockIndexListener, KvBlockIndex, type LocalKeys, type ResolvedRouterConfig, type RouteRequest, Router } from '@kvmgr/router';
 import type { Logger } from 'pino';
 import type { EndpointConfig, ResolvedGatewayConfig } from './config.js';
 import { type NO_ENDPOINT, type Placement, placeRequest } from './decide.js';
@@ -290,7 +290,26 @@ export class EndpointPool {
    */
   recordHistory(ep: Endpoint, req: RouteRequest): void {
     if (ep.config.kvEvents !== null || this.endpoints.get(ep.name) !== ep) return;
-    const keys = this.routerNow.keysFor(req);
+    this.recordKeys(ep, this.routerNow.keysFor(req));
+  }
+
+  /**
+   * {@link recordHistory} from the prompt's block keys as an earlier decision computed them, so
+   * that a request in flight need not hold its token ids until it ends. The keys stand for the
+   * prompt only while the current router keys prompts as `keyedBy` did (same block size and
+   * model namespace); when that changed meanwhile, nothing is recorded.
+   *
+   * @param keys - local block keys (`[hi, lo]` u32 pairs, 2 per block), from `keyedBy.keysFor`.
+   * @param keyedBy - the router that made them.
+   */
+  recordHistoryKeys(ep: Endpoint, keys: LocalKeys, keyedBy: Router): void {
+    if (ep.config.kvEvents !== null || this.endpoints.get(ep.name) !== ep) return;
+    const now = this.routerNow;
+    if (keyedBy !== now && (keyedBy.config.blockSize !== now.config.blockSize || keyedBy.config.model !== now.config.model)) return;
+    this.recordKeys(ep, keys);
+  }
+
+  private recordKeys(ep: Endpoint, keys: LocalKeys): void {
     const blocks = keys.length >>> 1;
     if (blocks === 0) return;
     const before = this.index.prefixLength(ep.name, keys, Number.POSITIVE_INFINITY);

@@ -92,3 +92,47 @@ describe('EndpointPool', () => {
     expect(pool.index.instances()).not.toContain('again');
   });
 });
+
+describe('EndpointPool.recordHistoryKeys (routing history from the decision\'s keys)', () => {
+  let fleet: TestEngine[] = [];
+  let pool: EndpointPool;
+
+  beforeAll(async () => {
+    fleet = await startFleet(1, { kvEvents: false });
+    pool = new EndpointPool(resolveGatewayConfig({ model: MODEL, routing: { scorers: 'pa:3,qd:2,kv:2', speculativeTtlMs: 0 } }), pino({ level: 'silent' }), {
+      onMaybeFreed: () => undefined,
+      onEventLag: () => undefined,
+    });
+    await pool.add(resolveEndpoint({ name: 'a', url: (fleet[0] as TestEngine).url, engine: 'kvmgr' }));
+  });
+  afterAll(async () => {
+    await pool?.close();
+    for (const f of fleet) await f.close();
+    fleet = [];
+  });
+
+  it('records the blocks the token ids would; nothing when the current router keys prompts differently (block size changed)', () => {
+    const ep = pool.endpoints.get('a') as NonNullable<ReturnType<typeof pool.endpoints.get>>;
+    const prompt = (base: number): RouteRequest => {
+      const tokens = Array.from({ length: 100 }, (_, i) => base + i);
+      return { requestId: `r${base}`, arrivalUs: 0, promptTokenIds: tokens, promptTokens: tokens.length, maxTokens: 10 };
+    };
+    const keyedBy = pool.router;
+    expect(keyedBy.config.blockSize).toBe(16);
+    // a router with the same keying (another object, e.g. new scorers) still takes the keys
+    const same = pool.routerFor({ ...keyedBy.config, scorers: [{ name: 'queue-depth', weight: 1, params: {} }] });
+    pool.useRouter(same, false);
+    const r1 = prompt(7000);
+    pool.recordHistoryKeys(ep, keyedBy.keysFor(r1), keyedBy);
+    expect(ep.cachedBlocks).toBe(6);
+    expect(pool.index.prefixLength('a', same.keysFor(r1))).toBe(6);
+    // keys of another block size are not this router's keys: nothing recorded
+    const r2 = prompt(9000);
+    const coarse = pool.routerFor({ ...keyedBy.config, blockSize: 32 });
+    pool.recordHistoryKeys(ep, coarse.keysFor(r2), coarse);
+    expect(ep.cachedBlocks).toBe(6);
+    expect(pool.index.prefixLength('a', coarse.keysFor(r2))).toBe(0);
+    expect(pool.index.prefixLength('a', same.keysFor(r2))).toBe(0);
+    expect(pool.index.size).toBe(6);
+  });
+});

@@ -140,6 +140,30 @@ function indexHolders(index: KvBlockIndex): Map<string, Set<string>> {
 }
 
 describe('KvBlockIndex', () => {
+  it('key halves at or above 2^31 match by their 32 bits, given as u32 or as int32', () => {
+    // the index carries halves as int32 internally (no boxed numbers); a key written as u32 is the same key read as int32
+    const index = new KvBlockIndex({ maxKeys: 64 });
+    const u32 = Uint32Array.from([0x80000001, 0xfffffffe, 0xdeadbeef, 0x00000001, 0x7fffffff, 0x80000000]);
+    index.recordBlocks('a', u32);
+    const i32 = Array.from(new Int32Array(u32.buffer)) as unknown as Uint32Array;
+    expect(Array.from(i32 as ArrayLike<number>).slice(0, 2)).toEqual([-2147483647, -2]);
+    expect(index.prefixLength('a', u32)).toBe(3);
+    expect(index.prefixLength('a', i32)).toBe(3);
+    const m = createPrefixMatch(index.maxInstances);
+    index.matchPrefix(i32, 3, 0, m);
+    expect(m.matchedBlocks[index.instanceIndex('a')]).toBe(3);
+    expect(index.holders(-2147483647, -2)).toEqual([{ instanceId: 'a', tier: 'gpu' }]);
+    expect(index.holders(0x80000001, 0xfffffffe)).toEqual([{ instanceId: 'a', tier: 'gpu' }]);
+    expect(index.keys()).toEqual([
+      [0x80000001, 0xfffffffe],
+      [0xdeadbeef, 1],
+      [0x7fffffff, 0x80000000],
+    ]);
+    index.removeBlocks('a', i32, 'gpu', 0, 1);
+    expect(index.size).toBe(2);
+    expect(index.stats.unknownKeyRemovals).toBe(0);
+  });
+
   it('keys blocks from events the same way requests are keyed (two key spaces agree)', () => {
     const index = new KvBlockIndex({ maxKeys: 64 });
     index.addInstance('a');

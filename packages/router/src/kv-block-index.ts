@@ -186,6 +186,13 @@ export class KvBlockIndex implements BlockIndex {
   private readonly shift: number;
   private readonly tab: Uint32Array;
   private readonly eKey: Uint32Array;
+  /**
+   * `tab` and `eKey` read as int32 (the same bytes). Key halves are compared and passed around
+   * as int32 internally: a u32 above 2^31 is not a small integer, and passing one to a function
+   * boxes it (two heap numbers per block of every lookup and store).
+   */
+  private readonly tabI: Int32Array;
+  private readonly eKeyI: Int32Array;
   private readonly eHold: Uint32Array;
   private readonly eUsed: Uint8Array;
   private readonly slotOf: Int32Array;
@@ -254,6 +261,8 @@ export class KvBlockIndex implements BlockIndex {
     this.shift = 32 - bits;
     this.tab = new Uint32Array(slots * 4);
     this.eKey = new Uint32Array(this.maxKeys * 2);
+    this.tabI = new Int32Array(this.tab.buffer);
+    this.eKeyI = new Int32Array(this.eKey.buffer);
     this.eHold = new Uint32Array(this.maxKeys * this.stride);
     this.eUsed = new Uint8Array(this.maxKeys);
     this.slotOf = new Int32Array(this.maxKeys);
@@ -464,7 +473,7 @@ export class KvBlockIndex implements BlockIndex {
     requireBlockRange(keys, fromBlock, blocks);
     const inst = this.addInstance(instanceId);
     let guess = -2;
-    for (let b = fromBlock; b < blocks; b++) guess = this.store(keys[2 * b] as number, keys[2 * b + 1] as number, inst, t, 0, guess + 1);
+    for (let b = fromBlock; b < blocks; b++) guess = this.store((keys[2 * b] as number) | 0, (keys[2 * b + 1] as number) | 0, inst, t, 0, guess + 1);
   }
 
   /**
@@ -482,7 +491,7 @@ export class KvBlockIndex implements BlockIndex {
       return;
     }
     for (let b = fromBlock; b < blocks; b++) {
-      if (!this.unstore(keys[2 * b] as number, keys[2 * b + 1] as number, inst, t)) this.stats.unknownKeyRemovals++;
+      if (!this.unstore((keys[2 * b] as number) | 0, (keys[2 * b + 1] as number) | 0, inst, t)) this.stats.unknownKeyRemovals++;
     }
   }
 
@@ -497,7 +506,7 @@ export class KvBlockIndex implements BlockIndex {
     const inst = this.addInstance(instanceId);
     let guess = -2;
     for (let b = fromBlock; b < blocks; b++) {
-      guess = this.store(keys[2 * b] as number, keys[2 * b + 1] as number, inst, SPEC, expiresAtUs, guess + 1);
+      guess = this.store((keys[2 * b] as number) | 0, (keys[2 * b + 1] as number) | 0, inst, SPEC, expiresAtUs, guess + 1);
     }
   }
 
@@ -516,7 +525,7 @@ export class KvBlockIndex implements BlockIndex {
    * instance id then tier. For tests and debugging; not a hot path.
    */
   holders(hi: number, lo: number, nowUs = 0): { instanceId: string; tier: HolderTier }[] {
-    const e = this.findEntry(hi >>> 0, lo >>> 0, -1);
+    const e = this.findEntry(hi | 0, lo | 0, -1);
     if (e < 0) return [];
     const base = e * this.stride;
     const hold = this.eHold;
@@ -577,7 +586,7 @@ export class KvBlockIndex implements BlockIndex {
     const blocks = keys.length >>> 1;
     let e = -1;
     for (let b = 0; b < blocks; b++) {
-      e = this.findEntry(keys[2 * b] as number, keys[2 * b + 1] as number, e + 1);
+      e = this.findEntry((keys[2 * b] as number) | 0, (keys[2 * b + 1] as number) | 0, e + 1);
       if (e < 0) return b;
       const base = e * stride;
       let held = false;
@@ -618,7 +627,7 @@ export class KvBlockIndex implements BlockIndex {
     const per = this.maxInstancesPerKey;
     let e = -1;
     for (let b = 0; b < blocks; b++) {
-      e = this.findEntry(keys[2 * b] as number, keys[2 * b + 1] as number, e + 1);
+      e = this.findEntry((keys[2 * b] as number) | 0, (keys[2 * b + 1] as number) | 0, e + 1);
       if (e < 0) return;
       const base = e * stride;
       const cnt = hold[base] as number;
@@ -660,12 +669,17 @@ export class KvBlockIndex implements BlockIndex {
     return Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>> this.shift;
   }
 
-  /** Entry of a key, or -1. Tries `guess` (the entry after the previous block's) first. */
+  /**
+   * Entry of a key, or -1. Tries `guess` (the entry after the previous block's) first.
+   * `hi`, `lo`: the key's halves, as int32 or u32 (compared by their 32 bits).
+   */
   private findEntry(hi: number, lo: number, guess: number): number {
-    if (guess >= 0 && guess < this.fresh && this.eUsed[guess] === 1 && this.eKey[2 * guess + 1] === lo && this.eKey[2 * guess] === hi) {
+    hi |= 0;
+    lo |= 0;
+    if (guess >= 0 && guess < this.fresh && this.eUsed[guess] === 1 && this.eKeyI[2 * guess + 1] === lo && this.eKeyI[2 * guess] === hi) {
       return guess;
     }
-    const tab = this.tab;
+    const tab = this.tabI;
     const mask = this.mask;
     let s = this.home(hi, lo);
     for (;;) {

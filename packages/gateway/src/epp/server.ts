@@ -56,7 +56,7 @@ import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
-import type { RouteRequest } from '@kvmgr/router';
+import type { LocalKeys, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
@@ -153,6 +153,12 @@ export interface Epp {
  */
 export const STREAMED_CHUNK_BYTES = 64 * 1024;
 
+/** Block keys of a request without a prompt (shared, never written). */
+const NO_KEYS: LocalKeys = new Uint32Array(0);
+
+/** Subset of a request without a subset hint: nothing excluded (shared, never written). */
+const NOTHING_EXCLUDED: ReadonlySet<string> = new Set<string>();
+
 function nowUs(): number {
   return Math.round(performance.now() * 1000);
 }
@@ -185,6 +191,39 @@ function routeOf(path: string): OpenAiRoute | null {
   return null;
 }
 
+/**
+ * prom-client children (`metric.labels(...)`) of series updated per request, cached by their
+ * (one or two) label values: an update then builds no label object (prom-client still hashes
+ * the values on each update). The values are endpoint names, routing reasons, model names and
+ * admission outcomes; past 4096 children the cache starts over, as pods come and go.
+ */
+class LabelledChildren<C> {
+  private readonly byFirst = new Map<string, Map<string, C>>();
+  private count = 0;
+
+  /** @param make - the child for label values `(a, b)` (`b` is '' for a one-label series). */
+  constructor(private readonly make: (a: string, b: string) => C) {}
+
+  get(a: string, b = ''): C {
+    let inner = this.byFirst.get(a);
+    if (inner === undefined) {
+      if (this.count >= 4096) {
+        this.byFirst.clear();
+        this.count = 0;
+      }
+      inner = new Map();
+      this.byFirst.set(a, inner);
+    }
+    let c = inner.get(b);
+    if (c === undefined) {
+      c = this.make(a, b);
+      inner.set(b, c);
+      this.count++;
+    }
+    return c;
+  }
+}
+
 /** The picker's metrics: the gateway's families plus the picker's own, in one registry. */
 interface EppMetrics extends GatewayMetrics {
   readonly served: Counter<'endpoint' | 'matched'>;
@@ -192,6 +231,14 @@ interface EppMetrics extends GatewayMetrics {
   /** Requests picked and not finished, by model: counted here per request, read by `running` when scraped. */
   readonly runningByModel: Map<string, number>;
   readonly immediate: Counter<'status' | 'reason'>;
+  /** `requests` by model (both labels the model's name). */
+  readonly requestsBy: LabelledChildren<{ inc(): void }>;
+  /** `decisions` by endpoint and reason. */
+  readonly decisionsBy: LabelledChildren<{ inc(): void }>;
+  /** `decisionScore` by endpoint. */
+  readonly decisionScoreBy: LabelledChildren<{ observe(v: number): void }>;
+  /** `admission` by outcome. */
+  readonly admissionBy: LabelledChildren<{ inc(): void }>;
 }
 
 class EppServer {
@@ -288,6 +335,10 @@ class EppServer {
         },
       }),
       runningByModel,
+      requestsBy: new LabelledChildren((model) => base.requests.labels({ model_name: model, target_model_name: model })),
+      decisionsBy: new LabelledChildren((endpoint, reason) => base.decisions.labels({ endpoint, reason })),
+      decisionScoreBy: new LabelledChildren((endpoint) => base.decisionScore.labels({ endpoint })),
+      admissionBy: new LabelledChildren((decision) => base.admission.labels({ decision })),
       immediate: new Counter({
         name: 'kvmgr_epp_immediate_responses_total',
         help: 'Requests answered by the picker itself (ext_proc ImmediateResponse), by HTTP status and reason.',
@@ -402,10 +453,10 @@ class EppServer {
     return subset === null ? this.pool.eligible() : this.pool.eligible((_e, address) => subset.has(address));
   }
 
-  /** Names outside the subset (excluded from the decision). */
-  excludedBy(subset: ReadonlySet<string> | null): Set<string> {
+  /** Names outside the subset (excluded from the decision); one shared empty set without a subset hint. */
+  excludedBy(subset: ReadonlySet<string> | null): ReadonlySet<string> {
+    if (subset === null) return NOTHING_EXCLUDED;
     const out = new Set<string>();
-    if (subset === null) return out;
     for (const [address, e] of this.pool.byAddress) if (!subset.has(address)) out.add(e.name);
     return out;
   }
@@ -456,6 +507,29 @@ class EppServer {
   }
 }
 
+/**
+ * What a placed request holds from its decision until its stream ends — for an LLM response,
+ * seconds to minutes, so every byte of it is copied by the young-generation GC and then
+ * promoted. Kept to what the end of the request needs: not the prompt's token ids (~8 bytes per
+ * token in a `number[]`, ~20 KB for a 2,500-token prompt) nor the request object, only the
+ * prompt's block keys as the decision computed them (for the routing history, ~8 bytes per
+ * block, off the JS heap).
+ */
+interface Picked {
+  /** The endpoint holding the request's KV reservation (the served one when the proxy fell back). */
+  readonly endpoint: Endpoint;
+  /** Its `ip:port`. */
+  readonly address: string;
+  /** The prompt's local block keys (`[hi, lo]` u32 pairs, 2 per block) as the decision used them; empty without a prompt. */
+  readonly keys: LocalKeys;
+  /** The router whose keying (block size, model namespace) made `keys`; undefined without a prompt. */
+  readonly keyedBy: Router | undefined;
+  /** KV tokens reserved on the endpoint (prompt + max output). */
+  readonly tokens: number;
+  /** Model name of the request (`inference_objective_running_requests`). */
+  readonly model: string;
+}
+
 /** One ext_proc stream: one HTTP request through the proxy. */
 class EppStream {
   private headers: Record<string, string> = {};
@@ -466,7 +540,8 @@ class EppStream {
   private subset: Set<string> | null = null;
   private requestId = '';
   private started = performance.now();
-  private picked: { endpoint: Endpoint; address: string; req: RouteRequest; tokens: number; model: string } | undefined;
+  /** The placement, held until the stream ends (see {@link Picked}). */
+  private picked: Picked | undefined;
   private served: string | undefined;
   private status: number | undefined;
   /** The filter's body modes from `protocol_config` (first message); undefined without one. */
@@ -638,7 +713,7 @@ class EppStream {
       this.immediate(openAiError(503, this.subset === null ? 'no healthy endpoint' : 'no eligible endpoint in the subset hint', { code: 'no_endpoint' }), 'no_endpoint');
       return undefined;
     }
-    return this.accept(p, req, 0, '', false);
+    return this.accept(p, req, undefined, 0, '', false);
   }
 
   /** The request body is complete: join its chunks (one is used where it lies) and decide. */
@@ -705,7 +780,7 @@ class EppStream {
     }
     const info = r.info;
     const model = info.model ?? this.srv.cfg.model ?? '';
-    this.srv.metrics.requests.inc({ model_name: model, target_model_name: model });
+    this.srv.metrics.requestsBy.get(model).inc();
     if (this.srv.cfg.model !== undefined && info.model !== undefined && info.model !== this.srv.cfg.model) {
       // the pool serves one model (the index namespace): another name would be scored against the wrong blocks
       const msg = `The model \`${info.model}\` does not exist. This endpoint picker's pool serves ${JSON.stringify(this.srv.cfg.model)} (the gateway config's model).`;
@@ -729,21 +804,30 @@ class EppStream {
         return;
       }
     }
-    const req = this.routeRequest(info);
+    const base = routeRequestOf(this.requestId, info);
+    // the prompt is hashed into block keys once, by the router that decides (again only if the router changed while it
+    // waited in admission); the decision and the routing history at the end use those keys, not the token ids
+    let req: RouteRequest = base;
+    let keyedBy: Router | undefined;
     const excluded = this.srv.excludedBy(this.subset);
     let placement: Placement<Endpoint>;
     let deferred: boolean;
     try {
-      const res = await this.srv.admission.admit({ sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY) }, () =>
-        this.srv.place(req, info.footprintTokens, excluded, true),
-      );
+      const res = await this.srv.admission.admit({ sloClass: info.sloClass, priority: info.priority, deadlineMs: Date.now() + (info.slo.ttftMs ?? Number.POSITIVE_INFINITY) }, () => {
+        const router = this.srv.pool.router;
+        if (keyedBy !== router) {
+          req = { ...base, localKeys: router.keysFor(base) };
+          keyedBy = router;
+        }
+        return this.srv.place(req, info.footprintTokens, excluded, true);
+      });
       if (res.value === NO_ENDPOINT) {
         this.immediate(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }), 'no_endpoint', model);
         return;
       }
       placement = res.value;
       deferred = res.deferred;
-      this.srv.metrics.admission.inc({ decision: deferred ? 'defer' : 'admit' });
+      this.srv.metrics.admissionBy.get(deferred ? 'defer' : 'admit').inc();
     } catch (e) {
       if (e instanceof AdmissionRejected) {
         this.srv.metrics.admission.inc({ decision: 'reject' });
@@ -754,7 +838,7 @@ class EppStream {
       }
       throw e;
     }
-    const address = this.accept(placement, req, info.footprintTokens, model, deferred, info);
+    const address = this.accept(placement, req, keyedBy, info.footprintTokens, model, deferred, info);
     // P/D (as llm-d's prefill-header pre-request): the decode endpoint is the destination, the prefill one goes in x-prefiller-host-port
     const pd = placement.pd;
     const prefiller = pd === undefined ? undefined : pd.decision.disaggregated ? this.srv.pool.addressOf(pd.prefill) : '';
@@ -762,44 +846,54 @@ class EppStream {
     this.answerPick(address, prefiller);
   }
 
-  private routeRequest(info: RequestInfo): RouteRequest {
-    return routeRequestOf(this.requestId, info);
-  }
-
-  /** Records a placement (in flight on its endpoint) and logs the decision; returns its address. */
-  private accept(p: Placement<Endpoint>, req: RouteRequest, tokens: number, model: string, deferred: boolean, info?: RequestInfo): string {
+  /**
+   * Records a placement (in flight on its endpoint, see {@link Picked}) and logs the decision;
+   * returns its address.
+   *
+   * @param req - the request as routed (`localKeys` set by `keyedBy` when it has a prompt).
+   * @param keyedBy - the router that made `req.localKeys`; undefined without a prompt.
+   * @param tokens - KV tokens reserved (prompt + max output).
+   */
+  private accept(p: Placement<Endpoint>, req: RouteRequest, keyedBy: Router | undefined, tokens: number, model: string, deferred: boolean, info?: RequestInfo): string {
     const ep = p.endpoint;
     const address = this.srv.pool.addressOf(ep);
-    this.picked = { endpoint: ep, address, req, tokens, model };
+    this.picked = { endpoint: ep, address, keys: keyedBy === undefined ? NO_KEYS : (req.localKeys ?? NO_KEYS), keyedBy, tokens, model };
     const m = this.srv.metrics;
-    m.decisions.inc({ endpoint: ep.name, reason: p.decision.reason });
-    if (p.decision.scores !== undefined) m.decisionScore.observe({ endpoint: ep.name }, p.decision.scores[p.decision.position] as number);
+    m.decisionsBy.get(ep.name, p.decision.reason).inc();
+    if (p.decision.scores !== undefined) m.decisionScoreBy.get(ep.name).observe(p.decision.scores[p.decision.position] as number);
     m.runningByModel.set(model, (m.runningByModel.get(model) ?? 0) + 1);
+    if (this.srv.log.isLevelEnabled('info')) this.logPicked(p, address, deferred, info);
+    return address;
+  }
+
+  /**
+   * The info line of a placed request (built only when info is logged): its fields in this order,
+   * the optional ones only when they apply: reqId, path, status, outcome, decision { endpoint,
+   * address, reason, scores (by endpoint, 4 decimals), predictedCachedTokens, admission, pd? },
+   * subset?, bodyMode?, promptTokens?, maxTokens?, slo?, durationMs.
+   */
+  private logPicked(p: Placement<Endpoint>, address: string, deferred: boolean, info: RequestInfo | undefined): void {
     const scores: Record<string, number> = {};
     if (p.decision.scores !== undefined) for (let i = 0; i < p.names.length; i++) scores[p.names[i] as string] = Math.round((p.decision.scores[i] as number) * 1e4) / 1e4;
-    this.srv.log.info(
-      {
-        reqId: this.requestId,
-        path: this.headers[':path'] ?? null,
-        status: 200,
-        outcome: 'picked',
-        decision: {
-          endpoint: ep.name,
-          address,
-          reason: p.decision.reason,
-          scores,
-          predictedCachedTokens: p.decision.cachedTokens,
-          admission: deferred ? 'defer' : 'admit',
-          ...(p.pd === undefined ? {} : { pd: pdLogOf(p, 'prefiller-header') }),
-        },
-        ...(this.subset === null ? {} : { subset: [...this.subset] }),
-        ...(this.fullDuplex ? { bodyMode: 'FULL_DUPLEX_STREAMED' } : {}),
-        ...(info === undefined ? {} : { promptTokens: info.promptTokens, maxTokens: info.maxTokens, slo: info.slo }),
-        durationMs: Math.round((performance.now() - this.started) * 100) / 100,
-      },
-      'request',
-    );
-    return address;
+    const decision: Record<string, unknown> = {
+      endpoint: p.endpoint.name,
+      address,
+      reason: p.decision.reason,
+      scores,
+      predictedCachedTokens: p.decision.cachedTokens,
+      admission: deferred ? 'defer' : 'admit',
+    };
+    if (p.pd !== undefined) decision['pd'] = pdLogOf(p, 'prefiller-header');
+    const line: Record<string, unknown> = { reqId: this.requestId, path: this.headers[':path'] ?? null, status: 200, outcome: 'picked', decision };
+    if (this.subset !== null) line['subset'] = [...this.subset];
+    if (this.fullDuplex) line['bodyMode'] = 'FULL_DUPLEX_STREAMED';
+    if (info !== undefined) {
+      line['promptTokens'] = info.promptTokens;
+      line['maxTokens'] = info.maxTokens;
+      line['slo'] = info.slo;
+    }
+    line['durationMs'] = Math.round((performance.now() - this.started) * 100) / 100;
+    this.srv.log.info(line, 'request');
   }
 
   private onServed(address: string): void {
@@ -847,9 +941,9 @@ class EppStream {
     const running = this.srv.metrics.runningByModel;
     running.set(p.model, (running.get(p.model) ?? 1) - 1);
     const ok = how !== 'shutdown' && (this.status === undefined ? how === 'end' : this.status >= 200 && this.status < 300);
-    if (ok && p.req.promptTokens > 0) this.srv.pool.recordHistory(p.endpoint, p.req);
+    if (ok && p.keyedBy !== undefined && p.keys.length > 0) this.srv.pool.recordHistoryKeys(p.endpoint, p.keys, p.keyedBy);
     this.srv.admission.release();
-    this.srv.log.debug({ reqId: this.requestId, event: 'request-end', how, status: this.status ?? null, served: this.served ?? null }, 'request ended');
+    if (this.srv.log.isLevelEnabled('debug')) this.srv.log.debug({ reqId: this.requestId, event: 'request-end', how, status: this.status ?? null, served: this.served ?? null }, 'request ended');
   }
 }
 
