@@ -309,7 +309,7 @@ export class Endpoint {
    * @param nowUs - time of the decision, µs (written into the snapshot).
    */
   routingSnapshot(nowUs: number): EngineSnapshot {
-    const l = this.scraper.latest();
+    const l = this.latest();
     const base: EngineSnapshot = l?.snapshot ?? {
       instanceId: this.name,
       role: this.config.role,
@@ -337,7 +337,7 @@ export class Endpoint {
    * all tokens reserved in flight. Infinity when the capacity is unknown.
    */
   freeTokens(): number {
-    const l = this.scraper.latest();
+    const l = this.latest();
     const cap = this.capacityOf(l?.snapshot);
     if (cap === undefined) return Number.POSITIVE_INFINITY;
     const since = l?.scrapedAtMs ?? 0;
