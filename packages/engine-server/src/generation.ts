@@ -117,7 +117,12 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     if (!res.destroyed && !res.writableEnded) res.write(s);
   };
 
-  const flush = (finish: string | null): void => {
+  /**
+   * Writes the pending token's chunk. With `send` (every token but the last), the socket is
+   * uncorked at once; the last token's chunk stays corked so that the usage chunk, `[DONE]` and the
+   * chunked terminator that `res.end()` writes leave with it in one writev (`end()` uncorks fully).
+   */
+  const flush = (finish: string | null, send = true): void => {
     flushQueued = false;
     if (pendingText === null) return;
     const text = pendingText;
@@ -128,16 +133,13 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     // rest of the step's tokens, the step hooks and the next step's planning, so every stream's
     // token would wait for the whole step end. Uncorking now sends this chunk (one writev, as
     // before) while the loop goes on; Node's own uncork on the next tick then finds nothing corked.
+    if (!send) return; // the caller stamps `written` once it has ended the response
     const socket = res.socket;
     if (socket !== null && socket.writableCorked > 0) socket.uncork();
     timing?.written.push(performance.now());
   };
 
   return new Promise<void>((resolve) => {
-    if (req.stream) {
-      reply.hijack();
-      res.writeHead(200, SSE_HEADERS);
-    }
     res.on('close', () => {
       if (!done) ctx.driver.abort(requestId);
       resolve();
@@ -163,7 +165,7 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
             timing.emitted.push(performance.now());
           }
           outTokens++;
-          if (lastTokenUs >= 0) ctx.exporter.observeItl(now - lastTokenUs);
+          const gapUs = lastTokenUs >= 0 ? now - lastTokenUs : -1;
           lastTokenUs = now;
           let text = detok.push(tokenId);
           if (outTokens === 1) {
@@ -171,17 +173,20 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
             if (req.stream && chat) writeSse(formatSseChunk({ id: requestId, object, created, model: req.model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }));
             ctx.onFirstToken?.(requestId);
           }
-          if (!req.stream) return;
-          flush(null);
-          pendingText = text;
-          // A token that cannot be the last goes out at once. One that may be (the length limit or a
-          // stop token: the core decides right after this hook and calls onFinished synchronously)
-          // waits so that its chunk carries the finish reason; the microtask is the fallback.
-          if (outTokens < req.maxTokens && !req.stopTokenIds.includes(tokenId)) flush(null);
-          else if (!flushQueued) {
-            flushQueued = true;
-            queueMicrotask(() => flush(null));
+          if (req.stream) {
+            flush(null);
+            pendingText = text;
+            // A token that cannot be the last goes out at once. One that may be (the length limit or a
+            // stop token: the core decides right after this hook and calls onFinished synchronously)
+            // waits so that its chunk carries the finish reason; the microtask is the fallback.
+            if (outTokens < req.maxTokens && !req.stopTokenIds.includes(tokenId)) flush(null);
+            else if (!flushQueued) {
+              flushQueued = true;
+              queueMicrotask(() => flush(null));
+            }
           }
+          // Bookkeeping after the write: the chunk does not wait for it.
+          if (gapUs >= 0) ctx.exporter.observeItl(gapUs);
         },
         onFinished: (stats) => {
           done = true;
@@ -221,10 +226,11 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
           const usage = usageOf(promptLen, outTokens, stats.cachedPromptTokens);
           if (req.stream) {
             if (pendingText === null) pendingText = '';
-            flush(reason);
+            flush(reason, false);
             if (req.includeUsage) writeSse(formatSseChunk({ id: requestId, object, created, model: req.model, choices: [], usage }));
             writeSse(SSE_DONE);
             res.end();
+            timing?.written.push(performance.now());
             return resolve();
           }
           const text = echoText + detok.text;
@@ -252,5 +258,11 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
         },
       },
     );
+    // The status line and headers after the submit: the request reaches the step loop first (its
+    // first token comes in a later event-loop turn, so the headers still precede every chunk).
+    if (req.stream) {
+      reply.hijack();
+      res.writeHead(200, SSE_HEADERS);
+    }
   });
 }

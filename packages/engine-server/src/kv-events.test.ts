@@ -70,3 +70,22 @@ describe('KV events over ZMQ', () => {
     expect(sub.stats().lost).toBe(0);
   });
 });
+
+describe('KV events off', () => {
+  it('a server without a KV-event publisher has the core build no events; with one it does', async () => {
+    const off = await createEngineServer({ port: 0, timeScale: 20, numGpuBlocks: 24 });
+    try {
+      expect(off.kvEventsEndpoint).toBeUndefined();
+      expect(off.core.kv.onEvent).toBeUndefined();
+      // The cache itself still works: a prompt is cached and hit again.
+      const model = off.config.servedModelName;
+      const body = JSON.stringify({ model, prompt: Array.from({ length: 64 }, (_, i) => 3000 + i), max_tokens: 2 });
+      for (let k = 0; k < 2; k++) await (await fetch(`${off.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json();
+      expect(off.core.kv.numCachedBlocks).toBeGreaterThan(0);
+      expect(off.core.metrics.prefixCacheHits).toBeGreaterThan(0);
+    } finally {
+      await off.close();
+    }
+    expect(server.core.kv.onEvent).toBeTypeOf('function');
+  });
+});

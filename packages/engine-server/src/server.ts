@@ -187,6 +187,9 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   };
 
   let publisher: KvEventPublisher | null = null;
+  // Without a publisher nobody reads the engine's KV events: the core then builds none (no event
+  // object, bigint hash or token-id copy per cached or evicted block on the step loop).
+  const publishKvEvents = kvCfg?.enable_kv_cache_events === true && kvCfg.publisher === 'zmq';
   const log = options.logger ?? (options.logLevel === undefined ? undefined : pino({ level: options.logLevel, base: { component: 'kvmgr-engine' } }));
   const core = new EngineCore({
     kv: { numBlocks: numGpuBlocks, blockSize, evictionPolicy: profile.cacheEviction },
@@ -198,6 +201,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     tokenGenerator,
     seed,
     vocabSize: LLAMA3_VOCAB_SIZE,
+    kvEvents: publishKvEvents,
     hooks: {
       onKvEvents: (events) => {
         publisher?.publish(events).catch((e: unknown) => log?.warn({ err: e }, 'KV event publish failed'));
@@ -216,7 +220,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     },
   });
 
-  if (kvCfg?.enable_kv_cache_events && kvCfg.publisher === 'zmq') {
+  if (kvCfg !== undefined && publishKvEvents) {
     publisher = await KvEventPublisher.create({
       endpoint: kvCfg.endpoint,
       replayEndpoint: kvCfg.replay_endpoint ?? null,
