@@ -379,6 +379,11 @@ export interface ScrapeResult {
   readonly exposition: MetricsExposition;
   /** Wall-clock time the response arrived, ms since the epoch. */
   readonly scrapedAtMs: number;
+  /**
+   * Wall-clock time the scrape's request was sent, ms since the epoch: the engine's numbers are
+   * at least this new (work routed to it after this may or may not be in them).
+   */
+  readonly sentAtMs: number;
   /** Age of the snapshot when read, ms. */
   readonly ageMs: number;
   /** `ageMs > staleAfterIntervals × intervalMs`. */
@@ -446,7 +451,7 @@ export function createMetricsScraper(options: MetricsScraperOptions): MetricsScr
   const instanceId = options.instanceId ?? String(options.url);
   const role = options.role ?? 'both';
   const fetchOptions: FetchExpositionOptions = options.fetch === undefined ? { timeoutMs } : { timeoutMs, fetch: options.fetch };
-  let last: { snapshot: EngineSnapshot; exposition: MetricsExposition; scrapedAtMs: number; fresh?: EngineSnapshot; stale?: EngineSnapshot } | undefined;
+  let last: { snapshot: EngineSnapshot; exposition: MetricsExposition; scrapedAtMs: number; sentAtMs: number; fresh?: EngineSnapshot; stale?: EngineSnapshot } | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
   let inFlight = false;
   const c = { attempts: 0, successes: 0, fetchErrors: 0, timeouts: 0, httpErrors: 0, parseErrors: 0, consecutiveFailures: 0 };
@@ -458,7 +463,7 @@ export function createMetricsScraper(options: MetricsScraperOptions): MetricsScr
     const stale = ageMs > staleAfter * intervalMs;
     // routers read `latest()` several times per request and endpoint: one snapshot object per scrape and staleness, not one per read
     const snapshot = stale ? (l.stale ??= { ...l.snapshot, stale }) : (l.fresh ??= { ...l.snapshot, stale });
-    return { snapshot, exposition: l.exposition, scrapedAtMs: l.scrapedAtMs, ageMs, stale };
+    return { snapshot, exposition: l.exposition, scrapedAtMs: l.scrapedAtMs, sentAtMs: l.sentAtMs, ageMs, stale };
   };
 
   const fail = (e: unknown): KvmgrError => {
@@ -478,11 +483,12 @@ export function createMetricsScraper(options: MetricsScraperOptions): MetricsScr
 
   const scrape = async (): Promise<ScrapeResult> => {
     c.attempts++;
+    const sentAtMs = nowMs();
     try {
       const exposition = await fetchExposition(options.url, fetchOptions);
       const scrapedAtMs = nowMs();
       const snapshot = options.mapper(exposition, { instanceId, role, timeUs: scrapedAtMs * 1000 });
-      last = { snapshot, exposition, scrapedAtMs };
+      last = { snapshot, exposition, scrapedAtMs, sentAtMs };
       c.successes++;
       c.consecutiveFailures = 0;
       return view(last);

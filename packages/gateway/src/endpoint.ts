@@ -150,10 +150,6 @@ export class Endpoint {
    * the next one. Keyed on the scrape's send time, as {@link latest} gives it.
    */
   private freedSinceScrape = { scrapedAtMs: Number.NaN, tokens: 0 };
-  /** When the scrape in flight (or the last one) was sent, ms since the epoch. */
-  private sendingAtMs = Number.NaN;
-  /** The scraper's last answer (its exposition object) and when its request was sent. */
-  private sentOf: { exposition: object | undefined; sentAtMs: number } = { exposition: undefined, sentAtMs: Number.NaN };
   private healthyNow = false;
   private failures = 0;
   private lastFailureAtMs = 0;
@@ -270,13 +266,7 @@ export class Endpoint {
    */
   latest(): { snapshot: EngineSnapshot; scrapedAtMs: number } | undefined {
     const r = this.scraper.latest();
-    if (r === undefined) return undefined;
-    if (r.exposition !== this.sentOf.exposition) {
-      // the scraper's snapshot is newer than the send time recorded for it: it is the answer of
-      // the scrape in flight (one at a time), whose settle handler has not run yet
-      this.sentOf = { exposition: r.exposition, sentAtMs: this.sendingAtMs };
-    }
-    return { snapshot: r.snapshot, scrapedAtMs: this.sentOf.sentAtMs };
+    return r === undefined ? undefined : { snapshot: r.snapshot, scrapedAtMs: r.sentAtMs };
   }
 
   /** Tokens per block: configured, else reported (`vllm:cache_config_info`), else undefined. */
@@ -395,12 +385,10 @@ export class Endpoint {
   private scrapeOnce(): Promise<void> {
     if (this.scraping) return this.scraping;
     const startedAt = Date.now();
-    this.sendingAtMs = startedAt;
     this.scraping = this.scraper
       .scrape()
       .then(
-        (r) => {
-          this.sentOf = { exposition: r.exposition, sentAtMs: startedAt };
+        () => {
           this.failures = 0;
           const q = this.scraper.latest()?.snapshot.prefixCacheQueries;
           if (q !== undefined && this.lastQueries !== undefined && q < this.lastQueries) this.restarted(`prefix_cache_queries_total went back from ${this.lastQueries} to ${q}`);
