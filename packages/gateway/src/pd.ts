@@ -200,9 +200,9 @@ export class PdLegs {
    * @returns whether a reservation was made.
    */
   reservePrefill(p: Placement<Endpoint>, requestId: string, promptTokens: number): boolean {
-    const pd = p.pd;
-    if (this.o.settings.mode !== 'prefiller-header' || pd === undefined || !pd.decision.disaggregated || pd.prefill === p.endpoint) return false;
-    pd.prefill.inFlight.set(requestId, { tokens: promptTokens, routedAtMs: Date.now() });
+    const prefill = this.headerPrefill(p);
+    if (prefill === undefined) return false;
+    prefill.inFlight.set(requestId, { tokens: promptTokens, routedAtMs: Date.now() });
     return true;
   }
 
@@ -213,9 +213,14 @@ export class PdLegs {
    * @returns whether a reservation was released (KV may have freed).
    */
   releasePrefill(p: Placement<Endpoint>, requestId: string): boolean {
+    return this.headerPrefill(p)?.finishInFlight(requestId) !== undefined;
+  }
+
+  /** The prefill endpoint a `prefiller-header` placement disaggregates to (another than its decode endpoint); else undefined. */
+  private headerPrefill(p: Placement<Endpoint>): Endpoint | undefined {
     const pd = p.pd;
-    if (this.o.settings.mode !== 'prefiller-header' || pd === undefined || !pd.decision.disaggregated || pd.prefill === p.endpoint) return false;
-    return pd.prefill.finishInFlight(requestId) !== undefined;
+    if (this.o.settings.mode !== 'prefiller-header' || pd === undefined || !pd.decision.disaggregated || pd.prefill === p.endpoint) return undefined;
+    return pd.prefill;
   }
 
   /**
