@@ -468,15 +468,19 @@ interface EngineFidelityLine {
   readonly resyncs: number;
   /** Server process CPU per streamed token, µs (absent in outputs of older benches). */
   readonly cpuUsPerToken?: number;
+  /** `engine` or `floor` (absent in outputs of older benches: the engine server). */
+  readonly server?: string;
 }
 
 /** The live driver's fidelity per time scale (engine-server/bench/fidelity.ts JSON lines). */
 function engineFidelity(out: Outputs, name = 'engine-fidelity'): string {
   const o = out(name);
   // one result line per time scale; the bench also prints a workload line (and breakdowns with --breakdown)
-  const rows = jsonLines<EngineFidelityLine>(o.stdout)
-    .filter((r) => typeof r.timeScale === 'number' && typeof r.ttftDiff === 'string')
-    .map((r) => [
+  const lines = jsonLines<EngineFidelityLine>(o.stdout).filter((r) => typeof r.timeScale === 'number' && typeof r.ttftDiff === 'string');
+  // A run of both servers (`--servers engine,floor`) gets a column naming each row's server.
+  const byServer = lines.some((r) => r.server === 'floor');
+  const rows = lines.map((r) => [
+    ...(byServer ? [r.server === 'floor' ? 'floor (bare `node:http`)' : 'engine server'] : []),
     String(r.timeScale),
     `${r.driverTtftDiff} / ${r.driverItlDiff}`,
     `${r.ttftDiff} (${num(r.liveTtftMs, 1)} vs ${num(r.simTtftMs, 1)} ms)`,
@@ -487,7 +491,7 @@ function engineFidelity(out: Outputs, name = 'engine-fidelity'): string {
     r.cpuUsPerToken === undefined ? '-' : `${num(r.cpuUsPerToken, 0)} µs`,
   ]);
   return [
-    mdTable(['time scale', 'server timeline vs replay (TTFT / ITL medians)', 'client-observed TTFT vs replay', 'client-observed ITL vs replay', 'ITL mean vs replay', 'loop lag p99', 'resyncs', 'server CPU per token'], rows),
+    mdTable([...(byServer ? ['server'] : []), 'time scale', 'server timeline vs replay (TTFT / ITL medians)', 'client-observed TTFT vs replay', 'client-observed ITL vs replay', 'ITL mean vs replay', 'loop lag p99', 'resyncs', 'server CPU per token'], rows),
     '',
     loadLine(o.dir),
   ].join('\n');
@@ -728,6 +732,14 @@ export const SECTIONS: readonly Section[] = [
     blocks: { 'engine-fidelity-trace-table': (out) => engineFidelity(out, 'engine-fidelity-trace') },
   },
   {
+    name: 'engine-fidelity-floor',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts --servers engine,floor 1 1',
+    script: 'packages/engine-server/bench/fidelity.ts',
+    args: ['--servers', 'engine,floor', '1', '1'],
+    produces: ['stdout.txt'],
+    blocks: { 'engine-fidelity-floor-table': (out) => engineFidelity(out, 'engine-fidelity-floor') },
+  },
+  {
     name: 'engine-load',
     display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/serve-load.ts 16 64 256',
     script: 'packages/engine-server/bench/serve-load.ts',
@@ -832,7 +844,7 @@ export const SECTIONS: readonly Section[] = [
  */
 export const GROUPS: Readonly<Record<string, readonly string[]>> = {
   sim: ['replay', 'ab', 'sweep', 'fidelity', 'scale', 'prefix-index', 'sim-readme-example', 'live'],
-  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'bench-eviction', 'bench-lifetime-predictor', 'client-capacity', 'engine-fidelity', 'engine-load', 'eviction-op-cost', 'live-hops'],
+  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'bench-eviction', 'bench-lifetime-predictor', 'client-capacity', 'engine-fidelity', 'engine-fidelity-floor', 'engine-load', 'eviction-op-cost', 'live-hops'],
   eviction: ['eviction-hit-ratios', 'eviction-signal-bounds', 'eviction-followup-signals', 'eviction-adaptive-seed2', 'eviction-adaptive-seed3', 'eviction-suite', 'eviction-op-cost', 'bench-eviction'],
   predictor: ['predictor-eval-traces', 'predictor-mooncake-bound', 'predictor-eval-synthetic', 'predictor-eval-selection', 'bench-lifetime-predictor'],
 };

@@ -2,7 +2,7 @@
  * Prints the live-driver fidelity (client-observed vs replayed TTFT / ITL medians) and where the
  * client's overhead goes, stage by stage, at several time scales:
  *
- * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--rate-scale X] [--trace-file PATH]] [--breakdown] [--client fetch|http] [--in-process] [--max-lag-ms MS] [--warmup-rounds N] [scales…]`
+ * `node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts [--trace [--duration S] [--start S] [--rate-scale X] [--trace-file PATH]] [--breakdown] [--floor | --servers engine,floor] [--client fetch|http] [--in-process] [--max-lag-ms MS] [--warmup-rounds N] [scales…]`
  *
  * Without `--trace`: 24 synthetic short prompts (test/fidelity-workloads.ts). With it: the requests
  * of a slice of the bundled Mooncake sample (default the first 60 s), at their own timestamps
@@ -12,7 +12,12 @@
  * event loop, and `cpuUsPerToken` counts both). With `--breakdown`, `measuredWindowUs` is the
  * measured round on the monotonic clock of the samples of `node --cpu-prof`, to cut a profile of the
  * server's process to it. `--warmup-rounds` (default 3) warm-up rounds precede each measured one:
- * the server's CPU per token keeps falling over a process's first rounds (JIT).
+ * the server's CPU per token keeps falling over a process's first rounds (JIT). With `--floor` the
+ * requests go to the floor server of `test/fidelity-floor-server.ts` instead (the same engine core
+ * and driver behind a bare `node:http` handler): what this machine's loopback hop and event loops
+ * add whatever the server's code; its lines say `"server":"floor"`. `--servers engine,floor` runs
+ * both, one after the other at each time scale (the floor beside the engine server on the same
+ * machine state).
  */
 import { parseArgs } from 'node:util';
 import { syntheticWorkload, traceSliceWorkload } from '../test/fidelity-workloads.js';
@@ -27,6 +32,8 @@ const { values, positionals } = parseArgs({
     duration: { type: 'string', default: '60' },
     'rate-scale': { type: 'string', default: '1' },
     breakdown: { type: 'boolean', default: false },
+    floor: { type: 'boolean', default: false },
+    servers: { type: 'string' },
     client: { type: 'string', default: 'fetch' },
     'max-lag-ms': { type: 'string' },
     'in-process': { type: 'boolean', default: false },
@@ -40,6 +47,9 @@ if (!(Number.isInteger(warmupRounds) && warmupRounds >= 0)) throw new Error(`--w
 const rateScale = Number(values['rate-scale']);
 if (!(rateScale > 0 && Number.isFinite(rateScale))) throw new Error(`--rate-scale: ${values['rate-scale']}, expected a number > 0`);
 if (rateScale !== 1 && !values.trace) throw new Error('--rate-scale: applies to --trace only');
+const servers = (values.servers ?? (values.floor ? 'floor' : 'engine')).split(',');
+for (const s of servers) if (s !== 'engine' && s !== 'floor') throw new Error(`--servers: ${s}, expected engine or floor (comma-separated)`);
+if (values.floor && values.servers !== undefined) throw new Error('--floor: give either --floor or --servers');
 const scales = positionals.map(Number).filter((x) => x > 0);
 const workload = values.trace
   ? traceSliceWorkload({ startS: Number(values.start), durationS: Number(values.duration), rateScale, ...(values['trace-file'] === undefined ? {} : { path: values['trace-file'] }) })
@@ -48,19 +58,21 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const ms = (x: number) => +x.toFixed(3);
 const st = (s: StageStat) => ({ median: ms(s.median), mean: ms(s.mean), p90: ms(s.p90) });
 console.log(JSON.stringify({ workload: workload.name }));
-for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
+for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) for (const server of servers as ('engine' | 'floor')[]) {
   const maxLag = values['max-lag-ms'] === undefined ? {} : { maxLagMs: Number(values['max-lag-ms']) };
   const r = await measureFidelity({
     timeScale,
     client,
     clientPlacement: values['in-process'] ? 'in-process' : 'process',
     warmupRounds,
+    server,
     ...maxLag,
     ...(values.trace ? { workload } : {}),
   });
   console.log(
     JSON.stringify({
       timeScale,
+      server,
       liveTtftMs: ms(r.live.ttftMs),
       simTtftMs: ms(r.sim.ttftMs),
       ttftDiff: pct(r.ttftDiff),
@@ -91,6 +103,7 @@ for (const timeScale of scales.length > 0 ? scales : [1, 5, 10, 20]) {
     console.log(
       JSON.stringify({
         timeScale,
+        server,
         measuredWindowUs: r.measuredWindowUs,
         wallMs: {
           sendToReceived: st(b.sendToReceived),

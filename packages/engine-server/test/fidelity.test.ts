@@ -28,6 +28,13 @@ describe('fidelity of the live driver (issue #22, check 4)', () => {
     for (const s of [r.breakdown.sendToReceived, r.breakdown.join, r.breakdown.emitLag, r.breakdown.write, r.breakdown.clientRead]) expect(Number.isFinite(s.mean)).toBe(true);
   });
 
+  it('the floor server (the same core and driver behind a bare node:http handler) streams every request of a round, with its timing record', async () => {
+    const r = await measureFidelity({ timeScale: 5, server: 'floor' });
+    expect(r.requests).toBe(r.completed);
+    expect(r.live.ttftMs).toBeGreaterThan(0.9 * r.sim.ttftMs);
+    for (const s of [r.breakdown.sendToReceived, r.breakdown.emitLag, r.breakdown.write, r.breakdown.clientRead]) expect(Number.isFinite(s.mean)).toBe(true);
+  });
+
   it('a trace slice keeps the trace: its requests, their lengths and send times, and shared hash ids as shared tokens', () => {
     const w = traceSliceWorkload({ startS: 0, durationS: 10 });
     const trace = loadMooncakeTrace(BUNDLED_MOONCAKE_SAMPLE).requests.filter((q) => q.arrivalUs < 10e6);

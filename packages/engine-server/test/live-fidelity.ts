@@ -7,10 +7,11 @@
  */
 import { loadavg } from 'node:os';
 import { EngineCore } from '@kvmgr/engine';
-import { getEngineProfile, getGpuSpec, getModelSpec, selectLatencyModel } from '@kvmgr/sim';
+import { getEngineProfile, getGpuSpec, getModelSpec, gpuKvBlocks, selectLatencyModel } from '@kvmgr/sim';
 import { type DriverStep, type RequestTiming, createEngineServer } from '../src/index.js';
 import { type FidelityRequest, type FidelityWorkload, syntheticWorkload } from './fidelity-workloads.js';
 import { type FidelityClient, type FidelityClientKind, forkedClient, inProcessClient } from './fidelity-client.js';
+import { type FloorServer, createFloorServer } from './fidelity-floor-server.js';
 
 /** Options of {@link measureFidelity}. */
 export interface FidelityRun {
@@ -33,6 +34,12 @@ export interface FidelityRun {
   readonly maxLagMs?: number;
   /** GPU KV blocks of the server and the replay. @default 4096 for the default workload, else the server's memory-model default */
   readonly numGpuBlocks?: number;
+  /**
+   * Which server answers: the engine server, or the floor (`fidelity-floor-server.ts`: the same
+   * core and driver behind a bare `node:http` handler), which shows what the loopback hop and the
+   * event loops add on this machine whatever the server's code. @default 'engine'
+   */
+  readonly server?: 'engine' | 'floor';
 }
 
 /** Medians in model ms (and the ITL's mean). */
@@ -139,6 +146,12 @@ const gaps = (t: readonly number[]): number[] => t.slice(1).map((x, k) => x - (t
 
 const LATENCY = selectLatencyModel('auto', getModelSpec('Llama-3.1-8B-Instruct'), getGpuSpec('H100'), 1).latency;
 
+/** The engine server's default GPU KV blocks (its memory model for Llama-3.1-8B-Instruct on one H100, `vllm-default`). */
+function defaultGpuBlocks(): number {
+  const profile = getEngineProfile('vllm-default');
+  return gpuKvBlocks(getModelSpec('Llama-3.1-8B-Instruct'), getGpuSpec('H100'), 1, profile.blockSize, profile.gpuMemoryUtilization);
+}
+
 /** Replays arrivals (model µs) through an `EngineCore` on a simulated clock, as the server is configured; token times per request, µs. */
 function replay(reqs: readonly { prompt: readonly number[]; maxTokens: number; atUs: number }[], numGpuBlocks: number): number[][] {
   const profile = getEngineProfile('vllm-default');
@@ -182,17 +195,21 @@ export async function measureFidelity(run: FidelityRun): Promise<FidelityResult>
   const steps: DriverStep[] = [];
   let recording = false;
   const blocks = run.numGpuBlocks ?? (run.workload === undefined ? 4096 : undefined);
-  const server = await createEngineServer({
+  const onRequestTiming = (t: RequestTiming): void => {
+    if (recording) timings.set(t.requestId, t);
+  };
+  const onStep = (s: DriverStep): void => {
+    if (recording) steps.push(s);
+  };
+  const server: FloorServer = run.server === 'floor'
+    ? await createFloorServer({ timeScale: scale, numGpuBlocks: blocks ?? defaultGpuBlocks(), ...(run.maxLagMs === undefined ? {} : { maxLagMs: run.maxLagMs }), onRequestTiming, onStep })
+    : await createEngineServer({
     port: 0,
     timeScale: scale,
     ...(blocks === undefined ? {} : { numGpuBlocks: blocks }),
     ...(run.maxLagMs === undefined ? {} : { maxLagMs: run.maxLagMs }),
-    experimental_onRequestTiming: (t) => {
-      if (recording) timings.set(t.requestId, t);
-    },
-    experimental_onStep: (s) => {
-      if (recording) steps.push(s);
-    },
+    experimental_onRequestTiming: onRequestTiming,
+    experimental_onStep: onStep,
   });
   const numGpuBlocks = server.config.numGpuBlocks;
   // The server's own timeline (model µs): when each request entered the engine queue, and its tokens.
