@@ -72,9 +72,12 @@ export interface PdSettings {
    * `kv_transfer_params` to the decode endpoint (vLLM's disaggregated proxy).
    * `prefiller-header`: the request goes to the decode endpoint alone with
    * `x-prefiller-host-port: host:port` of the prefill endpoint (llm-d's routing sidecar runs the legs).
+   * `kvmgr epp` always answers with the header: it refuses `two-legs` given explicitly (see `modeGiven`).
    * @default 'two-legs'
    */
   readonly mode: 'two-legs' | 'prefiller-header';
+  /** Whether the configuration set `pd.mode` (false: `mode` is the default). `kvmgr epp` refuses an explicit `two-legs`. @default false */
+  readonly modeGiven?: boolean;
   /**
    * Prompt tokens not cached on the chosen decode endpoint from which prefill runs on a prefill
    * endpoint (below it the decode endpoint prefills alone); 0 turns P/D off. Written into
@@ -394,6 +397,7 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
   const plain = resolveRouting(c.routing, c.model);
   const pd: PdSettings = {
     mode: c.pd?.mode ?? 'two-legs',
+    modeGiven: c.pd?.mode !== undefined,
     threshold: c.pd?.threshold ?? plain.config.pd.nonCachedTokens,
     sloPairs: c.pd?.sloPairs ?? plain.config.pd.sloPairs,
   };

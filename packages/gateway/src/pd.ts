@@ -102,6 +102,17 @@ export function placePdRequest<E extends RoutableEndpoint>(
   };
 }
 
+/**
+ * The prefill endpoint a placement disaggregates to, when it is another than the decode
+ * endpoint; else undefined. In `prefiller-header` mode (and in `kvmgr epp`) the prompt's tokens
+ * are reserved there from the placement until the decode answer starts.
+ */
+export function prefillOf<E extends RoutableEndpoint>(p: Placement<E>): E | undefined {
+  const pd = p.pd;
+  if (pd === undefined || !pd.decision.disaggregated || pd.prefill === p.endpoint) return undefined;
+  return pd.prefill;
+}
+
 /** What the per-request log line says of a P/D placement. */
 export function pdLogOf(p: Placement<RoutableEndpoint>, mode: PdSettings['mode']): Record<string, unknown> | undefined {
   const pd = p.pd;
@@ -218,9 +229,7 @@ export class PdLegs {
 
   /** The prefill endpoint a `prefiller-header` placement disaggregates to (another than its decode endpoint); else undefined. */
   private headerPrefill(p: Placement<Endpoint>): Endpoint | undefined {
-    const pd = p.pd;
-    if (this.o.settings.mode !== 'prefiller-header' || pd === undefined || !pd.decision.disaggregated || pd.prefill === p.endpoint) return undefined;
-    return pd.prefill;
+    return this.o.settings.mode === 'prefiller-header' ? prefillOf(p) : undefined;
   }
 
   /**

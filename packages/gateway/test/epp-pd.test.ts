@@ -1,10 +1,12 @@
 /**
  * P/D in the endpoint picker, as llm-d's EPP does it: the decode endpoint is the destination and
  * the prefill endpoint goes in the `x-prefiller-host-port` request header (for llm-d's routing
- * sidecar), when the router's decider disaggregates. Engine servers with the prefill and decode
- * roles on 127.0.0.1; a grpc-js ext_proc client with Envoy's protos.
+ * sidecar), when the router's decider disaggregates; the prompt is reserved on the prefill
+ * endpoint until the response headers (or the stream's end). Engine servers with the prefill and
+ * decode roles on 127.0.0.1; a grpc-js ext_proc client with Envoy's protos.
  */
 import * as grpc from '@grpc/grpc-js';
+import { isKvmgrError } from '@kvmgr/core';
 import { type EngineServer, createEngineServer } from '@kvmgr/engine-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Epp, type ProcessingResponse, createEpp, loadEppProtos } from '../src/index.js';
@@ -100,5 +102,117 @@ describe('epp: P/D sets x-prefiller-host-port', () => {
     expect(back).toEqual({ body, endOfStream: true });
     await c.end();
     await until(() => epp.state().endpoints.every((e) => e.inFlight === 0), 5000, 'reservations released');
+  });
+});
+
+describe('epp: P/D reserves the prompt on the prefill endpoint until the response headers', () => {
+  let prefills: EngineServer[] = [];
+  let decode: EngineServer;
+  let epp: Epp;
+  let client: grpc.Client;
+  const logs = new LogSink();
+  const PROMPT = 600;
+
+  beforeAll(async () => {
+    prefills = [
+      await createEngineServer({ port: 0, host: '127.0.0.1', timeScale: 50, numGpuBlocks: 1024, pd: { role: 'prefill' } }),
+      await createEngineServer({ port: 0, host: '127.0.0.1', timeScale: 50, numGpuBlocks: 1024, pd: { role: 'prefill' } }),
+    ];
+    decode = await createEngineServer({ port: 0, host: '127.0.0.1', timeScale: 50, numGpuBlocks: 1024, pd: { role: 'decode' } });
+    epp = await createEpp(
+      {
+        gateway: {
+          model: MODEL,
+          endpoints: [
+            { name: 'p0', url: (prefills[0] as EngineServer).url, role: 'prefill' },
+            { name: 'p1', url: (prefills[1] as EngineServer).url, role: 'prefill' },
+            { name: 'd0', url: decode.url, role: 'decode' },
+          ],
+          pd: { mode: 'prefiller-header', threshold: 256 },
+          // no scrape after the first one while the test runs: nothing the engines report replaces the picker's own reservations
+          scrape: { intervalMs: 600_000 },
+        },
+        grpcHost: '127.0.0.1',
+        grpcPort: 0,
+        metricsPort: null,
+      },
+      { logStream: logs },
+    );
+    await until(() => epp.state().endpoints.every((e) => e.healthy), 30_000, 'every endpoint healthy');
+    client = new (loadEppProtos().extProc)(epp.address, grpc.credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client?.close();
+    await epp?.close();
+    for (const e of prefills) await e.close();
+    await decode?.close();
+  });
+
+  const byAddress = (a: string) => epp.state().endpoints.find((e) => e.address === a) as { name: string; inFlight: number; reservedTokens: number };
+  const byName = (n: string) => epp.state().endpoints.find((e) => e.name === n) as { address: string; inFlight: number; reservedTokens: number };
+  const prefillerOf = (r: ProcessingResponse) => headerMutation(r).set['x-prefiller-host-port'] as string;
+
+  it('back-to-back picks see each other: the second goes to the other prefill endpoint; response headers and a cancel end the reservations', async () => {
+    // 1: disaggregated; its prefill endpoint holds the prompt's tokens, the decode one the footprint
+    const r1 = await pickOver(client, postHeaders('epp-pdr-1'), completion(prompt(PROMPT, 11)));
+    expect(r1.address).toBe(byName('d0').address);
+    const a = prefillerOf(r1.response);
+    expect([byName('p0').address, byName('p1').address]).toContain(a);
+    expect(byAddress(a)).toMatchObject({ inFlight: 1, reservedTokens: PROMPT });
+    expect(byName('d0')).toMatchObject({ inFlight: 1, reservedTokens: PROMPT + 4 });
+    expect(logs.request('epp-pdr-1')?.['decision']).toMatchObject({ reason: 'disaggregated', pd: { mode: 'prefiller-header', disaggregated: true, prefill: byAddress(a).name } });
+
+    // 2, before 1's response headers: the other prefill endpoint (the first one is loaded)
+    const r2 = await pickOver(client, postHeaders('epp-pdr-2'), completion(prompt(PROMPT, 12)));
+    const b = prefillerOf(r2.response);
+    expect(b).not.toBe(a);
+    expect(byAddress(a)).toMatchObject({ inFlight: 1, reservedTokens: PROMPT });
+    expect(byAddress(b)).toMatchObject({ inFlight: 1, reservedTokens: PROMPT });
+
+    // 1's response headers: its prefill reservation ends (answered in order: gone once the CONTINUE is back); the decode one stays
+    r1.call.send({ response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }] } } });
+    expect((await r1.call.next()).response_headers?.response?.status).toBe('CONTINUE');
+    expect(byAddress(a)).toMatchObject({ inFlight: 0, reservedTokens: 0 });
+    expect(byAddress(b)).toMatchObject({ inFlight: 1, reservedTokens: PROMPT });
+    expect(byName('d0').inFlight).toBe(2);
+
+    // 3: back on the first prefill endpoint (free again), the second still holds 2's prompt
+    const r3 = await pickOver(client, postHeaders('epp-pdr-3'), completion(prompt(PROMPT, 13)));
+    expect(prefillerOf(r3.response)).toBe(a);
+    expect(byAddress(a)).toMatchObject({ inFlight: 1, reservedTokens: PROMPT });
+
+    // 2 cancelled before its response headers (the client went away): both of its reservations end
+    r2.call.call.cancel();
+    await until(() => byAddress(b).inFlight === 0, 5000, "the cancelled stream's prefill reservation to end");
+    expect(byAddress(b).reservedTokens).toBe(0);
+    await until(() => byName('d0').inFlight === 2, 5000, "the cancelled stream's decode reservation to end");
+
+    // 3 ends without response headers (the upstream failed, say): its prefill reservation ends with the stream
+    await r3.call.end();
+    await until(() => byAddress(a).inFlight === 0, 5000, "the ended stream's prefill reservation to end");
+    await r1.call.end();
+    await until(() => epp.state().endpoints.every((e) => e.inFlight === 0 && e.reservedTokens === 0), 5000, 'every reservation released');
+  });
+
+  it('a stream that errors after its pick: the prefill reservation does not leak', async () => {
+    const r = await pickOver(client, postHeaders('epp-pdr-4'), completion(prompt(PROMPT, 14)));
+    const a = prefillerOf(r.response);
+    expect(byAddress(a).inFlight).toBe(1);
+    // an out-of-protocol message: an immediate 400 and the picker ends the stream itself
+    r.call.send({ request_headers: { headers: { headers: [] }, end_of_stream: false } });
+    expect((await r.call.next()).immediate_response).toBeDefined();
+    expect(await r.call.closed).toBe(grpc.status.OK);
+    await until(() => epp.state().endpoints.every((e) => e.inFlight === 0 && e.reservedTokens === 0), 5000, 'every reservation released');
+  });
+
+  it('pd.mode: two-legs set explicitly is refused at start with one line naming the key; left out, the picker runs (prefiller-header)', async () => {
+    const err = await createEpp({ gateway: { model: MODEL, endpoints: [{ url: decode.url }], pd: { mode: 'two-legs' } }, grpcHost: '127.0.0.1', grpcPort: 0, metricsPort: null }, { logStream: new LogSink() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isKvmgrError(err) && err.code).toBe('KVMGR_BAD_CONFIG');
+    expect((err as Error).message).toMatch(/^pd\.mode: two-legs .*prefiller-header/);
+    expect((err as Error).message).not.toContain('\n');
+    expect(logs.lines.find((l) => l['event'] === 'listening')).toMatchObject({ pdMode: 'prefiller-header' });
   });
 });

@@ -388,9 +388,9 @@ describe('gateway P/D config', () => {
 
   it('defaults, and the threshold written into the router configuration', () => {
     const c = resolveGatewayConfig({});
-    expect(c.pd).toEqual({ mode: 'two-legs', threshold: 256, sloPairs: true });
+    expect(c.pd).toEqual({ mode: 'two-legs', modeGiven: false, threshold: 256, sloPairs: true });
     const t = resolveGatewayConfig({ pd: { mode: 'prefiller-header', threshold: 1000, sloPairs: false } });
-    expect(t.pd.mode).toBe('prefiller-header');
+    expect(t.pd).toMatchObject({ mode: 'prefiller-header', modeGiven: true });
     expect(t.routing.pd).toMatchObject({ nonCachedTokens: 1000, sloPairs: false });
     // without a pd section the router's own pd settings are the gateway's
     expect(resolveGatewayConfig({ routing: { scorers: 'pa:1', pd: { nonCachedTokens: 64 } } }).pd.threshold).toBe(64);

@@ -22,7 +22,12 @@
  *    REJECT → immediate 429) and placed with the gateway's {@link placeRequest} over the
  *    gateway's {@link Endpoint} state, among the pods of the subset hint
  *    (`metadata_context.filter_metadata["envoy.lb.subset_hint"]["x-gateway-destination-endpoint-subset"]`)
- *    when there is one (empty, or nothing eligible in it → immediate 503).
+ *    when there is one (empty, or nothing eligible in it → immediate 503). P/D (the pool has
+ *    `role: prefill` endpoints): the destination is the decode endpoint and, when the decision
+ *    disaggregates, `x-prefiller-host-port` names the prefill endpoint (llm-d's routing sidecar
+ *    runs the prefill leg there); the prompt's tokens are reserved on that endpoint from the
+ *    placement until the response headers (the picker is always in the gateway's
+ *    `prefiller-header` mode; an explicit `pd.mode: two-legs` is refused at start).
  *    The answer's `CommonResponse` sets the header `x-gateway-destination-endpoint: ip:port`
  *    (overwriting a client's) and `clear_route_cache: true`; the same value goes in
  *    `dynamic_metadata["envoy.lb"]["x-gateway-destination-endpoint"]`. BUFFERED: the answer is
@@ -37,13 +42,15 @@
  * 3. `response_headers` → CONTINUE; `:status` and the served endpoint
  *    (`metadata_context.filter_metadata["envoy.lb"]["x-gateway-destination-endpoint-served"]`,
  *    counted in `kvmgr_epp_served_total{endpoint,matched}`) are noted; a served endpoint other
- *    than the picked one takes over the request's KV reservation. `response_body` chunks (only
+ *    than the picked one takes over the request's KV reservation; the prefill endpoint's
+ *    reservation (P/D) ends here. `response_body` chunks (only
  *    when the filter sends them) → CONTINUE, or in `response_body_mode` FULL_DUPLEX_STREAMED each
  *    chunk handed back as it came (`streamed_response` with the chunk's own `end_of_stream`),
  *    without which the client would never get the response body.
- * 4. The stream's end (Envoy closes it with the HTTP stream) ends the request: its reservation
- *    is released, admission re-checks its queue, and endpoints without KV events record the
- *    prompt's blocks (routing history).
+ * 4. The stream's end (Envoy closes it with the HTTP stream; or a cancel, or an error) ends the
+ *    request: its reservations (with a prefill one that no response headers ended) are released,
+ *    admission re-checks its queue, and endpoints without KV events record the prompt's blocks
+ *    (routing history).
  *
  * The messages of one stream are handled strictly in order, so responses go out in the order
  * Envoy expects them. Anything that cannot be placed gets an immediate response (an OpenAI error
@@ -56,6 +63,7 @@ import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
+import { KvmgrError } from '@kvmgr/core';
 import type { LocalKeys, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -66,7 +74,7 @@ import { NO_ENDPOINT, type Placement } from '../decide.js';
 import type { Endpoint } from '../endpoint.js';
 import type { GatewayOptions } from '../gateway.js';
 import { type GatewayMetrics, createGatewayMetrics } from '../metrics.js';
-import { PREFILLER_HEADER, pdLogOf } from '../pd.js';
+import { PREFILLER_HEADER, pdLogOf, prefillOf } from '../pd.js';
 import { EndpointPool } from '../pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from '../request-info.js';
 import { HealthState } from './health.js';
@@ -126,6 +134,8 @@ export interface EppEndpointState {
   readonly address: string;
   readonly healthy: boolean;
   readonly inFlight: number;
+  /** KV tokens reserved by the requests in flight (decode footprints, and prompts held on a prefill endpoint under P/D), as the decisions count them. */
+  readonly reservedTokens: number;
   readonly cachedBlocks: number;
 }
 
@@ -470,7 +480,7 @@ class EppServer {
 
   state(): { endpoints: EppEndpointState[]; indexBlocks: number; queueDepth: number } {
     return {
-      endpoints: [...this.pool.byAddress].map(([address, e]) => ({ name: e.name, address, healthy: e.healthy, inFlight: e.inFlight.size, cachedBlocks: e.cachedBlocks })),
+      endpoints: [...this.pool.byAddress].map(([address, e]) => ({ name: e.name, address, healthy: e.healthy, inFlight: e.inFlight.size, reservedTokens: e.inFlight.reservedTokens, cachedBlocks: e.cachedBlocks })),
       indexBlocks: this.pool.index.size,
       queueDepth: this.admission.depth,
     };
@@ -543,6 +553,8 @@ class EppStream {
   /** The placement, held until the stream ends (see {@link Picked}). */
   private picked: Picked | undefined;
   private served: string | undefined;
+  /** P/D: the prefill endpoint holding the prompt's tokens until the response headers (see {@link reservePrefill}). */
+  private prefillHeld: Endpoint | undefined;
   private status: number | undefined;
   /** The filter's body modes from `protocol_config` (first message); undefined without one. */
   private requestBodyMode: PbBodySendMode | undefined;
@@ -653,6 +665,8 @@ class EppStream {
         this.send({ request_trailers: {} });
         return;
       case 'response_headers': {
+        // the decode endpoint answers: the sidecar's prefill leg is over
+        this.releasePrefill();
         for (const h of req.response_headers?.headers?.headers ?? []) {
           if (h.key === ':status') this.status = Number(headerText(h));
         }
@@ -819,7 +833,10 @@ class EppStream {
           req = { ...base, localKeys: router.keysFor(base) };
           keyedBy = router;
         }
-        return this.srv.place(req, info.footprintTokens, excluded, true);
+        const p = this.srv.place(req, info.footprintTokens, excluded, true);
+        // reserved as it is placed, so the next placement of the same release loop already sees it
+        if (typeof p === 'object') this.reservePrefill(p, info.promptTokens);
+        return p;
       });
       if (res.value === NO_ENDPOINT) {
         this.immediate(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }), 'no_endpoint', model);
@@ -903,7 +920,8 @@ class EppStream {
     const matched = p !== undefined && p.address === address;
     this.srv.metrics.served.inc({ endpoint: ep?.name ?? address, matched: String(matched) });
     if (p !== undefined && !matched && ep !== undefined) {
-      // the proxy fell back to another endpoint: the reservation moves there
+      // the proxy fell back to another endpoint: the reservation moves there (the prefill one ends first when it is that endpoint: one entry per request id)
+      if (ep === this.prefillHeld) this.releasePrefill();
       p.endpoint.inFlight.delete(this.requestId);
       ep.inFlight.set(this.requestId, { tokens: p.tokens, routedAtMs: Date.now() });
       this.picked = { ...p, endpoint: ep, address };
@@ -930,9 +948,31 @@ class EppStream {
     if (!this.done) this.immediate(openAiError(500, `endpoint picker: ${(e as Error).message}`, { code: 'internal_error' }), 'internal_error');
   }
 
-  /** The HTTP request is over: release its reservation. Idempotent. */
+  /**
+   * P/D (llm-d's routing sidecar runs the prefill leg on the endpoint in `x-prefiller-host-port`):
+   * reserves the prompt's tokens on the prefill endpoint of a disaggregated placement, as
+   * `kvmgr serve` does in `prefiller-header` mode, until the response headers come back
+   * ({@link releasePrefill}) or the stream ends without them.
+   */
+  private reservePrefill(p: Placement<Endpoint>, promptTokens: number): void {
+    const prefill = prefillOf(p);
+    if (prefill === undefined) return;
+    prefill.inFlight.set(this.requestId, { tokens: promptTokens, routedAtMs: Date.now() });
+    this.prefillHeld = prefill;
+  }
+
+  /** Ends the reservation of {@link reservePrefill} (KV may have freed: admission re-checks its queue). Idempotent. */
+  private releasePrefill(): void {
+    const e = this.prefillHeld;
+    if (e === undefined) return;
+    this.prefillHeld = undefined;
+    if (e.finishInFlight(this.requestId) !== undefined) this.srv.admission.release();
+  }
+
+  /** The HTTP request is over: release its reservations. Idempotent. */
   finish(how: string): void {
     this.done = true;
+    this.releasePrefill();
     if (this.finished) return;
     const p = this.picked;
     if (p === undefined) return;
@@ -967,8 +1007,8 @@ function bindGrpc(server: grpc.Server, host: string, port: number): Promise<stri
  * @param config - see {@link EppConfig}.
  * @param options - log destination.
  * @returns `{ address, healthAddress, metricsUrl, state(), metrics(), reloadPods(), close() }`.
- * @throws KvmgrError `KVMGR_BAD_CONFIG` for an invalid configuration or pods file (before
- *   anything opens); an error when a port is taken.
+ * @throws KvmgrError `KVMGR_BAD_CONFIG` for an invalid configuration or pods file, or for
+ *   `pd.mode: two-legs` set explicitly (before anything opens); an error when a port is taken.
  * @example
  * ```ts
  * const epp = await createEpp({ gateway: { model: 'meta-llama/Llama-3.1-8B-Instruct', endpoints: [{ url: 'http://10.0.0.5:8000' }] }, grpcPort: 9002 });
@@ -979,6 +1019,14 @@ function bindGrpc(server: grpc.Server, host: string, port: number): Promise<stri
 export async function createEpp(config: EppConfig, options: GatewayOptions = {}): Promise<Epp> {
   const g = config.gateway ?? {};
   const cfg = isResolved(g) ? g : resolveGatewayConfig(g);
+  if (cfg.pd.mode === 'two-legs' && cfg.pd.modeGiven === true) {
+    // Envoy sends the request once, to the endpoint picked: the picker cannot run a prefill leg of its own
+    throw new KvmgrError(
+      'KVMGR_BAD_CONFIG',
+      "pd.mode: two-legs is not possible in kvmgr epp (the proxy sends one request, to the decode endpoint); the picker always uses prefiller-header (x-prefiller-host-port for llm-d's routing sidecar): set pd.mode: prefiller-header or leave it out",
+      { details: { key: 'pd.mode' } },
+    );
+  }
   const extra = (config.pods ?? []).map((p, i) => resolveEndpoint(p, `pods[${i}]`));
   if (config.podsFile !== undefined) parsePodsFile(readFileSync(config.podsFile, 'utf8'), config.podsFile); // fail early on a bad file
   const srv = new EppServer(cfg, config, options);
@@ -1013,7 +1061,7 @@ export async function createEpp(config: EppConfig, options: GatewayOptions = {})
     throw e;
   }
   srv.health.setReady(true);
-  srv.log.info({ event: 'listening', address, healthAddress, metricsUrl, endpoints: [...srv.pool.byAddress.keys()], routing: srv.pool.router.config }, 'endpoint picker ready');
+  srv.log.info({ event: 'listening', address, healthAddress, metricsUrl, endpoints: [...srv.pool.byAddress.keys()], routing: srv.pool.router.config, pdMode: 'prefiller-header' }, 'endpoint picker ready');
   return {
     address,
     healthAddress,
