@@ -104,8 +104,16 @@ export function abHashUnit(key: string, salt = ''): number {
 /** Where a request's conversation key came from. */
 export type AbKeySource = 'session' | 'user' | 'request';
 
+/** Count, mean and sum of squared deviations from the mean of one metric's observations. */
+export interface AbMoments {
+  readonly n: number;
+  readonly mean: number;
+  /** Σ (x − mean)². */
+  readonly m2: number;
+}
+
 /** Running count, mean and sum of squared deviations (Welford's online algorithm). */
-class Moments {
+class Moments implements AbMoments {
   n = 0;
   mean = 0;
   m2 = 0;
@@ -115,10 +123,29 @@ class Moments {
     this.mean += d / this.n;
     this.m2 += d * (x - this.mean);
   }
-  /** Sample variance (n − 1); NaN below 2 samples. */
-  get variance(): number {
-    return this.n > 1 ? this.m2 / (this.n - 1) : Number.NaN;
-  }
+}
+
+/** Sample variance (n − 1); NaN below 2 samples. */
+function varianceOf(m: AbMoments): number {
+  return m.n > 1 ? m.m2 / (m.n - 1) : Number.NaN;
+}
+
+/**
+ * The moments of the union of two disjoint sets of observations, from the moments of each
+ * (Chan, Golub and LeVeque's pairwise update): n = nA + nB, δ = meanB − meanA,
+ * mean = meanA + δ·nB/n, M2 = M2A + M2B + δ²·nA·nB/n. Exact in real arithmetic (the count always:
+ * it is an integer sum); in floating point it agrees with Welford's pass over all the
+ * observations to rounding. Merging with an empty side returns the other side unchanged.
+ *
+ * @see T. F. Chan, G. H. Golub, R. J. LeVeque, "Updating formulae and a pairwise algorithm for
+ *   computing sample variances", Stanford CS tech. report STAN-CS-79-773 (1979).
+ */
+export function mergeMoments(a: AbMoments, b: AbMoments): AbMoments {
+  if (b.n === 0) return { n: a.n, mean: a.mean, m2: a.m2 };
+  if (a.n === 0) return { n: b.n, mean: b.mean, m2: b.m2 };
+  const n = a.n + b.n;
+  const d = b.mean - a.mean;
+  return { n, mean: a.mean + (d * b.n) / n, m2: a.m2 + b.m2 + (d * d * a.n * b.n) / n };
 }
 
 /** The metrics recorded per request, by name. */
@@ -204,13 +231,87 @@ export interface AbReport {
   readonly keySources: Readonly<Record<AbKeySource, number>>;
   readonly arms: { readonly a: AbArmReport; readonly b: AbArmReport };
   readonly differences: Readonly<Record<AbMetricName, AbDifference>>;
+  /**
+   * What the statistics cover, when the gateway shares state through Redis (absent without
+   * `redis`): `fleet` (merged over every replica that recorded this experiment) or `local`
+   * (this replica only: asked with `?scope=local`, or the fleet view was unavailable).
+   */
+  readonly scope?: 'fleet' | 'local';
+  /** Replicas whose statistics are merged (1 in the local view). With `redis` only. */
+  readonly replicas?: number;
+  /** Each merged replica's share. With `redis` only. */
+  readonly contributors?: readonly AbContributor[];
+  /**
+   * Why the fleet view was asked for but the local one is given (Redis degraded, failing or
+   * slower than `commandTimeoutMs`); null otherwise. With `redis` only.
+   */
+  readonly fallback?: string | null;
+}
+
+/** One replica's share of a fleet-wide report. */
+export interface AbContributor {
+  readonly replica: string;
+  /** When its experiment started, ISO 8601. */
+  readonly since: string;
+  /** When its statistics were written (this replica's: now), ISO 8601. */
+  readonly updated: string;
+  /** Requests it recorded, both arms. */
+  readonly requests: number;
+}
+
+/**
+ * What one replica has recorded of an experiment: every count and running moment the report is
+ * computed from. Snapshots of disjoint traffic merge ({@link mergeAbSnapshots}) into the
+ * snapshot of all of it.
+ */
+export interface AbSnapshot {
+  /** The experiment's id. */
+  readonly id: string;
+  /** When the experiment started, ms since the epoch (merged: the earliest). */
+  readonly sinceMs: number;
+  /** Per arm (a, b). */
+  readonly assigned: readonly [number, number];
+  readonly recorded: readonly [number, number];
+  readonly keySources: Readonly<Record<AbKeySource, number>>;
+  /** Per arm (a, b), per metric. */
+  readonly stats: readonly [Readonly<Record<AbMetricName, AbMoments>>, Readonly<Record<AbMetricName, AbMoments>>];
+}
+
+/** The metric names, in report order. */
+export const AB_METRIC_NAMES: readonly AbMetricName[] = METRIC_NAMES;
+
+/**
+ * Merges the snapshots of one experiment taken on disjoint traffic (different replicas): counts
+ * add, moments merge by {@link mergeMoments}, `sinceMs` is the earliest.
+ *
+ * @throws Error when the ids differ (different experiments do not merge).
+ */
+export function mergeAbSnapshots(a: AbSnapshot, b: AbSnapshot): AbSnapshot {
+  if (a.id !== b.id) throw new Error(`cannot merge A/B statistics of experiments ${a.id} and ${b.id}`);
+  const arm = (i: 0 | 1) => Object.fromEntries(METRIC_NAMES.map((m) => [m, mergeMoments(a.stats[i][m], b.stats[i][m])])) as Record<AbMetricName, AbMoments>;
+  return {
+    id: a.id,
+    sinceMs: Math.min(a.sinceMs, b.sinceMs),
+    assigned: [a.assigned[0] + b.assigned[0], a.assigned[1] + b.assigned[1]],
+    recorded: [a.recorded[0] + b.recorded[0], a.recorded[1] + b.recorded[1]],
+    keySources: { session: a.keySources.session + b.keySources.session, user: a.keySources.user + b.keySources.user, request: a.keySources.request + b.keySources.request },
+    stats: [arm(0), arm(1)],
+  };
+}
+
+/** Where a report's statistics come from: a (merged) snapshot and how it was put together. */
+export interface AbView {
+  readonly snapshot: AbSnapshot;
+  readonly scope: 'fleet' | 'local';
+  readonly contributors: readonly AbContributor[];
+  readonly fallback: string | null;
 }
 
 /** Student-t interval of one mean. */
-function meanOf(m: Moments, level: number): AbMean {
+function meanOf(m: AbMoments, level: number): AbMean {
   if (m.n === 0) return { n: 0, mean: null, sd: null, ciLow: null, ciHigh: null };
   if (m.n === 1) return { n: 1, mean: m.mean, sd: null, ciLow: null, ciHigh: null };
-  const sd = Math.sqrt(m.variance);
+  const sd = Math.sqrt(varianceOf(m));
   const half = sd === 0 ? 0 : jstat.jStat.studentt.inv(1 - (1 - level) / 2, m.n - 1) * (sd / Math.sqrt(m.n));
   return { n: m.n, mean: m.mean, sd, ciLow: m.mean - half, ciHigh: m.mean + half };
 }
@@ -266,6 +367,8 @@ export class AbExperiment {
   private readonly recorded: [number, number] = [0, 0];
   private readonly sources: Record<AbKeySource, number> = { session: 0, user: 0, request: 0 };
   private readonly arms: readonly [AbArm, AbArm];
+  /** True when something was assigned or recorded since the last {@link takeDirty}. */
+  private dirty = false;
 
   /**
    * @param config - the resolved `ab` section.
@@ -317,6 +420,7 @@ export class AbExperiment {
     }
     const arm = this.arms[abHashUnit(key, this.config.salt) < this.config.split ? 1 : 0] as AbArm;
     this.assigned[arm.index]++;
+    this.dirty = true;
     return arm;
   }
 
@@ -338,6 +442,7 @@ export class AbExperiment {
   record(arm: AbArm, o: AbOutcome): void {
     const s = this.stats[arm.index];
     this.recorded[arm.index]++;
+    this.dirty = true;
     let tpot: number | undefined;
     if (o.ok) {
       if (o.ttftMs !== undefined) s.ttftMs.add(o.ttftMs);
@@ -353,29 +458,45 @@ export class AbExperiment {
     s.errors.add(o.ok ? 0 : 1);
   }
 
+  /** Whether anything was assigned or recorded since the last call (and clears the flag). */
+  takeDirty(): boolean {
+    const d = this.dirty;
+    this.dirty = false;
+    return d;
+  }
+
+  /** A copy of everything recorded so far (this replica's traffic). */
+  snapshot(): AbSnapshot {
+    const arm = (i: 0 | 1) => Object.fromEntries(METRIC_NAMES.map((m) => [m, { n: this.stats[i][m].n, mean: this.stats[i][m].mean, m2: this.stats[i][m].m2 }])) as Record<AbMetricName, AbMoments>;
+    return { id: this.id, sinceMs: this.sinceMs, assigned: [...this.assigned], recorded: [...this.recorded], keySources: { ...this.sources }, stats: [arm(0), arm(1)] };
+  }
+
   /**
    * The report of `GET /admin/ab`.
    *
    * @param level - confidence level. @default 0.95
+   * @param view - the statistics to report (a fleet-wide merge) and where they come from; without
+   *   it, this replica's own, with no `scope` fields (as without Redis).
    */
-  report(level = 0.95): AbReport {
+  report(level = 0.95, view?: AbView): AbReport {
+    const snap = view?.snapshot ?? this.snapshot();
     const armReport = (i: 0 | 1): AbArmReport => {
       const cfg = i === 0 ? this.config.a : this.config.b;
-      const s = this.stats[i];
+      const s = snap.stats[i];
       return {
         name: cfg.name,
         split: i === 0 ? 1 - this.config.split : this.config.split,
-        assigned: this.assigned[i],
-        requests: this.recorded[i],
+        assigned: snap.assigned[i],
+        requests: snap.recorded[i],
         routing: (this.routers[i] as Router).config,
         metrics: Object.fromEntries(METRIC_NAMES.map((m) => [m, meanOf(s[m], level)])) as Record<AbMetricName, AbMean>,
       };
     };
     const differences = Object.fromEntries(
       METRIC_NAMES.map((m) => {
-        const a = this.stats[0][m];
-        const b = this.stats[1][m];
-        const w = welchInterval(a, b, level);
+        const a = snap.stats[0][m];
+        const b = snap.stats[1][m];
+        const w = welchInterval({ n: a.n, mean: a.mean, variance: varianceOf(a) }, { n: b.n, mean: b.mean, variance: varianceOf(b) }, level);
         return [
           m,
           {
@@ -391,13 +512,14 @@ export class AbExperiment {
     return {
       active: true,
       id: this.id,
-      since: new Date(this.sinceMs).toISOString(),
+      since: new Date(snap.sinceMs).toISOString(),
       level,
       method: "Welch's unpaired t-interval of mean(b) − mean(a) (a live split has no paired requests); per-arm means with Student-t intervals",
       sessionHeader: this.config.sessionHeader,
-      keySources: { ...this.sources },
+      keySources: { ...snap.keySources },
       arms: { a: armReport(0), b: armReport(1) },
       differences,
+      ...(view === undefined ? {} : { scope: view.scope, replicas: view.contributors.length, contributors: view.contributors, fallback: view.fallback }),
     };
   }
 }

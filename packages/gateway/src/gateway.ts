@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
-import type { LocalKeys, ResolvedRouterConfig, RouteRequest, Router } from '@kvmgr/router';
+import { type LocalKeys, type ResolvedRouterConfig, type RouteRequest, type Router, redisKeyPrefix } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Agent } from 'undici';
@@ -24,6 +24,7 @@ import { TenantFairness, type TenantStats, resolveTenantsConfig } from './tenant
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
 import { NO_ENDPOINT, type Placement } from './decide.js';
 import type { Endpoint } from './endpoint.js';
+import { AbStatsSync } from './shared/ab-stats.js';
 import { ReplicaState } from './shared/replica-state.js';
 import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
 import { PdLegs, pdLogOf } from './pd.js';
@@ -119,6 +120,8 @@ class GatewayServer {
   /** The live A/B experiment (`ab` section), replaced or cleared by `PUT /admin/routing`. */
   ab: AbExperiment | undefined;
   readonly abMetrics: AbMetrics;
+  /** The A/B statistics shared with the other replicas, when `redis` is configured. */
+  readonly abStats: AbStatsSync | undefined;
   /** Tenants, their VTC counters and tallies. */
   readonly tenants: TenantFairness;
   /** `/v1/embeddings` and the memory quotas, when `embeddings` is configured (made once the endpoints are open). */
@@ -165,6 +168,10 @@ class GatewayServer {
     this.abMetrics = createAbMetrics(this.metrics.registry);
     this.tenants.registerMetrics(this.metrics.registry);
     this.ab = cfg.ab === undefined ? undefined : new AbExperiment(cfg.ab, (c) => this.pool.routerFor(c));
+    this.abStats =
+      this.shared === undefined || cfg.redis === undefined
+        ? undefined
+        : new AbStatsSync({ link: this.shared.link, prefix: redisKeyPrefix(cfg.redis.namespace), replicaId: cfg.redis.replicaId, commandTimeoutMs: cfg.redis.commandTimeoutMs, current: () => this.ab });
     this.routes();
   }
 
@@ -230,7 +237,17 @@ class GatewayServer {
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
     app.get('/admin/state', async () => this.state());
     app.get('/admin/routing', async () => this.routerNow.config);
-    app.get('/admin/ab', async () => this.ab?.report() ?? { active: false });
+    app.get<{ Querystring: { scope?: string } }>('/admin/ab', async (req, reply) => {
+      const ab = this.ab;
+      if (ab === undefined) return { active: false };
+      const sync = this.abStats;
+      // without Redis: this replica's statistics, as before (no scope fields)
+      if (sync === undefined) return ab.report();
+      const scope = req.query.scope ?? 'fleet';
+      if (scope !== 'fleet' && scope !== 'local') return sendError(reply, openAiError(400, `scope: expected "fleet" or "local", got ${JSON.stringify(scope)}`, { param: 'scope', code: 'invalid_value' }));
+      // (the experiment may be replaced while Redis answers: the report is of the one read)
+      return ab.report(0.95, scope === 'local' ? sync.localView(ab, null) : await sync.view(ab));
+    });
     app.put('/admin/routing', async (req, reply) => {
       // `{ ab: {...} | null, ...routing }` sets or clears the A/B section (with the routing, when other keys are given)
       const body = req.body;
@@ -247,8 +264,11 @@ class GatewayServer {
           return sendError(reply, openAiError(400, (e as Error).message, { code: isKvmgrError(e) ? e.code : 'invalid_value' }));
         }
         if (routing !== undefined) this.pool.useRouter(this.pool.routerFor(routing.config), routing.blockSizeFixed);
-        const previous = this.ab?.report();
+        const previousAb = this.ab;
+        const previous = previousAb?.report();
         this.ab = nextAb;
+        // the old experiment's last snapshot, so the fleet view of it is complete (its hash expires later)
+        if (previousAb !== undefined && previousAb !== nextAb) void this.abStats?.write(previousAb);
         this.log.info({ event: 'ab-updated', ab: nextAb === undefined ? null : { id: nextAb.id, ...nextAb.config }, previous: previous ?? null, ...(routing === undefined ? {} : { routing: this.routerNow.config }) }, nextAb === undefined ? 'A/B experiment cleared' : 'A/B experiment started');
         return { routing: this.routerNow.config, ab: nextAb === undefined ? null : { id: nextAb.id, ...nextAb.config } };
       }
@@ -727,6 +747,7 @@ class GatewayServer {
     this.closing = true;
     this.admission.close();
     this.embeddings?.close();
+    await this.abStats?.close();
     await this.shared?.close();
     await this.app.close();
     await this.pool.close();
@@ -759,6 +780,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
     if (cfg.embeddings !== undefined) server.startEmbeddings(cfg.embeddings);
     await server.app.listen({ host: cfg.host, port: cfg.port });
     server.shared?.start();
+    server.abStats?.start();
   } catch (e) {
     await server.close();
     throw e;
