@@ -34,7 +34,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { type Agent, request as undiciRequest } from 'undici';
 import { z } from 'zod';
 import { sectionError, urlString } from './config-error.js';
-import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { AdmissionAbandoned, AdmissionQueue, AdmissionRejected, leaveOnAbort } from './admission.js';
 import type { TenantFairness } from './tenants.js';
 
 /** The `embeddings` section of the gateway configuration, resolved. */
@@ -213,7 +213,7 @@ export class EmbeddingsService {
     });
     this.tenants = tenants;
     this.queue = new AdmissionQueue<EmbeddingPlacement>(config.maxQueue, config.maxWaitMs, tenants?.config.enabled === true ? { fairness: tenants } : {});
-    this.requests = new Counter({ name: 'kvmgr_gateway_embedding_requests_total', help: 'Embedding requests by outcome (ok, error, rejected).', labelNames: ['outcome'], registers: [registry] });
+    this.requests = new Counter({ name: 'kvmgr_gateway_embedding_requests_total', help: 'Embedding requests by outcome (ok, error, rejected, abandoned: the client went away while deferred).', labelNames: ['outcome'], registers: [registry] });
     const self = this;
     new Gauge({
       name: 'kvmgr_gateway_memory_quota_tokens',
@@ -326,9 +326,13 @@ export class EmbeddingsService {
         this.tenants?.charge(tenant, tokens, 0);
         const url = this.endpoints[this.next++ % this.endpoints.length] as string;
         return { url };
-      });
+      }, leaveOnAbort(signal));
       placement = res.value;
     } catch (e) {
+      if (e instanceof AdmissionAbandoned) {
+        // the client went away while it waited: out of the queue, never sent (the answer goes nowhere)
+        return this.error(openAiError(499, e.message, { code: 'client_closed' }), 'abandoned');
+      }
       if (e instanceof AdmissionRejected) {
         this.tenants?.rejected(tenant);
         const r = this.error(openAiError(429, `embedding quota: ${e.message}`, { code: e.reason }), 'rejected');
@@ -361,7 +365,7 @@ export class EmbeddingsService {
     }
   }
 
-  private error(e: OpenAiErrorResponse, outcome: 'error' | 'rejected'): { status: number; headers: Record<string, string>; body: OpenAiErrorResponse['body'] } {
+  private error(e: OpenAiErrorResponse, outcome: 'error' | 'rejected' | 'abandoned'): { status: number; headers: Record<string, string>; body: OpenAiErrorResponse['body'] } {
     this.requests.inc({ outcome });
     return { status: e.status, headers: { 'content-type': 'application/json' }, body: e.body };
   }

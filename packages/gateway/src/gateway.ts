@@ -18,7 +18,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import pino, { type Logger } from 'pino';
 import { Agent } from 'undici';
 import { type AbArm, AbExperiment, type AbMetrics, type AbOutcome, createAbMetrics, resolveAbConfig } from './ab.js';
-import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { AdmissionAbandoned, AdmissionQueue, AdmissionRejected, type LeaveWatch } from './admission.js';
 import { type EmbeddingsConfig, EmbeddingsService, type MemoryQuotaState } from './embeddings.js';
 import { TenantFairness, type TenantStats, resolveTenantsConfig } from './tenants.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
@@ -75,6 +75,26 @@ export interface Gateway {
 
 function nowUs(): number {
   return Math.round(performance.now() * 1000);
+}
+
+/**
+ * The admission queue's {@link LeaveWatch} for a client connection: the request leaves the queue
+ * when its response closes before it was written (the client went away), or at once when that
+ * has happened already.
+ */
+function leaveWhenGone(reply: FastifyReply): LeaveWatch {
+  return (leave) => {
+    const raw = reply.raw;
+    if (raw.destroyed) {
+      leave();
+      return () => undefined;
+    }
+    const onClose = () => {
+      if (!raw.writableFinished) leave();
+    };
+    raw.on('close', onClose);
+    return () => raw.off('close', onClose);
+  };
 }
 
 function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
@@ -411,12 +431,21 @@ class GatewayServer {
           this.pd.reservePrefill(p, requestId, info.promptTokens);
         }
         return p;
-      });
+      }, leaveWhenGone(reply));
       if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
       placement = res.value;
       deferred = res.deferred;
       this.metrics.admission.inc({ decision: deferred ? 'defer' : 'admit' });
     } catch (e) {
+      if (e instanceof AdmissionAbandoned) {
+        // the client went away while deferred: out of the queue, never placed, nothing sent upstream
+        this.metrics.admission.inc({ decision: 'abandoned' });
+        this.log.info(
+          { ...logBase, status: 0, outcome: 'left-while-deferred', admission: 'defer', tenant, waitedMs: Math.round(e.waitedMs), promptTokens: info.promptTokens, durationMs: Math.round((performance.now() - started) * 100) / 100 },
+          'request',
+        );
+        return reply;
+      }
       if (e instanceof AdmissionRejected) {
         this.metrics.admission.inc({ decision: 'reject' });
         this.metrics.rejections.inc({ reason: e.reason });
