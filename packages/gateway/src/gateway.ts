@@ -427,7 +427,7 @@ class GatewayServer {
         // charged as it is placed, so the next release of the same loop sees it (VTC)
         if (typeof p === 'object') {
           this.tenants.charge(tenant, info.promptTokens, 0);
-          // prefiller-header: the sidecar's prefill leg holds the prompt on the prefill endpoint
+          // P/D: the prefill leg (the gateway's or the sidecar's) holds the prompt on the prefill endpoint from now
           this.pd.reservePrefill(p, requestId, info.promptTokens);
         }
         return p;
@@ -515,7 +515,7 @@ class GatewayServer {
     let outcome = 'ok';
     let errorMsg: string | undefined;
     let pdLeg: Record<string, unknown> | undefined;
-    // prefiller-header: the prompt's reservation on the prefill endpoint ends when the decode answer starts, or with the request
+    // P/D: the prompt's reservation on the prefill endpoint ends with the prefill leg (two-legs), when the decode answer starts (prefiller-header), or with the request
     const releasePrefill = () => {
       if (this.pd.releasePrefill(first, requestId)) this.admission.release();
     };
