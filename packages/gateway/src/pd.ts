@@ -284,7 +284,7 @@ export class PdLegs {
         return { error: r.final, log: { prefillLeg: { attempts } } };
       }
       lastError = r.why;
-      const next = tried.size > this.o.retries ? undefined : this.another(tried, requestId, info);
+      const next: Endpoint | undefined = tried.size > this.o.retries ? undefined : this.another(tried, requestId, info);
       this.legs.inc({ endpoint: ep.name, outcome: next === undefined ? 'failed' : 'retried' });
       if (next !== undefined) this.o.log.debug({ reqId: requestId, from: ep.name, to: next.name, why: r.why }, 'prefill leg retried on another prefill endpoint');
       ep = next;
