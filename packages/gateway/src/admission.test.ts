@@ -105,9 +105,13 @@ describe('AdmissionQueue', () => {
     free = 0;
     let watched = 0;
     const watch = leaveOnAbort(early.signal);
-    await expect(q.admit(t(), place('x', 1), (leave) => (watched++, watch(leave)))).rejects.toBeInstanceOf(AdmissionAbandoned);
+    const counted = (leave: () => void) => {
+      watched++;
+      return watch(leave);
+    };
+    await expect(q.admit(t(), place('x', 1), counted)).rejects.toBeInstanceOf(AdmissionAbandoned);
     free = 1;
-    await expect(q.admit(t(), place('y', 1), (leave) => (watched++, watch(leave)))).resolves.toEqual({ value: 'y', deferred: false });
+    await expect(q.admit(t(), place('y', 1), counted)).resolves.toEqual({ value: 'y', deferred: false });
     expect(watched).toBe(1);
     expect(q.depth).toBe(0);
   });

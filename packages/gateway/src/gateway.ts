@@ -67,8 +67,19 @@ export interface Gateway {
   readonly url: string;
   /** The current router (replaced atomically by `PUT /admin/routing`). */
   router(): Router;
-  /** What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest as `other`). */
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState };
+  /**
+   * What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest
+   * as `other`; with `embeddings`, the memory quotas and whether each embedding endpoint takes traffic).
+   */
+  state(): {
+    endpoints: EndpointState[];
+    indexBlocks: number;
+    queueDepth: number;
+    routing: ResolvedRouterConfig;
+    tenants: TenantStats[];
+    memoryQuotas?: MemoryQuotaState;
+    embeddingEndpoints?: { url: string; healthy: boolean }[];
+  };
   /** Stops listening, closes upstream connections, scrapers and KV-event sockets. Idempotent. */
   close(): Promise<void>;
 }
@@ -331,7 +342,7 @@ class GatewayServer {
       reply.raw.on('close', onClose);
       try {
         const r = await emb.handle(req.body, rawBodies.get(req), requestId, req.headers.authorization, ac.signal, tenant);
-        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status, tenant }, 'request');
+        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status, tenant, ...(r.endpoint === undefined ? {} : { endpoint: r.endpoint }), ...(r.attempts === undefined ? {} : { attempts: r.attempts }) }, 'request');
         return reply.code(r.status).headers({ ...r.headers, 'x-request-id': requestId }).send(r.body);
       } finally {
         reply.raw.off('close', onClose);
@@ -339,7 +350,15 @@ class GatewayServer {
     });
   }
 
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState } {
+  state(): {
+    endpoints: EndpointState[];
+    indexBlocks: number;
+    queueDepth: number;
+    routing: ResolvedRouterConfig;
+    tenants: TenantStats[];
+    memoryQuotas?: MemoryQuotaState;
+    embeddingEndpoints?: { url: string; healthy: boolean }[];
+  } {
     const now = Date.now();
     return {
       endpoints: [...this.pool.endpoints.values()].map((e) => {
@@ -368,7 +387,7 @@ class GatewayServer {
       queueDepth: this.admission.depth,
       routing: this.routerNow.config,
       tenants: this.tenants.summary(this.tenants.config.metricsTopN),
-      ...(this.embeddings === undefined ? {} : { memoryQuotas: this.embeddings.state() }),
+      ...(this.embeddings === undefined ? {} : { memoryQuotas: this.embeddings.state(), embeddingEndpoints: this.embeddings.endpointsState() }),
     };
   }
 
@@ -726,7 +745,7 @@ class GatewayServer {
    *
    * @throws KvmgrError `KVMGR_BAD_CONFIG` when neither gives a budget, or there is no embedding endpoint.
    */
-  startEmbeddings(ec: EmbeddingsConfig): void {
+  async startEmbeddings(ec: EmbeddingsConfig): Promise<void> {
     let total = ec.totalTokens;
     if (total === null) {
       const caps = [...this.pool.endpoints.values()].map((e) => e.capacityTokens());
@@ -745,8 +764,9 @@ class GatewayServer {
       this.log,
       this.metrics.registry,
       this.tenants,
+      { intervalMs: this.cfg.healthIntervalMs, unhealthyThreshold: this.cfg.unhealthyThreshold },
     );
-    this.embeddings.start();
+    await this.embeddings.start();
   }
 
   closing = false;
@@ -755,7 +775,7 @@ class GatewayServer {
     if (this.closing) return;
     this.closing = true;
     this.admission.close();
-    this.embeddings?.close();
+    await this.embeddings?.close();
     await this.shared?.close();
     await this.app.close();
     await this.pool.close();
@@ -785,7 +805,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   const server = new GatewayServer(cfg, options);
   try {
     for (const e of cfg.endpoints) await server.pool.add(e);
-    if (cfg.embeddings !== undefined) server.startEmbeddings(cfg.embeddings);
+    if (cfg.embeddings !== undefined) await server.startEmbeddings(cfg.embeddings);
     await server.app.listen({ host: cfg.host, port: cfg.port });
     server.shared?.start();
   } catch (e) {

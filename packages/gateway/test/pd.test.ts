@@ -352,8 +352,8 @@ describe('gateway P/D: prefill, decode and both engines', () => {
       expect(line('pd-res-a').pdLeg?.prefillLeg?.endpoint).toBe('ps');
       expect(line('pd-res-b').decision.pd).toMatchObject({ disaggregated: false, reason: 'no-prefill-instance', decode: 'dg' });
       expect(line('pd-res-b').pdLeg).toBeUndefined();
-      expect((logs.request('pd-res-a')?.['decision'] as { admission: string }).admission).toBe('defer');
-      expect((logs.request('pd-res-b')?.['decision'] as { admission: string }).admission).toBe('defer');
+      expect(logs.decision('pd-res-a').admission).toBe('defer');
+      expect(logs.decision('pd-res-b').admission).toBe('defer');
       // the prefill engine got one prefill leg, the first request's
       expect(pre.seen.filter((r) => r.url.startsWith('/v1/completions')).map((r) => r.requestId)).toEqual(['pd-res-a']);
       await until(() => gw.state().endpoints.every((e) => e.inFlight === 0), 5000, 'every reservation released');
