@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AdmissionQueue, AdmissionRejected, type AdmissionTicket } from './admission.js';
+import { AdmissionAbandoned, AdmissionQueue, AdmissionRejected, type AdmissionTicket, leaveOnAbort } from './admission.js';
 import { ServiceModel } from './service-model.js';
 
 const t = (over: Partial<AdmissionTicket> = {}): AdmissionTicket => ({ sloClass: 'standard', priority: 0, deadlineMs: Number.POSITIVE_INFINITY, ...over });
@@ -24,7 +24,7 @@ describe('AdmissionQueue', () => {
     free += 6;
     q.release();
     await expect(deferred).resolves.toEqual({ value: 6, deferred: true });
-    expect(q.stats).toEqual({ admitted: 2, deferred: 1, rejected: 1 });
+    expect(q.stats).toEqual({ admitted: 2, deferred: 1, rejected: 1, abandoned: 0 });
   });
 
   it('a request behind waiting ones waits even if it would fit (no overtaking at the door)', async () => {
@@ -71,6 +71,49 @@ describe('AdmissionQueue', () => {
     q.release();
     await Promise.all(ps);
     expect(order).toEqual(['critical', 'std-p1', 'std-d100', 'std-d500', 'std-1', 'std-2', 'batch']);
+  });
+
+  it('a deferred request whose client goes away leaves at once, is never placed, and releases what waited behind it', async () => {
+    let free = 3;
+    const dequeued: string[] = [];
+    const fairness = { counter: () => 0, enqueued: () => undefined, dequeued: (tenant: string) => void dequeued.push(tenant) };
+    const q = new AdmissionQueue<string>(8, 60_000, { fairness });
+    const placed: string[] = [];
+    const place = (id: string, need: number) => () => {
+      if (free < need) return undefined;
+      free -= need;
+      placed.push(id);
+      return id;
+    };
+    const gone = new AbortController();
+    const big = q.admit(t({ tenant: 'a' }), place('big', 5), leaveOnAbort(gone.signal)).catch((e: unknown) => e);
+    const small = q.admit(t({ tenant: 'b' }), place('small', 2));
+    q.release(); // the head does not fit: the small one waits behind it
+    expect(placed).toEqual([]);
+    gone.abort();
+    const err = await big;
+    expect(err).toBeInstanceOf(AdmissionAbandoned);
+    expect((err as AdmissionAbandoned).details).toMatchObject({ reason: 'abandoned' });
+    await expect(small).resolves.toEqual({ value: 'small', deferred: true });
+    expect(placed).toEqual(['small']);
+    expect(dequeued.sort()).toEqual(['a', 'b']);
+    expect(q.depth).toBe(0);
+    expect(q.stats).toEqual({ admitted: 1, deferred: 2, rejected: 0, abandoned: 1 });
+    // a client gone before the request is deferred leaves at once; the ADMIT path never asks
+    const early = new AbortController();
+    early.abort();
+    free = 0;
+    let watched = 0;
+    const watch = leaveOnAbort(early.signal);
+    const counted = (leave: () => void) => {
+      watched++;
+      return watch(leave);
+    };
+    await expect(q.admit(t(), place('x', 1), counted)).rejects.toBeInstanceOf(AdmissionAbandoned);
+    free = 1;
+    await expect(q.admit(t(), place('y', 1), counted)).resolves.toEqual({ value: 'y', deferred: false });
+    expect(watched).toBe(1);
+    expect(q.depth).toBe(0);
   });
 
   it('a deferred request is rejected after maxWaitMs and leaves the queue', async () => {
@@ -155,7 +198,7 @@ describe('AdmissionQueue', () => {
       // an earlier deadline goes ahead of both: nothing ahead of it, deferred
       const urgent = q.admit(t({ deadlineMs: Date.now() + 300, footprintTokens: 512 }), place);
       expect(q.depth).toBe(3);
-      expect(q.stats).toEqual({ admitted: 0, deferred: 3, rejected: 1 });
+      expect(q.stats).toEqual({ admitted: 0, deferred: 3, rejected: 1, abandoned: 0 });
       q.close();
       for (const p of [first, patient, urgent]) await expect(p).rejects.toMatchObject({ reason: 'closed' });
     });
@@ -180,7 +223,7 @@ describe('AdmissionQueue', () => {
       const err = await q.admit(t({ deadlineMs: Date.now() + 20 }), () => undefined).catch((e: unknown) => e);
       expect((err as AdmissionRejected).reason).toBe('deadline');
       expect(q.depth).toBe(0);
-      expect(q.stats).toEqual({ admitted: 0, deferred: 1, rejected: 1 });
+      expect(q.stats).toEqual({ admitted: 0, deferred: 1, rejected: 1, abandoned: 0 });
     });
 
     it('release refuses a head whose place-by time has passed instead of placing it, and places the next', async () => {

@@ -13,7 +13,9 @@
  * release takes, within the head's SLO class and priority, a request of the tenant that has
  * received the least service (VTC), by the same rule among that tenant's requests. Placement (routing and reserving KV on the
  * chosen endpoint) happens synchronously inside the release loop, so two released requests
- * never count the same free KV.
+ * never count the same free KV. A deferred request whose client goes away leaves the queue at
+ * once ({@link LeaveWatch}): it is never placed, and the queue is released again, since it may
+ * have been the head that held the others back.
  *
  * Deadlines: a request with a TTFT SLO must be placed by its *place-by* time, the deadline less
  * the predicted TTFT once placed ({@link ServiceModel.ttftBoundMs}); a request without one by
@@ -51,6 +53,38 @@ export class AdmissionRejected extends KvmgrError {
     this.reason = reason;
     this.retryAfterMs = retryAfterMs;
   }
+}
+
+/**
+ * A deferred request whose client went away: it left the queue at once, was never placed and
+ * reserved nothing. `KvmgrError` `KVMGR_UNAVAILABLE` with `reason: 'abandoned'` in `details`.
+ */
+export class AdmissionAbandoned extends KvmgrError {
+  /** How long it waited in the queue, ms. */
+  readonly waitedMs: number;
+  constructor(waitedMs: number) {
+    super('KVMGR_UNAVAILABLE', `the client went away after ${Math.round(waitedMs)} ms in the admission queue`, { details: { reason: 'abandoned' } });
+    this.waitedMs = waitedMs;
+  }
+}
+
+/**
+ * Called once when a request is deferred (never on the ADMIT path): subscribe `leave` to the
+ * client going away, and return what unsubscribes it. `leave` may be called at once (the
+ * client is gone already), or later; after the request left the queue it does nothing.
+ */
+export type LeaveWatch = (leave: () => void) => () => void;
+
+/** A {@link LeaveWatch} on an `AbortSignal`: the request leaves the queue when the signal aborts. */
+export function leaveOnAbort(signal: AbortSignal): LeaveWatch {
+  return (leave) => {
+    if (signal.aborted) {
+      leave();
+      return () => undefined;
+    }
+    signal.addEventListener('abort', leave, { once: true });
+    return () => signal.removeEventListener('abort', leave);
+  };
 }
 
 /** The ordering fields of a request. */
@@ -106,6 +140,8 @@ interface Waiter<T> {
   /** Whether `placeBy` comes from its TTFT deadline (else from `maxWaitMs`). */
   readonly bySlo: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** Unsubscribes the client-disconnect watch ({@link LeaveWatch}), when there is one. */
+  unwatch: (() => void) | undefined;
 }
 
 /** Counters of an {@link AdmissionQueue}. */
@@ -113,6 +149,8 @@ export interface AdmissionStats {
   admitted: number;
   deferred: number;
   rejected: number;
+  /** Deferred requests whose client went away while they waited (never placed). */
+  abandoned: number;
 }
 
 /** Whether `a` and `b` are in the same SLO class and priority (the order among them is by deadline). */
@@ -140,7 +178,7 @@ function congestedAt(w: Waiter<unknown>, nowMs: number): boolean {
 export class AdmissionQueue<T> {
   readonly maxQueue: number;
   readonly maxWaitMs: number;
-  readonly stats: AdmissionStats = { admitted: 0, deferred: 0, rejected: 0 };
+  readonly stats: AdmissionStats = { admitted: 0, deferred: 0, rejected: 0, abandoned: 0 };
   /** What deadlines and waits are predicted from; the server records its requests' TTFT and service time here. */
   readonly model: ServiceModel;
   private readonly inFlightTokens: (() => number) | undefined;
@@ -187,14 +225,18 @@ export class AdmissionQueue<T> {
    * @param ticket - ordering fields, deadline and KV footprint.
    * @param place - routes and reserves KV; returns undefined when nothing fits now. Called
    *   synchronously; it must not throw.
+   * @param watch - called when the request is deferred, to take it out of the queue at once when
+   *   its client goes away (see {@link LeaveWatch}): it is then never placed, and the queue is
+   *   released again (it may have held the head). @default none (it waits until placed or refused)
    * @returns the placement, and whether it was deferred.
    * @throws AdmissionRejected `queue_full` when the queue is full; `deadline` when the request
    *   cannot be placed before its deadline less the predicted TTFT once placed (at the door, or
    *   when that time comes in the queue); `wait_timeout` after `maxWaitMs` for a request without
    *   a deadline; `closed` when the gateway shuts down. `retryAfterMs` carries the predicted
    *   drain time of the queue when known.
+   * @throws AdmissionAbandoned when `watch` says the client went away while it was deferred.
    */
-  async admit(ticket: AdmissionTicket, place: () => T | undefined): Promise<{ value: T; deferred: boolean }> {
+  async admit(ticket: AdmissionTicket, place: () => T | undefined, watch?: LeaveWatch): Promise<{ value: T; deferred: boolean }> {
     if (this.closed) throw new AdmissionRejected('closed', 'gateway is shutting down');
     if (this.waiting.length === 0) {
       const v = place();
@@ -208,7 +250,7 @@ export class AdmissionQueue<T> {
     const sloBound = ticket.deadlineMs - this.model.ttftBoundMs();
     const bySlo = sloBound < now + this.maxWaitMs;
     const placeBy = bySlo ? sloBound : now + this.maxWaitMs;
-    const w: Waiter<T> = { ticket, seq: this.seq++, place, resolve: () => undefined, reject: () => undefined, tokens, sinceMs: now, placeBy, bySlo, timer: undefined };
+    const w: Waiter<T> = { ticket, seq: this.seq++, place, resolve: () => undefined, reject: () => undefined, tokens, sinceMs: now, placeBy, bySlo, timer: undefined, unwatch: undefined };
     let at = this.waiting.length;
     while (at > 0 && before(w as Waiter<unknown>, this.waiting[at - 1] as Waiter<unknown>)) at--;
     if (this.waiting.length >= this.maxQueue) {
@@ -272,14 +314,36 @@ export class AdmissionQueue<T> {
         Math.max(0, placeBy - now),
       );
       waiter.timer.unref();
+      if (watch !== undefined) {
+        // the client went away: out of the queue now, never placed; what waited behind it may fit
+        const unwatch = watch(() => {
+          const i = this.waiting.indexOf(waiter);
+          if (i < 0) return;
+          this.waiting.splice(i, 1);
+          this.settled(waiter);
+          this.stats.abandoned++;
+          waiter.reject(new AdmissionAbandoned(Date.now() - waiter.sinceMs));
+          this.release();
+        });
+        // it may have left inside `watch` already
+        if (this.waiting.includes(waiter)) waiter.unwatch = unwatch;
+        else unwatch();
+      }
     });
     this.stats.admitted++;
     return { value, deferred: true };
   }
 
+  /** A waiter left the queue: its timer and client watch end. */
+  private settled(w: Waiter<T>): void {
+    clearTimeout(w.timer);
+    w.unwatch?.();
+    w.unwatch = undefined;
+  }
+
   /** Rejects a waiter taken out of the queue at its place-by time. */
   private expire(w: Waiter<T>): void {
-    clearTimeout(w.timer);
+    this.settled(w);
     this.stats.rejected++;
     const retry = this.drainMs(this.queuedTokens + w.tokens);
     w.reject(
@@ -308,7 +372,7 @@ export class AdmissionQueue<T> {
       const v = w.place();
       if (v === undefined) return;
       this.waiting.splice(at, 1);
-      clearTimeout(w.timer);
+      this.settled(w);
       w.resolve(v);
     }
   }
@@ -356,7 +420,7 @@ export class AdmissionQueue<T> {
   close(): void {
     this.closed = true;
     for (const w of this.waiting.splice(0)) {
-      clearTimeout(w.timer);
+      this.settled(w);
       w.reject(new AdmissionRejected('closed', 'gateway is shutting down'));
     }
   }

@@ -19,8 +19,10 @@
  * the waiting request of the tenant with the least service first.
  *
  * The proxy is plain: the validated OpenAI body is forwarded as the client sent it to the next
- * embedding endpoint (round robin; another one is tried once when the connection fails before a
- * response), and the answer is passed through.
+ * healthy embedding endpoint (round robin; another one is tried once when the connection fails
+ * before a response), and the answer is passed through. The endpoints are health-checked as the
+ * LLM endpoints are ({@link EmbeddingEndpoints}: probed every health interval, taken out on a
+ * refused probe or a failed connection, probed back in).
  *
  * @see OpenAI API reference, "Create embeddings" (`POST /v1/embeddings`: model, input as a string,
  *   an array of strings, an array of token ids or an array of token-id arrays, encoding_format,
@@ -34,8 +36,10 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { type Agent, request as undiciRequest } from 'undici';
 import { z } from 'zod';
 import { sectionError, urlString } from './config-error.js';
-import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { AdmissionAbandoned, AdmissionQueue, AdmissionRejected, leaveOnAbort } from './admission.js';
+import { type EmbeddingEndpoint, EmbeddingEndpoints } from './embedding-endpoints.js';
 import type { TenantFairness } from './tenants.js';
+import { isEndpointFailure } from './upstream.js';
 
 /** The `embeddings` section of the gateway configuration, resolved. */
 export interface EmbeddingsConfig {
@@ -154,9 +158,28 @@ export interface EmbeddingsHost {
   releaseLlm(): void;
 }
 
-/** A placed embedding request. */
+/** A placed embedding request: its upstream, or undefined when none was healthy at placement. */
 interface EmbeddingPlacement {
-  readonly url: string;
+  readonly endpoint: EmbeddingEndpoint | undefined;
+}
+
+/** Health settings of the embedding endpoints (the gateway's `health` section). */
+export interface EmbeddingsHealth {
+  /** Probe period, ms. @default 1000 */
+  readonly intervalMs: number;
+  /** Failed probes in a row that take an endpoint out. @default 2 */
+  readonly unhealthyThreshold: number;
+}
+
+/** What `handle` answers, and what the request's log line says of it. */
+export interface EmbeddingResult {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Buffer | OpenAiErrorResponse['body'];
+  /** The upstream that answered (absent when none did). */
+  readonly endpoint?: string;
+  /** The upstreams tried, in order, when more than one was. */
+  readonly attempts?: readonly string[];
 }
 
 /**
@@ -166,13 +189,13 @@ export class EmbeddingsService {
   readonly config: EmbeddingsConfig;
   readonly quotas: QuotaAllocator;
   readonly totalTokens: number;
-  private readonly endpoints: readonly string[];
+  /** The embedding upstreams and their health. */
+  readonly upstreams: EmbeddingEndpoints;
   private readonly host: EmbeddingsHost;
   private readonly agent: Agent;
   private readonly log: Logger;
   private readonly queue: AdmissionQueue<EmbeddingPlacement>;
   private inFlight = 0;
-  private next = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastChange: Record<QuotaConsumer, number> | null = null;
   private rounds = 0;
@@ -189,9 +212,20 @@ export class EmbeddingsService {
    * @param registry - where the quota gauges and request counter are registered.
    * @param tenants - the gateway's tenants: input tokens charged at placement, and (when
    *   `tenants.enabled`) the queue released by their counters. @default none (arrival order, nothing charged)
+   * @param health - how the endpoints are probed. @default `{ intervalMs: 1000, unhealthyThreshold: 2 }`
    * @throws KvmgrError `KVMGR_BAD_CONFIG` when there is no endpoint, or the budget is smaller than one block.
    */
-  constructor(config: EmbeddingsConfig, totalTokens: number, endpoints: readonly string[], host: EmbeddingsHost, agent: Agent, log: Logger, registry: Registry, tenants?: TenantFairness) {
+  constructor(
+    config: EmbeddingsConfig,
+    totalTokens: number,
+    endpoints: readonly string[],
+    host: EmbeddingsHost,
+    agent: Agent,
+    log: Logger,
+    registry: Registry,
+    tenants?: TenantFairness,
+    health: EmbeddingsHealth = { intervalMs: 1000, unhealthyThreshold: 2 },
+  ) {
     if (endpoints.length === 0) throw new KvmgrError('KVMGR_BAD_CONFIG', 'embeddings.endpoints: no endpoint answers /v1/embeddings; list them here or under endpoints', { details: { key: 'embeddings.endpoints' } });
     const blocks = Math.floor(totalTokens / config.blockTokens);
     if (blocks < 2) {
@@ -199,7 +233,14 @@ export class EmbeddingsService {
     }
     this.config = config;
     this.totalTokens = blocks * config.blockTokens;
-    this.endpoints = endpoints;
+    this.upstreams = new EmbeddingEndpoints(endpoints, {
+      intervalMs: health.intervalMs,
+      unhealthyThreshold: health.unhealthyThreshold,
+      agent,
+      registry,
+      onHealthChange: (e, healthy, why) =>
+        log.warn({ event: 'embedding-endpoint-health', url: e.url, healthy, why }, healthy ? 'embedding endpoint back in service' : 'embedding endpoint taken out of service'),
+    });
     this.host = host;
     this.agent = agent;
     this.log = log;
@@ -213,7 +254,7 @@ export class EmbeddingsService {
     });
     this.tenants = tenants;
     this.queue = new AdmissionQueue<EmbeddingPlacement>(config.maxQueue, config.maxWaitMs, tenants?.config.enabled === true ? { fairness: tenants } : {});
-    this.requests = new Counter({ name: 'kvmgr_gateway_embedding_requests_total', help: 'Embedding requests by outcome (ok, error, rejected).', labelNames: ['outcome'], registers: [registry] });
+    this.requests = new Counter({ name: 'kvmgr_gateway_embedding_requests_total', help: 'Embedding requests by outcome (ok, error, rejected, abandoned: the client went away while deferred).', labelNames: ['outcome'], registers: [registry] });
     const self = this;
     new Gauge({
       name: 'kvmgr_gateway_memory_quota_tokens',
@@ -231,8 +272,9 @@ export class EmbeddingsService {
     });
   }
 
-  /** Starts the rebalancing timer. */
-  start(): void {
+  /** Probes the endpoints once (awaited: the gateway starts with their health known), then starts the probes and the rebalancing timer. */
+  async start(): Promise<void> {
+    await this.upstreams.start();
     this.timer = setInterval(() => this.rebalance(), this.config.rebalanceMs);
     this.timer.unref();
   }
@@ -290,15 +332,16 @@ export class EmbeddingsService {
    * Handles `POST /v1/embeddings`: validates the body (400 with an OpenAI error naming the field),
    * admits it under the embedding quota (deferred while it does not fit; 429 with `Retry-After`
    * when the queue is full or the wait exceeds `maxWaitMs`; 400 when it is larger than the
-   * quota can ever grow), forwards it and passes the answer through.
+   * quota can ever grow; 503 when no embedding endpoint is healthy), forwards it to the next
+   * healthy endpoint and passes the answer through.
    *
    * @param body - the parsed JSON body.
    * @param raw - the body's bytes as sent (forwarded as they are), when known.
    * @param requestId - the request id (forwarded as `x-request-id`).
    * @param authorization - the client's `Authorization` header, forwarded.
-   * @param signal - aborted when the client goes away.
+   * @param signal - aborted when the client goes away (a deferred request then leaves the queue at once).
    * @param tenant - the request's tenant (charged its input tokens at placement; its place in the queue). @default ''
-   * @returns status, headers and body bytes for the client.
+   * @returns status, headers and body bytes for the client, and the upstreams tried.
    */
   async handle(
     body: unknown,
@@ -307,7 +350,7 @@ export class EmbeddingsService {
     authorization: string | undefined,
     signal: AbortSignal,
     tenant = '',
-  ): Promise<{ status: number; headers: Record<string, string>; body: Buffer | OpenAiErrorResponse['body'] }> {
+  ): Promise<EmbeddingResult> {
     const parsed = parseOpenAiRequest(EmbeddingRequestSchema, body);
     if (!parsed.ok) return this.error(parsed.error, 'error');
     const input = parsed.value.input as string | string[] | number[] | number[][];
@@ -317,18 +360,25 @@ export class EmbeddingsService {
     if (tokens > most) {
       return this.error(openAiError(400, `input has ${tokens} tokens; the embedding quota holds at most ${most}`, { param: 'input', code: 'context_length_exceeded' }), 'error');
     }
+    if (!this.upstreams.anyHealthy()) return this.error(openAiError(503, 'no healthy embedding endpoint', { code: 'no_endpoint' }), 'error');
     let placement: EmbeddingPlacement;
     try {
       const res = await this.queue.admit({ sloClass: 'standard', priority: 0, deadlineMs: Number.POSITIVE_INFINITY, footprintTokens: tokens, tenant }, () => {
         if (this.inFlight + tokens > this.quotaTokens('embedding')) return undefined;
+        const endpoint = this.upstreams.pick();
+        // every endpoint went out while it waited: answered 503 below, nothing reserved or charged
+        if (endpoint === undefined) return { endpoint };
         this.inFlight += tokens;
         // charged as it is placed, so the next release of the same loop sees it (VTC)
         this.tenants?.charge(tenant, tokens, 0);
-        const url = this.endpoints[this.next++ % this.endpoints.length] as string;
-        return { url };
-      });
+        return { endpoint };
+      }, leaveOnAbort(signal));
       placement = res.value;
     } catch (e) {
+      if (e instanceof AdmissionAbandoned) {
+        // the client went away while it waited: out of the queue, never sent (the answer goes nowhere)
+        return this.error(openAiError(499, e.message, { code: 'client_closed' }), 'abandoned');
+      }
       if (e instanceof AdmissionRejected) {
         this.tenants?.rejected(tenant);
         const r = this.error(openAiError(429, `embedding quota: ${e.message}`, { code: e.reason }), 'rejected');
@@ -337,38 +387,58 @@ export class EmbeddingsService {
       }
       throw e;
     }
+    let ep = placement.endpoint;
+    if (ep === undefined) return this.error(openAiError(503, 'no healthy embedding endpoint', { code: 'no_endpoint' }), 'error');
     try {
       const payload = raw ?? Buffer.from(JSON.stringify(parsed.value));
       const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
       if (authorization !== undefined) headers['authorization'] = authorization;
-      let url = placement.url;
-      for (let attempt = 0; ; attempt++) {
+      const tried: string[] = [];
+      let why = '';
+      while (ep !== undefined) {
+        const url: string = ep.url;
+        tried.push(url);
         try {
           const res = await undiciRequest(`${url}/v1/embeddings`, { method: 'POST', headers, body: payload, dispatcher: this.agent, signal });
           const buf = Buffer.from(await res.body.arrayBuffer());
           this.requests.inc({ outcome: res.statusCode === 200 ? 'ok' : 'error' });
-          return { status: res.statusCode, headers: { 'content-type': String(res.headers['content-type'] ?? 'application/json'), 'x-kvmgr-endpoint': url }, body: buf };
+          return {
+            status: res.statusCode,
+            headers: { 'content-type': String(res.headers['content-type'] ?? 'application/json'), 'x-kvmgr-endpoint': url },
+            body: buf,
+            endpoint: url,
+            ...(tried.length > 1 ? { attempts: tried } : {}),
+          };
         } catch (e) {
-          if (signal.aborted || attempt >= 1 || this.endpoints.length < 2) {
-            return this.error(openAiError(502, `embedding upstream ${url} failed: ${(e as Error).message}`, { code: 'upstream_error' }), 'error');
-          }
-          url = this.endpoints[this.next++ % this.endpoints.length] as string;
+          why = `embedding upstream ${url} failed: ${(e as Error).message}`;
+          if (signal.aborted) break;
+          // nothing listens there, or it broke: out of the rotation until a probe brings it back
+          if (isEndpointFailure(e)) ep.health.markFailed(why);
+          // one other healthy endpoint is tried
+          ep = tried.length > 1 ? undefined : this.upstreams.pick(new Set(tried));
         }
       }
+      return { ...this.error(openAiError(502, why, { code: 'upstream_error' }), 'error'), ...(tried.length > 1 ? { attempts: tried } : {}) };
     } finally {
       this.inFlight -= tokens;
       this.queue.release();
     }
   }
 
-  private error(e: OpenAiErrorResponse, outcome: 'error' | 'rejected'): { status: number; headers: Record<string, string>; body: OpenAiErrorResponse['body'] } {
+  private error(e: OpenAiErrorResponse, outcome: 'error' | 'rejected' | 'abandoned'): EmbeddingResult & { headers: Record<string, string> } {
     this.requests.inc({ outcome });
     return { status: e.status, headers: { 'content-type': 'application/json' }, body: e.body };
   }
 
-  /** Stops rebalancing and refuses what waits. */
-  close(): void {
+  /** The embedding endpoints and whether each takes traffic (`GET /admin/state`). */
+  endpointsState(): { url: string; healthy: boolean }[] {
+    return this.upstreams.all.map((e) => ({ url: e.url, healthy: e.healthy }));
+  }
+
+  /** Stops rebalancing and probing, and refuses what waits. */
+  async close(): Promise<void> {
     clearInterval(this.timer);
     this.queue.close();
+    await this.upstreams.close();
   }
 }

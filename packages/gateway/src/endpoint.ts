@@ -3,10 +3,11 @@
  * with the engine's adapter mapper), its KV-event subscriber (adapter-vllm `KvEventSubscriber`,
  * feeding the shared block index), its health, and the requests in flight to it.
  *
- * Health is passive and active: a connection failure on a proxied request takes the endpoint
- * out at once; `unhealthyThreshold` failed scrapes in a row take it out too; a scrape that
- * *started after* the last failure and succeeded brings it back (so a scrape already in flight
- * when the engine died cannot revive it).
+ * Health is passive and active ({@link HealthState}, the scrape is the probe): a connection
+ * failure on a proxied request takes the endpoint out at once, and so does a refused scrape;
+ * `unhealthyThreshold` failed scrapes in a row take it out too; a scrape that *started after*
+ * the last failure and succeeded brings it back (so a scrape already in flight when the engine
+ * died cannot revive it).
  */
 import type { EngineMetricsMapper, EngineSnapshot, KvEvent, MetricsScraper } from '@kvmgr/core';
 import { createMetricsScraper } from '@kvmgr/core';
@@ -15,6 +16,7 @@ import { mapSglangMetrics } from '@kvmgr/adapter-sglang';
 import { createTgiMetricsMapper } from '@kvmgr/adapter-tgi';
 import { type KvEventDelivery, KvEventSubscriber, type KvEventSubscriberStats, mapVllmMetrics } from '@kvmgr/adapter-vllm';
 import type { EndpointConfig } from './config.js';
+import { HealthState } from './health.js';
 
 /** A request in flight to an endpoint, counted at decision time. */
 export interface InFlight {
@@ -150,9 +152,7 @@ export class Endpoint {
    * the next one. Keyed on the scrape's send time, as {@link latest} gives it.
    */
   private freedSinceScrape = { scrapedAtMs: Number.NaN, tokens: 0 };
-  private healthyNow = false;
-  private failures = 0;
-  private lastFailureAtMs = 0;
+  private readonly health: HealthState;
   private readonly scraper: MetricsScraper;
   private subscriber: KvEventSubscriber | null;
   /** `prefix_cache_queries_total` of the last scrape: a counter that goes back means the engine restarted. */
@@ -168,6 +168,7 @@ export class Endpoint {
   private constructor(config: EndpointConfig, o: EndpointOptions) {
     this.config = config;
     this.o = o;
+    this.health = new HealthState(o.unhealthyThreshold, (h, why) => o.onHealthChange?.(this, h, why));
     this.scraper = createMetricsScraper({
       url: config.metricsUrl,
       mapper: mapperFor(config),
@@ -233,7 +234,7 @@ export class Endpoint {
 
   /** True while the endpoint takes traffic. */
   get healthy(): boolean {
-    return this.healthyNow;
+    return this.health.healthy;
   }
 
   /** The name (instance id in the index, logs and metrics). */
@@ -360,15 +361,7 @@ export class Endpoint {
 
   /** Takes the endpoint out of service now (a proxied request failed to connect or broke). */
   markFailed(why: string): void {
-    this.lastFailureAtMs = Date.now();
-    this.failures = Math.max(this.failures + 1, this.o.unhealthyThreshold);
-    this.setHealthy(false, why);
-  }
-
-  private setHealthy(h: boolean, why: string): void {
-    if (h === this.healthyNow) return;
-    this.healthyNow = h;
-    this.o.onHealthChange?.(this, h, why);
+    this.health.markFailed(why);
   }
 
   private onBatch(d: KvEventDelivery): void {
@@ -389,19 +382,16 @@ export class Endpoint {
       .scrape()
       .then(
         () => {
-          this.failures = 0;
           const q = this.scraper.latest()?.snapshot.prefixCacheQueries;
           if (q !== undefined && this.lastQueries !== undefined && q < this.lastQueries) this.restarted(`prefix_cache_queries_total went back from ${this.lastQueries} to ${q}`);
           if (q !== undefined) this.lastQueries = q;
-          if (startedAt > this.lastFailureAtMs) this.setHealthy(true, 'scrape ok');
+          this.health.probeOk(startedAt, 'scrape ok');
           this.o.onScrape?.(this);
         },
         (e: Error) => {
-          this.failures++;
-          this.lastFailureAtMs = Math.max(this.lastFailureAtMs, startedAt);
           // a refused connection means nothing listens there any more: out at once (a timeout or an HTTP error counts toward the threshold)
           const refused = /cannot connect \((ECONNREFUSED|ECONNRESET)/.test(e.message);
-          if (refused || this.failures >= this.o.unhealthyThreshold || !this.healthyNow) this.setHealthy(false, `scrape failed: ${e.message}`);
+          this.health.probeFailed(startedAt, refused, `scrape failed: ${e.message}`);
         },
       )
       .finally(() => {

@@ -18,7 +18,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import pino, { type Logger } from 'pino';
 import { Agent } from 'undici';
 import { type AbArm, AbExperiment, type AbMetrics, type AbOutcome, createAbMetrics, resolveAbConfig } from './ab.js';
-import { AdmissionQueue, AdmissionRejected } from './admission.js';
+import { AdmissionAbandoned, AdmissionQueue, AdmissionRejected, type LeaveWatch } from './admission.js';
 import { type EmbeddingsConfig, EmbeddingsService, type MemoryQuotaState } from './embeddings.js';
 import { TenantFairness, type TenantStats, resolveTenantsConfig } from './tenants.js';
 import { type EndpointConfig, type GatewayConfigInput, type ResolvedGatewayConfig, parseRoutingInput, resolveEndpoint, resolveGatewayConfig } from './config.js';
@@ -68,14 +68,45 @@ export interface Gateway {
   readonly url: string;
   /** The current router (replaced atomically by `PUT /admin/routing`). */
   router(): Router;
-  /** What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest as `other`). */
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState };
+  /**
+   * What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest
+   * as `other`; with `embeddings`, the memory quotas and whether each embedding endpoint takes traffic).
+   */
+  state(): {
+    endpoints: EndpointState[];
+    indexBlocks: number;
+    queueDepth: number;
+    routing: ResolvedRouterConfig;
+    tenants: TenantStats[];
+    memoryQuotas?: MemoryQuotaState;
+    embeddingEndpoints?: { url: string; healthy: boolean }[];
+  };
   /** Stops listening, closes upstream connections, scrapers and KV-event sockets. Idempotent. */
   close(): Promise<void>;
 }
 
 function nowUs(): number {
   return Math.round(performance.now() * 1000);
+}
+
+/**
+ * The admission queue's {@link LeaveWatch} for a client connection: the request leaves the queue
+ * when its response closes before it was written (the client went away), or at once when that
+ * has happened already.
+ */
+function leaveWhenGone(reply: FastifyReply): LeaveWatch {
+  return (leave) => {
+    const raw = reply.raw;
+    if (raw.destroyed) {
+      leave();
+      return () => undefined;
+    }
+    const onClose = () => {
+      if (!raw.writableFinished) leave();
+    };
+    raw.on('close', onClose);
+    return () => raw.off('close', onClose);
+  };
 }
 
 function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
@@ -331,7 +362,7 @@ class GatewayServer {
       reply.raw.on('close', onClose);
       try {
         const r = await emb.handle(req.body, rawBodies.get(req), requestId, req.headers.authorization, ac.signal, tenant);
-        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status, tenant }, 'request');
+        this.log.info({ reqId: requestId, route: 'embeddings', status: r.status, tenant, ...(r.endpoint === undefined ? {} : { endpoint: r.endpoint }), ...(r.attempts === undefined ? {} : { attempts: r.attempts }) }, 'request');
         return reply.code(r.status).headers({ ...r.headers, 'x-request-id': requestId }).send(r.body);
       } finally {
         reply.raw.off('close', onClose);
@@ -339,7 +370,15 @@ class GatewayServer {
     });
   }
 
-  state(): { endpoints: EndpointState[]; indexBlocks: number; queueDepth: number; routing: ResolvedRouterConfig; tenants: TenantStats[]; memoryQuotas?: MemoryQuotaState } {
+  state(): {
+    endpoints: EndpointState[];
+    indexBlocks: number;
+    queueDepth: number;
+    routing: ResolvedRouterConfig;
+    tenants: TenantStats[];
+    memoryQuotas?: MemoryQuotaState;
+    embeddingEndpoints?: { url: string; healthy: boolean }[];
+  } {
     const now = Date.now();
     return {
       endpoints: [...this.pool.endpoints.values()].map((e) => {
@@ -368,7 +407,7 @@ class GatewayServer {
       queueDepth: this.admission.depth,
       routing: this.routerNow.config,
       tenants: this.tenants.summary(this.tenants.config.metricsTopN),
-      ...(this.embeddings === undefined ? {} : { memoryQuotas: this.embeddings.state() }),
+      ...(this.embeddings === undefined ? {} : { memoryQuotas: this.embeddings.state(), embeddingEndpoints: this.embeddings.endpointsState() }),
     };
   }
 
@@ -427,16 +466,25 @@ class GatewayServer {
         // charged as it is placed, so the next release of the same loop sees it (VTC)
         if (typeof p === 'object') {
           this.tenants.charge(tenant, info.promptTokens, 0);
-          // prefiller-header: the sidecar's prefill leg holds the prompt on the prefill endpoint
+          // P/D: the prefill leg (the gateway's or the sidecar's) holds the prompt on the prefill endpoint from now
           this.pd.reservePrefill(p, requestId, info.promptTokens);
         }
         return p;
-      });
+      }, leaveWhenGone(reply));
       if (res.value === NO_ENDPOINT) return fail(openAiError(503, 'no healthy endpoint', { code: 'no_endpoint' }));
       placement = res.value;
       deferred = res.deferred;
       this.metrics.admission.inc({ decision: deferred ? 'defer' : 'admit' });
     } catch (e) {
+      if (e instanceof AdmissionAbandoned) {
+        // the client went away while deferred: out of the queue, never placed, nothing sent upstream
+        this.metrics.admission.inc({ decision: 'abandoned' });
+        this.log.info(
+          { ...logBase, status: 0, outcome: 'left-while-deferred', admission: 'defer', tenant, waitedMs: Math.round(e.waitedMs), promptTokens: info.promptTokens, durationMs: Math.round((performance.now() - started) * 100) / 100 },
+          'request',
+        );
+        return reply;
+      }
       if (e instanceof AdmissionRejected) {
         this.metrics.admission.inc({ decision: 'reject' });
         this.metrics.rejections.inc({ reason: e.reason });
@@ -506,7 +554,7 @@ class GatewayServer {
     let outcome = 'ok';
     let errorMsg: string | undefined;
     let pdLeg: Record<string, unknown> | undefined;
-    // prefiller-header: the prompt's reservation on the prefill endpoint ends when the decode answer starts, or with the request
+    // P/D: the prompt's reservation on the prefill endpoint ends with the prefill leg (two-legs), when the decode answer starts (prefiller-header), or with the request
     const releasePrefill = () => {
       if (this.pd.releasePrefill(first, requestId)) this.admission.release();
     };
@@ -717,7 +765,7 @@ class GatewayServer {
    *
    * @throws KvmgrError `KVMGR_BAD_CONFIG` when neither gives a budget, or there is no embedding endpoint.
    */
-  startEmbeddings(ec: EmbeddingsConfig): void {
+  async startEmbeddings(ec: EmbeddingsConfig): Promise<void> {
     let total = ec.totalTokens;
     if (total === null) {
       const caps = [...this.pool.endpoints.values()].map((e) => e.capacityTokens());
@@ -736,8 +784,9 @@ class GatewayServer {
       this.log,
       this.metrics.registry,
       this.tenants,
+      { intervalMs: this.cfg.healthIntervalMs, unhealthyThreshold: this.cfg.unhealthyThreshold },
     );
-    this.embeddings.start();
+    await this.embeddings.start();
   }
 
   closing = false;
@@ -746,7 +795,7 @@ class GatewayServer {
     if (this.closing) return;
     this.closing = true;
     this.admission.close();
-    this.embeddings?.close();
+    await this.embeddings?.close();
     await this.abStats?.close();
     await this.shared?.close();
     await this.app.close();
@@ -777,7 +826,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   const server = new GatewayServer(cfg, options);
   try {
     for (const e of cfg.endpoints) await server.pool.add(e);
-    if (cfg.embeddings !== undefined) server.startEmbeddings(cfg.embeddings);
+    if (cfg.embeddings !== undefined) await server.startEmbeddings(cfg.embeddings);
     await server.app.listen({ host: cfg.host, port: cfg.port });
     server.shared?.start();
     server.abStats?.start();

@@ -153,7 +153,7 @@ export function createGatewayMetrics(src: GatewayMetricsSource): GatewayMetrics 
       buckets: [0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01],
       registers,
     }),
-    admission: new Counter({ name: 'kvmgr_gateway_admission_decisions_total', help: 'Admission outcomes: admit, defer, reject.', labelNames: ['decision'], registers }),
+    admission: new Counter({ name: 'kvmgr_gateway_admission_decisions_total', help: 'Admission outcomes: admit, defer (placed after waiting), reject, abandoned (the client went away while deferred).', labelNames: ['decision'], registers }),
     rejections: new Counter({ name: 'kvmgr_gateway_rejections_total', help: 'Requests rejected, by reason.', labelNames: ['reason'], registers }),
     retries: new Counter({ name: 'kvmgr_gateway_upstream_retries_total', help: 'Requests sent to another endpoint after a failure before the first byte.', registers }),
     upstreamFailures: new Counter({

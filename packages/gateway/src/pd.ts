@@ -15,8 +15,12 @@
  *   OpenAI error (502).
  * - `prefiller-header` (llm-d's routing sidecar): the request goes to the decode endpoint alone
  *   with `x-prefiller-host-port: host:port` of the prefill endpoint; the sidecar runs the legs.
- *   The gateway reserves the prompt's tokens on the prefill endpoint from placement until the
- *   decode endpoint's answer starts ({@link PdLegs.reservePrefill}).
+ *
+ * In both modes the gateway reserves the prompt's tokens on the prefill endpoint at placement
+ * ({@link PdLegs.reservePrefill}), so the next placement (the next request released by the same
+ * admission loop included) sees that load: in `two-legs` mode until the prefill leg answers or
+ * fails (a retried leg holds them on the endpoint it runs on), in `prefiller-header` mode until
+ * the decode endpoint's answer starts. The request's end or abort releases them in any case.
  *
  * @see vllm-project/vllm:tests/v1/kv_connector/nixl_integration/toy_proxy_server.py (the two legs)
  * @see llm-d/llm-d-inference-scheduler: pkg/common (PrefillPodHeader `x-prefiller-host-port`), the pd profile handler and prefill-header pre-request
@@ -199,11 +203,12 @@ export class PdLegs {
   }
 
   /**
-   * `prefiller-header` mode: reserves the prompt's tokens on the prefill endpoint of a
-   * disaggregated placement, as `two-legs` does for its prefill leg (the sidecar's prefill leg
-   * computes the prompt there, and the router would otherwise see that endpoint idle). Called
-   * where the placement is made (inside the admission release loop), so the next placement of
-   * the same loop already sees it. Release it with {@link releasePrefill}.
+   * Reserves the prompt's tokens on the prefill endpoint of a disaggregated placement (its
+   * prefill leg, the gateway's in `two-legs` mode or the sidecar's in `prefiller-header` mode,
+   * computes the prompt there, and the router would otherwise see that endpoint idle until the
+   * leg starts). Called where the placement is made (inside the admission release loop), so the
+   * next placement of the same loop already sees it. `two-legs` ends it when the prefill leg
+   * answers or fails ({@link prepare}); {@link releasePrefill} ends it in any case.
    *
    * @param p - the placement.
    * @param requestId - the request's id (the key of its entry in the prefill endpoint's `inFlight`).
@@ -211,7 +216,7 @@ export class PdLegs {
    * @returns whether a reservation was made.
    */
   reservePrefill(p: Placement<Endpoint>, requestId: string, promptTokens: number): boolean {
-    const prefill = this.headerPrefill(p);
+    const prefill = prefillOf(p);
     if (prefill === undefined) return false;
     prefill.inFlight.set(requestId, { tokens: promptTokens, routedAtMs: Date.now() });
     return true;
@@ -219,18 +224,15 @@ export class PdLegs {
 
   /**
    * Ends the reservation of {@link reservePrefill}: when the decode endpoint's answer starts (the
-   * sidecar's prefill leg is done by then) or the request ends or fails. Idempotent.
+   * sidecar's prefill leg is done by then; the gateway's own leg has ended it already) or the
+   * request ends or fails. Idempotent.
    *
    * @returns whether a reservation was released (KV may have freed).
    */
   releasePrefill(p: Placement<Endpoint>, requestId: string): boolean {
-    return this.headerPrefill(p)?.finishInFlight(requestId) !== undefined;
+    return prefillOf(p)?.finishInFlight(requestId) !== undefined;
   }
 
-  /** The prefill endpoint a `prefiller-header` placement disaggregates to (another than its decode endpoint); else undefined. */
-  private headerPrefill(p: Placement<Endpoint>): Endpoint | undefined {
-    return this.o.settings.mode === 'prefiller-header' ? prefillOf(p) : undefined;
-  }
 
   /**
    * Prepares the decode leg of a placement. Nothing to do unless `p.pd` disaggregates.
@@ -264,7 +266,8 @@ export class PdLegs {
     let lastError = '';
     while (ep !== undefined) {
       tried.add(ep.name);
-      ep.inFlight.set(requestId, { tokens: info.promptTokens, routedAtMs: Date.now() });
+      // the first endpoint holds the prompt since placement (reservePrefill); a retry's from now
+      if (!ep.inFlight.has(requestId)) ep.inFlight.set(requestId, { tokens: info.promptTokens, routedAtMs: Date.now() });
       const r = await this.leg(ep, path, body, headers, signal);
       ep.finishInFlight(requestId);
       if (r.ok) {
@@ -286,7 +289,7 @@ export class PdLegs {
         return { error: r.final, log: { prefillLeg: { attempts } } };
       }
       lastError = r.why;
-      const next = tried.size > this.o.retries ? undefined : this.another(tried, requestId, info);
+      const next: Endpoint | undefined = tried.size > this.o.retries ? undefined : this.another(tried, requestId, info);
       this.legs.inc({ endpoint: ep.name, outcome: next === undefined ? 'failed' : 'retried' });
       if (next !== undefined) this.o.log.debug({ reqId: requestId, from: ep.name, to: next.name, why: r.why }, 'prefill leg retried on another prefill endpoint');
       ep = next;

@@ -2,11 +2,12 @@
  * Admission on real sockets: one engine server with a tiny KV pool (16 blocks × 16 tokens), its
  * steps stretched (`stallMs`) so that requests overlap.
  */
+import { type ClientRequest, request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, createGateway } from '../src/index.js';
-import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
+import { GatedProxy, LogSink, MODEL, TestEngine, endpointsOf, startFleet, until } from './helpers.js';
 
 describe('admission under overload with a tiny pool', () => {
   let fleet: TestEngine[];
@@ -146,3 +147,105 @@ describe('admission with TTFT SLOs (openai SDK)', () => {
   });
 });
 
+
+describe('a deferred request whose client goes away (real sockets)', () => {
+  let engine: TestEngine;
+  let gate: GatedProxy;
+  let gw: Gateway;
+  const logs = new LogSink();
+  beforeAll(async () => {
+    // 16 blocks × 16 = 256 KV tokens. The engine's answers go through a TCP proxy that can hold
+    // them, so the requests before the deferred ones stay in flight at the gateway for as long as
+    // the test wants (metrics are scraped from the engine directly)
+    engine = await TestEngine.start({ numGpuBlocks: 16, kvEvents: false });
+    gate = await GatedProxy.start(engine.url);
+    gw = await createGateway(
+      {
+        server: { port: 0 },
+        model: MODEL,
+        endpoints: [{ name: 'e0', url: gate.url, metricsUrl: `${engine.url}/metrics`, engine: 'kvmgr' }],
+        admission: { maxQueue: 8, maxWaitMs: 60_000 },
+      },
+      { logStream: logs },
+    );
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await gate?.close();
+    await engine?.close();
+  });
+
+  const send = (prompt: number[], maxTokens: number, id: string) =>
+    request(`${gw.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': id },
+      body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens }),
+    }).then(async (r) => {
+      await r.body.text();
+      return r.statusCode;
+    });
+  /** A completion request on its own socket (no pooling), which the test destroys. */
+  const sendRaw = (prompt: number[], maxTokens: number, id: string): ClientRequest => {
+    const body = JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens });
+    const u = new URL(gw.url);
+    const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/v1/completions', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': id } });
+    req.on('error', () => undefined);
+    req.end(body);
+    return req;
+  };
+  const ids = (n: number, base: number) => Array.from({ length: n }, (_, k) => base + k);
+  const metric = async (name: string): Promise<string> => {
+    const text = await (await request(`${gw.url}/metrics`)).body.text();
+    return text.split('\n').find((l) => l.startsWith(name)) ?? '';
+  };
+  const e0 = () => gw.state().endpoints[0] as { inFlight: number; freeTokens: number | null };
+  const reachedEngine = (id: string) => engine.seen.some((r) => r.requestId === id);
+
+  it('leaves the queue at once: never placed, nothing sent upstream, the queue depth falls; what waited behind it is placed', async () => {
+    gate.hold();
+    // two requests of 60 + 40 = 100 KV tokens each, held: 56 tokens stay free
+    const running = [send(ids(60, 1000), 40, 'run-a'), send(ids(60, 2000), 40, 'run-b')];
+    await until(() => gate.sent.includes('run-a') && gate.sent.includes('run-b'), 5000, 'both running');
+    expect(e0().freeTokens).toBe(56);
+
+    // one that needs 100 tokens waits; its client goes away
+    const left = sendRaw(ids(60, 3000), 40, 'left-1');
+    await until(() => gw.state().queueDepth === 1, 5000, 'left-1 deferred');
+    expect(await metric('kvmgr_gateway_admission_queue_depth')).toMatch(/ 1$/);
+    expect(gw.state().tenants.find((t) => t.tenant === 'anonymous')?.queued).toBe(1);
+    left.destroy();
+    await until(() => gw.state().queueDepth === 0, 5000, 'left-1 to leave the queue');
+    expect(await metric('kvmgr_gateway_admission_queue_depth')).toMatch(/ 0$/);
+    expect(await metric('kvmgr_gateway_admission_decisions_total{decision="abandoned"}')).toMatch(/ 1$/);
+    // nothing placed: the two running ones hold what they held; no upstream request
+    expect(e0().inFlight).toBe(2);
+    expect(e0().freeTokens).toBe(56);
+    expect(gate.sent).not.toContain('left-1');
+    expect(logs.request('left-1')).toMatchObject({ outcome: 'left-while-deferred', admission: 'defer', tenant: 'anonymous' });
+    expect(logs.request('left-1')?.['decision']).toBeUndefined();
+    expect(gw.state().tenants.find((t) => t.tenant === 'anonymous')).toMatchObject({ queued: 0, deferred: 1 });
+
+    // a large one at the head holds a small one that would fit behind it (no overtaking); when the
+    // large one's client goes away, the small one is placed at once, while the two still run
+    const big = sendRaw(ids(60, 4000), 40, 'left-2');
+    await until(() => gw.state().queueDepth === 1, 5000, 'left-2 deferred');
+    const small = send(ids(20, 5000), 30, 'small-1');
+    await until(() => gw.state().queueDepth === 2, 5000, 'small-1 deferred behind it');
+    big.destroy();
+    await until(() => gate.sent.includes('small-1'), 5000, 'small-1 placed once left-2 left');
+    expect(gw.state().queueDepth).toBe(0);
+    expect(e0().inFlight).toBe(3);
+    expect(gate.sent).not.toContain('left-2');
+    expect(logs.request('left-2')).toMatchObject({ outcome: 'left-while-deferred', admission: 'defer' });
+
+    gate.release();
+    expect(await Promise.all([...running, small])).toEqual([200, 200, 200]);
+    expect(logs.decision('small-1').admission).toBe('defer');
+    // the engine got the three that were placed, never the two whose clients left
+    expect(engine.generations).toBe(3);
+    expect(reachedEngine('left-1') || reachedEngine('left-2')).toBe(false);
+    expect(await metric('kvmgr_gateway_admission_decisions_total{decision="abandoned"}')).toMatch(/ 2$/);
+    expect(gw.state().tenants.find((t) => t.tenant === 'anonymous')).toMatchObject({ queued: 0, deferred: 3, rejected: 0 });
+    await until(() => e0().inFlight === 0, 5000, 'drain');
+  });
+});

@@ -16,8 +16,13 @@ import { LogSink, MODEL, type TestEngine, endpointsOf, startFleet, until } from 
 
 const EMBED_MODEL = 'BAAI/bge-small-en-v1.5';
 
-/** An OpenAI embeddings server on 127.0.0.1 that holds its answers while `hold` is set. */
+/**
+ * An OpenAI embeddings server on 127.0.0.1 that holds its answers while `hold` is set, answers
+ * `GET /health` (the gateway's probe), and can be stopped and started again on the same port.
+ */
 class EmbeddingUpstream {
+  /** `GET /health` probes received. */
+  probes = 0;
   hold = false;
   inFlight = 0;
   maxInFlight = 0;
@@ -26,22 +31,53 @@ class EmbeddingUpstream {
   /** `x-request-id` of each request, in the order they reached this server. */
   readonly ids: (string | undefined)[] = [];
   private readonly held: (() => void)[] = [];
-  private constructor(readonly server: Server) {}
+  private server: Server;
+  private port = 0;
+  private constructor(server: Server) {
+    this.server = server;
+  }
+
+  private static async listen(port: number, holder: { u?: EmbeddingUpstream }): Promise<Server> {
+    const server = createServer((req, res) => holder.u?.serve(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    });
+    return server;
+  }
 
   static async start(): Promise<EmbeddingUpstream> {
     const holder: { u?: EmbeddingUpstream } = {};
-    const server = createServer((req, res) => holder.u?.serve(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const u = new EmbeddingUpstream(server);
+    const u = new EmbeddingUpstream(await EmbeddingUpstream.listen(0, holder));
+    u.port = (u.server.address() as AddressInfo).port;
     holder.u = u;
     return u;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Stops listening and drops every connection: nothing answers on the port any more. */
+  async stop(): Promise<void> {
+    this.releaseAll();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  /** Listens again on the same port. */
+  async resume(): Promise<void> {
+    this.server = await EmbeddingUpstream.listen(this.port, { u: this });
   }
 
   private serve(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'GET' && req.url === '/health') {
+      this.probes++;
+      req.resume();
+      res.writeHead(200).end();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -85,7 +121,10 @@ class EmbeddingUpstream {
 
   close(): Promise<void> {
     this.releaseAll();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (!this.server.listening) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    return closed;
   }
 }
 
@@ -205,6 +244,103 @@ describe('embeddings under separate memory quotas', () => {
     const text = await (await request(`${gw.url}/metrics`)).body.text();
     expect(text).toMatch(/kvmgr_gateway_memory_quota_tokens\{consumer="llm",kind="quota"\} \d+/);
     expect(text).toMatch(/kvmgr_gateway_embedding_requests_total\{outcome="ok"\} \d+/);
+  });
+});
+
+describe('embedding endpoints are health-checked (real HTTP)', () => {
+  let fleet: TestEngine[];
+  let u1: EmbeddingUpstream;
+  let u2: EmbeddingUpstream;
+  const gws: Gateway[] = [];
+  const logs = new LogSink();
+  beforeAll(async () => {
+    fleet = await startFleet(1, { numGpuBlocks: 64 });
+    u1 = await EmbeddingUpstream.start();
+    u2 = await EmbeddingUpstream.start();
+  });
+  afterAll(async () => {
+    for (const g of gws) await g.close();
+    await u1?.close();
+    await u2?.close();
+    for (const f of fleet ?? []) await f.close();
+  });
+
+  const start = async (healthIntervalMs: number): Promise<{ gw: Gateway; client: OpenAI; healthy: () => Record<string, boolean> }> => {
+    const gw = await createGateway(
+      {
+        server: { port: 0 },
+        model: MODEL,
+        endpoints: endpointsOf(fleet),
+        health: { intervalMs: healthIntervalMs },
+        embeddings: { endpoints: [u1.url, u2.url], quota: { totalTokens: 2048 } },
+      },
+      { logStream: logs },
+    );
+    gws.push(gw);
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    const healthy = () => Object.fromEntries((gw.state().embeddingEndpoints ?? []).map((e) => [e.url, e.healthy]));
+    return { gw, client, healthy };
+  };
+  const line = (id: string) => logs.request(id) as { status: number; endpoint?: string; attempts?: string[] } | undefined;
+
+  it('a stopped endpoint is taken out by its probe, requests avoid it, and its probe brings it back when it returns', async () => {
+    const { gw, client, healthy } = await start(100);
+    expect(healthy()).toEqual({ [u1.url]: true, [u2.url]: true });
+    const embed = (id: string) => client.embeddings.create({ model: EMBED_MODEL, input: ids(20, 7) }, { headers: { 'x-request-id': id } });
+    const received = () => [u1.received, u2.received];
+    // round robin over both
+    let [r1, r2] = received();
+    for (let i = 0; i < 4; i++) await embed(`eh-in-${i}`);
+    expect([u1.received - (r1 as number), u2.received - (r2 as number)]).toEqual([2, 2]);
+
+    // u2 stops: its next probe is refused and takes it out, before any request finds out
+    await u2.stop();
+    await until(() => healthy()[u2.url] === false, 5000, 'the probe to take u2 out');
+    const out = logs.lines.find((l) => l['event'] === 'embedding-endpoint-health' && l['url'] === u2.url && l['healthy'] === false);
+    expect(out?.['why']).toMatch(/^probe GET \/health failed/);
+    const m = await (await request(`${gw.url}/metrics`)).body.text();
+    expect(m).toContain(`kvmgr_gateway_embedding_endpoint_healthy{url="${u2.url}"} 0`);
+    expect(m).toContain(`kvmgr_gateway_embedding_endpoint_healthy{url="${u1.url}"} 1`);
+    // every request goes to u1 at the first try: none is sent to u2 and retried
+    [r1] = received();
+    for (let i = 0; i < 6; i++) {
+      const e = await embed(`eh-out-${i}`);
+      expect(e.data).toHaveLength(1);
+      expect(line(`eh-out-${i}`)).toMatchObject({ status: 200, endpoint: u1.url });
+      expect(line(`eh-out-${i}`)?.attempts).toBeUndefined();
+    }
+    expect(u1.received - (r1 as number)).toBe(6);
+
+    // u2 comes back on the same port: a probe puts it back in the rotation
+    await u2.resume();
+    await until(() => healthy()[u2.url] === true, 5000, 'the probe to bring u2 back');
+    [r1, r2] = received();
+    for (let i = 0; i < 4; i++) await embed(`eh-back-${i}`);
+    expect([u1.received - (r1 as number), u2.received - (r2 as number)]).toEqual([2, 2]);
+  });
+
+  it('a request that cannot connect takes the endpoint out at once and is answered by the other; none healthy is a 503', async () => {
+    // probes far apart: only the failed request can take u2 out
+    const { client, healthy } = await start(60_000);
+    expect(healthy()).toEqual({ [u1.url]: true, [u2.url]: true });
+    const embed = (id: string) => client.embeddings.create({ model: EMBED_MODEL, input: ids(20, 8) }, { headers: { 'x-request-id': id } });
+    await u2.stop();
+    for (let i = 0; i < 4; i++) await embed(`ep-${i}`);
+    const tried = [0, 1, 2, 3].map((i) => line(`ep-${i}`));
+    // exactly one request tried u2 (its turn came first or second), then u1; the rest went to u1 alone
+    expect(tried.filter((l) => l?.attempts !== undefined).map((l) => l?.attempts)).toEqual([[u2.url, u1.url]]);
+    expect(tried.every((l) => l?.status === 200 && l.endpoint === u1.url)).toBe(true);
+    expect(healthy()).toEqual({ [u1.url]: true, [u2.url]: false });
+    // and with u1 gone too: no healthy embedding endpoint, 503 at once
+    await u1.stop();
+    const err = await embed('ep-none').catch((e: unknown) => e);
+    expect(healthy()[u1.url]).toBe(false);
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    const none = await embed('ep-none-2').catch((e: unknown) => e);
+    expect((none as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect((none as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ code: 'no_endpoint' });
+    await u1.resume();
+    await u2.resume();
   });
 });
 

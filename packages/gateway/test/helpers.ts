@@ -28,6 +28,20 @@ export class LogSink {
   request(reqId: string): Record<string, unknown> | undefined {
     return this.lines.find((l) => l['msg'] === 'request' && l['reqId'] === reqId);
   }
+  /**
+   * The per-request line of a request id, waiting for it: a streamed request's line is written when
+   * the upstream response ends, which can come after the client has read the last chunk.
+   * @throws Error when no such line is written within `timeoutMs`.
+   */
+  async awaitRequest(reqId: string, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const l = this.request(reqId);
+      if (l !== undefined) return l;
+      if (Date.now() > until) throw new Error(`no request line logged for ${reqId} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
 }
 
 /** The model every test engine serves (and the gateway's key namespace). */

@@ -200,7 +200,7 @@ describe('gateway P/D: prefill, decode and both engines', () => {
         chunks++;
         if (c.usage) usage = c.usage;
       }
-      const l = line('pd-sse-1');
+      const l = (await logs.awaitRequest('pd-sse-1')) as unknown as PdLine;
       expect(l.decision.pd?.disaggregated).toBe(true);
       const pre = (rec['p0'] as Recorder).generations().slice(p0Before);
       expect(pre).toHaveLength(1);
@@ -303,6 +303,65 @@ describe('gateway P/D: prefill, decode and both engines', () => {
     } finally {
       await gate.close();
       await dec.close();
+    }
+  });
+
+  it('two-legs mode: the prompt is reserved on the prefill endpoint at placement, so the next request released by the same admission loop sees it', async () => {
+    // a prefill engine that holds one 512-token prompt (48 blocks × 16 = 768 tokens), and a decode
+    // engine of 72 blocks (1152 tokens) behind a TCP proxy that can hold its answers, metrics scraped directly
+    const pre = await TestEngine.start({ kvEvents: false, timeScale: 50, numGpuBlocks: 48, pd: { role: 'prefill' } });
+    const dec = await TestEngine.start({ kvEvents: false, timeScale: 50, numGpuBlocks: 72, pd: { role: 'decode' } });
+    const gate = await GatedProxy.start(dec.url);
+    try {
+      const { gw } = await start({
+        endpoints: [
+          { name: 'ps', url: pre.url, engine: 'kvmgr', role: 'prefill' },
+          { name: 'dg', url: gate.url, metricsUrl: `${dec.url}/metrics`, engine: 'kvmgr', role: 'decode' },
+        ],
+        pd: { mode: 'two-legs', threshold: 256 },
+      });
+      const st = (name: string) => gw.state().endpoints.find((e) => e.name === name) as { inFlight: number; freeTokens: number | null; capacityTokens: number | null };
+      expect(st('ps').capacityTokens).toBe(768);
+      expect(st('dg').capacityTokens).toBe(1152);
+      const send = (id: string, prompt: number[], maxTokens: number) =>
+        request(`${gw.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-request-id': id },
+          body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens }),
+        }).then(async (r) => {
+          await r.body.text();
+          return r.statusCode;
+        });
+      // a short request (below the P/D threshold) holds 100 + 600 KV tokens on the decode endpoint while its answer is held
+      gate.hold();
+      const holder = send('pd-res-hold', longPrompt(100, 60), 600);
+      await until(() => gate.sent.includes('pd-res-hold'), 5000, 'the holding request to go out');
+      expect(st('dg').freeTokens).toBe(1152 - 700);
+      // two long prompts (512 + 4 KV tokens each) wait for the decode endpoint
+      const a = send('pd-res-a', longPrompt(512, 61), 4);
+      await until(() => gw.state().queueDepth === 1, 5000, 'the first to wait');
+      const b = send('pd-res-b', longPrompt(512, 62), 4);
+      await until(() => gw.state().queueDepth === 2, 5000, 'the second to wait');
+      expect(st('ps').inFlight).toBe(0);
+      // the holding request ends: one release loop places both. The first one's prefill leg goes to
+      // ps and reserves its prompt there at placement, so ps has no room left for the second one,
+      // whose prompt the decode endpoint prefills itself
+      gate.release();
+      expect(await Promise.all([holder, a, b])).toEqual([200, 200, 200]);
+      expect(line('pd-res-a').decision.pd).toMatchObject({ mode: 'two-legs', disaggregated: true, prefill: 'ps', decode: 'dg', reason: 'disaggregated' });
+      expect(line('pd-res-a').pdLeg?.prefillLeg?.endpoint).toBe('ps');
+      expect(line('pd-res-b').decision.pd).toMatchObject({ disaggregated: false, reason: 'no-prefill-instance', decode: 'dg' });
+      expect(line('pd-res-b').pdLeg).toBeUndefined();
+      expect(logs.decision('pd-res-a').admission).toBe('defer');
+      expect(logs.decision('pd-res-b').admission).toBe('defer');
+      // the prefill engine got one prefill leg, the first request's
+      expect(pre.seen.filter((r) => r.url.startsWith('/v1/completions')).map((r) => r.requestId)).toEqual(['pd-res-a']);
+      await until(() => gw.state().endpoints.every((e) => e.inFlight === 0), 5000, 'every reservation released');
+      await until(() => st('ps').freeTokens === 768, 5000, 'the prefill endpoint free again');
+    } finally {
+      await gate.close();
+      await dec.close();
+      await pre.close();
     }
   });
 
