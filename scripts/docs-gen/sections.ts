@@ -740,6 +740,14 @@ export const SECTIONS: readonly Section[] = [
     blocks: { 'engine-fidelity-floor-table': (out) => engineFidelity(out, 'engine-fidelity-floor') },
   },
   {
+    name: 'engine-fidelity-floor-http',
+    display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/fidelity.ts --servers engine,floor --client http 1 1',
+    script: 'packages/engine-server/bench/fidelity.ts',
+    args: ['--servers', 'engine,floor', '--client', 'http', '1', '1'],
+    produces: ['stdout.txt'],
+    blocks: { 'engine-fidelity-floor-http-table': (out) => engineFidelity(out, 'engine-fidelity-floor-http') },
+  },
+  {
     name: 'engine-load',
     display: 'node --conditions=@kvmgr/source --import tsx packages/engine-server/bench/serve-load.ts 16 64 256',
     script: 'packages/engine-server/bench/serve-load.ts',
@@ -844,7 +852,7 @@ export const SECTIONS: readonly Section[] = [
  */
 export const GROUPS: Readonly<Record<string, readonly string[]>> = {
   sim: ['replay', 'ab', 'sweep', 'fidelity', 'scale', 'prefix-index', 'sim-readme-example', 'live'],
-  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'bench-eviction', 'bench-lifetime-predictor', 'client-capacity', 'engine-fidelity', 'engine-fidelity-floor', 'engine-load', 'eviction-op-cost', 'live-hops'],
+  bench: ['bench-scheduler-ir', 'bench-gateway', 'bench-native', 'bench-router', 'bench-kv-pool', 'bench-prefix-cache', 'bench-eviction', 'bench-lifetime-predictor', 'client-capacity', 'engine-fidelity', 'engine-fidelity-floor', 'engine-fidelity-floor-http', 'engine-load', 'eviction-op-cost', 'live-hops'],
   eviction: ['eviction-hit-ratios', 'eviction-signal-bounds', 'eviction-followup-signals', 'eviction-adaptive-seed2', 'eviction-adaptive-seed3', 'eviction-suite', 'eviction-op-cost', 'bench-eviction'],
   predictor: ['predictor-eval-traces', 'predictor-mooncake-bound', 'predictor-eval-synthetic', 'predictor-eval-selection', 'bench-lifetime-predictor'],
 };
