@@ -63,6 +63,17 @@ export interface EndpointState {
 }
 
 /** A running gateway. */
+/** What `GET /admin/state` returns (see {@link Gateway.state}). */
+export interface GatewayState {
+  endpoints: EndpointState[];
+  indexBlocks: number;
+  queueDepth: number;
+  routing: ResolvedRouterConfig;
+  tenants: TenantStats[];
+  memoryQuotas?: MemoryQuotaState;
+  embeddingEndpoints?: { url: string; healthy: boolean }[];
+}
+
 export interface Gateway {
   /** `http://127.0.0.1:<port>`. */
   readonly url: string;
@@ -72,15 +83,7 @@ export interface Gateway {
    * What `GET /admin/state` returns (`tenants`: the top `tenants.metricsTopN` by service, the rest
    * as `other`; with `embeddings`, the memory quotas and whether each embedding endpoint takes traffic).
    */
-  state(): {
-    endpoints: EndpointState[];
-    indexBlocks: number;
-    queueDepth: number;
-    routing: ResolvedRouterConfig;
-    tenants: TenantStats[];
-    memoryQuotas?: MemoryQuotaState;
-    embeddingEndpoints?: { url: string; healthy: boolean }[];
-  };
+  state(): GatewayState;
   /** Stops listening, closes upstream connections, scrapers and KV-event sockets. Idempotent. */
   close(): Promise<void>;
 }
@@ -370,15 +373,7 @@ class GatewayServer {
     });
   }
 
-  state(): {
-    endpoints: EndpointState[];
-    indexBlocks: number;
-    queueDepth: number;
-    routing: ResolvedRouterConfig;
-    tenants: TenantStats[];
-    memoryQuotas?: MemoryQuotaState;
-    embeddingEndpoints?: { url: string; healthy: boolean }[];
-  } {
+  state(): GatewayState {
     const now = Date.now();
     return {
       endpoints: [...this.pool.endpoints.values()].map((e) => {

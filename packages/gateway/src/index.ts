@@ -3,7 +3,7 @@
  * front of vLLM, SGLang, TGI, LMDeploy or kvmgr engine servers.
  */
 export { createGateway } from './gateway.js';
-export type { Gateway, GatewayOptions, EndpointState } from './gateway.js';
+export type { Gateway, GatewayOptions, GatewayState, EndpointState } from './gateway.js';
 export { parseGatewayConfig, readGatewayConfigYaml, resolveGatewayConfig, resolveEndpoint, resolveRouting, parseRoutingInput, EndpointInputSchema } from './config.js';
 export type { ResolvedGatewayConfig, GatewayConfigInput, EndpointConfig, EndpointInput, AdmissionConfig, PdSettings } from './config.js';
 export { PREFILLER_HEADER } from './pd.js';
