@@ -11,7 +11,7 @@
 import { LMDEPLOY_DEFAULT_PROFILE } from '@kvmgr/adapter-lmdeploy';
 import { SGLANG_DEFAULT_PROFILE } from '@kvmgr/adapter-sglang';
 import { TGI_DEFAULT_PROFILE } from '@kvmgr/adapter-tgi';
-import { VLLM_DEFAULT_PROFILE, VLLM_PROFILES } from '@kvmgr/adapter-vllm';
+import { VLLM_DEFAULT_PROFILE, VLLM_PROFILES } from '@kvmgr/adapter-vllm/profiles';
 import { type EngineProfile, KvmgrError } from '@kvmgr/core';
 
 export { VLLM_DEFAULT_PROFILE };
