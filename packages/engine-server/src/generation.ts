@@ -47,7 +47,7 @@ export interface GenerationContext {
 export interface RequestTiming {
   readonly requestId: string;
   readonly promptTokens: number;
-  /** The request's headers reached the server (fastify `onRequest`): its arrival stamp. */
+  /** The request's headers reached the server (node:http's `request` event): its arrival stamp. */
   readonly receivedMs: number;
   /** Its body was parsed and validated and it was handed to the driver. */
   readonly submittedMs: number;

@@ -253,11 +253,12 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     if (status >= 500) log?.error({ err }, 'request failed');
     return sendError(reply, status, err.message, err.code ?? null);
   });
-  // Arrival is when the request reached the server, before its body was parsed and checked: the
-  // latency model's queueing term (BLIS α) already stands for that API-server work.
+  // Arrival is when the request reached the server (node:http's 'request' event, ahead of fastify's
+  // own listener: before routing, hooks, body parse and checks): the latency model's queueing term
+  // (BLIS α) already stands for that API-server work.
   const arrivals = new WeakMap<object, number>();
-  app.addHook('onRequest', async (request) => {
-    arrivals.set(request.raw, driver.nowUs());
+  app.server.prependListener('request', (raw: object) => {
+    arrivals.set(raw, driver.nowUs());
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${req.url}`, 'not_found'));
 

@@ -68,9 +68,9 @@ export interface StageStat {
  * (so the means add up; medians need not).
  */
 export interface OverheadBreakdown {
-  /** Client `fetch` call → the server's `onRequest` hook (client request setup, loopback, HTTP parse, routing). */
+  /** Client `fetch` call → the server's `request` event, its arrival stamp (client request setup, loopback, HTTP head parse). */
   readonly sendToReceived: StageStat;
-  /** `onRequest` → handed to the driver (body read and parse, validation). Hidden inside the latency model's queueing term unless longer. */
+  /** Arrival → handed to the driver (routing, body read and parse, validation). Hidden inside the latency model's queueing term unless longer. */
   readonly receivedToSubmitted: StageStat;
   /** The server timeline's TTFT from its arrival stamp minus the replay's TTFT from the client's send: the step the request joined. */
   readonly join: StageStat;
