@@ -129,23 +129,42 @@ export class CachedQwenEncoder {
   constructor(readonly variant: QwenVariant) {
     const added = QWEN_ADDED_TOKENS[variant];
     this.addedIds = new Map(added.map((t, i) => [t, QWEN_TEXT_VOCAB_SIZE + i]));
-    this.addedRe = new RegExp([...added].sort((a, b) => b.length - a.length).map(escapeRe).join('|'), 'g');
+    // every added token is `<…>`: one leading literal lets the regex engine skip to each `<` (as Llama 3's `<\|…\|>`)
+    const inner = [...added].sort((a, b) => b.length - a.length).map((t) => escapeRe(t.slice(1, -1)));
+    this.addedRe = new RegExp(`<(?:${inner.join('|')})>`, 'g');
     this.pieces = new LRUCache({ max: 65536 });
     this.segments = new LRUCache({ max: 65536, maxSize: 1 << 24, sizeCalculation: (ids, key) => key.length + 4 * ids.length + 1 });
   }
 
   /** Token ids of a text, no BOS/EOS; the variant's added-token strings become their ids. */
   encode(text: string): number[] {
-    const out: number[] = [];
+    // each part's ids first (cached arrays as they are), then one copy into an array of the final length (as CachedLlama3Encoder)
+    const parts: (readonly number[] | number)[] = [];
+    let n = 0;
     const re = this.addedRe;
     re.lastIndex = 0;
     let prev = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      if (m.index > prev) this.pushSegment(text.slice(prev, m.index), out);
-      out.push(this.addedIds.get(m[0]) as number);
+      if (m.index > prev) {
+        const ids = this.segmentIds(text.slice(prev, m.index));
+        parts.push(ids);
+        n += ids.length;
+      }
+      parts.push(this.addedIds.get(m[0]) as number);
+      n++;
       prev = m.index + m[0].length;
     }
-    if (prev < text.length) this.pushSegment(prev === 0 ? text : text.slice(prev), out);
+    if (prev < text.length) {
+      const ids = this.segmentIds(prev === 0 ? text : text.slice(prev));
+      parts.push(ids);
+      n += ids.length;
+    }
+    const out: number[] = n <= 50_000 ? new Array<number>(n) : [];
+    let k = 0;
+    for (const p of parts) {
+      if (typeof p === 'number') out[k++] = p;
+      else for (let i = 0; i < p.length; i++) out[k++] = p[i] as number;
+    }
     return out;
   }
 
@@ -162,21 +181,25 @@ export class CachedQwenEncoder {
     };
   }
 
-  private pushSegment(segment: string, out: number[]): void {
+  /** The ids of a segment (text with no added token): the cached array on a hit (not to be changed), else a new one. */
+  private segmentIds(segment: string): readonly number[] {
     const keep = segment.length >= 32;
-    let ids = keep ? this.segments.get(segment) : undefined;
-    if (ids !== undefined) this.segmentHits++;
-    else {
-      if (keep) this.segmentMisses++;
-      const fresh: number[] = [];
-      const normal = segment.normalize('NFC');
-      if (!this.encodePieces(normal, fresh)) {
-        this.fallbacks++;
-        ids = library().encode(normal, NO_SPECIALS);
-      } else ids = fresh;
-      if (keep) this.segments.set(detached(segment), ids);
+    if (keep) {
+      const hit = this.segments.get(segment);
+      if (hit !== undefined) {
+        this.segmentHits++;
+        return hit;
+      }
+      this.segmentMisses++;
     }
-    for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
+    let ids: number[] = [];
+    const normal = segment.normalize('NFC');
+    if (!this.encodePieces(normal, ids)) {
+      this.fallbacks++;
+      ids = library().encode(normal, NO_SPECIALS);
+    }
+    if (keep) this.segments.set(detached(segment), ids);
+    return ids;
   }
 
   private encodePieces(segment: string, out: number[]): boolean {

@@ -64,7 +64,7 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     }
   });
 
-  async function setUp(tokenizer: string | undefined): Promise<{ gw: Gateway; logs: LogSink }> {
+  async function setUp(tokenizer: 'llama3' | undefined): Promise<{ gw: Gateway; logs: LogSink }> {
     const fleet = await startFleet(2, { model: 'Qwen2.5-7B-Instruct' });
     const logs = new LogSink();
     // prefix affinity alone, and no speculative entries: what the index knows comes from the engines' events
