@@ -50,6 +50,10 @@ export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParse
 export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
 export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, decodeToken, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds, tokenizerCacheStats } from './tokenizer.js';
 export { CachedLlama3Encoder } from './tokenizer-cache.js';
+export { TOKENIZER_NAMES, getTokenizer, tokenizerNameForModel, resolveTokenizer } from './tokenizers.js';
+export type { Tokenizer, TokenizerName } from './tokenizers.js';
+export { CachedQwenEncoder, QWEN_TEXT_VOCAB_SIZE, QWEN_ADDED_TOKENS, renderQwenChat } from './tokenizer-qwen.js';
+export type { QwenVariant } from './tokenizer-qwen.js';
 export type { CachedLlama3EncoderOptions, TokenizerCacheStats } from './tokenizer-cache.js';
 export type { ParseSseOptions } from './openai-api-sse.js';
 export { KvEventDecoder } from './kv-events/decode.js';

@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fleetMemberArgs } from './engine.js';
+import { engineServerOptions, fleetMemberArgs } from './engine.js';
+import { gatewayConfigFromFlags } from './serve.js';
 
 const BIN = resolve(import.meta.dirname, 'bin.ts');
 const ARGS = ['--conditions=@kvmgr/source', '--import', 'tsx', BIN];
@@ -38,6 +39,39 @@ describe('kvmgr engine', () => {
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
+  });
+
+  it('--model Qwen2.5-7B-Instruct tokenises with Qwen’s tokenizer (banner, /tokenize)', async () => {
+    const child = spawn(process.execPath, [...ARGS, 'engine', '--model', 'Qwen2.5-7B-Instruct', '--port', '0', '--time-scale', '20', '--num-gpu-blocks', '128', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      let stderr = '';
+      const url = await new Promise<string>((res, rej) => {
+        child.stderr.on('data', (d) => {
+          stderr += d;
+          const m = /listening on (http:\/\/[^\s,;]+)/.exec(stderr);
+          if (m) res(m[1] as string);
+        });
+        child.once('exit', (code) => rej(new Error(`exited ${code}: ${stderr}`)));
+      });
+      expect(stderr).toContain('tokenizer qwen2.5');
+      const t = await fetch(`${url}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Hello world' }) });
+      // Qwen2.5 ids of "Hello world", no BOS (Hugging Face tokenizers on Qwen2.5's tokenizer.json)
+      expect(((await t.json()) as { tokens: number[] }).tokens).toEqual([9707, 1879]);
+      child.kill('SIGTERM');
+      expect(await exit).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('--tokenizer reaches the engine server options and the gateway configuration', () => {
+    expect(engineServerOptions({ model: 'Qwen2.5-7B-Instruct', tokenizer: 'qwen3' }).tokenizer).toBe('qwen3');
+    expect(engineServerOptions({ model: 'Qwen2.5-7B-Instruct' }).tokenizer).toBeUndefined();
+    const none = () => '';
+    expect(gatewayConfigFromFlags({ model: 'Qwen/Qwen2.5-7B-Instruct', endpoint: ['http://127.0.0.1:8000'] }, none).tokenizer).toBe('qwen2.5');
+    expect(gatewayConfigFromFlags({ model: 'Qwen/Qwen2.5-7B-Instruct', tokenizer: 'llama3', endpoint: ['http://127.0.0.1:8000'] }, none).tokenizer).toBe('llama3');
+    expect(() => gatewayConfigFromFlags({ tokenizer: 'gpt2', endpoint: ['http://127.0.0.1:8000'] }, none)).toThrow(/tokenizer: unknown tokenizer "gpt2"/);
   });
 
   it('fleet members get their own port and KV-event ports shifted by their index', () => {

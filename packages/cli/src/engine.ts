@@ -13,6 +13,7 @@ import { waitForSignal } from './signals.js';
 export interface EngineOptions {
   model?: string;
   servedModelName?: string;
+  tokenizer?: string;
   gpu?: string;
   tp?: number;
   profile?: string;
@@ -46,7 +47,7 @@ export function engineServerOptions(o: EngineOptions): EngineServerOptions {
     timeScale: o.timeScale ?? 1,
     logLevel: o.logLevel ?? 'info',
   };
-  const copy: (keyof EngineOptions & keyof EngineServerOptions)[] = ['servedModelName', 'kvEventsConfig', 'numGpuBlocks', 'maxModelLen', 'seed', 'echo', 'maxWaiting', 'failRate', 'stallMs', 'dieAfter'];
+  const copy: (keyof EngineOptions & keyof EngineServerOptions)[] = ['servedModelName', 'tokenizer', 'kvEventsConfig', 'numGpuBlocks', 'maxModelLen', 'seed', 'echo', 'maxWaiting', 'failRate', 'stallMs', 'dieAfter'];
   for (const k of copy) if (o[k] !== undefined) out[k] = o[k];
   if (o.role !== undefined) out['pd'] = { role: o.role };
   return out as EngineServerOptions;
@@ -57,7 +58,7 @@ async function runOne(o: EngineOptions, err: (t: string) => void): Promise<void>
   const server = await createEngineServer({ ...engineServerOptions(o), onDie: () => process.exit(1) });
   const c = server.config;
   err(
-    `kvmgr engine: ${c.servedModelName} on ${o.gpu ?? 'H100'} (${c.numGpuBlocks} KV blocks of ${c.blockSize}, max_model_len ${c.maxModelLen}, ${c.latency}, time scale ${c.timeScale}) listening on ${server.url}` +
+    `kvmgr engine: ${c.servedModelName} on ${o.gpu ?? 'H100'} (${c.numGpuBlocks} KV blocks of ${c.blockSize}, max_model_len ${c.maxModelLen}, tokenizer ${c.tokenizer}, ${c.latency}, time scale ${c.timeScale}) listening on ${server.url}` +
       `${server.kvEventsEndpoint ? `, KV events ${server.kvEventsEndpoint}${server.replayEndpoint ? ` (replay ${server.replayEndpoint})` : ''}` : ''}; Ctrl-C stops\n`,
   );
   await waitForSignal();

@@ -21,6 +21,7 @@ export interface EppOptions {
   host?: string;
   routing?: string;
   model?: string;
+  tokenizer?: string;
   logLevel?: string;
 }
 

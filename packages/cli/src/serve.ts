@@ -18,6 +18,8 @@ export interface ServeOptions {
   host?: string;
   routing?: string;
   model?: string;
+  /** `--tokenizer NAME`: the tokenizer of prompt keys (`tokenizer` of the config). */
+  tokenizer?: string;
   logLevel?: string;
   /** `--redis redis://host:port`: share index and load with other replicas (docs/gateway-replicas.md). */
   redis?: string;
@@ -48,7 +50,7 @@ export function serveConfig(opts: ServeOptions, readText: (path: string) => stri
 /**
  * The gateway configuration of the flags `kvmgr serve` and `kvmgr epp` share: `--config`'s
  * object form with `--port`, `--host`, `--log-level` written into `server`, `--endpoint`
- * replacing the file's endpoint list, `--routing`, `--model` and `--redis` over the file's;
+ * replacing the file's endpoint list, `--routing`, `--model`, `--tokenizer` and `--redis` over the file's;
  * validated. An empty endpoint list is the caller's to judge (`epp` may take them from pods).
  *
  * @param opts - the shared flags.
@@ -79,6 +81,7 @@ export function gatewayConfigFromFlags(opts: ServeOptions, readText: (path: stri
   if (opts.endpoint !== undefined && opts.endpoint.length > 0) merged['endpoints'] = opts.endpoint.map((url) => ({ url }));
   if (opts.routing !== undefined) merged['routing'] = opts.routing;
   if (opts.model !== undefined) merged['model'] = opts.model;
+  if (opts.tokenizer !== undefined) merged['tokenizer'] = opts.tokenizer;
   if (opts.redis !== undefined) merged['redis'] = typeof base['redis'] === 'object' && base['redis'] !== null ? { ...(base['redis'] as Record<string, unknown>), url: opts.redis } : opts.redis;
   try {
     return resolveGatewayConfig(merged);

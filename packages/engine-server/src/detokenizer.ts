@@ -4,29 +4,28 @@
  * character (decoded as U+FFFD) is held back until the character completes. O(window) per token,
  * so long outputs do not cost O(n²).
  *
- * Fast path: Llama 3's tokenizer is byte-level BPE, so a text is the UTF-8 decoding of its tokens'
+ * Fast path: Llama 3's and Qwen's tokenizers are byte-level BPE, so a text is the UTF-8 decoding of its tokens'
  * bytes concatenated; when nothing is held back and the new token decodes alone to whole
  * characters, its text is exactly the delta. Those texts are cached per token id (at most the
  * vocabulary), which saves the two window decodes on nearly every token of a stream.
  *
  * @see vllm-project/vllm:vllm/transformers_utils/detokenizer_utils.py (detokenize_incrementally)
  */
-import { decodeToken, decodeTokens } from '@kvmgr/adapter-vllm';
+import { type Tokenizer, getTokenizer } from '@kvmgr/adapter-vllm';
 
 /** Tokens of context decoded before the new ones, so merges at the boundary come out right. */
 const CONTEXT = 5;
 
-/** Text of single tokens that decode to whole characters (no U+FFFD); `null` for the others. */
-const tokenText = new Map<number, string | null>();
+/** Per tokenizer: text of single tokens that decode to whole characters (no U+FFFD); `null` for the others. */
+const tokenTexts = new Map<Tokenizer, Map<number, string | null>>();
 
-function wholeTokenText(tokenId: number): string | null {
-  let t = tokenText.get(tokenId);
-  if (t === undefined) {
-    const s = decodeToken(tokenId);
-    t = s.includes('\uFFFD') ? null : s;
-    tokenText.set(tokenId, t);
+function tokenTextOf(tokenizer: Tokenizer): Map<number, string | null> {
+  let m = tokenTexts.get(tokenizer);
+  if (m === undefined) {
+    m = new Map();
+    tokenTexts.set(tokenizer, m);
   }
-  return t;
+  return m;
 }
 
 /** Streams the text of a growing sequence of output token ids. */
@@ -36,6 +35,24 @@ export class IncrementalDetokenizer {
   private readOffset = 0;
   /** All text emitted so far. */
   text = '';
+  private readonly tokenText: Map<number, string | null>;
+  private readonly decode: (tokenIds: readonly number[]) => string;
+
+  /** @param tokenizer - the model's tokenizer. @default Llama 3's */
+  constructor(private readonly tokenizer: Tokenizer = getTokenizer('llama3')) {
+    this.tokenText = tokenTextOf(tokenizer);
+    this.decode = tokenizer.decode;
+  }
+
+  private wholeTokenText(tokenId: number): string | null {
+    let t = this.tokenText.get(tokenId);
+    if (t === undefined) {
+      const s = this.tokenizer.decodeToken(tokenId);
+      t = s.includes('\uFFFD') ? null : s;
+      this.tokenText.set(tokenId, t);
+    }
+    return t;
+  }
 
   /**
    * Adds one token.
@@ -44,7 +61,7 @@ export class IncrementalDetokenizer {
   push(tokenId: number): string {
     this.ids.push(tokenId);
     if (this.readOffset === this.ids.length - 1) {
-      const whole = wholeTokenText(tokenId);
+      const whole = this.wholeTokenText(tokenId);
       if (whole !== null && whole !== '') {
         this.readOffset = this.ids.length;
         this.prefixOffset = Math.max(0, this.readOffset - CONTEXT);
@@ -52,8 +69,8 @@ export class IncrementalDetokenizer {
         return whole;
       }
     }
-    const prefix = decodeTokens(this.ids.slice(this.prefixOffset, this.readOffset));
-    const full = decodeTokens(this.ids.slice(this.prefixOffset));
+    const prefix = this.decode(this.ids.slice(this.prefixOffset, this.readOffset));
+    const full = this.decode(this.ids.slice(this.prefixOffset));
     if (full.length <= prefix.length || full.endsWith('\uFFFD')) return '';
     const delta = full.slice(prefix.length);
     this.readOffset = this.ids.length;
@@ -65,8 +82,8 @@ export class IncrementalDetokenizer {
   /** Text still held back (an incomplete character at the end), decoded as it is; call once at the end. */
   flush(): string {
     if (this.readOffset === this.ids.length) return '';
-    const prefix = decodeTokens(this.ids.slice(this.prefixOffset, this.readOffset));
-    const full = decodeTokens(this.ids.slice(this.prefixOffset));
+    const prefix = this.decode(this.ids.slice(this.prefixOffset, this.readOffset));
+    const full = this.decode(this.ids.slice(this.prefixOffset));
     this.readOffset = this.ids.length;
     const delta = full.slice(prefix.length);
     this.text += delta;

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { SSE_DONE, decodeTokens, formatSseChunk, openAiError } from '@kvmgr/adapter-vllm';
+import { SSE_DONE, type Tokenizer, formatSseChunk, openAiError } from '@kvmgr/adapter-vllm';
 import type { RequestFinishedStats } from '@kvmgr/engine';
 import type { FastifyReply } from 'fastify';
 import { IncrementalDetokenizer } from './detokenizer.js';
@@ -22,6 +22,8 @@ import { SseChunkTemplate } from './sse-chunk-template.js';
 /** What a generation needs from its server. */
 export interface GenerationContext {
   readonly driver: RealtimeDriver;
+  /** The model's tokenizer: output text and `echo`. */
+  readonly tokenizer: Tokenizer;
   readonly exporter: EngineMetricsExporter;
   /** Model µs a request spends before it reaches the engine queue (the latency model's API-server α terms). */
   readonly queueingUs: (promptTokens: number) => number;
@@ -90,9 +92,9 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
   const requestId = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const object = chat ? 'chat.completion.chunk' : 'text_completion';
-  const detok = new IncrementalDetokenizer();
+  const detok = new IncrementalDetokenizer(ctx.tokenizer);
   const promptLen = req.promptTokenIds.length;
-  const echoText = req.echo ? decodeTokens([...req.promptTokenIds]) : '';
+  const echoText = req.echo ? ctx.tokenizer.decode(req.promptTokenIds) : '';
   const res: ServerResponse = reply.raw;
   let outTokens = 0;
   let lastTokenUs = -1;

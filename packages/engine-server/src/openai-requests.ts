@@ -10,8 +10,8 @@ import {
   CompletionRequestSchema,
   type KvTransferParams,
   type OpenAiErrorResponse,
-  chatPromptTokenIds,
-  completionPromptTokenIds,
+  type Tokenizer,
+  getTokenizer,
   openAiError,
   parseOpenAiRequest,
 } from '@kvmgr/adapter-vllm';
@@ -45,6 +45,8 @@ export interface RequestContext {
   readonly modelNames: readonly string[];
   /** Context length, tokens (prompt + output). */
   readonly maxModelLen: number;
+  /** The model's tokenizer (prompts, chat template, vocabulary size). @default Llama 3's */
+  readonly tokenizer?: Tokenizer;
 }
 
 /** Either the request or the error response to send. */
@@ -105,17 +107,19 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
     return { ok: false, error: openAiError(404, `The model \`${r.model}\` does not exist.`, { param: 'model', code: 'model_not_found' }) };
   }
   if (r.n != null && r.n > 1) return bad(`n: only n=1 is supported by the kvmgr engine server, got ${r.n}`, 'n');
+  const tok = ctx.tokenizer ?? getTokenizer('llama3');
   let prompt: number[];
   if (kind === 'completion') {
-    const prompts = ids !== null ? [ids] : completionPromptTokenIds((r as { prompt: Parameters<typeof completionPromptTokenIds>[0] }).prompt);
+    const prompts = ids !== null ? [ids] : tok.completionPromptTokenIds((r as { prompt: Parameters<Tokenizer['completionPromptTokenIds']>[0] }).prompt);
     if (prompts.length !== 1) return bad(`prompt: expected one prompt, got ${prompts.length} (batched prompts are not supported)`, 'prompt');
     prompt = prompts[0] as number[];
   } else {
-    prompt = chatPromptTokenIds((r as { messages: Parameters<typeof chatPromptTokenIds>[0] }).messages);
+    prompt = tok.chatPromptTokenIds((r as { messages: Parameters<Tokenizer['chatPromptTokenIds']>[0] }).messages);
   }
   if (prompt.length === 0) return bad('prompt: expected at least one token', 'prompt');
-  const oov = prompt.find((t) => t >= LLAMA3_VOCAB_SIZE);
-  if (oov !== undefined) return bad(`prompt: token id ${oov} is out of vocabulary (size ${LLAMA3_VOCAB_SIZE})`, 'prompt');
+  const vocab = tok.vocabSize;
+  const oov = prompt.find((t) => t >= vocab);
+  if (oov !== undefined) return bad(`prompt: token id ${oov} is out of vocabulary (size ${vocab})`, 'prompt');
   const stop = stopTokenIdsOf(r as Record<string, unknown>);
   if (typeof stop === 'string') return bad(stop, 'stop_token_ids');
   const room = ctx.maxModelLen - prompt.length;

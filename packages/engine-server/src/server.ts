@@ -5,7 +5,7 @@
  * generators written for vLLM run against it unchanged.
  */
 import type { Socket } from 'node:net';
-import { KvEventPublisher, decodeTokens, openAiError } from '@kvmgr/adapter-vllm';
+import { KvEventPublisher, openAiError, resolveTokenizer } from '@kvmgr/adapter-vllm';
 import { type EngineProfile, KvmgrError, invalidArgument } from '@kvmgr/core';
 import { EngineCore, type RequestFinishedStats } from '@kvmgr/engine';
 import { type LatencyModel, getEngineProfile, getGpuSpec, getModelSpec, gpuKvBlocks, kvBytesPerBlockPerRank, selectLatencyModel } from '@kvmgr/sim';
@@ -14,7 +14,7 @@ import { type Logger, pino } from 'pino';
 import { EngineMetricsExporter } from './engine-metrics.js';
 import { type GenerationContext, type RequestTiming, serveGeneration } from './generation.js';
 import { type KvEventsConfig, parseKvEventsConfig } from './kv-events-config.js';
-import { type GenerationRequest, LLAMA3_VOCAB_SIZE, parseGenerationRequest } from './openai-requests.js';
+import { type GenerationRequest, parseGenerationRequest } from './openai-requests.js';
 import { type PdOptions, PdRole } from './pd.js';
 import { type DriverStep, RealtimeDriver, type RealtimeDriverStats } from './realtime-driver.js';
 import { registerUtilityRoutes } from './utility-routes.js';
@@ -25,6 +25,11 @@ export interface EngineServerOptions {
   readonly model?: string;
   /** Name the API answers to and reports (`/v1/models`, `model_name` label). @default the model's HF id, e.g. 'meta-llama/Llama-3.1-8B-Instruct' */
   readonly servedModelName?: string;
+  /**
+   * Tokenizer of prompts, chat, `/tokenize`, `/detokenize` and output text (`llama3`, `qwen2`,
+   * `qwen2.5`, `qwen3`). @default the one the model implies (`Qwen2.5-7B-Instruct` → `qwen2.5`), else `llama3`
+   */
+  readonly tokenizer?: string;
   /** GPU of the modelled instance (`@kvmgr/sim` GPU name). @default 'H100' */
   readonly gpu?: string;
   /** Tensor-parallel size. @default 1 */
@@ -99,7 +104,7 @@ export interface EngineServer {
   /** The engine core (read-only use: counters, `kv` for its cached block set). */
   readonly core: EngineCore;
   /** Blocks, block size and context length in use. */
-  readonly config: { readonly numGpuBlocks: number; readonly blockSize: number; readonly maxModelLen: number; readonly servedModelName: string; readonly latency: string; readonly timeScale: number };
+  readonly config: { readonly numGpuBlocks: number; readonly blockSize: number; readonly maxModelLen: number; readonly servedModelName: string; readonly tokenizer: string; readonly latency: string; readonly timeScale: number };
   /** The step loop's counters (steps, resyncs, recent step-end lag samples in wall ms). */
   stats(): RealtimeDriverStats;
   /** Stops accepting, aborts in-flight requests, closes every socket. Idempotent. */
@@ -124,15 +129,15 @@ function hashString(s: string): number {
   return h >>> 0;
 }
 
-/** Token `index` of a request's seeded output: text tokens only (below Llama 3's special tokens at 128000). */
-function seededToken(seed: number, requestId: string, index: number): number {
+/** Token `index` of a request's seeded output: text tokens only (below the special tokens: 128000 for Llama 3, 151643 for Qwen). */
+function seededToken(seed: number, requestId: string, index: number, textVocabSize: number): number {
   let h = (hashString(requestId) ^ Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x7feb352d);
   h ^= h >>> 15;
   h = Math.imul(h, 0x846ca68b);
   h ^= h >>> 16;
-  return (h >>> 0) % 128_000;
+  return (h >>> 0) % textVocabSize;
 }
 
 /**
@@ -165,6 +170,9 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   const maxModelLen = Math.min(options.maxModelLen ?? 131_072, numGpuBlocks * blockSize);
   const servedModelName = options.servedModelName ?? modelSpec.name;
   const modelNames = [...new Set([servedModelName, modelSpec.name, options.model ?? servedModelName])];
+  const tokenizer = resolveTokenizer({ tokenizer: options.tokenizer, model: modelSpec.name });
+  tokenizer.preload();
+  const textVocab = tokenizer.textVocabSize;
   const seed = options.seed ?? 0;
   const failRate = options.failRate ?? 0;
   if (!(failRate >= 0 && failRate <= 1)) throw invalidArgument('failRate', failRate, 'a fraction in [0, 1]');
@@ -179,10 +187,10 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   const live = new Map<string, GenerationRequest>();
   const tokenGenerator = (requestId: string, index: number): number => {
     const req = live.get(requestId);
-    if (req === undefined) return seededToken(seed, requestId, index);
-    let tok = options.echo ? (req.promptTokenIds[index % req.promptTokenIds.length] as number) : seededToken(seed, requestId, index);
+    if (req === undefined) return seededToken(seed, requestId, index, textVocab);
+    let tok = options.echo ? (req.promptTokenIds[index % req.promptTokenIds.length] as number) : seededToken(seed, requestId, index, textVocab);
     // min_tokens: a stop token may not end the request early; draw another.
-    for (let k = 1; index < req.minTokens && req.stopTokenIds.includes(tok) && k < 16; k++) tok = seededToken(seed + k, requestId, index);
+    for (let k = 1; index < req.minTokens && req.stopTokenIds.includes(tok) && k < 16; k++) tok = seededToken(seed + k, requestId, index, textVocab);
     return tok;
   };
 
@@ -200,7 +208,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     victimSelector: profile.victimSelector,
     tokenGenerator,
     seed,
-    vocabSize: LLAMA3_VOCAB_SIZE,
+    vocabSize: tokenizer.vocabSize,
     kvEvents: publishKvEvents,
     hooks: {
       onKvEvents: (events) => {
@@ -284,6 +292,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   };
 
   const genCtx: GenerationContext = {
+    tokenizer,
     driver,
     exporter,
     queueingUs: (n) => latency.queueingUs(n),
@@ -303,7 +312,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   };
 
   const generate = (kind: 'completion' | 'chat') => async (request: { body: unknown; raw: object }, reply: FastifyReply) => {
-    const parsed = parseGenerationRequest(kind, request.body, { modelNames, maxModelLen });
+    const parsed = parseGenerationRequest(kind, request.body, { modelNames, maxModelLen, tokenizer });
     if (!parsed.ok) return reply.code(parsed.error.status).send(parsed.error.body);
     let req = parsed.value;
     const pdCheck = pd.check(req);
@@ -323,7 +332,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     maxModelLen,
     exporter,
     resetPrefixCache: () => core.resetPrefixCache(),
-    decode: decodeTokens,
+    tokenizer,
   });
 
   // Requests leave the table when the engine is done with them.
@@ -354,7 +363,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     ...(publisher === null ? {} : { kvEventsEndpoint: publisher.endpoint }),
     ...(publisher?.replayEndpoint == null ? {} : { replayEndpoint: publisher.replayEndpoint }),
     core,
-    config: { numGpuBlocks, blockSize, maxModelLen, servedModelName, latency: latency.name, timeScale: driver.timeScale },
+    config: { numGpuBlocks, blockSize, maxModelLen, servedModelName, tokenizer: tokenizer.name, latency: latency.name, timeScale: driver.timeScale },
     stats: () => driver.stats,
     close: () => {
       if (closing === null) closing = shutdown();

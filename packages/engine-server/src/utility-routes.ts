@@ -5,12 +5,11 @@
  * @see vllm-project/vllm:vllm/entrypoints/openai/api_server.py
  */
 import { createRequire } from 'node:module';
-import { chatPromptTokenIds, completionPromptTokenIds, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
+import { type Tokenizer, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
 import { ChatMessageSchema } from '@kvmgr/adapter-vllm';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EngineMetricsExporter } from './engine-metrics.js';
-import { LLAMA3_VOCAB_SIZE } from './openai-requests.js';
 
 /** What the utility routes need from the server. */
 export interface UtilityRouteContext {
@@ -20,28 +19,34 @@ export interface UtilityRouteContext {
   readonly exporter: EngineMetricsExporter;
   /** Drops the prefix cache; false when refused (requests hold blocks). */
   readonly resetPrefixCache: () => boolean;
-  readonly decode: (tokenIds: readonly number[]) => string;
+  /** The model's tokenizer: `/tokenize`, `/detokenize` and the vocabulary size of their token ids. */
+  readonly tokenizer: Tokenizer;
 }
 
-const TokenIds = z.array(z.number().int().nonnegative().lt(LLAMA3_VOCAB_SIZE, `expected token ids below ${LLAMA3_VOCAB_SIZE}`));
-
-/** `/tokenize` body: a completion `prompt` or chat `messages`. */
-const TokenizeSchema = z.union(
-  [
-    z.looseObject({ model: z.string().nullish(), prompt: z.union([z.string(), TokenIds]), add_special_tokens: z.boolean().nullish() }),
-    z.looseObject({ model: z.string().nullish(), messages: z.array(ChatMessageSchema).min(1) }),
-  ],
-  { error: 'expected {prompt} or {messages}' },
-);
-
-/** `/detokenize` body. */
-const DetokenizeSchema = z.looseObject({ model: z.string().nullish(), tokens: TokenIds });
+/** The `/tokenize` and `/detokenize` body schemas for a vocabulary of `vocabSize` ids. */
+function schemasFor(vocabSize: number) {
+  const TokenIds = z.array(z.number().int().nonnegative().lt(vocabSize, `expected token ids below ${vocabSize}`));
+  return {
+    /** `/tokenize` body: a completion `prompt` or chat `messages`. */
+    tokenize: z.union(
+      [
+        z.looseObject({ model: z.string().nullish(), prompt: z.union([z.string(), TokenIds]), add_special_tokens: z.boolean().nullish() }),
+        z.looseObject({ model: z.string().nullish(), messages: z.array(ChatMessageSchema).min(1) }),
+      ],
+      { error: 'expected {prompt} or {messages}' },
+    ),
+    /** `/detokenize` body. */
+    detokenize: z.looseObject({ model: z.string().nullish(), tokens: TokenIds }),
+  };
+}
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /** Registers the routes on `app`. */
 export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteContext): void {
   const created = Math.floor(Date.now() / 1000);
+  const tok = ctx.tokenizer;
+  const { tokenize: TokenizeSchema, detokenize: DetokenizeSchema } = schemasFor(tok.vocabSize);
   const unknownModel = (model: string | null | undefined) =>
     model != null && !ctx.modelNames.includes(model) ? openAiError(404, `The model \`${model}\` does not exist.`, { param: 'model', code: 'model_not_found' }) : null;
 
@@ -64,8 +69,8 @@ export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteCon
     const notFound = unknownModel(b.model);
     if (notFound) return reply.code(notFound.status).send(notFound.body);
     let tokens: number[];
-    if (b.messages !== undefined) tokens = chatPromptTokenIds(b.messages);
-    else if (typeof b.prompt === 'string') tokens = (completionPromptTokenIds(b.prompt)[0] ?? []).slice(b.add_special_tokens === false ? 1 : 0);
+    if (b.messages !== undefined) tokens = tok.chatPromptTokenIds(b.messages);
+    else if (typeof b.prompt === 'string') tokens = b.add_special_tokens === false ? tok.encode(b.prompt) : (tok.completionPromptTokenIds(b.prompt)[0] ?? []);
     else tokens = [...(b.prompt ?? [])];
     return { count: tokens.length, max_model_len: ctx.maxModelLen, tokens };
   });
@@ -75,7 +80,7 @@ export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteCon
     if (!r.ok) return reply.code(r.error.status).send(r.error.body);
     const notFound = unknownModel(r.value.model);
     if (notFound) return reply.code(notFound.status).send(notFound.body);
-    return { prompt: ctx.decode(r.value.tokens) };
+    return { prompt: tok.decode(r.value.tokens) };
   });
 
   app.post('/reset_prefix_cache', async (_req, reply) => {

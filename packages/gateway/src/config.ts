@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { EngineKind, InstanceRole } from '@kvmgr/core';
+import { TOKENIZER_NAMES, type TokenizerName, tokenizerNameForModel } from '@kvmgr/adapter-vllm';
 import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type ResolvedRouterConfig, type RouterConfig, parseRouterConfig, resolveRouterConfig } from '@kvmgr/router';
 import { parseDocument } from 'yaml';
@@ -96,6 +97,12 @@ export interface ResolvedGatewayConfig {
   readonly port: number;
   /** Model name of the block-key namespace (must equal what the engines serve). @default undefined */
   readonly model: string | undefined;
+  /**
+   * Tokenizer of prompt keys, footprints and chat rendering (the engines' model's, so that keys
+   * match theirs). @default the one `model` implies (Llama 3.x → `llama3`, Qwen2 → `qwen2`,
+   * Qwen2.5 → `qwen2.5`, Qwen3 → `qwen3`), else `llama3`
+   */
+  readonly tokenizer: TokenizerName;
   readonly endpoints: readonly EndpointConfig[];
   /** The router configuration (blockSize is the configured or default one; see `blockSizeFixed`). */
   readonly routing: ResolvedRouterConfig;
@@ -172,6 +179,7 @@ const schema = z.strictObject({
     })
     .optional(),
   model: z.string().min(1).optional(),
+  tokenizer: z.enum(TOKENIZER_NAMES, { error: (iss) => `unknown tokenizer ${JSON.stringify(iss.input)}: expected one of ${TOKENIZER_NAMES.join(', ')}` }).optional(),
   endpoints: z.array(EndpointInputSchema).optional(),
   routing: z.unknown().optional(),
   ab: z.unknown().optional(),
@@ -410,6 +418,7 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     host: s.host ?? '127.0.0.1',
     port: s.port ?? 8080,
     model: c.model,
+    tokenizer: c.tokenizer ?? (c.model === undefined ? undefined : tokenizerNameForModel(c.model)) ?? 'llama3',
     endpoints,
     routing,
     blockSizeFixed,

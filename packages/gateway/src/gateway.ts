@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { KvmgrError, isKvmgrError } from '@kvmgr/core';
-import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
+import { type OpenAiErrorResponse, type Tokenizer, getTokenizer, openAiError } from '@kvmgr/adapter-vllm';
 import { type LocalKeys, type ResolvedRouterConfig, type RouteRequest, type Router, redisKeyPrefix } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -140,6 +140,8 @@ const FORWARD_HEADERS = ['authorization', 'x-slo-ttft-ms', 'x-slo-tpot-ms', 'x-s
 
 class GatewayServer {
   readonly cfg: ResolvedGatewayConfig;
+  /** The model's tokenizer (`tokenizer` of the config), loaded before the server listens. */
+  readonly tokenizer: Tokenizer;
   /** Endpoints, block index, router and decision (shared with `kvmgr epp`). */
   readonly pool: EndpointPool;
   /** Shared state with other replicas (Redis), when `redis` is configured. */
@@ -163,6 +165,8 @@ class GatewayServer {
 
   constructor(cfg: ResolvedGatewayConfig, options: GatewayOptions) {
     this.cfg = cfg;
+    this.tokenizer = getTokenizer(cfg.tokenizer);
+    this.tokenizer.preload();
     this.shared = cfg.redis === undefined ? undefined : new ReplicaState(cfg.redis);
     this.tenants = new TenantFairness(cfg.tenants ?? resolveTenantsConfig(undefined));
     this.admission = new AdmissionQueue(cfg.admission.maxQueue, cfg.admission.maxWaitMs, {
@@ -412,7 +416,7 @@ class GatewayServer {
     const requestId = (Array.isArray(hdr) ? hdr[0] : hdr) || randomUUID();
     reply.header('x-request-id', requestId);
     const logBase = { reqId: requestId, route, path: req.url };
-    const r = readRequest(route, req.body, req.headers, this.cfg.admission.defaultMaxTokens);
+    const r = readRequest(route, req.body, req.headers, this.cfg.admission.defaultMaxTokens, this.tokenizer);
     if (!r.ok) {
       this.log.info({ ...logBase, status: r.error.status, error: r.error.body.error.message }, 'request rejected');
       return sendError(reply, r.error);
@@ -832,7 +836,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   const addr = server.app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port;
   const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
-  server.log.info({ event: 'listening', url: `http://${host}:${port}`, endpoints: cfg.endpoints.map((e) => e.name), routing: server.routerNow.config }, 'gateway ready');
+  server.log.info({ event: 'listening', url: `http://${host}:${port}`, endpoints: cfg.endpoints.map((e) => e.name), tokenizer: cfg.tokenizer, routing: server.routerNow.config }, 'gateway ready');
   return {
     url: `http://${host}:${port}`,
     router: () => server.routerNow,

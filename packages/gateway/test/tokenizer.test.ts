@@ -1,0 +1,112 @@
+/**
+ * The gateway's tokenizer on real sockets: two engine servers modelling Qwen2.5-7B-Instruct (Qwen's
+ * tokenizer and chat template, KV events over ZMQ), the gateway in front with `model:
+ * Qwen/Qwen2.5-7B-Instruct`, a multi-turn chat workload through the `openai` SDK. With the
+ * tokenizer the model implies, the gateway's block keys are the engines' (its predicted cached
+ * tokens, from the engines' KV events alone, equal the engines' `cached_tokens`); with Llama 3's
+ * configured instead, they are not (nothing predicted while the engines serve from cache).
+ */
+import OpenAI from 'openai';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Gateway, createGateway, resolveGatewayConfig } from '../src/index.js';
+import { LogSink, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
+
+const QWEN = 'Qwen/Qwen2.5-7B-Instruct';
+type Msg = { role: 'system' | 'user' | 'assistant'; content: string };
+
+function systemPrompt(s: number): string {
+  const words: string[] = [];
+  for (let i = 0; i < 60; i++) words.push(`主题${s}-${(i * 7919 + s * 104729) % 1000} topic`);
+  return `You are assistant number ${s}. Background: ${words.join(' ')}.`;
+}
+
+interface Turn {
+  readonly session: number;
+  readonly turn: number;
+  readonly predicted: number;
+  readonly cached: number;
+  readonly promptTokens: number;
+}
+
+/** Three sessions of three turns, one request at a time, each turn waiting for the engine's KV events of the one before. */
+async function runChat(gw: Gateway, logs: LogSink, tag: string): Promise<Turn[]> {
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const history = new Map<number, Msg[]>();
+  const out: Turn[] = [];
+  for (let turn = 0; turn < 3; turn++) {
+    for (let session = 0; session < 3; session++) {
+      const msgs = history.get(session) ?? [{ role: 'system', content: systemPrompt(session) }];
+      msgs.push({ role: 'user', content: `Question ${turn} of session ${session}: what about   ${turn * 17 + session} items?` });
+      const id = `${tag}-${session}-${turn}`;
+      const r = await client.chat.completions.create({ model: QWEN, messages: msgs, max_tokens: 6 }, { headers: { 'x-request-id': id } });
+      msgs.push({ role: 'assistant', content: r.choices[0]?.message.content ?? '' });
+      history.set(session, msgs);
+      const d = logs.decision(id);
+      out.push({ session, turn, predicted: d.predictedCachedTokens, cached: r.usage?.prompt_tokens_details?.cached_tokens ?? -1, promptTokens: r.usage?.prompt_tokens ?? 0 });
+      // the engine's KV events of this request have reached the gateway: its block count has grown and stays put
+      const ep = () => gw.state().endpoints.find((e) => e.name === d.endpoint)?.cachedBlocks ?? 0;
+      await until(() => ep() > 0, 5000, 'BlockStored');
+      for (let last = -1; last !== ep(); ) {
+        last = ep();
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+  }
+  return out;
+}
+
+describe('gateway tokenizer: Qwen engines behind the gateway', () => {
+  const opened: { gw: Gateway; fleet: TestEngine[] }[] = [];
+  afterAll(async () => {
+    for (const o of opened) {
+      await o.gw.close();
+      for (const f of o.fleet) await f.close();
+    }
+  });
+
+  async function setUp(tokenizer: 'llama3' | undefined): Promise<{ gw: Gateway; logs: LogSink }> {
+    const fleet = await startFleet(2, { model: 'Qwen2.5-7B-Instruct' });
+    const logs = new LogSink();
+    // prefix affinity alone, and no speculative entries: what the index knows comes from the engines' events
+    const gw = await createGateway(
+      { server: { port: 0 }, model: QWEN, ...(tokenizer === undefined ? {} : { tokenizer }), endpoints: endpointsOf(fleet), routing: { scorers: 'pa:1', speculativeTtlMs: 0 } },
+      { logStream: logs },
+    );
+    opened.push({ gw, fleet });
+    return { gw, logs };
+  }
+
+  it('the tokenizer the model implies (qwen2.5): predicted cached tokens equal the engines’ on every turn', async () => {
+    const { gw, logs } = await setUp(undefined);
+    expect(logs.lines.find((l) => l['msg'] === 'gateway ready')?.['tokenizer']).toBe('qwen2.5');
+    const turns = await runChat(gw, logs, 'qwen');
+    for (const t of turns) {
+      // the index predicts whole blocks; the engine never serves the last prompt token from cache
+      expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
+    }
+    const later = turns.filter((t) => t.turn > 0);
+    expect(later.every((t) => t.predicted > 0 && t.cached > 0)).toBe(true);
+  });
+
+  it('Llama 3’s tokenizer configured for the same engines: the keys do not match (nothing predicted, the engines serve from cache)', async () => {
+    const { gw, logs } = await setUp('llama3');
+    const turns = await runChat(gw, logs, 'llama');
+    expect(turns.every((t) => t.predicted === 0)).toBe(true);
+    expect(turns.some((t) => t.cached > 0)).toBe(true);
+  });
+
+  it('config: tokenizer defaults from the model, an unknown one stops startup with one line naming the key', () => {
+    expect(resolveGatewayConfig({ model: QWEN }).tokenizer).toBe('qwen2.5');
+    expect(resolveGatewayConfig({ model: 'Qwen/Qwen3-8B' }).tokenizer).toBe('qwen3');
+    expect(resolveGatewayConfig({ model: 'meta-llama/Llama-3.1-8B-Instruct' }).tokenizer).toBe('llama3');
+    expect(resolveGatewayConfig({}).tokenizer).toBe('llama3');
+    expect(resolveGatewayConfig({ model: QWEN, tokenizer: 'llama3' }).tokenizer).toBe('llama3');
+    let msg = '';
+    try {
+      resolveGatewayConfig({ model: QWEN, tokenizer: 'qwen4' });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toBe('tokenizer: unknown tokenizer "qwen4": expected one of llama3, qwen2, qwen2.5, qwen3');
+  });
+});
