@@ -50,7 +50,7 @@ function detached(s: string): string {
   return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
-/** Options of {@link CachedLlama3Encoder}. */
+/** Cache bounds of a {@link CachedBpeEncoder} (Llama 3's, Qwen's). */
 export interface CachedLlama3EncoderOptions {
   /** Pre-tokens kept (each a short string and its few ids). @default 65536 */
   readonly maxPieces?: number;
@@ -66,7 +66,7 @@ export interface CachedLlama3EncoderOptions {
   readonly minSegmentChars?: number;
 }
 
-/** Hit and miss counts of a {@link CachedLlama3Encoder} since it was made. */
+/** Hit and miss counts of a {@link CachedBpeEncoder} since it was made. */
 export interface TokenizerCacheStats {
   readonly segmentHits: number;
   readonly segmentMisses: number;
@@ -79,11 +79,32 @@ export interface TokenizerCacheStats {
 }
 
 /**
- * Llama 3 encoding (as `llama3-tokenizer-js` with `{ bos: false, eos: false }`) through two
- * bounded LRU caches: segment → ids and pre-token → ids. Same ids as the library for every
- * input; one instance is not safe to share across worker threads (it is not shared memory).
+ * What {@link CachedBpeEncoder} needs of one byte-level BPE tokenizer: its special-token split,
+ * its pre-token regex, its normalisation, and the reference library's encoding of one pre-token.
  */
-export class CachedLlama3Encoder {
+export interface BpeEncoding {
+  /** Global regex of the special (added) token strings split out before anything else. */
+  readonly specialRe: RegExp;
+  /** Id of a string `specialRe` matched. */
+  specialId(token: string): number;
+  /** Global, unicode pre-token regex. */
+  readonly pretokenRe: RegExp;
+  /** The same regex, sticky (anchored at `lastIndex`): does a pre-token, alone, split into exactly itself? */
+  readonly pretokenStickyRe: RegExp;
+  /** Applied to each segment before the pre-token split (Qwen: NFC); none when undefined. */
+  readonly normalize?: (segment: string) => string;
+  /** The library's ids of a text with no special token (no BOS/EOS): the reference. */
+  encodeRaw(text: string): number[];
+}
+
+/**
+ * Byte-level BPE encoding through two bounded LRU caches: segment → ids and pre-token → ids, with
+ * the library encoding what is new (see the module comment for why this is exact). Same ids as
+ * the library for every input; one instance is not safe to share across worker threads (it is
+ * not shared memory).
+ */
+export class CachedBpeEncoder {
+  private readonly bpe: BpeEncoding;
   private readonly pieces: LRUCache<string, readonly number[]>;
   private readonly segments: LRUCache<string, readonly number[]>;
   private readonly minSegmentChars: number;
@@ -93,8 +114,12 @@ export class CachedLlama3Encoder {
   private pieceMisses = 0;
   private fallbacks = 0;
 
-  /** @param options - cache bounds, see {@link CachedLlama3EncoderOptions}. */
-  constructor(options: CachedLlama3EncoderOptions = {}) {
+  /**
+   * @param bpe - the tokenizer's split, regexes and reference encoding.
+   * @param options - cache bounds, see {@link CachedLlama3EncoderOptions}.
+   */
+  constructor(bpe: BpeEncoding, options: CachedLlama3EncoderOptions = {}) {
+    this.bpe = bpe;
     this.pieces = new LRUCache({ max: options.maxPieces ?? 65536 });
     this.segments = new LRUCache({ max: options.maxSegments ?? 65536, maxSize: options.maxSegmentSize ?? 1 << 24, sizeCalculation: (ids, key) => key.length + 4 * ids.length + 1 });
     this.minSegmentChars = options.minSegmentChars ?? 32;
@@ -104,7 +129,7 @@ export class CachedLlama3Encoder {
    * Token ids of a text, without BOS/EOS; special-token strings in the text become their ids.
    *
    * @param text - any string.
-   * @returns Llama 3 token ids, a new array the caller may keep or change.
+   * @returns token ids, a new array the caller may keep or change.
    */
   encode(text: string): number[] {
     // each part's ids first (cached arrays as they are), then one copy into an array of the final
@@ -112,7 +137,7 @@ export class CachedLlama3Encoder {
     // garbage per prompt, the largest allocation of a routing decision)
     const parts: (readonly number[] | number)[] = [];
     let n = 0;
-    const re = SPECIAL_TOKEN_RE;
+    const re = this.bpe.specialRe;
     re.lastIndex = 0;
     let prev = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
@@ -121,7 +146,7 @@ export class CachedLlama3Encoder {
         parts.push(ids);
         n += ids.length;
       }
-      parts.push(llama3Tokenizer.vocabByString.get(m[0]) as number);
+      parts.push(this.bpe.specialId(m[0]));
       n++;
       prev = m.index + m[0].length;
     }
@@ -171,9 +196,10 @@ export class CachedLlama3Encoder {
       this.segmentMisses++;
     }
     let ids: number[] = [];
-    if (!this.encodePieces(segment, ids)) {
+    const normal = this.bpe.normalize === undefined ? segment : this.bpe.normalize(segment);
+    if (!this.encodePieces(normal, ids)) {
       this.fallbacks++;
-      ids = llama3Tokenizer.encode(segment, NO_SPECIALS);
+      ids = this.bpe.encodeRaw(normal);
     }
     if (keep) this.segments.set(detached(segment), ids);
     return ids;
@@ -181,7 +207,7 @@ export class CachedLlama3Encoder {
 
   /** Appends a segment's ids piece by piece; false (and `out` partly written) when a piece does not re-split to itself. */
   private encodePieces(segment: string, out: number[]): boolean {
-    const re = PRETOKEN_RE;
+    const re = this.bpe.pretokenRe;
     re.lastIndex = 0;
     let prev = 0;
     for (let m = re.exec(segment); m !== null; m = re.exec(segment)) {
@@ -200,14 +226,34 @@ export class CachedLlama3Encoder {
     if (ids !== undefined) this.pieceHits++;
     else {
       this.pieceMisses++;
-      const re = PRETOKEN_STICKY_RE;
+      const re = this.bpe.pretokenStickyRe;
       re.lastIndex = 0;
       const m = re.exec(piece);
       if (m === null || m[0].length !== piece.length) return false;
-      ids = llama3Tokenizer.encode(piece, NO_SPECIALS);
+      ids = this.bpe.encodeRaw(piece);
       this.pieces.set(detached(piece), ids);
     }
     for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
     return true;
+  }
+}
+
+/** Llama 3 (`llama3-tokenizer-js` with `{ bos: false, eos: false }`) for {@link CachedBpeEncoder}. */
+const LLAMA3_BPE: BpeEncoding = {
+  specialRe: SPECIAL_TOKEN_RE,
+  specialId: (token) => llama3Tokenizer.vocabByString.get(token) as number,
+  pretokenRe: PRETOKEN_RE,
+  pretokenStickyRe: PRETOKEN_STICKY_RE,
+  encodeRaw: (text) => llama3Tokenizer.encode(text, NO_SPECIALS),
+};
+
+/**
+ * Llama 3 encoding (as `llama3-tokenizer-js` with `{ bos: false, eos: false }`) through the two
+ * bounded caches of {@link CachedBpeEncoder}.
+ */
+export class CachedLlama3Encoder extends CachedBpeEncoder {
+  /** @param options - cache bounds, see {@link CachedLlama3EncoderOptions}. */
+  constructor(options: CachedLlama3EncoderOptions = {}) {
+    super(LLAMA3_BPE, options);
   }
 }

@@ -4,7 +4,9 @@
  * that splits digits one by one, no BOS (`add_bos_token: false`, `bos_token: null`: vLLM's
  * completion path adds nothing in front of a Qwen prompt).
  *
- * What differs between the three (same `vocab` and `merges`):
+ * What differs between the three (Qwen2.5's and Qwen3's `tokenizer.json` have the same `vocab` and
+ * pre-tokenizer; their `merges` lists are not byte-identical and were not compared further: the
+ * Qwen3 known-answer ids of the tests, from Qwen3's own file, match this encoder):
  * - added tokens: Qwen2 has `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (151643–151645);
  *   Qwen2.5 adds the vision, `<tool_call>`/`</tool_call>` and FIM tokens (up to 151664); Qwen3
  *   adds `<tool_response>`, `</tool_response>`, `<think>`, `</think>` (151665–151668). An added
@@ -28,9 +30,8 @@
  */
 import { createRequire } from 'node:module';
 import { KvmgrError } from '@kvmgr/core';
-import { LRUCache } from 'lru-cache';
 import type { ChatMessage } from './openai-api.js';
-import type { TokenizerCacheStats } from './tokenizer-cache.js';
+import { type BpeEncoding, CachedBpeEncoder } from './tokenizer-cache.js';
 
 /** The Qwen variants: same BPE, different added tokens and chat templates. */
 export type QwenVariant = 'qwen2' | 'qwen2.5' | 'qwen3';
@@ -88,10 +89,6 @@ const PRETOKEN_RE = new RegExp(PRETOKEN_SOURCE, 'gu');
 const PRETOKEN_STICKY_RE = new RegExp(PRETOKEN_SOURCE, 'uy');
 const NO_SPECIALS = { add_special_tokens: false } as const;
 
-function detached(s: string): string {
-  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
-}
-
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -109,128 +106,33 @@ const BYTE_OF_CHAR = ((): Int16Array => {
 
 const utf8 = new TextDecoder('utf-8');
 
-/**
- * Qwen encoding (as the HF tokenizer with `add_special_tokens=False`) through bounded segment and
- * pre-token caches, exact for every input: added tokens are split out first, each segment between
- * them is NFC-normalised, split into pre-tokens, and each pre-token is BPE-encoded on its own.
- */
-export class CachedQwenEncoder {
-  private readonly addedRe: RegExp;
-  private readonly addedIds: Map<string, number>;
-  private readonly pieces: LRUCache<string, readonly number[]>;
-  private readonly segments: LRUCache<string, readonly number[]>;
-  private segmentHits = 0;
-  private segmentMisses = 0;
-  private pieceHits = 0;
-  private pieceMisses = 0;
-  private fallbacks = 0;
+/** The variant's added-token split, Qwen's pre-token regex, NFC, and the library for {@link CachedBpeEncoder}. */
+function qwenBpe(variant: QwenVariant): BpeEncoding {
+  const added = QWEN_ADDED_TOKENS[variant];
+  const ids = new Map(added.map((t, i) => [t, QWEN_TEXT_VOCAB_SIZE + i]));
+  // every added token is `<…>`: one leading literal lets the regex engine skip to each `<` (as Llama 3's `<\|…\|>`)
+  const inner = [...added].sort((x, y) => y.length - x.length).map((t) => escapeRe(t.slice(1, -1)));
+  return {
+    specialRe: new RegExp(`<(?:${inner.join('|')})>`, 'g'),
+    specialId: (token) => ids.get(token) as number,
+    pretokenRe: PRETOKEN_RE,
+    pretokenStickyRe: PRETOKEN_STICKY_RE,
+    normalize: (segment) => segment.normalize('NFC'),
+    // a pre-token never contains a whole added token (those start with `<` and end with `>` around letters), so the library's own added-token split does nothing here
+    encodeRaw: (text) => library().encode(text, NO_SPECIALS),
+  };
+}
 
+/**
+ * Qwen encoding (as the HF tokenizer with `add_special_tokens=False`) through the bounded segment
+ * and pre-token caches of {@link CachedBpeEncoder}, exact for every input: added tokens are split
+ * out first, each segment between them is NFC-normalised, split into pre-tokens, and each
+ * pre-token is BPE-encoded on its own.
+ */
+export class CachedQwenEncoder extends CachedBpeEncoder {
   /** @param variant - whose added tokens are split out of the text. */
   constructor(readonly variant: QwenVariant) {
-    const added = QWEN_ADDED_TOKENS[variant];
-    this.addedIds = new Map(added.map((t, i) => [t, QWEN_TEXT_VOCAB_SIZE + i]));
-    // every added token is `<…>`: one leading literal lets the regex engine skip to each `<` (as Llama 3's `<\|…\|>`)
-    const inner = [...added].sort((a, b) => b.length - a.length).map((t) => escapeRe(t.slice(1, -1)));
-    this.addedRe = new RegExp(`<(?:${inner.join('|')})>`, 'g');
-    this.pieces = new LRUCache({ max: 65536 });
-    this.segments = new LRUCache({ max: 65536, maxSize: 1 << 24, sizeCalculation: (ids, key) => key.length + 4 * ids.length + 1 });
-  }
-
-  /** Token ids of a text, no BOS/EOS; the variant's added-token strings become their ids. */
-  encode(text: string): number[] {
-    // each part's ids first (cached arrays as they are), then one copy into an array of the final length (as CachedLlama3Encoder)
-    const parts: (readonly number[] | number)[] = [];
-    let n = 0;
-    const re = this.addedRe;
-    re.lastIndex = 0;
-    let prev = 0;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      if (m.index > prev) {
-        const ids = this.segmentIds(text.slice(prev, m.index));
-        parts.push(ids);
-        n += ids.length;
-      }
-      parts.push(this.addedIds.get(m[0]) as number);
-      n++;
-      prev = m.index + m[0].length;
-    }
-    if (prev < text.length) {
-      const ids = this.segmentIds(prev === 0 ? text : text.slice(prev));
-      parts.push(ids);
-      n += ids.length;
-    }
-    const out: number[] = n <= 50_000 ? new Array<number>(n) : [];
-    let k = 0;
-    for (const p of parts) {
-      if (typeof p === 'number') out[k++] = p;
-      else for (let i = 0; i < p.length; i++) out[k++] = p[i] as number;
-    }
-    return out;
-  }
-
-  /** Counts since construction, and the entries held now. */
-  stats(): TokenizerCacheStats {
-    return {
-      segmentHits: this.segmentHits,
-      segmentMisses: this.segmentMisses,
-      pieceHits: this.pieceHits,
-      pieceMisses: this.pieceMisses,
-      wholeSegmentFallbacks: this.fallbacks,
-      segments: this.segments.size,
-      pieces: this.pieces.size,
-    };
-  }
-
-  /** The ids of a segment (text with no added token): the cached array on a hit (not to be changed), else a new one. */
-  private segmentIds(segment: string): readonly number[] {
-    const keep = segment.length >= 32;
-    if (keep) {
-      const hit = this.segments.get(segment);
-      if (hit !== undefined) {
-        this.segmentHits++;
-        return hit;
-      }
-      this.segmentMisses++;
-    }
-    let ids: number[] = [];
-    const normal = segment.normalize('NFC');
-    if (!this.encodePieces(normal, ids)) {
-      this.fallbacks++;
-      ids = library().encode(normal, NO_SPECIALS);
-    }
-    if (keep) this.segments.set(detached(segment), ids);
-    return ids;
-  }
-
-  private encodePieces(segment: string, out: number[]): boolean {
-    const re = PRETOKEN_RE;
-    re.lastIndex = 0;
-    let prev = 0;
-    for (let m = re.exec(segment); m !== null; m = re.exec(segment)) {
-      const p = m[0];
-      if (p.length === 0) return false;
-      if (m.index > prev && !this.encodePiece(segment.slice(prev, m.index), out)) return false;
-      if (!this.encodePiece(p, out)) return false;
-      prev = m.index + p.length;
-    }
-    return prev >= segment.length || this.encodePiece(segment.slice(prev), out);
-  }
-
-  private encodePiece(piece: string, out: number[]): boolean {
-    let ids = this.pieces.get(piece);
-    if (ids !== undefined) this.pieceHits++;
-    else {
-      this.pieceMisses++;
-      const re = PRETOKEN_STICKY_RE;
-      re.lastIndex = 0;
-      const m = re.exec(piece);
-      if (m === null || m[0].length !== piece.length) return false;
-      // a pre-token never contains a whole added token (those start with `<` and end with `>` around letters), so the library's own added-token split does nothing here
-      ids = library().encode(piece, NO_SPECIALS);
-      this.pieces.set(detached(piece), ids);
-    }
-    for (let i = 0; i < ids.length; i++) out.push(ids[i] as number);
-    return true;
+    super(qwenBpe(variant));
   }
 }
 
