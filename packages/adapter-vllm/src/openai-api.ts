@@ -201,3 +201,16 @@ export const ChatCompletionChunkSchema = z.looseObject({
   usage: UsageSchema.nullish(),
 });
 export type ChatCompletionChunk = z.infer<typeof ChatCompletionChunkSchema>;
+
+/**
+ * The text of a chat message as HF chat templates see it: string content as it is, the text parts
+ * of a content array joined with `\n` (other parts skipped), `''` for none.
+ */
+export function chatMessageText(m: ChatMessage): string {
+  const c = m.content;
+  if (c == null) return '';
+  if (typeof c === 'string') return c;
+  let out = '';
+  for (const part of c) if (part.type === 'text') out += out === '' ? part.text : `\n${part.text}`;
+  return out;
+}

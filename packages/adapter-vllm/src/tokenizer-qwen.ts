@@ -30,8 +30,8 @@
  */
 import { createRequire } from 'node:module';
 import { KvmgrError } from '@kvmgr/core';
-import type { ChatMessage } from './openai-api.js';
-import { type BpeEncoding, CachedBpeEncoder } from './tokenizer-cache.js';
+import { type ChatMessage, chatMessageText } from './openai-api.js';
+import { BYTE_OF_CHAR, type BpeEncoding, CachedBpeEncoder } from './byte-level-bpe.js';
 
 /** The Qwen variants: same BPE, different added tokens and chat templates. */
 export type QwenVariant = 'qwen2' | 'qwen2.5' | 'qwen3';
@@ -92,17 +92,6 @@ const NO_SPECIALS = { add_special_tokens: false } as const;
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
-
-/** GPT-2's `bytes_to_unicode` inverse: byte of each character of the byte-level alphabet, -1 for the others. */
-const BYTE_OF_CHAR = ((): Int16Array => {
-  const byteOf = new Int16Array(256 + 68).fill(-1);
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    byteOf[printable ? b : 256 + n++] = b;
-  }
-  return byteOf;
-})();
 
 const utf8 = new TextDecoder('utf-8');
 
@@ -199,15 +188,6 @@ export function decodeQwen(tokenIds: readonly number[], variant: QwenVariant): s
   return out;
 }
 
-function messageText(m: ChatMessage): string {
-  const c = m.content;
-  if (c == null) return '';
-  if (typeof c === 'string') return c;
-  let out = '';
-  for (const part of c) if (part.type === 'text') out += out === '' ? part.text : `\n${part.text}`;
-  return out;
-}
-
 /** Python's `json.dumps(x, ensure_ascii=False)` (separators `, ` and `: `), as Jinja's `tojson` in HF chat templates. */
 function pyJson(x: unknown): string {
   if (x === null || x === undefined) return 'null';
@@ -256,17 +236,17 @@ export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVa
   const sys = DEFAULT_SYSTEM[variant];
   if (variant === 'qwen2') {
     if (first?.role !== 'system') s += `<|im_start|>system\n${sys}<|im_end|>\n`;
-    for (const m of messages) s += `<|im_start|>${m.role}\n${messageText(m)}<|im_end|>\n`;
+    for (const m of messages) s += `<|im_start|>${m.role}\n${chatMessageText(m)}<|im_end|>\n`;
     return `${s}<|im_start|>assistant\n`;
   }
   const qwen3 = variant === 'qwen3';
-  if (first?.role === 'system') s += `<|im_start|>system\n${messageText(first)}<|im_end|>\n`;
+  if (first?.role === 'system') s += `<|im_start|>system\n${chatMessageText(first)}<|im_end|>\n`;
   else if (sys !== undefined) s += `<|im_start|>system\n${sys}<|im_end|>\n`;
   let lastQuery = messages.length - 1;
   if (qwen3) {
     for (let i = messages.length - 1; i >= 0; i--) {
       const m = messages[i] as ChatMessage;
-      const t = messageText(m);
+      const t = chatMessageText(m);
       if (m.role === 'user' && !(t.startsWith('<tool_response>') && t.endsWith('</tool_response>'))) {
         lastQuery = i;
         break;
@@ -274,7 +254,7 @@ export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVa
     }
   }
   messages.forEach((m, i) => {
-    const content = messageText(m);
+    const content = chatMessageText(m);
     if (m.role === 'user' || (m.role === 'system' && i > 0)) s += `<|im_start|>${m.role}\n${content}<|im_end|>\n`;
     else if (m.role === 'assistant') {
       const calls = m.tool_calls ?? [];

@@ -13,7 +13,8 @@
  * @see vllm-project/vllm:vllm/entrypoints/openai/serving_engine.py (`_tokenize_prompt_input`)
  */
 import llama3Tokenizer from 'llama3-tokenizer-js';
-import type { ChatMessage, CompletionPrompt } from './openai-api.js';
+import { type ChatMessage, type CompletionPrompt, chatMessageText } from './openai-api.js';
+import { BYTE_OF_CHAR } from './byte-level-bpe.js';
 import { CachedLlama3Encoder, type TokenizerCacheStats } from './tokenizer-cache.js';
 
 /**
@@ -57,21 +58,6 @@ export function decodeTokens(tokenIds: readonly number[]): string {
 /** Below this id Llama 3's tokens are byte-level BPE strings; at and above it, special tokens. */
 const FIRST_SPECIAL_TOKEN_ID = 128000;
 
-/**
- * Byte of each character of byte-level BPE's alphabet (GPT-2's `bytes_to_unicode`: printable
- * Latin-1 bytes stand for themselves, the other 68 bytes for U+0100…U+0143), -1 for the others.
- * @see openai/gpt-2:src/encoder.py (`bytes_to_unicode`)
- */
-const BYTE_OF_CHAR = ((): Int16Array => {
-  const byteOf = new Int16Array(256 + 68).fill(-1);
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    byteOf[printable ? b : 256 + n++] = b;
-  }
-  return byteOf;
-})();
-
 const utf8 = new TextDecoder('utf-8');
 const tokenBytes = new Uint8Array(256);
 
@@ -100,15 +86,6 @@ export function decodeToken(tokenId: number): string {
   return out;
 }
 
-function messageText(m: ChatMessage): string {
-  const c = m.content;
-  if (c == null) return '';
-  if (typeof c === 'string') return c;
-  let out = '';
-  for (const part of c) if (part.type === 'text') out += out === '' ? part.text : `\n${part.text}`;
-  return out;
-}
-
 /**
  * Renders a conversation with Llama 3's chat template, generation prompt included:
  * `<|begin_of_text|>` + per message `<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>`
@@ -118,7 +95,7 @@ function messageText(m: ChatMessage): string {
  */
 export function renderChatTemplate(messages: readonly ChatMessage[]): string {
   let s = '<|begin_of_text|>';
-  for (const m of messages) s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${messageText(m)}<|eot_id|>`;
+  for (const m of messages) s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${chatMessageText(m)}<|eot_id|>`;
   return `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`;
 }
 
