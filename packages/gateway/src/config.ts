@@ -103,6 +103,12 @@ export interface ResolvedGatewayConfig {
    * Qwen2.5 → `qwen2.5`, Qwen3 → `qwen3`), else `llama3`
    */
   readonly tokenizer: TokenizerName;
+  /**
+   * Where `tokenizer` came from: the `tokenizer` key, the `model` name, or the fallback (no key
+   * and a model name that implies none: the gateway then warns at start, since keys that do not
+   * match the engines' tokens find no cached prefix).
+   */
+  readonly tokenizerFrom: 'config' | 'model' | 'fallback';
   readonly endpoints: readonly EndpointConfig[];
   /** The router configuration (blockSize is the configured or default one; see `blockSizeFixed`). */
   readonly routing: ResolvedRouterConfig;
@@ -412,13 +418,15 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
   // the gateway's pd section wins over routing.pd (it is the one documented for kvmgr serve)
   const routing: ResolvedRouterConfig = { ...plain.config, pd: { ...plain.config.pd, nonCachedTokens: pd.threshold, sloPairs: pd.sloPairs } };
   const blockSizeFixed = plain.blockSizeFixed;
+  const impliedTokenizer = c.model === undefined ? undefined : tokenizerNameForModel(c.model);
   const s = c.server ?? {};
   const a = c.admission ?? {};
   return {
     host: s.host ?? '127.0.0.1',
     port: s.port ?? 8080,
     model: c.model,
-    tokenizer: c.tokenizer ?? (c.model === undefined ? undefined : tokenizerNameForModel(c.model)) ?? 'llama3',
+    tokenizer: c.tokenizer ?? impliedTokenizer ?? 'llama3',
+    tokenizerFrom: c.tokenizer !== undefined ? 'config' : impliedTokenizer !== undefined ? 'model' : 'fallback',
     endpoints,
     routing,
     blockSizeFixed,

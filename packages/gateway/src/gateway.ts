@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { KvmgrError, isKvmgrError } from '@kvmgr/core';
-import { type OpenAiErrorResponse, type Tokenizer, getTokenizer, openAiError } from '@kvmgr/adapter-vllm';
+import { type OpenAiErrorResponse, TOKENIZER_NAMES, type Tokenizer, getTokenizer, openAiError } from '@kvmgr/adapter-vllm';
 import { type LocalKeys, type ResolvedRouterConfig, type RouteRequest, type Router, redisKeyPrefix } from '@kvmgr/router';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -820,6 +820,14 @@ class GatewayServer {
  * await gw.close();
  * ```
  */
+/**
+ * Warns that no tokenizer was configured and the model's name implies none, so Llama 3's is used:
+ * for another model family the gateway's prompt keys then match none of the engines' blocks.
+ */
+export function warnTokenizerFallback(log: Logger, cfg: ResolvedGatewayConfig): void {
+  log.warn({ event: 'tokenizer-fallback', model: cfg.model ?? null, tokenizer: cfg.tokenizer }, `tokenizer: model ${JSON.stringify(cfg.model ?? null)} implies no known tokenizer; using ${cfg.tokenizer} (set tokenizer: to one of ${TOKENIZER_NAMES.join(', ')} if the engines run another family)`);
+}
+
 export async function createGateway(config: ResolvedGatewayConfig | GatewayConfigInput, options: GatewayOptions = {}): Promise<Gateway> {
   const cfg = isResolved(config) ? config : resolveGatewayConfig(config);
   const server = new GatewayServer(cfg, options);
@@ -837,6 +845,7 @@ export async function createGateway(config: ResolvedGatewayConfig | GatewayConfi
   const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port;
   const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
   server.log.info({ event: 'listening', url: `http://${host}:${port}`, endpoints: cfg.endpoints.map((e) => e.name), tokenizer: cfg.tokenizer, routing: server.routerNow.config }, 'gateway ready');
+  if (cfg.tokenizerFrom === 'fallback') warnTokenizerFallback(server.log, cfg);
   return {
     url: `http://${host}:${port}`,
     router: () => server.routerNow,

@@ -79,6 +79,7 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
   it('the tokenizer the model implies (qwen2.5): predicted cached tokens equal the engines’ on every turn', async () => {
     const { gw, logs } = await setUp(undefined);
     expect(logs.lines.find((l) => l['msg'] === 'gateway ready')?.['tokenizer']).toBe('qwen2.5');
+    expect(logs.lines.some((l) => l['event'] === 'tokenizer-fallback')).toBe(false);
     const turns = await runChat(gw, logs, 'qwen');
     for (const t of turns) {
       // the index predicts whole blocks; the engine never serves the last prompt token from cache
@@ -95,12 +96,26 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     expect(turns.some((t) => t.cached > 0)).toBe(true);
   });
 
+  it('a model name that implies no tokenizer: the gateway starts with Llama 3’s and warns once, naming the model and the key', async () => {
+    const logs = new LogSink();
+    const gw = await createGateway({ server: { port: 0 }, model: 'mistralai/Mistral-7B-Instruct-v0.3', endpoints: [{ url: 'http://127.0.0.1:9', name: 'e0' }] }, { logStream: logs });
+    opened.push({ gw, fleet: [] });
+    const warns = logs.lines.filter((l) => l['event'] === 'tokenizer-fallback');
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toMatchObject({ level: 40, model: 'mistralai/Mistral-7B-Instruct-v0.3', tokenizer: 'llama3' });
+    expect(String(warns[0]?.['msg'])).toMatch(/^tokenizer: model "mistralai\/Mistral-7B-Instruct-v0\.3" implies no known tokenizer; using llama3 \(set tokenizer: /);
+  });
+
   it('config: tokenizer defaults from the model, an unknown one stops startup with one line naming the key', () => {
     expect(resolveGatewayConfig({ model: QWEN }).tokenizer).toBe('qwen2.5');
     expect(resolveGatewayConfig({ model: 'Qwen/Qwen3-8B' }).tokenizer).toBe('qwen3');
     expect(resolveGatewayConfig({ model: 'meta-llama/Llama-3.1-8B-Instruct' }).tokenizer).toBe('llama3');
     expect(resolveGatewayConfig({}).tokenizer).toBe('llama3');
     expect(resolveGatewayConfig({ model: QWEN, tokenizer: 'llama3' }).tokenizer).toBe('llama3');
+    // where it came from: the key, the model's name, or the fallback (a model name that implies none)
+    expect(resolveGatewayConfig({ model: QWEN, tokenizer: 'llama3' }).tokenizerFrom).toBe('config');
+    expect(resolveGatewayConfig({ model: QWEN }).tokenizerFrom).toBe('model');
+    expect(resolveGatewayConfig({ model: 'mistralai/Mistral-7B-Instruct-v0.3' })).toMatchObject({ tokenizer: 'llama3', tokenizerFrom: 'fallback' });
     let msg = '';
     try {
       resolveGatewayConfig({ model: QWEN, tokenizer: 'qwen4' });

@@ -72,7 +72,7 @@ import { AdmissionQueue, AdmissionRejected } from '../admission.js';
 import { type EndpointInput, type GatewayConfigInput, type ResolvedGatewayConfig, resolveEndpoint, resolveGatewayConfig } from '../config.js';
 import { NO_ENDPOINT, type Placement } from '../decide.js';
 import type { Endpoint } from '../endpoint.js';
-import type { GatewayOptions } from '../gateway.js';
+import { type GatewayOptions, warnTokenizerFallback } from '../gateway.js';
 import { type GatewayMetrics, createGatewayMetrics } from '../metrics.js';
 import { PREFILLER_HEADER, pdLogOf, prefillOf } from '../pd.js';
 import { EndpointPool } from '../pool.js';
@@ -1065,7 +1065,8 @@ export async function createEpp(config: EppConfig, options: GatewayOptions = {})
     throw e;
   }
   srv.health.setReady(true);
-  srv.log.info({ event: 'listening', address, healthAddress, metricsUrl, endpoints: [...srv.pool.byAddress.keys()], routing: srv.pool.router.config, pdMode: 'prefiller-header' }, 'endpoint picker ready');
+  srv.log.info({ event: 'listening', address, healthAddress, metricsUrl, endpoints: [...srv.pool.byAddress.keys()], routing: srv.pool.router.config, pdMode: 'prefiller-header', tokenizer: cfg.tokenizer }, 'endpoint picker ready');
+  if (cfg.tokenizerFrom === 'fallback') warnTokenizerFallback(srv.log, cfg);
   return {
     address,
     healthAddress,
