@@ -49,6 +49,7 @@ export { openAiError, openAiErrorType, zodErrorToOpenAi, parseOpenAiRequest, for
 export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParseResult } from './openai-api-errors.js';
 export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
 export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, decodeToken, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds, tokenizerCacheStats } from './tokenizer.js';
+export type { Llama3ChatTemplate } from './tokenizer.js';
 export { CachedLlama3Encoder } from './tokenizer-cache.js';
 export { TOKENIZER_NAMES, getTokenizer, tokenizerNameForModel, resolveTokenizer } from './tokenizers.js';
 export type { Tokenizer, TokenizerName } from './tokenizers.js';

@@ -87,15 +87,57 @@ export function decodeToken(tokenId: number): string {
 }
 
 /**
- * Renders a conversation with Llama 3's chat template, generation prompt included:
- * `<|begin_of_text|>` + per message `<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>`
- * + `<|start_header_id|>assistant<|end_header_id|>\n\n`.
+ * Which of Meta's Llama 3 chat templates (same vocabulary):
+ * - `llama3` (Llama 3 / 3.0): per message `<|start_header_id|>{role}<|end_header_id|>\n\n{content|trim}<|eot_id|>`.
+ * - `llama3.1` (Llama 3.1, 3.3): a system turn always comes first, `Cutting Knowledge Date: December
+ *   2023\nToday Date: 26 Jul 2024\n\n` then the first message's content when it is a system one.
+ * - `llama3.2` (Llama 3.2): the same, with today's date (`strftime_now("%d %b %Y")`, which
+ *   transformers gives the template, so vLLM renders the server's current local date).
+ */
+export type Llama3ChatTemplate = 'llama3' | 'llama3.1' | 'llama3.2';
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** Python's `strftime("%d %b %Y")` of a local date, e.g. `07 Dec 2026`. */
+export function strftimeDayMonthYear(d: Date): string {
+  return `${String(d.getDate()).padStart(2, '0')} ${MONTHS[d.getMonth()]} ${d.getFullYear()}`;
+}
+
+/** Jinja's `trim` (Python's `str.strip()`): leading and trailing whitespace removed. */
+function jinjaTrim(s: string): string {
+  return s.trim();
+}
+
+/**
+ * Renders a conversation with a Llama 3 chat template, generation prompt included, as vLLM does
+ * through the model's `tokenizer_config.json` (`apply_chat_template(add_generation_prompt=True)`,
+ * no tools): `<|begin_of_text|>`, then (3.1 and later) the system turn with the knowledge-cutoff
+ * and date lines, then each message's turn with its content trimmed, then
+ * `<|start_header_id|>assistant<|end_header_id|>\n\n`. Messages with `tool_calls`, and tool
+ * definitions, are not rendered as the template would (it is not given `tools`).
  *
  * @param messages - OpenAI chat messages (text content parts are joined with `\n`).
+ * @param template - which Llama 3 template. @default 'llama3'
+ * @param now - the clock of `llama3.2`'s date. @default new Date()
+ * @see meta-llama/Llama-3.1-8B-Instruct:tokenizer_config.json (`chat_template`, `date_string` "26 Jul 2024")
+ * @see meta-llama/Llama-3.2-1B-Instruct:tokenizer_config.json (`strftime_now("%d %b %Y")`)
+ * @see meta-llama/Meta-Llama-3-8B-Instruct:tokenizer_config.json
  */
-export function renderChatTemplate(messages: readonly ChatMessage[]): string {
+export function renderChatTemplate(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', now?: Date): string {
   let s = '<|begin_of_text|>';
-  for (const m of messages) s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${chatMessageText(m)}<|eot_id|>`;
+  let rest = messages;
+  if (template !== 'llama3') {
+    const first = messages[0];
+    const system = first !== undefined && first.role === 'system' ? jinjaTrim(chatMessageText(first)) : '';
+    if (first !== undefined && first.role === 'system') rest = messages.slice(1);
+    const date = template === 'llama3.1' ? '26 Jul 2024' : strftimeDayMonthYear(now ?? new Date());
+    s += `<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: ${date}\n\n${system}<|eot_id|>`;
+  }
+  for (const m of rest) {
+    // the 3.1+ templates write a tool result as an ipython turn, untrimmed
+    if (template !== 'llama3' && m.role === 'tool') s += `<|start_header_id|>ipython<|end_header_id|>\n\n${chatMessageText(m)}<|eot_id|>`;
+    else s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
+  }
   return `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`;
 }
 
@@ -103,9 +145,10 @@ export function renderChatTemplate(messages: readonly ChatMessage[]): string {
  * Token ids of a chat conversation (template rendered, then tokenised).
  *
  * @param messages - OpenAI chat messages.
+ * @param template - which Llama 3 template ({@link renderChatTemplate}). @default 'llama3'
  */
-export function chatPromptTokenIds(messages: readonly ChatMessage[]): number[] {
-  return encodeText(renderChatTemplate(messages));
+export function chatPromptTokenIds(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3'): number[] {
+  return encodeText(renderChatTemplate(messages, template));
 }
 
 /**

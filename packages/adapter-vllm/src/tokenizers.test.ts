@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { isKvmgrError } from '@kvmgr/core';
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from './openai-api.js';
-import { encodeText } from './tokenizer.js';
+import { encodeText, renderChatTemplate, strftimeDayMonthYear } from './tokenizer.js';
 import { TOKENIZER_NAMES, getTokenizer, resolveTokenizer, tokenizerNameForModel } from './tokenizers.js';
 
 /**
@@ -70,8 +70,11 @@ const CHATS: readonly { name: string; messages: ChatMessage[]; 'qwen2.5': string
 
 describe('tokenizer registry', () => {
   it('resolves model names to tokenizers', () => {
-    expect(tokenizerNameForModel('meta-llama/Llama-3.1-8B-Instruct')).toBe('llama3');
-    expect(tokenizerNameForModel('Llama-3.3-70B-Instruct')).toBe('llama3');
+    expect(tokenizerNameForModel('meta-llama/Llama-3.1-8B-Instruct')).toBe('llama3.1');
+    expect(tokenizerNameForModel('meta-llama/Meta-Llama-3.1-70B-Instruct')).toBe('llama3.1');
+    expect(tokenizerNameForModel('Llama-3.3-70B-Instruct')).toBe('llama3.1');
+    expect(tokenizerNameForModel('meta-llama/Llama-3.2-3B-Instruct')).toBe('llama3.2');
+    expect(tokenizerNameForModel('meta-llama/Meta-Llama-3-8B-Instruct')).toBe('llama3');
     expect(tokenizerNameForModel('Qwen/Qwen2.5-7B-Instruct')).toBe('qwen2.5');
     expect(tokenizerNameForModel('Qwen2.5-7B-Instruct')).toBe('qwen2.5');
     expect(tokenizerNameForModel('Qwen/Qwen2-7B-Instruct')).toBe('qwen2');
@@ -81,6 +84,28 @@ describe('tokenizer registry', () => {
     expect(resolveTokenizer({ model: 'Qwen/Qwen2.5-7B-Instruct', tokenizer: 'llama3' }).name).toBe('llama3');
     expect(resolveTokenizer({ model: 'some-model' }).name).toBe('llama3');
     expect(getTokenizer('llama3').encode('hello world')).toEqual(encodeText('hello world'));
+  });
+
+  it('Llama 3.x chat templates: 3.0 trims each turn; 3.1/3.3 put the knowledge-cutoff and fixed-date system turn first (with the system message in it); 3.2 writes the date of the day', () => {
+    const chat = [
+      { role: 'system' as const, content: '  Be brief. ' },
+      { role: 'user' as const, content: 'hi\n' },
+    ];
+    // expected texts written from each model's tokenizer_config.json chat_template (add_generation_prompt, no tools)
+    expect(getTokenizer('llama3').renderChat(chat)).toBe(
+      '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+    expect(getTokenizer('llama3.1').renderChat(chat)).toBe(
+      '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+    // without a system message the system turn is still there, empty after the date lines
+    expect(getTokenizer('llama3.1').renderChat([{ role: 'user', content: 'hi' }])).toBe(
+      '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+    expect(renderChatTemplate([{ role: 'user', content: 'hi' }], 'llama3.2', new Date(2026, 11, 7, 10))).toContain('\nToday Date: 07 Dec 2026\n\n<|eot_id|>');
+    expect(strftimeDayMonthYear(new Date(2025, 0, 3))).toBe('03 Jan 2025');
+    // the same vocabulary: the chat ids are the rendered text's
+    expect(getTokenizer('llama3.1').chatPromptTokenIds(chat)).toEqual(encodeText(getTokenizer('llama3.1').renderChat(chat)));
   });
 
   it('refuses an unknown tokenizer name, naming it and the known ones', () => {

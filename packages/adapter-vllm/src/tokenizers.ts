@@ -10,12 +10,12 @@
  */
 import { KvmgrError } from '@kvmgr/core';
 import type { ChatMessage, CompletionPrompt } from './openai-api.js';
-import { LLAMA3_BOS_TOKEN_ID, chatPromptTokenIds, completionPromptTokenIds, decodeToken, decodeTokens, encodeText, renderChatTemplate, tokenizerCacheStats } from './tokenizer.js';
+import { LLAMA3_BOS_TOKEN_ID, type Llama3ChatTemplate, chatPromptTokenIds, completionPromptTokenIds, decodeToken, decodeTokens, encodeText, renderChatTemplate, tokenizerCacheStats } from './tokenizer.js';
 import type { TokenizerCacheStats } from './tokenizer-cache.js';
 import { CachedQwenEncoder, QWEN_ADDED_TOKENS, QWEN_TEXT_VOCAB_SIZE, type QwenVariant, decodeQwen, preloadQwen, renderQwenChat } from './tokenizer-qwen.js';
 
 /** Names of the tokenizers kvmgr has. */
-export const TOKENIZER_NAMES = ['llama3', 'qwen2', 'qwen2.5', 'qwen3'] as const;
+export const TOKENIZER_NAMES = ['llama3', 'llama3.1', 'llama3.2', 'qwen2', 'qwen2.5', 'qwen3'] as const;
 export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
 
 /** A model's tokenizer, as vLLM uses it. */
@@ -60,25 +60,30 @@ const LLAMA3_SPECIALS = new Map<string, number>([
   ['<|python_tag|>', 128010],
 ]);
 
-/** Llama 3 (3, 3.1, 3.2, 3.3): the functions of `tokenizer.ts` as they are. */
-const LLAMA3: Tokenizer = {
-  name: 'llama3',
-  textVocabSize: 128_000,
-  vocabSize: 128_256,
-  bosTokenId: LLAMA3_BOS_TOKEN_ID,
-  eosTokenId: 128009,
-  specialTokens: LLAMA3_SPECIALS,
-  encode: encodeText,
-  decode: decodeTokens,
-  decodeToken,
-  renderChat: renderChatTemplate,
-  chatPromptTokenIds,
-  completionPromptTokenIds,
-  cacheStats: tokenizerCacheStats,
-  preload: () => {
-    encodeText('a');
-  },
-};
+/**
+ * Llama 3.x: one vocabulary (the functions of `tokenizer.ts`), three chat templates
+ * ({@link Llama3ChatTemplate}: `llama3` for Llama 3, `llama3.1` for 3.1 and 3.3, `llama3.2`).
+ */
+function llamaTokenizer(name: Llama3ChatTemplate): Tokenizer {
+  return {
+    name,
+    textVocabSize: 128_000,
+    vocabSize: 128_256,
+    bosTokenId: LLAMA3_BOS_TOKEN_ID,
+    eosTokenId: 128009,
+    specialTokens: LLAMA3_SPECIALS,
+    encode: encodeText,
+    decode: decodeTokens,
+    decodeToken,
+    renderChat: (messages) => renderChatTemplate(messages, name),
+    chatPromptTokenIds: (messages) => chatPromptTokenIds(messages, name),
+    completionPromptTokenIds,
+    cacheStats: tokenizerCacheStats,
+    preload: () => {
+      encodeText('a');
+    },
+  };
+}
 
 function qwenTokenizer(variant: QwenVariant): Tokenizer {
   let enc: CachedQwenEncoder | undefined;
@@ -117,7 +122,7 @@ function qwenTokenizer(variant: QwenVariant): Tokenizer {
   };
 }
 
-const made = new Map<TokenizerName, Tokenizer>([['llama3', LLAMA3]]);
+const made = new Map<TokenizerName, Tokenizer>();
 
 /**
  * The tokenizer of a name (one shared instance per name; the Qwen vocabulary is loaded on its
@@ -135,14 +140,15 @@ export function getTokenizer(name: string): Tokenizer {
   }
   let t = made.get(name as TokenizerName);
   if (t === undefined) {
-    t = qwenTokenizer(name as QwenVariant);
+    t = name.startsWith('llama3') ? llamaTokenizer(name as Llama3ChatTemplate) : qwenTokenizer(name as QwenVariant);
     made.set(name as TokenizerName, t);
   }
   return t;
 }
 
 /**
- * The tokenizer name a model name implies (the HF id or its last part): Llama 3.x → `llama3`,
+ * The tokenizer name a model name implies (the HF id or its last part): Llama 3 → `llama3`,
+ * Llama 3.1 and 3.3 → `llama3.1`, Llama 3.2 → `llama3.2` (one vocabulary, their chat templates),
  * Qwen2 → `qwen2`, Qwen2.5 (and QwQ) → `qwen2.5`, Qwen3 → `qwen3`; `undefined` for any other.
  *
  * @param model - e.g. `meta-llama/Llama-3.1-8B-Instruct`, `Qwen/Qwen2.5-7B-Instruct`.
@@ -152,7 +158,8 @@ export function tokenizerNameForModel(model: string): TokenizerName | undefined 
   if (/^qwen3/.test(m)) return 'qwen3';
   if (/^qwen2[._]5/.test(m) || /^qwq/.test(m)) return 'qwen2.5';
   if (/^qwen2/.test(m)) return 'qwen2';
-  if (/llama-?3/.test(m)) return 'llama3';
+  const llama = /llama-?3(?:[._](\d))?/.exec(m);
+  if (llama !== null) return llama[1] === '2' ? 'llama3.2' : llama[1] === '1' || llama[1] === '3' ? 'llama3.1' : 'llama3';
   return undefined;
 }
 

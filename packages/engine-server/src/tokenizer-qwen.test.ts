@@ -100,6 +100,6 @@ describe('engine server: Qwen2.5-7B-Instruct', () => {
       err = e;
     }
     expect(isKvmgrError(err, 'KVMGR_INVALID_ARGUMENT')).toBe(true);
-    expect((err as Error).message).toMatch(/"qwen4".*llama3, qwen2, qwen2\.5, qwen3/);
+    expect((err as Error).message).toMatch(/"qwen4".*llama3, llama3\.1, llama3\.2, qwen2, qwen2\.5, qwen3/);
   });
 });

@@ -109,7 +109,7 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
   it('config: tokenizer defaults from the model, an unknown one stops startup with one line naming the key', () => {
     expect(resolveGatewayConfig({ model: QWEN }).tokenizer).toBe('qwen2.5');
     expect(resolveGatewayConfig({ model: 'Qwen/Qwen3-8B' }).tokenizer).toBe('qwen3');
-    expect(resolveGatewayConfig({ model: 'meta-llama/Llama-3.1-8B-Instruct' }).tokenizer).toBe('llama3');
+    expect(resolveGatewayConfig({ model: 'meta-llama/Llama-3.1-8B-Instruct' }).tokenizer).toBe('llama3.1');
     expect(resolveGatewayConfig({}).tokenizer).toBe('llama3');
     expect(resolveGatewayConfig({ model: QWEN, tokenizer: 'llama3' }).tokenizer).toBe('llama3');
     // where it came from: the key, the model's name, or the fallback (a model name that implies none)
@@ -122,6 +122,6 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     } catch (e) {
       msg = (e as Error).message;
     }
-    expect(msg).toBe('tokenizer: unknown tokenizer "qwen4": expected one of llama3, qwen2, qwen2.5, qwen3');
+    expect(msg).toBe('tokenizer: unknown tokenizer "qwen4": expected one of llama3, llama3.1, llama3.2, qwen2, qwen2.5, qwen3');
   });
 });
