@@ -28,6 +28,50 @@ function headerMutation(r: ProcessingResponse): { set: Record<string, string>; r
   return { set, remove: m?.remove_headers ?? [] };
 }
 
+/** A P/D fleet on 127.0.0.1 (prefill engines `p0…`, one decode engine `d0`) behind a picker, and an ext_proc client to it. */
+interface PdFleet {
+  readonly prefills: EngineServer[];
+  readonly decode: EngineServer;
+  readonly epp: Epp;
+  readonly client: grpc.Client;
+  close(): Promise<void>;
+}
+
+async function startPdFleet(prefillCount: number, pd: Record<string, unknown>, logs: LogSink, extra: Record<string, unknown> = {}): Promise<PdFleet> {
+  const engine = (role: 'prefill' | 'decode') => createEngineServer({ port: 0, host: '127.0.0.1', timeScale: 50, numGpuBlocks: 1024, pd: { role } });
+  const prefills: EngineServer[] = [];
+  for (let i = 0; i < prefillCount; i++) prefills.push(await engine('prefill'));
+  const decode = await engine('decode');
+  const epp = await createEpp(
+    {
+      gateway: {
+        model: MODEL,
+        endpoints: [...prefills.map((e, i) => ({ name: `p${i}`, url: e.url, role: 'prefill' as const })), { name: 'd0', url: decode.url, role: 'decode' as const }],
+        pd,
+        ...extra,
+      },
+      grpcHost: '127.0.0.1',
+      grpcPort: 0,
+      metricsPort: null,
+    },
+    { logStream: logs },
+  );
+  await until(() => epp.state().endpoints.every((e) => e.healthy), 30_000, 'every endpoint healthy');
+  const client = new (loadEppProtos().extProc)(epp.address, grpc.credentials.createInsecure());
+  return {
+    prefills,
+    decode,
+    epp,
+    client,
+    close: async () => {
+      client.close();
+      await epp.close();
+      for (const e of prefills) await e.close();
+      await decode.close();
+    },
+  };
+}
+
 describe('epp: P/D sets x-prefiller-host-port', () => {
   let prefill: EngineServer;
   let decode: EngineServer;
@@ -36,33 +80,15 @@ describe('epp: P/D sets x-prefiller-host-port', () => {
   const logs = new LogSink();
   const address = (e: EngineServer) => new URL(e.url).host;
 
+  let fleet: PdFleet | undefined;
+
   beforeAll(async () => {
-    prefill = await createEngineServer({ port: 0, timeScale: 50, numGpuBlocks: 1024, pd: { role: 'prefill' } });
-    decode = await createEngineServer({ port: 0, timeScale: 50, numGpuBlocks: 1024, pd: { role: 'decode' } });
-    epp = await createEpp(
-      {
-        gateway: {
-          model: MODEL,
-          endpoints: [
-            { name: 'p0', url: prefill.url, role: 'prefill' },
-            { name: 'd0', url: decode.url, role: 'decode' },
-          ],
-          pd: { threshold: 256 },
-        },
-        grpcHost: '127.0.0.1',
-        grpcPort: 0,
-        metricsPort: null,
-      },
-      { logStream: logs },
-    );
-    await until(() => epp.state().endpoints.every((e) => e.healthy), 30_000, 'every endpoint healthy');
-    client = new (loadEppProtos().extProc)(epp.address, grpc.credentials.createInsecure());
+    fleet = await startPdFleet(1, { threshold: 256 }, logs);
+    ({ decode, epp, client } = fleet);
+    prefill = fleet.prefills[0] as EngineServer;
   });
   afterAll(async () => {
-    client?.close();
-    await epp?.close();
-    await prefill?.close();
-    await decode?.close();
+    await fleet?.close();
   });
 
   it('a long uncached prompt: destination = the decode engine, x-prefiller-host-port = the prefill engine; the log line shows the P/D decision', async () => {
@@ -106,46 +132,21 @@ describe('epp: P/D sets x-prefiller-host-port', () => {
 });
 
 describe('epp: P/D reserves the prompt on the prefill endpoint until the response headers', () => {
-  let prefills: EngineServer[] = [];
   let decode: EngineServer;
   let epp: Epp;
   let client: grpc.Client;
   const logs = new LogSink();
   const PROMPT = 600;
 
+  let fleet: PdFleet | undefined;
+
   beforeAll(async () => {
-    prefills = [
-      await createEngineServer({ port: 0, host: '127.0.0.1', timeScale: 50, numGpuBlocks: 1024, pd: { role: 'prefill' } }),
-      await createEngineServer({ port: 0, host: '127.0.0.1', timeScale: 50, numGpuBlocks: 1024, pd: { role: 'prefill' } }),
-    ];
-    decode = await createEngineServer({ port: 0, host: '127.0.0.1', timeScale: 50, numGpuBlocks: 1024, pd: { role: 'decode' } });
-    epp = await createEpp(
-      {
-        gateway: {
-          model: MODEL,
-          endpoints: [
-            { name: 'p0', url: (prefills[0] as EngineServer).url, role: 'prefill' },
-            { name: 'p1', url: (prefills[1] as EngineServer).url, role: 'prefill' },
-            { name: 'd0', url: decode.url, role: 'decode' },
-          ],
-          pd: { mode: 'prefiller-header', threshold: 256 },
-          // no scrape after the first one while the test runs: nothing the engines report replaces the picker's own reservations
-          scrape: { intervalMs: 600_000 },
-        },
-        grpcHost: '127.0.0.1',
-        grpcPort: 0,
-        metricsPort: null,
-      },
-      { logStream: logs },
-    );
-    await until(() => epp.state().endpoints.every((e) => e.healthy), 30_000, 'every endpoint healthy');
-    client = new (loadEppProtos().extProc)(epp.address, grpc.credentials.createInsecure());
+    // no scrape after the first one while the test runs: nothing the engines report replaces the picker's own reservations
+    fleet = await startPdFleet(2, { mode: 'prefiller-header', threshold: 256 }, logs, { scrape: { intervalMs: 600_000 } });
+    ({ decode, epp, client } = fleet);
   });
   afterAll(async () => {
-    client?.close();
-    await epp?.close();
-    for (const e of prefills) await e.close();
-    await decode?.close();
+    await fleet?.close();
   });
 
   const byAddress = (a: string) => epp.state().endpoints.find((e) => e.address === a) as { name: string; inFlight: number; reservedTokens: number };
