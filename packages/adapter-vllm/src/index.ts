@@ -51,7 +51,7 @@ export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
 export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, decodeToken, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds, tokenizerCacheStats } from './tokenizer.js';
 export type { Llama3ChatTemplate } from './tokenizer.js';
 export { CachedLlama3Encoder } from './tokenizer-cache.js';
-export { TOKENIZER_NAMES, getTokenizer, tokenizerNameForModel, resolveTokenizer } from './tokenizers.js';
+export { DEFAULT_TOKENIZER, TOKENIZER_NAMES, getTokenizer, tokenizerNameForModel, resolveTokenizer } from './tokenizers.js';
 export type { Tokenizer, TokenizerName } from './tokenizers.js';
 export { CachedQwenEncoder, QWEN_TEXT_VOCAB_SIZE, QWEN_ADDED_TOKENS, renderQwenChat } from './tokenizer-qwen.js';
 export type { QwenVariant } from './tokenizer-qwen.js';

@@ -82,7 +82,7 @@ describe('tokenizer registry', () => {
     expect(tokenizerNameForModel('mistralai/Mistral-7B-Instruct-v0.3')).toBeUndefined();
     expect(resolveTokenizer({ model: 'Qwen/Qwen2.5-7B-Instruct' }).name).toBe('qwen2.5');
     expect(resolveTokenizer({ model: 'Qwen/Qwen2.5-7B-Instruct', tokenizer: 'llama3' }).name).toBe('llama3');
-    expect(resolveTokenizer({ model: 'some-model' }).name).toBe('llama3');
+    expect(resolveTokenizer({ model: 'some-model' }).name).toBe('llama3.1');
     expect(getTokenizer('llama3').encode('hello world')).toEqual(encodeText('hello world'));
   });
 

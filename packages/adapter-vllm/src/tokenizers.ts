@@ -18,6 +18,12 @@ import { CachedQwenEncoder, QWEN_ADDED_TOKENS, QWEN_TEXT_VOCAB_SIZE, type QwenVa
 export const TOKENIZER_NAMES = ['llama3', 'llama3.1', 'llama3.2', 'qwen2', 'qwen2.5', 'qwen3'] as const;
 export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
 
+/**
+ * The tokenizer used when neither a name nor a model that implies one is given: Llama 3.1's, the
+ * model kvmgr's engine server, simulator and CLI default to (`Llama-3.1-8B-Instruct`).
+ */
+export const DEFAULT_TOKENIZER: TokenizerName = 'llama3.1';
+
 /** A model's tokenizer, as vLLM uses it. */
 export interface Tokenizer {
   readonly name: TokenizerName;
@@ -164,12 +170,12 @@ export function tokenizerNameForModel(model: string): TokenizerName | undefined 
 }
 
 /**
- * The tokenizer of an explicit name, else the one the model name implies, else Llama 3's (what
- * kvmgr used for every model before there was a choice).
+ * The tokenizer of an explicit name, else the one the model name implies, else
+ * {@link DEFAULT_TOKENIZER} (Llama 3.1's).
  *
  * @throws KvmgrError `KVMGR_INVALID_ARGUMENT` for an unknown explicit name.
  */
 export function resolveTokenizer(options: { readonly tokenizer?: string | undefined; readonly model?: string | undefined }): Tokenizer {
   if (options.tokenizer !== undefined) return getTokenizer(options.tokenizer);
-  return getTokenizer((options.model === undefined ? undefined : tokenizerNameForModel(options.model)) ?? 'llama3');
+  return getTokenizer((options.model === undefined ? undefined : tokenizerNameForModel(options.model)) ?? DEFAULT_TOKENIZER);
 }

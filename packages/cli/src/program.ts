@@ -224,7 +224,7 @@ export function buildProgram(): Command {
     .description("Run a vLLM-compatible engine server driven by kvmgr's engine core on the wall clock (OpenAI API, /metrics with vLLM names, KV events over ZMQ); --instances N starts a local fleet.")
     .option('--model <name>', `modelled model (default: ${DEFAULTS.model})`)
     .option('--served-model-name <name>', "name the API answers to (default: the model's HF id)")
-    .option('--tokenizer <name>', 'tokenizer of prompts, chat and output text: llama3, llama3.1, llama3.2, qwen2, qwen2.5, qwen3 (default: the one --model implies, else llama3)')
+    .option('--tokenizer <name>', 'tokenizer of prompts, chat and output text: llama3, llama3.1, llama3.2, qwen2, qwen2.5, qwen3 (default: the one --model implies, else llama3.1)')
     .option('--gpu <name>', `modelled GPU (default: ${DEFAULTS.gpu})`)
     .option('--tp <n>', 'tensor-parallel size (default: 1)', (v) => parsePositiveInt('--tp', v))
     .option('--profile <name>', 'engine profile: block size, budgets, eviction, scheduler (default: vllm-default)')
@@ -258,7 +258,7 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to listen on (default: 127.0.0.1)')
     .option('--routing <config>', "routing: a preset (llm-d-default, kvmgr-default, round-robin, random) or weights such as 'pa:3,qd:2,kv:2' (default: llm-d-default)")
     .option('--model <name>', 'served model name: the namespace of block keys (default: none)')
-    .option('--tokenizer <name>', 'tokenizer of prompt keys: llama3, llama3.1, llama3.2, qwen2, qwen2.5, qwen3 (default: the one --model implies, else llama3)')
+    .option('--tokenizer <name>', 'tokenizer of prompt keys: llama3, llama3.1, llama3.2, qwen2, qwen2.5, qwen3 (default: the one --model implies, else llama3.1)')
     .option('--redis <url>', 'share the block index, speculative entries and in-flight load with other replicas through Redis, e.g. redis://127.0.0.1:6379; each replica keeps serving on its own state while Redis is gone (see docs/gateway-replicas.md) (default: off)')
     .option('--replicas <n>', 'start N local gateway replicas (processes) behind one port, sharing state through --redis; for demos and tests (see docs/gateway-replicas.md) (default: 1)', (v) => parsePositiveInt('--replicas', v))
     .addOption(new Option('--log-level <level>', 'log level of the JSON request log on stdout (default: info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
@@ -279,7 +279,7 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to listen on (default: 127.0.0.1; 0.0.0.0 in a pod)')
     .option('--routing <config>', "routing: a preset or weights such as 'pa:3,qd:2,kv:2' (default: llm-d-default)")
     .option('--model <name>', 'served model name: the namespace of block keys (default: none)')
-    .option('--tokenizer <name>', 'tokenizer of prompt keys: llama3, llama3.1, llama3.2, qwen2, qwen2.5, qwen3 (default: the one --model implies, else llama3)')
+    .option('--tokenizer <name>', 'tokenizer of prompt keys: llama3, llama3.1, llama3.2, qwen2, qwen2.5, qwen3 (default: the one --model implies, else llama3.1)')
     .addOption(new Option('--log-level <level>', 'log level of the JSON request log on stdout (default: info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (opts) => {
       const { runEpp } = await import('./epp.js');

@@ -11,7 +11,7 @@
  *
  * @see vllm-project/vllm:vllm/transformers_utils/detokenizer_utils.py (detokenize_incrementally)
  */
-import { type Tokenizer, getTokenizer } from '@kvmgr/adapter-vllm';
+import { DEFAULT_TOKENIZER, type Tokenizer, getTokenizer } from '@kvmgr/adapter-vllm';
 
 /** Tokens of context decoded before the new ones, so merges at the boundary come out right. */
 const CONTEXT = 5;
@@ -39,7 +39,7 @@ export class IncrementalDetokenizer {
   private readonly decode: (tokenIds: readonly number[]) => string;
 
   /** @param tokenizer - the model's tokenizer. @default Llama 3's */
-  constructor(private readonly tokenizer: Tokenizer = getTokenizer('llama3')) {
+  constructor(private readonly tokenizer: Tokenizer = getTokenizer(DEFAULT_TOKENIZER)) {
     this.tokenText = tokenTextOf(tokenizer);
     this.decode = tokenizer.decode;
   }

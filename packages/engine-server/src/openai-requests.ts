@@ -11,6 +11,7 @@ import {
   type KvTransferParams,
   type OpenAiErrorResponse,
   type Tokenizer,
+  DEFAULT_TOKENIZER,
   getTokenizer,
   openAiError,
   parseOpenAiRequest,
@@ -107,7 +108,7 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
     return { ok: false, error: openAiError(404, `The model \`${r.model}\` does not exist.`, { param: 'model', code: 'model_not_found' }) };
   }
   if (r.n != null && r.n > 1) return bad(`n: only n=1 is supported by the kvmgr engine server, got ${r.n}`, 'n');
-  const tok = ctx.tokenizer ?? getTokenizer('llama3');
+  const tok = ctx.tokenizer ?? getTokenizer(DEFAULT_TOKENIZER);
   let prompt: number[];
   if (kind === 'completion') {
     const prompts = ids !== null ? [ids] : tok.completionPromptTokenIds((r as { prompt: Parameters<Tokenizer['completionPromptTokenIds']>[0] }).prompt);

@@ -27,7 +27,7 @@ export interface EngineServerOptions {
   readonly servedModelName?: string;
   /**
    * Tokenizer of prompts, chat, `/tokenize`, `/detokenize` and output text (`llama3`, `qwen2`,
-   * `qwen2.5`, `qwen3`). @default the one the model implies (`Qwen2.5-7B-Instruct` → `qwen2.5`), else `llama3`
+   * `qwen2.5`, `qwen3`). @default the one the model implies (`Qwen2.5-7B-Instruct` → `qwen2.5`), else `llama3.1`
    */
   readonly tokenizer?: string;
   /** GPU of the modelled instance (`@kvmgr/sim` GPU name). @default 'H100' */

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { EngineKind, InstanceRole } from '@kvmgr/core';
-import { TOKENIZER_NAMES, type TokenizerName, tokenizerNameForModel } from '@kvmgr/adapter-vllm';
+import { DEFAULT_TOKENIZER, TOKENIZER_NAMES, type TokenizerName, tokenizerNameForModel } from '@kvmgr/adapter-vllm';
 import { KvmgrError, isKvmgrError } from '@kvmgr/core';
 import { type ResolvedRouterConfig, type RouterConfig, parseRouterConfig, resolveRouterConfig } from '@kvmgr/router';
 import { parseDocument } from 'yaml';
@@ -99,8 +99,8 @@ export interface ResolvedGatewayConfig {
   readonly model: string | undefined;
   /**
    * Tokenizer of prompt keys, footprints and chat rendering (the engines' model's, so that keys
-   * match theirs). @default the one `model` implies (Llama 3.x → `llama3`, Qwen2 → `qwen2`,
-   * Qwen2.5 → `qwen2.5`, Qwen3 → `qwen3`), else `llama3`
+   * match theirs). @default the one `model` implies (Llama 3.1 and 3.3 → `llama3.1`, 3.2 → `llama3.2`, 3 → `llama3`, Qwen2 → `qwen2`,
+   * Qwen2.5 → `qwen2.5`, Qwen3 → `qwen3`), else `llama3.1` (DEFAULT_TOKENIZER)
    */
   readonly tokenizer: TokenizerName;
   /**
@@ -425,7 +425,7 @@ export function resolveGatewayConfig(input: unknown): ResolvedGatewayConfig {
     host: s.host ?? '127.0.0.1',
     port: s.port ?? 8080,
     model: c.model,
-    tokenizer: c.tokenizer ?? impliedTokenizer ?? 'llama3',
+    tokenizer: c.tokenizer ?? impliedTokenizer ?? DEFAULT_TOKENIZER,
     tokenizerFrom: c.tokenizer !== undefined ? 'config' : impliedTokenizer !== undefined ? 'model' : 'fallback',
     endpoints,
     routing,

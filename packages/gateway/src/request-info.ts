@@ -14,6 +14,7 @@ import {
   CompletionRequestSchema,
   type OpenAiErrorResponse,
   type Tokenizer,
+  DEFAULT_TOKENIZER,
   getTokenizer,
   openAiError,
   parseOpenAiRequest,
@@ -90,7 +91,7 @@ export function readRequest(
   body: unknown,
   headers: Readonly<Record<string, string | string[] | undefined>>,
   defaultMaxTokens: number,
-  tokenizer: Tokenizer = getTokenizer('llama3'),
+  tokenizer: Tokenizer = getTokenizer(DEFAULT_TOKENIZER),
 ): { ok: true; info: RequestInfo } | { ok: false; error: OpenAiErrorResponse } {
   const parsed = route === 'chat' ? parseOpenAiRequest(ChatCompletionRequestSchema, body) : parseOpenAiRequest(CompletionRequestSchema, body);
   if (!parsed.ok) return parsed;

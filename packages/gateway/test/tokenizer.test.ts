@@ -29,7 +29,7 @@ interface Turn {
 }
 
 /** Three sessions of three turns, one request at a time, each turn waiting for the engine's KV events of the one before. */
-async function runChat(gw: Gateway, logs: LogSink, tag: string): Promise<Turn[]> {
+async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN): Promise<Turn[]> {
   const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
   const history = new Map<number, Msg[]>();
   const out: Turn[] = [];
@@ -38,7 +38,7 @@ async function runChat(gw: Gateway, logs: LogSink, tag: string): Promise<Turn[]>
       const msgs = history.get(session) ?? [{ role: 'system', content: systemPrompt(session) }];
       msgs.push({ role: 'user', content: `Question ${turn} of session ${session}: what about   ${turn * 17 + session} items?` });
       const id = `${tag}-${session}-${turn}`;
-      const r = await client.chat.completions.create({ model: QWEN, messages: msgs, max_tokens: 6 }, { headers: { 'x-request-id': id } });
+      const r = await client.chat.completions.create({ model, messages: msgs, max_tokens: 6 }, { headers: { 'x-request-id': id } });
       msgs.push({ role: 'assistant', content: r.choices[0]?.message.content ?? '' });
       history.set(session, msgs);
       const d = logs.decision(id);
@@ -96,26 +96,38 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     expect(turns.some((t) => t.cached > 0)).toBe(true);
   });
 
+  it('no model given: the fallback (Llama 3.1, kvmgr’s default model) matches default engine servers’ chat blocks, with a warning', async () => {
+    const fleet = await startFleet(2);
+    const logs = new LogSink();
+    const gw = await createGateway({ server: { port: 0 }, endpoints: endpointsOf(fleet), routing: { scorers: 'pa:1', speculativeTtlMs: 0 } }, { logStream: logs });
+    opened.push({ gw, fleet });
+    expect(logs.lines.filter((l) => l['event'] === 'tokenizer-fallback')).toHaveLength(1);
+    expect(logs.lines.find((l) => l['msg'] === 'gateway ready')?.['tokenizer']).toBe('llama3.1');
+    const turns = await runChat(gw, logs, 'nomodel', (fleet[0] as TestEngine).server.config.servedModelName);
+    for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
+    expect(turns.filter((t) => t.turn > 0).every((t) => t.predicted > 0 && t.cached > 0)).toBe(true);
+  });
+
   it('a model name that implies no tokenizer: the gateway starts with Llama 3’s and warns once, naming the model and the key', async () => {
     const logs = new LogSink();
     const gw = await createGateway({ server: { port: 0 }, model: 'mistralai/Mistral-7B-Instruct-v0.3', endpoints: [{ url: 'http://127.0.0.1:9', name: 'e0' }] }, { logStream: logs });
     opened.push({ gw, fleet: [] });
     const warns = logs.lines.filter((l) => l['event'] === 'tokenizer-fallback');
     expect(warns).toHaveLength(1);
-    expect(warns[0]).toMatchObject({ level: 40, model: 'mistralai/Mistral-7B-Instruct-v0.3', tokenizer: 'llama3' });
-    expect(String(warns[0]?.['msg'])).toMatch(/^tokenizer: model "mistralai\/Mistral-7B-Instruct-v0\.3" implies no known tokenizer; using llama3 \(set tokenizer: /);
+    expect(warns[0]).toMatchObject({ level: 40, model: 'mistralai/Mistral-7B-Instruct-v0.3', tokenizer: 'llama3.1' });
+    expect(String(warns[0]?.['msg'])).toMatch(/^tokenizer: model "mistralai\/Mistral-7B-Instruct-v0\.3" implies no known tokenizer; using llama3\.1 \(set tokenizer: /);
   });
 
   it('config: tokenizer defaults from the model, an unknown one stops startup with one line naming the key', () => {
     expect(resolveGatewayConfig({ model: QWEN }).tokenizer).toBe('qwen2.5');
     expect(resolveGatewayConfig({ model: 'Qwen/Qwen3-8B' }).tokenizer).toBe('qwen3');
     expect(resolveGatewayConfig({ model: 'meta-llama/Llama-3.1-8B-Instruct' }).tokenizer).toBe('llama3.1');
-    expect(resolveGatewayConfig({}).tokenizer).toBe('llama3');
+    expect(resolveGatewayConfig({}).tokenizer).toBe('llama3.1');
     expect(resolveGatewayConfig({ model: QWEN, tokenizer: 'llama3' }).tokenizer).toBe('llama3');
     // where it came from: the key, the model's name, or the fallback (a model name that implies none)
     expect(resolveGatewayConfig({ model: QWEN, tokenizer: 'llama3' }).tokenizerFrom).toBe('config');
     expect(resolveGatewayConfig({ model: QWEN }).tokenizerFrom).toBe('model');
-    expect(resolveGatewayConfig({ model: 'mistralai/Mistral-7B-Instruct-v0.3' })).toMatchObject({ tokenizer: 'llama3', tokenizerFrom: 'fallback' });
+    expect(resolveGatewayConfig({ model: 'mistralai/Mistral-7B-Instruct-v0.3' })).toMatchObject({ tokenizer: 'llama3.1', tokenizerFrom: 'fallback' });
     let msg = '';
     try {
       resolveGatewayConfig({ model: QWEN, tokenizer: 'qwen4' });
