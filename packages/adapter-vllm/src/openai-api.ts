@@ -49,6 +49,22 @@ export const CompletionPromptSchema = z.union([z.string(), z.array(TokenId).min(
 });
 export type CompletionPrompt = z.infer<typeof CompletionPromptSchema>;
 
+/**
+ * Token ids of each prompt of a `/v1/completions` request, whatever its shape: a string is
+ * encoded with `encodePrompt` (which adds the tokenizer's BOS, if any); a token-id array is used
+ * as it is; a list gives one entry per prompt.
+ *
+ * @param prompt - the request's `prompt`.
+ * @param encodePrompt - a text prompt's ids, as vLLM's completion path tokenises it.
+ * @returns one token-id array per prompt (length 1 unless the request is a batch).
+ */
+export function completionPromptIds(prompt: CompletionPrompt, encodePrompt: (text: string) => number[]): number[][] {
+  if (typeof prompt === 'string') return [encodePrompt(prompt)];
+  if (prompt.length === 0) return [];
+  if (typeof prompt[0] === 'number') return [prompt as number[]];
+  return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? encodePrompt(p) : p));
+}
+
 /** `stop`: one string or up to several. */
 const Stop = z.union([z.string(), z.array(z.string())], { error: 'expected a string or an array of strings' }).nullish();
 

@@ -13,7 +13,7 @@
  * @see vllm-project/vllm:vllm/entrypoints/openai/serving_engine.py (`_tokenize_prompt_input`)
  */
 import llama3Tokenizer from 'llama3-tokenizer-js';
-import { type ChatMessage, type CompletionPrompt, chatMessageText } from './openai-api.js';
+import { type ChatMessage, type CompletionPrompt, chatMessageText, completionPromptIds } from './openai-api.js';
 import { BYTE_OF_CHAR } from './byte-level-bpe.js';
 import { CachedLlama3Encoder, type TokenizerCacheStats } from './tokenizer-cache.js';
 
@@ -159,9 +159,5 @@ export function chatPromptTokenIds(messages: readonly ChatMessage[], template: L
  * @returns one token-id array per prompt (length 1 unless the request is a batch).
  */
 export function completionPromptTokenIds(prompt: CompletionPrompt): number[][] {
-  if (typeof prompt === 'string') return [[LLAMA3_BOS_TOKEN_ID, ...encodeText(prompt)]];
-  if (prompt.length === 0) return [];
-  const first = prompt[0];
-  if (typeof first === 'number') return [prompt as number[]];
-  return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? [LLAMA3_BOS_TOKEN_ID, ...encodeText(p)] : p));
+  return completionPromptIds(prompt, (text) => [LLAMA3_BOS_TOKEN_ID, ...encodeText(text)]);
 }

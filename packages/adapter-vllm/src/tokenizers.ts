@@ -9,7 +9,7 @@
  *   with `add_special_tokens=False`)
  */
 import { KvmgrError } from '@kvmgr/core';
-import type { ChatMessage, CompletionPrompt } from './openai-api.js';
+import { type ChatMessage, type CompletionPrompt, completionPromptIds } from './openai-api.js';
 import { LLAMA3_BOS_TOKEN_ID, type Llama3ChatTemplate, chatPromptTokenIds, completionPromptTokenIds, decodeToken, decodeTokens, encodeText, renderChatTemplate, tokenizerCacheStats } from './tokenizer.js';
 import type { TokenizerCacheStats } from './tokenizer-cache.js';
 import { CachedQwenEncoder, QWEN_ADDED_TOKENS, QWEN_TEXT_VOCAB_SIZE, type QwenVariant, decodeQwen, preloadQwen, renderQwenChat } from './tokenizer-qwen.js';
@@ -97,7 +97,6 @@ function qwenTokenizer(variant: QwenVariant): Tokenizer {
   const added = QWEN_ADDED_TOKENS[variant];
   const encode = (text: string): number[] => encoder().encode(text);
   const decode = (ids: readonly number[]): string => decodeQwen(ids, variant);
-  const one = new Map<number, string>();
   return {
     name: variant,
     textVocabSize: QWEN_TEXT_VOCAB_SIZE,
@@ -107,22 +106,12 @@ function qwenTokenizer(variant: QwenVariant): Tokenizer {
     specialTokens: new Map(added.map((t, i) => [t, QWEN_TEXT_VOCAB_SIZE + i])),
     encode,
     decode,
-    decodeToken: (id) => {
-      let s = one.get(id);
-      if (s === undefined) {
-        s = decode([id]);
-        if (one.size < 1 << 18) one.set(id, s);
-      }
-      return s;
-    },
+    // the engine server's detokenizer keeps each token's text (the only caller)
+    decodeToken: (id) => decode([id]),
     renderChat: (messages) => renderQwenChat(messages, variant),
     chatPromptTokenIds: (messages) => encode(renderQwenChat(messages, variant)),
-    completionPromptTokenIds: (prompt) => {
-      if (typeof prompt === 'string') return [encode(prompt)];
-      if (prompt.length === 0) return [];
-      if (typeof prompt[0] === 'number') return [prompt as number[]];
-      return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? encode(p) : p));
-    },
+    // no BOS: Qwen's tokenizer adds none
+    completionPromptTokenIds: (prompt) => completionPromptIds(prompt, encode),
     cacheStats: () => encoder().stats(),
     preload: preloadQwen,
   };

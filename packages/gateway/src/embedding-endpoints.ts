@@ -9,6 +9,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import { type Dispatcher, request as undiciRequest } from 'undici';
 import { HealthState } from './health.js';
+import { errorCode } from './upstream.js';
 
 /** One embedding upstream. */
 export class EmbeddingEndpoint {
@@ -110,7 +111,7 @@ export class EmbeddingEndpoints {
       else e.health.probeFailed(startedAt, false, `probe GET /health answered ${res.statusCode}`);
     } catch (err) {
       // nothing listens there any more: out at once (a timeout counts toward the threshold)
-      const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+      const code = errorCode(err);
       const refused = code === 'ECONNREFUSED' || code === 'ECONNRESET';
       e.health.probeFailed(startedAt, refused, `probe GET /health failed: ${(err as Error).message}`);
     }

@@ -27,7 +27,7 @@ import type { Endpoint } from './endpoint.js';
 import { AbStatsSync } from './shared/ab-stats.js';
 import { ReplicaState } from './shared/replica-state.js';
 import { type GatewayMetrics, createGatewayMetrics } from './metrics.js';
-import { PdLegs, pdLogOf } from './pd.js';
+import { PdLegs, pdLogOf, releasePrefill, reservePrefill } from './pd.js';
 import { EndpointPool } from './pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from './request-info.js';
 import { SseUsageScanner, type UsageSeen, drained, isEndpointFailure, usageOf } from './upstream.js';
@@ -466,7 +466,7 @@ class GatewayServer {
         if (typeof p === 'object') {
           this.tenants.charge(tenant, info.promptTokens, 0);
           // P/D: the prefill leg (the gateway's or the sidecar's) holds the prompt on the prefill endpoint from now
-          this.pd.reservePrefill(p, requestId, info.promptTokens);
+          reservePrefill(p, requestId, info.promptTokens);
         }
         return p;
       }, leaveWhenGone(reply));
@@ -554,8 +554,8 @@ class GatewayServer {
     let errorMsg: string | undefined;
     let pdLeg: Record<string, unknown> | undefined;
     // P/D: the prompt's reservation on the prefill endpoint ends with the prefill leg (two-legs), when the decode answer starts (prefiller-header), or with the request
-    const releasePrefill = () => {
-      if (this.pd.releasePrefill(first, requestId)) this.admission.release();
+    const endPrefillHold = () => {
+      if (releasePrefill(first, requestId)) this.admission.release();
     };
     const finish = (ep: Endpoint, ok: boolean) => {
       const f = ep.finishInFlight(requestId);
@@ -623,7 +623,7 @@ class GatewayServer {
         });
         call = res;
         // undici calls it from its handler: the release loop runs after, not inside it
-        if (first.pd !== undefined) res.onHead = () => queueMicrotask(releasePrefill);
+        if (first.pd !== undefined) res.onHead = () => queueMicrotask(endPrefillHold);
         try {
           await res.response();
         } catch (e) {
@@ -717,7 +717,7 @@ class GatewayServer {
       }
       return reply;
     } finally {
-      releasePrefill();
+      endPrefillHold();
       reply.raw.off('close', onClientClose);
       if (abArm !== undefined && outcome !== 'client-aborted') {
         const ok = status === 200 && outcome === 'ok';
@@ -821,8 +821,9 @@ class GatewayServer {
  * ```
  */
 /**
- * Warns that no tokenizer was configured and the model's name implies none, so Llama 3's is used:
- * for another model family the gateway's prompt keys then match none of the engines' blocks.
+ * Warns that no tokenizer was configured and the model's name implies none (or there is no
+ * model), so `DEFAULT_TOKENIZER` (Llama 3.1's) is used: for another model family the gateway's
+ * prompt keys then match none of the engines' blocks.
  */
 export function warnTokenizerFallback(log: Logger, cfg: ResolvedGatewayConfig): void {
   log.warn({ event: 'tokenizer-fallback', model: cfg.model ?? null, tokenizer: cfg.tokenizer }, `tokenizer: model ${JSON.stringify(cfg.model ?? null)} implies no known tokenizer; using ${cfg.tokenizer} (set tokenizer: to one of ${TOKENIZER_NAMES.join(', ')} if the engines run another family)`);

@@ -117,6 +117,36 @@ export function prefillOf<E extends RoutableEndpoint>(p: Placement<E>): E | unde
   return pd.prefill;
 }
 
+/**
+ * Reserves the prompt's tokens on the prefill endpoint of a disaggregated placement (its
+ * prefill leg, the gateway's in `two-legs` mode or the sidecar's in `prefiller-header` mode and
+ * under `kvmgr epp`, computes the prompt there, and the router would otherwise see that endpoint
+ * idle until the leg starts). Called where the placement is made (inside the admission release
+ * loop), so the next placement of the same loop already sees it. `two-legs` ends it when the
+ * prefill leg answers or fails ({@link PdLegs.prepare}); {@link releasePrefill} ends it in any case.
+ *
+ * @param p - the placement.
+ * @param requestId - the request's id (the key of its entry in the prefill endpoint's `inFlight`).
+ * @param promptTokens - tokens reserved.
+ * @returns the prefill endpoint holding the reservation, or undefined when none was made.
+ */
+export function reservePrefill(p: Placement<Endpoint>, requestId: string, promptTokens: number): Endpoint | undefined {
+  const prefill = prefillOf(p);
+  prefill?.inFlight.set(requestId, { tokens: promptTokens, routedAtMs: Date.now() });
+  return prefill;
+}
+
+/**
+ * Ends the reservation of {@link reservePrefill}: when the decode endpoint's answer starts (the
+ * sidecar's prefill leg is done by then; the gateway's own leg has ended it already) or the
+ * request ends or fails. Idempotent.
+ *
+ * @returns whether a reservation was released (KV may have freed).
+ */
+export function releasePrefill(p: Placement<Endpoint>, requestId: string): boolean {
+  return prefillOf(p)?.finishInFlight(requestId) !== undefined;
+}
+
 /** What the per-request log line says of a P/D placement. */
 export function pdLogOf(p: Placement<RoutableEndpoint>, mode: PdSettings['mode']): Record<string, unknown> | undefined {
   const pd = p.pd;
@@ -202,36 +232,6 @@ export class PdLegs {
     });
   }
 
-  /**
-   * Reserves the prompt's tokens on the prefill endpoint of a disaggregated placement (its
-   * prefill leg, the gateway's in `two-legs` mode or the sidecar's in `prefiller-header` mode,
-   * computes the prompt there, and the router would otherwise see that endpoint idle until the
-   * leg starts). Called where the placement is made (inside the admission release loop), so the
-   * next placement of the same loop already sees it. `two-legs` ends it when the prefill leg
-   * answers or fails ({@link prepare}); {@link releasePrefill} ends it in any case.
-   *
-   * @param p - the placement.
-   * @param requestId - the request's id (the key of its entry in the prefill endpoint's `inFlight`).
-   * @param promptTokens - tokens reserved.
-   * @returns whether a reservation was made.
-   */
-  reservePrefill(p: Placement<Endpoint>, requestId: string, promptTokens: number): boolean {
-    const prefill = prefillOf(p);
-    if (prefill === undefined) return false;
-    prefill.inFlight.set(requestId, { tokens: promptTokens, routedAtMs: Date.now() });
-    return true;
-  }
-
-  /**
-   * Ends the reservation of {@link reservePrefill}: when the decode endpoint's answer starts (the
-   * sidecar's prefill leg is done by then; the gateway's own leg has ended it already) or the
-   * request ends or fails. Idempotent.
-   *
-   * @returns whether a reservation was released (KV may have freed).
-   */
-  releasePrefill(p: Placement<Endpoint>, requestId: string): boolean {
-    return prefillOf(p)?.finishInFlight(requestId) !== undefined;
-  }
 
 
   /**

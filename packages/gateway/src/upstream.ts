@@ -64,9 +64,14 @@ export function drained(w: Writable): Promise<void> {
   });
 }
 
+/** The system or undici error code of an upstream error (its own, else its cause's), if any. */
+export function errorCode(e: unknown): string | undefined {
+  return (e as { code?: string } | null)?.code ?? (e as { cause?: { code?: string } } | null)?.cause?.code;
+}
+
 /** True when an upstream error says the endpoint itself is broken (not the client, not a 4xx). */
 export function isEndpointFailure(e: unknown): boolean {
-  const code = (e as { code?: string } | null)?.code ?? (e as { cause?: { code?: string } } | null)?.cause?.code;
+  const code = errorCode(e);
   return (
     code === 'ECONNREFUSED' ||
     code === 'ECONNRESET' ||

@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, createGateway } from '../src/index.js';
-import { GatedProxy, LogSink, MODEL, TestEngine, endpointsOf, startFleet, until } from './helpers.js';
+import { GatedProxy, LogSink, MODEL, TestEngine, endpointsOf, postCompletionStatus, startFleet, until } from './helpers.js';
 
 describe('admission under overload with a tiny pool', () => {
   let fleet: TestEngine[];
@@ -175,15 +175,7 @@ describe('a deferred request whose client goes away (real sockets)', () => {
     await engine?.close();
   });
 
-  const send = (prompt: number[], maxTokens: number, id: string) =>
-    request(`${gw.url}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-request-id': id },
-      body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens }),
-    }).then(async (r) => {
-      await r.body.text();
-      return r.statusCode;
-    });
+  const send = (prompt: number[], maxTokens: number, id: string) => postCompletionStatus(gw.url, id, prompt, maxTokens);
   /** A completion request on its own socket (no pooling), which the test destroys. */
   const sendRaw = (prompt: number[], maxTokens: number, id: string): ClientRequest => {
     const body = JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type EngineServer, type EngineServerOptions, createEngineServer } from '@kvmgr/engine-server';
 import { pino } from 'pino';
+import { request } from 'undici';
 import type { EndpointInput } from '../src/index.js';
 
 /** A pino destination that keeps every line, parsed. */
@@ -46,6 +47,21 @@ export class LogSink {
 
 /** The model every test engine serves (and the gateway's key namespace). */
 export const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+
+/**
+ * POSTs a non-streamed completion of token ids to a gateway (`model` = {@link MODEL},
+ * `x-request-id` = `id`), reads the answer to its end, and resolves with its HTTP status.
+ */
+export function postCompletionStatus(url: string, id: string, prompt: readonly number[], maxTokens: number): Promise<number> {
+  return request(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-request-id': id },
+    body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens }),
+  }).then(async (r) => {
+    await r.body.text();
+    return r.statusCode;
+  });
+}
 
 /** What an engine's HTTP log saw of one request. */
 export interface SeenRequest {

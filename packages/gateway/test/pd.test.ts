@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Gateway, type GatewayConfigInput, createGateway, parseRoutingInput, resolveGatewayConfig } from '../src/index.js';
-import { GatedProxy, LogSink, MODEL, TestEngine, until } from './helpers.js';
+import { GatedProxy, LogSink, MODEL, TestEngine, postCompletionStatus, until } from './helpers.js';
 
 /** One request an engine got through its recorder. */
 interface Recorded {
@@ -287,14 +287,7 @@ describe('gateway P/D: prefill, decode and both engines', () => {
 
       // a decode endpoint that fails before answering: the reservation ends with the request
       gate.hold();
-      const failed = request(`${gw.url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-request-id': 'pd-hdr-res-2' },
-        body: JSON.stringify({ model: MODEL, prompt: longPrompt(512, 41), max_tokens: 4 }),
-      }).then(async (r) => {
-        await r.body.text();
-        return r.statusCode;
-      });
+      const failed = postCompletionStatus(gw.url, 'pd-hdr-res-2', longPrompt(512, 41), 4);
       await until(() => gate.sent.includes('pd-hdr-res-2'), 5000, 'the second decode request to go out');
       expect(st('p0').inFlight).toBe(1);
       await gate.close();
@@ -323,15 +316,7 @@ describe('gateway P/D: prefill, decode and both engines', () => {
       const st = (name: string) => gw.state().endpoints.find((e) => e.name === name) as { inFlight: number; freeTokens: number | null; capacityTokens: number | null };
       expect(st('ps').capacityTokens).toBe(768);
       expect(st('dg').capacityTokens).toBe(1152);
-      const send = (id: string, prompt: number[], maxTokens: number) =>
-        request(`${gw.url}/v1/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-request-id': id },
-          body: JSON.stringify({ model: MODEL, prompt, max_tokens: maxTokens }),
-        }).then(async (r) => {
-          await r.body.text();
-          return r.statusCode;
-        });
+      const send = (id: string, prompt: number[], maxTokens: number) => postCompletionStatus(gw.url, id, prompt, maxTokens);
       // a short request (below the P/D threshold) holds 100 + 600 KV tokens on the decode endpoint while its answer is held
       gate.hold();
       const holder = send('pd-res-hold', longPrompt(100, 60), 600);

@@ -74,7 +74,7 @@ import { NO_ENDPOINT, type Placement } from '../decide.js';
 import type { Endpoint } from '../endpoint.js';
 import { type GatewayOptions, warnTokenizerFallback } from '../gateway.js';
 import { type GatewayMetrics, createGatewayMetrics } from '../metrics.js';
-import { PREFILLER_HEADER, pdLogOf, prefillOf } from '../pd.js';
+import { PREFILLER_HEADER, pdLogOf, reservePrefill } from '../pd.js';
 import { EndpointPool } from '../pool.js';
 import { type OpenAiRoute, type RequestInfo, readRequest, routeRequestOf } from '../request-info.js';
 import { HealthState } from './health.js';
@@ -839,7 +839,8 @@ class EppStream {
         }
         const p = this.srv.place(req, info.footprintTokens, excluded, true);
         // reserved as it is placed, so the next placement of the same release loop already sees it
-        if (typeof p === 'object') this.reservePrefill(p, info.promptTokens);
+        // P/D: the prompt is held on the prefill endpoint (llm-d's sidecar runs that leg) until the response headers or the stream's end
+        if (typeof p === 'object') this.prefillHeld = reservePrefill(p, this.requestId, info.promptTokens);
         return p;
       });
       if (res.value === NO_ENDPOINT) {
@@ -952,20 +953,7 @@ class EppStream {
     if (!this.done) this.immediate(openAiError(500, `endpoint picker: ${(e as Error).message}`, { code: 'internal_error' }), 'internal_error');
   }
 
-  /**
-   * P/D (llm-d's routing sidecar runs the prefill leg on the endpoint in `x-prefiller-host-port`):
-   * reserves the prompt's tokens on the prefill endpoint of a disaggregated placement, as
-   * `kvmgr serve` does in `prefiller-header` mode, until the response headers come back
-   * ({@link releasePrefill}) or the stream ends without them.
-   */
-  private reservePrefill(p: Placement<Endpoint>, promptTokens: number): void {
-    const prefill = prefillOf(p);
-    if (prefill === undefined) return;
-    prefill.inFlight.set(this.requestId, { tokens: promptTokens, routedAtMs: Date.now() });
-    this.prefillHeld = prefill;
-  }
-
-  /** Ends the reservation of {@link reservePrefill} (KV may have freed: admission re-checks its queue). Idempotent. */
+  /** Ends the prefill reservation of a disaggregated pick ({@link reservePrefill}; KV may have freed: admission re-checks its queue). Idempotent. */
   private releasePrefill(): void {
     const e = this.prefillHeld;
     if (e === undefined) return;
