@@ -1,7 +1,8 @@
 import { isKvmgrError } from '@kvmgr/core';
 import { describe, expect, it } from 'vitest';
 import { resolveGatewayConfig } from './config.js';
-import { EmbeddingRequestSchema, resolveEmbeddingsConfig } from './embeddings.js';
+import { getTokenizer } from '@kvmgr/adapter-vllm';
+import { EmbeddingRequestSchema, embeddingInputTokens, resolveEmbeddingsConfig } from './embeddings.js';
 
 function badKey(f: () => unknown): string {
   try {
@@ -27,6 +28,29 @@ describe('resolveEmbeddingsConfig', () => {
     expect(badKey(() => resolveEmbeddingsConfig({ endpoints: ['ftp://x'] }))).toMatch(/^embeddings\.endpoints\[0\]: /);
     expect(badKey(() => resolveEmbeddingsConfig({ quota: { totalTokens: 0 } }))).toMatch(/^embeddings\.quota\.totalTokens: /);
     expect(badKey(() => resolveGatewayConfig({ embeddings: { nope: 1 } }))).toMatch(/^embeddings: .*nope/);
+    expect(badKey(() => resolveEmbeddingsConfig({ tokenizer: 'bert' }))).toMatch(/^embeddings\.tokenizer: unknown tokenizer "bert": expected one of llama3, /);
+  });
+
+  it('tokenizer: null means the gateway\'s; a name is kept', () => {
+    expect(resolveEmbeddingsConfig({}).tokenizer).toBeNull();
+    expect(resolveEmbeddingsConfig({ tokenizer: 'qwen2.5' }).tokenizer).toBe('qwen2.5');
+  });
+});
+
+describe('embeddingInputTokens', () => {
+  const llama = getTokenizer('llama3.1');
+  const qwen = getTokenizer('qwen2.5');
+  // a text on which the two vocabularies disagree (Qwen splits these digits one by one, Llama 3 in threes)
+  const text = 'Invoice 1234567890 for the Zürich office, 2026-12-07.';
+  it('counts text with the given tokenizer, without BOS', () => {
+    expect(embeddingInputTokens(text, llama)).toBe(llama.encode(text).length);
+    expect(embeddingInputTokens(text, qwen)).toBe(qwen.encode(text).length);
+    expect(llama.encode(text).length).not.toBe(qwen.encode(text).length);
+    expect(embeddingInputTokens([text, 'x'], qwen)).toBe(qwen.encode(text).length + qwen.encode('x').length);
+  });
+  it('counts token ids as they are, whatever the tokenizer', () => {
+    expect(embeddingInputTokens([5, 6, 7], qwen)).toBe(3);
+    expect(embeddingInputTokens([[5, 6], [7]], llama)).toBe(3);
   });
 });
 

@@ -28,7 +28,7 @@
  *   an array of strings, an array of token ids or an array of token-id arrays, encoding_format,
  *   dimensions, user).
  */
-import { type OpenAiErrorResponse, completionPromptTokenIds, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
+import { type OpenAiErrorResponse, TOKENIZER_NAMES, type Tokenizer, type TokenizerName, getTokenizer, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
 import { KvmgrError } from '@kvmgr/core';
 import { QuotaAllocator, type QuotaRound } from '@kvmgr/kv-pool';
 import type { Logger } from 'pino';
@@ -65,6 +65,12 @@ export interface EmbeddingsConfig {
   readonly maxQueue: number;
   /** Longest wait of an embedding request, ms (then 429). @default 30000 */
   readonly maxWaitMs: number;
+  /**
+   * Tokenizer that counts an input's tokens against the quota (a text input; token-id inputs count
+   * their ids). Embedding models often tokenise differently from the LLM (BERT WordPiece, …), so
+   * this is an estimate unless it names the embedding model's own. @default null (the gateway's `tokenizer`)
+   */
+  readonly tokenizer: TokenizerName | null;
 }
 
 const fraction = z.number().min(0).max(1);
@@ -84,6 +90,7 @@ const embeddingsSchema = z.strictObject({
     .optional(),
   maxQueue: z.number().int().min(0).optional(),
   maxWaitMs: z.number().int().min(1).optional(),
+  tokenizer: z.enum(TOKENIZER_NAMES, { error: (iss) => `unknown tokenizer ${JSON.stringify(iss.input)}: expected one of ${TOKENIZER_NAMES.join(', ')}` }).optional(),
 });
 
 /**
@@ -120,6 +127,7 @@ export function resolveEmbeddingsConfig(input: unknown, key = 'embeddings'): Emb
     maxStepFraction: q.maxStepFraction ?? 0.1,
     maxQueue: v.maxQueue ?? 256,
     maxWaitMs: v.maxWaitMs ?? 30_000,
+    tokenizer: v.tokenizer ?? null,
   };
 }
 
@@ -156,6 +164,28 @@ export interface EmbeddingsHost {
   llmQueuedTokens(): number;
   /** The LLM DEFER queue re-checks its head (a quota grew). */
   releaseLlm(): void;
+  /** The gateway's tokenizer: counts embedding inputs unless `embeddings.tokenizer` names another. */
+  readonly tokenizer: Tokenizer;
+}
+
+/**
+ * Tokens of an embedding request's `input`, as the quota counts them: a string or each string of
+ * an array is encoded with `tokenizer` (no BOS: embedding servers add their own special tokens, which
+ * this estimate leaves out), a token-id array counts its ids.
+ *
+ * @param input - the request's `input` (one of the four OpenAI forms).
+ * @param tokenizer - the counting tokenizer.
+ * @returns the total over every input.
+ */
+export function embeddingInputTokens(input: string | readonly string[] | readonly number[] | readonly (readonly number[])[], tokenizer: Tokenizer): number {
+  if (typeof input === 'string') return tokenizer.encode(input).length;
+  let tokens = 0;
+  for (const x of input) {
+    if (typeof x === 'string') tokens += tokenizer.encode(x).length;
+    else if (typeof x === 'number') tokens += 1;
+    else tokens += x.length;
+  }
+  return tokens;
 }
 
 /** A placed embedding request: its upstream, or undefined when none was healthy at placement. */
@@ -201,6 +231,7 @@ export class EmbeddingsService {
   private rounds = 0;
   private readonly requests: Counter<'outcome'>;
   private readonly tenants: TenantFairness | undefined;
+  private readonly tokenizer: Tokenizer;
 
   /**
    * @param config - the resolved `embeddings` section.
@@ -253,6 +284,7 @@ export class EmbeddingsService {
       ],
     });
     this.tenants = tenants;
+    this.tokenizer = config.tokenizer === null ? host.tokenizer : getTokenizer(config.tokenizer);
     this.queue = new AdmissionQueue<EmbeddingPlacement>(config.maxQueue, config.maxWaitMs, tenants?.config.enabled === true ? { fairness: tenants } : {});
     this.requests = new Counter({ name: 'kvmgr_gateway_embedding_requests_total', help: 'Embedding requests by outcome (ok, error, rejected, abandoned: the client went away while deferred).', labelNames: ['outcome'], registers: [registry] });
     const self = this;
@@ -354,8 +386,7 @@ export class EmbeddingsService {
     const parsed = parseOpenAiRequest(EmbeddingRequestSchema, body);
     if (!parsed.ok) return this.error(parsed.error, 'error');
     const input = parsed.value.input as string | string[] | number[] | number[][];
-    let tokens = 0;
-    for (const p of completionPromptTokenIds(input)) tokens += p.length;
+    const tokens = embeddingInputTokens(input, this.tokenizer);
     const most = this.totalTokens - this.state().consumers.llm.minTokens;
     if (tokens > most) {
       return this.error(openAiError(400, `input has ${tokens} tokens; the embedding quota holds at most ${most}`, { param: 'input', code: 'context_length_exceeded' }), 'error');

@@ -778,7 +778,7 @@ class GatewayServer {
       ec,
       total,
       urls,
-      { llmInFlightTokens: () => this.inFlightTokens(), llmQueuedTokens: () => this.admission.queuedTokens, releaseLlm: () => this.admission.release() },
+      { llmInFlightTokens: () => this.inFlightTokens(), llmQueuedTokens: () => this.admission.queuedTokens, releaseLlm: () => this.admission.release(), tokenizer: this.tokenizer },
       this.agent,
       this.log,
       this.metrics.registry,

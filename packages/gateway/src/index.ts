@@ -24,5 +24,5 @@ export type { ResolvedAbConfig, AbArmConfig, AbReport, AbArmReport, AbDifference
 export { resolveTenantsConfig, apiKeyTenant, ANONYMOUS_TENANT } from './tenants.js';
 export type { TenantsConfig, TenantStats } from './tenants.js';
 export type { AdmissionFairness } from './admission.js';
-export { resolveEmbeddingsConfig, EmbeddingRequestSchema } from './embeddings.js';
+export { resolveEmbeddingsConfig, EmbeddingRequestSchema, embeddingInputTokens } from './embeddings.js';
 export type { EmbeddingsConfig, MemoryQuotaState, QuotaConsumer } from './embeddings.js';
