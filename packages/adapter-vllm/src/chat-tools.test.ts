@@ -334,6 +334,26 @@ describe.skipIf(!hasJinja2)('chat templates with tools: byte-equal to Python Jin
   });
 });
 
+describe('ChatCompletionRequestSchema: tools', () => {
+  it('refuses a malformed tools list with one line naming the field', () => {
+    const errors: [unknown, string][] = [
+      [{ name: 'f' }, 'tools: expected an array of tools'],
+      [[{ type: 'function', function: { description: 'no name' } }], 'tools[0].function.name: is required (expected string)'],
+      [[{ type: 'fn', function: { name: 'a' } }], 'tools[0].type: expected type "function", got "fn"'],
+      [[{ function: { name: 'a', parameters: [1] } }], 'tools[0].function.parameters: expected a JSON-schema object'],
+      [[{ type: 'function' }], 'tools[0].function: is required (expected object)'],
+    ];
+    for (const [tools, message] of errors) {
+      const r = parseOpenAiRequest(ChatCompletionRequestSchema, { messages: [{ role: 'user', content: 'hi' }], tools });
+      expect(r.ok ? 'ok' : r.error.body.error.message).toBe(message);
+    }
+    // type defaults to "function" (vLLM), extra fields and tool_choice pass through
+    const ok = parseOpenAiRequest(ChatCompletionRequestSchema, { messages: [{ role: 'user', content: 'hi' }], tools: [{ function: { name: 'a', strict: true } }], tool_choice: { type: 'function', function: { name: 'a' } } });
+    expect(ok.ok && ok.value.tools?.[0]?.function).toEqual({ name: 'a', strict: true });
+    expect(ok.ok && ok.value.tool_choice).toEqual({ type: 'function', function: { name: 'a' } });
+  });
+});
+
 describe('pythonJsonDumps (HF tojson: Python json.dumps, ensure_ascii=False)', () => {
   // expected texts: Python 3 `json.dumps(json.loads(s), ensure_ascii=False[, indent=4])`
   it('one line: ", " and ": " separators, keys in order, unicode as is', () => {
