@@ -243,6 +243,17 @@ describe('chat templates with tools: byte-equal to the models’ templates rende
     }
   });
 
+  it('property: Llama’s ids, encoded in two pieces split after the tools block, are the ids of the whole rendered text', () => {
+    const t = getTokenizer('llama3.1');
+    fc.assert(
+      fc.property(conversation(false), toolList, (messages, tools) => {
+        expect(t.chatPromptTokenIds(messages, tools)).toEqual(t.encode(t.renderChat(messages, tools)));
+      }),
+      { numRuns: 200 },
+    );
+    for (const c of CASES) expect(t.chatPromptTokenIds(c.messages, c.tools), c.name).toEqual(t.encode(t.renderChat(c.messages, c.tools)));
+  });
+
   it('a request body’s tools, validated by the schema, render as the template does', () => {
     const body = { model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: [{ function: { name: 'f', parameters: { type: 'object' } } }, WEATHER], tool_choice: 'none' };
     const r = parseOpenAiRequest(ChatCompletionRequestSchema, body);

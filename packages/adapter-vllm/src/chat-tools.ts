@@ -171,3 +171,25 @@ export function toolCallsOf(m: ChatMessage): NonNullable<ChatMessage['tool_calls
   const calls = m.tool_calls;
   return calls !== undefined && calls !== null && calls.length > 0 ? calls : undefined;
 }
+
+/**
+ * Rendered tool blocks by the tools' JSON text (`JSON.stringify`, native and cheaper than
+ * rendering them again): agentic traffic sends one tool list on every request. At most `max`
+ * entries; when full it starts over (a process serves one model and a few tool lists).
+ */
+export class BoundedTextCache {
+  private readonly map = new Map<string, string>();
+  constructor(private readonly max = 64) {}
+
+  /** The text for `tools`, made by `make` on a miss. */
+  get(tools: readonly ChatTool[], make: () => string): string {
+    const key = JSON.stringify(tools);
+    let v = this.map.get(key);
+    if (v === undefined) {
+      v = make();
+      if (this.map.size >= this.max) this.map.clear();
+      this.map.set(key, v);
+    }
+    return v;
+  }
+}

@@ -31,7 +31,7 @@
 import { createRequire } from 'node:module';
 import { KvmgrError } from '@kvmgr/core';
 import { type ChatMessage, type ChatTool, chatMessageText } from './openai-api.js';
-import { parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
+import { BoundedTextCache, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
 import { BYTE_OF_CHAR, type BpeEncoding, CachedBpeEncoder } from './byte-level-bpe.js';
 
 /** The Qwen variants: same BPE, different added tokens and chat templates. */
@@ -204,11 +204,15 @@ const TOOLS_HEAD = '# Tools\n\nYou may call one or more functions to assist with
 const TOOLS_TAIL =
   '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n';
 
-/** The `# Tools` block of the Qwen2.5 / Qwen3 system turn: one `tojson` line per tool. */
+const qwenToolsBlocks = new BoundedTextCache();
+
+/** The `# Tools` block of the Qwen2.5 / Qwen3 system turn: one `tojson` line per tool (by the tools' JSON, see {@link BoundedTextCache}). */
 function toolsBlock(tools: readonly ChatTool[]): string {
-  let s = TOOLS_HEAD;
-  for (const t of templateTools(tools)) s += `\n${pythonJsonDumps(t)}`;
-  return s + TOOLS_TAIL;
+  return qwenToolsBlocks.get(tools, () => {
+    let s = TOOLS_HEAD;
+    for (const t of templateTools(tools)) s += `\n${pythonJsonDumps(t)}`;
+    return s + TOOLS_TAIL;
+  });
 }
 
 const DEFAULT_SYSTEM: Readonly<Record<QwenVariant, string | undefined>> = {

@@ -14,7 +14,7 @@
  */
 import llama3Tokenizer from 'llama3-tokenizer-js';
 import { type ChatMessage, type ChatTool, type CompletionPrompt, chatMessageText, completionPromptIds } from './openai-api.js';
-import { jinjaTrim, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
+import { BoundedTextCache, jinjaTrim, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
 import { BYTE_OF_CHAR } from './byte-level-bpe.js';
 import { CachedLlama3Encoder, type TokenizerCacheStats } from './tokenizer-cache.js';
 
@@ -137,10 +137,25 @@ const LLAMA_TOOLS_PREAMBLE =
  * @see vllm-project/vllm:vllm/entrypoints/openai/serving_chat.py (`tool_dicts`), vllm/entrypoints/chat_utils.py (`_postprocess_messages`)
  */
 export function renderChatTemplate(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', now?: Date, tools?: readonly ChatTool[] | null): string {
+  const [head, tail] = renderLlamaParts(messages, template, now, tools);
+  return head + tail;
+}
+
+/** The Llama tools block (instructions, then each tool as `tojson(indent=4)` and a blank line), by the tools' JSON: agentic traffic repeats one list. */
+const llamaToolsBlocks = new BoundedTextCache();
+
+/**
+ * The rendered prompt in two pieces: through the tools block of the first user turn (`''` without
+ * tools), and the rest. The split falls on a pre-token boundary (the block ends with `}\n\n` or
+ * `.\n\n`, one pre-token, and the trimmed user text after it starts with no newline), so the ids of
+ * the two pieces, encoded apart, are the ids of the whole; and the first piece, the same on every
+ * request with the same system prompt and tools, is one cached segment for the encoder.
+ */
+function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3ChatTemplate, now: Date | undefined, tools: readonly ChatTool[] | null | undefined): [string, string] {
   let s = '<|begin_of_text|>';
   if (template === 'llama3') {
     for (const m of messages) s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
-    return `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`;
+    return ['', `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`];
   }
   let rest = messages;
   const first = messages[0];
@@ -149,10 +164,15 @@ export function renderChatTemplate(messages: readonly ChatMessage[], template: L
   const date = template === 'llama3.1' ? '26 Jul 2024' : strftimeDayMonthYear(now ?? new Date());
   const withTools = tools !== undefined && tools !== null;
   s += `<|start_header_id|>system<|end_header_id|>\n\n${withTools ? 'Environment: ipython\n' : ''}Cutting Knowledge Date: December 2023\nToday Date: ${date}\n\n${system}<|eot_id|>`;
+  let head = '';
   if (withTools && rest.length > 0) {
-    s += `<|start_header_id|>user<|end_header_id|>\n\n${LLAMA_TOOLS_PREAMBLE}`;
-    for (const t of templateTools(tools)) s += `${pythonJsonDumps(t, 4)}\n\n`;
-    s += `${jinjaTrim(chatMessageText(rest[0] as ChatMessage))}<|eot_id|>`;
+    const block = llamaToolsBlocks.get(tools, () => {
+      let b = LLAMA_TOOLS_PREAMBLE;
+      for (const t of templateTools(tools)) b += `${pythonJsonDumps(t, 4)}\n\n`;
+      return b;
+    });
+    head = `${s}<|start_header_id|>user<|end_header_id|>\n\n${block}`;
+    s = `${jinjaTrim(chatMessageText(rest[0] as ChatMessage))}<|eot_id|>`;
     rest = rest.slice(1);
   }
   for (const m of rest) {
@@ -164,18 +184,21 @@ export function renderChatTemplate(messages: readonly ChatMessage[], template: L
     } else if (m.role === 'tool') s += `<|start_header_id|>ipython<|end_header_id|>\n\n${JSON.stringify(chatMessageText(m))}<|eot_id|>`;
     else s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
   }
-  return `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`;
+  return [head, `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`];
 }
 
 /**
- * Token ids of a chat conversation (template rendered, then tokenised).
+ * Token ids of a chat conversation (template rendered, then tokenised; with tools, the part
+ * through the tools block and the rest are encoded apart, which gives the same ids: see
+ * {@link renderLlamaParts}).
  *
  * @param messages - OpenAI chat messages.
  * @param template - which Llama 3 template ({@link renderChatTemplate}). @default 'llama3'
  * @param tools - the request's `tools` ({@link renderChatTemplate}).
  */
 export function chatPromptTokenIds(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', tools?: readonly ChatTool[] | null): number[] {
-  return encodeText(renderChatTemplate(messages, template, undefined, tools));
+  const [head, tail] = renderLlamaParts(messages, template, undefined, tools);
+  return head === '' ? encodeText(tail) : encodeText(head).concat(encodeText(tail));
 }
 
 /**
