@@ -238,7 +238,7 @@ function stripChars(s: string, c: string, left: boolean, right: boolean): string
  * becomes the system message (Qwen2.5: or its default system prompt; Qwen3: followed by a blank
  * line, or nothing) then the `# Tools` block, with each tool as vLLM passes it (see
  * `templateTools`) written by `tojson` on its own line inside `<tools></tools>`. Qwen2's template
- * has no tools: they are ignored.
+ * has no tools (as kvmgr renders it; not checked against the model's file here): they are ignored.
  *
  * @param messages - OpenAI chat messages (text content parts joined with `\n`).
  * @param variant - whose template.
