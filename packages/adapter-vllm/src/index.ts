@@ -25,6 +25,7 @@ export {
   CompletionRequestSchema,
   ChatContentPartSchema,
   ChatMessageSchema,
+  ChatToolSchema,
   ChatCompletionRequestSchema,
   UsageSchema,
   CompletionResponseSchema,
@@ -38,6 +39,7 @@ export type {
   CompletionRequest,
   ChatContentPart,
   ChatMessage,
+  ChatTool,
   ChatCompletionRequest,
   Usage,
   CompletionResponse,
@@ -48,6 +50,8 @@ export type {
 export { openAiError, openAiErrorType, zodErrorToOpenAi, parseOpenAiRequest, formatIssuePath } from './openai-api-errors.js';
 export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParseResult } from './openai-api-errors.js';
 export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
+export { pythonJsonDumps, jinjaTrim, templateTools } from './chat-tools.js';
+export type { TemplateTool } from './chat-tools.js';
 export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, decodeToken, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds, tokenizerCacheStats } from './tokenizer.js';
 export type { Llama3ChatTemplate } from './tokenizer.js';
 export { CachedLlama3Encoder } from './tokenizer-cache.js';

@@ -127,10 +127,32 @@ export const ChatMessageSchema = z.looseObject({
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 
+/**
+ * A tool of a chat request, as vLLM's `ChatCompletionToolsParam`: `{type: "function", function:
+ * {name, description?, parameters?}}` (`type` defaults to `"function"`; `parameters` a JSON-schema
+ * object; extra fields kept). The chat templates write each one into the prompt.
+ */
+export const ChatToolSchema = z.looseObject({
+  type: z.literal('function', { error: 'expected type "function"' }).optional(),
+  function: z.looseObject(
+    {
+      name: z.string({ error: 'expected a function name (string)' }),
+      description: z.string({ error: 'expected a string' }).nullish(),
+      parameters: z.record(z.string(), z.unknown(), { error: 'expected a JSON-schema object' }).nullish(),
+    },
+    { error: 'expected a function object {name, description?, parameters?}' },
+  ),
+});
+export type ChatTool = z.infer<typeof ChatToolSchema>;
+
 /** `POST /v1/chat/completions` body. Unknown fields pass through. */
 export const ChatCompletionRequestSchema = z.looseObject({
   ...sampling,
   messages: z.array(ChatMessageSchema).min(1, 'expected at least one message'),
+  /** Tools the model may call: rendered into the prompt by the chat template (even with `tool_choice: "none"`, as vLLM). */
+  tools: z.array(ChatToolSchema, { error: 'expected an array of tools' }).nullish(),
+  /** `"none"`, `"auto"`, `"required"` or `{type: "function", function: {name}}`: passed through to the engine. */
+  tool_choice: z.unknown().optional(),
   /** OpenAI's newer name of `max_tokens`; vLLM takes the smaller when both are set. */
   max_completion_tokens: z.number().int().nonnegative().nullish(),
   logprobs: z.boolean().nullish(),

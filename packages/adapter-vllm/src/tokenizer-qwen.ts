@@ -32,7 +32,8 @@
  */
 import { createRequire } from 'node:module';
 import { KvmgrError } from '@kvmgr/core';
-import { type ChatMessage, chatMessageText } from './openai-api.js';
+import { type ChatMessage, type ChatTool, chatMessageText } from './openai-api.js';
+import { BoundedTextCache, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
 import { BYTE_OF_CHAR, type BpeEncoding, CachedBpeEncoder } from './byte-level-bpe.js';
 
 /** The Qwen variants: same BPE, different added tokens and chat templates. */
@@ -190,24 +191,30 @@ export function decodeQwen(tokenIds: readonly number[], variant: QwenVariant): s
   return out;
 }
 
-/** Python's `json.dumps(x, ensure_ascii=False)` (separators `, ` and `: `), as Jinja's `tojson` in HF chat templates. */
-function pyJson(x: unknown): string {
-  if (x === null || x === undefined) return 'null';
-  if (typeof x === 'string') return JSON.stringify(x);
-  if (typeof x === 'number' || typeof x === 'boolean') return JSON.stringify(x);
-  if (Array.isArray(x)) return `[${x.map(pyJson).join(', ')}]`;
-  return `{${Object.entries(x as Record<string, unknown>)
-    .map(([k, v]) => `${JSON.stringify(k)}: ${pyJson(v)}`)
-    .join(', ')}}`;
+/**
+ * A tool call's arguments as the template writes them: vLLM parses the JSON string first (see
+ * {@link parseToolArguments}); Qwen2.5 writes `arguments | tojson`, Qwen3 a string as it is and
+ * anything else `tojson`. A string that is not JSON (vLLM answers 400) is written as the string.
+ */
+function toolArguments(args: string, qwen3: boolean): string {
+  const a = parseToolArguments(args);
+  if ('raw' in a) return qwen3 ? a.raw : JSON.stringify(a.raw);
+  return qwen3 && typeof a.value === 'string' ? a.value : pythonJsonDumps(a.value);
 }
 
-/** A tool call's arguments as the template writes them: vLLM parses the JSON string to an object first, then `tojson`. */
-function toolArguments(args: string, qwen3: boolean): string {
-  try {
-    return pyJson(JSON.parse(args));
-  } catch {
-    return qwen3 ? args : JSON.stringify(args);
-  }
+const TOOLS_HEAD = '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>';
+const TOOLS_TAIL =
+  '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n';
+
+const qwenToolsBlocks = new BoundedTextCache();
+
+/** The `# Tools` block of the Qwen2.5 / Qwen3 system turn: one `tojson` line per tool (by the tools' JSON, see {@link BoundedTextCache}). */
+function toolsBlock(tools: readonly ChatTool[]): string {
+  return qwenToolsBlocks.get(tools, () => {
+    let s = TOOLS_HEAD;
+    for (const t of templateTools(tools)) s += `\n${pythonJsonDumps(t)}`;
+    return s + TOOLS_TAIL;
+  });
 }
 
 const DEFAULT_SYSTEM: Readonly<Record<QwenVariant, string | undefined>> = {
@@ -226,13 +233,22 @@ function stripChars(s: string, c: string, left: boolean, right: boolean): string
 
 /**
  * Renders a conversation as vLLM renders it with the variant's chat template and
- * `add_generation_prompt=True` (no tools in the request): ChatML with the variant's default system
- * prompt, tool calls and tool responses as the templates write them.
+ * `add_generation_prompt=True`: ChatML with the variant's default system prompt, tool calls and
+ * tool responses as the templates write them.
+ *
+ * Tools (Qwen2.5, Qwen3; the templates test `if tools`, so an empty list is none): the system turn
+ * becomes the system message (Qwen2.5: or its default system prompt; Qwen3: followed by a blank
+ * line, or nothing) then the `# Tools` block, with each tool as vLLM passes it (see
+ * `templateTools`) written by `tojson` on its own line inside `<tools></tools>`. Qwen2's template
+ * has no tools (as kvmgr renders it; not checked against the model's file here): they are ignored.
  *
  * @param messages - OpenAI chat messages (text content parts joined with `\n`).
  * @param variant - whose template.
+ * @param tools - the request's `tools` (null or absent: none).
+ * @see Qwen/Qwen2.5-7B-Instruct:tokenizer_config.json (copy in src/fixtures/qwen2.5-instruct.jinja)
+ * @see Qwen/Qwen3-8B:tokenizer_config.json (copy in src/fixtures/qwen3.jinja)
  */
-export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVariant): string {
+export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVariant, tools?: readonly ChatTool[] | null): string {
   let s = '';
   const first = messages[0];
   const sys = DEFAULT_SYSTEM[variant];
@@ -242,7 +258,12 @@ export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVa
     return `${s}<|im_start|>assistant\n`;
   }
   const qwen3 = variant === 'qwen3';
-  if (first?.role === 'system') s += `<|im_start|>system\n${chatMessageText(first)}<|im_end|>\n`;
+  if (tools !== undefined && tools !== null && tools.length > 0) {
+    s += '<|im_start|>system\n';
+    if (first?.role === 'system') s += `${chatMessageText(first)}\n\n`;
+    else if (sys !== undefined) s += `${sys}\n\n`;
+    s += toolsBlock(tools);
+  } else if (first?.role === 'system') s += `<|im_start|>system\n${chatMessageText(first)}<|im_end|>\n`;
   else if (sys !== undefined) s += `<|im_start|>system\n${sys}<|im_end|>\n`;
   let lastQuery = messages.length - 1;
   if (qwen3) {
@@ -259,7 +280,7 @@ export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVa
     const content = chatMessageText(m);
     if (m.role === 'user' || (m.role === 'system' && i > 0)) s += `<|im_start|>${m.role}\n${content}<|im_end|>\n`;
     else if (m.role === 'assistant') {
-      const calls = m.tool_calls ?? [];
+      const calls = toolCallsOf(m) ?? [];
       if (!qwen3) {
         if (calls.length === 0) s += `<|im_start|>assistant\n${content}<|im_end|>\n`;
         else {

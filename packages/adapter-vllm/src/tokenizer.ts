@@ -13,7 +13,8 @@
  * @see vllm-project/vllm:vllm/entrypoints/openai/serving_engine.py (`_tokenize_prompt_input`)
  */
 import llama3Tokenizer from 'llama3-tokenizer-js';
-import { type ChatMessage, type CompletionPrompt, chatMessageText, completionPromptIds } from './openai-api.js';
+import { type ChatMessage, type ChatTool, type CompletionPrompt, chatMessageText, completionPromptIds } from './openai-api.js';
+import { BoundedTextCache, jinjaTrim, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
 import { BYTE_OF_CHAR } from './byte-level-bpe.js';
 import { CachedLlama3Encoder, type TokenizerCacheStats } from './tokenizer-cache.js';
 
@@ -103,52 +104,101 @@ export function strftimeDayMonthYear(d: Date): string {
   return `${String(d.getDate()).padStart(2, '0')} ${MONTHS[d.getMonth()]} ${d.getFullYear()}`;
 }
 
-/** Jinja's `trim` (Python's `str.strip()`): leading and trailing whitespace removed. */
-function jinjaTrim(s: string): string {
-  return s.trim();
-}
+const LLAMA_TOOLS_PREAMBLE =
+  'Given the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n' +
+  'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.Do not use variables.\n\n';
 
 /**
  * Renders a conversation with a Llama 3 chat template, generation prompt included, as vLLM does
- * through the model's `tokenizer_config.json` (`apply_chat_template(add_generation_prompt=True)`,
- * no tools): `<|begin_of_text|>`, then (3.1 and later) the system turn with the knowledge-cutoff
+ * through the model's `tokenizer_config.json` (`apply_chat_template(add_generation_prompt=True,
+ * tools=…)`): `<|begin_of_text|>`, then (3.1 and later) the system turn with the knowledge-cutoff
  * and date lines, then each message's turn with its content trimmed, then
- * `<|start_header_id|>assistant<|end_header_id|>\n\n`. Messages with `tool_calls`, and tool
- * definitions, are not rendered as the template would (it is not given `tools`).
+ * `<|start_header_id|>assistant<|end_header_id|>\n\n`.
+ *
+ * Tools (3.1, 3.2; vLLM passes `tools` whenever the request has the field, even `[]`, so the
+ * template's `tools is not none` holds): `Environment: ipython\n` opens the system turn, and the
+ * tools go into the first message after the system one (the template's default
+ * `tools_in_user_message`), each as `tojson(indent=4)` followed by a blank line, after the
+ * template's instructions and before that message's trimmed content. An assistant turn with
+ * `tool_calls` is written as `{"name": "…", "parameters": <arguments tojson>}` (the first call:
+ * the templates refuse several, and vLLM answers 400), a `tool` message as an `ipython` turn whose
+ * content is `tojson` of the text (a JSON string, quotes included: Jinja's `iterable` test holds
+ * for a string). Llama 3 (3.0)'s template has no tools: they are ignored, and a turn is its
+ * trimmed content whatever its role or tool calls. vLLM refuses a 3.1/3.2 request with tools and
+ * no message after the system one (the template raises): here the tools block is left out.
  *
  * @param messages - OpenAI chat messages (text content parts are joined with `\n`).
  * @param template - which Llama 3 template. @default 'llama3'
  * @param now - the clock of `llama3.2`'s date. @default new Date()
- * @see meta-llama/Llama-3.1-8B-Instruct:tokenizer_config.json (`chat_template`, `date_string` "26 Jul 2024")
- * @see meta-llama/Llama-3.2-1B-Instruct:tokenizer_config.json (`strftime_now("%d %b %Y")`)
+ * @param tools - the request's `tools` (null or absent: none).
+ * @see meta-llama/Llama-3.1-8B-Instruct:tokenizer_config.json (`chat_template`, `date_string` "26 Jul 2024"; copy in src/fixtures/llama3.1-instruct.jinja)
+ * @see meta-llama/Llama-3.2-1B-Instruct:tokenizer_config.json (`strftime_now("%d %b %Y")`; copy in src/fixtures/llama3.2-instruct.jinja)
  * @see meta-llama/Meta-Llama-3-8B-Instruct:tokenizer_config.json
+ * @see vllm-project/vllm:vllm/entrypoints/openai/serving_chat.py (`tool_dicts`), vllm/entrypoints/chat_utils.py (`_postprocess_messages`)
  */
-export function renderChatTemplate(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', now?: Date): string {
+export function renderChatTemplate(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', now?: Date, tools?: readonly ChatTool[] | null): string {
+  const [head, tail] = renderLlamaParts(messages, template, now, tools);
+  return head + tail;
+}
+
+/** The Llama tools block (instructions, then each tool as `tojson(indent=4)` and a blank line), by the tools' JSON: agentic traffic repeats one list. */
+const llamaToolsBlocks = new BoundedTextCache();
+
+/**
+ * The rendered prompt in two pieces: through the tools block of the first user turn (`''` without
+ * tools), and the rest. The split falls on a pre-token boundary (the block ends with `}\n\n` or
+ * `.\n\n`, one pre-token, and the trimmed user text after it starts with no newline), so the ids of
+ * the two pieces, encoded apart, are the ids of the whole; and the first piece, the same on every
+ * request with the same system prompt and tools, is one cached segment for the encoder.
+ */
+function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3ChatTemplate, now: Date | undefined, tools: readonly ChatTool[] | null | undefined): [string, string] {
   let s = '<|begin_of_text|>';
+  if (template === 'llama3') {
+    for (const m of messages) s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
+    return ['', `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`];
+  }
   let rest = messages;
-  if (template !== 'llama3') {
-    const first = messages[0];
-    const system = first !== undefined && first.role === 'system' ? jinjaTrim(chatMessageText(first)) : '';
-    if (first !== undefined && first.role === 'system') rest = messages.slice(1);
-    const date = template === 'llama3.1' ? '26 Jul 2024' : strftimeDayMonthYear(now ?? new Date());
-    s += `<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: ${date}\n\n${system}<|eot_id|>`;
+  const first = messages[0];
+  const system = first !== undefined && first.role === 'system' ? jinjaTrim(chatMessageText(first)) : '';
+  if (first !== undefined && first.role === 'system') rest = messages.slice(1);
+  const date = template === 'llama3.1' ? '26 Jul 2024' : strftimeDayMonthYear(now ?? new Date());
+  const withTools = tools !== undefined && tools !== null;
+  s += `<|start_header_id|>system<|end_header_id|>\n\n${withTools ? 'Environment: ipython\n' : ''}Cutting Knowledge Date: December 2023\nToday Date: ${date}\n\n${system}<|eot_id|>`;
+  let head = '';
+  if (withTools && rest.length > 0) {
+    const block = llamaToolsBlocks.get(tools, () => {
+      let b = LLAMA_TOOLS_PREAMBLE;
+      for (const t of templateTools(tools)) b += `${pythonJsonDumps(t, 4)}\n\n`;
+      return b;
+    });
+    head = `${s}<|start_header_id|>user<|end_header_id|>\n\n${block}`;
+    s = `${jinjaTrim(chatMessageText(rest[0] as ChatMessage))}<|eot_id|>`;
+    rest = rest.slice(1);
   }
   for (const m of rest) {
-    // the 3.1+ templates write a tool result as an ipython turn, untrimmed
-    if (template !== 'llama3' && m.role === 'tool') s += `<|start_header_id|>ipython<|end_header_id|>\n\n${chatMessageText(m)}<|eot_id|>`;
+    const calls = m.role === 'assistant' ? toolCallsOf(m) : undefined;
+    if (calls !== undefined) {
+      const c = (calls[0] as (typeof calls)[number]).function;
+      const args = parseToolArguments(c.arguments);
+      s += `<|start_header_id|>assistant<|end_header_id|>\n\n{"name": "${c.name}", "parameters": ${'raw' in args ? JSON.stringify(args.raw) : pythonJsonDumps(args.value)}}<|eot_id|>`;
+    } else if (m.role === 'tool') s += `<|start_header_id|>ipython<|end_header_id|>\n\n${JSON.stringify(chatMessageText(m))}<|eot_id|>`;
     else s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
   }
-  return `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`;
+  return [head, `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`];
 }
 
 /**
- * Token ids of a chat conversation (template rendered, then tokenised).
+ * Token ids of a chat conversation (template rendered, then tokenised; with tools, the part
+ * through the tools block and the rest are encoded apart, which gives the same ids: see
+ * {@link renderLlamaParts}).
  *
  * @param messages - OpenAI chat messages.
  * @param template - which Llama 3 template ({@link renderChatTemplate}). @default 'llama3'
+ * @param tools - the request's `tools` ({@link renderChatTemplate}).
  */
-export function chatPromptTokenIds(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3'): number[] {
-  return encodeText(renderChatTemplate(messages, template));
+export function chatPromptTokenIds(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', tools?: readonly ChatTool[] | null): number[] {
+  const [head, tail] = renderLlamaParts(messages, template, undefined, tools);
+  return head === '' ? encodeText(tail) : encodeText(head).concat(encodeText(tail));
 }
 
 /**

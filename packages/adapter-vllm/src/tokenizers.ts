@@ -9,7 +9,7 @@
  *   with `add_special_tokens=False`)
  */
 import { KvmgrError } from '@kvmgr/core';
-import { type ChatMessage, type CompletionPrompt, completionPromptIds } from './openai-api.js';
+import { type ChatMessage, type ChatTool, type CompletionPrompt, completionPromptIds } from './openai-api.js';
 import { LLAMA3_BOS_TOKEN_ID, type Llama3ChatTemplate, chatPromptTokenIds, completionPromptTokenIds, decodeToken, decodeTokens, encodeText, renderChatTemplate, tokenizerCacheStats } from './tokenizer.js';
 import type { TokenizerCacheStats } from './tokenizer-cache.js';
 import { CachedQwenEncoder, QWEN_ADDED_TOKENS, QWEN_TEXT_VOCAB_SIZE, type QwenVariant, decodeQwen, preloadQwen, renderQwenChat } from './tokenizer-qwen.js';
@@ -43,10 +43,14 @@ export interface Tokenizer {
   decode(tokenIds: readonly number[]): string;
   /** Text of one token id (`decode([tokenId])`). */
   decodeToken(tokenId: number): string;
-  /** The chat template rendered with the generation prompt, as text. */
-  renderChat(messages: readonly ChatMessage[]): string;
-  /** Token ids of the rendered chat prompt. */
-  chatPromptTokenIds(messages: readonly ChatMessage[]): number[];
+  /**
+   * The chat template rendered with the generation prompt, as text, with the request's `tools`
+   * written as the template writes them (Llama 3.1/3.2, Qwen2.5, Qwen3; Llama 3 and Qwen2's
+   * templates have none).
+   */
+  renderChat(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): string;
+  /** Token ids of the rendered chat prompt ({@link Tokenizer.renderChat}). */
+  chatPromptTokenIds(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): number[];
   /** Token ids of each prompt of a `/v1/completions` request (BOS in front of a text prompt where the tokenizer has one). */
   completionPromptTokenIds(prompt: CompletionPrompt): number[][];
   /** Cache hits and misses of this tokenizer's encoder. */
@@ -81,8 +85,8 @@ function llamaTokenizer(name: Llama3ChatTemplate): Tokenizer {
     encode: encodeText,
     decode: decodeTokens,
     decodeToken,
-    renderChat: (messages) => renderChatTemplate(messages, name),
-    chatPromptTokenIds: (messages) => chatPromptTokenIds(messages, name),
+    renderChat: (messages, tools) => renderChatTemplate(messages, name, undefined, tools),
+    chatPromptTokenIds: (messages, tools) => chatPromptTokenIds(messages, name, tools),
     completionPromptTokenIds,
     cacheStats: tokenizerCacheStats,
     preload: () => {
@@ -108,8 +112,8 @@ function qwenTokenizer(variant: QwenVariant): Tokenizer {
     decode,
     // the engine server's detokenizer keeps each token's text (the only caller)
     decodeToken: (id) => decode([id]),
-    renderChat: (messages) => renderQwenChat(messages, variant),
-    chatPromptTokenIds: (messages) => encode(renderQwenChat(messages, variant)),
+    renderChat: (messages, tools) => renderQwenChat(messages, variant, tools),
+    chatPromptTokenIds: (messages, tools) => encode(renderQwenChat(messages, variant, tools)),
     // no BOS: Qwen's tokenizer adds none
     completionPromptTokenIds: (prompt) => completionPromptIds(prompt, encode),
     cacheStats: () => encoder().stats(),

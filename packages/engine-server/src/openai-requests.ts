@@ -115,7 +115,8 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
     if (prompts.length !== 1) return bad(`prompt: expected one prompt, got ${prompts.length} (batched prompts are not supported)`, 'prompt');
     prompt = prompts[0] as number[];
   } else {
-    prompt = tok.chatPromptTokenIds((r as { messages: Parameters<Tokenizer['chatPromptTokenIds']>[0] }).messages);
+    const chat = r as { messages: Parameters<Tokenizer['chatPromptTokenIds']>[0]; tools?: Parameters<Tokenizer['chatPromptTokenIds']>[1] };
+    prompt = tok.chatPromptTokenIds(chat.messages, chat.tools);
   }
   if (prompt.length === 0) return bad('prompt: expected at least one token', 'prompt');
   const vocab = tok.vocabSize;

@@ -114,6 +114,33 @@ describe('OpenAI API through the openai SDK', () => {
     expect(((await (await fetch(`${server.url}/version`)).json()) as { version: string }).version).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it('chat with tools: the prompt holds the tools as Llama 3.1’s template writes them (/tokenize agrees), and a later request with the same tools is served the tool block from cache', async () => {
+    const tools = [
+      { type: 'function' as const, function: { name: 'get_weather', description: 'Get the current weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['city'] } } },
+      { type: 'function' as const, function: { name: 'search', description: 'Search the web for a query and return the top results', parameters: { type: 'object', properties: { q: { type: 'string' }, limit: { type: 'integer', default: 5 } } } } },
+    ];
+    const first = [
+      { role: 'system' as const, content: 'You are a tool-using assistant.' },
+      { role: 'user' as const, content: 'What is the weather in Paris?' },
+    ];
+    const r1 = await client.chat.completions.create({ model: MODEL, messages: first, tools, max_tokens: 2 });
+    const withTools = chatPromptTokenIds(first, 'llama3.1', tools);
+    expect(r1.usage?.prompt_tokens).toBe(withTools.length);
+    // the tools are in the prompt: the same conversation without them is shorter
+    const bare = (await (await post('/tokenize', { model: MODEL, messages: first })).json()) as { count: number };
+    const tokenized = (await (await post('/tokenize', { model: MODEL, messages: first, tools })).json()) as { count: number; tokens: number[] };
+    expect(tokenized.tokens).toEqual(withTools);
+    expect(tokenized.count).toBeGreaterThan(bare.count + 100);
+    // a second conversation with the same tools (tool_choice "none" still renders them, as vLLM) shares the system turn and the tools
+    const second = [...first.slice(0, 1), { role: 'user' as const, content: 'Search for the best croissant in Lyon.' }];
+    const r2 = await client.chat.completions.create({ model: MODEL, messages: second, tools, tool_choice: 'none', max_tokens: 2 });
+    const ids2 = chatPromptTokenIds(second, 'llama3.1', tools);
+    let common = 0;
+    while (common < ids2.length && ids2[common] === withTools[common]) common++;
+    expect(common).toBeGreaterThan(bare.count);
+    expect(r2.usage?.prompt_tokens_details?.cached_tokens).toBe(Math.floor(common / 16) * 16);
+  });
+
   it('tokenize and detokenize round-trip with the engine tokenizer', async () => {
     const t = (await (await post('/tokenize', { model: MODEL, prompt: 'Hello world' })).json()) as { count: number; tokens: number[] };
     expect(t.tokens).toEqual(completionPromptTokenIds('Hello world')[0]);
@@ -130,6 +157,9 @@ describe('bad requests', () => {
     ['n > 1', '/v1/completions', { prompt: 'x', n: 2 }, 400, 'n'],
     ['no prompt', '/v1/completions', { max_tokens: 3 }, 400, 'prompt'],
     ['messages of the wrong type', '/v1/chat/completions', { messages: 'hi' }, 400, 'messages'],
+    ['tools that are not an array', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], tools: { name: 'f' } }, 400, 'tools'],
+    ['a tool without function.name', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { description: 'no name' } }] }, 400, 'tools[0].function.name'],
+    ['/tokenize with a tool without function.name', '/tokenize', { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: {} }] }, 400, null],
     ['an unknown model (404, as vLLM)', '/v1/completions', { model: 'gpt-17', prompt: 'x' }, 404, 'model'],
     ['several prompts', '/v1/completions', { prompt: ['a', 'b'] }, 400, 'prompt'],
     ['a token id outside the vocabulary', '/v1/completions', { prompt: [1, 999_999] }, 400, 'prompt'],

@@ -99,7 +99,7 @@ export function readRequest(
   let maxTokens: number;
   if (route === 'chat') {
     const c = parsed.value as ChatCompletionRequest;
-    prompts = [tokenizer.chatPromptTokenIds(c.messages)];
+    prompts = [tokenizer.chatPromptTokenIds(c.messages, c.tools)];
     const m = [c.max_tokens, c.max_completion_tokens].filter((x): x is number => typeof x === 'number');
     maxTokens = m.length === 0 ? defaultMaxTokens : Math.min(...m);
   } else {

@@ -100,6 +100,21 @@ describe('gateway: OpenAI API through the gateway', () => {
     expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
   });
 
+  it('malformed tools → 400 OpenAI error naming the field; nothing routed', async () => {
+    const before = fleet.reduce((a, f) => a + f.generations, 0);
+    for (const [tools, param] of [
+      [{ type: 'function', function: { name: 'f' } }, 'tools'],
+      [[{ type: 'function', function: { description: 'no name' } }], 'tools[0].function.name'],
+    ] as const) {
+      const res = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], tools }) });
+      expect(res.statusCode).toBe(400);
+      const body = (await res.body.json()) as { error: { type: string; param: string; message: string } };
+      expect(body.error).toMatchObject({ type: 'invalid_request_error', param });
+      expect(body.error.message.startsWith(`${param}: `)).toBe(true);
+    }
+    expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
+  });
+
   it('oversized body → 413 OpenAI error; nothing routed', async () => {
     const before = fleet.reduce((a, f) => a + f.generations, 0);
     const res = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x'.repeat(5 * 1024 * 1024) }) });

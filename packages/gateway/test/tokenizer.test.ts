@@ -8,6 +8,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type ChatMessage, type ChatTool, getTokenizer } from '@kvmgr/adapter-vllm';
 import { type Gateway, createGateway, resolveGatewayConfig } from '../src/index.js';
 import { LogSink, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
 
@@ -28,17 +29,27 @@ interface Turn {
   readonly promptTokens: number;
 }
 
+/** A large tool list, the same on every request of an agentic workload. */
+const TOOLS: OpenAI.ChatCompletionTool[] = ['get_weather', 'search_web', 'read_file', 'write_file', 'run_shell'].map((name, i) => ({
+  type: 'function',
+  function: {
+    name,
+    description: `Tool ${i}: ${name.replace('_', ' ')} — returns a JSON result; « quoted » text and 中文 are fine.`,
+    parameters: { type: 'object', properties: { target: { type: 'string', description: `what to ${name}` }, limit: { type: 'integer', minimum: 1, default: 10 }, options: { type: 'object', properties: { verbose: { type: 'boolean' } } } }, required: ['target'] },
+  },
+}));
+
 /** Three sessions of three turns, one request at a time, each turn waiting for the engine's KV events of the one before. */
-async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN): Promise<Turn[]> {
+async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN, opts: { tools?: OpenAI.ChatCompletionTool[]; sharedSystem?: boolean } = {}): Promise<Turn[]> {
   const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
   const history = new Map<number, Msg[]>();
   const out: Turn[] = [];
   for (let turn = 0; turn < 3; turn++) {
     for (let session = 0; session < 3; session++) {
-      const msgs = history.get(session) ?? [{ role: 'system', content: systemPrompt(session) }];
+      const msgs = history.get(session) ?? [{ role: 'system', content: systemPrompt(opts.sharedSystem === true ? 0 : session) }];
       msgs.push({ role: 'user', content: `Question ${turn} of session ${session}: what about   ${turn * 17 + session} items?` });
       const id = `${tag}-${session}-${turn}`;
-      const r = await client.chat.completions.create({ model, messages: msgs, max_tokens: 6 }, { headers: { 'x-request-id': id } });
+      const r = await client.chat.completions.create({ model, messages: msgs, max_tokens: 6, ...(opts.tools === undefined ? {} : { tools: opts.tools }) }, { headers: { 'x-request-id': id } });
       msgs.push({ role: 'assistant', content: r.choices[0]?.message.content ?? '' });
       history.set(session, msgs);
       const d = logs.decision(id);
@@ -87,6 +98,29 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     }
     const later = turns.filter((t) => t.turn > 0);
     expect(later.every((t) => t.predicted > 0 && t.cached > 0)).toBe(true);
+  });
+
+  it('agentic traffic (the same tools on every request, one system prompt): the gateway’s keys include the tool block, so sessions share it (predicted = engines’ cached tokens)', async () => {
+    const { gw, logs } = await setUp(undefined);
+    const turns = await runChat(gw, logs, 'tools', QWEN, { tools: TOOLS, sharedSystem: true });
+    const q = getTokenizer('qwen2.5');
+    const firstTurn = (session: number): ChatMessage[] => [
+      { role: 'system', content: systemPrompt(0) },
+      { role: 'user', content: `Question 0 of session ${session}: what about   ${session} items?` },
+    ];
+    const tools = TOOLS as ChatTool[];
+    // the engines count the tools (the same conversation without them is far shorter)
+    const t0 = turns[0] as Turn;
+    expect(t0.promptTokens).toBe(q.chatPromptTokenIds(firstTurn(0), tools).length);
+    expect(t0.promptTokens).toBeGreaterThan(q.chatPromptTokenIds(firstTurn(0)).length + 300);
+    // the sessions' first turns share the system turn with its tools: every full block of it is predicted, and served
+    const a = q.chatPromptTokenIds(firstTurn(0), tools);
+    const b = q.chatPromptTokenIds(firstTurn(1), tools);
+    let common = 0;
+    while (common < a.length && a[common] === b[common]) common++;
+    for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
+    for (const t of turns.filter((x) => x.turn === 0 && x.session > 0)) expect(t.predicted, JSON.stringify(t)).toBeGreaterThanOrEqual(Math.floor(common / 16) * 16);
+    expect(turns.every((t) => t.session === 0 && t.turn === 0 ? true : t.predicted > 0 && t.cached > 0)).toBe(true);
   });
 
   it('Llama 3’s tokenizer configured for the same engines: the keys do not match (nothing predicted, the engines serve from cache)', async () => {

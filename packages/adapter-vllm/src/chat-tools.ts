@@ -1,0 +1,195 @@
+/**
+ * What HF chat templates see of a request's `tools` and of an assistant turn's `tool_calls` when
+ * vLLM renders a chat prompt, and the Python pieces the templates use to write them (`tojson`,
+ * `trim`), so that kvmgr's renderers (`tokenizer.ts`, `tokenizer-qwen.ts`) write the same text
+ * without running Jinja.
+ *
+ * - `tools`: vLLM validates each entry as `ChatCompletionToolsParam` (`type: "function"` by
+ *   default, `function: FunctionDefinition{name, description = None, parameters = None}`, extra
+ *   fields allowed) and passes `[tool.model_dump() for tool in request.tools]` to the template:
+ *   declared fields first in declaration order (`type`, `function`; `name`, `description`,
+ *   `parameters`), an absent `description` / `parameters` as `null`, then any extra fields in the
+ *   order the client sent them. `tools` is passed even with `tool_choice: "none"` (vLLM drops it
+ *   only under `--exclude-tools-when-tool-choice-none`), so the renderers ignore `tool_choice`.
+ * - `tool_calls`: vLLM's `_postprocess_messages` turns each call's `arguments` JSON string into an
+ *   object (`json.loads`; an empty or absent string becomes `{}`) and drops an empty `tool_calls`
+ *   list, before the template runs.
+ *
+ * @see vllm-project/vllm:vllm/entrypoints/openai/protocol.py (`FunctionDefinition`, `ChatCompletionToolsParam`, `OpenAIBaseModel` `extra="allow"`)
+ * @see vllm-project/vllm:vllm/entrypoints/openai/serving_chat.py (`tool_dicts = [tool.model_dump() for tool in request.tools]`, `exclude_tools_when_tool_choice_none`)
+ * @see vllm-project/vllm:vllm/entrypoints/chat_utils.py (`_postprocess_messages`, `apply_hf_chat_template`)
+ * @see huggingface/transformers:src/transformers/utils/chat_template_utils.py (`tojson`: `json.dumps(x, ensure_ascii=False, indent=indent, separators=separators, sort_keys=False)`)
+ */
+import type { ChatMessage, ChatTool } from './openai-api.js';
+
+/**
+ * The text of Python's `json.dumps(value, ensure_ascii=False, indent=indent)` for a value parsed
+ * from JSON (what HF's `tojson` filter writes): without `indent`, items separated by `", "` and
+ * keys by `": "`; with it, one item per line indented by `indent` spaces, items separated by
+ * `","`, empty arrays and objects as `[]` and `{}`. Keys keep their order.
+ *
+ * Numbers: Python keeps a JSON number's type (int or float) and JavaScript does not, so an
+ * integral number is written as an int (`1`, also for a wire `1.0` or `1e2`, which Python writes
+ * as `1.0` and `100.0`: a known difference), and any other as Python's float `repr` (`0.5`,
+ * `1e-05`, `1.5e-07`). Strings: as `JSON.stringify` (the same escapes as Python's with
+ * `ensure_ascii=False`, except for a lone surrogate, which no valid UTF-8 request carries).
+ * `undefined` is written as `null` (it has no JSON form; a parsed value never holds it).
+ *
+ * @param value - a JSON value (null, boolean, number, string, array, plain object).
+ * @param indent - spaces per level, as `tojson(indent=4)`; none for the one-line form.
+ */
+export function pythonJsonDumps(value: unknown, indent?: number): string {
+  return dump(value, indent === undefined ? undefined : ' '.repeat(indent), '');
+}
+
+function dump(x: unknown, ind: string | undefined, cur: string): string {
+  if (x === null || x === undefined) return 'null';
+  switch (typeof x) {
+    case 'string':
+      return JSON.stringify(x);
+    case 'boolean':
+      return x ? 'true' : 'false';
+    case 'number':
+      return pythonNumber(x);
+    case 'bigint':
+      return x.toString();
+    default:
+      break;
+  }
+  if (Array.isArray(x)) {
+    if (x.length === 0) return '[]';
+    if (ind === undefined) {
+      let s = '[';
+      for (let i = 0; i < x.length; i++) s += (i === 0 ? '' : ', ') + dump(x[i], undefined, cur);
+      return `${s}]`;
+    }
+    const inner = cur + ind;
+    let s = '[';
+    for (let i = 0; i < x.length; i++) s += `${i === 0 ? '' : ','}\n${inner}${dump(x[i], ind, inner)}`;
+    return `${s}\n${cur}]`;
+  }
+  const keys = Object.keys(x as object);
+  if (keys.length === 0) return '{}';
+  const o = x as Record<string, unknown>;
+  if (ind === undefined) {
+    let s = '{';
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as string;
+      s += `${i === 0 ? '' : ', '}${JSON.stringify(k)}: ${dump(o[k], undefined, cur)}`;
+    }
+    return `${s}}`;
+  }
+  const inner = cur + ind;
+  let s = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    s += `${i === 0 ? '' : ','}\n${inner}${JSON.stringify(k)}: ${dump(o[k], ind, inner)}`;
+  }
+  return `${s}\n${cur}}`;
+}
+
+/** Python's `json.dumps` of a number: an integral one as an int, any other as `float.__repr__`. */
+function pythonNumber(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
+  if (Number.isInteger(x)) return Math.abs(x) < 1e21 ? String(x === 0 ? 0 : x) : BigInt(x).toString();
+  // the shortest round-trip digits (both languages); Python switches to exponent form below 1e-4 (JavaScript below 1e-6)
+  const a = Math.abs(x);
+  if (a >= 1e-4) return String(x);
+  const e = x.toExponential(); // e.g. "-1.5e-7"
+  const at = e.indexOf('e');
+  const exp = Number(e.slice(at + 1));
+  return `${e.slice(0, at)}e-${String(-exp).padStart(2, '0')}`;
+}
+
+/** Characters Python's `str.isspace()` accepts (what Jinja's `trim` strips). */
+function isPythonSpace(c: number): boolean {
+  return (
+    (c >= 0x09 && c <= 0x0d) ||
+    (c >= 0x1c && c <= 0x20) ||
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+/**
+ * Jinja's `trim` filter: Python's `str.strip()`, which strips what `str.isspace()` accepts (the
+ * ASCII whitespace, U+001C–U+001F, U+0085 and the Unicode spaces), not U+FEFF (unlike
+ * `String.prototype.trim`).
+ */
+export function jinjaTrim(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isPythonSpace(s.charCodeAt(a))) a++;
+  while (b > a && isPythonSpace(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+/** A tool as the template sees it (vLLM's `ChatCompletionToolsParam.model_dump()`). */
+export type TemplateTool = Readonly<Record<string, unknown>>;
+
+/**
+ * The request's tools as vLLM hands them to the chat template: `{type, function: {name,
+ * description, parameters, …extra}, …extra}` with `type` `"function"` when absent and an absent
+ * `description` / `parameters` as `null` (see the module docs).
+ *
+ * @param tools - the request's validated `tools`.
+ */
+export function templateTools(tools: readonly ChatTool[]): TemplateTool[] {
+  return tools.map((t) => {
+    const { type: _type, function: fn, ...toolExtra } = t;
+    const { name, description, parameters, ...fnExtra } = fn;
+    return { type: 'function', function: { name, description: description ?? null, parameters: parameters ?? null, ...fnExtra }, ...toolExtra };
+  });
+}
+
+/**
+ * A tool call's `arguments` as the template gets them: vLLM `json.loads` the string (an empty one
+ * becomes `{}`). A string that is not JSON makes vLLM refuse the request (400); here it is kept
+ * as the string, so a renderer still writes something.
+ *
+ * @returns the parsed value, or `{ raw }` when the string is not JSON.
+ */
+export function parseToolArguments(args: string | null | undefined): { value: unknown } | { raw: string } {
+  if (args === undefined || args === null || args === '') return { value: {} };
+  try {
+    return { value: JSON.parse(args) as unknown };
+  } catch {
+    return { raw: args };
+  }
+}
+
+/** An assistant message's tool calls as the template sees them (`undefined` for none: vLLM drops an empty list). */
+export function toolCallsOf(m: ChatMessage): NonNullable<ChatMessage['tool_calls']> | undefined {
+  const calls = m.tool_calls;
+  return calls !== undefined && calls !== null && calls.length > 0 ? calls : undefined;
+}
+
+/**
+ * Rendered tool blocks by the tools' JSON text (`JSON.stringify`, native and cheaper than
+ * rendering them again): agentic traffic sends one tool list on every request. At most `max`
+ * entries; when full it starts over (a process serves one model and a few tool lists).
+ */
+export class BoundedTextCache {
+  private readonly map = new Map<string, string>();
+  constructor(private readonly max = 64) {}
+
+  /** The text for `tools`, made by `make` on a miss. */
+  get(tools: readonly ChatTool[], make: () => string): string {
+    const key = JSON.stringify(tools);
+    let v = this.map.get(key);
+    if (v === undefined) {
+      v = make();
+      if (this.map.size >= this.max) this.map.clear();
+      this.map.set(key, v);
+    }
+    return v;
+  }
+}
