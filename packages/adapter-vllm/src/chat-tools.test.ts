@@ -295,6 +295,7 @@ for item in json.load(sys.stdin):
 sys.stdout.write(json.dumps(out))
 `;
 const hasJinja2 = spawnSync('python3', ['-c', 'import jinja2'], { stdio: 'ignore' }).status === 0;
+if (!hasJinja2) console.warn('chat-tools.test.ts: skipping the Python Jinja2 cross-checks: `python3 -c "import jinja2"` fails on this machine');
 const FILES: Record<Name, string> = { 'llama3.1': 'llama3.1-instruct.jinja', 'llama3.2': 'llama3.2-instruct.jinja', 'qwen2.5': 'qwen2.5-instruct.jinja', qwen3: 'qwen3.jinja' };
 
 function python(items: { name: Name; messages: readonly ChatMessage[]; tools: readonly ChatTool[] | null }[]): string[] {
