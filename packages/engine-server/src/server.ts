@@ -111,6 +111,10 @@ export interface EngineServer {
   close(): Promise<void>;
 }
 
+/** Where a request's arrival stamp (model µs) is kept on node:http's request object. */
+const ARRIVAL_US = Symbol('kvmgr.arrivalUs');
+type ArrivalStamped = { [ARRIVAL_US]?: number };
+
 /** 32-bit seeded PRNG in [0, 1) (mulberry32). */
 function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -264,9 +268,10 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   // Arrival is when the request reached the server (node:http's 'request' event, ahead of fastify's
   // own listener: before routing, hooks, body parse and checks): the latency model's queueing term
   // (BLIS α) already stands for that API-server work.
-  const arrivals = new WeakMap<object, number>();
-  app.server.prependListener('request', (raw: object) => {
-    arrivals.set(raw, driver.nowUs());
+  // The stamp rides on the request object itself (a WeakMap entry per request costs more, in the
+  // map and in the GC's ephemeron pass).
+  app.server.prependListener('request', (raw: ArrivalStamped) => {
+    raw[ARRIVAL_US] = driver.nowUs();
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${req.url}`, 'not_found'));
 
@@ -311,8 +316,9 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     ...(options.experimental_onRequestTiming === undefined ? {} : { onTiming: options.experimental_onRequestTiming }),
   };
 
+  const requestCtx = { modelNames, maxModelLen, tokenizer };
   const generate = (kind: 'completion' | 'chat') => async (request: { body: unknown; raw: object }, reply: FastifyReply) => {
-    const parsed = parseGenerationRequest(kind, request.body, { modelNames, maxModelLen, tokenizer });
+    const parsed = parseGenerationRequest(kind, request.body, requestCtx);
     if (!parsed.ok) return reply.code(parsed.error.status).send(parsed.error.body);
     let req = parsed.value;
     const pdCheck = pd.check(req);
@@ -320,7 +326,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     req = pd.adjust(req);
     if (driver.waiting >= maxWaiting) return sendError(reply, 429, `the engine queue is full (${driver.waiting} waiting, maxWaiting ${maxWaiting})`, 'queue_full');
     if (failRate > 0 && random() < failRate) return sendError(reply, 500, 'injected failure (failRate)', 'injected_failure');
-    await serveGeneration(genCtx, req, reply, arrivals.get(request.raw) ?? driver.nowUs());
+    await serveGeneration(genCtx, req, reply, (request.raw as ArrivalStamped)[ARRIVAL_US] ?? driver.nowUs());
     return reply;
   };
   app.post('/v1/completions', generate('completion'));
