@@ -19,15 +19,16 @@ import { DEFAULT_TOKENIZER, type Tokenizer, getTokenizer } from '@kvmgr/adapter-
 const CONTEXT = 5;
 
 /**
- * Per tokenizer, indexed by token id: the text of a single token that decodes to whole characters
- * (no U+FFFD), `null` for the others, `undefined` (a hole) until first seen.
+ * Per tokenizer, indexed by token id (one slot per id of the vocabulary, made once): the text of a
+ * single token that decodes to whole characters (no U+FFFD), `null` for the others, `undefined`
+ * until first seen.
  */
 const tokenTexts = new Map<Tokenizer, (string | null | undefined)[]>();
 
 function tokenTextOf(tokenizer: Tokenizer): (string | null | undefined)[] {
   let m = tokenTexts.get(tokenizer);
   if (m === undefined) {
-    m = [];
+    m = new Array<string | null | undefined>(tokenizer.vocabSize).fill(undefined);
     tokenTexts.set(tokenizer, m);
   }
   return m;
@@ -42,32 +43,23 @@ export class IncrementalDetokenizer {
   text = '';
   private readonly tokenText: (string | null | undefined)[];
   private readonly decode: (tokenIds: readonly number[]) => string;
-  private readonly vocabSize: number;
 
   /** @param tokenizer - the model's tokenizer. @default Llama 3's */
   constructor(private readonly tokenizer: Tokenizer = getTokenizer(DEFAULT_TOKENIZER)) {
     this.tokenText = tokenTextOf(tokenizer);
     this.decode = tokenizer.decode;
-    this.vocabSize = tokenizer.vocabSize;
-  }
-
-  private decodeWhole(tokenId: number): string | null {
-    const s = this.tokenizer.decodeToken(tokenId);
-    return s.includes('\uFFFD') ? null : s;
   }
 
   private wholeTokenText(tokenId: number): string | null {
-    // Only ids of the vocabulary are cached (an array index, not a dictionary-mode key); the prompt
-    // check and the token generator keep output ids below it.
-    if (!(tokenId >= 0 && tokenId < this.vocabSize)) return this.decodeWhole(tokenId);
-    let t = this.tokenText[tokenId];
-    if (t === undefined) {
-      t = this.decodeWhole(tokenId);
-      const cache = this.tokenText;
-      // Grown densely (holes filled with undefined) so that the array stays in fast elements.
-      while (cache.length < tokenId) cache.push(undefined);
-      cache[tokenId] = t;
-    }
+    const t = this.tokenText[tokenId];
+    return t !== undefined ? t : this.firstTokenText(tokenId);
+  }
+
+  /** Decodes a token not seen before and caches its text when it is an id of the vocabulary (the prompt check and the token generator keep output ids below it). */
+  private firstTokenText(tokenId: number): string | null {
+    const s = this.tokenizer.decodeToken(tokenId);
+    const t = s.includes('\uFFFD') ? null : s;
+    if (Number.isInteger(tokenId) && tokenId >= 0 && tokenId < this.tokenText.length) this.tokenText[tokenId] = t;
     return t;
   }
 
