@@ -101,12 +101,13 @@ class GenerationStream implements RequestSink {
   private readonly stream: boolean;
   private readonly created: number;
   private readonly object: string;
-  private readonly detok: IncrementalDetokenizer;
   private readonly promptLen: number;
-  private readonly echoText: string;
   private readonly res: ServerResponse;
+  // Made by `prepare()`, after the submit (no token comes before the next event-loop turn).
+  private detok!: IncrementalDetokenizer;
+  private echoText = '';
   /** A token's chunk is this per-request template plus its text; null with `continuous_usage_stats` (usage on every chunk: built as an object). */
-  private readonly template: SseChunkTemplate | null;
+  private template: SseChunkTemplate | null = null;
   private readonly timing: TokenTimes | null;
   private outTokens = 0;
   private lastTokenUs = -1;
@@ -131,12 +132,17 @@ class GenerationStream implements RequestSink {
     this.requestId = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`;
     this.created = Math.floor(Date.now() / 1000);
     this.object = chat ? 'chat.completion.chunk' : 'text_completion';
-    this.detok = new IncrementalDetokenizer(ctx.tokenizer);
     this.promptLen = req.promptTokenIds.length;
-    this.echoText = req.echo ? ctx.tokenizer.decode(req.promptTokenIds) : '';
     this.res = reply.raw;
     this.timing = ctx.onTiming === undefined ? null : { due: [], emitted: [], written: [] };
-    this.template = req.stream && !req.continuousUsage ? new SseChunkTemplate({ id: this.requestId, object: this.object, created: this.created, model: req.model }, chat) : null;
+  }
+
+  /** What only the tokens need (detokenizer, chunk template, echo text): made after the submit, so the request reaches the step loop first. */
+  prepare(): void {
+    const { ctx, req } = this;
+    this.detok = new IncrementalDetokenizer(ctx.tokenizer);
+    if (req.echo) this.echoText = ctx.tokenizer.decode(req.promptTokenIds);
+    if (req.stream && !req.continuousUsage) this.template = new SseChunkTemplate({ id: this.requestId, object: this.object, created: this.created, model: req.model }, this.chat);
   }
 
   private tokenEvent(text: string, finish: string | null): string {
@@ -315,6 +321,7 @@ export function serveGeneration(ctx: GenerationContext, req: GenerationRequest, 
     if (req.stopTokenIds.length > 0) request.stopTokenIds = req.stopTokenIds;
     if (remoteKv !== undefined) request.remoteKv = remoteKv;
     ctx.driver.submit(request, g.atUs, g);
+    g.prepare();
     // The status line and headers after the submit: the request reaches the step loop first (its
     // first token comes in a later event-loop turn, so the headers still precede every chunk).
     if (req.stream) {
