@@ -133,9 +133,9 @@ function hashString(s: string): number {
   return h >>> 0;
 }
 
-/** Token `index` of a request's seeded output: text tokens only (below the special tokens: 128000 for Llama 3, 151643 for Qwen). */
-function seededToken(seed: number, requestId: string, index: number, textVocabSize: number): number {
-  let h = (hashString(requestId) ^ Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0;
+/** Token `index` of a request's seeded output (`requestIdHash`: `hashString` of its id): text tokens only (below the special tokens: 128000 for Llama 3, 151643 for Qwen). */
+function seededToken(seed: number, requestIdHash: number, index: number, textVocabSize: number): number {
+  let h = (requestIdHash ^ Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x7feb352d);
   h ^= h >>> 15;
@@ -188,13 +188,15 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   const bytesPerBlock = kvBytesPerBlockPerRank(modelSpec, blockSize, tp) * tp;
 
   // Per-request generation settings the token generator needs (echo, min_tokens vs stop tokens).
-  const live = new Map<string, GenerationRequest>();
+  // The id's hash is kept with the request (not recomputed over the id for every token).
+  const live = new Map<string, { readonly req: GenerationRequest; readonly idHash: number }>();
   const tokenGenerator = (requestId: string, index: number): number => {
-    const req = live.get(requestId);
-    if (req === undefined) return seededToken(seed, requestId, index, textVocab);
-    let tok = options.echo ? (req.promptTokenIds[index % req.promptTokenIds.length] as number) : seededToken(seed, requestId, index, textVocab);
+    const entry = live.get(requestId);
+    if (entry === undefined) return seededToken(seed, hashString(requestId), index, textVocab);
+    const { req, idHash } = entry;
+    let tok = options.echo ? (req.promptTokenIds[index % req.promptTokenIds.length] as number) : seededToken(seed, idHash, index, textVocab);
     // min_tokens: a stop token may not end the request early; draw another.
-    for (let k = 1; index < req.minTokens && req.stopTokenIds.includes(tok) && k < 16; k++) tok = seededToken(seed + k, requestId, index, textVocab);
+    for (let k = 1; index < req.minTokens && req.stopTokenIds.includes(tok) && k < 16; k++) tok = seededToken(seed + k, idHash, index, textVocab);
     return tok;
   };
 
@@ -304,12 +306,12 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     extraDelayUs: (req) => pd.transferDelayUs(req),
     remoteKv: (req) => pd.remoteKv(req),
     register: (id, req) => {
-      live.set(id, req);
+      live.set(id, { req, idHash: hashString(id) });
       accepted++;
       if (dieAfter !== undefined && accepted === dieAfter) fatalRequest = id;
     },
     onFirstToken: (id) => {
-      pd.onFirstToken(id, live.get(id), core);
+      pd.onFirstToken(id, live.get(id)?.req, core);
       if (id === fatalRequest) die();
     },
     responseExtras: (req, id, stats: RequestFinishedStats) => pd.responseParams(req, id, stats),
