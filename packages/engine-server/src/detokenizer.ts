@@ -7,7 +7,9 @@
  * Fast path: Llama 3's and Qwen's tokenizers are byte-level BPE, so a text is the UTF-8 decoding of its tokens'
  * bytes concatenated; when nothing is held back and the new token decodes alone to whole
  * characters, its text is exactly the delta. Those texts are cached per token id (at most the
- * vocabulary), which saves the two window decodes on nearly every token of a stream.
+ * vocabulary), which saves the two window decodes on nearly every token of a stream. The cache is
+ * an array indexed by token id: a `Map` of the same entries (tens of thousands of random ids of a
+ * 128k vocabulary) costs a hash probe with cache misses on every token of every stream.
  *
  * @see vllm-project/vllm:vllm/transformers_utils/detokenizer_utils.py (detokenize_incrementally)
  */
@@ -16,13 +18,17 @@ import { DEFAULT_TOKENIZER, type Tokenizer, getTokenizer } from '@kvmgr/adapter-
 /** Tokens of context decoded before the new ones, so merges at the boundary come out right. */
 const CONTEXT = 5;
 
-/** Per tokenizer: text of single tokens that decode to whole characters (no U+FFFD); `null` for the others. */
-const tokenTexts = new Map<Tokenizer, Map<number, string | null>>();
+/**
+ * Per tokenizer, indexed by token id (one slot per id of the vocabulary, made once): the text of a
+ * single token that decodes to whole characters (no U+FFFD), `null` for the others, `undefined`
+ * until first seen.
+ */
+const tokenTexts = new Map<Tokenizer, (string | null | undefined)[]>();
 
-function tokenTextOf(tokenizer: Tokenizer): Map<number, string | null> {
+function tokenTextOf(tokenizer: Tokenizer): (string | null | undefined)[] {
   let m = tokenTexts.get(tokenizer);
   if (m === undefined) {
-    m = new Map();
+    m = new Array<string | null | undefined>(tokenizer.vocabSize).fill(undefined);
     tokenTexts.set(tokenizer, m);
   }
   return m;
@@ -35,7 +41,7 @@ export class IncrementalDetokenizer {
   private readOffset = 0;
   /** All text emitted so far. */
   text = '';
-  private readonly tokenText: Map<number, string | null>;
+  private readonly tokenText: (string | null | undefined)[];
   private readonly decode: (tokenIds: readonly number[]) => string;
 
   /** @param tokenizer - the model's tokenizer. @default Llama 3's */
@@ -45,12 +51,15 @@ export class IncrementalDetokenizer {
   }
 
   private wholeTokenText(tokenId: number): string | null {
-    let t = this.tokenText.get(tokenId);
-    if (t === undefined) {
-      const s = this.tokenizer.decodeToken(tokenId);
-      t = s.includes('\uFFFD') ? null : s;
-      this.tokenText.set(tokenId, t);
-    }
+    const t = this.tokenText[tokenId];
+    return t !== undefined ? t : this.firstTokenText(tokenId);
+  }
+
+  /** Decodes a token not seen before and caches its text when it is an id of the vocabulary (the prompt check and the token generator keep output ids below it). */
+  private firstTokenText(tokenId: number): string | null {
+    const s = this.tokenizer.decodeToken(tokenId);
+    const t = s.includes('\uFFFD') ? null : s;
+    if (Number.isInteger(tokenId) && tokenId >= 0 && tokenId < this.tokenText.length) this.tokenText[tokenId] = t;
     return t;
   }
 

@@ -10,7 +10,10 @@
  * registry (and which runs by itself when a buffer fills). A prom-client `observe` validates and
  * hashes its label set on every call (a few µs); per streamed token on the step loop that delayed
  * the step's later tokens. Each histogram receives the same values in the same order as before,
- * so its buckets, count and floating-point sum are the same at every read.
+ * so its buckets, count and floating-point sum are the same at every read. A buffer that fills on
+ * the step loop is drained in the next event-loop turn (`setImmediate`), not in the token's hook:
+ * a drain observes thousands of values (milliseconds), which would hold back the rest of that step's
+ * tokens.
  */
 import { type VllmMetrics, createVllmMetricsRegistry, setVllmCacheConfig } from '@kvmgr/adapter-vllm';
 import type { EngineCore, EngineMetrics, FinishReason, RequestFinishedStats, StepShape } from '@kvmgr/engine';
@@ -69,6 +72,12 @@ export class EngineMetricsExporter {
   private readonly ttft = new ObservationBuffer();
   private readonly queueTime = new ObservationBuffer();
   private readonly e2e = new ObservationBuffer();
+  /** A drain of full buffers is scheduled for the next event-loop turn. */
+  private drainScheduled: ReturnType<typeof setImmediate> | null = null;
+  private readonly drainLater = (): void => {
+    this.drainScheduled = null;
+    this.drainHistograms();
+  };
 
   constructor(options: EngineMetricsExporterOptions) {
     this.core = options.core;
@@ -115,8 +124,19 @@ export class EngineMetricsExporter {
     this.last = now;
   }
 
+  /** A buffer filled: drain them all once the current turn (the step end's writes) is done. */
+  private scheduleDrain(): void {
+    if (this.drainScheduled !== null) return;
+    // Unref'd: a pending drain does not keep the process alive (sync() drains what is left).
+    this.drainScheduled = setImmediate(this.drainLater).unref();
+  }
+
   /** Observes every buffered value in its histogram. */
   private drainHistograms(): void {
+    if (this.drainScheduled !== null) {
+      clearImmediate(this.drainScheduled);
+      this.drainScheduled = null;
+    }
     const m = this.metrics;
     const l = m.labels;
     this.itl.drain(m.interTokenLatency, l);
@@ -128,12 +148,12 @@ export class EngineMetricsExporter {
 
   /** Records one step's tokens (`vllm:iteration_tokens_total`); the gauges and counters are read from the core at `sync()`. */
   onStep(shape: Readonly<StepShape>): void {
-    if (this.iterationTokens.push(shape.prefillTokens + shape.decodeTokens)) this.drainHistograms();
+    if (this.iterationTokens.push(shape.prefillTokens + shape.decodeTokens)) this.scheduleDrain();
   }
 
   /** Records an inter-token gap, model µs. */
   observeItl(us: number): void {
-    if (this.itl.push(us / 1e6)) this.drainHistograms();
+    if (this.itl.push(us / 1e6)) this.scheduleDrain();
   }
 
   /** Records a finished request's TTFT, E2E and queue time (model clock). */
@@ -142,6 +162,6 @@ export class EngineMetricsExporter {
     if (stats.ttftUs >= 0) full = this.ttft.push(stats.ttftUs / 1e6) || full;
     if (stats.queueUs >= 0) full = this.queueTime.push(stats.queueUs / 1e6) || full;
     if (stats.finishReason !== 'rejected') full = this.e2e.push(stats.e2eUs / 1e6) || full;
-    if (full) this.drainHistograms();
+    if (full) this.scheduleDrain();
   }
 }

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LLAMA3_VOCAB_SIZE, parseGenerationRequest } from './openai-requests.js';
+import { ChatCompletionRequestSchema, CompletionRequestSchema } from '@kvmgr/adapter-vllm';
+import { LLAMA3_VOCAB_SIZE, PLAIN_FIELD_CHECKS, isPlainRequest, parseGenerationRequest } from './openai-requests.js';
 
 const ctx = { modelNames: ['served', 'alias'], maxModelLen: 4096 };
 
@@ -68,5 +69,74 @@ describe('parseGenerationRequest', () => {
     const s = parseGenerationRequest('completion', { prompt: [1, 2, 3], max_tokens: 4, stream: 'yes' }, ctx);
     expect(s.ok).toBe(false);
     if (!s.ok) expect(s.error.body.error.param).toBe('stream');
+  });
+});
+
+/** A value of each modelled field: valid ones, nulls, and ones the schema refuses. */
+const anyValue = fc.oneof(
+  fc.constantFrom<unknown>(null, true, false, 0, -0, 1, -1, 2, 0.5, 1.5, -2, -2.5, 3, 2 ** 53, 'x', '', [], ['a'], ['a', 1], {}, [1, 2]),
+  fc.constantFrom<unknown>({ include_usage: true }, { include_usage: 'yes' }, { continuous_usage_stats: false, other: 1 }, { include_usage: null }, { do_remote_decode: true }),
+  fc.double({ noNaN: true }),
+  fc.integer({ min: -5, max: 5000 }),
+);
+const message = fc.oneof(
+  fc.record({ role: fc.constantFrom<unknown>('system', 'user', 'assistant', 'tool', 'developer', 'robot', 3), content: fc.oneof(fc.string(), fc.constantFrom<unknown>(null, 5, [{ type: 'text', text: 'hi' }])) }, { requiredKeys: ['role'] }),
+  fc.record({ role: fc.constant('user'), content: fc.string(), name: fc.oneof(fc.string(), fc.constant<unknown>(null)), tool_call_id: fc.oneof(fc.string(), fc.constant<unknown>(7)), extra: anyValue }, { requiredKeys: ['role'] }),
+  fc.record({ role: fc.constant('assistant'), content: fc.string(), tool_calls: fc.constantFrom<unknown>([], [{ id: 'c', type: 'function' }], null) }),
+  fc.constantFrom<unknown>(null, 'hi', [], { role: 'assistant', content: null, tool_calls: [] }),
+);
+const fieldsOf = (kind: 'completion' | 'chat') =>
+  fc.dictionary(fc.constantFrom(...Object.keys(PLAIN_FIELD_CHECKS[kind]).filter((k) => k !== 'prompt' && k !== 'messages'), 'stop_token_ids', 'top_k'), anyValue, { maxKeys: 6 });
+
+describe('isPlainRequest (the bodies that skip the schema)', () => {
+  it('checks every field each schema models, and no other', () => {
+    expect(Object.keys(PLAIN_FIELD_CHECKS.completion).sort()).toEqual(Object.keys(CompletionRequestSchema.shape).sort());
+    expect(Object.keys(PLAIN_FIELD_CHECKS.chat).sort()).toEqual(Object.keys(ChatCompletionRequestSchema.shape).sort());
+  });
+
+  it('accepts only bodies the schema accepts and returns unchanged', () => {
+    const check = (kind: 'completion' | 'chat', b: Record<string, unknown>): void => {
+      if (!isPlainRequest(kind, b)) return;
+      const r = (kind === 'completion' ? CompletionRequestSchema : ChatCompletionRequestSchema).safeParse(b);
+      expect(r.success).toBe(true);
+      expect(r.data).toEqual(b);
+    };
+    fc.assert(
+      fc.property(fieldsOf('completion'), (f) => check('completion', { ...f, prompt: [1, 2, 3] })),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fieldsOf('chat'), fc.array(message, { maxLength: 3 }), (f, messages) => check('chat', { ...f, messages })),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a plain body parses exactly as through the schema (same request, same error)', () => {
+    // `kv_transfer_params` (even undefined) sends the same body down the schema path.
+    const viaSchema = (b: object) => ('kv_transfer_params' in b ? b : { ...b, kv_transfer_params: undefined });
+    const served = fc.constantFrom<unknown>('served', 'alias', 'other');
+    fc.assert(
+      fc.property(fieldsOf('completion'), served, prompt, (f, model, p) => {
+        const b = { ...f, model, prompt: p };
+        expect(parseGenerationRequest('completion', b, ctx)).toEqual(parseGenerationRequest('completion', viaSchema(b), ctx));
+      }),
+      { numRuns: 1000 },
+    );
+    fc.assert(
+      fc.property(fieldsOf('chat'), served, fc.array(message, { maxLength: 3 }), (f, model, messages) => {
+        const b = { ...f, model, messages };
+        expect(parseGenerationRequest('chat', b, ctx)).toEqual(parseGenerationRequest('chat', viaSchema(b), ctx));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('takes the common shapes (benchmarks, gateways) and leaves null, P/D and tool calls to the schema', () => {
+    expect(isPlainRequest('completion', { prompt: [1, 2], max_tokens: 24, min_tokens: 24, ignore_eos: true, stream: true, stream_options: { include_usage: true } })).toBe(true);
+    expect(isPlainRequest('chat', { model: 'served', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 8, temperature: 0.7 })).toBe(true);
+    expect(isPlainRequest('completion', { prompt: [1], max_tokens: null })).toBe(false);
+    expect(isPlainRequest('completion', { prompt: [1], kv_transfer_params: { do_remote_decode: true } })).toBe(false);
+    expect(isPlainRequest('chat', { messages: [{ role: 'assistant', tool_calls: [] }] })).toBe(false);
+    expect(isPlainRequest('chat', { model: 'served' })).toBe(false);
   });
 });

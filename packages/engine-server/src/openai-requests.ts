@@ -6,7 +6,9 @@
  * @see vllm-project/vllm:vllm/entrypoints/openai/serving_engine.py (`_validate_input`, `_check_model`)
  */
 import {
+  type ChatCompletionRequest,
   ChatCompletionRequestSchema,
+  type CompletionRequest,
   CompletionRequestSchema,
   type KvTransferParams,
   type OpenAiErrorResponse,
@@ -80,6 +82,88 @@ function tokenIdPrompt(body: unknown): number[] | null {
   return p as number[];
 }
 
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+const isNumberIn = (v: unknown, lo: number, hi: number): boolean => typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi;
+const isString = (v: unknown): boolean => typeof v === 'string';
+const isBoolean = (v: unknown): boolean => typeof v === 'boolean';
+/** Declines: the field takes the schema path (nested objects such as `kv_transfer_params`). */
+const viaSchema = (): boolean => false;
+
+function isStreamOptions(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  for (const k in v) {
+    if ((k === 'include_usage' || k === 'continuous_usage_stats') && typeof (v as Record<string, unknown>)[k] !== 'boolean') return false;
+  }
+  return true;
+}
+
+/** A chat message of a role and a string content (and optional string `name` / `tool_call_id`). */
+function isPlainMessage(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const m = v as Record<string, unknown>;
+  const role = m['role'];
+  if (!(role === 'system' || role === 'developer' || role === 'user' || role === 'assistant' || role === 'tool')) return false;
+  for (const k in m) {
+    const x = m[k];
+    if (k === 'content' || k === 'name' || k === 'tool_call_id') {
+      if (typeof x !== 'string') return false;
+    } else if (k === 'tool_calls') return false;
+  }
+  return true;
+}
+
+/** Fields of both request schemas (`sampling` in adapter-vllm's openai-api.ts), with the exact test each schema applies to a non-null value. */
+const SAMPLING_CHECKS: Readonly<Record<string, (v: unknown) => boolean>> = {
+  model: isString,
+  max_tokens: isCount,
+  temperature: (v) => isNumberIn(v, 0, Number.POSITIVE_INFINITY),
+  top_p: (v) => isNumberIn(v, 0, 1) && (v as number) > 0,
+  n: (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+  seed: (v) => Number.isSafeInteger(v),
+  stop: (v) => typeof v === 'string' || (Array.isArray(v) && v.every(isString)),
+  stream: isBoolean,
+  stream_options: isStreamOptions,
+  presence_penalty: (v) => isNumberIn(v, -2, 2),
+  frequency_penalty: (v) => isNumberIn(v, -2, 2),
+  user: isString,
+  ignore_eos: isBoolean,
+  min_tokens: isCount,
+  kv_transfer_params: viaSchema,
+};
+
+/**
+ * Per endpoint, every field its schema models (unknown fields pass through the schema unchecked),
+ * with the test the schema applies to a value that is not null. `prompt` is checked by
+ * {@link tokenIdPrompt}; `messages` element by element.
+ */
+export const PLAIN_FIELD_CHECKS: Readonly<Record<'completion' | 'chat', Readonly<Record<string, (v: unknown) => boolean>>>> = {
+  completion: { ...SAMPLING_CHECKS, prompt: () => true, echo: isBoolean, logprobs: isCount, suffix: isString },
+  chat: {
+    ...SAMPLING_CHECKS,
+    messages: (v) => Array.isArray(v) && v.length > 0 && v.every(isPlainMessage),
+    max_completion_tokens: isCount,
+    logprobs: isBoolean,
+    top_logprobs: isCount,
+  },
+};
+
+/**
+ * Whether the schema would accept `body` as it is and return it unchanged (the same fields with
+ * the same values): every modelled field holds a plain value its schema accepts. Null values,
+ * nested P/D parameters, tool calls and content parts are left to the schema (false), as is
+ * anything it would refuse, so errors keep their exact messages. A completion's `prompt` must
+ * already have passed {@link tokenIdPrompt}. Skipping the schema for such bodies saves the zod
+ * walk (and its copies of the body) on every request of a benchmark or gateway.
+ */
+export function isPlainRequest(kind: 'completion' | 'chat', body: Record<string, unknown>): boolean {
+  const checks = PLAIN_FIELD_CHECKS[kind];
+  for (const k in body) {
+    const check = checks[k];
+    if (check !== undefined && !check(body[k])) return false;
+  }
+  return kind === 'completion' || 'messages' in body;
+}
+
 /**
  * Validates a body and turns it into a {@link GenerationRequest}.
  *
@@ -96,13 +180,20 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
   // costs about a millisecond); the rest of the body still goes through the schema, with a
   // one-token stand-in prompt, so every other field is checked and reported exactly as before.
   // Any other prompt, valid or not, takes the schema path (the same errors as before).
+  // A body whose fields are all plain values the schema accepts as they are skips the schema: it
+  // would return the same fields with the same values (`isPlainRequest`).
   const ids = kind === 'completion' ? tokenIdPrompt(body) : null;
-  const parsed =
-    kind === 'completion'
-      ? parseOpenAiRequest(CompletionRequestSchema, ids === null ? body : { ...(body as Record<string, unknown>), prompt: STAND_IN_PROMPT })
-      : parseOpenAiRequest(ChatCompletionRequestSchema, body);
-  if (!parsed.ok) return parsed;
-  const r = parsed.value;
+  let r: CompletionRequest | ChatCompletionRequest;
+  if ((kind === 'chat' || ids !== null) && typeof body === 'object' && body !== null && !Array.isArray(body) && isPlainRequest(kind, body as Record<string, unknown>)) {
+    r = body as CompletionRequest | ChatCompletionRequest;
+  } else {
+    const parsed =
+      kind === 'completion'
+        ? parseOpenAiRequest(CompletionRequestSchema, ids === null ? body : { ...(body as Record<string, unknown>), prompt: STAND_IN_PROMPT })
+        : parseOpenAiRequest(ChatCompletionRequestSchema, body);
+    if (!parsed.ok) return parsed;
+    r = parsed.value;
+  }
   const served = ctx.modelNames[0] ?? '';
   if (r.model != null && !ctx.modelNames.includes(r.model)) {
     return { ok: false, error: openAiError(404, `The model \`${r.model}\` does not exist.`, { param: 'model', code: 'model_not_found' }) };

@@ -111,6 +111,10 @@ export interface EngineServer {
   close(): Promise<void>;
 }
 
+/** Where a request's arrival stamp (model µs) is kept on node:http's request object. */
+const ARRIVAL_US = Symbol('kvmgr.arrivalUs');
+type ArrivalStamped = { [ARRIVAL_US]?: number };
+
 /** 32-bit seeded PRNG in [0, 1) (mulberry32). */
 function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -129,9 +133,9 @@ function hashString(s: string): number {
   return h >>> 0;
 }
 
-/** Token `index` of a request's seeded output: text tokens only (below the special tokens: 128000 for Llama 3, 151643 for Qwen). */
-function seededToken(seed: number, requestId: string, index: number, textVocabSize: number): number {
-  let h = (hashString(requestId) ^ Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0;
+/** Token `index` of a request's seeded output (`requestIdHash`: `hashString` of its id): text tokens only (below the special tokens: 128000 for Llama 3, 151643 for Qwen). */
+function seededToken(seed: number, requestIdHash: number, index: number, textVocabSize: number): number {
+  let h = (requestIdHash ^ Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x7feb352d);
   h ^= h >>> 15;
@@ -184,13 +188,15 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   const bytesPerBlock = kvBytesPerBlockPerRank(modelSpec, blockSize, tp) * tp;
 
   // Per-request generation settings the token generator needs (echo, min_tokens vs stop tokens).
-  const live = new Map<string, GenerationRequest>();
+  // The id's hash is kept with the request (not recomputed over the id for every token).
+  const live = new Map<string, { readonly req: GenerationRequest; readonly idHash: number }>();
   const tokenGenerator = (requestId: string, index: number): number => {
-    const req = live.get(requestId);
-    if (req === undefined) return seededToken(seed, requestId, index, textVocab);
-    let tok = options.echo ? (req.promptTokenIds[index % req.promptTokenIds.length] as number) : seededToken(seed, requestId, index, textVocab);
+    const entry = live.get(requestId);
+    if (entry === undefined) return seededToken(seed, hashString(requestId), index, textVocab);
+    const { req, idHash } = entry;
+    let tok = options.echo ? (req.promptTokenIds[index % req.promptTokenIds.length] as number) : seededToken(seed, idHash, index, textVocab);
     // min_tokens: a stop token may not end the request early; draw another.
-    for (let k = 1; index < req.minTokens && req.stopTokenIds.includes(tok) && k < 16; k++) tok = seededToken(seed + k, requestId, index, textVocab);
+    for (let k = 1; index < req.minTokens && req.stopTokenIds.includes(tok) && k < 16; k++) tok = seededToken(seed + k, idHash, index, textVocab);
     return tok;
   };
 
@@ -264,9 +270,10 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   // Arrival is when the request reached the server (node:http's 'request' event, ahead of fastify's
   // own listener: before routing, hooks, body parse and checks): the latency model's queueing term
   // (BLIS α) already stands for that API-server work.
-  const arrivals = new WeakMap<object, number>();
-  app.server.prependListener('request', (raw: object) => {
-    arrivals.set(raw, driver.nowUs());
+  // The stamp rides on the request object itself (a WeakMap entry per request costs more, in the
+  // map and in the GC's ephemeron pass).
+  app.server.prependListener('request', (raw: ArrivalStamped) => {
+    raw[ARRIVAL_US] = driver.nowUs();
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${req.url}`, 'not_found'));
 
@@ -299,20 +306,21 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     extraDelayUs: (req) => pd.transferDelayUs(req),
     remoteKv: (req) => pd.remoteKv(req),
     register: (id, req) => {
-      live.set(id, req);
+      live.set(id, { req, idHash: hashString(id) });
       accepted++;
       if (dieAfter !== undefined && accepted === dieAfter) fatalRequest = id;
     },
     onFirstToken: (id) => {
-      pd.onFirstToken(id, live.get(id), core);
+      pd.onFirstToken(id, live.get(id)?.req, core);
       if (id === fatalRequest) die();
     },
     responseExtras: (req, id, stats: RequestFinishedStats) => pd.responseParams(req, id, stats),
     ...(options.experimental_onRequestTiming === undefined ? {} : { onTiming: options.experimental_onRequestTiming }),
   };
 
+  const requestCtx = { modelNames, maxModelLen, tokenizer };
   const generate = (kind: 'completion' | 'chat') => async (request: { body: unknown; raw: object }, reply: FastifyReply) => {
-    const parsed = parseGenerationRequest(kind, request.body, { modelNames, maxModelLen, tokenizer });
+    const parsed = parseGenerationRequest(kind, request.body, requestCtx);
     if (!parsed.ok) return reply.code(parsed.error.status).send(parsed.error.body);
     let req = parsed.value;
     const pdCheck = pd.check(req);
@@ -320,7 +328,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     req = pd.adjust(req);
     if (driver.waiting >= maxWaiting) return sendError(reply, 429, `the engine queue is full (${driver.waiting} waiting, maxWaiting ${maxWaiting})`, 'queue_full');
     if (failRate > 0 && random() < failRate) return sendError(reply, 500, 'injected failure (failRate)', 'injected_failure');
-    await serveGeneration(genCtx, req, reply, arrivals.get(request.raw) ?? driver.nowUs());
+    await serveGeneration(genCtx, req, reply, (request.raw as ArrivalStamped)[ARRIVAL_US] ?? driver.nowUs());
     return reply;
   };
   app.post('/v1/completions', generate('completion'));
