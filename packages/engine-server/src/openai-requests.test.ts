@@ -138,5 +138,8 @@ describe('isPlainRequest (the bodies that skip the schema)', () => {
     expect(isPlainRequest('completion', { prompt: [1], kv_transfer_params: { do_remote_decode: true } })).toBe(false);
     expect(isPlainRequest('chat', { messages: [{ role: 'assistant', tool_calls: [] }] })).toBe(false);
     expect(isPlainRequest('chat', { model: 'served' })).toBe(false);
+    // tools are validated and reshaped by the schema, even an empty or a well-formed list
+    expect(isPlainRequest('chat', { messages: [{ role: 'user', content: 'hi' }], tools: [] })).toBe(false);
+    expect(isPlainRequest('chat', { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'auto' })).toBe(false);
   });
 });

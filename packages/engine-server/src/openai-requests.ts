@@ -144,8 +144,27 @@ export const PLAIN_FIELD_CHECKS: Readonly<Record<'completion' | 'chat', Readonly
     max_completion_tokens: isCount,
     logprobs: isBoolean,
     top_logprobs: isCount,
+    // the request's tools are validated and reshaped by the schema (ChatToolSchema)
+    tools: viaSchema,
+    tool_choice: viaSchema,
   },
 };
+
+/**
+ * The checks by field, with every field the schema models but the table lacks declined: a field
+ * added to a schema later takes the schema path until it gets a check here (the test that the
+ * table and the schemas list the same fields says so too).
+ */
+const FIELD_CHECKS: Readonly<Record<'completion' | 'chat', ReadonlyMap<string, (v: unknown) => boolean>>> = {
+  completion: checksFor(Object.keys(CompletionRequestSchema.shape), PLAIN_FIELD_CHECKS.completion),
+  chat: checksFor(Object.keys(ChatCompletionRequestSchema.shape), PLAIN_FIELD_CHECKS.chat),
+};
+
+function checksFor(modelled: readonly string[], table: Readonly<Record<string, (v: unknown) => boolean>>): ReadonlyMap<string, (v: unknown) => boolean> {
+  const m = new Map<string, (v: unknown) => boolean>();
+  for (const k of modelled) m.set(k, table[k] ?? viaSchema);
+  return m;
+}
 
 /**
  * Whether the schema would accept `body` as it is and return it unchanged (the same fields with
@@ -156,9 +175,9 @@ export const PLAIN_FIELD_CHECKS: Readonly<Record<'completion' | 'chat', Readonly
  * walk (and its copies of the body) on every request of a benchmark or gateway.
  */
 export function isPlainRequest(kind: 'completion' | 'chat', body: Record<string, unknown>): boolean {
-  const checks = PLAIN_FIELD_CHECKS[kind];
+  const checks = FIELD_CHECKS[kind];
   for (const k in body) {
-    const check = checks[k];
+    const check = checks.get(k);
     if (check !== undefined && !check(body[k])) return false;
   }
   return kind === 'completion' || 'messages' in body;
