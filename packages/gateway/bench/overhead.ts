@@ -17,15 +17,18 @@
  * then dropped); `KVMGR_BENCH_LOG=silent` turns the log off. `KVMGR_BENCH_GATEWAY=floor` puts a
  * bare node:http + undici pass-through proxy in the gateway's place: the floor of any Node proxy
  * hop on this machine, to read the gateway's numbers against. `KVMGR_BENCH_PROF=dir` writes a V8
- * CPU profile of the gateway process there.
+ * CPU profile of the gateway process there (`KVMGR_BENCH_PROF_INTERVAL=µs` its sampling interval); `KVMGR_BENCH_NODE_ARGS` adds node/V8 flags to
+ * the gateway process (e.g. `--trace-deopt`).
  *
  * Every child process is stopped by its own handle at the end (SIGTERM, then awaited), and exits
  * by itself when this process dies first (its IPC channel closes).
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { subscribe } from 'node:diagnostics_channel';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
+import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 
@@ -144,11 +147,49 @@ async function runChild(): Promise<void> {
   process.on('disconnect', () => {
     void close().then(() => process.exit(0));
   });
-  // the parent asks for this process's CPU time (µs, user + system) around each phase
+  // the parent asks for this process's CPU time (µs, user + system) around each phase, and with it
+  // the event-loop delay and the GC pauses since its previous ask (so the ask after a phase gives
+  // that phase's): where a latency tail comes from when the CPU per request does not explain it
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const gc = { minor: 0, minorMs: 0, major: 0, majorMs: 0, other: 0, otherMs: 0, maxMs: 0 };
+  const gcObs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+        gc.minor++;
+        gc.minorMs += e.duration;
+      } else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++;
+        gc.majorMs += e.duration;
+      } else {
+        gc.other++;
+        gc.otherMs += e.duration;
+      }
+      if (e.duration > gc.maxMs) gc.maxMs = e.duration;
+    }
+  });
+  gcObs.observe({ entryTypes: ['gc'] });
+  // each request's time inside this process, from its head parsed ('request') to its response
+  // handed to the socket ('finish'): what the process itself adds, without the waits outside it
+  const since = new WeakMap<object, number>();
+  let inside: number[] = [];
+  if (role !== 'trivial' && role !== 'engine') {
+    subscribe('http.server.request.start', (m) => since.set((m as { response: object }).response, performance.now()));
+    subscribe('http.server.response.finish', (m) => {
+      const t = since.get((m as { response: object }).response);
+      if (t !== undefined) inside.push(performance.now() - t);
+    });
+  }
   process.on('message', (m) => {
     if (m === 'cpu') {
       const u = process.cpuUsage();
-      process.send?.({ cpuUs: u.user + u.system });
+      inside.sort((a, b) => a - b);
+      const stats: ChildStats = { insideP50Ms: quantile(inside, 0.5), insideP90Ms: quantile(inside, 0.9), insideP99Ms: quantile(inside, 0.99), loopP50Ms: loop.percentile(50) / 1e6, loopP99Ms: loop.percentile(99) / 1e6, loopMaxMs: loop.max / 1e6, gc: { ...gc } };
+      loop.reset();
+      inside = [];
+      for (const k of Object.keys(gc) as (keyof typeof gc)[]) gc[k] = 0;
+      process.send?.({ cpuUs: u.user + u.system, stats });
     }
   });
   process.send?.({ url });
@@ -161,11 +202,37 @@ interface Child {
   url: string;
 }
 
+/** A child's event-loop delay (`monitorEventLoopDelay`, 1 ms resolution) and GC pauses since its previous CPU ask. */
+interface ChildStats {
+  /** time from a request's head parsed to its response finished, inside the process (ms) */
+  insideP50Ms: number;
+  insideP90Ms: number;
+  insideP99Ms: number;
+  loopP50Ms: number;
+  loopP99Ms: number;
+  loopMaxMs: number;
+  /** counts and total pause ms: scavenges (minor), mark-compacts (major), the rest (incremental marking, weak callbacks); the longest pause */
+  gc: { minor: number; minorMs: number; major: number; majorMs: number; other: number; otherMs: number; maxMs: number };
+}
+
+/** The stats of the phase that the CPU ask closed (set by {@link cpuUs}). */
+const lastStats = new WeakMap<Child, ChildStats>();
+
+function fmtStats(label: string, phases: readonly ChildStats[]): string {
+  const all = (f: (s: ChildStats) => number, d = 2) => phases.map((s) => f(s).toFixed(d)).join(' / ');
+  const sum = (f: (s: ChildStats) => number) => phases.reduce((a, s) => a + f(s), 0);
+  return (
+    `${label} time inside ms (request head → response finish) p50 ${all((s) => s.insideP50Ms, 3)}, p90 ${all((s) => s.insideP90Ms, 3)}, p99 ${all((s) => s.insideP99Ms, 3)}; ` +
+    `event-loop delay ms (per measured phase) p50 ${all((s) => s.loopP50Ms)}, p99 ${all((s) => s.loopP99Ms)}, max ${all((s) => s.loopMaxMs)}; ` +
+    `GC: ${sum((s) => s.gc.minor)} scavenges ${sum((s) => s.gc.minorMs).toFixed(1)} ms, ${sum((s) => s.gc.major)} mark-compacts ${sum((s) => s.gc.majorMs).toFixed(1)} ms, ${sum((s) => s.gc.other)} other ${sum((s) => s.gc.otherMs).toFixed(1)} ms, longest pause ${Math.max(...phases.map((s) => s.gc.maxMs)).toFixed(2)} ms`
+  );
+}
+
 function spawn(r: string, env: Record<string, string> = {}): Promise<Child> {
   const proc = fork(fileURLToPath(import.meta.url), [], {
     env: { ...process.env, KVMGR_BENCH_ROLE: r, ...env },
     // KVMGR_BENCH_PROF=dir: a V8 CPU profile of the gateway process is written there
-    execArgv: ['--conditions=@kvmgr/source', '--import', 'tsx', ...(r === 'gateway' && process.env['KVMGR_BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['KVMGR_BENCH_PROF']}`] : [])],
+    execArgv: ['--conditions=@kvmgr/source', '--import', 'tsx', ...(r === 'gateway' && process.env['KVMGR_BENCH_NODE_ARGS'] ? process.env['KVMGR_BENCH_NODE_ARGS'].split(' ') : []), ...(r === 'gateway' && process.env['KVMGR_BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['KVMGR_BENCH_PROF']}`, ...(process.env['KVMGR_BENCH_PROF_INTERVAL'] ? [`--cpu-prof-interval=${process.env['KVMGR_BENCH_PROF_INTERVAL']}`] : [])] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
@@ -189,6 +256,8 @@ function cpuUs(c: Child): Promise<number> {
     const on = (m: unknown) => {
       if (typeof m === 'object' && m !== null && 'cpuUs' in m) {
         c.proc.off('message', on);
+        const st = (m as { stats?: ChildStats }).stats;
+        if (st !== undefined) lastStats.set(c, st);
         resolve((m as { cpuUs: number }).cpuUs);
       }
     };
@@ -283,6 +352,7 @@ async function compare(label: string, direct: string, gwChild: Child, body: stri
   let gErr = 0;
   let gAch = 0;
   let gCpuUs = 0;
+  const gStats: ChildStats[] = [];
   for (let i = 0; i < 2; i++) {
     const a = await openLoop(direct, body, rate, seconds / 2);
     d.push(...a.lat);
@@ -290,6 +360,8 @@ async function compare(label: string, direct: string, gwChild: Child, body: stri
     const c0 = await cpuUs(gwChild);
     const b = await openLoop(gw, body, rate, seconds / 2);
     gCpuUs += (await cpuUs(gwChild)) - c0;
+    const st = lastStats.get(gwChild);
+    if (st !== undefined) gStats.push(st);
     g.push(...b.lat);
     gErr += b.errors;
     gAch += b.achieved / 2;
@@ -307,6 +379,7 @@ async function compare(label: string, direct: string, gwChild: Child, body: stri
   console.log(`| p50 | ${fmt(p50.direct)} | ${fmt(p50.gateway)} | **${fmt(p50.added)}** |`);
   console.log(`| p90 | ${fmt(row(0.9).direct)} | ${fmt(row(0.9).gateway)} | ${fmt(row(0.9).added)} |`);
   console.log(`| p99 | ${fmt(p99.direct)} | ${fmt(p99.gateway)} | **${fmt(p99.added)}** |`);
+  if (gStats.length > 0) console.log(fmtStats('gateway', gStats));
 }
 
 async function main(): Promise<void> {
@@ -337,10 +410,12 @@ async function main(): Promise<void> {
     const cpu0 = await cpuUs(gw);
     const cg = await closedLoop(gw.url, short, 64, 3);
     const cgCpu = ((await cpuUs(gw)) - cpu0) / 1000 / Math.max(1, cg.rps * 3 + cg.errors);
+    const cgStats = lastStats.get(gw);
     console.log(`| path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|`);
     console.log(`| direct | ${cd.rps.toFixed(0)} | ${fmt(cd.p50)} | ${fmt(cd.p99)} | ${cd.errors} |`);
     console.log(`| via gateway | ${cg.rps.toFixed(0)} | ${fmt(cg.p50)} | ${fmt(cg.p99)} | ${cg.errors} |`);
     console.log(`gateway CPU ${fmt(cgCpu)} ms per request in the closed loop; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    if (cgStats !== undefined) console.log(fmtStats('gateway (closed loop)', [cgStats]));
   } finally {
     for (const c of children.reverse()) await stop(c);
     await agent.close();

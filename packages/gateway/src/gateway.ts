@@ -553,6 +553,8 @@ class GatewayServer {
     let outcome = 'ok';
     let errorMsg: string | undefined;
     let pdLeg: Record<string, unknown> | undefined;
+    /** A buffered 200 answer, its usage read after it was sent. */
+    let usageBody: Buffer | undefined;
     // P/D: the prompt's reservation on the prefill endpoint ends with the prefill leg (two-legs), when the decode answer starts (prefiller-header), or with the request
     const endPrefillHold = () => {
       if (releasePrefill(first, requestId)) this.admission.release();
@@ -651,17 +653,18 @@ class GatewayServer {
           }
           const buf = res.whole();
           status = res.statusCode;
-          if (status === 200) {
-            try {
-              usage = usageOf(JSON.parse(buf.toString('utf8')));
-            } catch {
-              // not JSON: passed through as it is
-            }
-          } else outcome = 'upstream-status';
+          if (status !== 200) outcome = 'upstream-status';
           ttftMs = performance.now() - started;
-          finish(ep, status === 200);
+          // the answer first: the end of the request in flight (the admission release loop, the
+          // routing history) and the usage read (JSON.parse of the body) are not on its path
           reply.code(status).header('content-type', ctype || 'application/json').header('x-kvmgr-endpoint', ep.name);
-          return reply.send(buf);
+          try {
+            reply.send(buf);
+          } finally {
+            finish(ep, status === 200);
+          }
+          if (status === 200) usageBody = buf;
+          return reply;
         }
         // SSE: hold the client's headers until the first upstream chunk, so a failure before it can still be retried
         let head: Buffer | null;
@@ -719,6 +722,15 @@ class GatewayServer {
     } finally {
       endPrefillHold();
       reply.raw.off('close', onClientClose);
+      // after the answer was written (same turn, so the line is there when the client has it): the
+      // usage of a buffered answer (a JSON.parse of its body), A/B, tenant and token counts, the log line
+      if (usageBody !== undefined) {
+        try {
+          usage = usageOf(JSON.parse(usageBody.toString('utf8')));
+        } catch {
+          // not JSON: passed through as it is
+        }
+      }
       if (abArm !== undefined && outcome !== 'client-aborted') {
         const ok = status === 200 && outcome === 'ok';
         this.recordAb(abArm.ab, abArm.arm, {
