@@ -16,7 +16,9 @@
  * The gateway logs at info as `kvmgr serve` does (its per-request JSON line built and serialised,
  * then dropped); `KVMGR_BENCH_LOG=silent` turns the log off. `KVMGR_BENCH_GATEWAY=floor` puts a
  * bare node:http + undici pass-through proxy in the gateway's place: the floor of any Node proxy
- * hop on this machine, to read the gateway's numbers against. `KVMGR_BENCH_PROF=dir` writes a V8
+ * hop on this machine, to read the gateway's numbers against. `KVMGR_BENCH_WARMUP_S` (default 4)
+ * is how long the proxy takes traffic at the measured rate before each comparison (V8's optimising
+ * compiles of its hot paths end in that time). `KVMGR_BENCH_PROF=dir` writes a V8
  * CPU profile of the gateway process there (`KVMGR_BENCH_PROF_INTERVAL=µs` its sampling interval); `KVMGR_BENCH_NODE_ARGS` adds node/V8 flags to
  * the gateway process (e.g. `--trace-deopt`).
  *
@@ -34,6 +36,9 @@ import { Agent, request } from 'undici';
 
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 const role = process.env['KVMGR_BENCH_ROLE'];
+/** Seconds of traffic at the measured rate through the proxy before each measured comparison (JIT warm-up). @default 4 */
+const WARMUP_S = Number(process.env['KVMGR_BENCH_WARMUP_S'] ?? '4');
+if (!(WARMUP_S >= 0 && Number.isFinite(WARMUP_S))) throw new Error(`KVMGR_BENCH_WARMUP_S: ${process.env['KVMGR_BENCH_WARMUP_S']}, expected a number of seconds ≥ 0`);
 
 // ---- child: trivial upstream ------------------------------------------------------------------
 
@@ -339,13 +344,15 @@ function fmt(x: number): string {
 
 async function compare(label: string, direct: string, gwChild: Child, body: string, rate: number, seconds: number): Promise<void> {
   const gw = gwChild.url;
-  // warm-up (connections, JIT) on both paths, then a second at the measured rate: without it the
-  // first gateway phase still pays for compiling its hot paths, which a gateway that has been
-  // serving for a while no longer does (that alone read as ~1.5× the steady CPU per request)
+  // warm-up (connections, JIT) on both paths, then WARMUP_S at the measured rate: without it the
+  // measured phases still pay for V8 compiling (and, after wrong-map deopts, recompiling) the
+  // gateway's hot paths on a background thread that competes for the cores, which a gateway that
+  // has been serving for a while no longer does (`--trace-opt` shows TurboFan jobs for `proxy`,
+  // `handle`, `decide` and `placeRequest` still running a second into the measured rate)
   await openLoop(direct, body, Math.min(rate, 200), 0.5);
   await openLoop(gw, body, Math.min(rate, 200), 0.5);
   await openLoop(direct, body, rate, 1);
-  await openLoop(gw, body, rate, 1);
+  await openLoop(gw, body, rate, WARMUP_S);
   const d: number[] = [];
   const g: number[] = [];
   let dErr = 0;
