@@ -26,6 +26,7 @@ export {
   ChatContentPartSchema,
   ChatMessageSchema,
   ChatToolSchema,
+  ChatToolsSchema,
   ChatCompletionRequestSchema,
   UsageSchema,
   CompletionResponseSchema,

@@ -145,12 +145,15 @@ export const ChatToolSchema = z.looseObject({
 });
 export type ChatTool = z.infer<typeof ChatToolSchema>;
 
+/** A chat request's `tools`: an array of {@link ChatToolSchema} (null or absent: no tools). */
+export const ChatToolsSchema = z.array(ChatToolSchema, { error: 'expected an array of tools' }).nullish();
+
 /** `POST /v1/chat/completions` body. Unknown fields pass through. */
 export const ChatCompletionRequestSchema = z.looseObject({
   ...sampling,
   messages: z.array(ChatMessageSchema).min(1, 'expected at least one message'),
   /** Tools the model may call: rendered into the prompt by the chat template (even with `tool_choice: "none"`, as vLLM). */
-  tools: z.array(ChatToolSchema, { error: 'expected an array of tools' }).nullish(),
+  tools: ChatToolsSchema,
   /** `"none"`, `"auto"`, `"required"` or `{type: "function", function: {name}}`: passed through to the engine. */
   tool_choice: z.unknown().optional(),
   /** OpenAI's newer name of `max_tokens`; vLLM takes the smaller when both are set. */

@@ -98,7 +98,6 @@ const finishReasonOf = (stats: RequestFinishedStats): string => (stats.finishRea
 class GenerationStream implements RequestSink {
   readonly requestId: string;
   private readonly chat: boolean;
-  private readonly stream: boolean;
   private readonly created: number;
   private readonly object: string;
   private readonly promptLen: number;
@@ -128,7 +127,6 @@ class GenerationStream implements RequestSink {
   ) {
     const chat = req.kind === 'chat';
     this.chat = chat;
-    this.stream = req.stream;
     this.requestId = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`;
     this.created = Math.floor(Date.now() / 1000);
     this.object = chat ? 'chat.completion.chunk' : 'text_completion';
@@ -194,14 +192,14 @@ class GenerationStream implements RequestSink {
     let text = this.detok.push(tokenId);
     if (n === 1) {
       text = this.echoText + text;
-      if (this.stream && this.chat) {
+      if (req.stream && this.chat) {
         this.writeSse(
           formatSseChunk({ id: this.requestId, object: this.object, created: this.created, model: req.model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }),
         );
       }
       ctx.onFirstToken?.(this.requestId);
     }
-    if (this.stream) {
+    if (req.stream) {
       this.flush(null);
       this.pendingText = text;
       // A token that cannot be the last goes out at once. One that may be (the length limit or a

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { type Tokenizer, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
-import { ChatMessageSchema, type ChatTool, ChatToolSchema } from '@kvmgr/adapter-vllm';
+import { ChatMessageSchema, type ChatTool, ChatToolsSchema } from '@kvmgr/adapter-vllm';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EngineMetricsExporter } from './engine-metrics.js';
@@ -31,7 +31,7 @@ function schemasFor(vocabSize: number) {
     tokenize: z.union(
       [
         z.looseObject({ model: z.string().nullish(), prompt: z.union([z.string(), TokenIds]), add_special_tokens: z.boolean().nullish() }),
-        z.looseObject({ model: z.string().nullish(), messages: z.array(ChatMessageSchema).min(1), tools: z.array(ChatToolSchema, { error: 'expected an array of tools' }).nullish() }),
+        z.looseObject({ model: z.string().nullish(), messages: z.array(ChatMessageSchema).min(1), tools: ChatToolsSchema }),
       ],
       { error: 'expected {prompt} or {messages}' },
     ),
