@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { machineCpuSeconds, processCpuSeconds, startCpuMeter } from './live-cpu.js';
+import fc from 'fast-check';
+import { machineBusyShare, machineCpuSeconds, processCpuSeconds, startCpuMeter } from './live-cpu.js';
 
 const linux = existsSync('/proc/self/stat');
 
@@ -14,6 +15,21 @@ function burn(seconds: number): void {
     if ((d.user + d.system) / 1e6 >= seconds || x < 0) return;
   }
 }
+
+describe('machine busy share', () => {
+  it('is exactly 1 for a window with no idle tick, and within [0, 1] for any two readings', () => {
+    // the CI failure this pins: busy and total divided by USER_HZ before the ratio gave 1.0000000000354925
+    expect(machineBusyShare({ busy: 123_457, total: 987_655 }, { busy: 123_457 + 3_333, total: 987_655 + 3_333 })).toBe(1);
+    fc.assert(
+      fc.property(fc.nat(1e9), fc.nat(1e9), fc.nat(1e6), fc.nat(1e6), (busy, idle, dBusy, dIdle) => {
+        const share = machineBusyShare({ busy, total: busy + idle }, { busy: busy + dBusy, total: busy + idle + dBusy + dIdle });
+        if (dBusy + dIdle === 0) return share === undefined;
+        return share !== undefined && share >= 0 && share <= 1 && (dIdle > 0 || share === 1);
+      }),
+    );
+    expect(machineBusyShare(undefined, { busy: 1, total: 2 })).toBeUndefined();
+  });
+});
 
 describe.skipIf(!linux)('live CPU meter (/proc)', () => {
   it("reads this process's CPU time as process.cpuUsage() does (10 ms ticks)", () => {

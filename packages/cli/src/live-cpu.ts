@@ -36,11 +36,12 @@ export function processCpuSeconds(pid: number): number | undefined {
 }
 
 /**
- * Busy and total CPU seconds of the whole machine so far (all CPUs summed), from `/proc/stat`'s
- * first line: busy = user + nice + system + irq + softirq + steal; total adds idle and iowait.
+ * Busy and total CPU time of the whole machine so far (all CPUs summed), in `USER_HZ` ticks (10 ms),
+ * from `/proc/stat`'s first line: busy = user + nice + system + irq + softirq + steal; total adds
+ * idle and iowait. Integers, so a busy share computed from two readings is exact (never above 1).
  * @returns `undefined` when `/proc/stat` is not there
  */
-export function machineCpuSeconds(): { busy: number; total: number } | undefined {
+export function machineCpuTicks(): { busy: number; total: number } | undefined {
   let line: string | undefined;
   try {
     line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
@@ -51,7 +52,27 @@ export function machineCpuSeconds(): { busy: number; total: number } | undefined
   if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return undefined;
   const [user, nice, system, idle, iowait, irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
   const busy = user + nice + system + irq + softirq + steal;
-  return { busy: busy / USER_HZ, total: (busy + idle + iowait) / USER_HZ };
+  return { busy, total: busy + idle + iowait };
+}
+
+/**
+ * Busy and total CPU seconds of the whole machine so far (all CPUs summed): {@link machineCpuTicks} / `USER_HZ`.
+ * @returns `undefined` when `/proc/stat` is not there
+ */
+export function machineCpuSeconds(): { busy: number; total: number } | undefined {
+  const t = machineCpuTicks();
+  return t && { busy: t.busy / USER_HZ, total: t.total / USER_HZ };
+}
+
+/**
+ * Busy share (0–1) of the machine between two {@link machineCpuTicks} readings: busy ticks over all
+ * ticks elapsed. Computed on the integer ticks, so a fully busy window gives exactly 1 (a ratio of
+ * tick counts divided by `USER_HZ` first can round to 1.0000000000354925).
+ * @returns `undefined` when either reading is missing or no tick elapsed
+ */
+export function machineBusyShare(a: { busy: number; total: number } | undefined, b: { busy: number; total: number } | undefined): number | undefined {
+  if (!a || !b || b.total <= a.total) return undefined;
+  return Math.min(1, Math.max(0, (b.busy - a.busy) / (b.total - a.total)));
 }
 
 /** CPU used by a live stack over one measured window, in cores (CPU seconds / wall seconds). */
@@ -80,7 +101,7 @@ export function startCpuMeter(enginePids: readonly number[]): (tokens?: number) 
   const t0 = process.hrtime.bigint();
   const self0 = process.cpuUsage();
   const eng0 = enginePids.map(processCpuSeconds);
-  const m0 = machineCpuSeconds();
+  const m0 = machineCpuTicks();
   return (tokens?: number) => {
     const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
     const d = process.cpuUsage(self0);
@@ -93,8 +114,7 @@ export function startCpuMeter(enginePids: readonly number[]): (tokens?: number) 
     });
     // all or nothing: a partial engine list would understate the engines' share
     const engines = engS.length === enginePids.length ? engS : [];
-    const m1 = machineCpuSeconds();
-    const machineBusy = m0 && m1 && m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : undefined;
+    const machineBusy = machineBusyShare(m0, machineCpuTicks());
     const perCore = (s: number) => (wallS > 0 ? s / wallS : 0);
     const engineSum = engines.reduce((s, x) => s + x, 0);
     return {
