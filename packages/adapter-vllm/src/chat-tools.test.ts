@@ -60,8 +60,8 @@ function jinja(name: Name, messages: readonly ChatMessage[], tools: readonly Cha
 }
 
 function ours(name: Name, messages: readonly ChatMessage[], tools: readonly ChatTool[] | null): string {
-  if (name === 'llama3.1' || name === 'llama3.2') return renderChatTemplate(messages, name, NOW, tools);
-  return renderQwenChat(messages, name, tools);
+  if (name === 'llama3.1' || name === 'llama3.2') return renderChatTemplate(messages, name, NOW, { tools });
+  return renderQwenChat(messages, name, { tools });
 }
 
 const WEATHER: ChatTool = {
@@ -236,8 +236,8 @@ describe('chat templates with tools: byte-equal to the models’ templates rende
       if (name === 'llama3.2') continue; // today's date: checked through renderChatTemplate with a fixed clock
       const t = getTokenizer(name);
       const expected = jinja(name, c.messages, c.tools);
-      expect(t.renderChat(c.messages, c.tools)).toBe(expected);
-      expect(t.chatPromptTokenIds(c.messages, c.tools)).toEqual(t.encode(expected));
+      expect(t.renderChat(c.messages, { tools: c.tools })).toBe(expected);
+      expect(t.chatPromptTokenIds(c.messages, { tools: c.tools })).toEqual(t.encode(expected));
       // without tools the prompt differs from the first turns on (Llama: the system turn; Qwen: the system turn)
       expect(t.renderChat(c.messages)).not.toBe(expected);
     }
@@ -247,11 +247,11 @@ describe('chat templates with tools: byte-equal to the models’ templates rende
     const t = getTokenizer('llama3.1');
     fc.assert(
       fc.property(conversation(false), toolList, (messages, tools) => {
-        expect(t.chatPromptTokenIds(messages, tools)).toEqual(t.encode(t.renderChat(messages, tools)));
+        expect(t.chatPromptTokenIds(messages, { tools })).toEqual(t.encode(t.renderChat(messages, { tools })));
       }),
       { numRuns: 200 },
     );
-    for (const c of CASES) expect(t.chatPromptTokenIds(c.messages, c.tools), c.name).toEqual(t.encode(t.renderChat(c.messages, c.tools)));
+    for (const c of CASES) expect(t.chatPromptTokenIds(c.messages, { tools: c.tools }), c.name).toEqual(t.encode(t.renderChat(c.messages, { tools: c.tools })));
   });
 
   it('a request body’s tools, validated by the schema, render as the template does', () => {

@@ -132,6 +132,13 @@ export function jinjaTrim(s: string): string {
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
+/** Python's `str.rstrip()` (transformers' cut after a continued final message). */
+export function pythonRstrip(s: string): string {
+  let b = s.length;
+  while (b > 0 && isPythonSpace(s.charCodeAt(b - 1))) b--;
+  return b === s.length ? s : s.slice(0, b);
+}
+
 /** A tool as the template sees it (vLLM's `ChatCompletionToolsParam.model_dump()`). */
 export type TemplateTool = Readonly<Record<string, unknown>>;
 
@@ -181,9 +188,15 @@ export class BoundedTextCache {
   private readonly map = new Map<string, string>();
   constructor(private readonly max = 64) {}
 
-  /** The text for `tools`, made by `make` on a miss. */
-  get(tools: readonly ChatTool[], make: () => string): string {
-    const key = JSON.stringify(tools);
+  /**
+   * The text for `tools`, made by `make` on a miss.
+   *
+   * @param tools - the request's tools, or a list from `chat_template_kwargs` (written as it is).
+   * @param kind - what else the text depends on (a raw list, where the block goes), so that
+   *   lists with the same JSON rendered differently are keyed apart. @default ''
+   */
+  get(tools: readonly unknown[], make: () => string, kind = ''): string {
+    const key = kind + JSON.stringify(tools);
     let v = this.map.get(key);
     if (v === undefined) {
       v = make();

@@ -120,6 +120,9 @@ function explain(issue: Issue, input: unknown): string {
       return `expected a number ${issue.inclusive ? '<=' : '<'} ${issue.maximum}${got}`;
     case 'invalid_value':
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${got}`;
+    case 'custom':
+      // a refinement writes its whole sentence (e.g. vLLM's own message)
+      return issue.message;
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length === 1 ? '' : 's'} ${issue.keys.join(', ')}`;
     default:

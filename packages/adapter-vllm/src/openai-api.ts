@@ -13,6 +13,7 @@
  * @see vllm-project/vllm:vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py (kv_transfer_params)
  */
 import { z } from 'zod';
+import { chatTemplateFieldsProblem } from './chat-template-kwargs.js';
 
 /** A token id: a non-negative integer. */
 const TokenId = z.number({ error: 'expected a token id (non-negative integer)' }).int('expected a token id (non-negative integer)').nonnegative('expected a token id (non-negative integer)');
@@ -148,6 +149,33 @@ export type ChatTool = z.infer<typeof ChatToolSchema>;
 /** A chat request's `tools`: an array of {@link ChatToolSchema} (null or absent: no tools). */
 export const ChatToolsSchema = z.array(ChatToolSchema, { error: 'expected an array of tools' }).nullish();
 
+/**
+ * A chat request's `chat_template_kwargs`: extra variables for the chat template (an object; null
+ * or absent: none). Keys vLLM refuses are checked by {@link ChatCompletionRequestSchema}; which
+ * keys a template reads, by each renderer.
+ */
+export const ChatTemplateKwargsSchema = z.record(z.string(), z.unknown(), { error: 'expected an object of chat template variables' }).nullish();
+
+/**
+ * `add_generation_prompt` / `continue_final_message`: booleans (vLLM's pydantic fields are `bool`,
+ * so null is refused too).
+ */
+const TemplateFlag = z.boolean({ error: 'expected a boolean' }).optional();
+
+/**
+ * The chat-template fields of a chat request (vLLM's `ChatCompletionRequest` and its `/tokenize`
+ * chat form): `chat_template_kwargs`, `add_generation_prompt`, `continue_final_message`. Use with
+ * {@link chatTemplateFieldsCheck} on the object, which refuses the combinations vLLM refuses.
+ */
+export const ChatTemplateFields = {
+  /** vLLM extension: extra chat-template variables (Qwen3's `enable_thinking`, Llama's `date_string`, …). */
+  chat_template_kwargs: ChatTemplateKwargsSchema,
+  /** vLLM extension: end the prompt with the assistant header. @default true */
+  add_generation_prompt: TemplateFlag,
+  /** vLLM extension: leave the final message open for the model to continue (needs `add_generation_prompt: false`). @default false */
+  continue_final_message: TemplateFlag,
+} as const;
+
 /** `POST /v1/chat/completions` body. Unknown fields pass through. */
 export const ChatCompletionRequestSchema = z.looseObject({
   ...sampling,
@@ -160,8 +188,15 @@ export const ChatCompletionRequestSchema = z.looseObject({
   max_completion_tokens: z.number().int().nonnegative().nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().nonnegative().nullish(),
-});
+  ...ChatTemplateFields,
+}).check(chatTemplateFieldsCheck);
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
+
+/** The chat-template fields vLLM refuses whatever the model (`chatTemplateFieldsProblem`) as a zod issue: `schema.check(chatTemplateFieldsCheck)`. */
+export function chatTemplateFieldsCheck(ctx: z.core.ParsePayload<Record<string, unknown>>): void {
+  const problem = chatTemplateFieldsProblem(ctx.value as never);
+  if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem.message, path: problem.path, input: ctx.value, continue: true });
+}
 
 /** Token counts of a request. `prompt_tokens_details.cached_tokens`: prompt tokens served from the prefix cache. */
 export const UsageSchema = z.looseObject({

@@ -34,6 +34,7 @@ import { createRequire } from 'node:module';
 import { KvmgrError } from '@kvmgr/core';
 import { type ChatMessage, type ChatTool, chatMessageText } from './openai-api.js';
 import { BoundedTextCache, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
+import { type ChatRenderOptions, ChatTemplateError, continueFinalMessage, refuseUnsupported, templateVariables, toolListVariable } from './chat-template-kwargs.js';
 import { BYTE_OF_CHAR, type BpeEncoding, CachedBpeEncoder } from './byte-level-bpe.js';
 
 /** The Qwen variants: same BPE, different added tokens and chat templates. */
@@ -208,14 +209,25 @@ const TOOLS_TAIL =
 
 const qwenToolsBlocks = new BoundedTextCache();
 
-/** The `# Tools` block of the Qwen2.5 / Qwen3 system turn: one `tojson` line per tool (by the tools' JSON, see {@link BoundedTextCache}). */
-function toolsBlock(tools: readonly ChatTool[]): string {
-  return qwenToolsBlocks.get(tools, () => {
-    let s = TOOLS_HEAD;
-    for (const t of templateTools(tools)) s += `\n${pythonJsonDumps(t)}`;
-    return s + TOOLS_TAIL;
-  });
+/**
+ * The `# Tools` block of the Qwen2.5 / Qwen3 system turn: one `tojson` line per tool (by the tools' JSON, see {@link BoundedTextCache}).
+ *
+ * @param tools - the request's tools (converted as vLLM does), or a `tools` template variable (`raw`: written as it is).
+ */
+function toolsBlock(tools: readonly unknown[], raw: boolean): string {
+  return qwenToolsBlocks.get(
+    tools,
+    () => {
+      let s = TOOLS_HEAD;
+      for (const t of raw ? tools : templateTools(tools as readonly ChatTool[])) s += `\n${pythonJsonDumps(t)}`;
+      return s + TOOLS_TAIL;
+    },
+    raw ? 'raw' : '',
+  );
 }
+
+/** Variables each Qwen template reads that the renderer does not write (Qwen3's `namespace` is a Jinja global a variable would shadow). */
+const QWEN_UNSUPPORTED: Readonly<Record<QwenVariant, readonly string[]>> = { qwen2: [], 'qwen2.5': [], qwen3: ['namespace'] };
 
 const DEFAULT_SYSTEM: Readonly<Record<QwenVariant, string | undefined>> = {
   qwen2: 'You are a helpful assistant.',
@@ -232,9 +244,9 @@ function stripChars(s: string, c: string, left: boolean, right: boolean): string
 }
 
 /**
- * Renders a conversation as vLLM renders it with the variant's chat template and
- * `add_generation_prompt=True`: ChatML with the variant's default system prompt, tool calls and
- * tool responses as the templates write them.
+ * Renders a conversation as vLLM renders it with the variant's chat template: ChatML with the
+ * variant's default system prompt, tool calls and tool responses as the templates write them, and
+ * (`add_generation_prompt`, default true) `<|im_start|>assistant\n`.
  *
  * Tools (Qwen2.5, Qwen3; the templates test `if tools`, so an empty list is none): the system turn
  * becomes the system message (Qwen2.5: or its default system prompt; Qwen3: followed by a blank
@@ -242,27 +254,52 @@ function stripChars(s: string, c: string, left: boolean, right: boolean): string
  * `templateTools`) written by `tojson` on its own line inside `<tools></tools>`. Qwen2's template
  * has no tools (as kvmgr renders it; not checked against the model's file here): they are ignored.
  *
+ * Template variables (`chat_template_kwargs`, see `chat-template-kwargs.ts`): Qwen3's
+ * `enable_thinking` (`false`, and only the boolean, appends `<think>\n\n</think>\n\n` after the
+ * generation prompt), `tools` (Qwen2.5, Qwen3: a list written in place of the request's tools, as
+ * it is); any other key is not read by these templates and has no effect.
+ *
  * @param messages - OpenAI chat messages (text content parts joined with `\n`).
  * @param variant - whose template.
- * @param tools - the request's `tools` (null or absent: none).
+ * @param options - the request's `tools`, `chat_template_kwargs`, `add_generation_prompt` (default
+ *   true) and `continue_final_message` (default false; see `continueFinalMessage`).
+ * @throws ChatTemplateError for a `tools` variable that is not a list, or a final message the
+ *   template does not write (continue_final_message): vLLM answers 400.
  * @see Qwen/Qwen2.5-7B-Instruct:tokenizer_config.json (copy in src/fixtures/qwen2.5-instruct.jinja)
  * @see Qwen/Qwen3-8B:tokenizer_config.json (copy in src/fixtures/qwen3.jinja)
  */
-export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVariant, tools?: readonly ChatTool[] | null): string {
+export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVariant, options?: ChatRenderOptions): string {
+  const vars = templateVariables(options?.chat_template_kwargs);
+  refuseUnsupported(vars, QWEN_UNSUPPORTED[variant], variant);
+  const genPrompt = options?.add_generation_prompt !== false;
+  const cont = options?.continue_final_message === true ? continueFinalMessage(messages) : undefined;
+  if (cont !== undefined) {
+    if (genPrompt) throw new ChatTemplateError('continue_final_message', 'continue_final_message and add_generation_prompt are not compatible');
+    messages = cont.messages;
+  }
+  const s = renderQwenTurns(messages, variant, options?.tools, variant === 'qwen2' ? undefined : toolListVariable(vars, 'tools'));
+  if (cont !== undefined) return cont.cut(s);
+  if (!genPrompt) return s;
+  return variant === 'qwen3' && vars.get('enable_thinking') === false ? `${s}<|im_start|>assistant\n<think>\n\n</think>\n\n` : `${s}<|im_start|>assistant\n`;
+}
+
+/** The turns of a conversation, without the generation prompt. */
+function renderQwenTurns(messages: readonly ChatMessage[], variant: QwenVariant, tools: readonly ChatTool[] | null | undefined, rawTools: readonly unknown[] | undefined): string {
   let s = '';
   const first = messages[0];
   const sys = DEFAULT_SYSTEM[variant];
   if (variant === 'qwen2') {
     if (first?.role !== 'system') s += `<|im_start|>system\n${sys}<|im_end|>\n`;
     for (const m of messages) s += `<|im_start|>${m.role}\n${chatMessageText(m)}<|im_end|>\n`;
-    return `${s}<|im_start|>assistant\n`;
+    return s;
   }
   const qwen3 = variant === 'qwen3';
-  if (tools !== undefined && tools !== null && tools.length > 0) {
+  const list: readonly unknown[] | null | undefined = rawTools ?? tools;
+  if (list !== undefined && list !== null && list.length > 0) {
     s += '<|im_start|>system\n';
     if (first?.role === 'system') s += `${chatMessageText(first)}\n\n`;
     else if (sys !== undefined) s += `${sys}\n\n`;
-    s += toolsBlock(tools);
+    s += toolsBlock(list, rawTools !== undefined);
   } else if (first?.role === 'system') s += `<|im_start|>system\n${chatMessageText(first)}<|im_end|>\n`;
   else if (sys !== undefined) s += `<|im_start|>system\n${sys}<|im_end|>\n`;
   let lastQuery = messages.length - 1;
@@ -316,5 +353,5 @@ export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVa
     }
     // other roles (`developer`, a first `system` already written) render nothing, as in the template
   });
-  return `${s}<|im_start|>assistant\n`;
+  return s;
 }

@@ -15,6 +15,7 @@
 import llama3Tokenizer from 'llama3-tokenizer-js';
 import { type ChatMessage, type ChatTool, type CompletionPrompt, chatMessageText, completionPromptIds } from './openai-api.js';
 import { BoundedTextCache, jinjaTrim, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
+import { type ChatRenderOptions, ChatTemplateError, continueFinalMessage, pythonTruthy, refuseUnsupported, stringVariable, templateVariables, toolListVariable } from './chat-template-kwargs.js';
 import { BYTE_OF_CHAR } from './byte-level-bpe.js';
 import { CachedLlama3Encoder, type TokenizerCacheStats } from './tokenizer-cache.js';
 
@@ -109,69 +110,115 @@ const LLAMA_TOOLS_PREAMBLE =
   'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.Do not use variables.\n\n';
 
 /**
- * Renders a conversation with a Llama 3 chat template, generation prompt included, as vLLM does
- * through the model's `tokenizer_config.json` (`apply_chat_template(add_generation_prompt=True,
- * tools=…)`): `<|begin_of_text|>`, then (3.1 and later) the system turn with the knowledge-cutoff
- * and date lines, then each message's turn with its content trimmed, then
+ * Renders a conversation with a Llama 3 chat template, as vLLM does through the model's
+ * `tokenizer_config.json` (`apply_chat_template(add_generation_prompt=…, tools=…, **kwargs)`):
+ * `<|begin_of_text|>`, then (3.1 and later) the system turn with the knowledge-cutoff and date
+ * lines, then each message's turn with its content trimmed, then (generation prompt)
  * `<|start_header_id|>assistant<|end_header_id|>\n\n`.
  *
  * Tools (3.1, 3.2; vLLM passes `tools` whenever the request has the field, even `[]`, so the
  * template's `tools is not none` holds): `Environment: ipython\n` opens the system turn, and the
- * tools go into the first message after the system one (the template's default
- * `tools_in_user_message`), each as `tojson(indent=4)` followed by a blank line, after the
- * template's instructions and before that message's trimmed content. An assistant turn with
+ * tools go into the first message after the system one (`tools_in_user_message`, default true),
+ * each as `tojson(indent=4)` followed by a blank line, after the template's instructions and before
+ * that message's trimmed content; with `tools_in_user_message` false they go at the end of the
+ * system turn instead, after the template's other instructions. An assistant turn with
  * `tool_calls` is written as `{"name": "…", "parameters": <arguments tojson>}` (the first call:
  * the templates refuse several, and vLLM answers 400), a `tool` message as an `ipython` turn whose
  * content is `tojson` of the text (a JSON string, quotes included: Jinja's `iterable` test holds
  * for a string). Llama 3 (3.0)'s template has no tools: they are ignored, and a turn is its
- * trimmed content whatever its role or tool calls. vLLM refuses a 3.1/3.2 request with tools and
- * no message after the system one (the template raises): here the tools block is left out.
+ * trimmed content whatever its role or tool calls. vLLM refuses a 3.1/3.2 request with tools in
+ * the user message and no message after the system one (the template raises): here the tools
+ * block is left out.
+ *
+ * Template variables (`chat_template_kwargs`, see `chat-template-kwargs.ts`): `date_string` (3.1,
+ * 3.2: replaces the date), `tools_in_user_message` (3.1, 3.2: Python truthiness), `custom_tools`
+ * and `tools` (3.1, 3.2: a list written in place of the request's tools, as it is), `bos_token`
+ * (all three); any other key is not read by these templates and has no effect. 3.1's
+ * `builtin_tools` and 3.2's `strftime_now` (and `raise_exception`) are refused (400).
  *
  * @param messages - OpenAI chat messages (text content parts are joined with `\n`).
  * @param template - which Llama 3 template. @default 'llama3'
  * @param now - the clock of `llama3.2`'s date. @default new Date()
- * @param tools - the request's `tools` (null or absent: none).
+ * @param options - the request's `tools`, `chat_template_kwargs`, `add_generation_prompt` (default
+ *   true) and `continue_final_message` (default false; see `continueFinalMessage`).
+ * @throws ChatTemplateError for a template variable of the wrong type or one not supported, or a
+ *   final message the template does not write (continue_final_message): vLLM answers 400.
  * @see meta-llama/Llama-3.1-8B-Instruct:tokenizer_config.json (`chat_template`, `date_string` "26 Jul 2024"; copy in src/fixtures/llama3.1-instruct.jinja)
  * @see meta-llama/Llama-3.2-1B-Instruct:tokenizer_config.json (`strftime_now("%d %b %Y")`; copy in src/fixtures/llama3.2-instruct.jinja)
  * @see meta-llama/Meta-Llama-3-8B-Instruct:tokenizer_config.json
  * @see vllm-project/vllm:vllm/entrypoints/openai/serving_chat.py (`tool_dicts`), vllm/entrypoints/chat_utils.py (`_postprocess_messages`)
  */
-export function renderChatTemplate(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', now?: Date, tools?: readonly ChatTool[] | null): string {
-  const [head, tail] = renderLlamaParts(messages, template, now, tools);
+export function renderChatTemplate(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', now?: Date, options?: ChatRenderOptions): string {
+  const [head, tail] = renderLlamaParts(messages, template, now, options);
   return head + tail;
 }
 
 /** The Llama tools block (instructions, then each tool as `tojson(indent=4)` and a blank line), by the tools' JSON: agentic traffic repeats one list. */
 const llamaToolsBlocks = new BoundedTextCache();
 
+/** Variables each Llama template reads that the renderer does not write. */
+const LLAMA_UNSUPPORTED: Readonly<Record<Llama3ChatTemplate, readonly string[]>> = {
+  llama3: [],
+  'llama3.1': ['builtin_tools', 'raise_exception'],
+  'llama3.2': ['strftime_now', 'raise_exception'],
+};
+
+const LLAMA_SYSTEM_TOOLS_PREAMBLE =
+  'You have access to the following functions. To call a function, please respond with JSON for a function call.' +
+  'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.Do not use variables.\n\n';
+
 /**
  * The rendered prompt in two pieces: through the tools block of the first user turn (`''` without
- * tools), and the rest. The split falls on a pre-token boundary (the block ends with `}\n\n` or
+ * one), and the rest. The split falls on a pre-token boundary (the block ends with `}\n\n` or
  * `.\n\n`, one pre-token, and the trimmed user text after it starts with no newline), so the ids of
  * the two pieces, encoded apart, are the ids of the whole; and the first piece, the same on every
- * request with the same system prompt and tools, is one cached segment for the encoder.
+ * request with the same system prompt and tools, is one cached segment for the encoder. A
+ * continued final message is cut from the whole text (the cut may strip into the first piece).
  */
-function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3ChatTemplate, now: Date | undefined, tools: readonly ChatTool[] | null | undefined): [string, string] {
-  let s = '<|begin_of_text|>';
+function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3ChatTemplate, now: Date | undefined, options: ChatRenderOptions | undefined): [string, string] {
+  const vars = templateVariables(options?.chat_template_kwargs);
+  refuseUnsupported(vars, LLAMA_UNSUPPORTED[template], template);
+  const genPrompt = options?.add_generation_prompt !== false;
+  const cont = options?.continue_final_message === true ? continueFinalMessage(messages) : undefined;
+  if (cont !== undefined) {
+    if (genPrompt) throw new ChatTemplateError('continue_final_message', 'continue_final_message and add_generation_prompt are not compatible');
+    messages = cont.messages;
+  }
+  const bos = stringVariable(vars, 'bos_token') ?? '<|begin_of_text|>';
+  const gen = genPrompt ? '<|start_header_id|>assistant<|end_header_id|>\n\n' : '';
+  let s = bos;
   if (template === 'llama3') {
     for (const m of messages) s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
-    return ['', `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`];
+    return ['', cont === undefined ? s + gen : cont.cut(s)];
   }
   let rest = messages;
   const first = messages[0];
   const system = first !== undefined && first.role === 'system' ? jinjaTrim(chatMessageText(first)) : '';
   if (first !== undefined && first.role === 'system') rest = messages.slice(1);
-  const date = template === 'llama3.1' ? '26 Jul 2024' : strftimeDayMonthYear(now ?? new Date());
-  const withTools = tools !== undefined && tools !== null;
-  s += `<|start_header_id|>system<|end_header_id|>\n\n${withTools ? 'Environment: ipython\n' : ''}Cutting Knowledge Date: December 2023\nToday Date: ${date}\n\n${system}<|eot_id|>`;
+  const date = stringVariable(vars, 'date_string') ?? (template === 'llama3.1' ? '26 Jul 2024' : strftimeDayMonthYear(now ?? new Date()));
+  // custom_tools, else a `tools` template variable, else the request's tools: the first two written as they are
+  const rawTools = toolListVariable(vars, 'custom_tools') ?? toolListVariable(vars, 'tools');
+  const requestTools = options?.tools ?? undefined;
+  const withTools = rawTools !== undefined || requestTools !== undefined;
+  const toolsBlock = (preamble: string): string => {
+    const list = rawTools ?? (requestTools as readonly ChatTool[]);
+    return llamaToolsBlocks.get(
+      list,
+      () => {
+        let b = preamble;
+        for (const t of rawTools ?? templateTools(requestTools as readonly ChatTool[])) b += `${pythonJsonDumps(t, 4)}\n\n`;
+        return b;
+      },
+      `${rawTools !== undefined ? 'raw' : ''}${preamble === LLAMA_TOOLS_PREAMBLE ? 'user' : 'system'}`,
+    );
+  };
+  const inUser = vars.has('tools_in_user_message') ? pythonTruthy(vars.get('tools_in_user_message')) : true;
+  s += `<|start_header_id|>system<|end_header_id|>\n\n${withTools ? 'Environment: ipython\n' : ''}Cutting Knowledge Date: December 2023\nToday Date: ${date}\n\n`;
+  if (withTools && !inUser) s += toolsBlock(LLAMA_SYSTEM_TOOLS_PREAMBLE);
+  s += `${system}<|eot_id|>`;
   let head = '';
-  if (withTools && rest.length > 0) {
-    const block = llamaToolsBlocks.get(tools, () => {
-      let b = LLAMA_TOOLS_PREAMBLE;
-      for (const t of templateTools(tools)) b += `${pythonJsonDumps(t, 4)}\n\n`;
-      return b;
-    });
-    head = `${s}<|start_header_id|>user<|end_header_id|>\n\n${block}`;
+  if (withTools && inUser && rest.length > 0) {
+    head = `${s}<|start_header_id|>user<|end_header_id|>\n\n${toolsBlock(LLAMA_TOOLS_PREAMBLE)}`;
     s = `${jinjaTrim(chatMessageText(rest[0] as ChatMessage))}<|eot_id|>`;
     rest = rest.slice(1);
   }
@@ -184,7 +231,8 @@ function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3Chat
     } else if (m.role === 'tool') s += `<|start_header_id|>ipython<|end_header_id|>\n\n${JSON.stringify(chatMessageText(m))}<|eot_id|>`;
     else s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
   }
-  return [head, `${s}<|start_header_id|>assistant<|end_header_id|>\n\n`];
+  if (cont !== undefined) return ['', cont.cut(head + s)];
+  return [head, s + gen];
 }
 
 /**
@@ -194,10 +242,12 @@ function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3Chat
  *
  * @param messages - OpenAI chat messages.
  * @param template - which Llama 3 template ({@link renderChatTemplate}). @default 'llama3'
- * @param tools - the request's `tools` ({@link renderChatTemplate}).
+ * @param options - the request's `tools`, `chat_template_kwargs`, `add_generation_prompt`,
+ *   `continue_final_message` ({@link renderChatTemplate}).
+ * @throws ChatTemplateError as {@link renderChatTemplate}.
  */
-export function chatPromptTokenIds(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', tools?: readonly ChatTool[] | null): number[] {
-  const [head, tail] = renderLlamaParts(messages, template, undefined, tools);
+export function chatPromptTokenIds(messages: readonly ChatMessage[], template: Llama3ChatTemplate = 'llama3', options?: ChatRenderOptions): number[] {
+  const [head, tail] = renderLlamaParts(messages, template, undefined, options);
   return head === '' ? encodeText(tail) : encodeText(head).concat(encodeText(tail));
 }
 

@@ -9,7 +9,8 @@
  *   with `add_special_tokens=False`)
  */
 import { KvmgrError } from '@kvmgr/core';
-import { type ChatMessage, type ChatTool, type CompletionPrompt, completionPromptIds } from './openai-api.js';
+import type { ChatRenderOptions } from './chat-template-kwargs.js';
+import { type ChatMessage, type CompletionPrompt, completionPromptIds } from './openai-api.js';
 import { LLAMA3_BOS_TOKEN_ID, type Llama3ChatTemplate, chatPromptTokenIds, completionPromptTokenIds, decodeToken, decodeTokens, encodeText, renderChatTemplate, tokenizerCacheStats } from './tokenizer.js';
 import type { TokenizerCacheStats } from './tokenizer-cache.js';
 import { CachedQwenEncoder, QWEN_ADDED_TOKENS, QWEN_TEXT_VOCAB_SIZE, type QwenVariant, decodeQwen, preloadQwen, renderQwenChat } from './tokenizer-qwen.js';
@@ -44,13 +45,20 @@ export interface Tokenizer {
   /** Text of one token id (`decode([tokenId])`). */
   decodeToken(tokenId: number): string;
   /**
-   * The chat template rendered with the generation prompt, as text, with the request's `tools`
+   * The chat template rendered as text, as vLLM renders it for a chat request with these fields
+   * (a validated `ChatCompletionRequest` is a {@link ChatRenderOptions}): the request's `tools`
    * written as the template writes them (Llama 3.1/3.2, Qwen2.5, Qwen3; Llama 3 and Qwen2's
-   * templates have none).
+   * templates have none), the `chat_template_kwargs` variables the template reads, the generation
+   * prompt unless `add_generation_prompt` is false, the final message left open with
+   * `continue_final_message`.
+   *
+   * @throws ChatTemplateError (`KVMGR_INVALID_ARGUMENT`, `param` naming the field) where vLLM
+   *   answers 400: a template variable of the wrong type or one kvmgr does not support, a final
+   *   message the template does not write.
    */
-  renderChat(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): string;
-  /** Token ids of the rendered chat prompt ({@link Tokenizer.renderChat}). */
-  chatPromptTokenIds(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): number[];
+  renderChat(messages: readonly ChatMessage[], options?: ChatRenderOptions): string;
+  /** Token ids of the rendered chat prompt ({@link Tokenizer.renderChat}; throws as it does). */
+  chatPromptTokenIds(messages: readonly ChatMessage[], options?: ChatRenderOptions): number[];
   /** Token ids of each prompt of a `/v1/completions` request (BOS in front of a text prompt where the tokenizer has one). */
   completionPromptTokenIds(prompt: CompletionPrompt): number[][];
   /** Cache hits and misses of this tokenizer's encoder. */
@@ -85,8 +93,8 @@ function llamaTokenizer(name: Llama3ChatTemplate): Tokenizer {
     encode: encodeText,
     decode: decodeTokens,
     decodeToken,
-    renderChat: (messages, tools) => renderChatTemplate(messages, name, undefined, tools),
-    chatPromptTokenIds: (messages, tools) => chatPromptTokenIds(messages, name, tools),
+    renderChat: (messages, options) => renderChatTemplate(messages, name, undefined, options),
+    chatPromptTokenIds: (messages, options) => chatPromptTokenIds(messages, name, options),
     completionPromptTokenIds,
     cacheStats: tokenizerCacheStats,
     preload: () => {
@@ -112,8 +120,8 @@ function qwenTokenizer(variant: QwenVariant): Tokenizer {
     decode,
     // the engine server's detokenizer keeps each token's text (the only caller)
     decodeToken: (id) => decode([id]),
-    renderChat: (messages, tools) => renderQwenChat(messages, variant, tools),
-    chatPromptTokenIds: (messages, tools) => encode(renderQwenChat(messages, variant, tools)),
+    renderChat: (messages, options) => renderQwenChat(messages, variant, options),
+    chatPromptTokenIds: (messages, options) => encode(renderQwenChat(messages, variant, options)),
     // no BOS: Qwen's tokenizer adds none
     completionPromptTokenIds: (prompt) => completionPromptIds(prompt, encode),
     cacheStats: () => encoder().stats(),

@@ -17,6 +17,7 @@ import {
   getTokenizer,
   openAiError,
   parseOpenAiRequest,
+  renderChatOr400,
 } from '@kvmgr/adapter-vllm';
 
 /** Token ids at or above this are outside Llama 3's vocabulary. */
@@ -147,6 +148,11 @@ export const PLAIN_FIELD_CHECKS: Readonly<Record<'completion' | 'chat', Readonly
     // the request's tools are validated and reshaped by the schema (ChatToolSchema)
     tools: viaSchema,
     tool_choice: viaSchema,
+    add_generation_prompt: isBoolean,
+    // true is checked against add_generation_prompt by the schema (vLLM refuses both)
+    continue_final_message: (v) => v === false,
+    // keys vLLM refuses (`tokenize`, `chat_template`, …) are the schema's to report
+    chat_template_kwargs: viaSchema,
   },
 };
 
@@ -225,8 +231,10 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
     if (prompts.length !== 1) return bad(`prompt: expected one prompt, got ${prompts.length} (batched prompts are not supported)`, 'prompt');
     prompt = prompts[0] as number[];
   } else {
-    const chat = r as { messages: Parameters<Tokenizer['chatPromptTokenIds']>[0]; tools?: Parameters<Tokenizer['chatPromptTokenIds']>[1] };
-    prompt = tok.chatPromptTokenIds(chat.messages, chat.tools);
+    const chat = r as ChatCompletionRequest;
+    const rendered = renderChatOr400(() => tok.chatPromptTokenIds(chat.messages, chat));
+    if (!rendered.ok) return rendered;
+    prompt = rendered.value;
   }
   if (prompt.length === 0) return bad('prompt: expected at least one token', 'prompt');
   const vocab = tok.vocabSize;

@@ -124,7 +124,7 @@ describe('OpenAI API through the openai SDK', () => {
       { role: 'user' as const, content: 'What is the weather in Paris?' },
     ];
     const r1 = await client.chat.completions.create({ model: MODEL, messages: first, tools, max_tokens: 2 });
-    const withTools = chatPromptTokenIds(first, 'llama3.1', tools);
+    const withTools = chatPromptTokenIds(first, 'llama3.1', { tools });
     expect(r1.usage?.prompt_tokens).toBe(withTools.length);
     // the tools are in the prompt: the same conversation without them is shorter
     const bare = (await (await post('/tokenize', { model: MODEL, messages: first })).json()) as { count: number };
@@ -134,10 +134,38 @@ describe('OpenAI API through the openai SDK', () => {
     // a second conversation with the same tools (tool_choice "none" still renders them, as vLLM) shares the system turn and the tools
     const second = [...first.slice(0, 1), { role: 'user' as const, content: 'Search for the best croissant in Lyon.' }];
     const r2 = await client.chat.completions.create({ model: MODEL, messages: second, tools, tool_choice: 'none', max_tokens: 2 });
-    const ids2 = chatPromptTokenIds(second, 'llama3.1', tools);
+    const ids2 = chatPromptTokenIds(second, 'llama3.1', { tools });
     let common = 0;
     while (common < ids2.length && ids2[common] === withTools[common]) common++;
     expect(common).toBeGreaterThan(bare.count);
+    expect(r2.usage?.prompt_tokens_details?.cached_tokens).toBe(Math.floor(common / 16) * 16);
+  });
+
+  it('chat_template_kwargs, add_generation_prompt: false and continue_final_message render as Llama 3.1’s template does (/tokenize agrees), and a follow-up turn is served from cache', async () => {
+    const kw = { date_string: '02 Feb 2030', tools_in_user_message: false, unread_by_the_template: 1 };
+    const tools = [{ type: 'function' as const, function: { name: 'lookup', description: 'Look a word up in the dictionary', parameters: { type: 'object', properties: { word: { type: 'string' } } } } }];
+    const messages = [
+      { role: 'system' as const, content: 'You are a lexicographer who answers in long, careful sentences about words and their histories.' },
+      { role: 'user' as const, content: 'Where does the word "croissant" come from?' },
+      { role: 'assistant' as const, content: 'The word croissant' },
+    ];
+    const extra = { chat_template_kwargs: kw, add_generation_prompt: false, continue_final_message: true };
+    // the openai SDK forwards fields it does not know
+    const r1 = await client.chat.completions.create({ model: MODEL, messages, tools, max_tokens: 2, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const ids1 = chatPromptTokenIds(messages, 'llama3.1', { tools, ...extra });
+    expect(r1.usage?.prompt_tokens).toBe(ids1.length);
+    // the kwargs change the prompt: the date, the tools in the system turn, no end of turn after the prefill
+    expect(ids1).not.toEqual(chatPromptTokenIds(messages, 'llama3.1', { tools }));
+    const tokenized = (await (await post('/tokenize', { model: MODEL, messages, tools, ...extra })).json()) as { tokens: number[] };
+    expect(tokenized.tokens).toEqual(ids1);
+    // the next turn: the same system turn and tools, the finished answer, a new question, and the generation prompt
+    const next = [...messages.slice(0, 2), { role: 'assistant' as const, content: 'The word croissant comes from French.' }, { role: 'user' as const, content: 'And "brioche"?' }];
+    const r2 = await client.chat.completions.create({ model: MODEL, messages: next, tools, max_tokens: 2, chat_template_kwargs: kw } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const ids2 = chatPromptTokenIds(next, 'llama3.1', { tools, chat_template_kwargs: kw });
+    expect(r2.usage?.prompt_tokens).toBe(ids2.length);
+    let common = 0;
+    while (common < ids1.length && ids1[common] === ids2[common]) common++;
+    expect(common).toBeGreaterThan(100);
     expect(r2.usage?.prompt_tokens_details?.cached_tokens).toBe(Math.floor(common / 16) * 16);
   });
 
@@ -160,6 +188,17 @@ describe('bad requests', () => {
     ['tools that are not an array', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], tools: { name: 'f' } }, 400, 'tools'],
     ['a tool without function.name', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { description: 'no name' } }] }, 400, 'tools[0].function.name'],
     ['/tokenize with a tool without function.name', '/tokenize', { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: {} }] }, 400, null],
+    // plain bodies (the schema-skipping fast path) with bad chat-template fields
+    ['add_generation_prompt that is not a boolean', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], add_generation_prompt: 'no' }, 400, 'add_generation_prompt'],
+    ['add_generation_prompt null', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], add_generation_prompt: null }, 400, 'add_generation_prompt'],
+    ['continue_final_message with add_generation_prompt', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], add_generation_prompt: true, continue_final_message: true }, 400, 'continue_final_message'],
+    ['continue_final_message with add_generation_prompt left at true', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], continue_final_message: true }, 400, 'continue_final_message'],
+    ['chat_template_kwargs that are not an object', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: [] }, 400, 'chat_template_kwargs'],
+    ['chat_template_kwargs.tokenize (vLLM refuses it)', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: { tokenize: true } }, 400, 'chat_template_kwargs.tokenize'],
+    ['a date_string that is not a string', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: { date_string: 5 } }, 400, 'chat_template_kwargs.date_string'],
+    ['builtin_tools (read by Llama 3.1’s template, not supported)', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: { builtin_tools: ['brave_search'] } }, 400, 'chat_template_kwargs.builtin_tools'],
+    ['/tokenize with both flags', '/tokenize', { messages: [{ role: 'user', content: 'hi' }], add_generation_prompt: true, continue_final_message: true }, 400, null],
+    ['/tokenize with a date_string that is not a string', '/tokenize', { messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: { date_string: 5 } }, 400, 'chat_template_kwargs.date_string'],
     ['an unknown model (404, as vLLM)', '/v1/completions', { model: 'gpt-17', prompt: 'x' }, 404, 'model'],
     ['several prompts', '/v1/completions', { prompt: ['a', 'b'] }, 400, 'prompt'],
     ['a token id outside the vocabulary', '/v1/completions', { prompt: [1, 999_999] }, 400, 'prompt'],

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { type Tokenizer, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
-import { ChatMessageSchema, type ChatTool, ChatToolsSchema } from '@kvmgr/adapter-vllm';
+import { type ChatRenderOptions, ChatMessageSchema, ChatTemplateFields, ChatToolsSchema, chatTemplateFieldsCheck, renderChatOr400 } from '@kvmgr/adapter-vllm';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EngineMetricsExporter } from './engine-metrics.js';
@@ -27,11 +27,15 @@ export interface UtilityRouteContext {
 function schemasFor(vocabSize: number) {
   const TokenIds = z.array(z.number().int().nonnegative().lt(vocabSize, `expected token ids below ${vocabSize}`));
   return {
-    /** `/tokenize` body: a completion `prompt` or chat `messages` (with the chat request's `tools`, rendered as the template does, as vLLM's). */
+    /**
+     * `/tokenize` body: a completion `prompt` or chat `messages` (with the chat request's `tools`,
+     * `chat_template_kwargs`, `add_generation_prompt` and `continue_final_message`, rendered as the
+     * template does, as vLLM's `TokenizeChatRequest`).
+     */
     tokenize: z.union(
       [
         z.looseObject({ model: z.string().nullish(), prompt: z.union([z.string(), TokenIds]), add_special_tokens: z.boolean().nullish() }),
-        z.looseObject({ model: z.string().nullish(), messages: z.array(ChatMessageSchema).min(1), tools: ChatToolsSchema }),
+        z.looseObject({ model: z.string().nullish(), messages: z.array(ChatMessageSchema).min(1), tools: ChatToolsSchema, ...ChatTemplateFields }).check(chatTemplateFieldsCheck),
       ],
       { error: 'expected {prompt} or {messages}' },
     ),
@@ -65,12 +69,16 @@ export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteCon
   app.post('/tokenize', async (req, reply) => {
     const r = parseOpenAiRequest(TokenizeSchema, req.body);
     if (!r.ok) return reply.code(r.error.status).send(r.error.body);
-    const b = r.value as { model?: string | null; prompt?: string | number[]; add_special_tokens?: boolean | null; messages?: z.infer<typeof ChatMessageSchema>[]; tools?: ChatTool[] | null };
+    const b = r.value as ChatRenderOptions & { model?: string | null; prompt?: string | number[]; add_special_tokens?: boolean | null; messages?: z.infer<typeof ChatMessageSchema>[] };
     const notFound = unknownModel(b.model);
     if (notFound) return reply.code(notFound.status).send(notFound.body);
     let tokens: number[];
-    if (b.messages !== undefined) tokens = tok.chatPromptTokenIds(b.messages, b.tools);
-    else if (typeof b.prompt === 'string') tokens = b.add_special_tokens === false ? tok.encode(b.prompt) : (tok.completionPromptTokenIds(b.prompt)[0] ?? []);
+    if (b.messages !== undefined) {
+      const messages = b.messages;
+      const chat = renderChatOr400(() => tok.chatPromptTokenIds(messages, b));
+      if (!chat.ok) return reply.code(chat.error.status).send(chat.error.body);
+      tokens = chat.value;
+    }    else if (typeof b.prompt === 'string') tokens = b.add_special_tokens === false ? tok.encode(b.prompt) : (tok.completionPromptTokenIds(b.prompt)[0] ?? []);
     else tokens = [...(b.prompt ?? [])];
     return { count: tokens.length, max_model_len: ctx.maxModelLen, tokens };
   });

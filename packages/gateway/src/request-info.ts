@@ -18,6 +18,7 @@ import {
   getTokenizer,
   openAiError,
   parseOpenAiRequest,
+  renderChatOr400,
 } from '@kvmgr/adapter-vllm';
 
 /** The two routed OpenAI endpoints. */
@@ -99,7 +100,9 @@ export function readRequest(
   let maxTokens: number;
   if (route === 'chat') {
     const c = parsed.value as ChatCompletionRequest;
-    prompts = [tokenizer.chatPromptTokenIds(c.messages, c.tools)];
+    const rendered = renderChatOr400(() => tokenizer.chatPromptTokenIds(c.messages, c));
+    if (!rendered.ok) return rendered;
+    prompts = [rendered.value];
     const m = [c.max_tokens, c.max_completion_tokens].filter((x): x is number => typeof x === 'number');
     maxTokens = m.length === 0 ? defaultMaxTokens : Math.min(...m);
   } else {

@@ -111,11 +111,11 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     const tools = TOOLS as ChatTool[];
     // the engines count the tools (the same conversation without them is far shorter)
     const t0 = turns[0] as Turn;
-    expect(t0.promptTokens).toBe(q.chatPromptTokenIds(firstTurn(0), tools).length);
+    expect(t0.promptTokens).toBe(q.chatPromptTokenIds(firstTurn(0), { tools }).length);
     expect(t0.promptTokens).toBeGreaterThan(q.chatPromptTokenIds(firstTurn(0)).length + 300);
     // the sessions' first turns share the system turn with its tools: every full block of it is predicted, and served
-    const a = q.chatPromptTokenIds(firstTurn(0), tools);
-    const b = q.chatPromptTokenIds(firstTurn(1), tools);
+    const a = q.chatPromptTokenIds(firstTurn(0), { tools });
+    const b = q.chatPromptTokenIds(firstTurn(1), { tools });
     let common = 0;
     while (common < a.length && a[common] === b[common]) common++;
     for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
