@@ -115,6 +115,25 @@ describe('gateway: OpenAI API through the gateway', () => {
     expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
   });
 
+  it('bad chat-template fields → 400 OpenAI error naming the field; nothing routed', async () => {
+    const before = fleet.reduce((a, f) => a + f.generations, 0);
+    for (const [fields, param] of [
+      [{ chat_template_kwargs: 'x' }, 'chat_template_kwargs'],
+      [{ add_generation_prompt: 1 }, 'add_generation_prompt'],
+      [{ continue_final_message: true, add_generation_prompt: true }, 'continue_final_message'],
+      [{ chat_template_kwargs: { tokenize: true } }, 'chat_template_kwargs.tokenize'],
+      // refused by the renderer (Llama 3.1's template concatenates it as a string)
+      [{ chat_template_kwargs: { date_string: 20300101 } }, 'chat_template_kwargs.date_string'],
+    ] as const) {
+      const res = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], ...fields }) });
+      expect(res.statusCode).toBe(400);
+      const body = (await res.body.json()) as { error: { type: string; param: string; message: string } };
+      expect(body.error).toMatchObject({ type: 'invalid_request_error', param });
+      expect(body.error.message.startsWith(`${param}: `)).toBe(true);
+    }
+    expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
+  });
+
   it('oversized body → 413 OpenAI error; nothing routed', async () => {
     const before = fleet.reduce((a, f) => a + f.generations, 0);
     const res = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x'.repeat(5 * 1024 * 1024) }) });

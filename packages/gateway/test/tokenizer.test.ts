@@ -40,7 +40,7 @@ const TOOLS: OpenAI.ChatCompletionTool[] = ['get_weather', 'search_web', 'read_f
 }));
 
 /** Three sessions of three turns, one request at a time, each turn waiting for the engine's KV events of the one before. */
-async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN, opts: { tools?: OpenAI.ChatCompletionTool[]; sharedSystem?: boolean } = {}): Promise<Turn[]> {
+async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN, opts: { tools?: OpenAI.ChatCompletionTool[]; sharedSystem?: boolean; extra?: Record<string, unknown> } = {}): Promise<Turn[]> {
   const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
   const history = new Map<number, Msg[]>();
   const out: Turn[] = [];
@@ -49,7 +49,9 @@ async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN, op
       const msgs = history.get(session) ?? [{ role: 'system', content: systemPrompt(opts.sharedSystem === true ? 0 : session) }];
       msgs.push({ role: 'user', content: `Question ${turn} of session ${session}: what about   ${turn * 17 + session} items?` });
       const id = `${tag}-${session}-${turn}`;
-      const r = await client.chat.completions.create({ model, messages: msgs, max_tokens: 6, ...(opts.tools === undefined ? {} : { tools: opts.tools }) }, { headers: { 'x-request-id': id } });
+      // the openai SDK forwards fields it does not know (vLLM's chat_template_kwargs, …)
+      const body = { model, messages: msgs, max_tokens: 6, ...(opts.tools === undefined ? {} : { tools: opts.tools }), ...opts.extra } as OpenAI.ChatCompletionCreateParamsNonStreaming;
+      const r = await client.chat.completions.create(body, { headers: { 'x-request-id': id } });
       msgs.push({ role: 'assistant', content: r.choices[0]?.message.content ?? '' });
       history.set(session, msgs);
       const d = logs.decision(id);
@@ -75,12 +77,13 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     }
   });
 
-  async function setUp(tokenizer: 'llama3' | undefined): Promise<{ gw: Gateway; logs: LogSink }> {
-    const fleet = await startFleet(2, { model: 'Qwen2.5-7B-Instruct' });
+  async function setUp(tokenizer: 'llama3' | undefined, model = QWEN): Promise<{ gw: Gateway; logs: LogSink }> {
+    // Qwen3 engines: Qwen2.5-7B's shapes (the engine server's model specs) with Qwen3's tokenizer and chat template, serving the name `model`
+    const fleet = await startFleet(2, model === QWEN ? { model: 'Qwen2.5-7B-Instruct' } : { model: 'Qwen2.5-7B-Instruct', tokenizer: 'qwen3', servedModelName: model });
     const logs = new LogSink();
     // prefix affinity alone, and no speculative entries: what the index knows comes from the engines' events
     const gw = await createGateway(
-      { server: { port: 0 }, model: QWEN, ...(tokenizer === undefined ? {} : { tokenizer }), endpoints: endpointsOf(fleet), routing: { scorers: 'pa:1', speculativeTtlMs: 0 } },
+      { server: { port: 0 }, model, ...(tokenizer === undefined ? {} : { tokenizer }), endpoints: endpointsOf(fleet), routing: { scorers: 'pa:1', speculativeTtlMs: 0 } },
       { logStream: logs },
     );
     opened.push({ gw, fleet });
@@ -121,6 +124,33 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
     for (const t of turns.filter((x) => x.turn === 0 && x.session > 0)) expect(t.predicted, JSON.stringify(t)).toBeGreaterThanOrEqual(Math.floor(common / 16) * 16);
     expect(turns.every((t) => t.session === 0 && t.turn === 0 ? true : t.predicted > 0 && t.cached > 0)).toBe(true);
+  });
+
+  it('Qwen3 with chat_template_kwargs {enable_thinking: false}: the engines count the empty think block, and the gateway predicts the engines’ cached tokens on every turn', async () => {
+    const QWEN3 = 'Qwen/Qwen3-8B';
+    const { gw, logs } = await setUp(undefined, QWEN3);
+    expect(logs.lines.find((l) => l['msg'] === 'gateway ready')?.['tokenizer']).toBe('qwen3');
+    const kw = { enable_thinking: false };
+    const turns = await runChat(gw, logs, 'nothink', QWEN3, { extra: { chat_template_kwargs: kw } });
+    const q = getTokenizer('qwen3');
+    const first: ChatMessage[] = [
+      { role: 'system', content: systemPrompt(0) },
+      { role: 'user', content: 'Question 0 of session 0: what about   0 items?' },
+    ];
+    const t0 = turns[0] as Turn;
+    expect(t0.promptTokens).toBe(q.chatPromptTokenIds(first, { chat_template_kwargs: kw }).length);
+    // <think>, \n\n, </think>, \n\n
+    expect(t0.promptTokens).toBe(q.chatPromptTokenIds(first).length + 4);
+    for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
+    expect(turns.filter((t) => t.turn > 0).every((t) => t.predicted > 0 && t.cached > 0)).toBe(true);
+    // add_generation_prompt false on a follow-up (e.g. scoring a finished conversation): the renderer's count, and the cache prediction holds
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    const done: ChatMessage[] = [...first, { role: 'assistant', content: 'Zero items.' }];
+    const r = await client.chat.completions.create({ model: QWEN3, messages: done, max_tokens: 2, add_generation_prompt: false } as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers: { 'x-request-id': 'nothink-score' } });
+    expect(r.usage?.prompt_tokens).toBe(q.chatPromptTokenIds(done, { add_generation_prompt: false }).length);
+    const d = logs.decision('nothink-score');
+    expect(d.predictedCachedTokens).toBeGreaterThan(0);
+    expect(r.usage?.prompt_tokens_details?.cached_tokens).toBe(Math.min(d.predictedCachedTokens, Math.floor(((r.usage?.prompt_tokens ?? 0) - 1) / 16) * 16));
   });
 
   it('Llama 3’s tokenizer configured for the same engines: the keys do not match (nothing predicted, the engines serve from cache)', async () => {
