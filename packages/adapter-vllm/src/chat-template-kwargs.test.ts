@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Template } from '@huggingface/jinja';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CONTINUE_FINAL_MESSAGE_TAG, type ChatRenderOptions, ChatTemplateError } from './chat-template-kwargs.js';
+import { CONTINUE_FINAL_MESSAGE_TAG, type ChatRenderOptions, ChatTemplateError, renderChatOr400 } from './chat-template-kwargs.js';
 import { jinjaTrim, templateTools } from './chat-tools.js';
 import { parseOpenAiRequest } from './openai-api-errors.js';
 import { type ChatMessage, type ChatTool, ChatCompletionRequestSchema, chatMessageText } from './openai-api.js';
@@ -193,6 +193,29 @@ describe('chat_template_kwargs, add_generation_prompt, continue_final_message: b
     // templates that do not read the key ignore it, as vLLM drops it
     expect(ours('llama3.2', CHAT, { chat_template_kwargs: { builtin_tools: ['brave_search'] } })).toBe(ours('llama3.2', CHAT, {}));
     expect(ours('qwen3', CHAT, { chat_template_kwargs: { date_string: 5, bos_token: 1 } })).toBe(ours('qwen3', CHAT, {}));
+  });
+
+  it('renderChatOr400: a 400 naming the field; with dropUnsupported, variables kvmgr does not model are left out and named, real faults still refused', () => {
+    const kw = { builtin_tools: ['brave_search'], date_string: '02 Feb 2030', strftime_now: 'x' };
+    const render = (o: ChatRenderOptions) => ours('llama3.1', CHAT, o);
+    const strict = renderChatOr400(render, { chat_template_kwargs: kw });
+    expect(strict.ok).toBe(false);
+    if (!strict.ok) {
+      expect(strict.error.status).toBe(400);
+      expect(strict.error.body.error.param).toBe('chat_template_kwargs.builtin_tools');
+    }
+    const loose = renderChatOr400(render, { chat_template_kwargs: kw }, true);
+    // (Llama 3.1's template reads no strftime_now: kept, and ignored as Jinja ignores it)
+    expect(loose).toEqual({ ok: true, value: render({ chat_template_kwargs: { date_string: '02 Feb 2030', strftime_now: 'x' } }), droppedVariables: ['builtin_tools'] });
+    expect(renderChatOr400((o) => ours('llama3.2', CHAT, o), { chat_template_kwargs: kw }, true)).toMatchObject({ ok: true, droppedVariables: ['strftime_now'] });
+    // the options given are not changed
+    expect(Object.keys(kw)).toEqual(['builtin_tools', 'date_string', 'strftime_now']);
+    // what vLLM refuses too (a wrong type) is refused either way
+    const wrongType = renderChatOr400(render, { chat_template_kwargs: { builtin_tools: ['x'], date_string: 5 } }, true);
+    expect(wrongType.ok).toBe(false);
+    if (!wrongType.ok) expect(wrongType.error.body.error.param).toBe('chat_template_kwargs.date_string');
+    // errors that are not the renderer's are thrown on
+    expect(() => renderChatOr400(() => { throw new RangeError('boom'); }, {})).toThrow('boom');
   });
 
   it('the Tokenizer interface takes the request as its options (text and ids, Llama’s two-piece encoding included)', () => {

@@ -91,33 +91,61 @@ export function chatTemplateFieldsProblem(body: ChatRenderOptions): { path: (str
 }
 
 /**
- * A chat request that vLLM would refuse at rendering (400): a template variable of a type the
- * template cannot use, one kvmgr's renderer does not model, or a final message the template does
- * not write. `details.param` names the field (`chat_template_kwargs.date_string`).
+ * A chat request that kvmgr cannot render as vLLM would: a template variable of a type the template
+ * cannot use, or a final message the template does not write (vLLM refuses these too: 400), or a
+ * variable the template reads that kvmgr's renderer does not model (`unsupported`: vLLM renders it;
+ * kvmgr cannot predict that prompt). `details.param` names the field
+ * (`chat_template_kwargs.date_string`).
  */
 export class ChatTemplateError extends KvmgrError {
   /** The request field at fault, as an OpenAI error `param`. */
   readonly param: string;
-  constructor(param: string, message: string) {
-    super('KVMGR_INVALID_ARGUMENT', `${param}: ${message}`, { details: { param } });
+  /** True when vLLM would render the request and only kvmgr's renderer lacks the variable. */
+  readonly unsupported: boolean;
+  constructor(param: string, message: string, unsupported = false) {
+    super('KVMGR_INVALID_ARGUMENT', `${param}: ${message}`, { details: { param, unsupported } });
     this.name = 'ChatTemplateError';
     this.param = param;
+    this.unsupported = unsupported;
   }
 }
+
+/** What {@link renderChatOr400} returns: the rendered value (with the variables left out), or the 400 to send. */
+export type RenderChatResult<T> =
+  | { readonly ok: true; readonly value: T; readonly droppedVariables: readonly string[] }
+  | { readonly ok: false; readonly error: OpenAiErrorResponse };
 
 /**
  * Renders a chat prompt, answering a {@link ChatTemplateError} with the 400 vLLM sends (OpenAI
  * error body, `param` naming the field); any other error is thrown on.
  *
- * @param render - e.g. `() => tokenizer.chatPromptTokenIds(body.messages, body)`.
- * @returns `{ ok: true, value }` or `{ ok: false, error }`.
+ * With `dropUnsupported` (a router that only predicts the prompt: the engine renders the real one),
+ * a variable kvmgr's renderer does not model is left out and the rest rendered, so the request is
+ * routed on a near prompt rather than refused; the names left out are returned. Without it (a
+ * server that must know its prompt) it is a 400 like the others.
+ *
+ * @param render - renders with the options given, e.g. `(o) => tokenizer.chatPromptTokenIds(body.messages, o)`.
+ * @param options - the request's chat-template fields (a validated chat request is one).
+ * @param dropUnsupported - leave out unsupported variables instead of refusing. @default false
  */
-export function renderChatOr400<T>(render: () => T): { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: OpenAiErrorResponse } {
-  try {
-    return { ok: true, value: render() };
-  } catch (e) {
-    if (e instanceof ChatTemplateError) return { ok: false, error: openAiError(400, e.message, { param: e.param, code: 'invalid_value' }) };
-    throw e;
+export function renderChatOr400<T>(render: (options: ChatRenderOptions) => T, options: ChatRenderOptions, dropUnsupported = false): RenderChatResult<T> {
+  const dropped: string[] = [];
+  let o = options;
+  for (;;) {
+    try {
+      return { ok: true, value: render(o), droppedVariables: dropped };
+    } catch (e) {
+      if (!(e instanceof ChatTemplateError)) throw e;
+      const kw = o.chat_template_kwargs;
+      const key = e.param.startsWith('chat_template_kwargs.') ? e.param.slice('chat_template_kwargs.'.length) : undefined;
+      if (dropUnsupported && e.unsupported && kw && key !== undefined && key in kw) {
+        const { [key]: _left, ...rest } = kw;
+        o = { ...o, chat_template_kwargs: rest };
+        dropped.push(key);
+        continue;
+      }
+      return { ok: false, error: openAiError(400, e.message, { param: e.param, code: 'invalid_value' }) };
+    }
   }
 }
 
@@ -150,7 +178,7 @@ export function templateVariables(kwargs: Readonly<Record<string, unknown>> | nu
  */
 export function refuseUnsupported(vars: ReadonlyMap<string, unknown>, unsupported: readonly string[], template: string): void {
   for (const k of unsupported) {
-    if (vars.has(k)) throw new ChatTemplateError(`chat_template_kwargs.${k}`, `the ${template} chat template reads this variable, which kvmgr's renderer does not support`);
+    if (vars.has(k)) throw new ChatTemplateError(`chat_template_kwargs.${k}`, `the ${template} chat template reads this variable, which kvmgr's renderer does not support`, true);
   }
 }
 

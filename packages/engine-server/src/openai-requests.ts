@@ -232,7 +232,7 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
     prompt = prompts[0] as number[];
   } else {
     const chat = r as ChatCompletionRequest;
-    const rendered = renderChatOr400(() => tok.chatPromptTokenIds(chat.messages, chat));
+    const rendered = renderChatOr400((o) => tok.chatPromptTokenIds(chat.messages, o), chat);
     if (!rendered.ok) return rendered;
     prompt = rendered.value;
   }

@@ -75,10 +75,10 @@ export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteCon
     let tokens: number[];
     if (b.messages !== undefined) {
       const messages = b.messages;
-      const chat = renderChatOr400(() => tok.chatPromptTokenIds(messages, b));
+      const chat = renderChatOr400((o) => tok.chatPromptTokenIds(messages, o), b);
       if (!chat.ok) return reply.code(chat.error.status).send(chat.error.body);
       tokens = chat.value;
-    }    else if (typeof b.prompt === 'string') tokens = b.add_special_tokens === false ? tok.encode(b.prompt) : (tok.completionPromptTokenIds(b.prompt)[0] ?? []);
+    } else if (typeof b.prompt === 'string') tokens = b.add_special_tokens === false ? tok.encode(b.prompt) : (tok.completionPromptTokenIds(b.prompt)[0] ?? []);
     else tokens = [...(b.prompt ?? [])];
     return { count: tokens.length, max_model_len: ctx.maxModelLen, tokens };
   });

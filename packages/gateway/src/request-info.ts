@@ -100,7 +100,9 @@ export function readRequest(
   let maxTokens: number;
   if (route === 'chat') {
     const c = parsed.value as ChatCompletionRequest;
-    const rendered = renderChatOr400(() => tokenizer.chatPromptTokenIds(c.messages, c));
+    // a template variable kvmgr does not model is left out of the predicted prompt (the engine renders
+    // the real one): routed on a near prompt rather than refused
+    const rendered = renderChatOr400((o) => tokenizer.chatPromptTokenIds(c.messages, o), c, true);
     if (!rendered.ok) return rendered;
     prompts = [rendered.value];
     const m = [c.max_tokens, c.max_completion_tokens].filter((x): x is number => typeof x === 'number');
