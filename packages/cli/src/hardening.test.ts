@@ -10,6 +10,15 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadRunConfig, parseRunConfig } from './config.js';
 import { parseDurationMs } from './parse.js';
 
+/**
+ * CPU time of this process, ms: the bound below is on a case's own work, which a loaded machine's
+ * scheduling does not stretch (on wall time, a process descheduled for a second would fail it).
+ */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 function codeOf(fn: () => unknown): string | undefined {
   try {
     fn();
@@ -52,8 +61,8 @@ describe('CLI hardening (#19)', () => {
 
   it('an alias bomb is refused quickly', () => {
     const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefghij'.split('').map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefghij'[i]}`).join(', ')}]`)].join('\n');
-    const t0 = performance.now();
+    const t0 = cpuMs();
     expect(codeOf(() => parseRunConfig(bomb, 'c.yaml'))).toBe('KVMGR_BAD_CONFIG');
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(cpuMs() - t0).toBeLessThan(2000);
   });
 });

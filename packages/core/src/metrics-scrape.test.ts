@@ -159,7 +159,8 @@ describe('createMetricsScraper against a real HTTP server', () => {
   });
 
   it('counts fetch failures, timeouts, HTTP statuses and parse errors, keeping the last snapshot', async () => {
-    const s = createMetricsScraper({ url: `${base}/metrics`, mapper, timeoutMs: 200 });
+    // a generous timeout: these scrapes must get their answers (a 200 ms one could expire on a loaded machine); the timeout path is the hanging scraper's below
+    const s = createMetricsScraper({ url: `${base}/metrics`, mapper, timeoutMs: 10_000 });
     await s.scrape();
     status = 503;
     await expect(s.scrape()).rejects.toMatchObject({ code: 'KVMGR_PROTOCOL', details: { kind: 'http', status: 503 } });

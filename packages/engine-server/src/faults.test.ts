@@ -74,8 +74,11 @@ describe('fault knobs', () => {
   });
 
   it('maxWaiting: a request beyond the waiting bound gets 429', async () => {
-    // Each step stalls 300 ms: the first request holds the step, the next one waits, a third is refused.
-    const { server, client } = await start({ numGpuBlocks: 64, timeScale: 1, stallMs: 300, maxWaiting: 1 });
+    // Each step stalls 1 s: the first request holds the step, the next one waits, a third is refused.
+    // The second waits until the next step starts, and the third must arrive before that: with
+    // 300 ms steps, two loopback requests slowed down by a loaded machine (or straddling a step
+    // start) both got 200 (checked: 650 ms late fails at 300 ms, passes at 1 s).
+    const { server, client } = await start({ numGpuBlocks: 64, timeScale: 1, stallMs: 1000, maxWaiting: 1 });
     const model = server.config.servedModelName;
     const first = client.completions.create({ model, prompt: 'a', max_tokens: 2 });
     await vi.waitFor(() => expect(server.core.numRunning).toBe(1), { timeout: 5_000, interval: 5 });

@@ -180,6 +180,10 @@ describe('AdmissionQueue', () => {
     };
 
     it('refuses at the door a request whose queue ahead drains after its place-by time, with the drain time as Retry-After hint', async () => {
+      // The clock stands still: on the wall clock a stall of 100 ms between the first admit and
+      // the urgent one (a loaded machine) put the urgent deadline behind the first's, and one of
+      // 400 ms expired the first before close().
+      vi.useFakeTimers({ now: 1_000_000 });
       // 1,024 tokens in flight drained in 250 ms: 4.096 tokens/ms; TTFT bound 40 + 2 × 20 = 80 ms
       const q = new AdmissionQueue<number>(16, 60_000, { model: seen(), inFlightTokens: () => 1024 });
       const place = () => undefined;

@@ -63,7 +63,8 @@ describe('an engine that dies', () => {
     expect(String((err as Error).message)).toContain('mid-stream');
     expect(chunks).toBeGreaterThanOrEqual(3);
     expect(chunks).toBeLessThan(400);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    // at once (under a second here), not after the upstream headers timeout (30 s): room for a loaded machine
+    expect(Date.now() - t0).toBeLessThan(20_000);
     expect(gw.state().endpoints[0]?.healthy).toBe(false);
     await until(() => logs.request('doomed') !== undefined, 2000, 'log line');
     expect(logs.request('doomed')?.['outcome']).toBe('upstream-broke-mid-stream');
@@ -98,16 +99,18 @@ describe('an engine that dies', () => {
 
   it('died with no traffic: the health probe takes it out within one health interval', async () => {
     const fleet = await startFleet(2);
-    const gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet), scrape: { intervalMs: 5000 }, health: { intervalMs: 500 } }, { logStream: new LogSink() });
+    // scrapes every minute: only the health interval can take it out within the bound below
+    const gw = await createGateway({ server: { port: 0 }, model: MODEL, endpoints: endpointsOf(fleet), scrape: { intervalMs: 60_000 }, health: { intervalMs: 500 } }, { logStream: new LogSink() });
     opened.push({ gw, fleet });
     await (fleet[1] as TestEngine).close();
     const t0 = performance.now();
-    await until(() => gw.state().endpoints[1]?.healthy === false, 5000, 'e1 out of service');
+    await until(() => gw.state().endpoints[1]?.healthy === false, 20_000, 'e1 out of service');
     const tookMs = performance.now() - t0;
     console.log(`dead engine taken out after ${tookMs.toFixed(0)} ms (health interval 500 ms)`);
-    // One interval is the design (logged above); the bound is loose (three intervals) so that a
-    // loaded CI machine's timer slack cannot fail it, while a probe that never runs still does.
-    expect(tookMs).toBeLessThan(3 * 500);
+    // One interval is the design (logged above). The bound is ten intervals, room for a loaded
+    // machine's late timers (three intervals left a one-second stall to fail it), and still far
+    // below the scrape interval: a probe that never runs, or runs at the scrape interval, fails it.
+    expect(tookMs).toBeLessThan(10 * 500);
     const client = clientOf(gw);
     for (let i = 0; i < 4; i++) {
       const { response } = await client.completions.create({ model: MODEL, prompt: `after ${i}`, max_tokens: 1 }).withResponse();

@@ -36,7 +36,8 @@ async function run(replicas: number): Promise<TurnResult[]> {
     if (replicas === 1) o.gws.push(await createGateway(replicaConfig(fleet, undefined), { logStream: new LogSink() }));
     else {
       redis = await startRedisServer();
-      for (let i = 0; i < replicas; i++) o.gws.push(await createGateway(replicaConfig(fleet, { url: redis.url, namespace: 'affinity', replicaId: `r${i}` }), { logStream: new LogSink() }));
+      // 3 s leases renewed every second (nothing here times a takeover): a 1 s lease lapses locally after 750 ms without a renewal, which a loaded machine's event loop can take
+      for (let i = 0; i < replicas; i++) o.gws.push(await createGateway(replicaConfig(fleet, { url: redis.url, namespace: 'affinity', replicaId: `r${i}` }, { leaseTtlMs: 3000, leaseRenewMs: 1000 }), { logStream: new LogSink() }));
       await allShared(o.gws);
     }
     return await runConversations({ gateways: o.gws, sessions: SESSIONS, turns: TURNS, concurrency: 4 });

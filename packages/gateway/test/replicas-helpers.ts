@@ -201,13 +201,18 @@ export async function allShared(gws: readonly (Gateway | string)[], timeoutMs = 
   }
 }
 
-/** A replica's configuration: every engine of the fleet (KV events on), scorers pa:3,qd:2,kv:2. */
+/**
+ * A replica's configuration: every engine of the fleet (KV events on), scorers pa:3,qd:2,kv:2.
+ * The command timeout is 5 s, as in replicas.test.ts: under load a 200 ms one expired with Redis
+ * up (the reply sat in the socket behind a lagging event loop), degraded the link and made the
+ * next decision local. Redis killed still degrades at once (its connections close).
+ */
 export function replicaConfig(fleet: readonly TestEngine[], redis: { url: string; namespace: string; replicaId: string } | undefined, lease = { leaseTtlMs: 1000, leaseRenewMs: 250 }): GatewayConfigInput {
   return {
     server: { port: 0, logLevel: 'warn' },
     model: MODEL,
     endpoints: endpointsOf(fleet),
     routing: 'pa:3,qd:2,kv:2',
-    ...(redis === undefined ? {} : { redis: { ...redis, commandTimeoutMs: 200, ...lease } }),
+    ...(redis === undefined ? {} : { redis: { ...redis, commandTimeoutMs: 5000, ...lease } }),
   };
 }

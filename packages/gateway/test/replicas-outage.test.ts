@@ -108,16 +108,21 @@ describe('Redis killed mid-load', () => {
     const during = phase(marks.killAt, marks.restartAt);
     const after = phase(marks.sharedAt, Number.POSITIVE_INFINITY);
     const [hb, hd, ha] = [hitRate(before), hitRate(during), hitRate(after)];
+    // The phases are cut by send time, so their mix of turns varies from run to run, and a
+    // conversation's first turn has nothing to hit (0.71 before vs 0.77 after in one quiet run,
+    // from the mix alone): the phases are compared on follow-up turns, the ones routing can make hit.
+    const followUps = (rs: readonly TurnResult[]) => rs.filter((r) => r.turn > 0);
+    const [fb, fd, fa] = [hitRate(followUps(before)), hitRate(followUps(during)), hitRate(followUps(after))];
     console.info(
-      `check 2 (Redis killed mid-load): ${results.length} requests, 0 failed; hit rate before ${hb.toFixed(4)} (${before.length} req), during the outage ${hd.toFixed(4)} (${during.length} req), after the restart ${ha.toFixed(4)} (${after.length} req); back to shared ${marks.sharedAt - marks.restartAt} ms after the restart`,
+      `check 2 (Redis killed mid-load): ${results.length} requests, 0 failed; hit rate before ${hb.toFixed(4)} (${before.length} req), during the outage ${hd.toFixed(4)} (${during.length} req), after the restart ${ha.toFixed(4)} (${after.length} req); follow-up turns ${fb.toFixed(4)} / ${fd.toFixed(4)} / ${fa.toFixed(4)}; back to shared ${marks.sharedAt - marks.restartAt} ms after the restart`,
     );
     expect(before.length).toBeGreaterThanOrEqual(40);
     expect(during.length).toBeGreaterThanOrEqual(20);
     expect(after.length).toBeGreaterThanOrEqual(20);
     // graceful: each replica keeps routing from its own index (a loose floor, not a collapse)
-    expect(hd).toBeGreaterThanOrEqual(0.75 * hb);
+    expect(fd).toBeGreaterThanOrEqual(0.75 * fb);
     // recovered: as good as before the outage
-    expect(ha).toBeGreaterThanOrEqual(0.95 * hb);
+    expect(fa).toBeGreaterThanOrEqual(0.95 * fb);
 
     // state after recovery: one lease holder per engine, the shared index equal to every engine's cache
     const check = new Redis(redis.url);

@@ -40,7 +40,7 @@ const TOOLS: OpenAI.ChatCompletionTool[] = ['get_weather', 'search_web', 'read_f
 }));
 
 /** Three sessions of three turns, one request at a time, each turn waiting for the engine's KV events of the one before. */
-async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN, opts: { tools?: OpenAI.ChatCompletionTool[]; sharedSystem?: boolean; extra?: Record<string, unknown> } = {}): Promise<Turn[]> {
+async function runChat(gw: Gateway, fleet: readonly TestEngine[], logs: LogSink, tag: string, model = QWEN, opts: { tools?: OpenAI.ChatCompletionTool[]; sharedSystem?: boolean; extra?: Record<string, unknown> } = {}): Promise<Turn[]> {
   const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
   const history = new Map<number, Msg[]>();
   const out: Turn[] = [];
@@ -56,13 +56,12 @@ async function runChat(gw: Gateway, logs: LogSink, tag: string, model = QWEN, op
       history.set(session, msgs);
       const d = logs.decision(id);
       out.push({ session, turn, predicted: d.predictedCachedTokens, cached: r.usage?.prompt_tokens_details?.cached_tokens ?? -1, promptTokens: r.usage?.prompt_tokens ?? 0 });
-      // the engine's KV events of this request have reached the gateway: its block count has grown and stays put
-      const ep = () => gw.state().endpoints.find((e) => e.name === d.endpoint)?.cachedBlocks ?? 0;
-      await until(() => ep() > 0, 5000, 'BlockStored');
-      for (let last = -1; last !== ep(); ) {
-        last = ep();
-        await new Promise((res) => setTimeout(res, 100));
-      }
+      // the engine's KV events of this request have reached the gateway: its block count for the
+      // engine equals the engine's own (a count that merely stayed put for 100 ms could still be
+      // waiting for events a loaded machine delivered later)
+      const engine = fleet[Number(d.endpoint.slice(1))] as TestEngine;
+      const indexed = () => gw.state().endpoints.find((e) => e.name === d.endpoint)?.cachedBlocks;
+      await until(() => engine.server.core.kv.numCachedBlocks > 0 && indexed() === engine.server.core.kv.numCachedBlocks, 10_000, `${d.endpoint}'s KV events in the index`);
     }
   }
   return out;
@@ -77,7 +76,7 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     }
   });
 
-  async function setUp(tokenizer: 'llama3' | undefined, model = QWEN): Promise<{ gw: Gateway; logs: LogSink }> {
+  async function setUp(tokenizer: 'llama3' | undefined, model = QWEN): Promise<{ gw: Gateway; fleet: TestEngine[]; logs: LogSink }> {
     // Qwen3 engines: Qwen2.5-7B's shapes (the engine server's model specs) with Qwen3's tokenizer and chat template, serving the name `model`
     const fleet = await startFleet(2, model === QWEN ? { model: 'Qwen2.5-7B-Instruct' } : { model: 'Qwen2.5-7B-Instruct', tokenizer: 'qwen3', servedModelName: model });
     const logs = new LogSink();
@@ -87,14 +86,14 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
       { logStream: logs },
     );
     opened.push({ gw, fleet });
-    return { gw, logs };
+    return { gw, fleet, logs };
   }
 
   it('the tokenizer the model implies (qwen2.5): predicted cached tokens equal the engines’ on every turn', async () => {
-    const { gw, logs } = await setUp(undefined);
+    const { gw, fleet, logs } = await setUp(undefined);
     expect(logs.lines.find((l) => l['msg'] === 'gateway ready')?.['tokenizer']).toBe('qwen2.5');
     expect(logs.lines.some((l) => l['event'] === 'tokenizer-fallback')).toBe(false);
-    const turns = await runChat(gw, logs, 'qwen');
+    const turns = await runChat(gw, fleet, logs, 'qwen');
     for (const t of turns) {
       // the index predicts whole blocks; the engine never serves the last prompt token from cache
       expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
@@ -104,8 +103,8 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
   });
 
   it('agentic traffic (the same tools on every request, one system prompt): the gateway’s keys include the tool block, so sessions share it (predicted = engines’ cached tokens)', async () => {
-    const { gw, logs } = await setUp(undefined);
-    const turns = await runChat(gw, logs, 'tools', QWEN, { tools: TOOLS, sharedSystem: true });
+    const { gw, fleet, logs } = await setUp(undefined);
+    const turns = await runChat(gw, fleet, logs, 'tools', QWEN, { tools: TOOLS, sharedSystem: true });
     const q = getTokenizer('qwen2.5');
     const firstTurn = (session: number): ChatMessage[] => [
       { role: 'system', content: systemPrompt(0) },
@@ -128,10 +127,10 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
 
   it('Qwen3 with chat_template_kwargs {enable_thinking: false}: the engines count the empty think block, and the gateway predicts the engines’ cached tokens on every turn', async () => {
     const QWEN3 = 'Qwen/Qwen3-8B';
-    const { gw, logs } = await setUp(undefined, QWEN3);
+    const { gw, fleet, logs } = await setUp(undefined, QWEN3);
     expect(logs.lines.find((l) => l['msg'] === 'gateway ready')?.['tokenizer']).toBe('qwen3');
     const kw = { enable_thinking: false };
-    const turns = await runChat(gw, logs, 'nothink', QWEN3, { extra: { chat_template_kwargs: kw } });
+    const turns = await runChat(gw, fleet, logs, 'nothink', QWEN3, { extra: { chat_template_kwargs: kw } });
     const q = getTokenizer('qwen3');
     const first: ChatMessage[] = [
       { role: 'system', content: systemPrompt(0) },
@@ -154,8 +153,8 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
   });
 
   it('Llama 3’s tokenizer configured for the same engines: the keys do not match (nothing predicted, the engines serve from cache)', async () => {
-    const { gw, logs } = await setUp('llama3');
-    const turns = await runChat(gw, logs, 'llama');
+    const { gw, fleet, logs } = await setUp('llama3');
+    const turns = await runChat(gw, fleet, logs, 'llama');
     expect(turns.every((t) => t.predicted === 0)).toBe(true);
     expect(turns.some((t) => t.cached > 0)).toBe(true);
   });
@@ -167,7 +166,7 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     opened.push({ gw, fleet });
     expect(logs.lines.filter((l) => l['event'] === 'tokenizer-fallback')).toHaveLength(1);
     expect(logs.lines.find((l) => l['msg'] === 'gateway ready')?.['tokenizer']).toBe('llama3.1');
-    const turns = await runChat(gw, logs, 'nomodel', (fleet[0] as TestEngine).server.config.servedModelName);
+    const turns = await runChat(gw, fleet, logs, 'nomodel', (fleet[0] as TestEngine).server.config.servedModelName);
     for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
     expect(turns.filter((t) => t.turn > 0).every((t) => t.predicted > 0 && t.cached > 0)).toBe(true);
   });

@@ -218,10 +218,15 @@ describe('RedisBlockIndexStore: shared and atomic', () => {
 
 describe('EngineLeases', () => {
   it('one holder per engine; taken over within ttl + renew after the holder stops renewing', async () => {
+    // Real time (Redis expires the keys): the TTL is long enough that a renewal late by a loaded
+    // machine's event-loop stall (hundreds of ms) does not lapse (a 400 ms lease did: A re-took
+    // its own leases, counted as new acquisitions); A renews over two TTLs, B never gets them.
+    const TTL = 1500;
+    const RENEW = 100;
     const prefix = redisKeyPrefix(ns());
     const acquired: string[] = [];
-    const a = new EngineLeases(redis, { holder: 'A', prefix, ttlMs: 400, renewMs: 100, onAcquire: (e) => acquired.push(`A:${e}`) });
-    const b = new EngineLeases(redis2, { holder: 'B', prefix, ttlMs: 400, renewMs: 100, onAcquire: (e) => acquired.push(`B:${e}`) });
+    const a = new EngineLeases(redis, { holder: 'A', prefix, ttlMs: TTL, renewMs: RENEW, onAcquire: (e) => acquired.push(`A:${e}`) });
+    const b = new EngineLeases(redis2, { holder: 'B', prefix, ttlMs: TTL, renewMs: RENEW, onAcquire: (e) => acquired.push(`B:${e}`) });
     for (const l of [a, b]) {
       l.add('e0');
       l.add('e1');
@@ -231,8 +236,9 @@ describe('EngineLeases', () => {
     expect(a.held().sort()).toEqual(['e0', 'e1']);
     expect(b.held()).toEqual([]);
     // A keeps renewing: B does not get them
-    for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setTimeout(r, 100));
+    const renewing = Date.now();
+    while (Date.now() - renewing < 2 * TTL) {
+      await new Promise((r) => setTimeout(r, RENEW));
       await a.tick();
       await b.tick();
       expect(b.held()).toEqual([]);
@@ -240,7 +246,8 @@ describe('EngineLeases', () => {
     a.abandon(); // A dies: no more renewals, no release
     const died = Date.now();
     while (b.held().length < 2) {
-      expect(Date.now() - died).toBeLessThan(400 + 100 + 1000);
+      // the design is ttl + renew; the slack is for a loaded machine, far below a lease that never expires
+      expect(Date.now() - died).toBeLessThan(TTL + RENEW + 3000);
       expect(a.held()).toEqual([]);
       await new Promise((r) => setTimeout(r, 20));
       await b.tick();
@@ -274,7 +281,9 @@ describe('FallbackBlockIndexStore: Redis killed and restarted', () => {
 
   it('falls back without throwing, reports degraded, and resyncs when Redis returns', async () => {
     own = await startRedisServer();
-    const link = new RedisLink({ url: own.url, commandTimeoutMs: 200, probeIntervalMs: 50 });
+    // Redis killed closes the link's connection: it degrades at once whatever the command timeout,
+    // so the timeout is long enough that a reply late on a loaded machine does not degrade it early.
+    const link = new RedisLink({ url: own.url, commandTimeoutMs: 5000, probeIntervalMs: 50 });
     const n = ns();
     const remote = new RedisBlockIndexStore(link.redis, { namespace: n });
     const store = new FallbackBlockIndexStore({ remote, link, local: new MemoryBlockIndexStore() });
