@@ -416,7 +416,7 @@ class GatewayServer {
     const requestId = (Array.isArray(hdr) ? hdr[0] : hdr) || randomUUID();
     reply.header('x-request-id', requestId);
     const logBase = { reqId: requestId, route, path: req.url };
-    const r = readRequest(route, req.body, req.headers, this.cfg.admission.defaultMaxTokens, this.tokenizer);
+    const r = readRequest(route, req.body, req.headers, this.cfg.admission.defaultMaxTokens, this.tokenizer, rawBodies.get(req));
     if (!r.ok) {
       this.log.info({ ...logBase, status: r.error.status, error: r.error.body.error.message }, 'request rejected');
       return sendError(reply, r.error);
