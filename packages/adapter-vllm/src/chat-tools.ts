@@ -188,7 +188,7 @@ function carryDeclaredFirst(from: object, to: object, declared: readonly string[
   const m = jsonMarksOf(from);
   if (m === undefined) return;
   const keys = m.keys === undefined ? undefined : [...declared, ...m.keys.filter((k) => !declared.includes(k))];
-  const marks: JsonMarks = { floats: m.floats, keys, below: m.below };
+  const marks: JsonMarks = { floats: m.floats, keys, below: m.below, signature: m.signature };
   setJsonMarks(to, marks);
 }
 

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pythonJsonDumps } from './chat-tools.js';
-import { carryJsonMarks, hasJsonMarkCandidates, jsonMarksOf, jsonMarksSignature, markRequestToolsJson, parseJsonKeepingNumbers, parseJsonMarked } from './json-marks.js';
+import { carryJsonMarks, hasJsonMarkCandidates, jsonMarksOf, jsonMarksSignature, markJsonCopy, markRequestToolsJson, parseJsonKeepingNumbers, parseJsonMarked } from './json-marks.js';
 
 /** Random JSON text as clients write it: integral and fractional floats in several spellings, integer-like and repeated keys, escapes, whitespace. */
 const numberText = fc.oneof(
@@ -58,6 +58,26 @@ describe('parseJsonMarked', () => {
     for (const text of ['{"a": 1.0}', '[1, 2, 1E2]', '{"x": {"4294967294": 0}}', '{"\\u0037": 0}', '{"a": 1.5e1}']) expect(hasJsonMarkCandidates(text), text).toBe(true);
   });
 
+  it('property: marking a copy in step with the text (no values made) gives the marks the scanner’s own values get, repeated keys included', () => {
+    fc.assert(
+      fc.property(jsonText, ws, (text, w) => {
+        const wrapped = `{"a": [1.0], "x":${w}${text}${w}}`;
+        const copy = JSON.parse(wrapped) as { x: unknown };
+        markJsonCopy(wrapped, wrapped.indexOf(':', wrapped.indexOf('"x"')) + 1 + w.length, copy.x);
+        const own = parseJsonMarked(text);
+        expect(pythonJsonDumps(copy.x)).toBe(pythonJsonDumps(own));
+        expect(jsonMarksSignature(copy.x)).toBe(jsonMarksSignature(own));
+      }),
+      { numRuns: 2000 },
+    );
+    // a repeated key whose first value holds marks and whose last does not
+    const text = '{"x": {"a": 1.0, "1": 0}, "y": 2, "x": {"a": 1, "b": 0}}';
+    const copy = JSON.parse(text) as object;
+    markJsonCopy(text, 0, copy);
+    expect(pythonJsonDumps(copy)).toBe('{"x": {"a": 1, "b": 0}, "y": 2}');
+    expect(jsonMarksSignature(copy)).toBe('');
+  });
+
   it('marks integral float members, the wire key order, and containers holding marks', () => {
     const v = parseJsonMarked('{"b": 1.0, "1": [2, 3e0, 0.5], "a": {"x": -0.0}, "c": 1}') as Record<string, unknown>;
     expect(v).toStrictEqual({ 1: [2, 3, 0.5], b: 1, a: { x: -0 }, c: 1 });
@@ -105,7 +125,18 @@ describe('markRequestToolsJson', () => {
   const body =
     '{"model": "m", "temperature": 1.0, "messages": [{"role": "user", "content": "1.0 \\"2\\": x"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"b": {"type": "number", "default": 1.0}, "1": {"type": "integer", "minimum": 0}}}}}], "chat_template_kwargs": {"x": {"7": 1, "a": 2e0}}}';
 
-  it('carries the marks of tools and chat_template_kwargs onto copies of them (a schema’s output)', () => {
+  it('carries the marks of tools and chat_template_kwargs onto copies of them (a schema’s output), read from the text once per text', () => {
+    for (let round = 0; round < 3; round++) check(round === 2 ? body.replace('"temperature"', ' "temperature"') : body);
+    // a repeated key whose first value holds marks: read again each time
+    const dup = '{"tools": [{"function": {"name": "f", "parameters": {"x": {"a": 1.0}, "x": {"a": 1}}}}], "messages": []}';
+    for (let round = 0; round < 2; round++) {
+      const r = JSON.parse(dup) as { tools: { function: { parameters: object } }[] };
+      markRequestToolsJson(r, dup);
+      expect(pythonJsonDumps(r.tools[0]?.function.parameters)).toBe('{"x": {"a": 1}}');
+    }
+  });
+
+  function check(body: string): void {
     const parsed = JSON.parse(body) as { tools: { function: { parameters: object } }[]; chat_template_kwargs: Record<string, object> };
     const copy = { ...parsed, tools: parsed.tools.map((t) => ({ ...t, function: { ...t.function, parameters: { ...t.function.parameters } } })), chat_template_kwargs: { ...parsed.chat_template_kwargs } };
     expect(pythonJsonDumps(copy.tools[0]?.function.parameters)).toBe('{"type": "object", "properties": {"1": {"type": "integer", "minimum": 0}, "b": {"type": "number", "default": 1}}}');
@@ -115,7 +146,7 @@ describe('markRequestToolsJson', () => {
     // the values themselves are untouched: no extra properties
     expect(JSON.stringify(copy)).toBe(JSON.stringify(parsed));
     expect(jsonMarksSignature(copy.tools)).not.toBe('');
-  });
+  }
 
   it('does nothing for a request without tools or template variables, or without candidates', () => {
     const plain = JSON.parse('{"messages": [], "temperature": 1.0}') as object;
