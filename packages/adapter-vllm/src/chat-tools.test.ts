@@ -12,6 +12,7 @@ import { Template } from '@huggingface/jinja';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { jinjaTrim, pythonJsonDumps, templateTools } from './chat-tools.js';
+import { markRequestToolsJson } from './json-marks.js';
 import { parseOpenAiRequest } from './openai-api-errors.js';
 import { type ChatMessage, type ChatTool, ChatCompletionRequestSchema, chatMessageText } from './openai-api.js';
 import { renderChatTemplate, strftimeDayMonthYear } from './tokenizer.js';
@@ -343,6 +344,113 @@ describe.skipIf(!hasJinja2)('chat templates with tools: byte-equal to Python Jin
     const items = samples.flatMap(([messages, tools]) => NAMES.map((name) => ({ name, messages, tools })));
     const expected = python(items);
     for (const [i, it] of items.entries()) expect(ours(it.name, it.messages, it.tools), `${it.name} ${JSON.stringify([it.messages, it.tools])}`).toBe(expected[i]);
+  });
+});
+
+/**
+ * Renders request bodies as vLLM does, from their JSON text: `json.loads` (ints and floats kept
+ * apart, keys in the order sent), the tools as `ChatCompletionToolsParam.model_dump()` (declared
+ * fields first, then the extra ones as sent), tool-call arguments `json.loads`ed, and
+ * `chat_template_kwargs` as template variables (the tools among them as they are).
+ */
+const PY_RENDER_BODIES = `
+import sys, json, jinja2, jinja2.ext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+env.filters['tojson'] = tojson
+def dump_tool(t):
+    f = t['function']
+    fn = {'name': f['name'], 'description': f.get('description'), 'parameters': f.get('parameters')}
+    fn.update({k: v for k, v in f.items() if k not in fn})
+    out = {'type': t.get('type', 'function'), 'function': fn}
+    out.update({k: v for k, v in t.items() if k not in out})
+    return out
+out = []
+for item in json.load(sys.stdin):
+    src = open(item['template'], encoding='utf-8').read().split('\\n', 1)[1]
+    req = json.loads(item['body'])
+    for m in req['messages']:
+        if m.get('content') is None: m['content'] = ''  # as chatMessageText (vLLM's content parsing)
+        for c in m.get('tool_calls') or []:
+            a = c['function']['arguments']
+            c['function']['arguments'] = json.loads(a) if a else {}
+    ctx = {'messages': req['messages'], 'tools': None if req.get('tools') is None else [dump_tool(t) for t in req['tools']], 'bos_token': '<|begin_of_text|>', 'add_generation_prompt': True}
+    if 'date_string' in item: ctx['date_string'] = item['date_string']
+    ctx.update({k: v for k, v in (req.get('chat_template_kwargs') or {}).items() if v is not None and v != 'auto'})
+    out.append(env.from_string(src).render(**ctx))
+sys.stdout.write(json.dumps(out))
+`;
+
+function pythonBodies(items: { name: Name; body: string }[]): string[] {
+  const input = items.map(({ name, body }) => ({
+    template: fileURLToPath(new URL(`./fixtures/${FILES[name]}`, import.meta.url)),
+    body,
+    ...(name === 'llama3.2' ? { date_string: strftimeDayMonthYear(NOW) } : {}),
+  }));
+  const r = spawnSync('python3', ['-c', PY_RENDER_BODIES], { input: JSON.stringify(input), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as string[];
+}
+
+/** A request body read as the gateway and the engine server read it: JSON.parse, the schema, then the wire's marks. */
+function oursFromBody(name: Name, body: string, marks = true): string {
+  const r = parseOpenAiRequest(ChatCompletionRequestSchema, JSON.parse(body));
+  if (!r.ok) throw new Error(r.error.body.error.message);
+  if (marks) markRequestToolsJson(r.value, body);
+  if (name === 'llama3.1' || name === 'llama3.2') return renderChatTemplate(r.value.messages, name, NOW, r.value);
+  return renderQwenChat(r.value.messages, name, r.value);
+}
+
+/** Tools as Python clients write them (pydantic's `model_json_schema`: `1.0`, `0.0`), floats in other spellings, and integer-like keys out of JavaScript's order. */
+const FLOAT_TOOLS = `[
+  {"type": "function", "function": {"name": "sample", "description": "Sample text", "parameters": {"type": "object",
+    "properties": {"temperature": {"type": "number", "default": 1.0, "minimum": 0.0, "maximum": 2.0},
+      "top_k": {"type": "integer", "default": 50, "maximum": 1e3},
+      "scale": {"type": "number", "enum": [-0.0, 1e16, 2.50e1, 0.5, 1E+2, 123456789012345678.0]},
+      "b": {"type": "string"}, "10": {"type": "string"}, "a": {"type": "string"}, "2": {"type": "boolean", "default": false}},
+    "required": ["temperature"]}, "x-version": 2.0, "7": true}, "z": 1, "3": 4.0},
+  {"type": "function", "function": {"name": "plain", "parameters": {"type": "object", "properties": {"n": {"type": "integer", "default": 3}}}}}
+]`;
+
+describe.skipIf(!hasJinja2)('chat templates with tools: request bodies byte-equal to vLLM’s json.loads + Jinja2 (integral floats, integer-like keys)', () => {
+  const BODIES = [
+    `{"model": "m", "messages": [{"role": "system", "content": "Use tools."}, {"role": "user", "content": "Sample 1.0"}], "tools": ${FLOAT_TOOLS}}`,
+    `{"model": "m", "temperature": 1.0, "messages": [{"role": "user", "content": "go"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "sample", "arguments": "{\\"b\\": 1.0, \\"2\\": [3.0, 1e16, -0.0], \\"a\\": {\\"1\\": 2E1}}"}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": "done"}, {"role": "user", "content": "again"}], "tools": ${FLOAT_TOOLS}}`,
+  ];
+
+  it('tools and tool-call arguments with 1.0, 1e3, -0.0, 1e16 and integer-like keys render as Python renders them', () => {
+    const items = BODIES.flatMap((body) => NAMES.map((name) => ({ name, body })));
+    const expected = pythonBodies(items);
+    for (const [i, it] of items.entries()) expect(oursFromBody(it.name, it.body), `${it.name} body ${Math.floor(i / NAMES.length)}`).toBe(expected[i]);
+    expect(expected[0]).toContain('"default": 1.0');
+    expect(expected[0]).toContain('"enum": [\n                        -0.0,\n                        1e+16,\n                        25.0,');
+    expect(expected[0]).toContain('"x-version": 2.0,\n        "7": true\n    },\n    "z": 1,\n    "3": 4.0');
+    expect(expected[6]).toContain('{"b": 1.0, "2": [3.0, 1e+16, -0.0], "a": {"1": 20.0}}');
+    // without the marks kvmgr writes JavaScript's view (1, integer keys first): the check can fail
+    expect(oursFromBody('qwen3', BODIES[0] as string, false)).not.toBe(expected[3]);
+  });
+
+  it('template-variable tool lists (chat_template_kwargs) keep their floats and key order too', () => {
+    const raw = '[{"name": "f", "parameters": {"x": {"default": 1.0}, "9": {}, "1": {}}}]';
+    const items: { name: Name; body: string }[] = [
+      { name: 'qwen2.5', body: `{"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": {"tools": ${raw}}}` },
+      { name: 'llama3.1', body: `{"messages": [{"role": "user", "content": "hi"}], "tools": [], "chat_template_kwargs": {"custom_tools": ${raw}}}` },
+    ];
+    const expected = pythonBodies(items);
+    for (const [i, it] of items.entries()) expect(oursFromBody(it.name, it.body), it.name).toBe(expected[i]);
+    expect(expected[0]).toContain('{"name": "f", "parameters": {"x": {"default": 1.0}, "9": {}, "1": {}}}');
+  });
+
+  it('one tool list sent as 1 and as 1.0 renders twice, each as Python does (the rendered-block cache tells them apart)', () => {
+    const a = '{"messages": [{"role": "user", "content": "hi"}], "tools": [{"function": {"name": "f", "parameters": {"default": 1}}}]}';
+    const b = a.replace('"default": 1', '"default": 1.0');
+    const items = NAMES.flatMap((name) => [a, b, a].map((body) => ({ name, body })));
+    const expected = pythonBodies(items);
+    for (const [i, it] of items.entries()) expect(oursFromBody(it.name, it.body), `${it.name} ${it.body}`).toBe(expected[i]);
   });
 });
 

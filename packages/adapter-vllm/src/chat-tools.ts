@@ -20,29 +20,33 @@
  * @see vllm-project/vllm:vllm/entrypoints/chat_utils.py (`_postprocess_messages`, `apply_hf_chat_template`)
  * @see huggingface/transformers:src/transformers/utils/chat_template_utils.py (`tojson`: `json.dumps(x, ensure_ascii=False, indent=indent, separators=separators, sort_keys=False)`)
  */
+import { type JsonMarks, jsonKeysInOrder, jsonMarksOf, jsonMarksSignature, parseJsonKeepingNumbers, setJsonMarks } from './json-marks.js';
 import type { ChatMessage, ChatTool } from './openai-api.js';
 
 /**
  * The text of Python's `json.dumps(value, ensure_ascii=False, indent=indent)` for a value parsed
  * from JSON (what HF's `tojson` filter writes): without `indent`, items separated by `", "` and
  * keys by `": "`; with it, one item per line indented by `indent` spaces, items separated by
- * `","`, empty arrays and objects as `[]` and `{}`. Keys keep their order.
+ * `","`, empty arrays and objects as `[]` and `{}`. Keys keep their order: the order sent for an
+ * object read with marks (`json-marks.ts`: integer-like keys where the client put them), else
+ * `Object.keys`.
  *
- * Numbers: Python keeps a JSON number's type (int or float) and JavaScript does not, so an
- * integral number is written as an int (`1`, also for a wire `1.0` or `1e2`, which Python writes
- * as `1.0` and `100.0`: a known difference), and any other as Python's float `repr` (`0.5`,
- * `1e-05`, `1.5e-07`). Strings: as `JSON.stringify` (the same escapes as Python's with
- * `ensure_ascii=False`, except for a lone surrogate, which no valid UTF-8 request carries).
- * `undefined` is written as `null` (it has no JSON form; a parsed value never holds it).
+ * Numbers: Python keeps a JSON number's type (int or float) and JavaScript does not. A member the
+ * marks record as a float literal with an integral value (a wire `1.0`, `1e3`, `-0.0`) is written
+ * as Python's float `repr` (`1.0`, `1000.0`, `-0.0`, `1e+16` from 1e16 on); any other integral
+ * number as an int (`1`); any other number as Python's float `repr` (`0.5`, `1e-05`, `1.5e-07`).
+ * Strings: as `JSON.stringify` (the same escapes as Python's with `ensure_ascii=False`, except for
+ * a lone surrogate, which no valid UTF-8 request carries). `undefined` is written as `null` (it
+ * has no JSON form; a parsed value never holds it).
  *
- * @param value - a JSON value (null, boolean, number, string, array, plain object).
+ * @param value - a JSON value (null, boolean, number, string, array, plain object), with marks or not.
  * @param indent - spaces per level, as `tojson(indent=4)`; none for the one-line form.
  */
 export function pythonJsonDumps(value: unknown, indent?: number): string {
-  return dump(value, indent === undefined ? undefined : ' '.repeat(indent), '');
+  return dump(value, indent === undefined ? undefined : ' '.repeat(indent), '', false);
 }
 
-function dump(x: unknown, ind: string | undefined, cur: string): string {
+function dump(x: unknown, ind: string | undefined, cur: string, float: boolean): string {
   if (x === null || x === undefined) return 'null';
   switch (typeof x) {
     case 'string':
@@ -50,32 +54,34 @@ function dump(x: unknown, ind: string | undefined, cur: string): string {
     case 'boolean':
       return x ? 'true' : 'false';
     case 'number':
-      return pythonNumber(x);
+      return float ? pythonIntegralFloat(x) : pythonNumber(x);
     case 'bigint':
       return x.toString();
     default:
       break;
   }
+  const m = jsonMarksOf(x as object);
+  const floats = m?.floats;
   if (Array.isArray(x)) {
     if (x.length === 0) return '[]';
     if (ind === undefined) {
       let s = '[';
-      for (let i = 0; i < x.length; i++) s += (i === 0 ? '' : ', ') + dump(x[i], undefined, cur);
+      for (let i = 0; i < x.length; i++) s += (i === 0 ? '' : ', ') + dump(x[i], undefined, cur, floats?.has(i) === true);
       return `${s}]`;
     }
     const inner = cur + ind;
     let s = '[';
-    for (let i = 0; i < x.length; i++) s += `${i === 0 ? '' : ','}\n${inner}${dump(x[i], ind, inner)}`;
+    for (let i = 0; i < x.length; i++) s += `${i === 0 ? '' : ','}\n${inner}${dump(x[i], ind, inner, floats?.has(i) === true)}`;
     return `${s}\n${cur}]`;
   }
-  const keys = Object.keys(x as object);
+  const keys = jsonKeysInOrder(x as object, m);
   if (keys.length === 0) return '{}';
   const o = x as Record<string, unknown>;
   if (ind === undefined) {
     let s = '{';
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i] as string;
-      s += `${i === 0 ? '' : ', '}${JSON.stringify(k)}: ${dump(o[k], undefined, cur)}`;
+      s += `${i === 0 ? '' : ', '}${JSON.stringify(k)}: ${dump(o[k], undefined, cur, floats?.has(k) === true)}`;
     }
     return `${s}}`;
   }
@@ -83,7 +89,7 @@ function dump(x: unknown, ind: string | undefined, cur: string): string {
   let s = '{';
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i] as string;
-    s += `${i === 0 ? '' : ','}\n${inner}${JSON.stringify(k)}: ${dump(o[k], ind, inner)}`;
+    s += `${i === 0 ? '' : ','}\n${inner}${JSON.stringify(k)}: ${dump(o[k], ind, inner, floats?.has(k) === true)}`;
   }
   return `${s}\n${cur}}`;
 }
@@ -100,6 +106,18 @@ function pythonNumber(x: number): string {
   const at = e.indexOf('e');
   const exp = Number(e.slice(at + 1));
   return `${e.slice(0, at)}e-${String(-exp).padStart(2, '0')}`;
+}
+
+/**
+ * Python's `float.__repr__` of an integral float (`1.0`, `-0.0`, `1000.0`): fixed notation with
+ * `.0` below 1e16, then the shortest digits in exponent form (`1e+16`, `1.2345678901234568e+17`:
+ * JavaScript's `toExponential()`, whose exponent has two digits or more there, as Python's).
+ */
+function pythonIntegralFloat(x: number): string {
+  if (!Number.isFinite(x)) return pythonNumber(x);
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  if (Math.abs(x) < 1e16) return `${String(x)}.0`;
+  return x.toExponential();
 }
 
 /** Characters Python's `str.isspace()` accepts (what Jinja's `trim` strips). */
@@ -153,13 +171,31 @@ export function templateTools(tools: readonly ChatTool[]): TemplateTool[] {
   return tools.map((t) => {
     const { type: _type, function: fn, ...toolExtra } = t;
     const { name, description, parameters, ...fnExtra } = fn;
-    return { type: 'function', function: { name, description: description ?? null, parameters: parameters ?? null, ...fnExtra }, ...toolExtra };
+    const fnOut = { name, description: description ?? null, parameters: parameters ?? null, ...fnExtra };
+    const out = { type: 'function', function: fnOut, ...toolExtra };
+    // marks of the tool and its function (floats and key order of the extra fields) on the new objects, declared fields first
+    carryDeclaredFirst(fn, fnOut, FUNCTION_FIELDS);
+    carryDeclaredFirst(t, out, TOOL_FIELDS);
+    return out;
   });
+}
+
+const TOOL_FIELDS: readonly string[] = ['type', 'function'];
+const FUNCTION_FIELDS: readonly string[] = ['name', 'description', 'parameters'];
+
+/** Marks `to` (pydantic's `model_dump()` of `from`: the declared fields, then the extra ones as sent) with `from`'s marks. */
+function carryDeclaredFirst(from: object, to: object, declared: readonly string[]): void {
+  const m = jsonMarksOf(from);
+  if (m === undefined) return;
+  const keys = m.keys === undefined ? undefined : [...declared, ...m.keys.filter((k) => !declared.includes(k))];
+  const marks: JsonMarks = { floats: m.floats, keys, below: m.below, signature: m.signature };
+  setJsonMarks(to, marks);
 }
 
 /**
  * A tool call's `arguments` as the template gets them: vLLM `json.loads` the string (an empty one
- * becomes `{}`). A string that is not JSON makes vLLM refuse the request (400); here it is kept
+ * becomes `{}`), so the value is read with marks (integral float literals, key order; see
+ * `json-marks.ts`) for {@link pythonJsonDumps}. A string that is not JSON makes vLLM refuse the request (400); here it is kept
  * as the string, so a renderer still writes something.
  *
  * @returns the parsed value, or `{ raw }` when the string is not JSON.
@@ -167,7 +203,7 @@ export function templateTools(tools: readonly ChatTool[]): TemplateTool[] {
 export function parseToolArguments(args: string | null | undefined): { value: unknown } | { raw: string } {
   if (args === undefined || args === null || args === '') return { value: {} };
   try {
-    return { value: JSON.parse(args) as unknown };
+    return { value: parseJsonKeepingNumbers(args) };
   } catch {
     return { raw: args };
   }
@@ -181,8 +217,9 @@ export function toolCallsOf(m: ChatMessage): NonNullable<ChatMessage['tool_calls
 
 /**
  * Rendered tool blocks by the tools' JSON text (`JSON.stringify`, native and cheaper than
- * rendering them again): agentic traffic sends one tool list on every request. At most `max`
- * entries; when full it starts over (a process serves one model and a few tool lists).
+ * rendering them again, with the marks' signature when the tools carry marks: `1.0` and `1` are
+ * one JSON text): agentic traffic sends one tool list on every request. At most `max` entries;
+ * when full it starts over (a process serves one model and a few tool lists).
  */
 export class BoundedTextCache {
   private readonly map = new Map<string, string>();
@@ -196,7 +233,7 @@ export class BoundedTextCache {
    *   lists with the same JSON rendered differently are keyed apart. @default ''
    */
   get(tools: readonly unknown[], make: () => string, kind = ''): string {
-    const key = kind + JSON.stringify(tools);
+    const key = `${kind}${JSON.stringify(tools)}\u0000${jsonMarksSignature(tools)}`;
     let v = this.map.get(key);
     if (v === undefined) {
       v = make();

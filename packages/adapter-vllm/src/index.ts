@@ -55,6 +55,7 @@ export { openAiError, openAiErrorType, zodErrorToOpenAi, parseOpenAiRequest, for
 export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParseResult } from './openai-api-errors.js';
 export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
 export { pythonJsonDumps, jinjaTrim, templateTools } from './chat-tools.js';
+export { markRequestToolsJson } from './json-marks.js';
 export { CONTINUE_FINAL_MESSAGE_TAG, ChatTemplateError, type RenderChatResult, renderChatOr400 } from './chat-template-kwargs.js';
 export type { ChatRenderOptions } from './chat-template-kwargs.js';
 export type { TemplateTool } from './chat-tools.js';

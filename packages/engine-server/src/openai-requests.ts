@@ -15,6 +15,7 @@ import {
   type Tokenizer,
   DEFAULT_TOKENIZER,
   getTokenizer,
+  markRequestToolsJson,
   openAiError,
   parseOpenAiRequest,
   renderChatOr400,
@@ -195,11 +196,14 @@ export function isPlainRequest(kind: 'completion' | 'chat', body: Record<string,
  * @param kind - which endpoint received it.
  * @param body - the decoded JSON body.
  * @param ctx - served model names and context length.
+ * @param bodyText - the body's JSON text, which `body` was parsed from: a chat request's `tools`
+ *   and `chat_template_kwargs` are rendered with its number types and key order (`1.0` stays a
+ *   float, as vLLM's `json.loads` reads it). Unused for a request with neither.
  * @returns the request, or an OpenAI error: 400 for a schema violation, `n` > 1, several prompts,
  *   an empty prompt, a token id outside the vocabulary, `max_tokens` < 1, `min_tokens` >
  *   `max_tokens`, or prompt + `max_tokens` beyond the context; 404 for an unknown model (as vLLM).
  */
-export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknown, ctx: RequestContext): ParsedGeneration {
+export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknown, ctx: RequestContext, bodyText?: string): ParsedGeneration {
   // A completion prompt of token ids (what benchmarks and gateways send) is checked in one loop
   // instead of element by element through the schema (the schema's walk over a 13k-token prompt
   // costs about a millisecond); the rest of the body still goes through the schema, with a
@@ -232,6 +236,8 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
     prompt = prompts[0] as number[];
   } else {
     const chat = r as ChatCompletionRequest;
+    // returns at once for a request without tools or template variables (every plain request)
+    if (bodyText !== undefined) markRequestToolsJson(chat, bodyText);
     const rendered = renderChatOr400((o) => tok.chatPromptTokenIds(chat.messages, o), chat);
     if (!rendered.ok) return rendered;
     prompt = rendered.value;

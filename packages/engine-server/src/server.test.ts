@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { completionPromptTokenIds, chatPromptTokenIds, mapVllmMetrics } from '@kvmgr/adapter-vllm';
+import { type ChatTool, completionPromptTokenIds, chatPromptTokenIds, mapVllmMetrics, markRequestToolsJson, renderChatTemplate } from '@kvmgr/adapter-vllm';
 import { parseExposition } from '@kvmgr/core';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +139,22 @@ describe('OpenAI API through the openai SDK', () => {
     while (common < ids2.length && ids2[common] === withTools[common]) common++;
     expect(common).toBeGreaterThan(bare.count);
     expect(r2.usage?.prompt_tokens_details?.cached_tokens).toBe(Math.floor(common / 16) * 16);
+  });
+
+  it('tools sent as raw JSON text keep Python’s float literals and key order (vLLM’s json.loads): chat and /tokenize count the prompt with "default": 1.0', async () => {
+    const toolsJson = '[{"type": "function", "function": {"name": "sample", "parameters": {"type": "object", "properties": {"t": {"type": "number", "default": 1.0, "maximum": 1e3}, "2": {"type": "string"}}}}}]';
+    const messages = [{ role: 'user' as const, content: 'Sample something.' }];
+    const body = `{"model": ${JSON.stringify(MODEL)}, "messages": ${JSON.stringify(messages)}, "max_tokens": 2, "tools": ${toolsJson}}`;
+    const marked = JSON.parse(`{"tools": ${toolsJson}}`) as { tools: ChatTool[] };
+    markRequestToolsJson(marked, `{"tools": ${toolsJson}}`);
+    expect(renderChatTemplate(messages, 'llama3.1', undefined, marked)).toContain('"t": {\n                    "type": "number",\n                    "default": 1.0,\n                    "maximum": 1000.0\n                },\n                "2": {');
+    const expected = chatPromptTokenIds(messages, 'llama3.1', marked);
+    const plain = chatPromptTokenIds(messages, 'llama3.1', { tools: (JSON.parse(toolsJson) as ChatTool[]) });
+    expect(expected.length).toBeGreaterThan(plain.length);
+    const r = (await (await post('/v1/chat/completions', body)).json()) as { usage: { prompt_tokens: number } };
+    expect(r.usage.prompt_tokens).toBe(expected.length);
+    const t = (await (await post('/tokenize', body.replace('"max_tokens": 2, ', ''))).json()) as { tokens: number[] };
+    expect(t.tokens).toEqual(expected);
   });
 
   it('chat_template_kwargs, add_generation_prompt: false and continue_final_message render as Llama 3.1’s template does (/tokenize agrees), and a follow-up turn is served from cache', async () => {

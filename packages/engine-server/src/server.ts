@@ -9,8 +9,9 @@ import { KvEventPublisher, openAiError, resolveTokenizer } from '@kvmgr/adapter-
 import { type EngineProfile, KvmgrError, invalidArgument } from '@kvmgr/core';
 import { EngineCore, type RequestFinishedStats } from '@kvmgr/engine';
 import { type LatencyModel, getEngineProfile, getGpuSpec, getModelSpec, gpuKvBlocks, kvBytesPerBlockPerRank, selectLatencyModel } from '@kvmgr/sim';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type Logger, pino } from 'pino';
+import { jsonBodyText, keepJsonBodyText } from './body-text.js';
 import { EngineMetricsExporter } from './engine-metrics.js';
 import { type GenerationContext, type RequestTiming, serveGeneration } from './generation.js';
 import { type KvEventsConfig, parseKvEventsConfig } from './kv-events-config.js';
@@ -276,6 +277,7 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
     raw[ARRIVAL_US] = driver.nowUs();
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${req.url}`, 'not_found'));
+  keepJsonBodyText(app);
 
   let accepted = 0;
   let fatalRequest: string | null = null;
@@ -319,8 +321,8 @@ export async function createEngineServer(options: EngineServerOptions = {}): Pro
   };
 
   const requestCtx = { modelNames, maxModelLen, tokenizer };
-  const generate = (kind: 'completion' | 'chat') => async (request: { body: unknown; raw: object }, reply: FastifyReply) => {
-    const parsed = parseGenerationRequest(kind, request.body, requestCtx);
+  const generate = (kind: 'completion' | 'chat') => async (request: FastifyRequest, reply: FastifyReply) => {
+    const parsed = parseGenerationRequest(kind, request.body, requestCtx, jsonBodyText(request));
     if (!parsed.ok) return reply.code(parsed.error.status).send(parsed.error.body);
     let req = parsed.value;
     const pdCheck = pd.check(req);

@@ -5,10 +5,11 @@
  * @see vllm-project/vllm:vllm/entrypoints/openai/api_server.py
  */
 import { createRequire } from 'node:module';
-import { type Tokenizer, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
+import { type Tokenizer, markRequestToolsJson, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
 import { type ChatRenderOptions, ChatMessageSchema, ChatTemplateFields, ChatToolsSchema, chatTemplateFieldsCheck, renderChatOr400 } from '@kvmgr/adapter-vllm';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { jsonBodyText } from './body-text.js';
 import type { EngineMetricsExporter } from './engine-metrics.js';
 
 /** What the utility routes need from the server. */
@@ -75,6 +76,8 @@ export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteCon
     let tokens: number[];
     if (b.messages !== undefined) {
       const messages = b.messages;
+      const text = jsonBodyText(req);
+      if (text !== undefined) markRequestToolsJson(b, text);
       const chat = renderChatOr400((o) => tok.chatPromptTokenIds(messages, o), b);
       if (!chat.ok) return reply.code(chat.error.status).send(chat.error.body);
       tokens = chat.value;

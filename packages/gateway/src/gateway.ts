@@ -117,11 +117,12 @@ function sendError(reply: FastifyReply, e: OpenAiErrorResponse): FastifyReply {
 }
 
 /**
- * The bytes of each JSON request body, as the client sent them: the proxied request forwards
- * these instead of serialising the parsed body again (the schemas keep unknown fields and add
- * nothing, so the engine gets the same JSON, byte for byte, for one parse less per request).
+ * Each JSON request body as the client sent it: the bytes, which the proxied request forwards
+ * instead of serialising the parsed body again (the schemas keep unknown fields and add nothing, so
+ * the engine gets the same JSON, byte for byte, for one parse less per request), and their text
+ * (decoded once, for the parser and for `readRequest`, which reads the tools' float literals there).
  */
-const rawBodies = new WeakMap<FastifyRequest, Buffer>();
+const rawBodies = new WeakMap<FastifyRequest, { readonly bytes: Buffer; readonly text: string }>();
 
 /**
  * A request and its block keys (`localKeys`), hashed by the router that was current: the shared
@@ -253,8 +254,9 @@ class GatewayServer {
     // fastify's own JSON parser (secure-json-parse, __proto__/constructor keys rejected), keeping the bytes
     const parseJson = app.getDefaultJsonParser('error', 'error');
     app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
-      rawBodies.set(req, body as Buffer);
-      parseJson(req, body as unknown as string, done);
+      const text = (body as Buffer).toString('utf8');
+      rawBodies.set(req, { bytes: body as Buffer, text });
+      parseJson(req, text, done);
     });
     app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
       const status = err.statusCode ?? 500;
@@ -368,7 +370,7 @@ class GatewayServer {
       };
       reply.raw.on('close', onClose);
       try {
-        const r = await emb.handle(req.body, rawBodies.get(req), requestId, req.headers.authorization, ac.signal, tenant);
+        const r = await emb.handle(req.body, rawBodies.get(req)?.bytes, requestId, req.headers.authorization, ac.signal, tenant);
         this.log.info({ reqId: requestId, route: 'embeddings', status: r.status, tenant, ...(r.endpoint === undefined ? {} : { endpoint: r.endpoint }), ...(r.attempts === undefined ? {} : { attempts: r.attempts }) }, 'request');
         return reply.code(r.status).headers({ ...r.headers, 'x-request-id': requestId }).send(r.body);
       } finally {
@@ -416,7 +418,7 @@ class GatewayServer {
     const requestId = (Array.isArray(hdr) ? hdr[0] : hdr) || randomUUID();
     reply.header('x-request-id', requestId);
     const logBase = { reqId: requestId, route, path: req.url };
-    const r = readRequest(route, req.body, req.headers, this.cfg.admission.defaultMaxTokens, this.tokenizer);
+    const r = readRequest(route, req.body, req.headers, this.cfg.admission.defaultMaxTokens, this.tokenizer, rawBodies.get(req)?.text);
     if (!r.ok) {
       this.log.info({ ...logBase, status: r.error.status, error: r.error.body.error.message }, 'request rejected');
       return sendError(reply, r.error);
@@ -541,7 +543,7 @@ class GatewayServer {
       const v = req.headers[h];
       if (typeof v === 'string') headers.push(h, v);
     }
-    let bodyText = rawBodies.get(req) ?? JSON.stringify(info.body);
+    let bodyText = rawBodies.get(req)?.bytes ?? JSON.stringify(info.body);
     const path = route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
     const excluded = new Set<string>();
     const decisions: Record<string, unknown>[] = [];

@@ -3,7 +3,8 @@
  * that kvmgr's renderer does not model is left out of the predicted prompt (the engine renders the
  * real one, so the request is routed, not refused); what vLLM refuses too is a 400 naming the field.
  */
-import { getTokenizer } from '@kvmgr/adapter-vllm';
+import { Buffer } from 'node:buffer';
+import { type ChatTool, getTokenizer, markRequestToolsJson } from '@kvmgr/adapter-vllm';
 import { describe, expect, it } from 'vitest';
 import { readRequest } from './request-info.js';
 
@@ -37,5 +38,24 @@ describe('readRequest: chat-template fields', () => {
     if (r.ok) return;
     expect(r.error.status).toBe(400);
     expect(r.error.body.error.param).toBe(param);
+  });
+});
+
+describe('readRequest: the body text', () => {
+  const toolsJson = '[{"function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "number", "default": 1.0}, "3": {}}}}}]';
+  const text = `{"model": "m", "messages": ${JSON.stringify(messages)}, "tools": ${toolsJson}}`;
+
+  it('tools are keyed as vLLM renders them from the text (1.0, the order sent), given as text (EPP) or bytes (gateway)', () => {
+    const marked = JSON.parse(text) as { tools: ChatTool[] };
+    markRequestToolsJson(marked, text);
+    const expected = llama31.chatPromptTokenIds(messages, marked);
+    for (const raw of [text, Buffer.from(text, 'utf8')]) {
+      const r = readRequest('chat', JSON.parse(text), {}, 16, llama31, raw);
+      expect(r.ok && r.info.tokenIds).toEqual(expected);
+    }
+    // without the text: JavaScript's view of the tools (1, integer keys first), another prompt
+    const r = readRequest('chat', JSON.parse(text), {}, 16, llama31);
+    expect(r.ok && r.info.tokenIds).not.toEqual(expected);
+    expect(r.ok && r.info.tokenIds).toEqual(llama31.chatPromptTokenIds(messages, JSON.parse(text) as { tools: ChatTool[] }));
   });
 });

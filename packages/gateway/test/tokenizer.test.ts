@@ -8,7 +8,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ChatMessage, type ChatTool, getTokenizer } from '@kvmgr/adapter-vllm';
+import { type ChatMessage, type ChatTool, getTokenizer, markRequestToolsJson } from '@kvmgr/adapter-vllm';
 import { type Gateway, createGateway, resolveGatewayConfig } from '../src/index.js';
 import { LogSink, type TestEngine, endpointsOf, startFleet, until } from './helpers.js';
 
@@ -40,7 +40,26 @@ const TOOLS: OpenAI.ChatCompletionTool[] = ['get_weather', 'search_web', 'read_f
 }));
 
 /** Three sessions of three turns, one request at a time, each turn waiting for the engine's KV events of the one before. */
-async function runChat(gw: Gateway, fleet: readonly TestEngine[], logs: LogSink, tag: string, model = QWEN, opts: { tools?: OpenAI.ChatCompletionTool[]; sharedSystem?: boolean; extra?: Record<string, unknown> } = {}): Promise<Turn[]> {
+/**
+ * Tools as a Python client sends them (pydantic's `model_json_schema`: `"default": 1.0`), in raw
+ * JSON text: the openai SDK would write `1.0` as `1`. vLLM's `json.loads` keeps them floats and its
+ * template writes `1.0`; one integer-like key (`"10"`) sent after the others keeps its place.
+ */
+const FLOAT_TOOLS_JSON = `[${['sample_text', 'rank_results', 'resize_image']
+  .map(
+    (name, i) =>
+      `{"type": "function", "function": {"name": "${name}", "description": "Tool ${i} with Python-style defaults", "parameters": {"type": "object", "properties": {"temperature": {"type": "number", "default": 1.0, "minimum": 0.0, "maximum": 2.0}, "top_k": {"type": "integer", "default": 50, "maximum": 1e3}, "target": {"type": "string"}, "10": {"type": "boolean", "default": false}}, "required": ["target"]}}}`,
+  )
+  .join(', ')}]`;
+
+async function runChat(
+  gw: Gateway,
+  fleet: readonly TestEngine[],
+  logs: LogSink,
+  tag: string,
+  model = QWEN,
+  opts: { tools?: OpenAI.ChatCompletionTool[]; toolsJson?: string; sharedSystem?: boolean; extra?: Record<string, unknown> } = {},
+): Promise<Turn[]> {
   const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0 });
   const history = new Map<number, Msg[]>();
   const out: Turn[] = [];
@@ -51,7 +70,15 @@ async function runChat(gw: Gateway, fleet: readonly TestEngine[], logs: LogSink,
       const id = `${tag}-${session}-${turn}`;
       // the openai SDK forwards fields it does not know (vLLM's chat_template_kwargs, …)
       const body = { model, messages: msgs, max_tokens: 6, ...(opts.tools === undefined ? {} : { tools: opts.tools }), ...opts.extra } as OpenAI.ChatCompletionCreateParamsNonStreaming;
-      const r = await client.chat.completions.create(body, { headers: { 'x-request-id': id } });
+      let r: OpenAI.ChatCompletion;
+      if (opts.toolsJson === undefined) r = await client.chat.completions.create(body, { headers: { 'x-request-id': id } });
+      else {
+        // the body as raw text (fetch: undici), so the tools' number literals reach the gateway as written
+        const text = `${JSON.stringify(body).slice(0, -1)}, "tools": ${opts.toolsJson}}`;
+        const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: text });
+        expect(res.status).toBe(200);
+        r = (await res.json()) as OpenAI.ChatCompletion;
+      }
       msgs.push({ role: 'assistant', content: r.choices[0]?.message.content ?? '' });
       history.set(session, msgs);
       const d = logs.decision(id);
@@ -123,6 +150,34 @@ describe('gateway tokenizer: Qwen engines behind the gateway', () => {
     for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
     for (const t of turns.filter((x) => x.turn === 0 && x.session > 0)) expect(t.predicted, JSON.stringify(t)).toBeGreaterThanOrEqual(Math.floor(common / 16) * 16);
     expect(turns.every((t) => t.session === 0 && t.turn === 0 ? true : t.predicted > 0 && t.cached > 0)).toBe(true);
+  });
+
+  it('tools sent as raw JSON with 1.0 defaults and an integer-like key: the engine renders them as vLLM does (1.0, the order sent) and the gateway predicts the engine’s cached tokens on every turn', async () => {
+    const { gw, fleet, logs } = await setUp(undefined);
+    const turns = await runChat(gw, fleet, logs, 'floats', QWEN, { toolsJson: FLOAT_TOOLS_JSON, sharedSystem: true });
+    const q = getTokenizer('qwen2.5');
+    const firstTurn = (session: number): ChatMessage[] => [
+      { role: 'system', content: systemPrompt(0) },
+      { role: 'user', content: `Question 0 of session ${session}: what about   ${session} items?` },
+    ];
+    // the tools as kvmgr reads them from the text (what vLLM's json.loads reads: the adapter-vllm tests compare with Python), and as JSON.parse alone gives them
+    const bodyText = `{"tools": ${FLOAT_TOOLS_JSON}}`;
+    const marked = JSON.parse(bodyText) as { tools: ChatTool[] };
+    markRequestToolsJson(marked, bodyText);
+    const plain = (JSON.parse(bodyText) as { tools: ChatTool[] }).tools;
+    expect(q.renderChat(firstTurn(0), marked)).toContain('"default": 1.0, "minimum": 0.0, "maximum": 2.0}, "top_k": {"type": "integer", "default": 50, "maximum": 1000.0}, "target": {"type": "string"}, "10": ');
+    // the engine counts the prompt vLLM renders (three floats written 1.0 instead of 1 per tool: more tokens)
+    const t0 = turns[0] as Turn;
+    expect(t0.promptTokens).toBe(q.chatPromptTokenIds(firstTurn(0), marked).length);
+    expect(t0.promptTokens).toBeGreaterThan(q.chatPromptTokenIds(firstTurn(0), { tools: plain }).length);
+    // the gateway's keys are the engine's through the tools block and beyond: predicted = served on every turn
+    const a = q.chatPromptTokenIds(firstTurn(0), marked);
+    const b = q.chatPromptTokenIds(firstTurn(1), marked);
+    let common = 0;
+    while (common < a.length && a[common] === b[common]) common++;
+    for (const t of turns) expect(t.cached, JSON.stringify(t)).toBe(Math.min(t.predicted, Math.floor((t.promptTokens - 1) / 16) * 16));
+    for (const t of turns.filter((x) => x.turn === 0 && x.session > 0)) expect(t.predicted, JSON.stringify(t)).toBeGreaterThanOrEqual(Math.floor(common / 16) * 16);
+    for (const t of turns.filter((x) => x.turn > 0)) expect(t.predicted, JSON.stringify(t)).toBeGreaterThan(Math.floor(common / 16) * 16);
   });
 
   it('Qwen3 with chat_template_kwargs {enable_thinking: false}: the engines count the empty think block, and the gateway predicts the engines’ cached tokens on every turn', async () => {

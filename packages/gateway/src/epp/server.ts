@@ -785,13 +785,14 @@ class EppStream {
       return;
     }
     let json: unknown;
+    const text = body.toString('utf8');
     try {
-      json = JSON.parse(body.toString('utf8'));
+      json = JSON.parse(text);
     } catch (e) {
       this.immediate(openAiError(400, `request body: not JSON (${(e as Error).message})`, { code: 'invalid_value' }), 'bad_request');
       return;
     }
-    const r = readRequest(route, json, this.headers, this.srv.cfg.admission.defaultMaxTokens, this.srv.tokenizer);
+    const r = readRequest(route, json, this.headers, this.srv.cfg.admission.defaultMaxTokens, this.srv.tokenizer, text);
     if (!r.ok) {
       this.immediate(r.error, 'bad_request');
       return;
