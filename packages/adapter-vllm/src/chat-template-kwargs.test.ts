@@ -6,9 +6,7 @@
  * dropped) and cut as transformers cuts a continued final message, must equal kvmgr's renderers
  * byte for byte; and the request schema refuses what vLLM refuses.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Template } from '@huggingface/jinja';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -19,13 +17,13 @@ import { type ChatMessage, type ChatTool, ChatCompletionRequestSchema, chatMessa
 import { renderChatTemplate, strftimeDayMonthYear } from './tokenizer.js';
 import { renderQwenChat } from './tokenizer-qwen.js';
 import { getTokenizer } from './tokenizers.js';
+import { TEMPLATE_FILES, type TemplateName, hasPythonJinja2, renderWithJinja2, templatePath } from '../test/python-jinja.js';
 
-const FILES = { 'llama3.1': 'llama3.1-instruct.jinja', 'llama3.2': 'llama3.2-instruct.jinja', 'qwen2.5': 'qwen2.5-instruct.jinja', qwen3: 'qwen3.jinja' } as const;
-type Name = keyof typeof FILES;
-const NAMES = Object.keys(FILES) as Name[];
+type Name = TemplateName;
+const NAMES = Object.keys(TEMPLATE_FILES) as Name[];
 const TEMPLATES = Object.fromEntries(
   NAMES.map((n) => {
-    const text = readFileSync(new URL(`./fixtures/${FILES[n]}`, import.meta.url), 'utf8');
+    const text = readFileSync(templatePath(n), 'utf8');
     return [n, new Template(text.slice(text.indexOf('\n') + 1))];
   }),
 ) as Record<Name, Template>;
@@ -319,45 +317,12 @@ describe('property: random conversations × template variables × flags', () => 
   });
 });
 
-/** Python's Jinja2 as transformers runs it, with transformers' continue_final_message cut (tag, rindex, rstrip). */
-const PY_RENDER = `
-import sys, json, jinja2, jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-env.filters['tojson'] = tojson
-TAG = "CONTINUE_FINAL_MESSAGE_TAG "
-out = []
-for item in json.load(sys.stdin):
-    src = open(item['template'], encoding='utf-8').read().split('\\n', 1)[1]
-    ctx = item['ctx']
-    for m in ctx['messages']:
-        for c in m.get('tool_calls') or []:
-            c['function']['arguments'] = json.loads(c['function']['arguments'])
-    try:
-        final = None
-        if item['continue']:
-            final = ctx['messages'][-1]['content']
-            ctx['messages'][-1]['content'] = final + TAG
-        r = env.from_string(src).render(**ctx)
-        if final is not None:
-            if final.strip() not in r or TAG.strip() not in r:
-                raise ValueError('final message does not appear')
-            at = r.rindex(TAG.strip())
-            r = r[:at] if r[at:at + len(TAG)] == TAG else r[:at].rstrip()
-        out.append(r)
-    except Exception:
-        out.append('<error>')
-sys.stdout.write(json.dumps(out))
-`;
-const hasJinja2 = spawnSync('python3', ['-c', 'import jinja2'], { stdio: 'ignore' }).status === 0;
-if (!hasJinja2) console.warn('chat-template-kwargs.test.ts: skipping the Python Jinja2 cross-checks: `python3 -c "import jinja2"` fails on this machine');
+if (!hasPythonJinja2) console.warn('chat-template-kwargs.test.ts: skipping the Python Jinja2 cross-checks: `python3 -c "import jinja2"` fails on this machine');
 
 /** Python's str.strip() and JavaScript's trim differ here, as do Python's and @huggingface/jinja's lstrip / rstrip. */
 const pyWord = fc.string({ unit: fc.constantFrom('a', ' ', '\n', '\u0085', '\ufeff', '<', '/', '>', 'é'), maxLength: 10 });
 
-describe.skipIf(!hasJinja2)('byte-equal to Python Jinja2 (transformers’ settings and cut), where @huggingface/jinja differs', () => {
+describe.skipIf(!hasPythonJinja2)('byte-equal to Python Jinja2 (transformers’ settings and cut), where @huggingface/jinja differs', () => {
   it('fixed cases and random prefills with Python whitespace', () => {
     const prefills = fc.sample(fc.tuple(pyWord, pyWord, fc.constantFrom<ChatRenderOptions>({ add_generation_prompt: false, continue_final_message: true }, { add_generation_prompt: false, chat_template_kwargs: { enable_thinking: false } })), {
       numRuns: 80,
@@ -368,13 +333,11 @@ describe.skipIf(!hasJinja2)('byte-equal to Python Jinja2 (transformers’ settin
       ...prefills.flatMap(([u, a, o]) => NAMES.map((name) => ({ name, messages: [{ role: 'user' as const, content: u }, { role: 'assistant' as const, content: a }], options: o }))),
     ];
     const input = all.map(({ name, messages, options: o }) => ({
-      template: fileURLToPath(new URL(`./fixtures/${FILES[name]}`, import.meta.url)),
+      template: name,
       continue: o.continue_final_message === true,
       ctx: { ...context(name, o), messages: messages.map((m) => ({ role: m.role, content: chatMessageText(m), ...(m.tool_calls !== undefined ? { tool_calls: m.tool_calls } : {}) })) },
     }));
-    const r = spawnSync('python3', ['-c', PY_RENDER], { input: JSON.stringify(input), encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(r.stderr);
-    const expected = JSON.parse(r.stdout) as string[];
+    const expected = renderWithJinja2(input, '<error>');
     for (const [i, it] of all.entries()) expect(outcome(() => ours(it.name, it.messages, it.options)), `${it.name} ${JSON.stringify([it.messages, it.options])}`).toBe(expected[i]);
     // the cut right-strips Python whitespace (U+0085) and keeps U+FEFF, which Python does not strip
     expect(jinjaTrim('\ufeff')).toBe('\ufeff');

@@ -149,6 +149,37 @@ export function renderChatOr400<T>(render: (options: ChatRenderOptions) => T, op
   }
 }
 
+/** What a renderer starts from: {@link chatTemplateSetup}'s result. */
+export interface ChatTemplateSetup {
+  /** The template variables ({@link templateVariables}). */
+  readonly vars: ReadonlyMap<string, unknown>;
+  /** Whether the assistant header ends the prompt (`add_generation_prompt`, default true). */
+  readonly genPrompt: boolean;
+  /** The messages to render: the final one tagged when continuing it. */
+  readonly messages: readonly ChatMessage[];
+  /** transformers' cut, when `continue_final_message` is set. */
+  readonly cont: ContinueFinal | undefined;
+}
+
+/**
+ * The common start of every renderer: the template variables, unsupported ones refused, the
+ * generation-prompt flag, and the continue-final-message set-up.
+ *
+ * @param messages - the conversation.
+ * @param options - the request's chat-template fields.
+ * @param unsupported - variables the template reads that the renderer does not write.
+ * @param template - the template's name, for messages.
+ * @throws ChatTemplateError for an unsupported variable, or `continue_final_message` with the generation prompt.
+ */
+export function chatTemplateSetup(messages: readonly ChatMessage[], options: ChatRenderOptions | undefined, unsupported: readonly string[], template: string): ChatTemplateSetup {
+  const vars = templateVariables(options?.chat_template_kwargs);
+  refuseUnsupported(vars, unsupported, template);
+  const genPrompt = options?.add_generation_prompt !== false;
+  const cont = options?.continue_final_message === true ? continueFinalMessage(messages) : undefined;
+  if (cont !== undefined && genPrompt) throw new ChatTemplateError('continue_final_message', 'continue_final_message and add_generation_prompt are not compatible');
+  return { vars, genPrompt, messages: cont?.messages ?? messages, cont };
+}
+
 /**
  * The template variables of `chat_template_kwargs` after vLLM's merge: `null` and `"auto"` values
  * dropped, the request's own fields (`add_generation_prompt`, `continue_final_message`) not taken

@@ -5,9 +5,7 @@
  * `ChatCompletionToolsParam.model_dump()`, tool-call arguments parsed, content parts joined), must
  * equal kvmgr's renderers byte for byte.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Template } from '@huggingface/jinja';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -18,20 +16,16 @@ import { type ChatMessage, type ChatTool, ChatCompletionRequestSchema, chatMessa
 import { renderChatTemplate, strftimeDayMonthYear } from './tokenizer.js';
 import { renderQwenChat } from './tokenizer-qwen.js';
 import { getTokenizer } from './tokenizers.js';
+import { type TemplateName, hasPythonJinja2, renderBodiesWithJinja2, renderWithJinja2, templatePath } from '../test/python-jinja.js';
 
 /** A fixture template without its source line. */
-function fixture(name: string): Template {
-  const text = readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
+function fixture(name: TemplateName): Template {
+  const text = readFileSync(templatePath(name), 'utf8');
   return new Template(text.slice(text.indexOf('\n') + 1));
 }
 
-const TEMPLATES = {
-  'llama3.1': fixture('llama3.1-instruct.jinja'),
-  'llama3.2': fixture('llama3.2-instruct.jinja'),
-  'qwen2.5': fixture('qwen2.5-instruct.jinja'),
-  qwen3: fixture('qwen3.jinja'),
-} as const;
-type Name = keyof typeof TEMPLATES;
+const TEMPLATES: Record<TemplateName, Template> = { 'llama3.1': fixture('llama3.1'), 'llama3.2': fixture('llama3.2'), 'qwen2.5': fixture('qwen2.5'), qwen3: fixture('qwen3') };
+type Name = TemplateName;
 const NAMES = Object.keys(TEMPLATES) as Name[];
 
 /** Llama 3.2's date: a fixed clock, the same date given to the template as `date_string`. */
@@ -276,32 +270,12 @@ describe('chat templates with tools: byte-equal to the models’ templates rende
   });
 });
 
-/** Renders with Python's Jinja2 as transformers does (sandboxed, trim_blocks, lstrip_blocks, its tojson); input is the wire JSON, so numbers keep Python's int/float types. */
-const PY_RENDER = `
-import sys, json, jinja2, jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-env.filters['tojson'] = tojson
-out = []
-for item in json.load(sys.stdin):
-    src = open(item['template'], encoding='utf-8').read().split('\\n', 1)[1]
-    ctx = item['ctx']
-    for m in ctx['messages']:
-        for c in m.get('tool_calls') or []:
-            a = c['function']['arguments']
-            c['function']['arguments'] = json.loads(a) if a else {}
-    out.append(env.from_string(src).render(**ctx))
-sys.stdout.write(json.dumps(out))
-`;
-const hasJinja2 = spawnSync('python3', ['-c', 'import jinja2'], { stdio: 'ignore' }).status === 0;
-if (!hasJinja2) console.warn('chat-tools.test.ts: skipping the Python Jinja2 cross-checks: `python3 -c "import jinja2"` fails on this machine');
-const FILES: Record<Name, string> = { 'llama3.1': 'llama3.1-instruct.jinja', 'llama3.2': 'llama3.2-instruct.jinja', 'qwen2.5': 'qwen2.5-instruct.jinja', qwen3: 'qwen3.jinja' };
+if (!hasPythonJinja2) console.warn('chat-tools.test.ts: skipping the Python Jinja2 cross-checks: `python3 -c "import jinja2"` fails on this machine');
 
 function python(items: { name: Name; messages: readonly ChatMessage[]; tools: readonly ChatTool[] | null }[]): string[] {
-  const input = items.map(({ name, messages, tools }) => ({
-    template: fileURLToPath(new URL(`./fixtures/${FILES[name]}`, import.meta.url)),
+  return renderWithJinja2(
+    items.map(({ name, messages, tools }) => ({
+    template: name,
     ctx: {
       // arguments stay strings here: Python parses them (json.loads, as vLLM), so a float stays a float
       messages: messages.map((m) => ({
@@ -315,13 +289,11 @@ function python(items: { name: Name; messages: readonly ChatMessage[]; tools: re
       add_generation_prompt: true,
       ...(name === 'llama3.2' ? { date_string: strftimeDayMonthYear(NOW) } : {}),
     },
-  }));
-  const r = spawnSync('python3', ['-c', PY_RENDER], { input: JSON.stringify(input), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as string[];
+  })),
+  );
 }
 
-describe.skipIf(!hasJinja2)('chat templates with tools: byte-equal to Python Jinja2 (transformers’ settings), where @huggingface/jinja differs', () => {
+describe.skipIf(!hasPythonJinja2)('chat templates with tools: byte-equal to Python Jinja2 (transformers’ settings), where @huggingface/jinja differs', () => {
   it('floats below 1e-4 in tool schemas and tool-call arguments are written as Python’s repr (1e-05)', () => {
     const tool: ChatTool = { type: 'function', function: { name: 'f', description: 'small numbers', parameters: { type: 'object', properties: { x: { type: 'number', default: 1e-5, minimum: -1.5e-7, maximum: 0.5 } } } } };
     const messages: ChatMessage[] = [
@@ -347,51 +319,13 @@ describe.skipIf(!hasJinja2)('chat templates with tools: byte-equal to Python Jin
   });
 });
 
-/**
- * Renders request bodies as vLLM does, from their JSON text: `json.loads` (ints and floats kept
- * apart, keys in the order sent), the tools as `ChatCompletionToolsParam.model_dump()` (declared
- * fields first, then the extra ones as sent), tool-call arguments `json.loads`ed, and
- * `chat_template_kwargs` as template variables (the tools among them as they are).
- */
-const PY_RENDER_BODIES = `
-import sys, json, jinja2, jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-env.filters['tojson'] = tojson
-def dump_tool(t):
-    f = t['function']
-    fn = {'name': f['name'], 'description': f.get('description'), 'parameters': f.get('parameters')}
-    fn.update({k: v for k, v in f.items() if k not in fn})
-    out = {'type': t.get('type', 'function'), 'function': fn}
-    out.update({k: v for k, v in t.items() if k not in out})
-    return out
-out = []
-for item in json.load(sys.stdin):
-    src = open(item['template'], encoding='utf-8').read().split('\\n', 1)[1]
-    req = json.loads(item['body'])
-    for m in req['messages']:
-        if m.get('content') is None: m['content'] = ''  # as chatMessageText (vLLM's content parsing)
-        for c in m.get('tool_calls') or []:
-            a = c['function']['arguments']
-            c['function']['arguments'] = json.loads(a) if a else {}
-    ctx = {'messages': req['messages'], 'tools': None if req.get('tools') is None else [dump_tool(t) for t in req['tools']], 'bos_token': '<|begin_of_text|>', 'add_generation_prompt': True}
-    if 'date_string' in item: ctx['date_string'] = item['date_string']
-    ctx.update({k: v for k, v in (req.get('chat_template_kwargs') or {}).items() if v is not None and v != 'auto'})
-    out.append(env.from_string(src).render(**ctx))
-sys.stdout.write(json.dumps(out))
-`;
 
+/**
+ * Request bodies rendered as vLLM reads them (json.loads: numbers keep Python's int/float types),
+ * the tools as vLLM dumps them, `chat_template_kwargs` as template variables.
+ */
 function pythonBodies(items: { name: Name; body: string }[]): string[] {
-  const input = items.map(({ name, body }) => ({
-    template: fileURLToPath(new URL(`./fixtures/${FILES[name]}`, import.meta.url)),
-    body,
-    ...(name === 'llama3.2' ? { date_string: strftimeDayMonthYear(NOW) } : {}),
-  }));
-  const r = spawnSync('python3', ['-c', PY_RENDER_BODIES], { input: JSON.stringify(input), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as string[];
+  return renderBodiesWithJinja2(items.map(({ name, body }) => ({ template: name, body, ...(name === 'llama3.2' ? { date_string: strftimeDayMonthYear(NOW) } : {}) })));
 }
 
 /** A request body read as the gateway and the engine server read it: JSON.parse, the schema, then the wire's marks. */
@@ -414,7 +348,7 @@ const FLOAT_TOOLS = `[
   {"type": "function", "function": {"name": "plain", "parameters": {"type": "object", "properties": {"n": {"type": "integer", "default": 3}}}}}
 ]`;
 
-describe.skipIf(!hasJinja2)('chat templates with tools: request bodies byte-equal to vLLM’s json.loads + Jinja2 (integral floats, integer-like keys)', () => {
+describe.skipIf(!hasPythonJinja2)('chat templates with tools: request bodies byte-equal to vLLM’s json.loads + Jinja2 (integral floats, integer-like keys)', () => {
   const BODIES = [
     `{"model": "m", "messages": [{"role": "system", "content": "Use tools."}, {"role": "user", "content": "Sample 1.0"}], "tools": ${FLOAT_TOOLS}}`,
     `{"model": "m", "temperature": 1.0, "messages": [{"role": "user", "content": "go"},

@@ -34,7 +34,7 @@ import { createRequire } from 'node:module';
 import { KvmgrError } from '@kvmgr/core';
 import { type ChatMessage, type ChatTool, chatMessageText } from './openai-api.js';
 import { BoundedTextCache, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
-import { type ChatRenderOptions, ChatTemplateError, continueFinalMessage, refuseUnsupported, templateVariables, toolListVariable } from './chat-template-kwargs.js';
+import { type ChatRenderOptions, chatTemplateSetup, toolListVariable } from './chat-template-kwargs.js';
 import { BYTE_OF_CHAR, type BpeEncoding, CachedBpeEncoder } from './byte-level-bpe.js';
 
 /** The Qwen variants: same BPE, different added tokens and chat templates. */
@@ -269,15 +269,8 @@ function stripChars(s: string, c: string, left: boolean, right: boolean): string
  * @see Qwen/Qwen3-8B:tokenizer_config.json (copy in src/fixtures/qwen3.jinja)
  */
 export function renderQwenChat(messages: readonly ChatMessage[], variant: QwenVariant, options?: ChatRenderOptions): string {
-  const vars = templateVariables(options?.chat_template_kwargs);
-  refuseUnsupported(vars, QWEN_UNSUPPORTED[variant], variant);
-  const genPrompt = options?.add_generation_prompt !== false;
-  const cont = options?.continue_final_message === true ? continueFinalMessage(messages) : undefined;
-  if (cont !== undefined) {
-    if (genPrompt) throw new ChatTemplateError('continue_final_message', 'continue_final_message and add_generation_prompt are not compatible');
-    messages = cont.messages;
-  }
-  const s = renderQwenTurns(messages, variant, options?.tools, variant === 'qwen2' ? undefined : toolListVariable(vars, 'tools'));
+  const { vars, genPrompt, messages: turns, cont } = chatTemplateSetup(messages, options, QWEN_UNSUPPORTED[variant], variant);
+  const s = renderQwenTurns(turns, variant, options?.tools, variant === 'qwen2' ? undefined : toolListVariable(vars, 'tools'));
   if (cont !== undefined) return cont.cut(s);
   if (!genPrompt) return s;
   return variant === 'qwen3' && vars.get('enable_thinking') === false ? `${s}<|im_start|>assistant\n<think>\n\n</think>\n\n` : `${s}<|im_start|>assistant\n`;

@@ -15,7 +15,7 @@
 import llama3Tokenizer from 'llama3-tokenizer-js';
 import { type ChatMessage, type ChatTool, type CompletionPrompt, chatMessageText, completionPromptIds } from './openai-api.js';
 import { BoundedTextCache, jinjaTrim, parseToolArguments, pythonJsonDumps, templateTools, toolCallsOf } from './chat-tools.js';
-import { type ChatRenderOptions, ChatTemplateError, continueFinalMessage, pythonTruthy, refuseUnsupported, stringVariable, templateVariables, toolListVariable } from './chat-template-kwargs.js';
+import { type ChatRenderOptions, chatTemplateSetup, pythonTruthy, stringVariable, toolListVariable } from './chat-template-kwargs.js';
 import { BYTE_OF_CHAR } from './byte-level-bpe.js';
 import { CachedLlama3Encoder, type TokenizerCacheStats } from './tokenizer-cache.js';
 
@@ -176,14 +176,9 @@ const LLAMA_SYSTEM_TOOLS_PREAMBLE =
  * continued final message is cut from the whole text (the cut may strip into the first piece).
  */
 function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3ChatTemplate, now: Date | undefined, options: ChatRenderOptions | undefined): [string, string] {
-  const vars = templateVariables(options?.chat_template_kwargs);
-  refuseUnsupported(vars, LLAMA_UNSUPPORTED[template], template);
-  const genPrompt = options?.add_generation_prompt !== false;
-  const cont = options?.continue_final_message === true ? continueFinalMessage(messages) : undefined;
-  if (cont !== undefined) {
-    if (genPrompt) throw new ChatTemplateError('continue_final_message', 'continue_final_message and add_generation_prompt are not compatible');
-    messages = cont.messages;
-  }
+  const setup = chatTemplateSetup(messages, options, LLAMA_UNSUPPORTED[template], template);
+  const { vars, genPrompt, cont } = setup;
+  messages = setup.messages;
   const bos = stringVariable(vars, 'bos_token') ?? '<|begin_of_text|>';
   const gen = genPrompt ? '<|start_header_id|>assistant<|end_header_id|>\n\n' : '';
   let s = bos;
