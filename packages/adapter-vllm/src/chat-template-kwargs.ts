@@ -117,7 +117,8 @@ export type RenderChatResult<T> =
 
 /**
  * Renders a chat prompt, answering a {@link ChatTemplateError} with the 400 vLLM sends (OpenAI
- * error body, `param` naming the field); any other error is thrown on.
+ * error body, `param` naming the field), and a stack overflow (a `tools` schema or tool-call
+ * arguments nested thousands of levels deep) with a 400 too; any other error is thrown on.
  *
  * With `dropUnsupported` (a router that only predicts the prompt: the engine renders the real one),
  * a variable kvmgr's renderer does not model is left out and the rest rendered, so the request is
@@ -135,6 +136,12 @@ export function renderChatOr400<T>(render: (options: ChatRenderOptions) => T, op
     try {
       return { ok: true, value: render(o), droppedVariables: dropped };
     } catch (e) {
+      if (e instanceof RangeError && /call stack/i.test(e.message)) {
+        // a value nested thousands of levels deep overflowed V8's stack (JSON.stringify included)
+        // before the renderer's own depth check: the same 400, for the field the deep value is in
+        const param = (o.tools?.length ?? 0) > 0 ? 'tools' : o.chat_template_kwargs != null ? 'chat_template_kwargs' : 'messages';
+        return { ok: false, error: openAiError(400, `${param}: a value nested too deeply to render (the chat template writes it with Python's json.dumps, which stops at its recursion limit)`, { param, code: 'invalid_value' }) };
+      }
       if (!(e instanceof ChatTemplateError)) throw e;
       const kw = o.chat_template_kwargs;
       const key = e.param.startsWith('chat_template_kwargs.') ? e.param.slice('chat_template_kwargs.'.length) : undefined;

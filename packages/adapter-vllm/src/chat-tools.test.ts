@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { Template } from '@huggingface/jinja';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { jinjaTrim, pythonJsonDumps, templateTools } from './chat-tools.js';
+import { ChatTemplateError, renderChatOr400 } from './chat-template-kwargs.js';
+import { PYTHON_JSON_MAX_DEPTH, jinjaTrim, pythonJsonDumps, templateTools } from './chat-tools.js';
 import { markRequestToolsJson } from './json-marks.js';
 import { parseOpenAiRequest } from './openai-api-errors.js';
 import { type ChatMessage, type ChatTool, ChatCompletionRequestSchema, chatMessageText } from './openai-api.js';
@@ -409,6 +410,31 @@ describe('ChatCompletionRequestSchema: tools', () => {
 });
 
 describe('pythonJsonDumps (HF tojson: Python json.dumps, ensure_ascii=False)', () => {
+  it('refuses a value nested deeper than PYTHON_JSON_MAX_DEPTH levels with a ChatTemplateError naming the field; renderChatOr400 answers 400 even past V8’s stack', () => {
+    const nested = (depth: number): unknown => {
+      let v: unknown = 1;
+      for (let i = 0; i < depth; i++) v = i % 2 === 0 ? { a: v } : [v];
+      return v;
+    };
+    expect(pythonJsonDumps(nested(PYTHON_JSON_MAX_DEPTH)).startsWith('[{"a": [{"a": ')).toBe(true);
+    let err: unknown;
+    try {
+      pythonJsonDumps(nested(PYTHON_JSON_MAX_DEPTH + 1), 4, 'messages');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ChatTemplateError);
+    expect((err as ChatTemplateError).param).toBe('messages');
+    // 50,000 levels: JSON.stringify (the tools cache key) overflows before the renderer's own check
+    const tools = [{ type: 'function' as const, function: { name: 'f', parameters: nested(50_000) as Record<string, unknown> } }];
+    const messages: ChatMessage[] = [{ role: 'user', content: 'hi' }];
+    for (const name of ['llama3.1', 'qwen3'] as const) {
+      const r = renderChatOr400((o) => getTokenizer(name).chatPromptTokenIds(messages, o), { tools });
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error.body.error).toMatchObject({ param: 'tools', type: 'invalid_request_error' });
+    }
+  });
+
   // expected texts: Python 3 `json.dumps(json.loads(s), ensure_ascii=False[, indent=4])`
   it('one line: ", " and ": " separators, keys in order, unicode as is', () => {
     expect(pythonJsonDumps({ b: 1, a: [true, null, 'é"\\\n'], c: {} })).toBe('{"b": 1, "a": [true, null, "é\\"\\\\\\n"], "c": {}}');

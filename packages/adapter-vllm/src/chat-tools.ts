@@ -22,6 +22,7 @@
  */
 import { type JsonMarks, jsonKeysInOrder, jsonMarksOf, jsonMarksSignature, parseJsonKeepingNumbers, setJsonMarks } from './json-marks.js';
 import type { ChatMessage, ChatTool } from './openai-api.js';
+import { ChatTemplateError } from './chat-template-kwargs.js';
 
 /**
  * The text of Python's `json.dumps(value, ensure_ascii=False, indent=indent)` for a value parsed
@@ -41,12 +42,22 @@ import type { ChatMessage, ChatTool } from './openai-api.js';
  *
  * @param value - a JSON value (null, boolean, number, string, array, plain object), with marks or not.
  * @param indent - spaces per level, as `tojson(indent=4)`; none for the one-line form.
+ * @param param - the request field the value comes from, for the error. @default 'tools'
+ * @throws ChatTemplateError (`param`) for a value nested deeper than {@link PYTHON_JSON_MAX_DEPTH} levels.
  */
-export function pythonJsonDumps(value: unknown, indent?: number): string {
-  return dump(value, indent === undefined ? undefined : ' '.repeat(indent), '', false);
+export function pythonJsonDumps(value: unknown, indent?: number, param = 'tools'): string {
+  return dump(value, indent === undefined ? undefined : ' '.repeat(indent), '', false, 0, param);
 }
 
-function dump(x: unknown, ind: string | undefined, cur: string, float: boolean): string {
+/**
+ * Containers nested deeper than this are refused: Python's `json.dumps` (the templates' `tojson`)
+ * recurses once per level and stops at its recursion limit (1,000 frames, the Jinja render's own
+ * among them), so vLLM cannot render them either; here the limit keeps the recursion well inside
+ * V8's stack (a stack overflow would be a 500).
+ */
+export const PYTHON_JSON_MAX_DEPTH = 1000;
+
+function dump(x: unknown, ind: string | undefined, cur: string, float: boolean, depth: number, param: string): string {
   if (x === null || x === undefined) return 'null';
   switch (typeof x) {
     case 'string':
@@ -60,18 +71,19 @@ function dump(x: unknown, ind: string | undefined, cur: string, float: boolean):
     default:
       break;
   }
+  if (depth >= PYTHON_JSON_MAX_DEPTH) throw new ChatTemplateError(param, `a value nested deeper than ${PYTHON_JSON_MAX_DEPTH} levels (the chat template writes it with Python's json.dumps, which stops at its recursion limit)`);
   const m = jsonMarksOf(x as object);
   const floats = m?.floats;
   if (Array.isArray(x)) {
     if (x.length === 0) return '[]';
     if (ind === undefined) {
       let s = '[';
-      for (let i = 0; i < x.length; i++) s += (i === 0 ? '' : ', ') + dump(x[i], undefined, cur, floats?.has(i) === true);
+      for (let i = 0; i < x.length; i++) s += (i === 0 ? '' : ', ') + dump(x[i], undefined, cur, floats?.has(i) === true, depth + 1, param);
       return `${s}]`;
     }
     const inner = cur + ind;
     let s = '[';
-    for (let i = 0; i < x.length; i++) s += `${i === 0 ? '' : ','}\n${inner}${dump(x[i], ind, inner, floats?.has(i) === true)}`;
+    for (let i = 0; i < x.length; i++) s += `${i === 0 ? '' : ','}\n${inner}${dump(x[i], ind, inner, floats?.has(i) === true, depth + 1, param)}`;
     return `${s}\n${cur}]`;
   }
   const keys = jsonKeysInOrder(x as object, m);
@@ -81,7 +93,7 @@ function dump(x: unknown, ind: string | undefined, cur: string, float: boolean):
     let s = '{';
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i] as string;
-      s += `${i === 0 ? '' : ', '}${JSON.stringify(k)}: ${dump(o[k], undefined, cur, floats?.has(k) === true)}`;
+      s += `${i === 0 ? '' : ', '}${JSON.stringify(k)}: ${dump(o[k], undefined, cur, floats?.has(k) === true, depth + 1, param)}`;
     }
     return `${s}}`;
   }
@@ -89,7 +101,7 @@ function dump(x: unknown, ind: string | undefined, cur: string, float: boolean):
   let s = '{';
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i] as string;
-    s += `${i === 0 ? '' : ','}\n${inner}${JSON.stringify(k)}: ${dump(o[k], ind, inner, floats?.has(k) === true)}`;
+    s += `${i === 0 ? '' : ','}\n${inner}${JSON.stringify(k)}: ${dump(o[k], ind, inner, floats?.has(k) === true, depth + 1, param)}`;
   }
   return `${s}\n${cur}}`;
 }

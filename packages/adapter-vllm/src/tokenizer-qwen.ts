@@ -200,7 +200,7 @@ export function decodeQwen(tokenIds: readonly number[], variant: QwenVariant): s
 function toolArguments(args: string, qwen3: boolean): string {
   const a = parseToolArguments(args);
   if ('raw' in a) return qwen3 ? a.raw : JSON.stringify(a.raw);
-  return qwen3 && typeof a.value === 'string' ? a.value : pythonJsonDumps(a.value);
+  return qwen3 && typeof a.value === 'string' ? a.value : pythonJsonDumps(a.value, undefined, 'messages');
 }
 
 const TOOLS_HEAD = '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>';
@@ -219,7 +219,7 @@ function toolsBlock(tools: readonly unknown[], raw: boolean): string {
     tools,
     () => {
       let s = TOOLS_HEAD;
-      for (const t of raw ? tools : templateTools(tools as readonly ChatTool[])) s += `\n${pythonJsonDumps(t)}`;
+      for (const t of raw ? tools : templateTools(tools as readonly ChatTool[])) s += `\n${pythonJsonDumps(t, undefined, raw ? 'chat_template_kwargs.tools' : 'tools')}`;
       return s + TOOLS_TAIL;
     },
     raw ? 'raw' : '',

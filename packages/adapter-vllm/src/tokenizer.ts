@@ -201,7 +201,7 @@ function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3Chat
       list,
       () => {
         let b = preamble;
-        for (const t of rawTools ?? templateTools(requestTools as readonly ChatTool[])) b += `${pythonJsonDumps(t, 4)}\n\n`;
+        for (const t of rawTools ?? templateTools(requestTools as readonly ChatTool[])) b += `${pythonJsonDumps(t, 4, rawTools !== undefined ? 'chat_template_kwargs' : 'tools')}\n\n`;
         return b;
       },
       `${rawTools !== undefined ? 'raw' : ''}${preamble === LLAMA_TOOLS_PREAMBLE ? 'user' : 'system'}`,
@@ -222,7 +222,7 @@ function renderLlamaParts(messages: readonly ChatMessage[], template: Llama3Chat
     if (calls !== undefined) {
       const c = (calls[0] as (typeof calls)[number]).function;
       const args = parseToolArguments(c.arguments);
-      s += `<|start_header_id|>assistant<|end_header_id|>\n\n{"name": "${c.name}", "parameters": ${'raw' in args ? JSON.stringify(args.raw) : pythonJsonDumps(args.value)}}<|eot_id|>`;
+      s += `<|start_header_id|>assistant<|end_header_id|>\n\n{"name": "${c.name}", "parameters": ${'raw' in args ? JSON.stringify(args.raw) : pythonJsonDumps(args.value, undefined, 'messages')}}<|eot_id|>`;
     } else if (m.role === 'tool') s += `<|start_header_id|>ipython<|end_header_id|>\n\n${JSON.stringify(chatMessageText(m))}<|eot_id|>`;
     else s += `<|start_header_id|>${m.role}<|end_header_id|>\n\n${jinjaTrim(chatMessageText(m))}<|eot_id|>`;
   }

@@ -194,6 +194,11 @@ describe('OpenAI API through the openai SDK', () => {
   });
 });
 
+/** A tool whose parameters nest `depth` objects deep, as raw JSON text (JSON.stringify itself overflows far enough down). */
+function deepTool(depth: number): string {
+  return `{"type": "function", "function": {"name": "f", "parameters": ${'{"a": '.repeat(depth)}1${'}'.repeat(depth)}}}`;
+}
+
 describe('bad requests', () => {
   const cases: [string, string, unknown, number, string | null][] = [
     ['max_tokens beyond the context', '/v1/completions', { prompt: 'x', max_tokens: 10_000_000 }, 400, 'max_tokens'],
@@ -215,6 +220,10 @@ describe('bad requests', () => {
     ['builtin_tools (read by Llama 3.1’s template, not supported)', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: { builtin_tools: ['brave_search'] } }, 400, 'chat_template_kwargs.builtin_tools'],
     ['/tokenize with both flags', '/tokenize', { messages: [{ role: 'user', content: 'hi' }], add_generation_prompt: true, continue_final_message: true }, 400, null],
     ['/tokenize with a date_string that is not a string', '/tokenize', { messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: { date_string: 5 } }, 400, 'chat_template_kwargs.date_string'],
+    // nested past the renderer's depth check (1,000 levels, as Python's json.dumps) and past V8's stack: 400, not a 500
+    ['tools nested 1,200 levels deep', '/v1/chat/completions', `{"messages": [{"role": "user", "content": "hi"}], "tools": [${deepTool(1200)}]}`, 400, 'tools'],
+    ['tools nested 30,000 levels deep', '/v1/chat/completions', `{"messages": [{"role": "user", "content": "hi"}], "tools": [${deepTool(30_000)}]}`, 400, 'tools'],
+    ['/tokenize with tools nested 30,000 levels deep', '/tokenize', `{"messages": [{"role": "user", "content": "hi"}], "tools": [${deepTool(30_000)}]}`, 400, 'tools'],
     ['an unknown model (404, as vLLM)', '/v1/completions', { model: 'gpt-17', prompt: 'x' }, 404, 'model'],
     ['several prompts', '/v1/completions', { prompt: ['a', 'b'] }, 400, 'prompt'],
     ['a token id outside the vocabulary', '/v1/completions', { prompt: [1, 999_999] }, 400, 'prompt'],

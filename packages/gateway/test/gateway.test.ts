@@ -134,6 +134,29 @@ describe('gateway: OpenAI API through the gateway', () => {
     expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
   });
 
+  it('tools or tool-call arguments nested thousands of levels deep → 400 naming the field (not a 500 from a stack overflow); nothing routed; the gateway serves on', async () => {
+    const before = fleet.reduce((a, f) => a + f.generations, 0);
+    const nested = (depth: number) => `${'{"a": '.repeat(depth)}1.0${'}'.repeat(depth)}`;
+    const tool = (depth: number) => `{"type": "function", "function": {"name": "f", "parameters": ${nested(depth)}}}`;
+    const user = '{"role": "user", "content": "hi"}';
+    for (const [body, param] of [
+      // past the renderer's depth check (1,000 levels, as Python's json.dumps) and past V8's stack
+      [`{"model": "${MODEL}", "messages": [${user}], "tools": [${tool(1200)}]}`, 'tools'],
+      [`{"model": "${MODEL}", "messages": [${user}], "tools": [${tool(30_000)}]}`, 'tools'],
+      [`{"model": "${MODEL}", "messages": [${user}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": ${JSON.stringify(nested(1200))}}}]}, ${user}]}`, 'messages'],
+    ] as const) {
+      const res = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.statusCode).toBe(400);
+      const err = (await res.body.json()) as { error: { type: string; param: string; message: string } };
+      expect(err.error).toMatchObject({ type: 'invalid_request_error', param });
+      expect(err.error.message.startsWith(`${param}: `)).toBe(true);
+    }
+    expect(fleet.reduce((a, f) => a + f.generations, 0)).toBe(before);
+    const ok = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"model": "${MODEL}", "messages": [${user}], "tools": [${tool(50)}], "max_tokens": 1}` });
+    expect(ok.statusCode).toBe(200);
+    await ok.body.dump();
+  });
+
   it('oversized body → 413 OpenAI error; nothing routed', async () => {
     const before = fleet.reduce((a, f) => a + f.generations, 0);
     const res = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x'.repeat(5 * 1024 * 1024) }) });
