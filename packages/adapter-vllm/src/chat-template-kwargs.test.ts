@@ -35,6 +35,11 @@ const NOW = new Date(2026, 11, 7, 10);
 function context(name: Name, o: ChatRenderOptions): Record<string, unknown> {
   const ctx: Record<string, unknown> = { bos_token: '<|begin_of_text|>', tools: o.tools === undefined || o.tools === null ? null : templateTools(o.tools) };
   if (name === 'llama3.2') ctx['date_string'] = strftimeDayMonthYear(NOW);
+  // vLLM's build_chat_params: reasoning_effort is a variable, and sets enable_thinking unless the client's kwargs have it
+  if (o.reasoning_effort !== undefined && o.reasoning_effort !== null) {
+    ctx['reasoning_effort'] = o.reasoning_effort;
+    if (!('enable_thinking' in (o.chat_template_kwargs ?? {}))) ctx['enable_thinking'] = o.reasoning_effort !== 'none';
+  }
   for (const [k, v] of Object.entries(o.chat_template_kwargs ?? {})) if (v !== null && v !== 'auto') ctx[k] = v;
   ctx['add_generation_prompt'] = o.add_generation_prompt ?? true;
   return ctx;
@@ -99,6 +104,9 @@ const CASES: readonly Case[] = [
   { name: 'enable_thinking false', messages: CHAT, options: { chat_template_kwargs: { enable_thinking: false } } },
   { name: 'enable_thinking true (no change)', messages: CHAT, options: { chat_template_kwargs: { enable_thinking: true } } },
   { name: 'enable_thinking 0 (not the boolean false: no change)', messages: CHAT, options: { chat_template_kwargs: { enable_thinking: 0 } } },
+  { name: 'reasoning_effort "none" (enable_thinking false)', messages: CHAT, options: { reasoning_effort: 'none' } },
+  { name: 'reasoning_effort "low" (enable_thinking true: no change)', messages: CHAT, options: { reasoning_effort: 'low' } },
+  { name: 'reasoning_effort "none" with chat_template_kwargs.enable_thinking true (the kwargs win)', messages: CHAT, options: { reasoning_effort: 'none', chat_template_kwargs: { enable_thinking: true } } },
   { name: 'enable_thinking false without the generation prompt', messages: CHAT, options: { add_generation_prompt: false, chat_template_kwargs: { enable_thinking: false } } },
   { name: 'add_generation_prompt false', messages: CHAT, options: { add_generation_prompt: false } },
   { name: 'add_generation_prompt false with tools', messages: CHAT, options: { add_generation_prompt: false, tools: [WEATHER] } },

@@ -50,6 +50,8 @@ export interface ChatRenderOptions {
   readonly add_generation_prompt?: boolean | null | undefined;
   /** Leave the final message open (no end-of-turn token) for the model to continue. @default false */
   readonly continue_final_message?: boolean | null | undefined;
+  /** OpenAI's `reasoning_effort` (`"none"`, `"low"`, …): a template variable, and `enable_thinking` unless `chat_template_kwargs` sets it. */
+  readonly reasoning_effort?: unknown;
 }
 
 /** The text transformers appends to the final message to find where to cut. */
@@ -179,7 +181,7 @@ export interface ChatTemplateSetup {
  * @throws ChatTemplateError for an unsupported variable, or `continue_final_message` with the generation prompt.
  */
 export function chatTemplateSetup(messages: readonly ChatMessage[], options: ChatRenderOptions | undefined, unsupported: readonly string[], template: string): ChatTemplateSetup {
-  const vars = templateVariables(options?.chat_template_kwargs);
+  const vars = templateVariables(options?.chat_template_kwargs, options?.reasoning_effort);
   refuseUnsupported(vars, unsupported, template);
   const genPrompt = options?.add_generation_prompt !== false;
   const cont = options?.continue_final_message === true ? continueFinalMessage(messages) : undefined;
@@ -190,12 +192,21 @@ export function chatTemplateSetup(messages: readonly ChatMessage[], options: Cha
 /**
  * The template variables of `chat_template_kwargs` after vLLM's merge: `null` and `"auto"` values
  * dropped, the request's own fields (`add_generation_prompt`, `continue_final_message`) not taken
- * from here. Every other key is kept: a renderer reads the ones its template reads.
+ * from here. Every other key is kept: a renderer reads the ones its template reads. A request's
+ * `reasoning_effort` is a variable too, and, unless `chat_template_kwargs` has `enable_thinking`,
+ * sets `enable_thinking` to `reasoning_effort !== "none"` (vLLM main, `build_chat_params`; Qwen3's
+ * template appends an empty think block for `"none"`).
  *
  * @param kwargs - the request's `chat_template_kwargs`.
+ * @param reasoningEffort - the request's `reasoning_effort` (null or absent: none).
+ * @see vllm-project/vllm:vllm/entrypoints/openai/chat_completion/protocol.py (`build_chat_params`: `extra_kwargs["enable_thinking"] = self.reasoning_effort != "none"`)
  */
-export function templateVariables(kwargs: Readonly<Record<string, unknown>> | null | undefined): ReadonlyMap<string, unknown> {
+export function templateVariables(kwargs: Readonly<Record<string, unknown>> | null | undefined, reasoningEffort?: unknown): ReadonlyMap<string, unknown> {
   const out = new Map<string, unknown>();
+  if (reasoningEffort !== null && reasoningEffort !== undefined) {
+    out.set('reasoning_effort', reasoningEffort);
+    if (kwargs === null || kwargs === undefined || !('enable_thinking' in kwargs)) out.set('enable_thinking', reasoningEffort !== 'none');
+  }
   if (kwargs === null || kwargs === undefined) return out;
   for (const k of Object.keys(kwargs)) {
     const v = kwargs[k];
