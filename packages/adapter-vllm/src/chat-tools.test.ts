@@ -373,7 +373,7 @@ describe.skipIf(!hasPythonJinja2)('chat templates with tools: request bodies byt
     const raw = '[{"name": "f", "parameters": {"x": {"default": 1.0}, "9": {}, "1": {}}}]';
     const items: { name: Name; body: string }[] = [
       { name: 'qwen2.5', body: `{"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": {"tools": ${raw}}}` },
-      { name: 'llama3.1', body: `{"messages": [{"role": "user", "content": "hi"}], "tools": [], "chat_template_kwargs": {"custom_tools": ${raw}}}` },
+      { name: 'llama3.1', body: `{"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": {"custom_tools": ${raw}}}` },
     ];
     const expected = pythonBodies(items);
     for (const [i, it] of items.entries()) expect(oursFromBody(it.name, it.body), it.name).toBe(expected[i]);
@@ -397,11 +397,14 @@ describe('ChatCompletionRequestSchema: tools', () => {
       [[{ type: 'fn', function: { name: 'a' } }], 'tools[0].type: expected type "function", got "fn"'],
       [[{ function: { name: 'a', parameters: [1] } }], 'tools[0].function.parameters: expected a JSON-schema object'],
       [[{ type: 'function' }], 'tools[0].function: is required (expected object)'],
+      // vLLM: 400 "tools must not be an empty array" (OpenAI refuses it too); null or absent is no tools
+      [[], 'tools: expected at least one tool (vLLM refuses an empty array: leave tools out)'],
     ];
     for (const [tools, message] of errors) {
       const r = parseOpenAiRequest(ChatCompletionRequestSchema, { messages: [{ role: 'user', content: 'hi' }], tools });
       expect(r.ok ? 'ok' : r.error.body.error.message).toBe(message);
     }
+    expect(parseOpenAiRequest(ChatCompletionRequestSchema, { messages: [{ role: 'user', content: 'hi' }], tools: null }).ok).toBe(true);
     // type defaults to "function" (vLLM), extra fields and tool_choice pass through
     const ok = parseOpenAiRequest(ChatCompletionRequestSchema, { messages: [{ role: 'user', content: 'hi' }], tools: [{ function: { name: 'a', strict: true } }], tool_choice: { type: 'function', function: { name: 'a' } } });
     expect(ok.ok && ok.value.tools?.[0]?.function).toEqual({ name: 'a', strict: true });

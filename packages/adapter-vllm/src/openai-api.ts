@@ -147,7 +147,7 @@ export const ChatToolSchema = z.looseObject({
 export type ChatTool = z.infer<typeof ChatToolSchema>;
 
 /** A chat request's `tools`: an array of {@link ChatToolSchema} (null or absent: no tools). */
-export const ChatToolsSchema = z.array(ChatToolSchema, { error: 'expected an array of tools' }).nullish();
+export const ChatToolsSchema = z.array(ChatToolSchema, { error: 'expected an array of tools' }).min(1, 'expected at least one tool (vLLM refuses an empty array: leave tools out)').nullish();
 
 /**
  * A chat request's `chat_template_kwargs`: extra variables for the chat template (an object; null

@@ -206,6 +206,7 @@ describe('bad requests', () => {
     ['n > 1', '/v1/completions', { prompt: 'x', n: 2 }, 400, 'n'],
     ['no prompt', '/v1/completions', { max_tokens: 3 }, 400, 'prompt'],
     ['messages of the wrong type', '/v1/chat/completions', { messages: 'hi' }, 400, 'messages'],
+    ['an empty tools array (vLLM: "tools must not be an empty array")', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], tools: [] }, 400, 'tools'],
     ['tools that are not an array', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], tools: { name: 'f' } }, 400, 'tools'],
     ['a tool without function.name', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { description: 'no name' } }] }, 400, 'tools[0].function.name'],
     ['/tokenize with a tool without function.name', '/tokenize', { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: {} }] }, 400, null],

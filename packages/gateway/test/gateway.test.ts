@@ -105,6 +105,7 @@ describe('gateway: OpenAI API through the gateway', () => {
     for (const [tools, param] of [
       [{ type: 'function', function: { name: 'f' } }, 'tools'],
       [[{ type: 'function', function: { description: 'no name' } }], 'tools[0].function.name'],
+      [[], 'tools'],
     ] as const) {
       const res = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], tools }) });
       expect(res.statusCode).toBe(400);
