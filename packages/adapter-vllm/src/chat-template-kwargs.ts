@@ -36,6 +36,8 @@ import { KvmgrError } from '@kvmgr/core';
 import { jinjaTrim, pythonRstrip } from './chat-tools.js';
 import { type OpenAiErrorResponse, openAiError } from './openai-api-errors.js';
 import { type ChatMessage, type ChatTool, chatMessageText } from './openai-api.js';
+import { markRequestToolsJson } from './json-marks.js';
+import type { Tokenizer } from './tokenizers.js';
 
 /**
  * The request fields a chat renderer reads besides the messages (named as in the request body, so
@@ -156,6 +158,28 @@ export function renderChatOr400<T>(render: (options: ChatRenderOptions) => T, op
       return { ok: false, error: openAiError(400, e.message, { param: e.param, code: 'invalid_value' }) };
     }
   }
+}
+
+/**
+ * A validated chat request's prompt token ids as vLLM renders them, or the 400 to send: the
+ * request's `tools` and `chat_template_kwargs` are first given the number types and key order of
+ * `bodyText` ({@link markRequestToolsJson}; nothing is read for a request with neither), then
+ * rendered by {@link renderChatOr400}. What the gateway, the endpoint picker and the engine server
+ * (generation and `/tokenize`) do with each chat request.
+ *
+ * @param tokenizer - the model's tokenizer.
+ * @param request - the validated request (`messages` and the chat-template fields).
+ * @param bodyText - the body's JSON text (or its UTF-8 bytes), which `request` was validated from (absent: rendered from `request` alone).
+ * @param dropUnsupported - see {@link renderChatOr400}. @default false
+ */
+export function chatPromptOr400(
+  tokenizer: Pick<Tokenizer, 'chatPromptTokenIds'>,
+  request: ChatRenderOptions & { readonly messages: readonly ChatMessage[] },
+  bodyText?: string | Uint8Array,
+  dropUnsupported = false,
+): RenderChatResult<number[]> {
+  if (bodyText !== undefined) markRequestToolsJson(request, bodyText);
+  return renderChatOr400((o) => tokenizer.chatPromptTokenIds(request.messages, o), request, dropUnsupported);
 }
 
 /** What a renderer starts from: {@link chatTemplateSetup}'s result. */

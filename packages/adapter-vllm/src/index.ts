@@ -56,7 +56,7 @@ export type { OpenAiErrorInfo, OpenAiErrorBody, OpenAiErrorResponse, OpenAiParse
 export { SSE_DONE, formatSseChunk, parseSseStream } from './openai-api-sse.js';
 export { pythonJsonDumps, jinjaTrim, templateTools } from './chat-tools.js';
 export { markRequestToolsJson } from './json-marks.js';
-export { CONTINUE_FINAL_MESSAGE_TAG, ChatTemplateError, type RenderChatResult, renderChatOr400 } from './chat-template-kwargs.js';
+export { CONTINUE_FINAL_MESSAGE_TAG, ChatTemplateError, type RenderChatResult, chatPromptOr400, renderChatOr400 } from './chat-template-kwargs.js';
 export type { ChatRenderOptions } from './chat-template-kwargs.js';
 export type { TemplateTool } from './chat-tools.js';
 export { LLAMA3_BOS_TOKEN_ID, encodeText, decodeTokens, decodeToken, renderChatTemplate, chatPromptTokenIds, completionPromptTokenIds, tokenizerCacheStats } from './tokenizer.js';

@@ -541,8 +541,7 @@ function topLevelMembers(text: string, wanted: readonly string[]): Map<string, [
     while (isWs(text.charCodeAt(i))) i++;
     if (text.charCodeAt(i) !== 34) return out;
     const j = stringEnd(text, i);
-    const s = text.slice(i + 1, j);
-    const key = s.indexOf('\\') === -1 ? s : (JSON.parse(text.slice(i, j + 1)) as string);
+    const key = stringAt(text, i, j);
     i = j + 1;
     while (i < text.length && text.charCodeAt(i) !== 58) i++;
     i++;
@@ -595,14 +594,16 @@ const TOJSON_MEMBERS: readonly string[] = ['tools', 'chat_template_kwargs'];
  * strings, read with marks by the renderers.
  *
  * @param request - the validated request (the schema's output for `bodyText`).
- * @param bodyText - the request body as received (JSON text `JSON.parse` accepted).
+ * @param bodyText - the request body as received (JSON text `JSON.parse` accepted), as text or UTF-8 bytes.
  */
-export function markRequestToolsJson(request: { readonly tools?: unknown; readonly chat_template_kwargs?: unknown }, bodyText: string): void {
+export function markRequestToolsJson(request: { readonly tools?: unknown; readonly chat_template_kwargs?: unknown }, bodyText: string | Uint8Array): void {
   const tools = request.tools;
   const kwargs = request.chat_template_kwargs;
   if ((!Array.isArray(tools) || tools.length === 0) && (typeof kwargs !== 'object' || kwargs === null)) return;
-  for (const [key, [start, end]] of topLevelMembers(bodyText, TOJSON_MEMBERS)) {
-    markMember(bodyText, start, end, key === 'tools' ? tools : kwargs);
+  // bytes are decoded only here, for a request that has something to mark
+  const text = typeof bodyText === 'string' ? bodyText : Buffer.from(bodyText.buffer, bodyText.byteOffset, bodyText.byteLength).toString('utf8');
+  for (const [key, [start, end]] of topLevelMembers(text, TOJSON_MEMBERS)) {
+    markMember(text, start, end, key === 'tools' ? tools : kwargs);
   }
 }
 

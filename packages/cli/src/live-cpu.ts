@@ -56,15 +56,6 @@ export function machineCpuTicks(): { busy: number; total: number } | undefined {
 }
 
 /**
- * Busy and total CPU seconds of the whole machine so far (all CPUs summed): {@link machineCpuTicks} / `USER_HZ`.
- * @returns `undefined` when `/proc/stat` is not there
- */
-export function machineCpuSeconds(): { busy: number; total: number } | undefined {
-  const t = machineCpuTicks();
-  return t && { busy: t.busy / USER_HZ, total: t.total / USER_HZ };
-}
-
-/**
  * Busy share (0–1) of the machine between two {@link machineCpuTicks} readings: busy ticks over all
  * ticks elapsed. Computed on the integer ticks, so a fully busy window gives exactly 1 (a ratio of
  * tick counts divided by `USER_HZ` first can round to 1.0000000000354925).

@@ -15,10 +15,9 @@ import {
   type Tokenizer,
   DEFAULT_TOKENIZER,
   getTokenizer,
-  markRequestToolsJson,
   openAiError,
   parseOpenAiRequest,
-  renderChatOr400,
+  chatPromptOr400,
 } from '@kvmgr/adapter-vllm';
 
 /** Token ids at or above this are outside Llama 3's vocabulary. */
@@ -236,9 +235,8 @@ export function parseGenerationRequest(kind: 'completion' | 'chat', body: unknow
     prompt = prompts[0] as number[];
   } else {
     const chat = r as ChatCompletionRequest;
-    // returns at once for a request without tools or template variables (every plain request)
-    if (bodyText !== undefined) markRequestToolsJson(chat, bodyText);
-    const rendered = renderChatOr400((o) => tok.chatPromptTokenIds(chat.messages, o), chat);
+    // the body text is read only for a request with tools or template variables (no plain request)
+    const rendered = chatPromptOr400(tok, chat, bodyText);
     if (!rendered.ok) return rendered;
     prompt = rendered.value;
   }

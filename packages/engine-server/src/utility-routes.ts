@@ -5,8 +5,8 @@
  * @see vllm-project/vllm:vllm/entrypoints/openai/api_server.py
  */
 import { createRequire } from 'node:module';
-import { type Tokenizer, markRequestToolsJson, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
-import { type ChatRenderOptions, ChatMessageSchema, ChatTemplateFields, ChatToolsSchema, chatTemplateFieldsCheck, renderChatOr400 } from '@kvmgr/adapter-vllm';
+import { type Tokenizer, openAiError, parseOpenAiRequest } from '@kvmgr/adapter-vllm';
+import { type ChatRenderOptions, ChatMessageSchema, ChatTemplateFields, ChatToolsSchema, chatPromptOr400, chatTemplateFieldsCheck } from '@kvmgr/adapter-vllm';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { jsonBodyText } from './body-text.js';
@@ -75,10 +75,7 @@ export function registerUtilityRoutes(app: FastifyInstance, ctx: UtilityRouteCon
     if (notFound) return reply.code(notFound.status).send(notFound.body);
     let tokens: number[];
     if (b.messages !== undefined) {
-      const messages = b.messages;
-      const text = jsonBodyText(req);
-      if (text !== undefined) markRequestToolsJson(b, text);
-      const chat = renderChatOr400((o) => tok.chatPromptTokenIds(messages, o), b);
+      const chat = chatPromptOr400(tok, b as typeof b & { messages: z.infer<typeof ChatMessageSchema>[] }, jsonBodyText(req));
       if (!chat.ok) return reply.code(chat.error.status).send(chat.error.body);
       tokens = chat.value;
     } else if (typeof b.prompt === 'string') tokens = b.add_special_tokens === false ? tok.encode(b.prompt) : (tok.completionPromptTokenIds(b.prompt)[0] ?? []);

@@ -4,7 +4,6 @@
  * segment and pre-token caches; token-id prompts as they are), the predicted KV footprint, and the SLO fields from the headers
  * `x-slo-ttft-ms`, `x-slo-tpot-ms`, `x-slo-class`, `x-request-priority`.
  */
-import type { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import type { SloClass, SloTargets } from '@kvmgr/core';
 import type { RouteRequest } from '@kvmgr/router';
@@ -17,10 +16,9 @@ import {
   type Tokenizer,
   DEFAULT_TOKENIZER,
   getTokenizer,
-  markRequestToolsJson,
   openAiError,
   parseOpenAiRequest,
-  renderChatOr400,
+  chatPromptOr400,
 } from '@kvmgr/adapter-vllm';
 
 /** The two routed OpenAI endpoints. */
@@ -87,7 +85,7 @@ function positiveHeader(headers: Readonly<Record<string, string | string[] | und
  * @param headers - the request headers (lower-case names).
  * @param defaultMaxTokens - output tokens assumed when the body sets none.
  * @param tokenizer - the model's tokenizer (prompt keys and footprint). @default Llama 3's
- * @param bodyText - the body as received (UTF-8 bytes or text), which `body` was parsed from: a
+ * @param bodyText - the body as received (text or UTF-8 bytes), which `body` was parsed from: a
  *   chat request's `tools` (and `chat_template_kwargs`) are rendered with the number types and key
  *   order it holds, as vLLM's `json.loads` reads them (`1.0` stays a float). Decoded only for a
  *   request with tools or template variables. Without it, they are rendered from `body` alone.
@@ -99,7 +97,7 @@ export function readRequest(
   headers: Readonly<Record<string, string | string[] | undefined>>,
   defaultMaxTokens: number,
   tokenizer: Tokenizer = getTokenizer(DEFAULT_TOKENIZER),
-  bodyText?: string | Buffer,
+  bodyText?: string | Uint8Array,
 ): { ok: true; info: RequestInfo } | { ok: false; error: OpenAiErrorResponse } {
   const parsed = route === 'chat' ? parseOpenAiRequest(ChatCompletionRequestSchema, body) : parseOpenAiRequest(CompletionRequestSchema, body);
   if (!parsed.ok) return parsed;
@@ -107,10 +105,9 @@ export function readRequest(
   let maxTokens: number;
   if (route === 'chat') {
     const c = parsed.value as ChatCompletionRequest;
-    if (bodyText !== undefined && ((c.tools?.length ?? 0) > 0 || c.chat_template_kwargs != null)) markRequestToolsJson(c, typeof bodyText === 'string' ? bodyText : bodyText.toString('utf8'));
     // a template variable kvmgr does not model is left out of the predicted prompt (the engine renders
     // the real one): routed on a near prompt rather than refused
-    const rendered = renderChatOr400((o) => tokenizer.chatPromptTokenIds(c.messages, o), c, true);
+    const rendered = chatPromptOr400(tokenizer, c, bodyText, true);
     if (!rendered.ok) return rendered;
     prompts = [rendered.value];
     const m = [c.max_tokens, c.max_completion_tokens].filter((x): x is number => typeof x === 'number');
